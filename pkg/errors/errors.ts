@@ -1,0 +1,38 @@
+// One catalogue of coded errors. Edges (CNI, DNS, HTTP) map codes to their own vocabularies.
+
+export const ErrorCodes = {
+  FERRY_ERR_INVALID_OBJECT: 'an object failed validation; the message names the object and the field',
+  FERRY_ERR_PARSE: 'a manifest or stored value could not be parsed',
+  FERRY_ERR_UNKNOWN_KIND: 'an object has a kind ferry does not handle',
+  FERRY_ERR_DUPLICATE: 'two objects share a kind, namespace and name',
+  FERRY_ERR_CONFIG: 'a flag or config file value is invalid',
+  FERRY_ERR_SOURCE: 'a state source (files, etcd) failed; the last good state is kept',
+  FERRY_ERR_APPLY: 'programming the kernel failed; a full sync is retried',
+  FERRY_ERR_EXEC: 'a helper program exited with an error',
+  FERRY_ERR_NOT_FOUND: 'the named object does not exist',
+} as const
+
+export type ErrorCode = keyof typeof ErrorCodes
+
+export class FerryError extends Error {
+  readonly code: ErrorCode
+  readonly details: Readonly<Record<string, unknown>>
+  constructor (code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'FerryError'
+    this.code = code
+    this.details = details
+  }
+
+  toJSON (): Record<string, unknown> {
+    return { code: this.code, message: this.message, ...this.details }
+  }
+}
+
+export function isFerryError (e: unknown, code?: ErrorCode): e is FerryError {
+  return e instanceof FerryError && (code === undefined || e.code === code)
+}
+
+export function errorMessage (e: unknown): string {
+  return e instanceof Error ? e.message : String(e)
+}

@@ -1,0 +1,87 @@
+// Family-aware address helpers. Every address ferry stores is canonical text from parseIP.
+import { isIPv4, isIPv6, BlockList } from 'node:net'
+
+export type IPFamily = 'IPv4' | 'IPv6'
+
+export interface ParsedIP { readonly family: IPFamily, readonly ip: string }
+export interface ParsedCIDR { readonly family: IPFamily, readonly ip: string, readonly prefix: number, readonly text: string }
+
+// Kubernetes still accepts legacy IPv4 with leading zeros ("192.168.099.011") and reads it as decimal.
+const legacyV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
+
+export function parseIP (text: string): ParsedIP | null {
+  const s = text.trim()
+  const m = legacyV4.exec(s)
+  if (m !== null) {
+    const parts = m.slice(1).map(p => Number.parseInt(p, 10))
+    if (parts.some(p => p > 255)) return null
+    return { family: 'IPv4', ip: parts.join('.') }
+  }
+  if (isIPv6(s)) return { family: 'IPv6', ip: canonicalV6(s) }
+  return null
+}
+
+export function familyOf (ip: string): IPFamily | null {
+  if (isIPv4(ip)) return 'IPv4'
+  if (isIPv6(ip)) return 'IPv6'
+  return null
+}
+
+export function parseCIDR (text: string): ParsedCIDR | null {
+  const s = text.trim()
+  const slash = s.indexOf('/')
+  if (slash < 0) return null
+  const ip = parseIP(s.slice(0, slash))
+  const prefixText = s.slice(slash + 1)
+  if (ip === null || !/^\d{1,3}$/.test(prefixText)) return null
+  const prefix = Number(prefixText)
+  if (prefix > (ip.family === 'IPv4' ? 32 : 128)) return null
+  const net = maskIP(ip, prefix)
+  return { family: ip.family, ip: net, prefix, text: `${net}/${prefix}` }
+}
+
+export function cidrContains (cidr: ParsedCIDR, ip: string): boolean {
+  const p = parseIP(ip)
+  if (p === null || p.family !== cidr.family) return false
+  const bl = new BlockList()
+  bl.addSubnet(cidr.ip, cidr.prefix, cidr.family === 'IPv4' ? 'ipv4' : 'ipv6')
+  return bl.check(p.ip, p.family === 'IPv4' ? 'ipv4' : 'ipv6')
+}
+
+function canonicalV6 (s: string): string {
+  // URL parsing yields the RFC 5952 form, lower case and compressed.
+  return new URL(`http://[${s}]/`).hostname.slice(1, -1)
+}
+
+function toBytes (ip: ParsedIP): number[] {
+  if (ip.family === 'IPv4') return ip.ip.split('.').map(Number)
+  const full = expandV6(ip.ip)
+  const out: number[] = []
+  for (const g of full) { const v = Number.parseInt(g, 16); out.push(v >> 8, v & 0xff) }
+  return out
+}
+
+function expandV6 (s: string): string[] {
+  let text = s
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
+  if (v4?.[1] !== undefined) {
+    const b = v4[1].split('.').map(Number)
+    text = text.slice(0, -v4[1].length) + `${((b[0] ?? 0) << 8 | (b[1] ?? 0)).toString(16)}:${((b[2] ?? 0) << 8 | (b[3] ?? 0)).toString(16)}`
+  }
+  const [head = '', tail] = text.split('::')
+  const h = head === '' ? [] : head.split(':')
+  const t = tail === undefined || tail === '' ? [] : tail.split(':')
+  const fill = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill('0')
+  return [...h, ...fill, ...t]
+}
+
+function maskIP (ip: ParsedIP, prefix: number): string {
+  const bytes = toBytes(ip).map((b, i) => {
+    const bits = Math.max(0, Math.min(8, prefix - i * 8))
+    return b & (0xff << (8 - bits)) & 0xff
+  })
+  if (ip.family === 'IPv4') return bytes.join('.')
+  const groups: string[] = []
+  for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16))
+  return canonicalV6(groups.join(':'))
+}

@@ -1,0 +1,20 @@
+// A Source turns the outside world (manifest files, etcd) into validated objects. Downstream code
+// only ever sees the SourceHandler calls, never files or etcd.
+import type { FerryError } from '../errors/errors.js'
+import type { KObject, Kind } from '../api/types.js'
+
+export interface SourceHandler {
+  /** The source's complete state: objects missing from it are gone. Called at start and on re-list. */
+  replace: (objects: KObject[]) => void
+  upsert: (obj: KObject) => void
+  remove: (kind: Kind, namespace: string | undefined, name: string) => void
+  /** A problem the source recovered from by keeping its last good state (bad file, etcd down). */
+  error: (err: FerryError) => void
+}
+
+export interface Source {
+  readonly name: string
+  /** Resolves once the first complete state has been handed to `replace`. */
+  start: (handler: SourceHandler) => Promise<void>
+  stop: () => Promise<void>
+}
