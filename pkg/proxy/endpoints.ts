@@ -1,0 +1,116 @@
+// EndpointSlices → per-service-port endpoint lists for one IP family (kube-proxy's endpointslicecache).
+import { SERVICE_NAME_LABEL } from '../api/types.js'
+import type { Endpoint, EndpointSlice } from '../api/types.js'
+import { familyOf } from '../net/ip.js'
+import type { IPFamily } from '../net/ip.js'
+import { servicePortName } from './serviceport.js'
+import { servicePortKey } from './types.js'
+import type { EndpointInfo } from './types.js'
+
+/** "namespace/service" a slice belongs to, or undefined when it has no service-name label. */
+export function serviceOfSlice (slice: EndpointSlice): string | undefined {
+  const svc = slice.metadata.labels?.[SERVICE_NAME_LABEL]
+  return svc === undefined || svc === '' ? undefined : `${slice.metadata.namespace}/${svc}`
+}
+
+function hintNames (hints: ReadonlyArray<{ name: string }> | undefined): string[] | undefined {
+  if (hints === undefined || hints.length === 0) return undefined
+  return [...new Set(hints.map(h => h.name))].sort()
+}
+
+function toEndpointInfo (e: Endpoint, ip: string, port: number, nodeName: string): EndpointInfo {
+  const ready = e.conditions?.ready ?? true
+  const info: { -readonly [K in keyof EndpointInfo]: EndpointInfo[K] } = {
+    ip,
+    port,
+    ready,
+    // Kubernetes: serving defaults to ready. A missing ready is true, so a wholly missing pair is true/true.
+    serving: e.conditions?.serving ?? ready,
+    terminating: e.conditions?.terminating ?? false,
+    isLocal: e.nodeName !== undefined && e.nodeName === nodeName,
+  }
+  if (e.nodeName !== undefined) info.nodeName = e.nodeName
+  if (e.zone !== undefined) info.zone = e.zone
+  const zoneHints = hintNames(e.hints?.forZones)
+  if (zoneHints !== undefined) info.zoneHints = zoneHints
+  const nodeHints = hintNames(e.hints?.forNodes)
+  if (nodeHints !== undefined) info.nodeHints = nodeHints
+  return info
+}
+
+/** Rank for choosing among duplicate "ip:port" entries; lower wins. */
+function rank (e: EndpointInfo): number {
+  return (e.terminating ? 2 : 0) + (e.ready ? 0 : 1)
+}
+
+function ipv4Key (ip: string): string {
+  return ip.split('.').map(o => Number(o).toString(16).padStart(2, '0')).join('')
+}
+
+function ipv6Key (ip: string): string {
+  let text = ip
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
+  if (v4?.[1] !== undefined) {
+    const k = ipv4Key(v4[1])
+    text = `${text.slice(0, -v4[1].length)}${k.slice(0, 4)}:${k.slice(4)}`
+  }
+  const [head = '', tail] = text.split('::')
+  const h = head === '' ? [] : head.split(':')
+  const t = tail === undefined || tail === '' ? [] : tail.split(':')
+  const fill = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill('0')
+  return [...h, ...fill, ...t].map(g => g.padStart(4, '0')).join('')
+}
+
+/** Orders endpoints by numeric address, then port: the order every backend renders in. */
+export function compareEndpoints (a: Pick<EndpointInfo, 'ip' | 'port'>, b: Pick<EndpointInfo, 'ip' | 'port'>): number {
+  if (a.ip !== b.ip) {
+    const fa = familyOf(a.ip)
+    const fb = familyOf(b.ip)
+    if (fa !== fb) return fa === 'IPv4' ? -1 : 1
+    const ka = fa === 'IPv4' ? ipv4Key(a.ip) : ipv6Key(a.ip)
+    const kb = fb === 'IPv4' ? ipv4Key(b.ip) : ipv6Key(b.ip)
+    if (ka !== kb) return ka < kb ? -1 : 1
+    return a.ip < b.ip ? -1 : 1
+  }
+  return a.port - b.port
+}
+
+/**
+ * The endpoints of every service port the slices describe, keyed by servicePortKey. Slices without the
+ * service-name label, FQDN slices and slices of the other family are ignored; so are ports without a
+ * number and endpoints without an address of `family`; ports left without endpoints get no key. Pure; the result does not depend on slice order.
+ */
+export function endpointsFromSlices (slices: readonly EndpointSlice[], family: IPFamily, nodeName: string): Map<string, EndpointInfo[]> {
+  // Sort by slice name so that ties between duplicates resolve the same way whatever the input order.
+  const ordered = [...slices].sort((a, b) => {
+    const ka = `${a.metadata.namespace}/${a.metadata.name}`
+    const kb = `${b.metadata.namespace}/${b.metadata.name}`
+    return ka < kb ? -1 : ka > kb ? 1 : 0
+  })
+  const byKey = new Map<string, Map<string, EndpointInfo>>()
+  for (const slice of ordered) {
+    if (slice.addressType !== family) continue
+    const svc = slice.metadata.labels?.[SERVICE_NAME_LABEL]
+    if (svc === undefined || svc === '') continue
+    for (const p of slice.ports) {
+      if (p.port === undefined || p.port === 0) continue
+      const key = servicePortKey({ spn: servicePortName(slice.metadata.namespace, svc, p.name ?? ''), protocol: p.protocol })
+      let set = byKey.get(key)
+      if (set === undefined) { set = new Map(); byKey.set(key, set) }
+      for (const e of slice.endpoints) {
+        // Only the first address counts (Kubernetes sets exactly one; more are reserved).
+        const ip = e.addresses[0]
+        if (ip === undefined || familyOf(ip) !== family) continue
+        const info = toEndpointInfo(e, ip, p.port, nodeName)
+        const id = `${ip}:${p.port}`
+        const old = set.get(id)
+        if (old === undefined || rank(info) < rank(old) || (rank(info) === rank(old) && info.isLocal && !old.isLocal)) set.set(id, info)
+      }
+    }
+  }
+  const out = new Map<string, EndpointInfo[]>()
+  for (const [key, set] of byKey) {
+    if (set.size > 0) out.set(key, [...set.values()].sort(compareEndpoints))
+  }
+  return out
+}
