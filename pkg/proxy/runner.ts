@@ -1,0 +1,141 @@
+// Bounded-frequency runner (kube-proxy's runner/bounded_frequency_runner.go): run() requests coalesce into
+// one run, at least minIntervalMs passes from the end of one run to the start of the next, a run happens at
+// least every maxIntervalMs, and retryAfter() brings the next run forward after a failure.
+
+/** Time source; tests inject FakeClock (fake-clock.ts). */
+export interface Clock {
+  now: () => number
+  setTimeout: (fn: () => void, ms: number) => unknown
+  clearTimeout: (h: unknown) => void
+}
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: h => { clearTimeout(h as ReturnType<typeof setTimeout>) },
+}
+
+export interface BoundedFrequencyRunnerOptions {
+  /** For logs and errors. */
+  readonly name: string
+  readonly fn: () => Promise<void>
+  readonly minIntervalMs: number
+  readonly maxIntervalMs: number
+  readonly clock?: Clock
+  /** Called with whatever fn rejected with; the runner carries on. */
+  readonly onError?: (err: unknown) => void
+}
+
+export class BoundedFrequencyRunner {
+  readonly name: string
+  private readonly fn: () => Promise<void>
+  private readonly minIntervalMs: number
+  private readonly maxIntervalMs: number
+  private readonly clock: Clock
+  private readonly onError: (err: unknown) => void
+
+  private started = false
+  private stopped = false
+  /** A run() request not yet served by a run that started after it. */
+  private requested = false
+  /** Earliest time a retryAfter() asked for, until the next run starts. */
+  private retryAt: number | undefined
+  /** When start() was called: the reference for the first periodic run. */
+  private startedAt = 0
+  /** End of the last run: the reference for both intervals; undefined before the first run. */
+  private lastEnd: number | undefined
+  private inFlight: Promise<void> | undefined
+  private timer: unknown
+  private timerAt: number | undefined
+  private runs = 0
+
+  constructor (opts: BoundedFrequencyRunnerOptions) {
+    if (!(opts.minIntervalMs >= 0) || !(opts.maxIntervalMs > 0) || opts.minIntervalMs > opts.maxIntervalMs) {
+      throw new RangeError(`runner ${opts.name}: need 0 <= minIntervalMs <= maxIntervalMs and maxIntervalMs > 0`)
+    }
+    this.name = opts.name
+    this.fn = opts.fn
+    this.minIntervalMs = opts.minIntervalMs
+    this.maxIntervalMs = opts.maxIntervalMs
+    this.clock = opts.clock ?? realClock
+    this.onError = opts.onError ?? (() => {})
+  }
+
+  /** Completed runs (successful or not). */
+  get runCount (): number {
+    return this.runs
+  }
+
+  /** True while fn is executing. */
+  get running (): boolean {
+    return this.inFlight !== undefined
+  }
+
+  /** Starts the periodic schedule; requests made before start() are served right after. */
+  start (): void {
+    if (this.started || this.stopped) return
+    this.started = true
+    this.startedAt = this.clock.now()
+    this.schedule()
+  }
+
+  /** Requests a run as soon as minInterval allows. Requests coalesce; one arriving mid-run gets one more run. */
+  run (): void {
+    if (this.stopped) return
+    this.requested = true
+    this.schedule()
+  }
+
+  /** Asks for a run within `ms` (no sooner than minInterval allows), e.g. after a failed sync. */
+  retryAfter (ms: number): void {
+    if (this.stopped) return
+    const at = this.clock.now() + Math.max(0, ms)
+    if (this.retryAt === undefined || at < this.retryAt) this.retryAt = at
+    this.schedule()
+  }
+
+  /** Stops scheduling and waits for a run in flight. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    this.cancelTimer()
+    await this.inFlight
+  }
+
+  private cancelTimer (): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    this.timer = undefined
+    this.timerAt = undefined
+  }
+
+  private schedule (): void {
+    if (!this.started || this.stopped || this.inFlight !== undefined) return
+    // The first run need not wait minInterval: nothing has run yet.
+    const earliest = this.lastEnd === undefined ? this.startedAt : this.lastEnd + this.minIntervalMs
+    let due = (this.lastEnd ?? this.startedAt) + this.maxIntervalMs
+    if (this.requested) due = Math.min(due, earliest)
+    if (this.retryAt !== undefined) due = Math.min(due, Math.max(this.retryAt, earliest))
+    if (this.timerAt === due) return
+    this.cancelTimer()
+    this.timerAt = due
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined
+      this.timerAt = undefined
+      this.inFlight = this.execute()
+    }, Math.max(0, due - this.clock.now()))
+  }
+
+  private async execute (): Promise<void> {
+    this.requested = false
+    this.retryAt = undefined
+    try {
+      await this.fn()
+    } catch (err) {
+      try { this.onError(err) } catch {}
+    } finally {
+      this.runs++
+      this.lastEnd = this.clock.now()
+      this.inFlight = undefined
+      this.schedule()
+    }
+  }
+}

@@ -1,0 +1,216 @@
+// Change trackers (kube-proxy's servicechangetracker / endpointschangetracker): event handlers only record
+// what changed since the last sync and drop no-op changes; the sync applies everything at once.
+import { isDeepStrictEqual } from 'node:util'
+import type { EndpointSlice, Service } from '../api/types.js'
+import { namespacedName } from '../api/types.js'
+import type { IPFamily } from '../net/ip.js'
+import { endpointsFromSlices, serviceOfSlice } from './endpoints.js'
+import { servicePortsOf } from './serviceport.js'
+import { servicePortKey } from './types.js'
+import type { EndpointInfo, ServicePortInfo } from './types.js'
+
+export type Now = () => number
+
+function earliest (times: Iterable<number>): number | undefined {
+  let min: number | undefined
+  for (const t of times) if (min === undefined || t < min) min = t
+  return min
+}
+
+interface ServiceChange {
+  /** The ports as last applied (or as before the first pending change). */
+  readonly previous: ReadonlyMap<string, ServicePortInfo>
+  current: ReadonlyMap<string, ServicePortInfo>
+  readonly since: number
+}
+
+function portMap (svc: Service | undefined, family: IPFamily): Map<string, ServicePortInfo> {
+  const m = new Map<string, ServicePortInfo>()
+  if (svc !== undefined) for (const p of servicePortsOf(svc, family)) m.set(servicePortKey(p), p)
+  return m
+}
+
+/** Pending Service changes for one IP family, keyed by "namespace/name". */
+export class ServiceChangeTracker {
+  readonly family: IPFamily
+  private readonly now: Now
+  private readonly items = new Map<string, ServiceChange>()
+
+  constructor (family: IPFamily, now: Now = Date.now) {
+    this.family = family
+    this.now = now
+  }
+
+  /** Records prev → cur (undefined for add/delete). True if this Service now has a pending change. */
+  update (prev: Service | undefined, cur: Service | undefined): boolean {
+    const obj = cur ?? prev
+    if (obj === undefined) return false
+    const nn = namespacedName(obj)
+    const current = portMap(cur, this.family)
+    const item = this.items.get(nn)
+    if (item === undefined) {
+      const previous = portMap(prev, this.family)
+      if (isDeepStrictEqual(previous, current)) return false
+      this.items.set(nn, { previous, current, since: this.now() })
+      return true
+    }
+    // Back to what was applied: the pending change cancels out.
+    if (isDeepStrictEqual(item.previous, current)) {
+      this.items.delete(nn)
+      return false
+    }
+    item.current = current
+    return true
+  }
+
+  /** Services with a pending change. */
+  pendingCount (): number {
+    return this.items.size
+  }
+
+  /** When the oldest still-pending change was recorded, or undefined when nothing is pending. */
+  firstPendingAt (): number | undefined {
+    return earliest([...this.items.values()].map(i => i.since))
+  }
+
+  /** Writes pending changes into `map` (keyed by servicePortKey) and returns the keys whose info changed. */
+  apply (map: Map<string, ServicePortInfo>): Set<string> {
+    const changed = new Set<string>()
+    for (const { previous, current } of this.items.values()) {
+      for (const key of new Set([...previous.keys(), ...current.keys()])) {
+        const before = map.get(key)
+        const after = current.get(key)
+        if (after === undefined) map.delete(key)
+        else map.set(key, after)
+        if (!isDeepStrictEqual(before, after)) changed.add(key)
+      }
+    }
+    this.items.clear()
+    return changed
+  }
+}
+
+/** The parts of a slice that endpoint lists depend on; metadata-only updates compare equal. */
+function sliceContent (s: EndpointSlice): unknown {
+  return { addressType: s.addressType, endpoints: s.endpoints, ports: s.ports }
+}
+
+function sameSlice (a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
+  if (a === undefined || a === null || b === undefined || b === null) return (a ?? null) === (b ?? null)
+  return isDeepStrictEqual(sliceContent(a), sliceContent(b))
+}
+
+interface EndpointsChange {
+  /** Slice name → new content, null for removed from this Service. */
+  readonly slices: Map<string, EndpointSlice | null>
+  readonly since: number
+}
+
+/**
+ * Pending EndpointSlice changes for one IP family, grouped by the Service named in each slice's
+ * kubernetes.io/service-name label. Slices are merged into endpoint lists only in apply().
+ */
+export class EndpointsChangeTracker {
+  readonly family: IPFamily
+  readonly nodeName: string
+  private readonly now: Now
+  /** Service → slice name → slice, as of the last apply. */
+  private readonly applied = new Map<string, Map<string, EndpointSlice>>()
+  /** Service → pending slice changes. */
+  private readonly pending = new Map<string, EndpointsChange>()
+  /** "namespace/sliceName" → Service it belongs to, counting pending changes. */
+  private readonly owner = new Map<string, string>()
+  /** Service → servicePortKeys it has in the endpoints map. */
+  private readonly keysOf = new Map<string, Set<string>>()
+
+  constructor (family: IPFamily, nodeName: string, now: Now = Date.now) {
+    this.family = family
+    this.nodeName = nodeName
+    this.now = now
+  }
+
+  private serviceOf (s: EndpointSlice | undefined): string | undefined {
+    // Slices of the other family (or FQDN) are not ours: treat them as belonging to no Service.
+    return s === undefined || s.addressType !== this.family ? undefined : serviceOfSlice(s)
+  }
+
+  private record (svc: string, sliceName: string, slice: EndpointSlice | null): void {
+    const appliedSlice = this.applied.get(svc)?.get(sliceName)
+    let change = this.pending.get(svc)
+    if (sameSlice(appliedSlice, slice)) {
+      // Same as applied: drop any pending change for this slice.
+      if (change === undefined) return
+      change.slices.delete(sliceName)
+      if (change.slices.size === 0) this.pending.delete(svc)
+      return
+    }
+    if (change === undefined) {
+      change = { slices: new Map(), since: this.now() }
+      this.pending.set(svc, change)
+    }
+    change.slices.set(sliceName, slice)
+  }
+
+  /** Records prev → cur (undefined for add/delete). True if a Service this slice touches has a pending change. */
+  update (prev: EndpointSlice | undefined, cur: EndpointSlice | undefined): boolean {
+    const obj = cur ?? prev
+    if (obj === undefined) return false
+    const id = `${obj.metadata.namespace}/${obj.metadata.name}`
+    const oldSvc = this.owner.get(id) ?? this.serviceOf(prev)
+    const newSvc = this.serviceOf(cur)
+    if (oldSvc !== undefined && oldSvc !== newSvc) this.record(oldSvc, obj.metadata.name, null)
+    if (newSvc !== undefined && cur !== undefined) {
+      this.record(newSvc, obj.metadata.name, cur)
+      this.owner.set(id, newSvc)
+    } else {
+      this.owner.delete(id)
+    }
+    return (oldSvc !== undefined && this.pending.has(oldSvc)) || (newSvc !== undefined && this.pending.has(newSvc))
+  }
+
+  /** Services with pending slice changes. */
+  pendingCount (): number {
+    return this.pending.size
+  }
+
+  /** When the oldest still-pending change was recorded, or undefined when nothing is pending. */
+  firstPendingAt (): number | undefined {
+    return earliest([...this.pending.values()].map(c => c.since))
+  }
+
+  /** The slices currently applied for a Service ("namespace/name"), sorted by name. */
+  slicesOf (svc: string): EndpointSlice[] {
+    const m = this.applied.get(svc)
+    return m === undefined ? [] : [...m.keys()].sort().map(k => m.get(k) as EndpointSlice)
+  }
+
+  /**
+   * Recomputes the endpoints of every Service with pending slice changes, writes them into `map` (keyed by
+   * servicePortKey; ports left without endpoints are deleted) and returns the keys whose lists changed.
+   */
+  apply (map: Map<string, EndpointInfo[]>): Set<string> {
+    const changed = new Set<string>()
+    for (const [svc, change] of this.pending) {
+      let slices = this.applied.get(svc)
+      if (slices === undefined) { slices = new Map(); this.applied.set(svc, slices) }
+      for (const [name, slice] of change.slices) {
+        if (slice === null) slices.delete(name)
+        else slices.set(name, slice)
+      }
+      if (slices.size === 0) this.applied.delete(svc)
+      const fresh = endpointsFromSlices([...slices.values()], this.family, this.nodeName)
+      const oldKeys = this.keysOf.get(svc) ?? new Set<string>()
+      for (const key of new Set([...oldKeys, ...fresh.keys()])) {
+        const before = map.get(key)
+        const after = fresh.get(key)
+        if (after === undefined) map.delete(key)
+        else map.set(key, after)
+        if (!isDeepStrictEqual(before, after)) changed.add(key)
+      }
+      if (fresh.size === 0) this.keysOf.delete(svc)
+      else this.keysOf.set(svc, new Set(fresh.keys()))
+    }
+    this.pending.clear()
+    return changed
+  }
+}
