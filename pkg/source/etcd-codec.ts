@@ -1,0 +1,61 @@
+// Stored values ⇄ objects, and the one way ferry builds an etcd client. Shared by the source (read side)
+// and the store (ferryctl's write side) so both agree on the layout and on what a valid value is.
+import { Etcd3, type IOptions } from 'etcd3'
+import { validateObject } from '../api/validate.js'
+import type { KObject } from '../api/types.js'
+import { FerryError, errorMessage } from '../errors/errors.js'
+import { keyFor } from './etcd-keys.js'
+
+/** Parses and validates the value stored at `key`; throws a FerryError naming the key (and field). */
+export function decodeValue (key: string, value: Buffer | string, prefix?: string): KObject {
+  let raw: unknown
+  try {
+    raw = JSON.parse(typeof value === 'string' ? value : value.toString('utf8'))
+  } catch (e) {
+    throw new FerryError('FERRY_ERR_PARSE', `etcd key ${key}: value is not valid JSON: ${errorMessage(e)}`, { origin: key })
+  }
+  const obj = validateObject(raw, `etcd key ${key}`)
+  const want = keyFor(obj, prefix)
+  if (want !== key) {
+    throw new FerryError('FERRY_ERR_INVALID_OBJECT',
+      `etcd key ${key}: holds ${obj.kind} "${obj.metadata.namespace !== undefined ? obj.metadata.namespace + '/' : ''}${obj.metadata.name}", whose key is ${want}`,
+      { origin: key, kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name })
+  }
+  return obj
+}
+
+export function encodeValue (obj: KObject): string {
+  return JSON.stringify(obj)
+}
+
+export interface ClientOptions {
+  /** Deadline for each unary call (range, txn, compact); streams have none. */
+  requestTimeoutMs?: number
+}
+
+export type ClientFactory = (endpoints: string[]) => Etcd3
+
+/**
+ * A client with a per-call deadline and gRPC keepalive, so a dead or hung etcd is noticed on the watch
+ * stream too (etcd's default keepalive enforcement allows pings every 5s; we ping every 10s).
+ */
+export function createClient (endpoints: string[], opts: ClientOptions = {}): Etcd3 {
+  const timeout = opts.requestTimeoutMs ?? 5000
+  const options: IOptions = {
+    hosts: endpoints,
+    dialTimeout: timeout,
+    defaultCallOptions: (ctx) => ctx.isStream ? {} : { deadline: Date.now() + timeout },
+    grpcOptions: {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 0,
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    },
+  }
+  return new Etcd3(options)
+}
+
+/** "http://a:2379, b:2379" → ["http://a:2379", "http://b:2379"]. */
+export function parseEndpoints (text: string): string[] {
+  return text.split(',').map(s => s.trim()).filter(s => s !== '')
+}
