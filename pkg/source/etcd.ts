@@ -1,0 +1,264 @@
+// EtcdSource: list everything under `<prefix>/v1/` at one revision, hand it to `replace`, then watch from
+// the next revision and forward PUT → upsert, DELETE → remove. On compaction (the watch's start revision
+// is gone) or on reconnect after an outage it lists again and calls `replace`, so nothing is missed.
+//
+// Why not etcd3's Watcher: it resumes from the last *header* revision (not the last event it delivered),
+// turns compaction into a generic "error" event (throwing if nobody listens), and keeps its own reconnect
+// timers alive after cancel. We drive the raw Watch stream instead: one stream, one watcher, one loop.
+import type { Etcd3, IDuplexStream, IEvent, IWatchRequest, IWatchResponse } from 'etcd3'
+import type { KObject } from '../api/types.js'
+import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
+import { createClient, decodeValue, type ClientFactory } from './etcd-codec.js'
+import { objectsPrefix, parseKey, prefixRangeEnd } from './etcd-keys.js'
+import type { Source, SourceHandler } from './source.js'
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+export type LogFn = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void
+
+export interface EtcdSourceOptions {
+  /** Client URLs, e.g. ["http://127.0.0.1:2379"]. */
+  endpoints: string[]
+  /** Key prefix; default "/ferry". Objects are read from `<prefix>/v1/`. */
+  prefix?: string
+  log?: LogFn
+  /** Retry delay after a failure: starts at initialMs, doubles up to maxMs. Default 200ms → 10s. */
+  backoff?: { initialMs: number, maxMs: number }
+  /** Builds a client for one connection attempt (a fresh one after every failure). Default createClient. */
+  clientFactory?: ClientFactory
+  /** Deadline for each range call; default 5000ms. */
+  requestTimeoutMs?: number
+  /** Keys per range page when listing (all pages read at one revision); default 1000. */
+  pageSize?: number
+  /**
+   * Test seam: awaited after each successful list, before the watch from `fromRevision` is created.
+   * Lets a test write and compact while the source is between list and watch.
+   */
+  beforeWatch?: (fromRevision: number) => void | Promise<void>
+}
+
+type WatchEnd = 'compacted' | 'stopped'
+type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>
+
+const COMPACTED = /compacted/i
+
+export class EtcdSource implements Source {
+  readonly name = 'etcd'
+  private readonly opts: EtcdSourceOptions
+  private readonly prefix: string
+  private readonly log: LogFn
+  private readonly backoff: { initialMs: number, maxMs: number }
+  private state = new Map<string, KObject>() // etcd key → last good object
+  private client: Etcd3 | undefined
+  private started = false
+  private stopped = false
+  private ready = false
+  private wake: (() => void) | undefined
+  private endWatch: (() => void) | undefined
+  private loop: Promise<void> | undefined
+  private failStart: ((e: Error) => void) | undefined
+  private lastRevision = 0
+
+  constructor (opts: EtcdSourceOptions) {
+    if (opts.endpoints.length === 0) throw new FerryError('FERRY_ERR_CONFIG', 'etcd source: no endpoints given')
+    this.opts = opts
+    this.prefix = objectsPrefix(opts.prefix)
+    this.log = opts.log ?? (() => {})
+    this.backoff = opts.backoff ?? { initialMs: 200, maxMs: 10_000 }
+  }
+
+  /** The revision of the last list or watch event seen (0 before the first list). */
+  get revision (): number { return this.lastRevision }
+
+  async start (handler: SourceHandler): Promise<void> {
+    if (this.started) throw new FerryError('FERRY_ERR_SOURCE', 'etcd source: start() called twice')
+    this.started = true
+    await new Promise<void>((resolve, reject) => {
+      this.failStart = reject
+      this.loop = this.run(handler, resolve)
+    })
+  }
+
+  async stop (): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = true
+      this.wake?.()
+      this.endWatch?.()
+      this.dropClient()
+      if (!this.ready) this.failStart?.(new FerryError('FERRY_ERR_SOURCE', 'etcd source stopped before the first list completed'))
+    }
+    await this.loop
+  }
+
+  private async run (h: SourceHandler, onReady: () => void): Promise<void> {
+    let delay = this.backoff.initialMs
+    let outage = false
+    let compactions = 0
+    while (!this.stopped) {
+      let phase = 'list'
+      try {
+        const client = this.connect()
+        const revision = await this.list(client, h)
+        if (this.stopped) break
+        if (!this.ready) { this.ready = true; onReady() }
+        phase = 'watch'
+        await this.opts.beforeWatch?.(revision + 1)
+        if (this.stopped) break
+        const end = await this.watch(client, h, revision + 1, {
+          created: () => {
+            delay = this.backoff.initialMs
+            if (outage) { outage = false; this.log('info', 'etcd reachable again; state re-listed', { endpoints: this.opts.endpoints, revision }) }
+          },
+          events: () => { compactions = 0 },
+        })
+        if (end === 'stopped') break
+        compactions++
+        this.log('warn', 'etcd watch fell behind a compaction; re-listing', { fromRevision: revision + 1 })
+        if (compactions > 3) await this.sleep(delay) // never spin if compaction keeps outrunning us
+      } catch (e) {
+        if (this.stopped) break
+        this.dropClient()
+        if (COMPACTED.test(errorMessage(e))) { // the pinned list revision was compacted mid-list
+          this.log('info', 'etcd list revision compacted; listing again', { error: errorMessage(e) })
+          if (++compactions > 3) await this.sleep(delay)
+          continue
+        }
+        if (!outage) {
+          outage = true
+          this.report(h, new FerryError('FERRY_ERR_SOURCE',
+            `etcd ${this.opts.endpoints.join(',')}: ${phase} failed: ${errorMessage(e)}; keeping the last good state and retrying`,
+            { endpoints: this.opts.endpoints, phase }, { cause: e }))
+        } else this.log('debug', 'etcd still unreachable', { phase, error: errorMessage(e), retryInMs: delay })
+        await this.sleep(delay)
+        delay = Math.min(delay * 2, this.backoff.maxMs)
+      }
+    }
+    this.dropClient()
+  }
+
+  private connect (): Etcd3 {
+    this.client ??= (this.opts.clientFactory ?? ((eps: string[]) => createClient(eps, { requestTimeoutMs: this.opts.requestTimeoutMs })))(this.opts.endpoints)
+    return this.client
+  }
+
+  private dropClient (): void {
+    const c = this.client
+    this.client = undefined
+    try { c?.close() } catch {}
+  }
+
+  /** Reads every page at one revision, validates, calls replace; returns that revision. */
+  private async list (client: Etcd3, h: SourceHandler): Promise<number> {
+    const end = prefixRangeEnd(this.prefix)
+    const limit = this.opts.pageSize ?? 1000
+    const next = new Map<string, KObject>()
+    let key = Buffer.from(this.prefix)
+    let revision: string | undefined
+    for (;;) {
+      const res = await client.kv.range({ key, range_end: end, limit, revision: revision ?? 0 })
+      if (this.stopped) return 0
+      revision ??= res.header.revision
+      for (const kv of res.kvs) {
+        const k = kv.key.toString('utf8')
+        const obj = this.decode(h, k, kv.value)
+        const keep = obj ?? this.state.get(k)
+        if (keep !== undefined) next.set(k, keep)
+      }
+      const last = res.kvs[res.kvs.length - 1]
+      if (!res.more || last === undefined) break
+      key = Buffer.concat([last.key, Buffer.from([0])])
+    }
+    this.state = next
+    this.lastRevision = Number(revision)
+    this.log('debug', 'etcd listed', { revision: this.lastRevision, objects: next.size })
+    this.call(h, 'replace', () => { h.replace([...next.values()]) })
+    return this.lastRevision
+  }
+
+  /** The validated object at `key`, or undefined after reporting why it is unusable. */
+  private decode (h: SourceHandler, key: string, value: Buffer): KObject | undefined {
+    if (parseKey(key, this.opts.prefix) === null) {
+      this.report(h, new FerryError('FERRY_ERR_PARSE', `etcd key ${key}: not in ferry's key layout (${this.prefix}<resource>/[<namespace>/]<name>); ignored`, { origin: key }))
+      return undefined
+    }
+    try {
+      return decodeValue(key, value, this.opts.prefix)
+    } catch (e) {
+      this.report(h, isFerryError(e) ? e : new FerryError('FERRY_ERR_PARSE', `etcd key ${key}: ${errorMessage(e)}`, { origin: key }))
+      return undefined
+    }
+  }
+
+  /** Watches from `from`; resolves on compaction or stop, rejects on any other end of the stream. */
+  private async watch (client: Etcd3, h: SourceHandler, from: number, on: { created: () => void, events: () => void }): Promise<WatchEnd> {
+    const stream: WatchStream = await client.watchClient.watch()
+    return await new Promise<WatchEnd>((resolve, reject) => {
+      let settled = false
+      const finish = (fn: () => void): void => {
+        if (settled) return
+        settled = true
+        this.endWatch = undefined
+        try { stream.cancel() } catch {}
+        fn()
+      }
+      this.endWatch = () => { finish(() => { resolve('stopped') }) }
+      if (this.stopped) { this.endWatch(); return }
+      stream.on('data', (res: IWatchResponse) => {
+        if (settled) return
+        if (res.compact_revision !== undefined && res.compact_revision !== '0' && res.compact_revision !== '') {
+          finish(() => { resolve('compacted') })
+          return
+        }
+        if (res.canceled) {
+          finish(() => { reject(new Error(`watch canceled by etcd: ${res.cancel_reason !== '' ? res.cancel_reason : 'no reason given'}`)) })
+          return
+        }
+        if (res.created) on.created()
+        if (res.events.length > 0) on.events()
+        for (const ev of res.events) this.apply(h, ev)
+        const rev = Number(res.header.revision)
+        if (res.events.length === 0 && rev > this.lastRevision) this.lastRevision = rev // progress notify
+      })
+      stream.on('error', (err: Error) => { finish(() => { reject(err) }) })
+      stream.on('end', () => { finish(() => { reject(new Error('watch stream ended')) }) })
+      stream.write({
+        create_request: {
+          key: Buffer.from(this.prefix), range_end: prefixRangeEnd(this.prefix), start_revision: from, progress_notify: true,
+        },
+      })
+    })
+  }
+
+  private apply (h: SourceHandler, ev: IEvent): void {
+    const key = ev.kv.key.toString('utf8')
+    const rev = Number(ev.kv.mod_revision)
+    if (rev > this.lastRevision) this.lastRevision = rev
+    if (ev.type === 'Put') {
+      const obj = this.decode(h, key, ev.kv.value)
+      if (obj === undefined) return // keep the last good object, if any
+      this.state.set(key, obj)
+      this.call(h, 'upsert', () => { h.upsert(obj) })
+      return
+    }
+    const p = parseKey(key, this.opts.prefix)
+    if (p !== null && this.state.delete(key)) this.call(h, 'remove', () => { h.remove(p.kind, p.namespace, p.name) })
+  }
+
+  /** Errors go to the handler, whose owner logs them once; here only at debug level. */
+  private report (h: SourceHandler, err: FerryError): void {
+    this.log('debug', err.message, { code: err.code })
+    this.call(h, 'error', () => { h.error(err) })
+  }
+
+  /** A throwing handler is a bug downstream; log it and keep the source alive. */
+  private call (_h: SourceHandler, what: string, fn: () => void): void {
+    try { fn() } catch (e) { this.log('error', `etcd source: handler.${what} threw`, { error: errorMessage(e) }) }
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    if (this.stopped) return
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(() => { this.wake = undefined; resolve() }, ms)
+      this.wake = () => { clearTimeout(timer); this.wake = undefined; resolve() }
+    })
+  }
+}
