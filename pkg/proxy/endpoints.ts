@@ -24,8 +24,9 @@ function toEndpointInfo (e: Endpoint, ip: string, port: number, nodeName: string
     ip,
     port,
     ready,
-    // Kubernetes: serving defaults to ready. A missing ready is true, so a wholly missing pair is true/true.
-    serving: e.conditions?.serving ?? ready,
+    // PROXY.md §1 and kube-proxy's endpointslicecache: a missing serving is true on its own (the API's
+    // current contract), not "same as ready" as the older beta docs said.
+    serving: e.conditions?.serving ?? true,
     terminating: e.conditions?.terminating ?? false,
     isLocal: e.nodeName !== undefined && e.nodeName === nodeName,
   }
