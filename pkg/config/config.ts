@@ -1,0 +1,200 @@
+// One schema for flags and the YAML config file: parsed once at the edge, validated, then frozen.
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { parseArgs } from 'node:util'
+import { parse as parseYAML } from 'yaml'
+import { FerryError, errorMessage } from '../errors/errors.js'
+import { parseCIDR, type IPFamily } from '../net/ip.js'
+
+export type ProxyMode = 'auto' | 'iptables'
+export type IptablesVariant = 'auto' | 'legacy' | 'nft'
+
+export interface Config {
+  readonly nodeName: string
+  readonly manifests?: string
+  readonly etcdEndpoints: readonly string[]
+  readonly etcdPrefix: string
+  readonly proxyMode: ProxyMode
+  readonly iptablesVariant: IptablesVariant
+  readonly ipFamilies: readonly IPFamily[]
+  readonly clusterCIDR?: string
+  readonly httpListen: { readonly host: string, readonly port: number }
+  readonly minSyncPeriodMs: number
+  readonly syncPeriodMs: number
+  readonly masqueradeAll: boolean
+  readonly masqueradeBit: number
+  readonly nodePortAddresses: readonly string[]
+  readonly localhostNodePorts: boolean
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
+  readonly logFormat: 'json' | 'text'
+  readonly cleanup: boolean
+}
+
+type Kind = 'string' | 'boolean' | 'list' | 'duration' | 'int'
+interface Option { flag: string, key: keyof Config, kind: Kind, help: string, def?: string, file?: string }
+
+/** The config-file key of an option: its flag in camelCase unless named. */
+export function fileKey (o: Option): string {
+  return o.file ?? o.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
+}
+
+/** The whole schema: every flag, its config-file key, default and help text. */
+export const OPTIONS: readonly Option[] = [
+  { flag: 'node-name', key: 'nodeName', kind: 'string', help: 'this node\'s name; endpoints with this nodeName are local (default: hostname)' },
+  { flag: 'manifests', key: 'manifests', kind: 'string', help: 'file or directory of Kubernetes YAML/JSON manifests to serve (the built-in default source; watched for changes)' },
+  { flag: 'etcd-endpoints', key: 'etcdEndpoints', kind: 'list', help: 'comma-separated etcd URLs; when set, cluster state comes from etcd instead of manifests' },
+  { flag: 'etcd-prefix', key: 'etcdPrefix', kind: 'string', def: '/ferry', help: 'etcd key prefix of ferry\'s objects' },
+  { flag: 'proxy-mode', key: 'proxyMode', kind: 'string', def: 'auto', help: 'auto | iptables (auto picks the best mode the kernel supports)' },
+  { flag: 'iptables-variant', key: 'iptablesVariant', kind: 'string', def: 'auto', help: 'auto | legacy | nft: which iptables backend to program' },
+  { flag: 'ip-families', key: 'ipFamilies', kind: 'list', def: 'IPv4', help: 'IP families to proxy: IPv4, IPv6 or IPv4,IPv6' },
+  { flag: 'cluster-cidr', key: 'clusterCIDR', kind: 'string', file: 'clusterCIDR', help: 'pod CIDR; traffic to a ClusterIP from outside it is masqueraded' },
+  { flag: 'http-listen', key: 'httpListen', kind: 'string', def: '127.0.0.1:10249', help: 'HOST:PORT for /metrics, /healthz, /livez, /readyz, /debug/state' },
+  { flag: 'min-sync-period', key: 'minSyncPeriodMs', kind: 'duration', def: '1s', help: 'minimum time between two rule syncs (changes in between coalesce)' },
+  { flag: 'sync-period', key: 'syncPeriodMs', kind: 'duration', def: '30s', help: 'maximum time between two rule syncs; /healthz fails when a change waits 2x this' },
+  { flag: 'masquerade-all', key: 'masqueradeAll', kind: 'boolean', def: 'false', help: 'masquerade all traffic to Service IPs' },
+  { flag: 'masquerade-bit', key: 'masqueradeBit', kind: 'int', def: '14', help: 'fwmark bit (0-31) that marks packets for masquerade' },
+  { flag: 'nodeport-addresses', key: 'nodePortAddresses', kind: 'list', help: 'CIDRs of local addresses that accept NodePorts (default: every local address)' },
+  { flag: 'localhost-nodeports', key: 'localhostNodePorts', kind: 'boolean', def: 'false', help: 'accept NodePorts on 127.0.0.0/8 (off by default: CVE-2020-8558)' },
+  { flag: 'log-level', key: 'logLevel', kind: 'string', def: 'info', help: 'debug | info | warn | error' },
+  { flag: 'log-format', key: 'logFormat', kind: 'string', def: 'json', help: 'json | text' },
+  { flag: 'cleanup', key: 'cleanup', kind: 'boolean', def: 'false', help: 'remove every rule ferry owns, then exit' },
+]
+
+export const DEFAULT_MANIFESTS = '/etc/ferry/manifests'
+
+export function usage (): string {
+  const lines = OPTIONS.map(o => {
+    const arg = o.kind === 'boolean' ? '' : ` ${o.kind === 'list' ? 'A,B' : o.kind === 'duration' ? 'DURATION' : 'VALUE'}`
+    return `  --${o.flag}${arg}\n      ${o.help}${o.def !== undefined ? ` (default ${o.def})` : ''}`
+  })
+  return [
+    'usage: ferryd [--config FILE] [flags]',
+    '',
+    'ferryd programs Service rules for this node from Kubernetes manifests (default) or etcd.',
+    'Flags override the YAML config file, whose keys are the flags in camelCase (nodeName, clusterCIDR, minSyncPeriod, ...).',
+    '',
+    '  --config FILE\n      YAML config file with the same settings',
+    ...lines,
+    '  --help\n      print this help',
+  ].join('\n')
+}
+
+export function parseDuration (text: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim())
+  if (m === null) return null
+  const n = Number(m[1])
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']
+  return Math.round(n * unit)
+}
+
+function fail (where: string, msg: string): never {
+  throw new FerryError('FERRY_ERR_CONFIG', `${where}: ${msg}`)
+}
+
+function coerce (o: Option, v: unknown, where: string): unknown {
+  switch (o.kind) {
+    case 'boolean':
+      if (typeof v === 'boolean') return v
+      if (v === 'true' || v === 'false') return v === 'true'
+      return fail(where, `must be true or false, got ${JSON.stringify(v)}`)
+    case 'int': {
+      const n = typeof v === 'number' ? v : Number(v)
+      if (!Number.isInteger(n)) fail(where, `must be an integer, got ${JSON.stringify(v)}`)
+      return n
+    }
+    case 'duration': {
+      const ms = typeof v === 'number' ? v * 1000 : typeof v === 'string' ? parseDuration(v) : null
+      if (ms === null || ms <= 0) fail(where, `must be a duration like 500ms, 1s, 2m, got ${JSON.stringify(v)}`)
+      return ms
+    }
+    case 'list': {
+      const items = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',') : fail(where, 'must be a list')
+      return items.map(x => String(x).trim()).filter(x => x !== '')
+    }
+    case 'string':
+      if (typeof v !== 'string') fail(where, `must be a string, got ${JSON.stringify(v)}`)
+      return v
+  }
+}
+
+/** Parses argv (without node and script) and the optional config file into one frozen Config. */
+export function loadConfig (argv: readonly string[], readFile: (p: string) => string = p => readFileSync(p, 'utf8')): Config | 'help' {
+  const parseOpts: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } }
+  for (const o of OPTIONS) parseOpts[o.flag] = { type: o.kind === 'boolean' ? 'boolean' : 'string' }
+  let parsed: ReturnType<typeof parseArgs>
+  try {
+    parsed = parseArgs({ args: [...argv], options: parseOpts, strict: true, allowPositionals: false })
+  } catch (e) { return fail('flags', errorMessage(e)) }
+  const flags = parsed.values as Record<string, string | boolean | undefined>
+  if (flags.help === true) return 'help'
+
+  const raw: Record<string, unknown> = {}
+  for (const o of OPTIONS) if (o.def !== undefined) raw[o.key] = coerce(o, o.def, `default of --${o.flag}`)
+  const file = flags.config
+  if (typeof file === 'string') {
+    let doc: unknown
+    try { doc = parseYAML(readFile(file)) } catch (e) { fail(`config file ${file}`, errorMessage(e)) }
+    if (doc !== null && doc !== undefined) {
+      if (typeof doc !== 'object' || Array.isArray(doc)) fail(`config file ${file}`, 'must be a mapping')
+      for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+        const o = OPTIONS.find(x => fileKey(x) === k)
+        if (o === undefined) fail(`config file ${file}`, `unknown key ${JSON.stringify(k)}`)
+        raw[o.key] = coerce(o, v, `config file ${file}: ${k}`)
+      }
+    }
+  }
+  for (const o of OPTIONS) {
+    const v = flags[o.flag]
+    if (v !== undefined) raw[o.key] = coerce(o, v, `--${o.flag}`)
+  }
+  return Object.freeze(check(raw))
+}
+
+function check (raw: Record<string, unknown>): Config {
+  const oneOf = <T extends string>(key: string, allowed: readonly T[]): T => {
+    const v = raw[key] as string
+    if (!(allowed as readonly string[]).includes(v)) fail(key, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`)
+    return v as T
+  }
+  const listen = String(raw.httpListen)
+  const m = /^(\[[^\]]+\]|[^:]*):(\d+)$/.exec(listen)
+  const port = Number(m?.[2])
+  if (m === null || port > 65535) fail('httpListen', `must be HOST:PORT, got ${JSON.stringify(listen)}`)
+  const families = (raw.ipFamilies as string[]).map(f => {
+    if (f !== 'IPv4' && f !== 'IPv6') fail('ipFamilies', `must be IPv4 and/or IPv6, got ${JSON.stringify(f)}`)
+    return f
+  })
+  const clusterCIDR = raw.clusterCIDR as string | undefined
+  if (clusterCIDR !== undefined && parseCIDR(clusterCIDR) === null) fail('clusterCIDR', `must be a CIDR, got ${JSON.stringify(clusterCIDR)}`)
+  const nodePortAddresses = (raw.nodePortAddresses as string[] | undefined) ?? []
+  for (const c of nodePortAddresses) if (parseCIDR(c) === null) fail('nodePortAddresses', `must be CIDRs, got ${JSON.stringify(c)}`)
+  const bit = raw.masqueradeBit as number
+  if (bit < 0 || bit > 31) fail('masqueradeBit', `must be 0-31, got ${bit}`)
+  const etcdEndpoints = (raw.etcdEndpoints as string[] | undefined) ?? []
+  if (etcdEndpoints.length > 0 && raw.manifests !== undefined) fail('flags', '--manifests and --etcd-endpoints are exclusive: pick one source')
+  for (const e of etcdEndpoints) if (!/^https?:\/\/[^/]+$/.test(e)) fail('etcdEndpoints', `must be URLs like http://127.0.0.1:2379, got ${JSON.stringify(e)}`)
+  const minSync = raw.minSyncPeriodMs as number
+  const sync = raw.syncPeriodMs as number
+  if (minSync > sync) fail('minSyncPeriod', 'must not exceed syncPeriod')
+  const nodeName = (raw.nodeName as string | undefined) ?? hostname()
+  return {
+    nodeName,
+    ...(raw.manifests !== undefined ? { manifests: String(raw.manifests) } : {}),
+    etcdEndpoints,
+    etcdPrefix: String(raw.etcdPrefix),
+    proxyMode: oneOf('proxyMode', ['auto', 'iptables'] as const),
+    iptablesVariant: oneOf('iptablesVariant', ['auto', 'legacy', 'nft'] as const),
+    ipFamilies: families,
+    ...(clusterCIDR !== undefined ? { clusterCIDR: parseCIDR(clusterCIDR)?.text ?? clusterCIDR } : {}),
+    httpListen: { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '0.0.0.0', port },
+    minSyncPeriodMs: minSync,
+    syncPeriodMs: sync,
+    masqueradeAll: raw.masqueradeAll as boolean,
+    masqueradeBit: bit,
+    nodePortAddresses,
+    localhostNodePorts: raw.localhostNodePorts as boolean,
+    logLevel: oneOf('logLevel', ['debug', 'info', 'warn', 'error'] as const),
+    logFormat: oneOf('logFormat', ['json', 'text'] as const),
+    cleanup: raw.cleanup as boolean,
+  }
+}

@@ -1,0 +1,51 @@
+// The operations endpoint: /metrics for Prometheus, /healthz and /livez in kube-proxy's JSON shape,
+// /readyz for "first state applied", /debug/state for humans.
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Registry } from 'prom-client'
+import type { ProxyHealth } from '../proxy/health.js'
+import type { ProxyMetrics } from '../proxy/metrics.js'
+
+export interface HttpDeps {
+  registry: Registry
+  health: ProxyHealth
+  metrics: ProxyMetrics
+  /** Node eligibility for /healthz (KEP-3836). */
+  nodeEligible: () => boolean
+  /** Ready once the source listed and every family applied its first sync. */
+  ready: () => { ready: boolean, reason: string }
+  debugState: () => unknown
+}
+
+export function buildHttpServer (deps: HttpDeps): FastifyInstance {
+  const app = Fastify({ logger: false })
+
+  app.get('/metrics', async (_req, reply) => {
+    const body = await deps.registry.metrics()
+    return await reply.type(deps.registry.contentType).send(body)
+  })
+
+  const healthHandler = (withNode: boolean) => async (_req: unknown, reply: import('fastify').FastifyReply) => {
+    const r = deps.health.report()
+    const eligible = withNode ? deps.nodeEligible() : true
+    const ok = r.healthy && eligible
+    const code = ok ? 200 : 503
+    ;(withNode ? deps.metrics.healthzTotal : deps.metrics.livezTotal).inc({ code: String(code) })
+    const body = withNode
+      ? { lastUpdated: r.lastUpdated, currentTime: r.currentTime, nodeEligible: eligible, healthy: r.healthy, status: r.status }
+      : { lastUpdated: r.lastUpdated, currentTime: r.currentTime, healthy: r.healthy, status: r.status }
+    return await reply.code(code).header('X-Content-Type-Options', 'nosniff').type('application/json').send(JSON.stringify(body))
+  }
+  app.get('/healthz', healthHandler(true))
+  app.get('/livez', healthHandler(false))
+
+  app.get('/readyz', async (_req, reply) => {
+    const r = deps.ready()
+    return await reply.code(r.ready ? 200 : 503).type('text/plain').send(r.ready ? 'ok\n' : `not ready: ${r.reason}\n`)
+  })
+
+  app.get('/debug/state', async (_req, reply) => {
+    return await reply.type('application/json').send(JSON.stringify(deps.debugState(), null, 2))
+  })
+
+  return app
+}

@@ -1,0 +1,147 @@
+// A throwaway cluster in network namespaces on one machine: a node, pods wired to it point-to-point,
+// and an external client. The demo and the end-to-end tests drive ferryd inside it with real packets.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { execArgv, run, type Exec } from '../exec/exec.js'
+
+/** Address conventions shared by the demo, tests and benches. */
+export const LAB = {
+  podCIDR: '10.244.0.0/16',
+  podGateway: '10.244.0.1',
+  nodeExternalIP: '192.168.77.1',
+  clientIP: '192.168.77.2',
+  externalCIDR: '192.168.77.0/24',
+} as const
+
+export interface Pod { readonly name: string, readonly ns: string, readonly ip: string, readonly hostVeth: string }
+
+// A tiny server answering every TCP request with its pod name, and echoing UDP datagrams likewise.
+const SERVER = `
+const http = require('http'); const dgram = require('dgram'); const name = process.argv[1];
+for (const p of process.argv.slice(2).map(Number)) {
+  http.createServer((q, s) => { s.setHeader('connection', 'close'); s.end(name + ' ' + q.socket.remoteAddress + '\\n') }).listen(p, '0.0.0.0');
+  const u = dgram.createSocket('udp4'); u.on('message', (m, r) => u.send(name + ' ' + r.address + '\\n', r.port, r.address)); u.bind(p, '0.0.0.0');
+}
+process.stdout.write('ready\\n');
+`
+
+export class Lab {
+  readonly id: string
+  readonly nodeNs: string
+  readonly clientNs: string
+  readonly pods: Pod[] = []
+  private readonly procs: ChildProcess[] = []
+  private readonly namespaces: string[] = []
+  private closed = false
+
+  private constructor (id: string, private readonly exec: Exec) {
+    this.id = id
+    this.nodeNs = `fy${id}-node`
+    this.clientNs = `fy${id}-client`
+  }
+
+  /** Creates the node and client namespaces, linked by a veth pair on LAB.externalCIDR. */
+  static async create (exec: Exec = execArgv): Promise<Lab> {
+    const lab = new Lab(randomBytes(3).toString('hex'), exec)
+    try {
+      await lab.addNs(lab.nodeNs)
+      await lab.addNs(lab.clientNs)
+      await lab.sh(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], lab.nodeNs)
+      const [hv, cv] = [`fy${lab.id}c0`, `fy${lab.id}c1`]
+      await lab.ip(['link', 'add', hv, 'netns', lab.nodeNs, 'type', 'veth', 'peer', 'name', cv, 'netns', lab.clientNs])
+      await lab.ip(['-n', lab.nodeNs, 'addr', 'add', `${LAB.nodeExternalIP}/24`, 'dev', hv])
+      await lab.ip(['-n', lab.nodeNs, 'link', 'set', hv, 'up'])
+      await lab.ip(['-n', lab.clientNs, 'addr', 'add', `${LAB.clientIP}/24`, 'dev', cv])
+      await lab.ip(['-n', lab.clientNs, 'link', 'set', cv, 'up'])
+      await lab.ip(['-n', lab.clientNs, 'route', 'add', 'default', 'via', LAB.nodeExternalIP])
+    } catch (e) { await lab.close(); throw e }
+    return lab
+  }
+
+  private async addNs (ns: string): Promise<void> {
+    await this.ip(['netns', 'add', ns])
+    this.namespaces.push(ns)
+    await this.ip(['-n', ns, 'link', 'set', 'lo', 'up'])
+  }
+
+  async ip (args: string[]): Promise<string> { return await run(['ip', ...args], undefined, this.exec) }
+
+  /** Runs a command inside `ns` (the node's namespace by default). */
+  async sh (argv: string[], ns = this.nodeNs, stdin?: string): Promise<string> {
+    return await run(['ip', 'netns', 'exec', ns, ...argv], stdin, this.exec)
+  }
+
+  /** Adds pod `name` with IP `ip` (in LAB.podCIDR), routed point-to-point from the node, serving `ports`. */
+  async addPod (name: string, ip: string, ports: number[] = [8080]): Promise<Pod> {
+    const ns = `fy${this.id}-${name}`
+    const hostVeth = `fy${this.id}p${this.pods.length}`
+    await this.addNs(ns)
+    await this.ip(['link', 'add', hostVeth, 'netns', this.nodeNs, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    await this.ip(['-n', this.nodeNs, 'addr', 'add', `${LAB.podGateway}/32`, 'dev', hostVeth])
+    await this.ip(['-n', this.nodeNs, 'link', 'set', hostVeth, 'up'])
+    await this.ip(['-n', this.nodeNs, 'route', 'add', `${ip}/32`, 'dev', hostVeth, 'src', LAB.podGateway])
+    await this.ip(['-n', ns, 'addr', 'add', `${ip}/32`, 'dev', 'eth0'])
+    await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up'])
+    await this.ip(['-n', ns, 'route', 'add', LAB.podGateway, 'dev', 'eth0'])
+    await this.ip(['-n', ns, 'route', 'add', 'default', 'via', LAB.podGateway, 'dev', 'eth0'])
+    const pod = { name, ns, ip, hostVeth }
+    this.pods.push(pod)
+    if (ports.length > 0) await this.serve(pod, ports)
+    return pod
+  }
+
+  private async serve (pod: Pod, ports: number[]): Promise<void> {
+    const child = this.spawn(['node', '-e', SERVER, pod.name, ...ports.map(String)], pod.ns)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`pod ${pod.name}: server did not start`)) }, 10_000)
+      child.stdout?.once('data', () => { clearTimeout(timer); resolve() })
+      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`pod ${pod.name}: server exited ${code ?? ''}`)) })
+    })
+  }
+
+  /** Starts a long-lived process inside `ns`; the lab kills it on close. */
+  spawn (argv: string[], ns = this.nodeNs, opts: { env?: NodeJS.ProcessEnv, stdio?: 'pipe' | 'inherit' } = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: opts.stdio === 'inherit' ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env })
+    this.procs.push(child)
+    return child
+  }
+
+  /**
+   * One HTTP GET from `ns` with a fresh connection. Returns the body, or the curl error
+   * ('refused', 'timeout', or curl's exit code) so tests can tell REJECT from DROP.
+   */
+  async get (url: string, ns = this.clientNs, timeoutS = 2): Promise<{ ok: true, body: string } | { ok: false, error: string, ms: number }> {
+    const t0 = Date.now()
+    const r = await this.exec(['ip', 'netns', 'exec', ns, 'curl', '-sS', '--max-time', String(timeoutS), url])
+    if (r.code === 0) return { ok: true, body: r.stdout.trim() }
+    const error = r.code === 7 ? 'refused' : r.code === 28 ? 'timeout' : `curl exit ${r.code}: ${r.stderr.trim()}`
+    return { ok: false, error, ms: Date.now() - t0 }
+  }
+
+  /** `n` GETs; returns how many answers each pod gave (keyed by the first word of the body). */
+  async spread (url: string, n: number, ns = this.clientNs): Promise<Map<string, number>> {
+    const counts = new Map<string, number>()
+    for (let i = 0; i < n; i++) {
+      const r = await this.get(url, ns)
+      const key = r.ok ? (r.body.split(' ')[0] ?? '') : `error:${r.error}`
+      counts.set(key, (counts.get(key) ?? 0) + 1)
+    }
+    return counts
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const p of this.procs) {
+      if (p.exitCode === null && p.signalCode === null) {
+        p.kill('SIGTERM')
+        await new Promise<void>(resolve => {
+          const timer = setTimeout(() => { p.kill('SIGKILL'); resolve() }, 3000)
+          p.once('exit', () => { clearTimeout(timer); resolve() })
+        })
+      }
+    }
+    // Deleting a namespace deletes its veths; the other ends go with them.
+    for (const ns of this.namespaces.reverse()) await this.exec(['ip', 'netns', 'delete', ns])
+  }
+}

@@ -1,0 +1,65 @@
+// Proxy health as kube-proxy's /healthz sees it: a family is unhealthy once a queued change has
+// waited longer than healthTimeout (2 x syncPeriod) without a successful sync.
+import type { Node } from '../api/types.js'
+import type { IPFamily } from '../net/ip.js'
+
+export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler'
+
+interface FamilyHealth { oldestQueued: number | undefined, lastUpdated: number | undefined }
+
+export interface HealthReport {
+  readonly healthy: boolean
+  readonly lastUpdated: string
+  readonly currentTime: string
+  readonly status: Record<string, { lastUpdated: string, healthy: boolean }>
+}
+
+export class ProxyHealth {
+  private readonly families = new Map<IPFamily, FamilyHealth>()
+
+  constructor (private readonly healthTimeoutMs: number, private readonly now: () => number = Date.now) {}
+
+  addFamily (f: IPFamily): void { this.families.set(f, { oldestQueued: undefined, lastUpdated: undefined }) }
+
+  /** A change is waiting to be applied. */
+  queued (f: IPFamily): void {
+    const h = this.families.get(f)
+    if (h !== undefined && h.oldestQueued === undefined) h.oldestQueued = this.now()
+  }
+
+  /** Clears the queue mark as of a sync that started at `startedAt`; later changes stay queued. */
+  updatedSince (f: IPFamily, startedAt: number): void {
+    const h = this.families.get(f)
+    if (h === undefined) return
+    h.lastUpdated = this.now()
+    if (h.oldestQueued !== undefined && h.oldestQueued <= startedAt) h.oldestQueued = undefined
+  }
+
+  hasSynced (f: IPFamily): boolean { return this.families.get(f)?.lastUpdated !== undefined }
+
+  report (): HealthReport {
+    const now = this.now()
+    const status: Record<string, { lastUpdated: string, healthy: boolean }> = {}
+    let healthy = true
+    let last = 0
+    for (const [f, h] of this.families) {
+      const ok = h.oldestQueued === undefined || now - h.oldestQueued < this.healthTimeoutMs
+      healthy &&= ok
+      const lu = ok ? now : (h.lastUpdated ?? 0)
+      last = Math.max(last, lu)
+      status[f] = { lastUpdated: new Date(lu).toISOString(), healthy: ok }
+    }
+    return { healthy, lastUpdated: new Date(healthy ? now : last).toISOString(), currentTime: new Date(now).toISOString(), status }
+  }
+}
+
+/**
+ * KEP-3836: a node being deleted, or drained by the autoscaler, should get no new LB traffic.
+ * `knowsNodes` is false when the source carries no Node objects at all (a standalone manifest
+ * directory): then there is nothing to judge and the node is eligible.
+ */
+export function nodeEligible (node: Node | undefined, knowsNodes: boolean): boolean {
+  if (node === undefined) return !knowsNodes
+  if (node.metadata.deletionTimestamp !== undefined) return false
+  return !(node.spec.taints ?? []).some(t => t.key === TO_BE_DELETED_TAINT)
+}

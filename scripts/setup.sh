@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs everything ferry's tests, demo and benches use on a fresh Debian 12 machine, then the
+# npm dependencies and the build. Run as root (or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS=(iptables nftables ipset conntrack iproute2 curl iputils-ping dnsutils etcd-server etcd-client procps)
+missing=()
+for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's etcd-server package starts a system etcd; ferry's tests start their own on free ports.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then systemctl stop etcd || true; fi
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent

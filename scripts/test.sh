@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the whole suite (unit, then end-to-end as root in throwaway network namespaces) and ends with
+# one line "N passed, N failed" counting assertions.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+npm run build --silent || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+suites=(test/unit)
+if [ "$(id -u)" = 0 ]; then suites+=(test/e2e); else echo "not root: skipping test/e2e (network namespaces need root)"; fi
+npx tap --reporter=tap "${suites[@]}" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+summary=$(grep -E '^# \{ total: [0-9]+' "$out" | tail -1)
+total=$(sed -E 's/.*total: ([0-9]+).*/\1/' <<<"$summary")
+fail=$(grep -oE 'fail: [0-9]+' <<<"$summary" | grep -oE '[0-9]+' || true)
+pass=$(grep -oE 'pass: [0-9]+' <<<"$summary" | grep -oE '[0-9]+' || true)
+fail=${fail:-0}; pass=${pass:-0}
+if [ -z "$total" ] || [ "$total" = 0 ]; then fail=$((fail + 1)); fi
+if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then fail=1; fi
+left=$(ip netns list 2>/dev/null | grep -c '^fy' || true)
+if [ "$left" != 0 ]; then echo "error: $left test network namespace(s) left behind"; fail=$((fail + 1)); fi
+echo "${pass} passed, ${fail} failed"
+[ "$fail" = 0 ]

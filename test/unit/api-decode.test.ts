@@ -1,0 +1,46 @@
+import t from 'tap'
+import { decodeManifests } from '../../pkg/api/decode.js'
+
+const SVC = (name: string): string => `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: ns1}
+spec: {clusterIP: 10.96.0.10, ports: [{port: 80}]}
+`
+
+t.test('multi-document YAML, empty documents and kind: List', async t => {
+  const text = `${SVC('a')}---\n---\n${SVC('b')}---
+apiVersion: v1
+kind: List
+items:
+  - ${JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: {} })}
+  - ${JSON.stringify({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'a-1', namespace: 'ns1' }, addressType: 'IPv4', endpoints: [], ports: [] })}
+`
+  const r = decodeManifests(text, 'all.yaml')
+  t.same(r.errors, [])
+  t.same(r.objects.map(o => `${o.kind}/${o.metadata.name}`), ['Service/a', 'Service/b', 'Node/n1', 'EndpointSlice/a-1'])
+})
+
+t.test('JSON is YAML too', async t => {
+  const r = decodeManifests(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: {} }), 'n.json')
+  t.equal(r.objects.length, 1)
+})
+
+t.test('malformed YAML names the file and document', async t => {
+  const r = decodeManifests(`${SVC('a')}---\nkind: Service\n  metadata: [unclosed\n`, 'bad.yaml')
+  t.equal(r.objects.length, 1, 'the good document still decodes')
+  t.equal(r.errors.length, 1)
+  t.equal(r.errors[0]?.code, 'FERRY_ERR_PARSE')
+  t.match(r.errors[0]?.message, /^bad\.yaml, document 2: /)
+})
+
+t.test('invalid objects, unknown kinds and duplicates are errors', async t => {
+  const r = decodeManifests(`${SVC('a')}---\n${SVC('a')}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\n${SVC('c').replace('port: 80', 'port: 0')}`, 'm.yaml')
+  t.same(r.errors.map(e => e.code).sort(), ['FERRY_ERR_DUPLICATE', 'FERRY_ERR_INVALID_OBJECT', 'FERRY_ERR_UNKNOWN_KIND'])
+  t.match(r.errors.find(e => e.code === 'FERRY_ERR_INVALID_OBJECT')?.message, /Service "ns1\/c" \(m\.yaml, document 4\): spec\.ports\[0\]\.port/)
+  t.match(r.errors.find(e => e.code === 'FERRY_ERR_DUPLICATE')?.message, /Service\/ns1\/a is defined more than once/)
+})
+
+t.test('duplicate keys inside one mapping are a parse error', async t => {
+  const r = decodeManifests('apiVersion: v1\napiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {}\n', 'dup.yaml')
+  t.equal(r.errors[0]?.code, 'FERRY_ERR_PARSE')
+})

@@ -1,0 +1,95 @@
+import t from 'tap'
+import { validateObject } from '../../pkg/api/validate.js'
+import { FerryError } from '../../pkg/errors/errors.js'
+import type { EndpointSlice, Service } from '../../pkg/api/types.js'
+
+const svc = (spec: Record<string, unknown>, extra: Record<string, unknown> = {}): unknown => ({
+  apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc1', namespace: 'ns1' }, spec, ...extra,
+})
+
+t.test('a valid Service is normalized', async t => {
+  const s = validateObject(svc({
+    clusterIP: '172.30.000.041',
+    ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'dns', port: 53, protocol: 'UDP' }],
+    externalIPs: ['192.168.099.011'],
+    sessionAffinity: 'ClientIP',
+  })) as Service
+  t.equal(s.spec.type, 'ClusterIP')
+  t.equal(s.spec.clusterIP, '172.30.0.41')
+  t.same(s.spec.externalIPs, ['192.168.99.11'])
+  t.equal(s.spec.ports[0]?.protocol, 'TCP', 'protocol defaults to TCP')
+  t.equal(s.spec.sessionAffinityConfig?.clientIP?.timeoutSeconds, 10800, 'affinity timeout defaults to 3h')
+  t.equal(s.spec.internalTrafficPolicy, 'Cluster')
+  t.equal(s.spec.externalTrafficPolicy, undefined, 'no eTP on a ClusterIP service')
+})
+
+t.test('namespace defaults to "default"; LB status and eTP are kept', async t => {
+  const s = validateObject({
+    apiVersion: 'v1', kind: 'Service', metadata: { name: 'lb' },
+    spec: { type: 'LoadBalancer', clusterIP: '10.96.0.5', externalTrafficPolicy: 'Local', healthCheckNodePort: 30002, ports: [{ port: 80, nodePort: 30080 }], loadBalancerSourceRanges: [' 203.0.113.0/25'] },
+    status: { loadBalancer: { ingress: [{ ip: '5.6.7.8' }, { ip: '1.2.3.4', ipMode: 'Proxy' }] } },
+  }) as Service
+  t.equal(s.metadata.namespace, 'default')
+  t.equal(s.spec.externalTrafficPolicy, 'Local')
+  t.equal(s.spec.healthCheckNodePort, 30002)
+  t.same(s.spec.loadBalancerSourceRanges, ['203.0.113.0/25'])
+  t.same(s.status?.loadBalancer?.ingress, [{ ip: '5.6.7.8' }, { ip: '1.2.3.4', ipMode: 'Proxy' }])
+})
+
+t.test('errors name the object and the field', async t => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['port out of range', svc({ clusterIP: '10.96.0.1', ports: [{ port: 70000 }] }), /^Service "ns1\/svc1": spec\.ports\[0\]\.port: Invalid value: 70000: must be an integer between 1 and 65535/],
+    ['bad clusterIP', svc({ clusterIP: '10.96.0.300', ports: [{ port: 80 }] }), /Service "ns1\/svc1": spec\.clusterIP: Invalid value: "10\.96\.0\.300"/],
+    ['bad externalIP', svc({ ports: [{ port: 80 }], externalIPs: ['1.2.3.4', 'nope'] }), /spec\.externalIPs\[1\]: Invalid value: "nope": must be a valid IP address/],
+    ['bad protocol', svc({ ports: [{ port: 80, protocol: 'ICMP' }] }), /spec\.ports\[0\]\.protocol: Invalid value: "ICMP": supported values: "TCP", "UDP", "SCTP"/],
+    ['unnamed port among many', svc({ ports: [{ port: 80 }, { port: 81, name: 'b' }] }), /spec\.ports\[0\]\.name: Required value/],
+    ['duplicate port names', svc({ ports: [{ port: 80, name: 'a' }, { port: 81, name: 'a' }] }), /spec\.ports\[1\]\.name: Invalid value: "a": duplicate port name/],
+    ['nodePort on ClusterIP', svc({ ports: [{ port: 80, nodePort: 30000 }] }), /spec\.ports\[0\]\.nodePort: .*may not be used/],
+    ['bad type', svc({ type: 'Ingress', ports: [{ port: 80 }] }), /spec\.type: Invalid value: "Ingress"/],
+    ['eTP Local on ClusterIP', svc({ ports: [{ port: 80 }], externalTrafficPolicy: 'Local' }), /spec\.externalTrafficPolicy: .*externally-accessible/],
+    ['ExternalName without a name', svc({ type: 'ExternalName' }), /spec\.externalName: Required value/],
+    ['bad source range', svc({ type: 'LoadBalancer', ports: [{ port: 80 }], loadBalancerSourceRanges: ['1.2.3.4'] }), /spec\.loadBalancerSourceRanges\[0\]: .*must be a valid CIDR/],
+    ['bad name', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'Bad_Name', namespace: 'ns1' }, spec: { ports: [{ port: 80 }] } }, /Service "ns1\/Bad_Name": metadata\.name: Invalid value: "Bad_Name": must be a DNS-1035 label/],
+    ['missing metadata.name', { apiVersion: 'v1', kind: 'Service', metadata: {}, spec: {} }, /metadata\.name: Required value/],
+    ['wrong apiVersion', { apiVersion: 'apps/v1', kind: 'Service', metadata: { name: 'a' }, spec: {} }, /apiVersion: Invalid value: "apps\/v1": must be "v1" for kind Service/],
+    ['slice address of wrong family', { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's', namespace: 'ns1' }, addressType: 'IPv4', endpoints: [{ addresses: ['fd00::1'] }], ports: [] }, /EndpointSlice "ns1\/s": endpoints\[0\]\.addresses\[0\]: Invalid value: "fd00::1": must be an IPv4 address/],
+    ['slice ready not boolean', { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's', namespace: 'ns1' }, addressType: 'IPv4', endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: 'yes' } }], ports: [] }, /endpoints\[0\]\.conditions\.ready: Invalid value: "yes": must be a boolean/],
+    ['slice port out of range', { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's', namespace: 'ns1' }, addressType: 'IPv4', endpoints: [], ports: [{ port: 0 }] }, /ports\[0\]\.port: Invalid value: 0/],
+    ['node bad podCIDR', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.0.0' } }, /Node "n1": spec\.podCIDR: Invalid value: "10\.244\.0\.0": must be a valid CIDR/],
+    ['pod bad IP', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'd' }, spec: {}, status: { podIP: 'x' } }, /Pod "d\/p": status\.podIP: Invalid value: "x"/],
+  ]
+  for (const [name, input, re] of cases) {
+    t.throws(() => validateObject(input), { code: 'FERRY_ERR_INVALID_OBJECT', message: re }, name)
+  }
+})
+
+t.test('several failing fields are all reported', async t => {
+  try {
+    validateObject(svc({ clusterIP: 'x', ports: [{ port: -1, protocol: 'FOO' }] }), 'svc.yaml')
+    t.fail('should throw')
+  } catch (e) {
+    t.ok(e instanceof FerryError)
+    const err = e as FerryError
+    t.match(err.message, /^Service "ns1\/svc1" \(svc\.yaml\): /, 'origin is named')
+    t.equal((err.details.fields as string[]).length, 3)
+    t.same([err.details.kind, err.details.namespace, err.details.name], ['Service', 'ns1', 'svc1'])
+  }
+})
+
+t.test('unknown kinds and non-objects are refused with their own codes', async t => {
+  t.throws(() => validateObject({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' } }), { code: 'FERRY_ERR_UNKNOWN_KIND', message: /unsupported kind "Deployment"/ })
+  t.throws(() => validateObject('a string'), { code: 'FERRY_ERR_INVALID_OBJECT' })
+  t.throws(() => validateObject([1, 2]), { code: 'FERRY_ERR_INVALID_OBJECT' })
+})
+
+t.test('an EndpointSlice keeps conditions, hints and topology fields', async t => {
+  const s = validateObject({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: 'svc1-abc', namespace: 'ns1', labels: { 'kubernetes.io/service-name': 'svc1' } },
+    addressType: 'IPv6',
+    endpoints: [{ addresses: ['FD00::0001'], conditions: { ready: false, serving: true, terminating: true }, nodeName: 'n1', zone: 'a', hints: { forZones: [{ name: 'a' }] } }],
+    ports: [{ name: 'http', port: 8080 }],
+  }) as EndpointSlice
+  t.same(s.endpoints[0], { addresses: ['fd00::1'], conditions: { ready: false, serving: true, terminating: true }, nodeName: 'n1', zone: 'a', hints: { forZones: [{ name: 'a' }], forNodes: [] } })
+  t.same(s.ports, [{ name: 'http', port: 8080, protocol: 'TCP' }])
+})

@@ -1,0 +1,39 @@
+import t from 'tap'
+import { ClusterStore } from '../../pkg/cache/store.js'
+import { validateObject } from '../../pkg/api/validate.js'
+import type { KObject, Service } from '../../pkg/api/types.js'
+import { FerryError } from '../../pkg/errors/errors.js'
+
+const svc = (name: string, ip: string): Service => validateObject({
+  apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'ns1' }, spec: { clusterIP: ip, ports: [{ port: 80 }] },
+}) as Service
+const node = validateObject({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: {} })
+
+t.test('replace, upsert and remove tell listeners (prev, cur) and drop no-ops', async t => {
+  const store = new ClusterStore()
+  const seen: string[] = []
+  const name = (o: KObject | undefined): string => o === undefined ? '-' : `${o.metadata.name}@${(o as Service).spec.clusterIP ?? ''}`
+  store.on('Service', (p, c) => seen.push(`${name(p)} -> ${name(c)}`))
+  t.notOk(store.synced)
+  store.replace([svc('a', '10.96.0.1'), svc('b', '10.96.0.2'), node])
+  t.ok(store.synced)
+  t.equal(store.size, 3)
+  store.upsert(svc('a', '10.96.0.1')) // same content: no event
+  store.upsert(svc('a', '10.96.0.9'))
+  store.replace([svc('a', '10.96.0.9'), node]) // b disappears
+  store.remove('Service', 'ns1', 'a')
+  store.remove('Service', 'ns1', 'nope')
+  t.same(seen, ['- -> a@10.96.0.1', '- -> b@10.96.0.2', 'a@10.96.0.1 -> a@10.96.0.9', 'b@10.96.0.2 -> -', 'a@10.96.0.9 -> -'])
+  t.same(store.list('Service'), [])
+  t.equal(store.get('Node', undefined, 'n1')?.metadata.name, 'n1')
+})
+
+t.test('errors are kept (bounded) and forwarded', async t => {
+  const store = new ClusterStore()
+  const got: string[] = []
+  store.onError(e => got.push(e.code))
+  for (let i = 0; i < 25; i++) store.error(new FerryError('FERRY_ERR_PARSE', `bad ${i}`))
+  t.equal(got.length, 25)
+  t.equal(store.errors.length, 20)
+  t.equal(store.errors.at(-1)?.message, 'bad 24')
+})
