@@ -67,8 +67,8 @@ export function parseKey (key: string, prefix?: string): ParsedKey | null {
 }
 
 /** Exclusive end of the etcd range holding every key that starts with `prefix` (etcd's prefix convention). */
-export function prefixRangeEnd (prefix: string): Buffer {
-  const end = Buffer.from(prefix)
+export function prefixRangeEnd (prefix: string | Buffer): Buffer {
+  const end = Buffer.from(prefix) // a copy
   for (let i = end.length - 1; i >= 0; i--) {
     if ((end[i] ?? 0) < 0xff) {
       end[i] = (end[i] ?? 0) + 1
