@@ -1,0 +1,50 @@
+// Runs the compiled ferryd inside a lab's node namespace and talks to its HTTP endpoint there.
+import type { ChildProcess } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Lab } from './lab.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+/** dist/cmd/ferryd.js, whether this module runs from dist/ or from source under tap. */
+export const FERRYD_JS = here.includes(`${join('dist', 'pkg')}`) ? join(here, '..', '..', 'cmd', 'ferryd.js') : join(here, '..', '..', 'dist', 'cmd', 'ferryd.js')
+
+export interface LabFerryd {
+  readonly proc: ChildProcess
+  /** Everything ferryd logged so far (JSON lines). */
+  readonly logs: () => string
+  /** GET a path on ferryd's HTTP endpoint from inside the node namespace. */
+  readonly http: (path: string) => Promise<{ status: number, body: string }>
+  readonly waitReady: (timeoutMs?: number) => Promise<void>
+  readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+export function startFerryd (lab: Lab, args: string[], httpPort = 10249): LabFerryd {
+  const proc = lab.spawn(['node', FERRYD_JS, '--http-listen', `127.0.0.1:${httpPort}`, ...args])
+  let out = ''
+  proc.stdout?.on('data', (b: Buffer) => { out += b.toString() })
+  proc.stderr?.on('data', (b: Buffer) => { out += b.toString() })
+  const http = async (path: string): Promise<{ status: number, body: string }> => {
+    const r = await lab.sh(['curl', '-sS', '--max-time', '3', '-w', '\n%{http_code}', `http://127.0.0.1:${httpPort}${path}`]).catch(() => '\n0')
+    const i = r.lastIndexOf('\n')
+    return { status: Number(r.slice(i + 1)), body: r.slice(0, i) }
+  }
+  return {
+    proc,
+    logs: () => out,
+    http,
+    waitReady: async (timeoutMs = 20_000) => {
+      const end = Date.now() + timeoutMs
+      while (Date.now() < end) {
+        if (proc.exitCode !== null) throw new Error(`ferryd exited ${proc.exitCode}:\n${out}`)
+        if ((await http('/readyz')).status === 200) return
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      throw new Error(`ferryd not ready after ${timeoutMs} ms:\n${out}`)
+    },
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode !== null) return proc.exitCode
+      proc.kill(signal)
+      return await new Promise(resolve => { proc.once('exit', code => { resolve(code) }) })
+    },
+  }
+}

@@ -1,0 +1,194 @@
+// One Proxier per IP family: cache events go to the change trackers, one bounded-frequency runner
+// turns them into a backend-neutral desired state and hands it to the backend.
+import type { EndpointSlice, Node, Service } from '../api/types.js'
+import { ZONE_LABEL } from '../api/types.js'
+import type { ClusterStore } from '../cache/store.js'
+import { errorMessage } from '../errors/errors.js'
+import type { Logger } from '../log/log.js'
+import type { IPFamily } from '../net/ip.js'
+import type { ProxyHealth } from './health.js'
+import type { ProxyMetrics } from './metrics.js'
+import { BoundedFrequencyRunner, realClock, type Clock } from './runner.js'
+import { categorizeEndpoints } from './topology.js'
+import { EndpointsChangeTracker, ServiceChangeTracker } from './tracker.js'
+import type { Backend, DesiredServicePort, EndpointInfo, NodeTopology, ServicePortInfo, SyncResult } from './types.js'
+
+export interface ProxierOptions {
+  family: IPFamily
+  nodeName: string
+  backend: Backend
+  store: ClusterStore
+  minSyncPeriodMs: number
+  syncPeriodMs: number
+  metrics: ProxyMetrics
+  health: ProxyHealth
+  log: Logger
+  clock?: Clock
+}
+
+export interface ProxierStatus {
+  readonly family: IPFamily
+  readonly backend: string
+  readonly servicePorts: number
+  readonly endpoints: number
+  readonly syncs: number
+  readonly lastSync?: { readonly at: string, readonly kind: string, readonly durationMs: number, readonly rulesWritten: Readonly<Record<string, number>> }
+  readonly lastError?: string
+}
+
+export class Proxier {
+  private readonly svcTracker: ServiceChangeTracker
+  private readonly epTracker: EndpointsChangeTracker
+  private readonly svcMap = new Map<string, ServicePortInfo>()
+  private readonly epMap = new Map<string, EndpointInfo[]>()
+  private readonly desired = new Map<string, DesiredServicePort>()
+  private readonly runner: BoundedFrequencyRunner
+  private readonly clock: Clock
+  private topology: NodeTopology
+  private needFullSync = true
+  private syncs = 0
+  private lastSync: ProxierStatus['lastSync']
+  private lastError: string | undefined
+  private readonly firstSync: Promise<void>
+  private resolveFirstSync: () => void = () => {}
+
+  constructor (private readonly o: ProxierOptions) {
+    this.clock = o.clock ?? realClock
+    this.svcTracker = new ServiceChangeTracker(o.family, () => this.clock.now())
+    this.epTracker = new EndpointsChangeTracker(o.family, o.nodeName, () => this.clock.now())
+    this.topology = { nodeName: o.nodeName, zone: '' }
+    this.firstSync = new Promise(resolve => { this.resolveFirstSync = resolve })
+    this.runner = new BoundedFrequencyRunner({
+      name: `sync-${o.family}`,
+      fn: async () => { await this.sync() },
+      minIntervalMs: o.minSyncPeriodMs,
+      maxIntervalMs: o.syncPeriodMs,
+      clock: this.clock,
+      onError: (e) => { o.log.error('sync runner error', { err: e }) },
+    })
+    o.health.addFamily(o.family)
+    o.store.on('Service', (p, c) => { this.onService(p as Service | undefined, c as Service | undefined) })
+    o.store.on('EndpointSlice', (p, c) => { this.onSlice(p as EndpointSlice | undefined, c as EndpointSlice | undefined) })
+    o.store.on('Node', (p, c) => { this.onNode((c ?? p) as Node | undefined, c !== undefined) })
+  }
+
+  start (): void { this.runner.start(); this.runner.run() }
+
+  async stop (): Promise<void> { await this.runner.stop() }
+
+  /** Resolves after the first successful sync. */
+  whenSynced (): Promise<void> { return this.firstSync }
+
+  /** Asks for a sync as soon as the min period allows; tests and the source's first list use it. */
+  requestSync (): void { this.runner.run() }
+
+  private onService (prev: Service | undefined, cur: Service | undefined): void {
+    this.o.metrics.serviceChangesTotal.inc()
+    if (this.svcTracker.update(prev, cur)) this.queued()
+    this.o.metrics.serviceChangesPending.set(this.svcTracker.pendingCount())
+  }
+
+  private onSlice (prev: EndpointSlice | undefined, cur: EndpointSlice | undefined): void {
+    this.o.metrics.endpointChangesTotal.inc()
+    if (this.epTracker.update(prev, cur)) this.queued()
+    this.o.metrics.endpointChangesPending.set(this.epTracker.pendingCount())
+  }
+
+  private onNode (node: Node | undefined, present: boolean): void {
+    if (node?.metadata.name !== this.o.nodeName) return
+    const zone = present ? (node.metadata.labels?.[ZONE_LABEL] ?? '') : ''
+    if (zone === this.topology.zone) return
+    // Topology hints depend on the zone: every service's cluster set may change.
+    this.topology = { nodeName: this.o.nodeName, zone }
+    this.needFullSync = true
+    this.queued()
+  }
+
+  private queued (): void {
+    this.o.health.queued(this.o.family)
+    this.o.metrics.lastQueuedTimestamp.set({ ip_family: this.o.family }, this.clock.now() / 1000)
+    this.runner.run()
+  }
+
+  /** One sync: apply tracked changes, recategorize what changed, hand the desired state to the backend. */
+  async sync (): Promise<void> {
+    if (!this.o.store.synced) return // never program a partial initial state
+    const start = this.clock.now()
+    const pendingSince = [this.svcTracker.firstPendingAt(), this.epTracker.firstPendingAt()].filter((t): t is number => t !== undefined)
+    const changed = new Set<string>([...this.svcTracker.apply(this.svcMap), ...this.epTracker.apply(this.epMap)])
+    this.o.metrics.serviceChangesPending.set(0)
+    this.o.metrics.endpointChangesPending.set(0)
+    const full = this.needFullSync
+    const recompute = full ? this.svcMap.keys() : changed.values()
+    for (const key of recompute) {
+      const info = this.svcMap.get(key)
+      if (info === undefined) { this.desired.delete(key); continue }
+      this.desired.set(key, { info, ...categorizeEndpoints(this.epMap.get(key) ?? [], info, this.topology) })
+    }
+    if (full) for (const key of [...this.desired.keys()]) if (!this.svcMap.has(key)) this.desired.delete(key)
+
+    const family = this.o.family
+    let result: SyncResult
+    try {
+      result = await this.o.backend.sync({ family, services: this.desired }, full ? null : changed)
+    } catch (e) {
+      this.needFullSync = true
+      this.lastError = errorMessage(e)
+      ;(full ? this.o.metrics.restoreFailures : this.o.metrics.partialRestoreFailures).inc({ ip_family: family })
+      this.o.log.error('sync failed; the next sync is a full one', { err: e, full })
+      this.runner.retryAfter(this.o.minSyncPeriodMs)
+      return
+    }
+    const end = this.clock.now()
+    this.needFullSync = false
+    this.lastError = undefined
+    this.syncs++
+    const seconds = (end - start) / 1000
+    this.o.metrics.syncDuration.observe({ ip_family: family }, seconds)
+    ;(result.kind === 'full' ? this.o.metrics.syncFullDuration : this.o.metrics.syncPartialDuration).observe({ ip_family: family }, seconds)
+    for (const t of pendingSince) this.o.metrics.networkProgramming.observe({ ip_family: family }, (end - t) / 1000)
+    this.o.metrics.lastSyncTimestamp.set({ ip_family: family }, end / 1000)
+    for (const [table, n] of Object.entries(result.rulesTotal)) this.o.metrics.iptablesTotal.set({ ip_family: family, table }, n)
+    for (const [table, n] of Object.entries(result.rulesWritten)) this.o.metrics.iptablesLast.set({ ip_family: family, table }, n)
+    this.recordNoLocal()
+    this.o.health.updatedSince(family, start)
+    this.lastSync = { at: new Date(end).toISOString(), kind: result.kind, durationMs: end - start, rulesWritten: result.rulesWritten }
+    this.o.log.debug('synced', { kind: result.kind, changed: changed.size, durationMs: end - start })
+    this.resolveFirstSync()
+  }
+
+  private recordNoLocal (): void {
+    let internal = 0
+    let external = 0
+    for (const d of this.desired.values()) {
+      if (!d.hasAnyEndpoints) continue
+      if (d.info.internalPolicyLocal && d.localEndpoints !== null && d.localEndpoints.length === 0) internal++
+      if (d.info.externalPolicyLocal && d.localEndpoints !== null && d.localEndpoints.length === 0) external++
+    }
+    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'internal' }, internal)
+    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'external' }, external)
+  }
+
+  status (): ProxierStatus {
+    let endpoints = 0
+    for (const eps of this.epMap.values()) endpoints += eps.length
+    return {
+      family: this.o.family,
+      backend: this.o.backend.name,
+      servicePorts: this.svcMap.size,
+      endpoints,
+      syncs: this.syncs,
+      ...(this.lastSync !== undefined ? { lastSync: this.lastSync } : {}),
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+    }
+  }
+
+  /** The desired state, for /debug/state. */
+  desiredState (): Array<{ servicePort: string, clusterIP: string, port: number, protocol: string, nodePort: number, cluster: string[] | null, local: string[] | null, hasAnyEndpoints: boolean }> {
+    const ep = (l: readonly EndpointInfo[] | null): string[] | null => l === null ? null : l.map(e => `${e.ip}:${e.port}`)
+    return [...this.desired.values()].map(d => ({
+      servicePort: d.info.spn, clusterIP: d.info.clusterIP, port: d.info.port, protocol: d.info.protocol, nodePort: d.info.nodePort,
+      cluster: ep(d.clusterEndpoints), local: ep(d.localEndpoints), hasAnyEndpoints: d.hasAnyEndpoints,
+    }))
+  }
+}

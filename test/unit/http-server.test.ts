@@ -1,0 +1,83 @@
+// The operations endpoint through fastify's inject: kube-proxy's /healthz JSON and headers, /livez
+// ignoring the Node, /readyz, /metrics in Prometheus text format.
+import t from 'tap'
+import { Registry } from 'prom-client'
+import { buildHttpServer } from '../../pkg/http/server.js'
+import { ProxyHealth, nodeEligible } from '../../pkg/proxy/health.js'
+import { createProxyMetrics } from '../../pkg/proxy/metrics.js'
+import type { Node } from '../../pkg/api/types.js'
+
+function setup (): { now: { t: number }, health: ProxyHealth, state: { eligible: boolean, ready: boolean }, app: ReturnType<typeof buildHttpServer>, registry: Registry } {
+  const now = { t: Date.parse('2026-11-25T12:00:00Z') }
+  const registry = new Registry()
+  const metrics = createProxyMetrics(registry)
+  const health = new ProxyHealth(60_000, () => now.t)
+  health.addFamily('IPv4')
+  const state = { eligible: true, ready: false }
+  const app = buildHttpServer({
+    registry, health, metrics,
+    nodeEligible: () => state.eligible,
+    ready: () => ({ ready: state.ready, reason: 'waiting for manifests:/x' }),
+    debugState: () => ({ hello: 'world' }),
+  })
+  return { now, health, state, app, registry }
+}
+
+t.test('/healthz and /livez', async t => {
+  const { now, health, state, app } = setup()
+  t.teardown(async () => { await app.close() })
+  let r = await app.inject('/healthz')
+  t.equal(r.statusCode, 200)
+  t.equal(r.headers['content-type'], 'application/json')
+  t.equal(r.headers['x-content-type-options'], 'nosniff')
+  t.same(r.json(), { lastUpdated: '2026-11-25T12:00:00.000Z', currentTime: '2026-11-25T12:00:00.000Z', nodeEligible: true, healthy: true, status: { IPv4: { lastUpdated: '2026-11-25T12:00:00.000Z', healthy: true } } })
+
+  health.queued('IPv4')
+  now.t += 61_000
+  r = await app.inject('/healthz')
+  t.equal(r.statusCode, 503, 'a change waiting over 2 x syncPeriod')
+  t.equal(r.json().healthy, false)
+  t.equal((await app.inject('/livez')).statusCode, 503, '/livez too')
+
+  health.updatedSince('IPv4', now.t)
+  state.eligible = false
+  r = await app.inject('/healthz')
+  t.equal(r.statusCode, 503, 'node not eligible')
+  t.same([r.json().healthy, r.json().nodeEligible], [true, false])
+  r = await app.inject('/livez')
+  t.equal(r.statusCode, 200, '/livez ignores the node')
+  t.equal(r.json().nodeEligible, undefined)
+})
+
+t.test('/readyz, /debug/state and /metrics', async t => {
+  const { state, app } = setup()
+  t.teardown(async () => { await app.close() })
+  let r = await app.inject('/readyz')
+  t.equal(r.statusCode, 503)
+  t.match(r.body, /not ready: waiting for manifests/)
+  state.ready = true
+  r = await app.inject('/readyz')
+  t.equal(r.statusCode, 200)
+  t.same((await app.inject('/debug/state')).json(), { hello: 'world' })
+  await app.inject('/healthz')
+  r = await app.inject('/metrics')
+  t.equal(r.statusCode, 200)
+  t.match(r.headers['content-type'], /text\/plain; version=0\.0\.4/)
+  t.match(r.body, /# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram/)
+  t.match(r.body, /# TYPE kubeproxy_sync_proxy_rules_iptables_total gauge/, 'a gauge named _total, as in kube-proxy')
+  t.match(r.body, /# TYPE kubeproxy_sync_proxy_rules_no_local_endpoints_total gauge/)
+  t.match(r.body, /kubeproxy_proxy_healthz_total\{code="200"\} 1/)
+  t.equal((await app.inject('/nope')).statusCode, 404)
+})
+
+t.test('node eligibility (KEP-3836)', async t => {
+  const node = (extra: Partial<Node['spec']> = {}, deleting = false): Node => ({
+    apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', ...(deleting ? { deletionTimestamp: '2026-11-25T00:00:00Z' } : {}) }, spec: extra,
+  })
+  t.ok(nodeEligible(node(), true))
+  t.notOk(nodeEligible(node({}, true), true), 'being deleted')
+  t.notOk(nodeEligible(node({ taints: [{ key: 'ToBeDeletedByClusterAutoscaler', effect: 'NoSchedule' }] }), true), 'autoscaler taint')
+  t.ok(nodeEligible(node({ taints: [{ key: 'other', effect: 'NoSchedule' }] }), true))
+  t.notOk(nodeEligible(undefined, true), 'unknown node while the source has Nodes')
+  t.ok(nodeEligible(undefined, false), 'a source without any Node objects (standalone manifests)')
+})

@@ -1,0 +1,134 @@
+// The proxier's glue, with a fake backend and a fake clock: what gets synced, when, and how failures
+// and health are handled.
+import t from 'tap'
+import { Registry } from 'prom-client'
+import { ClusterStore } from '../../pkg/cache/store.js'
+import { silentLogger } from '../../pkg/log/log.js'
+import { FakeBackend } from '../../pkg/proxy/fake-backend.js'
+import { FakeClock } from '../../pkg/proxy/fake-clock.js'
+import { ProxyHealth } from '../../pkg/proxy/health.js'
+import { createProxyMetrics } from '../../pkg/proxy/metrics.js'
+import { Proxier } from '../../pkg/proxy/proxier.js'
+import type { Node } from '../../pkg/api/types.js'
+import { NODE, slice, sliceEp, svc } from '../helpers/fixtures.js'
+
+const KEY = 'ns1/svc1:p80/tcp'
+
+function setup (): { clock: FakeClock, store: ClusterStore, backend: FakeBackend, proxier: Proxier, health: ProxyHealth, registry: Registry } {
+  const clock = new FakeClock(1_000_000)
+  const store = new ClusterStore()
+  const backend = new FakeBackend()
+  const registry = new Registry()
+  const health = new ProxyHealth(60_000, () => clock.now())
+  const proxier = new Proxier({
+    family: 'IPv4', nodeName: NODE, backend, store, minSyncPeriodMs: 1000, syncPeriodMs: 30_000,
+    metrics: createProxyMetrics(registry), health, log: silentLogger, clock,
+  })
+  return { clock, store, backend, proxier, health, registry }
+}
+
+const metric = async (r: Registry, name: string): Promise<string> =>
+  (await r.metrics()).split('\n').filter(l => l.startsWith(name)).join('\n')
+
+t.test('nothing is programmed before the source has listed; then one full sync', async t => {
+  const { clock, store, backend, proxier } = setup()
+  proxier.start()
+  await clock.advance(5000)
+  t.same(backend.syncs, [], 'no partial initial state')
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1', { node: true }), sliceEp('10.180.0.2', { node: false })] })])
+  proxier.requestSync()
+  await clock.advance(1000)
+  t.same(backend.syncs, [{ changed: null, keys: [KEY] }])
+  t.same(backend.programmed.get(KEY)?.clusterEndpoints?.map(e => e.ip), ['10.180.0.1', '10.180.0.2'])
+  await proxier.stop()
+})
+
+t.test('changes are partial syncs naming only what changed; no-op updates sync nothing new', async t => {
+  const { clock, store, backend, proxier } = setup()
+  store.replace([svc(), svc({ name: 'svc2', clusterIP: '172.30.0.42' }), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.start()
+  await clock.advance(1000)
+  t.equal(backend.syncs.length, 1)
+  store.upsert(slice({ endpoints: [sliceEp('10.180.0.1'), sliceEp('10.180.0.3')] }))
+  store.upsert(svc({ name: 'svc2', clusterIP: '172.30.0.42' })) // identical: dropped by the cache
+  await clock.advance(1000)
+  t.same(backend.syncs[1], { changed: [KEY], keys: [KEY, 'ns1/svc2:p80/tcp'] })
+  store.remove('Service', 'ns1', 'svc2')
+  await clock.advance(1000)
+  t.same(backend.syncs[2], { changed: ['ns1/svc2:p80/tcp'], keys: [KEY] })
+  const before = backend.syncs.length
+  await clock.advance(29_000)
+  t.equal(backend.syncs.length, before + 1, 'the periodic sync still runs at syncPeriod')
+  t.same(backend.syncs.at(-1)?.changed, [], 'with nothing changed')
+  await proxier.stop()
+})
+
+t.test('a failed sync makes the next one full and counts a failure', async t => {
+  const { clock, store, backend, proxier, registry } = setup()
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.start()
+  await clock.advance(1000)
+  backend.failNext = 1
+  store.upsert(slice({ endpoints: [sliceEp('10.180.0.9')] }))
+  await clock.advance(1000)
+  t.same(backend.syncs[1]?.changed, [KEY], 'the partial attempt')
+  t.match(await metric(registry, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total'), /ip_family="IPv4"} 1/)
+  await clock.advance(1000)
+  t.same(backend.syncs[2]?.changed, null, 'retried as a full sync after minSyncPeriod')
+  t.same(backend.programmed.get(KEY)?.clusterEndpoints?.map(e => e.ip), ['10.180.0.9'], 'nothing lost')
+  await proxier.stop()
+})
+
+t.test('health: a change left unapplied for 2 x syncPeriod is unhealthy', async t => {
+  const { clock, store, backend, proxier, health } = setup()
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.start()
+  await clock.advance(1000)
+  t.ok(health.report().healthy)
+  backend.failNext = 1000
+  store.upsert(slice({ endpoints: [sliceEp('10.180.0.2')] }))
+  await clock.advance(59_000)
+  t.ok(health.report().healthy, 'still within the timeout')
+  await clock.advance(2_000)
+  t.notOk(health.report().healthy, 'past 2 x syncPeriod')
+  t.equal(health.report().status.IPv4?.healthy, false)
+  backend.failNext = 0
+  await clock.advance(1000)
+  t.ok(health.report().healthy, 'a successful sync heals it')
+  await proxier.stop()
+})
+
+t.test('a zone label on our Node changes topology and forces a full sync', async t => {
+  const { clock, store, backend, proxier } = setup()
+  const node = (zone?: string): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, ...(zone !== undefined ? { labels: { 'topology.kubernetes.io/zone': zone } } : {}) }, spec: {} })
+  store.replace([node(), svc(), slice({ endpoints: [sliceEp('10.180.0.3', { forZones: ['zone-a'] }), sliceEp('10.180.0.4', { forZones: ['zone-b'] })] })])
+  proxier.start()
+  await clock.advance(1000)
+  t.same(backend.programmed.get(KEY)?.clusterEndpoints?.map(e => e.ip), ['10.180.0.3', '10.180.0.4'], 'no zone label: no filtering')
+  store.upsert(node('zone-a'))
+  await clock.advance(1000)
+  t.same(backend.syncs.at(-1)?.changed, null)
+  t.same(backend.programmed.get(KEY)?.clusterEndpoints?.map(e => e.ip), ['10.180.0.3'], 'hints for zone-a only')
+  await proxier.stop()
+})
+
+t.test('no-local-endpoints gauges and sync metrics', async t => {
+  const { clock, store, proxier, registry } = setup()
+  store.replace([
+    svc({ iTP: 'Local' }), slice({ endpoints: [sliceEp('10.180.1.3', { node: false })] }),
+    svc({ name: 'lb', type: 'LoadBalancer', eTP: 'Local', clusterIP: '172.30.0.50', lbIngress: ['5.6.7.8'], ports: [{ name: 'p80', port: 80, nodePort: 3002 }] }),
+    slice({ service: 'lb', endpoints: [sliceEp('10.180.1.2', { node: false })] }),
+  ])
+  proxier.start()
+  await clock.advance(1000)
+  const gauges = await metric(registry, 'kubeproxy_sync_proxy_rules_no_local_endpoints_total')
+  t.match(gauges, /ip_family="IPv4",traffic_policy="internal"} 1/)
+  t.match(gauges, /ip_family="IPv4",traffic_policy="external"} 1/)
+  t.match(await metric(registry, 'kubeproxy_sync_proxy_rules_duration_seconds_count'), /ip_family="IPv4"} 1/)
+  t.match(await metric(registry, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count'), /ip_family="IPv4"} 1/)
+  t.match(await metric(registry, 'kubeproxy_network_programming_duration_seconds_count'), /ip_family="IPv4"} 2/)
+  t.match(await metric(registry, 'kubeproxy_sync_proxy_rules_last_timestamp_seconds'), /ip_family="IPv4"} 1000$/)
+  t.match(await metric(registry, 'kubeproxy_sync_proxy_rules_iptables_total'), /table="nat"} 2/)
+  t.same(proxier.status().servicePorts, 2)
+  await proxier.stop()
+})
