@@ -33,7 +33,7 @@ export function buildHttpServer (deps: HttpDeps): FastifyInstance {
     const body = withNode
       ? { lastUpdated: r.lastUpdated, currentTime: r.currentTime, nodeEligible: eligible, healthy: r.healthy, status: r.status }
       : { lastUpdated: r.lastUpdated, currentTime: r.currentTime, healthy: r.healthy, status: r.status }
-    return await reply.code(code).header('X-Content-Type-Options', 'nosniff').type('application/json').send(JSON.stringify(body))
+    return await reply.code(code).header('X-Content-Type-Options', 'nosniff').header('Content-Type', 'application/json').send(Buffer.from(JSON.stringify(body)))
   }
   app.get('/healthz', healthHandler(true))
   app.get('/livez', healthHandler(false))
