@@ -11,7 +11,8 @@ export interface Clock {
 
 export const realClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  // Node treats delays above 2^31-1 ms as 1 ms; clamp so a huge maxInterval cannot spin.
+  setTimeout: (fn, ms) => setTimeout(fn, Math.min(ms, 2 ** 31 - 1)),
   clearTimeout: h => { clearTimeout(h as ReturnType<typeof setTimeout>) },
 }
 
@@ -128,7 +129,9 @@ export class BoundedFrequencyRunner {
     this.requested = false
     this.retryAt = undefined
     try {
-      await this.fn()
+      // The async wrapper turns a synchronous throw into a rejection, so this always suspends and the
+      // finally block cannot run before the caller has stored the in-flight promise.
+      await (async () => { await this.fn() })()
     } catch (err) {
       try { this.onError(err) } catch {}
     } finally {
