@@ -13,6 +13,9 @@ import { categorizeEndpoints } from './topology.js'
 import { EndpointsChangeTracker, ServiceChangeTracker } from './tracker.js'
 import type { Backend, DesiredServicePort, EndpointInfo, NodeTopology, ServicePortInfo, SyncResult } from './types.js'
 
+/** Like kube-proxy: a full resync at least hourly; syncPeriod is the retry delay and half the health timeout. */
+export const FULL_SYNC_PERIOD_MS = 3_600_000
+
 export interface ProxierOptions {
   family: IPFamily
   nodeName: string
@@ -46,6 +49,7 @@ export class Proxier {
   private readonly clock: Clock
   private topology: NodeTopology
   private needFullSync = true
+  private lastFullSyncAt = -Infinity
   private syncs = 0
   private lastSync: ProxierStatus['lastSync']
   private lastError: string | undefined
@@ -62,7 +66,7 @@ export class Proxier {
       name: `sync-${o.family}`,
       fn: async () => { await this.sync() },
       minIntervalMs: o.minSyncPeriodMs,
-      maxIntervalMs: o.syncPeriodMs,
+      maxIntervalMs: FULL_SYNC_PERIOD_MS,
       clock: this.clock,
       onError: (e) => { o.log.error('sync runner error', { err: e }) },
     })
@@ -118,7 +122,7 @@ export class Proxier {
     const changed = new Set<string>([...this.svcTracker.apply(this.svcMap), ...this.epTracker.apply(this.epMap)])
     this.o.metrics.serviceChangesPending.set(0)
     this.o.metrics.endpointChangesPending.set(0)
-    const full = this.needFullSync
+    const full = this.needFullSync || start - this.lastFullSyncAt >= FULL_SYNC_PERIOD_MS
     const recompute = full ? this.svcMap.keys() : changed.values()
     for (const key of recompute) {
       const info = this.svcMap.get(key)
@@ -136,11 +140,12 @@ export class Proxier {
       this.lastError = errorMessage(e)
       ;(full ? this.o.metrics.restoreFailures : this.o.metrics.partialRestoreFailures).inc({ ip_family: family })
       this.o.log.error('sync failed; the next sync is a full one', { err: e, full })
-      this.runner.retryAfter(this.o.minSyncPeriodMs)
+      this.runner.retryAfter(this.o.syncPeriodMs)
       return
     }
     const end = this.clock.now()
     this.needFullSync = false
+    if (full) this.lastFullSyncAt = start
     this.lastError = undefined
     this.syncs++
     const seconds = (end - start) / 1000
