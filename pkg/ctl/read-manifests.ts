@@ -1,0 +1,65 @@
+// `-f FILE|DIR` for ferryctl: a file, or a directory's *.yaml, *.yml, *.json (not recursive, sorted by
+// name), decoded and validated. Every problem is collected so the user sees all of them at once.
+import { readdir, readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { decodeManifests } from '../api/decode.js'
+import { objectKey, type KObject } from '../api/types.js'
+import { FerryError, errorMessage } from '../errors/errors.js'
+
+export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json']
+
+export interface ReadResult {
+  objects: KObject[]
+  errors: FerryError[]
+  files: string[]
+}
+
+export async function manifestFiles (path: string): Promise<string[]> {
+  let st
+  try { st = await stat(path) } catch (e) {
+    throw new FerryError('FERRY_ERR_CONFIG', `${path}: ${errorMessage(e)}`, { origin: path })
+  }
+  if (!st.isDirectory()) return [path]
+  const names = (await readdir(path)).filter(n => MANIFEST_EXTENSIONS.some(ext => n.endsWith(ext))).sort()
+  const files: string[] = []
+  for (const n of names) {
+    const f = join(path, n)
+    if ((await stat(f)).isFile()) files.push(f)
+  }
+  return files
+}
+
+/** Reads every path (file or directory) in order; duplicates across files are errors too. */
+export async function readManifests (paths: readonly string[]): Promise<ReadResult> {
+  const out: ReadResult = { objects: [], errors: [], files: [] }
+  const origin = new Map<string, string>()
+  for (const p of paths) {
+    let files: string[]
+    try { files = await manifestFiles(p) } catch (e) {
+      out.errors.push(e instanceof FerryError ? e : new FerryError('FERRY_ERR_CONFIG', `${p}: ${errorMessage(e)}`))
+      continue
+    }
+    if (files.length === 0) out.errors.push(new FerryError('FERRY_ERR_CONFIG', `${p}: no ${MANIFEST_EXTENSIONS.join(', ')} files in this directory`, { origin: p }))
+    for (const f of files) {
+      out.files.push(f)
+      let text: string
+      try { text = await readFile(f, 'utf8') } catch (e) {
+        out.errors.push(new FerryError('FERRY_ERR_CONFIG', `${f}: ${errorMessage(e)}`, { origin: f }))
+        continue
+      }
+      const res = decodeManifests(text, f)
+      out.errors.push(...res.errors)
+      for (const o of res.objects) {
+        const k = objectKey(o)
+        const first = origin.get(k)
+        if (first !== undefined && first !== f) {
+          out.errors.push(new FerryError('FERRY_ERR_DUPLICATE', `${f}: ${k} is also defined in ${first}`, { origin: f, key: k }))
+          continue
+        }
+        if (first === undefined) origin.set(k, f)
+        out.objects.push(o)
+      }
+    }
+  }
+  return out
+}

@@ -1,0 +1,208 @@
+// The compiled ferryctl against a real etcd. Needs `npm run build` first (the test script does it).
+import { execFile } from 'node:child_process'
+import { existsSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { startEtcd } from '../helpers/etcd.js'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const bin = join(root, 'dist/cmd/ferryctl.js')
+if (!existsSync(bin)) throw new Error(`${bin} is missing: run "npm run build" before this test`)
+const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/source/etcd-store.ts', 'pkg/source/etcd-keys.ts', 'pkg/source/etcd-codec.ts']
+const stale = sources.filter(s => existsSync(join(root, s)) && statSync(join(root, s)).mtimeMs > statSync(bin).mtimeMs)
+if (stale.length > 0) throw new Error(`${bin} is older than ${stale.join(', ')}: run "npm run build" before this test`)
+
+interface Run { code: number, stdout: string, stderr: string }
+
+const etcd = await startEtcd(t)
+
+async function ctl (args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return await new Promise(resolve => {
+    execFile(process.execPath, [bin, ...args], {
+      env: { PATH: process.env.PATH ?? '', FERRY_ETCD_ENDPOINTS: etcd.endpoint, ...env }, timeout: 30_000,
+    }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+const web = `apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: default }
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{ name: http, port: 80, targetPort: 8080 }, { name: dns, port: 53, protocol: UDP }]
+`
+const lb = `apiVersion: v1
+kind: Service
+metadata: { name: lb, namespace: shop }
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.11
+  externalIPs: [192.0.2.10]
+  ports: [{ port: 443, nodePort: 30443 }]
+`
+const slice = {
+  apiVersion: 'discovery.k8s.io/v1',
+  kind: 'EndpointSlice',
+  metadata: { name: 'web-abc', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
+  addressType: 'IPv4',
+  endpoints: ['10.244.1.2', '10.244.1.3', '10.244.2.2', '10.244.2.3', '10.244.3.2'].map(a => ({ addresses: [a] })),
+  ports: [{ name: 'http', port: 8080 }],
+}
+const nodeList = `apiVersion: v1
+kind: List
+items:
+  - { apiVersion: v1, kind: Node, metadata: { name: node-1 }, spec: { podCIDR: 10.244.1.0/24 }, status: { addresses: [{ type: InternalIP, address: 192.168.1.11 }] } }
+  - { apiVersion: v1, kind: Node, metadata: { name: node-2 }, spec: { podCIDR: 10.244.2.0/24 } }
+`
+
+async function keys (): Promise<string[]> {
+  const { Etcd3 } = await import('etcd3')
+  const c = new Etcd3({ hosts: etcd.endpoint })
+  try { return (await c.getAll().prefix('/ferry/').keys()).sort() } finally { c.close() }
+}
+
+t.test('--help documents every flag and touches no etcd', async t => {
+  const r = await ctl(['--help'], { FERRY_ETCD_ENDPOINTS: 'http://127.0.0.1:1' })
+  t.equal(r.code, 0)
+  for (const flag of ['--filename', '--namespace', '--all-namespaces', '--output', '--etcd-endpoints', '--etcd-prefix', '--ignore-not-found', 'FERRY_ETCD_ENDPOINTS', 'apply', 'delete', 'get']) {
+    t.match(r.stdout, flag, `help mentions ${flag}`)
+  }
+  t.same(await ctl([]), { code: 0, stdout: r.stdout, stderr: '' }, 'no command prints help')
+  const bad = await ctl(['frobnicate'])
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /^error: unknown command "frobnicate"/)
+  const badFlag = await ctl(['get', 'svc', '--colour'])
+  t.equal(badFlag.code, 1)
+  t.match(badFlag.stderr, /^error: Unknown option '--colour'/)
+})
+
+t.test('apply a directory, get, delete', async t => {
+  const dir = t.testdir({
+    '10-web.yaml': web + '---\n' + lb,
+    '20-slice.json': JSON.stringify(slice),
+    '30-nodes.yml': nodeList,
+    'README.md': 'not a manifest',
+    nested: { '40-ignored.yaml': 'this: [is not read' },
+  })
+  const applied = await ctl(['apply', '-f', dir])
+  t.equal(applied.code, 0, applied.stderr)
+  t.equal(applied.stdout, [
+    'service/default/web created', 'service/shop/lb created', 'endpointslice/default/web-abc created',
+    'node/node-1 created', 'node/node-2 created', '',
+  ].join('\n'), 'files in name order, non-recursive')
+  t.same(await keys(), [
+    '/ferry/v1/endpointslices/default/web-abc', '/ferry/v1/nodes/node-1', '/ferry/v1/nodes/node-2',
+    '/ferry/v1/services/default/web', '/ferry/v1/services/shop/lb',
+  ])
+  const again = await ctl(['apply', '-f', join(dir, '10-web.yaml')])
+  t.equal(again.stdout, 'service/default/web unchanged\nservice/shop/lb unchanged\n')
+
+  const table = await ctl(['get', 'services'])
+  t.equal(table.code, 0, table.stderr)
+  t.equal(table.stdout, [
+    'NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)',
+    'web    ClusterIP   10.96.0.10   <none>        80/TCP,53/UDP',
+    '',
+  ].join('\n'))
+  const all = await ctl(['get', 'svc', '-A'])
+  t.equal(all.stdout, [
+    'NAMESPACE   NAME   TYPE           CLUSTER-IP   EXTERNAL-IP   PORT(S)',
+    'default     web    ClusterIP      10.96.0.10   <none>        80/TCP,53/UDP',
+    'shop        lb     LoadBalancer   10.96.0.11   192.0.2.10    443:30443/TCP',
+    '',
+  ].join('\n'))
+  const eps = await ctl(['get', 'endpointslices'])
+  t.equal(eps.stdout, [
+    'NAME      ADDRESSTYPE   PORTS   ENDPOINTS',
+    'web-abc   IPv4          8080    10.244.1.2,10.244.1.3,10.244.2.2 + 2 more...',
+    '',
+  ].join('\n'))
+  const nodes = await ctl(['get', 'nodes', '-n', 'ignored'])
+  t.match(nodes.stdout, /node-1\s+192\.168\.1\.11\s+10\.244\.1\.0\/24/)
+  t.match(nodes.stdout, /node-2\s+<none>\s+10\.244\.2\.0\/24/)
+
+  const json = await ctl(['get', 'svc', '-n', 'shop', '-o', 'json'])
+  t.equal(json.code, 0)
+  const list = JSON.parse(json.stdout) as { kind: string, items: Array<{ metadata: { name: string }, spec: { type: string, externalTrafficPolicy?: string } }> }
+  t.equal(list.kind, 'List')
+  t.same(list.items.map(i => i.metadata.name), ['lb'])
+  t.equal(list.items[0]?.spec.externalTrafficPolicy, 'Cluster', 'stored normalized')
+  const one = JSON.parse((await ctl(['get', 'svc', 'web', '-o', 'json'])).stdout) as { kind: string, metadata: { name: string } }
+  t.same([one.kind, one.metadata.name], ['Service', 'web'])
+  const yaml = await ctl(['get', 'service', 'web', '-o', 'yaml'])
+  t.match(yaml.stdout, /^apiVersion: v1\nkind: Service\n/)
+  const missing = await ctl(['get', 'svc', 'nope'])
+  t.equal(missing.code, 1)
+  t.match(missing.stderr, /^error: service "default\/nope" not found/)
+  const empty = await ctl(['get', 'pods'])
+  t.equal(empty.code, 0)
+  t.equal(empty.stdout, '')
+  t.match(empty.stderr, /No resources found in default namespace/)
+
+  const deleted = await ctl(['delete', '-f', join(dir, '10-web.yaml')])
+  t.equal(deleted.code, 0, deleted.stderr)
+  t.equal(deleted.stdout, 'service/default/web deleted\nservice/shop/lb deleted\n')
+  const gone = await ctl(['delete', '-f', join(dir, '10-web.yaml')])
+  t.equal(gone.code, 1)
+  t.match(gone.stderr, /error: service\/default\/web not found/)
+  t.equal((await ctl(['delete', '-f', join(dir, '10-web.yaml'), '--ignore-not-found'])).code, 0)
+  t.equal((await ctl(['delete', '-f', dir, '--ignore-not-found'])).code, 0)
+  t.same(await keys(), [])
+})
+
+t.test('an invalid object: exit 1, names file, object and field, writes nothing', async t => {
+  const dir = t.testdir({
+    'a-good.yaml': web,
+    'b-bad.yaml': lb.replace('clusterIP: 10.96.0.11', 'clusterIP: 10.96.0.999'),
+  })
+  await ctl(['apply', '-f', join(dir, 'a-good.yaml')])
+  const before = await etcd.revision()
+  const r = await ctl(['apply', '-f', dir])
+  t.equal(r.code, 1)
+  t.equal(r.stdout, '')
+  t.match(r.stderr, /^error: Service "shop\/lb" \(.*b-bad\.yaml, document 1\): spec\.clusterIP: Invalid value: "10\.96\.0\.999"/)
+  t.match(r.stderr, /nothing was written/)
+  t.equal(await etcd.revision(), before, 'etcd unchanged')
+  t.same(await keys(), ['/ferry/v1/services/default/web'])
+
+  const parse = t.testdir({ 'broken.yaml': 'kind: Service\nmetadata: {name: [unclosed\n' })
+  const pr = await ctl(['apply', '-f', parse])
+  t.equal(pr.code, 1)
+  t.match(pr.stderr, /^error: .*broken\.yaml, document 1: /)
+  const kind = await ctl(['apply', '-f', t.testdir({ 'x.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n' })])
+  t.equal(kind.code, 1)
+  t.match(kind.stderr, /kind: unsupported kind "Secret"/)
+  const none = await ctl(['apply', '-f', join(dir, 'does-not-exist.yaml')])
+  t.equal(none.code, 1)
+  t.match(none.stderr, /^error: .*does-not-exist\.yaml: ENOENT/)
+  t.equal(await etcd.revision(), before, 'still unchanged')
+})
+
+t.test('duplicate names are an error, within a file and across files', async t => {
+  const before = await etcd.revision()
+  const within = await ctl(['apply', '-f', t.testdir({ 'dup.yaml': web + '---\n' + web })])
+  t.equal(within.code, 1)
+  t.match(within.stderr, /error: .*dup\.yaml: Service\/default\/web is defined more than once/)
+  const dir = t.testdir({ 'one.yaml': web, 'two.yaml': web.replace('10.96.0.10', '10.96.0.20') })
+  const across = await ctl(['apply', '-f', dir])
+  t.equal(across.code, 1)
+  t.match(across.stderr, /error: .*two\.yaml: Service\/default\/web is also defined in .*one\.yaml/)
+  t.equal(await etcd.revision(), before, 'nothing written')
+})
+
+t.test('--etcd-endpoints and --etcd-prefix', async t => {
+  const file = join(t.testdir({ 'web.yaml': web }), 'web.yaml')
+  const defaultKeys = await keys()
+  const r = await ctl(['apply', '-f', file, '--etcd-endpoints', `http://127.0.0.1:1,${etcd.endpoint}`, '--etcd-prefix', '/tenant-b'], { FERRY_ETCD_ENDPOINTS: '' })
+  t.equal(r.code, 0, r.stderr)
+  const got = await ctl(['get', 'svc', '--etcd-prefix', '/tenant-b/'])
+  t.match(got.stdout, /web\s+ClusterIP\s+10\.96\.0\.10/)
+  t.same(await keys(), defaultKeys, 'default prefix untouched')
+  const down = await ctl(['get', 'svc', '--etcd-endpoints', 'http://127.0.0.1:1'])
+  t.equal(down.code, 1)
+  t.match(down.stderr, /^error: etcd list failed: .*UNAVAILABLE/)
+})
