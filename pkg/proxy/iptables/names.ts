@@ -1,6 +1,6 @@
 // Chain names for the iptables backend. Per-service names hash stable IDs the way kube-proxy does, so
 // a restarted daemon finds its own chains again, but with a FERRY- prefix so ferry never touches KUBE-.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { Protocol } from '../../api/types.js'
 
 /** Top-level chains; each is declared (and so flushed) and rewritten on every sync. */
@@ -55,28 +55,43 @@ function base32Prefix (buf: Uint8Array, chars: number): string {
 }
 
 function hash16 (text: string): string {
-  return base32Prefix(createHash('sha256').update(text).digest(), 16)
+  return base32Prefix(hash('sha256', text, 'buffer'), 16)
 }
 
-// Names depend only on stable IDs, so they are memoised; the caches are bounded so a long-lived daemon
-// with churning endpoints does not grow without limit (dropping a cache only costs rehashing).
+// Names depend only on stable IDs, so they are memoised, keyed by strings the caller already holds
+// (spn, protocol, endpoint IP): V8 caches a string's hash in the string, so lookups with them are cheap,
+// where a freshly concatenated key would be hashed anew on every sync. Bounded: dropping the cache only
+// costs rehashing.
 const CACHE_LIMIT = 1 << 20
-const svcHashCache = new Map<string, string>()
-const epHashCache = new Map<string, string>()
+interface PortEntry {
+  readonly hash: string
+  readonly names: ServiceChainNames
+  /** Endpoint IP → last port seen and its SEP hash (endpoints of one port nearly always share a port). */
+  readonly eps: Map<string, { port: number, hash: string }>
+}
+const cache = new Map<string, Map<string, PortEntry>>()
+let cached = 0
 
-function memo (cache: Map<string, string>, key: string): string {
-  let v = cache.get(key)
-  if (v === undefined) {
-    if (cache.size >= CACHE_LIMIT) cache.clear()
-    v = hash16(key)
-    cache.set(key, v)
+function entry (spn: string, protocol: string): PortEntry {
+  let byProto = cache.get(spn)
+  if (byProto === undefined) {
+    if (cached >= CACHE_LIMIT) { cache.clear(); cached = 0 }
+    byProto = new Map()
+    cache.set(spn, byProto)
   }
-  return v
+  let e = byProto.get(protocol)
+  if (e === undefined) {
+    const h = hash16(spn + protocol.toLowerCase())
+    e = { hash: h, names: { svc: SVC_PREFIX + h, svl: SVL_PREFIX + h, ext: EXT_PREFIX + h, fw: FW_PREFIX + h }, eps: new Map() }
+    byProto.set(protocol, e)
+    cached++
+  }
+  return e
 }
 
 /** `h` of PROXY.md §2: base32(sha256(spn + protocol))[:16], protocol lower case. */
 export function servicePortHash (spn: string, protocol: Protocol | string): string {
-  return memo(svcHashCache, spn + protocol.toLowerCase())
+  return entry(spn, protocol).hash
 }
 
 /** "ip:port", with brackets for IPv6 like Go's net.JoinHostPort. */
@@ -92,11 +107,17 @@ export interface ServiceChainNames {
 }
 
 export function serviceChainNames (spn: string, protocol: Protocol | string): ServiceChainNames {
-  const h = servicePortHash(spn, protocol)
-  return { svc: SVC_PREFIX + h, svl: SVL_PREFIX + h, ext: EXT_PREFIX + h, fw: FW_PREFIX + h }
+  return entry(spn, protocol).names
 }
 
 /** `FERRY-SEP-h'`, h' = base32(sha256(spn + protocol + "ip:port"))[:16]. */
 export function endpointChainName (spn: string, protocol: Protocol | string, ip: string, port: number): string {
-  return SEP_PREFIX + memo(epHashCache, spn + protocol.toLowerCase() + endpointString(ip, port))
+  const eps = entry(spn, protocol).eps
+  let e = eps.get(ip)
+  if (e === undefined || e.port !== port) {
+    e = { port, hash: SEP_PREFIX + hash16(spn + protocol.toLowerCase() + endpointString(ip, port)) }
+    eps.set(ip, e)
+    cached++
+  }
+  return e.hash
 }
