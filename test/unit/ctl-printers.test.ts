@@ -1,0 +1,47 @@
+import t from 'tap'
+import type { KObject } from '../../pkg/api/types.js'
+import { validateObject } from '../../pkg/api/validate.js'
+import { formatTable, renderTable } from '../../pkg/ctl/printers.js'
+
+const v = (o: Record<string, unknown>): KObject => validateObject(o)
+const svc = (name: string, spec: Record<string, unknown>, extra: Record<string, unknown> = {}): KObject =>
+  v({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec, ...extra })
+
+t.test('renderTable pads columns like kubectl', async t => {
+  t.equal(renderTable(['A', 'LONGER'], [['xxxxx', 'y'], ['z', '']]), 'A       LONGER\nxxxxx   y\nz\n')
+})
+
+t.test('service columns by type', async t => {
+  const rows = formatTable('Service', [
+    svc('plain', { clusterIP: '10.96.0.1', ports: [{ port: 80 }] }),
+    svc('headless', { clusterIP: 'None', ports: [{ name: 'a', port: 80 }, { name: 'b', port: 53, protocol: 'UDP' }] }),
+    svc('ext', { type: 'ExternalName', externalName: 'db.example.com' }),
+    svc('lb-pending', { type: 'LoadBalancer', clusterIP: '10.96.0.2', ports: [{ port: 443, nodePort: 30443 }] }),
+    svc('lb', { type: 'LoadBalancer', clusterIP: '10.96.0.3', externalIPs: ['192.0.2.1'], ports: [{ port: 443 }] },
+      { status: { loadBalancer: { ingress: [{ ip: '203.0.113.7' }, { hostname: 'lb.example.com' }] } } }),
+    svc('noports', { clusterIP: '10.96.0.4' }),
+  ], false).split('\n')
+  t.equal(rows[0], 'NAME         TYPE           CLUSTER-IP   EXTERNAL-IP                            PORT(S)')
+  t.match(rows[1], /^ext\s+ExternalName\s+<none>\s+db\.example\.com\s+<none>$/)
+  t.match(rows[2], /^headless\s+ClusterIP\s+None\s+<none>\s+80\/TCP,53\/UDP$/)
+  t.match(rows[3], /^lb\s+LoadBalancer\s+10\.96\.0\.3\s+192\.0\.2\.1,203\.0\.113\.7,lb\.example\.com\s+443\/TCP$/)
+  t.match(rows[4], /^lb-pending\s+LoadBalancer\s+10\.96\.0\.2\s+<pending>\s+443:30443\/TCP$/)
+  t.match(rows[5], /^noports\s+ClusterIP\s+10\.96\.0\.4\s+<none>\s+<none>$/)
+  t.match(rows[6], /^plain\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+80\/TCP$/)
+})
+
+t.test('slices, nodes, pods; -A adds NAMESPACE except for nodes', async t => {
+  const slice = v({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's', namespace: 'ns1' },
+    addressType: 'IPv6', endpoints: [{ addresses: ['fd00::1'] }], ports: [{ port: 80 }, { name: 'x' }],
+  })
+  const empty = v({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'e', namespace: 'ns0' }, addressType: 'IPv4', endpoints: [], ports: [] })
+  t.equal(formatTable('EndpointSlice', [slice, empty], true),
+    'NAMESPACE   NAME   ADDRESSTYPE   PORTS        ENDPOINTS\n' +
+    'ns0         e      IPv4          <unset>      <unset>\n' +
+    'ns1         s      IPv6          80,<unset>   fd00::1\n')
+  const node = v({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDRs: ['10.244.1.0/24', 'fd00:1::/64'] } })
+  t.equal(formatTable('Node', [node], true), 'NAME   INTERNAL-IP   POD-CIDRS\nn1     <none>        10.244.1.0/24,fd00:1::/64\n')
+  const pod = v({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec: { nodeName: 'n1' }, status: { podIP: '10.244.1.9', phase: 'Running' } })
+  t.equal(formatTable('Pod', [pod], false), 'NAME   STATUS    IP           NODE\np      Running   10.244.1.9   n1\n')
+})
