@@ -1,0 +1,163 @@
+// IptablesBackend: render (pure) + one iptables-restore per sync. It remembers the per-service chains
+// its last successful sync left, so partial syncs never list the kernel; only the first full sync (and
+// the first after a failure) reads `iptables-save -t nat` once to find FERRY- chains a previous run
+// left behind. Those are deleted in the same restore transaction that writes the new rules, so working
+// rules are never flushed before their replacements exist.
+import { FerryError, errorMessage } from '../../errors/errors.js'
+import { silentLogger, type Logger } from '../../log/log.js'
+import type { IPFamily } from '../../net/ip.js'
+import type { Backend, DesiredState, SyncResult } from '../types.js'
+import { chooseVariant } from './mode.js'
+import { Chain, isFerryChain, isPerServiceChain } from './names.js'
+import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
+import { OwnedChains } from './owned.js'
+import { renderFull, renderPartial, type Rendered } from './render.js'
+import { chainsInSave, ensureJumps, removeJumps, restore, save, spawnExec, type Exec, type Table, type Variant } from './restore.js'
+
+export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family'> {
+  readonly family: IPFamily
+  /** Defaults to spawning the tools directly. */
+  readonly exec?: Exec
+  /** Defaults to chooseVariant() on the first sync. */
+  readonly variant?: Variant
+  readonly log?: Logger
+}
+
+export interface SyncTimings {
+  readonly renderMs: number
+  readonly applyMs: number
+  readonly payloadBytes: number
+}
+
+export class IptablesBackend implements Backend {
+  readonly name = 'iptables'
+  readonly family: IPFamily
+  private readonly exec: Exec
+  private readonly log: Logger
+  private readonly render: RenderOptions
+  private chosen: Variant | undefined
+  private owned: OwnedChains | null = null
+  private scanKernel = true
+  private full = true
+  private queue: Promise<unknown> = Promise.resolve()
+  /** Timings of the last successful sync (for the bench and debug logs). */
+  lastTimings: SyncTimings | undefined
+
+  constructor (opts: IptablesBackendOptions) {
+    this.family = opts.family
+    this.exec = opts.exec ?? spawnExec
+    this.log = (opts.log ?? silentLogger).child('iptables')
+    this.chosen = opts.variant
+    const { exec: _e, variant: _v, log: _l, ...render } = opts
+    this.render = resolveRenderOptions(render)
+  }
+
+  /** The variant in use; undefined until the first sync picks one. */
+  get variant (): Variant | undefined { return this.chosen }
+
+  /** True when the next sync will be full (first sync, or the last sync failed). */
+  get needFullSync (): boolean { return this.full }
+
+  /** Forces the next sync to be full (e.g. after the canary vanished). */
+  requestFullSync (): void { this.full = true; this.scanKernel = true }
+
+  async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
+    return await this.serialize(async () => await this.syncNow(state, changed))
+  }
+
+  async cleanup (): Promise<void> {
+    await this.serialize(async () => await this.cleanupNow())
+  }
+
+  private async serialize<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn)
+    this.queue = run.catch(() => {})
+    return await run
+  }
+
+  private async variantNow (): Promise<Variant> {
+    if (this.chosen === undefined) {
+      const choice = await chooseVariant(this.family, this.exec)
+      this.log.info('iptables variant chosen', { variant: choice.variant, reason: choice.reason })
+      this.chosen = choice.variant
+    }
+    return this.chosen
+  }
+
+  private async syncNow (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
+    if (state.family !== this.family) {
+      throw new FerryError('FERRY_ERR_APPLY', `state is ${state.family} but this backend programs ${this.family}`)
+    }
+    const variant = await this.variantNow()
+    const full = changed === null || this.full || this.owned === null
+    let rendered: Rendered
+    const t0 = performance.now()
+    try {
+      if (full) {
+        let existing: ReadonlySet<string> = this.owned ?? new Set<string>()
+        if (this.scanKernel) existing = await this.kernelChains(variant, this.owned)
+        rendered = renderFull(state, this.render, existing)
+      } else {
+        rendered = renderPartial(state, changed ?? new Set(), this.owned ?? new OwnedChains(), this.render)
+      }
+    } catch (e) {
+      this.full = true
+      throw e
+    }
+    const t1 = performance.now()
+    try {
+      await restore(this.exec, variant, this.family, rendered.payload)
+      if (full) {
+        await ensureJumps(this.exec, variant, this.family)
+        await this.ensureMangleCanary(variant)
+      }
+    } catch (e) {
+      // The restore is one transaction per table and the next full sync recomputes everything.
+      this.full = true
+      this.scanKernel = true
+      this.log.warn('iptables sync failed; next sync is full', { kind: rendered.kind, error: errorMessage(e) })
+      throw e
+    }
+    const t2 = performance.now()
+    this.owned = rendered.ownedChains
+    this.full = false
+    this.scanKernel = false
+    this.lastTimings = { renderMs: t1 - t0, applyMs: t2 - t1, payloadBytes: rendered.payload.length }
+    this.log.debug('iptables synced', {
+      kind: rendered.kind, renderMs: Math.round(t1 - t0), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
+    })
+    return {
+      kind: rendered.kind,
+      rulesWritten: { filter: rendered.rulesWritten.filter, nat: rendered.rulesWritten.nat },
+      rulesTotal: { filter: rendered.rulesTotal.filter, nat: rendered.rulesTotal.nat },
+    }
+  }
+
+  /** FERRY- per-service nat chains in the kernel, plus what we believe we own. */
+  private async kernelChains (variant: Variant, owned: OwnedChains | null): Promise<ReadonlySet<string>> {
+    const text = await save(this.exec, variant, this.family, 'nat')
+    const found = new Set<string>(owned ?? [])
+    for (const c of chainsInSave(text)) if (isPerServiceChain(c)) found.add(c)
+    return found
+  }
+
+  private async ensureMangleCanary (variant: Variant): Promise<void> {
+    await restore(this.exec, variant, this.family, `*mangle\n:${Chain.CANARY} - [0:0]\nCOMMIT\n`)
+  }
+
+  private async cleanupNow (): Promise<void> {
+    const variant = await this.variantNow()
+    await removeJumps(this.exec, variant, this.family)
+    const parts: string[] = []
+    for (const table of ['filter', 'nat', 'mangle'] as Table[]) {
+      const chains = chainsInSave(await save(this.exec, variant, this.family, table)).filter(isFerryChain)
+      if (chains.length === 0) continue
+      // Declaring flushes every chain first, so the -X lines find no references left.
+      parts.push(`*${table}`, ...chains.map(c => `:${c} - [0:0]`), ...chains.map(c => `-X ${c}`), 'COMMIT')
+    }
+    if (parts.length > 0) await restore(this.exec, variant, this.family, parts.join('\n') + '\n')
+    this.owned = null
+    this.full = true
+    this.scanKernel = true
+  }
+}

@@ -1,0 +1,161 @@
+// The kernel side of the iptables backend: iptables-restore of a rendered payload, iptables-save, and the
+// jumps from the built-in chains. Every program runs through an injectable Exec, so tests can wrap argv
+// (`ip netns exec NAME ...`) or replace it with a fake.
+import { spawn } from 'node:child_process'
+import { FerryError } from '../../errors/errors.js'
+import type { IPFamily } from '../../net/ip.js'
+import { Chain } from './names.js'
+
+export interface ExecResult { readonly code: number, readonly stdout: string, readonly stderr: string }
+/** Runs argv (no shell) with `stdin` written to the child; resolves with the exit code, never rejects on exit != 0. */
+export type Exec = (argv: readonly string[], stdin?: string) => Promise<ExecResult>
+export type Variant = 'legacy' | 'nft'
+export type Table = 'filter' | 'nat' | 'mangle'
+
+/** Exec by spawning the program directly. Rejects with FERRY_ERR_EXEC only if it cannot be started. */
+export const spawnExec: Exec = async (argv, stdin) => await new Promise<ExecResult>((resolve, reject) => {
+  const [cmd, ...args] = argv
+  if (cmd === undefined) { reject(new FerryError('FERRY_ERR_EXEC', 'empty command')); return }
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout.on('data', (b: Buffer) => out.push(b))
+  child.stderr.on('data', (b: Buffer) => err.push(b))
+  // A child that exits early closes its stdin; its exit code and stderr tell why, so EPIPE is not the error.
+  child.stdin.on('error', () => {})
+  child.on('error', e => { reject(new FerryError('FERRY_ERR_EXEC', `cannot run ${cmd}: ${e.message}`, { argv }, { cause: e })) })
+  child.on('close', (code, signal) => {
+    resolve({ code: code ?? (signal !== null ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() })
+  })
+  child.stdin.end(stdin ?? '')
+})
+
+/** An Exec that runs every command inside network namespace `ns` (tests, bench). */
+export function netnsExec (ns: string, inner: Exec = spawnExec): Exec {
+  return async (argv, stdin) => await inner(['ip', 'netns', 'exec', ns, ...argv], stdin)
+}
+
+/** "iptables-legacy-restore", "ip6tables-nft-save", "iptables-nft", ... */
+export function toolName (variant: Variant, family: IPFamily, kind: 'cmd' | 'save' | 'restore'): string {
+  const base = family === 'IPv6' ? 'ip6tables' : 'iptables'
+  return `${base}-${variant}${kind === 'cmd' ? '' : '-' + kind}`
+}
+
+/** Seconds to wait for the xtables lock (legacy; nft ignores it). */
+const LOCK_WAIT = ['-w', '5']
+
+/**
+ * Applies `payload` in one `iptables-restore --noflush --counters` transaction (per table). On failure
+ * throws FERRY_ERR_APPLY with the tool's stderr and, when it names one, the failing line.
+ */
+export async function restore (exec: Exec, variant: Variant, family: IPFamily, payload: string): Promise<void> {
+  const argv = [toolName(variant, family, 'restore'), ...LOCK_WAIT, '--noflush', '--counters']
+  const r = await exec(argv, payload)
+  if (r.code === 0) return
+  const stderr = r.stderr.trim()
+  const m = /line:? (\d+)/.exec(stderr)
+  const lineNo = m?.[1] !== undefined ? Number(m[1]) : undefined
+  const details: Record<string, unknown> = { tool: argv[0], code: r.code, stderr }
+  if (lineNo !== undefined) {
+    details.line = lineNo
+    details.lineText = lineAt(payload, lineNo)
+  }
+  const where = lineNo !== undefined ? ` at line ${lineNo}: ${String(details.lineText)}` : ''
+  throw new FerryError('FERRY_ERR_APPLY', `${argv[0] ?? 'iptables-restore'} failed${where}: ${firstLine(stderr)}`, details)
+}
+
+function firstLine (s: string): string {
+  const i = s.indexOf('\n')
+  return i < 0 ? s : s.slice(0, i)
+}
+
+/** 1-based line of a large text without splitting all of it. */
+export function lineAt (text: string, lineNo: number): string {
+  let start = 0
+  for (let n = 1; n < lineNo; n++) {
+    const i = text.indexOf('\n', start)
+    if (i < 0) return ''
+    start = i + 1
+  }
+  const end = text.indexOf('\n', start)
+  return text.slice(start, end < 0 ? undefined : end)
+}
+
+export async function save (exec: Exec, variant: Variant, family: IPFamily, table: Table): Promise<string> {
+  const argv = [toolName(variant, family, 'save'), '-t', table]
+  const r = await exec(argv)
+  if (r.code !== 0) throw new FerryError('FERRY_ERR_EXEC', `${argv[0] ?? 'iptables-save'} -t ${table} failed: ${r.stderr.trim()}`, { argv, code: r.code })
+  return r.stdout
+}
+
+/** Chain names declared in iptables-save output (built-in chains included). */
+export function chainsInSave (text: string): string[] {
+  const out: string[] = []
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(':')) continue
+    const sp = line.indexOf(' ')
+    out.push(line.slice(1, sp < 0 ? undefined : sp))
+  }
+  return out
+}
+
+export interface Jump {
+  readonly table: Table
+  /** Built-in chain the jump sits in. */
+  readonly from: string
+  /** Match arguments, then `-j <target>`. */
+  readonly args: readonly string[]
+}
+
+const NEW = ['-m', 'conntrack', '--ctstate', 'NEW']
+const comment = (text: string): string[] => ['-m', 'comment', '--comment', text]
+
+/** The jumps from built-in chains into ferry's chains (PROXY.md §2 "Hooked from"). */
+export function jumps (family: IPFamily): Jump[] {
+  const j = (table: Table, from: string[], args: string[]): Jump[] => from.map(f => ({ table, from: f, args }))
+  return [
+    ...j('filter', ['INPUT', 'FORWARD', 'OUTPUT'], [...NEW, ...comment('ferry load balancer firewall'), '-j', Chain.PROXY_FIREWALL]),
+    ...j('filter', ['INPUT'], [...comment('ferry health check service ports'), '-j', Chain.NODEPORTS]),
+    ...j('filter', ['INPUT', 'FORWARD'], [...NEW, ...comment('ferry externally-visible service portals'), '-j', Chain.EXTERNAL_SERVICES]),
+    ...j('filter', ['FORWARD', 'OUTPUT'], [...NEW, ...comment('ferry service portals'), '-j', Chain.SERVICES]),
+    ...j('filter', ['FORWARD'], [...comment('ferry forwarding rules'), '-j', Chain.FORWARD]),
+    ...(family === 'IPv4' ? j('filter', ['INPUT', 'OUTPUT'], [...comment('ferry localhost nodeport guard'), '-j', Chain.FIREWALL]) : []),
+    ...j('nat', ['PREROUTING', 'OUTPUT'], [...comment('ferry service portals'), '-j', Chain.SERVICES]),
+    ...j('nat', ['POSTROUTING'], [...comment('ferry postrouting rules'), '-j', Chain.POSTROUTING]),
+  ]
+}
+
+/**
+ * Prepends each jump unless it is already there (`-C`, then `-I`). Run on full syncs only: these are
+ * single-rule iptables calls, each taking the xtables lock.
+ */
+export async function ensureJumps (exec: Exec, variant: Variant, family: IPFamily): Promise<number> {
+  const cmd = toolName(variant, family, 'cmd')
+  let added = 0
+  for (const jump of jumps(family)) {
+    const base = [cmd, ...LOCK_WAIT, '-t', jump.table]
+    const check = await exec([...base, '-C', jump.from, ...jump.args])
+    if (check.code === 0) continue
+    if (check.code !== 1) throw applyError(`checking jump ${jump.from} -> ${String(jump.args.at(-1))}`, check)
+    const ins = await exec([...base, '-I', jump.from, ...jump.args])
+    if (ins.code !== 0) throw applyError(`adding jump ${jump.from} -> ${String(jump.args.at(-1))}`, ins)
+    added++
+  }
+  return added
+}
+
+/** Deletes every copy of each jump. */
+export async function removeJumps (exec: Exec, variant: Variant, family: IPFamily): Promise<void> {
+  const cmd = toolName(variant, family, 'cmd')
+  for (const jump of jumps(family)) {
+    const base = [cmd, ...LOCK_WAIT, '-t', jump.table]
+    for (let i = 0; i < 100; i++) {
+      const del = await exec([...base, '-D', jump.from, ...jump.args])
+      if (del.code !== 0) break
+    }
+  }
+}
+
+function applyError (what: string, r: ExecResult): FerryError {
+  return new FerryError('FERRY_ERR_APPLY', `${what} failed: ${r.stderr.trim()}`, { code: r.code, stderr: r.stderr.trim() })
+}

@@ -1,0 +1,118 @@
+// IptablesBackend against a recording fake Exec: no root, no kernel.
+import t from 'tap'
+import { IptablesBackend } from '../../pkg/proxy/iptables/backend.js'
+import { desired, ep, stateOf, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
+import { chooseVariant } from '../../pkg/proxy/iptables/mode.js'
+import { lineAt, restore, type Exec, type ExecResult } from '../../pkg/proxy/iptables/restore.js'
+import { isFerryError } from '../../pkg/errors/errors.js'
+import { servicePortKey } from '../../pkg/proxy/types.js'
+
+interface Call { argv: readonly string[], stdin?: string }
+function fakeExec (opts: { save?: Record<string, string>, failRestore?: () => ExecResult | null } = {}): { exec: Exec, calls: Call[] } {
+  const calls: Call[] = []
+  const exec: Exec = async (argv, stdin) => {
+    calls.push({ argv, ...(stdin !== undefined ? { stdin } : {}) })
+    const tool = argv[0] ?? ''
+    if (tool.endsWith('-restore')) return opts.failRestore?.() ?? { code: 0, stdout: '', stderr: '' }
+    if (tool.endsWith('-save')) return { code: 0, stdout: opts.save?.[argv[2] ?? ''] ?? '', stderr: '' }
+    if (argv.includes('-C')) return { code: 1, stdout: '', stderr: 'Bad rule' }
+    return { code: 0, stdout: '', stderr: '' }
+  }
+  return { exec, calls }
+}
+const restores = (calls: Call[]): Call[] => calls.filter(c => (c.argv[0] ?? '').endsWith('-restore'))
+const saves = (calls: Call[]): Call[] => calls.filter(c => (c.argv[0] ?? '').endsWith('-save'))
+
+const a = desired(svcInfo({ name: 'a', clusterIP: '172.30.0.1' }), { cluster: [ep('10.180.0.1')] })
+const b = desired(svcInfo({ name: 'b', clusterIP: '172.30.0.2' }), { cluster: [ep('10.180.0.2')] })
+
+t.test('first sync is full, scans the kernel once, ensures jumps; then partial syncs touch nothing else', async t => {
+  const { exec, calls } = fakeExec({ save: { nat: '*nat\n:PREROUTING ACCEPT [0:0]\n:FERRY-SVC-STALESTALESTALE - [0:0]\n:KUBE-SVC-X - [0:0]\nCOMMIT\n' } })
+  const be = new IptablesBackend({ family: 'IPv4', exec, variant: 'legacy', clusterCIDR: '10.0.0.0/8' })
+  const r1 = await be.sync(stateOf([a, b]), new Set([servicePortKey(a.info)]))
+  t.equal(r1.kind, 'full', 'first sync is full whatever changed says')
+  t.equal(saves(calls).length, 1)
+  t.same(saves(calls)[0]?.argv, ['iptables-legacy-save', '-t', 'nat'])
+  const first = restores(calls)[0]
+  t.same(first?.argv, ['iptables-legacy-restore', '-w', '5', '--noflush', '--counters'])
+  t.match(first?.stdin, /-X FERRY-SVC-STALESTALESTALE\n/)
+  t.notMatch(first?.stdin, /KUBE-SVC-X/)
+  t.ok(calls.some(c => c.argv.includes('-I') && c.argv.includes('PREROUTING')), 'jumps inserted')
+  t.ok(restores(calls).some(c => c.stdin?.startsWith('*mangle\n:FERRY-PROXY-CANARY') === true), 'mangle canary')
+  t.equal(be.needFullSync, false)
+
+  calls.length = 0
+  const a2 = desired(a.info, { cluster: [ep('10.180.0.9')] })
+  const r2 = await be.sync(stateOf([a2, b]), new Set([servicePortKey(a.info)]))
+  t.equal(r2.kind, 'partial')
+  t.same(calls.map(c => c.argv[0]), ['iptables-legacy-restore'], 'one restore, no save, no per-rule calls')
+  t.ok((r2.rulesWritten.nat ?? 0) < (r2.rulesTotal.nat ?? 0))
+  t.same(r2.rulesTotal, r1.rulesTotal)
+})
+
+t.test('a failed partial restore makes the next sync full', async t => {
+  let fail = false
+  const { exec, calls } = fakeExec({
+    failRestore: () => fail ? { code: 2, stdout: '', stderr: "iptables-restore v1.8.9 (legacy): Couldn't load target `X'\n\nError occurred at line: 3\n" } : null,
+  })
+  const be = new IptablesBackend({ family: 'IPv4', exec, variant: 'nft' })
+  await be.sync(stateOf([a]), null)
+  fail = true
+  const err = await be.sync(stateOf([a, b]), new Set([servicePortKey(b.info)])).catch((e: unknown) => e)
+  t.ok(isFerryError(err, 'FERRY_ERR_APPLY'))
+  t.match((err as Error).message, /iptables-nft-restore failed at line 3: :FERRY-EXTERNAL-SERVICES/)
+  t.equal(be.needFullSync, true)
+  fail = false
+  calls.length = 0
+  const r = await be.sync(stateOf([a, b]), new Set([servicePortKey(b.info)]))
+  t.equal(r.kind, 'full')
+  t.equal(saves(calls).length, 1, 'rescans the kernel after a failure')
+})
+
+t.test('restore error carries the failing line', async t => {
+  const exec: Exec = async () => ({ code: 1, stdout: '', stderr: 'iptables-restore: line 2 failed\n' })
+  const err = await restore(exec, 'legacy', 'IPv4', '*nat\n-A BAD -j X\nCOMMIT\n').catch((e: unknown) => e)
+  t.ok(isFerryError(err, 'FERRY_ERR_APPLY'))
+  t.same((err as { details: Record<string, unknown> }).details.lineText, '-A BAD -j X')
+  t.equal(lineAt('a\nb\nc', 3), 'c')
+  t.equal(lineAt('a\nb', 9), '')
+})
+
+t.test('state family mismatch is refused', async t => {
+  const be = new IptablesBackend({ family: 'IPv6', exec: fakeExec().exec, variant: 'legacy' })
+  await t.rejects(be.sync(stateOf([a]), null), { code: 'FERRY_ERR_APPLY' })
+})
+
+t.test('cleanup removes jumps and every FERRY- chain', async t => {
+  const { exec, calls } = fakeExec({
+    save: {
+      nat: '*nat\n:FERRY-SERVICES - [0:0]\n:FERRY-SVC-AAAA - [0:0]\n:KUBE-SERVICES - [0:0]\nCOMMIT\n',
+      filter: '*filter\n:FERRY-FORWARD - [0:0]\nCOMMIT\n',
+      mangle: '*mangle\n:FERRY-PROXY-CANARY - [0:0]\nCOMMIT\n',
+    },
+  })
+  const be = new IptablesBackend({ family: 'IPv4', exec, variant: 'legacy' })
+  await be.cleanup()
+  t.ok(calls.some(c => c.argv.includes('-D') && c.argv.includes('POSTROUTING')))
+  const payload = restores(calls)[0]?.stdin ?? ''
+  t.match(payload, /\*nat\n:FERRY-SERVICES - \[0:0\]\n:FERRY-SVC-AAAA - \[0:0\]\n-X FERRY-SERVICES\n-X FERRY-SVC-AAAA\nCOMMIT/)
+  t.match(payload, /\*filter\n:FERRY-FORWARD/)
+  t.match(payload, /\*mangle\n:FERRY-PROXY-CANARY/)
+  t.notMatch(payload, /KUBE-/)
+  t.equal(be.needFullSync, true)
+})
+
+t.test('variant choice', async t => {
+  const mk = (nftSave: string, legacyCode: number): Exec => async argv => {
+    if (argv[0] === 'iptables-nft-save') return { code: 0, stdout: nftSave, stderr: '' }
+    if (argv[0] === 'iptables-legacy') return { code: legacyCode, stdout: '', stderr: 'can\'t initialize iptables table `nat\'' }
+    return { code: 127, stdout: '', stderr: '' }
+  }
+  t.equal((await chooseVariant('IPv4', mk('*nat\n:KUBE-SERVICES - [0:0]\n', 0))).variant, 'legacy')
+  t.equal((await chooseVariant('IPv4', mk('*nat\n:FERRY-SERVICES - [0:0]\n', 0))).variant, 'nft')
+  const c = await chooseVariant('IPv4', mk('', 3))
+  t.equal(c.variant, 'nft')
+  t.match(c.reason, /legacy iptables unusable/)
+  const missing: Exec = async () => { throw new Error('ENOENT') }
+  t.equal((await chooseVariant('IPv6', missing)).variant, 'nft')
+})
