@@ -47,15 +47,25 @@ interface Teardownable { teardown: (fn: () => unknown) => void }
 const live = new Set<{ child: ChildProcess | undefined, dataDir: string }>()
 let exitHookInstalled = false
 
+function killAllSync (): void {
+  for (const e of live) {
+    try { e.child?.kill('SIGKILL') } catch {}
+    try { rmSync(e.dataDir, { recursive: true, force: true }) } catch {}
+  }
+  live.clear()
+}
+
+/** Children outlive a killed parent: clean up on exit, and on a fatal signal before re-raising it. */
 function installExitHook (): void {
   if (exitHookInstalled) return
   exitHookInstalled = true
-  process.on('exit', () => {
-    for (const e of live) {
-      try { e.child?.kill('SIGKILL') } catch {}
-      try { rmSync(e.dataDir, { recursive: true, force: true }) } catch {}
-    }
-  })
+  process.on('exit', killAllSync)
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      killAllSync()
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig)
+    })
+  }
 }
 
 export function findEtcd (bin = process.env.FERRY_ETCD_BIN ?? 'etcd'): string {
