@@ -73,7 +73,7 @@ export class Lab {
 
   /** Adds pod `name` with IP `ip` (in LAB.podCIDR), routed point-to-point from the node, serving `ports`. */
   async addPod (name: string, ip: string, ports: number[] = [8080]): Promise<Pod> {
-    const ns = `fy${this.id}-${name}`
+    const ns = `fy${this.id}-pod-${name}`
     const hostVeth = `fy${this.id}p${this.pods.length}`
     await this.addNs(ns)
     await this.ip(['link', 'add', hostVeth, 'netns', this.nodeNs, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])

@@ -1,0 +1,105 @@
+// ferryd: config → source → cache → proxiers (one per IP family) → kernel; HTTP for Prometheus and probes.
+import { networkInterfaces } from 'node:os'
+import { Registry, collectDefaultMetrics } from 'prom-client'
+import { ClusterStore } from '../pkg/cache/store.js'
+import { loadConfig, usage, type Config } from '../pkg/config/config.js'
+import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
+import { buildHttpServer } from '../pkg/http/server.js'
+import { createLogger, type Logger } from '../pkg/log/log.js'
+import { parseIP, type IPFamily } from '../pkg/net/ip.js'
+import { createBackend, chooseProxyMode } from '../pkg/proxy/backends.js'
+import { ProxyHealth, nodeEligible } from '../pkg/proxy/health.js'
+import { createProxyMetrics } from '../pkg/proxy/metrics.js'
+import { Proxier } from '../pkg/proxy/proxier.js'
+import { createSource } from '../pkg/source/factory.js'
+import { notify } from '../pkg/systemd/notify.js'
+
+function nodeIPs (): string[] {
+  return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => parseIP(a.address.split('%')[0] ?? '')?.ip ?? '')).filter(ip => ip !== '')
+}
+
+async function main (argv: string[]): Promise<number> {
+  let cfg: Config | 'help'
+  try { cfg = loadConfig(argv) } catch (e) {
+    process.stderr.write(`ferryd: ${errorMessage(e)}\n\n${usage()}\n`)
+    return 2
+  }
+  if (cfg === 'help') { process.stdout.write(usage() + '\n'); return 0 }
+  const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat })
+  const mode = await chooseProxyMode(cfg)
+  log.info('proxy mode', { mode: mode.mode, reason: mode.reason })
+  const ips = nodeIPs()
+  const backends = new Map<IPFamily, Awaited<ReturnType<typeof createBackend>>>()
+  for (const family of cfg.ipFamilies) backends.set(family, await createBackend(mode.mode, { family, cfg, nodeIPs: ips, log: log.child(`proxy.${family}`) }))
+
+  if (cfg.cleanup) {
+    for (const b of backends.values()) await b.cleanup()
+    log.info('removed every rule ferry owns')
+    return 0
+  }
+  return await serve(cfg, log, backends)
+}
+
+async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Awaited<ReturnType<typeof createBackend>>>): Promise<number> {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const metrics = createProxyMetrics(registry)
+  const health = new ProxyHealth(2 * cfg.syncPeriodMs)
+  const store = new ClusterStore()
+  const sourceLog = log.child('source')
+  store.onError(e => { sourceLog.warn(e.message, { code: e.code }) })
+
+  const proxiers = [...backends].map(([family, backend]) => new Proxier({
+    family, nodeName: cfg.nodeName, backend, store, metrics, health,
+    minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs, log: log.child(`proxy.${family}`),
+  }))
+  const source = createSource(cfg, log.child('source'))
+
+  const http = buildHttpServer({
+    registry, health, metrics,
+    nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.list('Node').length > 0),
+    ready: () => {
+      if (!store.synced) return { ready: false, reason: `waiting for ${source.name}` }
+      const pending = proxiers.filter(p => p.status().syncs === 0)
+      return pending.length === 0 ? { ready: true, reason: '' } : { ready: false, reason: `no rules applied yet for ${pending.map(p => p.status().family).join(', ')}` }
+    },
+    debugState: () => ({
+      nodeName: cfg.nodeName,
+      source: source.name,
+      objects: { services: store.list('Service').length, endpointSlices: store.list('EndpointSlice').length, nodes: store.list('Node').length, pods: store.list('Pod').length },
+      sourceErrors: store.errors,
+      proxiers: proxiers.map(p => ({ ...p.status(), servicePorts: p.desiredState() })),
+    }),
+  })
+  await http.listen({ host: cfg.httpListen.host, port: cfg.httpListen.port })
+  log.info('http listening', { address: `${cfg.httpListen.host}:${cfg.httpListen.port}` })
+
+  let stopping = false
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    // Rules stay in the kernel: established flows keep working across a restart.
+    log.info('shutting down; rules stay in place', { signal })
+    void notify({ STOPPING: '1' })
+    await source.stop()
+    await Promise.all(proxiers.map(async p => { await p.stop() }))
+    await http.close()
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => { void shutdown('SIGTERM') })
+  process.on('SIGINT', () => { void shutdown('SIGINT') })
+
+  log.info('starting source', { source: source.name })
+  await source.start(store)
+  log.info('source synced', { objects: store.size })
+  for (const p of proxiers) p.start()
+  await Promise.all(proxiers.map(async p => { await p.whenSynced() }))
+  log.info('first sync applied; ready', { families: cfg.ipFamilies })
+  await notify({ READY: '1', STATUS: `serving ${store.list('Service').length} services` })
+  return await new Promise<number>(() => {}) // runs until a signal
+}
+
+main(process.argv.slice(2)).then(code => { process.exit(code) }, (e: unknown) => {
+  process.stderr.write(`ferryd: ${isFerryError(e) ? `${e.code}: ` : ''}${errorMessage(e)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,102 @@
+// ferryd end to end on the built-in manifest source: real netns, real iptables rules, real curl.
+import t from 'tap'
+import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startFerryd } from '../../pkg/lab/ferryd.js'
+import { Lab, LAB } from '../../pkg/lab/lab.js'
+import { webManifests, EMPTY_SVC, waitUntil } from '../helpers/lab-manifests.js'
+
+t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t => {
+  const lab = await Lab.create()
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-e2e-'))
+  t.teardown(async () => { await lab.close(); await rm(dir, { recursive: true, force: true }) })
+  for (let i = 1; i <= 3; i++) await lab.addPod(`web-${i}`, `10.244.0.${10 + i}`)
+  const client = await lab.addPod('client', '10.244.0.50', [])
+  await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
+  await writeFile(join(dir, 'empty.yaml'), EMPTY_SVC)
+
+  let ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms'])
+  t.teardown(async () => { await ferryd.stop() })
+  await ferryd.waitReady()
+
+  await t.test('pod -> ClusterIP reaches every endpoint, client IP preserved', async t => {
+    const spread = await lab.spread('http://10.96.0.10/', 45, client.ns)
+    t.same([...spread.keys()].sort(), ['web-1', 'web-2', 'web-3'])
+    const r = await lab.get('http://10.96.0.10/', client.ns)
+    t.match(r, { ok: true, body: /^web-\d 10\.244\.0\.50$/ }, 'not masqueraded: the backend sees the pod')
+  })
+
+  await t.test('external client -> NodePort reaches every endpoint, masqueraded', async t => {
+    const spread = await lab.spread(`http://${LAB.nodeExternalIP}:30080/`, 45)
+    t.same([...spread.keys()].sort(), ['web-1', 'web-2', 'web-3'])
+    const r = await lab.get(`http://${LAB.nodeExternalIP}:30080/`)
+    t.match(r, { ok: true, body: /^web-\d 10\.244\.0\.1$/ }, 'the backend sees the node, so replies return through it')
+  })
+
+  await t.test('a Service without endpoints is refused at once', async t => {
+    const r = await lab.get('http://10.96.0.20/', client.ns, 5)
+    t.match(r, { ok: false, error: 'refused' })
+    if (!r.ok) t.ok(r.ms < 1500, `refused after ${r.ms} ms, not a timeout`)
+  })
+
+  await t.test('scaling endpoints down and up is followed', async t => {
+    await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.12']))
+    await waitUntil('only web-2 answers', async () => {
+      const s = await lab.spread('http://10.96.0.10/', 8, client.ns)
+      return s.size === 1 && s.get('web-2') === 8
+    })
+    t.pass('scaled down to web-2')
+    await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
+    await waitUntil('all three answer', async () => (await lab.spread('http://10.96.0.10/', 30, client.ns)).size === 3)
+    t.pass('scaled up to three')
+    await writeFile(join(dir, 'web.yaml'), webManifests([]))
+    await waitUntil('web is refused', async () => { const r = await lab.get('http://10.96.0.10/', client.ns); return !r.ok && r.error === 'refused' })
+    t.pass('zero endpoints: refused')
+    await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
+    await waitUntil('web answers again', async () => (await lab.get('http://10.96.0.10/', client.ns)).ok)
+  })
+
+  await t.test('bad input is reported and the last good state is kept', async t => {
+    await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11']).replace('port: 80', 'port: 80000'))
+    await writeFile(join(dir, 'junk.yaml'), 'apiVersion: v1\nkind: Service\n  metadata: [oops\n')
+    await writeFile(join(dir, 'deploy.yaml'), 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n')
+    await waitUntil('errors reported', async () => /junk\.yaml/.test((await ferryd.http('/debug/state')).body))
+    const state = JSON.parse((await ferryd.http('/debug/state')).body) as { sourceErrors: Array<{ message: string }> }
+    const msgs = state.sourceErrors.map(e => e.message).join('\n')
+    t.match(msgs, /Service "demo\/web" \(web\.yaml, document 1\): spec\.ports\[0\]\.port: Invalid value: 80000/)
+    t.match(msgs, /junk\.yaml, document 1/)
+    t.match(msgs, /unsupported kind "Deployment"/)
+    t.equal(ferryd.proc.exitCode, null, 'ferryd keeps running')
+    const spread = await lab.spread('http://10.96.0.10/', 30, client.ns)
+    t.same([...spread.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'the last good web.yaml still serves')
+    await unlink(join(dir, 'junk.yaml'))
+    await unlink(join(dir, 'deploy.yaml'))
+  })
+
+  await t.test('deleting the Service removes its rules', async t => {
+    await unlink(join(dir, 'web.yaml'))
+    await waitUntil('web gone', async () => !(await lab.get('http://10.96.0.10/', client.ns, 1)).ok)
+    const save = await lab.sh(['sh', '-c', 'iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null'])
+    t.notMatch(save, /demo\/web/, 'no rule mentions demo/web')
+    t.match(save, /demo\/empty/, 'the other Service keeps its rules')
+  })
+
+  await t.test('restart keeps rules in place and established flows alive', async t => {
+    await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
+    await waitUntil('web back', async () => (await lab.get('http://10.96.0.10/', client.ns)).ok)
+    t.equal(await ferryd.stop(), 0, 'SIGTERM exits 0')
+    t.ok((await lab.get('http://10.96.0.10/', client.ns)).ok, 'traffic flows while ferryd is down')
+    ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms'])
+    await ferryd.waitReady()
+    const spread = await lab.spread('http://10.96.0.10/', 30, client.ns)
+    t.same([...spread.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'served after restart')
+    const metrics = (await ferryd.http('/metrics')).body
+    t.match(metrics, /kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} [1-9]/)
+    t.match(metrics, /kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} \d/)
+    t.match(metrics, /kubeproxy_sync_proxy_rules_iptables_total\{ip_family="IPv4",table="nat"\} [1-9]/)
+    const hz = await ferryd.http('/healthz')
+    t.equal(hz.status, 200)
+    t.match(JSON.parse(hz.body), { healthy: true, nodeEligible: true })
+  })
+})
