@@ -11,6 +11,7 @@ import { createBackend, chooseProxyMode } from '../pkg/proxy/backends.js'
 import { ProxyHealth, nodeEligible } from '../pkg/proxy/health.js'
 import { createProxyMetrics } from '../pkg/proxy/metrics.js'
 import { Proxier } from '../pkg/proxy/proxier.js'
+import type { Backend } from '../pkg/proxy/types.js'
 import { createSource } from '../pkg/source/factory.js'
 import { notify } from '../pkg/systemd/notify.js'
 
@@ -29,18 +30,29 @@ async function main (argv: string[]): Promise<number> {
   const mode = await chooseProxyMode(cfg)
   log.info('proxy mode', { mode: mode.mode, reason: mode.reason })
   const ips = nodeIPs()
-  const backends = new Map<IPFamily, Awaited<ReturnType<typeof createBackend>>>()
+  if (cfg.cleanup) return await cleanup(cfg, ips, log)
+  const backends = new Map<IPFamily, Backend>()
   for (const family of cfg.ipFamilies) backends.set(family, await createBackend(mode.mode, { family, cfg, nodeIPs: ips, log: log.child(`proxy.${family}`) }))
-
-  if (cfg.cleanup) {
-    for (const b of backends.values()) await b.cleanup()
-    log.info('removed every rule ferry owns')
-    return 0
-  }
   return await serve(cfg, log, backends)
 }
 
-async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Awaited<ReturnType<typeof createBackend>>>): Promise<number> {
+/** Removes ferry's rules from both iptables variants and both families, whatever is configured now. */
+async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number> {
+  let failed = 0
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    for (const iptablesVariant of ['legacy', 'nft'] as const) {
+      const backend = await createBackend('iptables', { family, cfg: { ...cfg, iptablesVariant }, nodeIPs: ips, log })
+      try { await backend.cleanup() } catch (e) {
+        failed++
+        log.warn('cleanup failed', { family, variant: iptablesVariant, err: e })
+      }
+    }
+  }
+  log.info('removed every rule ferry owns', { failed })
+  return failed === 0 ? 0 : 1
+}
+
+async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>): Promise<number> {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const metrics = createProxyMetrics(registry)

@@ -3,7 +3,7 @@ import t from 'tap'
 import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startFerryd } from '../../pkg/lab/ferryd.js'
+import { FERRYD_JS, startFerryd } from '../../pkg/lab/ferryd.js'
 import { Lab, LAB } from '../../pkg/lab/lab.js'
 import { webManifests, EMPTY_SVC, waitUntil } from '../helpers/lab-manifests.js'
 
@@ -98,5 +98,14 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
     const hz = await ferryd.http('/healthz')
     t.equal(hz.status, 200)
     t.match(JSON.parse(hz.body), { healthy: true, nodeEligible: true })
+  })
+
+  await t.test('ferryd --cleanup removes every rule ferry owns', async t => {
+    t.equal(await ferryd.stop(), 0)
+    await lab.sh(['node', FERRYD_JS, '--cleanup'])
+    const save = await lab.sh(['sh', '-c', 'iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null'])
+    t.notMatch(save, /FERRY-/, 'no FERRY- chain or jump is left in either variant')
+    const r = await lab.get('http://10.96.0.10/', client.ns, 1)
+    t.equal(r.ok, false, 'the ClusterIP is no longer handled')
   })
 })
