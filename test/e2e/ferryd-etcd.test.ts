@@ -1,23 +1,18 @@
 // ferryd end to end with etcd as the source: ferryctl writes, ferryd follows, real traffic flows.
 // etcd runs inside the lab's node namespace so ferryd (in that namespace) reaches it on loopback.
 import t from 'tap'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startFerryd } from '../../pkg/lab/ferryd.js'
-import { Lab, LAB } from '../../pkg/lab/lab.js'
-import { webManifests, EMPTY_SVC, waitUntil } from '../helpers/lab-manifests.js'
+import { LAB } from '../../pkg/lab/lab.js'
+import { webLab, webManifests, EMPTY_SVC, waitUntil } from '../helpers/web-lab.js'
 
 const FERRYCTL = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'ferryctl')
 const ETCD = 'http://127.0.0.1:2379'
 
 t.test('ferryd follows etcd written by ferryctl', async t => {
-  const lab = await Lab.create()
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-e2e-etcd-'))
-  t.teardown(async () => { await lab.close(); await rm(dir, { recursive: true, force: true }) })
-  for (let i = 1; i <= 3; i++) await lab.addPod(`web-${i}`, `10.244.0.${10 + i}`)
-  const client = await lab.addPod('client', '10.244.0.50', [])
+  const { lab, dir, client } = await webLab(t)
 
   lab.spawn(['etcd', '--name', 'lab', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', ETCD, '--advertise-client-urls', ETCD,
     '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',

@@ -1,18 +1,13 @@
 // ferryd end to end on the built-in manifest source: real netns, real iptables rules, real curl.
 import t from 'tap'
-import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FERRYD_JS, startFerryd } from '../../pkg/lab/ferryd.js'
-import { Lab, LAB } from '../../pkg/lab/lab.js'
-import { webManifests, EMPTY_SVC, waitUntil } from '../helpers/lab-manifests.js'
+import { LAB } from '../../pkg/lab/lab.js'
+import { webLab, webManifests, EMPTY_SVC, waitUntil } from '../helpers/web-lab.js'
 
 t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t => {
-  const lab = await Lab.create()
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-e2e-'))
-  t.teardown(async () => { await lab.close(); await rm(dir, { recursive: true, force: true }) })
-  for (let i = 1; i <= 3; i++) await lab.addPod(`web-${i}`, `10.244.0.${10 + i}`)
-  const client = await lab.addPod('client', '10.244.0.50', [])
+  const { lab, dir, client } = await webLab(t)
   await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
   await writeFile(join(dir, 'empty.yaml'), EMPTY_SVC)
 

@@ -1,4 +1,21 @@
-// Manifests for the lab's web pods (10.244.0.11-13:8080) and a wait helper for e2e tests.
+// The e2e tests' web lab: three web pods (10.244.0.11-13:8080), a client pod, manifests for them,
+// and a wait helper.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Lab, type Pod } from '../../pkg/lab/lab.js'
+
+interface Teardown { teardown: (fn: () => Promise<void>) => void }
+
+/** A lab with pods web-1..3 and a client pod, plus a temp dir; both go away at teardown. */
+export async function webLab (t: Teardown): Promise<{ lab: Lab, dir: string, client: Pod }> {
+  const lab = await Lab.create()
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-e2e-'))
+  t.teardown(async () => { await lab.close(); await rm(dir, { recursive: true, force: true }) })
+  for (let i = 1; i <= 3; i++) await lab.addPod(`web-${i}`, `10.244.0.${10 + i}`)
+  const client = await lab.addPod('client', '10.244.0.50', [])
+  return { lab, dir, client }
+}
 
 /** Service demo/web: ClusterIP 10.96.0.10:80, NodePort 30080, over the given endpoint IPs on 8080. */
 export function webManifests (ips: string[], opts: { nodeName?: string } = {}): string {
