@@ -26,18 +26,21 @@ const saves = (calls: Call[]): Call[] => calls.filter(c => (c.argv[0] ?? '').end
 const a = desired(svcInfo({ name: 'a', clusterIP: '172.30.0.1' }), { cluster: [ep('10.180.0.1')] })
 const b = desired(svcInfo({ name: 'b', clusterIP: '172.30.0.2' }), { cluster: [ep('10.180.0.2')] })
 
-t.test('first sync is full, scans the kernel once, ensures jumps; then partial syncs touch nothing else', async t => {
+t.test('first sync is full, scans the kernel once, adds missing jumps; then partial syncs touch nothing else', async t => {
   const { exec, calls } = fakeExec({ save: { nat: '*nat\n:PREROUTING ACCEPT [0:0]\n:FERRY-SVC-STALESTALESTALE - [0:0]\n:KUBE-SVC-X - [0:0]\nCOMMIT\n' } })
   const be = new IptablesBackend({ family: 'IPv4', exec, variant: 'legacy', clusterCIDR: '10.0.0.0/8' })
   const r1 = await be.sync(stateOf([a, b]), new Set([servicePortKey(a.info)]))
   t.equal(r1.kind, 'full', 'first sync is full whatever changed says')
-  t.equal(saves(calls).length, 1)
-  t.same(saves(calls)[0]?.argv, ['iptables-legacy-save', '-t', 'nat'])
+  t.same(saves(calls).map(c => c.argv), [['iptables-legacy-save', '-t', 'nat'], ['iptables-legacy-save', '-t', 'filter']])
   const first = restores(calls)[0]
   t.same(first?.argv, ['iptables-legacy-restore', '-w', '5', '--noflush', '--counters'])
   t.match(first?.stdin, /-X FERRY-SVC-STALESTALESTALE\n/)
   t.notMatch(first?.stdin, /KUBE-SVC-X/)
-  t.ok(calls.some(c => c.argv.includes('-I') && c.argv.includes('PREROUTING')), 'jumps inserted')
+  const firstInsert = calls.findIndex(c => c.argv.includes('-I') && c.argv.includes('PREROUTING'))
+  t.ok(firstInsert >= 0, 'jumps inserted')
+  t.ok(firstInsert < calls.findIndex(c => c === first), 'jumps go in before the big restore, while the tables are small')
+  t.ok(calls.some(c => c.argv.includes('-N') && c.argv.includes('FERRY-SERVICES')), 'missing target chains created first')
+  t.notOk(calls.some(c => c.argv.includes('-C')), 'no per-jump -C calls: the scan tells which jumps exist')
   t.ok(restores(calls).some(c => c.stdin?.startsWith('*mangle\n:FERRY-PROXY-CANARY') === true), 'mangle canary')
   t.equal(be.needFullSync, false)
 
@@ -66,7 +69,7 @@ t.test('a failed partial restore makes the next sync full', async t => {
   calls.length = 0
   const r = await be.sync(stateOf([a, b]), new Set([servicePortKey(b.info)]))
   t.equal(r.kind, 'full')
-  t.equal(saves(calls).length, 1, 'rescans the kernel after a failure')
+  t.equal(saves(calls).length, 2, 'rescans the kernel after a failure')
 })
 
 t.test('restore error carries the failing line', async t => {
@@ -76,6 +79,20 @@ t.test('restore error carries the failing line', async t => {
   t.same((err as { details: Record<string, unknown> }).details.lineText, '-A BAD -j X')
   t.equal(lineAt('a\nb\nc', 3), 'c')
   t.equal(lineAt('a\nb', 9), '')
+})
+
+t.test('jumps already in the kernel are not added again', async t => {
+  const nat = '*nat\n:PREROUTING ACCEPT [0:0]\n:FERRY-SERVICES - [0:0]\n:FERRY-POSTROUTING - [0:0]\n' +
+    '-A PREROUTING -m comment --comment "ferry service portals" -j FERRY-SERVICES\n' +
+    '-A OUTPUT -m comment --comment "ferry service portals" -j FERRY-SERVICES\n' +
+    '-A POSTROUTING -m comment --comment "ferry postrouting rules" -j FERRY-POSTROUTING\nCOMMIT\n'
+  const { exec, calls } = fakeExec({ save: { nat } })
+  const be = new IptablesBackend({ family: 'IPv4', exec, variant: 'legacy' })
+  await be.sync(stateOf([a]), null)
+  const inserted = calls.filter(c => c.argv.includes('-I'))
+  t.ok(inserted.length > 0)
+  t.ok(inserted.every(c => c.argv.includes('filter')), 'only the filter jumps were missing')
+  t.notOk(calls.some(c => c.argv.includes('-N') && c.argv.includes('nat')))
 })
 
 t.test('state family mismatch is refused', async t => {

@@ -1,8 +1,9 @@
 // IptablesBackend: render (pure) + one iptables-restore per sync. It remembers the per-service chains
-// its last successful sync left, so partial syncs never list the kernel; only the first full sync (and
-// the first after a failure) reads `iptables-save -t nat` once to find FERRY- chains a previous run
-// left behind. Those are deleted in the same restore transaction that writes the new rules, so working
-// rules are never flushed before their replacements exist.
+// its last successful sync left, so partial syncs never list the kernel. Full syncs (the first, after a
+// failure, or when asked) read `iptables-save -t nat` and `-t filter` once: that finds FERRY- chains a
+// previous run left behind, and shows which jumps from the built-in chains already exist, so only
+// missing ones cost an iptables call. Stale chains are deleted in the same restore transaction that
+// writes the new rules, so working rules are never flushed before their replacements exist.
 import { FerryError, errorMessage } from '../../errors/errors.js'
 import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
@@ -12,7 +13,7 @@ import { Chain, isFerryChain, isPerServiceChain } from './names.js'
 import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
 import { OwnedChains } from './owned.js'
 import { renderFull, renderPartial, type Rendered } from './render.js'
-import { chainsInSave, ensureJumps, removeJumps, restore, save, spawnExec, type Exec, type Table, type Variant } from './restore.js'
+import { chainsInSave, insertJumps, jumpPresent, jumps, removeJumps, restore, save, spawnExec, type Exec, type Jump, type Table, type Variant } from './restore.js'
 
 export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family'> {
   readonly family: IPFamily
@@ -37,7 +38,6 @@ export class IptablesBackend implements Backend {
   private readonly render: RenderOptions
   private chosen: Variant | undefined
   private owned: OwnedChains | null = null
-  private scanKernel = true
   private full = true
   private queue: Promise<unknown> = Promise.resolve()
   /** Timings of the last successful sync (for the bench and debug logs). */
@@ -59,7 +59,7 @@ export class IptablesBackend implements Backend {
   get needFullSync (): boolean { return this.full }
 
   /** Forces the next sync to be full (e.g. after the canary vanished). */
-  requestFullSync (): void { this.full = true; this.scanKernel = true }
+  requestFullSync (): void { this.full = true }
 
   async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
     return await this.serialize(async () => await this.syncNow(state, changed))
@@ -91,12 +91,17 @@ export class IptablesBackend implements Backend {
     const variant = await this.variantNow()
     const full = changed === null || this.full || this.owned === null
     let rendered: Rendered
+    let missing: Jump[] = []
+    let existing = new Set<string>()
     const t0 = performance.now()
     try {
       if (full) {
-        let existing: ReadonlySet<string> = this.owned ?? new Set<string>()
-        if (this.scanKernel) existing = await this.kernelChains(variant, this.owned)
-        rendered = renderFull(state, this.render, existing)
+        const scan = await this.scan(variant)
+        existing = scan.chains
+        missing = jumps(this.family).filter(j => !jumpPresent(scan[j.table === 'nat' ? 'nat' : 'filter'], j))
+        const stale = new Set<string>(this.owned ?? [])
+        for (const c of scan.chains) if (c.startsWith('nat/') && isPerServiceChain(c.slice(4))) stale.add(c.slice(4))
+        rendered = renderFull(state, this.render, stale)
       } else {
         rendered = renderPartial(state, changed ?? new Set(), this.owned ?? new OwnedChains(), this.render)
       }
@@ -106,22 +111,20 @@ export class IptablesBackend implements Backend {
     }
     const t1 = performance.now()
     try {
+      // Jumps first: while ferry's chains are new the tables are small and each call is cheap; a jump
+      // to a not-yet-filled chain just returns.
+      if (missing.length > 0) await insertJumps(this.exec, variant, this.family, missing, existing)
       await restore(this.exec, variant, this.family, rendered.payload)
-      if (full) {
-        await ensureJumps(this.exec, variant, this.family)
-        await this.ensureMangleCanary(variant)
-      }
+      if (full) await this.ensureMangleCanary(variant)
     } catch (e) {
       // The restore is one transaction per table and the next full sync recomputes everything.
       this.full = true
-      this.scanKernel = true
       this.log.warn('iptables sync failed; next sync is full', { kind: rendered.kind, error: errorMessage(e) })
       throw e
     }
     const t2 = performance.now()
     this.owned = rendered.ownedChains
     this.full = false
-    this.scanKernel = false
     this.lastTimings = { renderMs: t1 - t0, applyMs: t2 - t1, payloadBytes: rendered.payload.length }
     this.log.debug('iptables synced', {
       kind: rendered.kind, renderMs: Math.round(t1 - t0), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
@@ -133,12 +136,14 @@ export class IptablesBackend implements Backend {
     }
   }
 
-  /** FERRY- per-service nat chains in the kernel, plus what we believe we own. */
-  private async kernelChains (variant: Variant, owned: OwnedChains | null): Promise<ReadonlySet<string>> {
-    const text = await save(this.exec, variant, this.family, 'nat')
-    const found = new Set<string>(owned ?? [])
-    for (const c of chainsInSave(text)) if (isPerServiceChain(c)) found.add(c)
-    return found
+  /** One iptables-save per table: its text, and every chain as "table/name". */
+  private async scan (variant: Variant): Promise<{ nat: string, filter: string, chains: Set<string> }> {
+    const nat = await save(this.exec, variant, this.family, 'nat')
+    const filter = await save(this.exec, variant, this.family, 'filter')
+    const chains = new Set<string>()
+    for (const c of chainsInSave(nat)) chains.add(`nat/${c}`)
+    for (const c of chainsInSave(filter)) chains.add(`filter/${c}`)
+    return { nat, filter, chains }
   }
 
   private async ensureMangleCanary (variant: Variant): Promise<void> {
@@ -158,6 +163,5 @@ export class IptablesBackend implements Backend {
     if (parts.length > 0) await restore(this.exec, variant, this.family, parts.join('\n') + '\n')
     this.owned = null
     this.full = true
-    this.scanKernel = true
   }
 }

@@ -125,23 +125,42 @@ export function jumps (family: IPFamily): Jump[] {
   ]
 }
 
-/**
- * Prepends each jump unless it is already there (`-C`, then `-I`). Run on full syncs only: these are
- * single-rule iptables calls, each taking the xtables lock.
- */
-export async function ensureJumps (exec: Exec, variant: Variant, family: IPFamily): Promise<number> {
-  const cmd = toolName(variant, family, 'cmd')
-  let added = 0
-  for (const jump of jumps(family)) {
-    const base = [cmd, ...LOCK_WAIT, '-t', jump.table]
-    const check = await exec([...base, '-C', jump.from, ...jump.args])
-    if (check.code === 0) continue
-    if (check.code !== 1) throw applyError(`checking jump ${jump.from} -> ${String(jump.args.at(-1))}`, check)
-    const ins = await exec([...base, '-I', jump.from, ...jump.args])
-    if (ins.code !== 0) throw applyError(`adding jump ${jump.from} -> ${String(jump.args.at(-1))}`, ins)
-    added++
+/** Whether iptables-save output of the jump's table already holds the jump (any position). */
+export function jumpPresent (saveText: string, jump: Jump): boolean {
+  const target = ` -j ${String(jump.args.at(-1))}`
+  const ci = jump.args.indexOf('--comment')
+  const text = ci >= 0 ? jump.args[ci + 1] : undefined
+  const prefix = `-A ${jump.from} `
+  for (const line of saveText.split('\n')) {
+    if (line.startsWith(prefix) && line.endsWith(target) && (text === undefined || line.includes(text))) return true
   }
-  return added
+  return false
+}
+
+/**
+ * Prepends the given jumps (`-I`), first creating target chains missing from `existingChains` (`-N`).
+ * The backend runs this on full syncs, before the restore, and only for jumps its iptables-save scan
+ * did not find: with legacy iptables every single-rule call rereads (and -I rewrites) the whole table,
+ * about a second per call for a 10k-service nat table, so checking each jump with -C after the restore
+ * would cost more than the restore itself.
+ */
+export async function insertJumps (exec: Exec, variant: Variant, family: IPFamily, missing: readonly Jump[],
+  existingChains: ReadonlySet<string>): Promise<void> {
+  const cmd = toolName(variant, family, 'cmd')
+  const created = new Set<string>()
+  for (const jump of missing) {
+    const base = [cmd, ...LOCK_WAIT, '-t', jump.table]
+    const target = String(jump.args.at(-1))
+    const key = `${jump.table}/${target}`
+    if (!existingChains.has(key) && !created.has(key)) {
+      const mk = await exec([...base, '-N', target])
+      // Exit 1 is "chain already exists": fine.
+      if (mk.code !== 0 && mk.code !== 1) throw applyError(`creating chain ${target}`, mk)
+      created.add(key)
+    }
+    const ins = await exec([...base, '-I', jump.from, ...jump.args])
+    if (ins.code !== 0) throw applyError(`adding jump ${jump.from} -> ${target}`, ins)
+  }
 }
 
 /** Deletes every copy of each jump. */
