@@ -1,19 +1,19 @@
 // IptablesBackend: render (pure) + one iptables-restore per sync. It remembers the per-service chains
 // its last successful sync left, so partial syncs never list the kernel. Full syncs (the first, after a
 // failure, or when asked) read `iptables-save -t nat` and `-t filter` once: that finds FERRY- chains a
-// previous run left behind, and shows which jumps from the built-in chains already exist, so only
-// missing ones cost an iptables call. Stale chains are deleted in the same restore transaction that
-// writes the new rules, so working rules are never flushed before their replacements exist.
+// previous run left behind, and shows which jumps from the built-in chains already exist. Missing jumps,
+// the mangle canary and stale-chain deletions ride in the same restore transaction that writes the new
+// rules: one process per sync, and working rules are never flushed before their replacements exist.
 import { FerryError, errorMessage } from '../../errors/errors.js'
 import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
 import type { Backend, DesiredState, SyncResult } from '../types.js'
 import { chooseVariant } from './mode.js'
-import { Chain, isFerryChain, isPerServiceChain } from './names.js'
+import { isFerryChain, isPerServiceChain } from './names.js'
 import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
 import { OwnedChains } from './owned.js'
 import { renderFull, renderPartial, type Rendered } from './render.js'
-import { chainsInSave, insertJumps, jumpPresent, jumps, removeJumps, restore, save, spawnExec, type Exec, type Jump, type Table, type Variant } from './restore.js'
+import { addToTables, chainsInSave, fullSyncExtras, jumpPresent, jumps, removeJumps, restore, save, spawnExec, type Exec, type Jump, type Table, type Variant } from './restore.js'
 
 export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family'> {
   readonly family: IPFamily
@@ -92,12 +92,10 @@ export class IptablesBackend implements Backend {
     const full = changed === null || this.full || this.owned === null
     let rendered: Rendered
     let missing: Jump[] = []
-    let existing = new Set<string>()
     const t0 = performance.now()
     try {
       if (full) {
         const scan = await this.scan(variant)
-        existing = scan.chains
         missing = jumps(this.family).filter(j => !jumpPresent(scan[j.table === 'nat' ? 'nat' : 'filter'], j))
         const stale = new Set<string>(this.owned ?? [])
         for (const c of scan.chains) if (c.startsWith('nat/') && isPerServiceChain(c.slice(4))) stale.add(c.slice(4))
@@ -110,12 +108,9 @@ export class IptablesBackend implements Backend {
       throw e
     }
     const t1 = performance.now()
+    const payload = full ? addToTables(rendered.payload, fullSyncExtras(missing)) : rendered.payload
     try {
-      // Jumps first: while ferry's chains are new the tables are small and each call is cheap; a jump
-      // to a not-yet-filled chain just returns.
-      if (missing.length > 0) await insertJumps(this.exec, variant, this.family, missing, existing)
-      await restore(this.exec, variant, this.family, rendered.payload)
-      if (full) await this.ensureMangleCanary(variant)
+      await restore(this.exec, variant, this.family, payload)
     } catch (e) {
       // The restore is one transaction per table and the next full sync recomputes everything.
       this.full = true
@@ -125,7 +120,7 @@ export class IptablesBackend implements Backend {
     const t2 = performance.now()
     this.owned = rendered.ownedChains
     this.full = false
-    this.lastTimings = { renderMs: t1 - t0, applyMs: t2 - t1, payloadBytes: rendered.payload.length }
+    this.lastTimings = { renderMs: t1 - t0, applyMs: t2 - t1, payloadBytes: payload.length }
     this.log.debug('iptables synced', {
       kind: rendered.kind, renderMs: Math.round(t1 - t0), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
     })
@@ -144,10 +139,6 @@ export class IptablesBackend implements Backend {
     for (const c of chainsInSave(nat)) chains.add(`nat/${c}`)
     for (const c of chainsInSave(filter)) chains.add(`filter/${c}`)
     return { nat, filter, chains }
-  }
-
-  private async ensureMangleCanary (variant: Variant): Promise<void> {
-    await restore(this.exec, variant, this.family, `*mangle\n:${Chain.CANARY} - [0:0]\nCOMMIT\n`)
   }
 
   private async cleanupNow (): Promise<void> {

@@ -137,30 +137,36 @@ export function jumpPresent (saveText: string, jump: Jump): boolean {
   return false
 }
 
+/** The restore line that prepends `jump` to its built-in chain, as kube-proxy's `-I` does. */
+export function jumpLine (jump: Jump): string {
+  return `-I ${jump.from} 1 ${jump.args.map(a => /\s/.test(a) ? `"${a}"` : a).join(' ')}`
+}
+
 /**
- * Prepends the given jumps (`-I`), first creating target chains missing from `existingChains` (`-N`).
- * The backend runs this on full syncs, before the restore, and only for jumps its iptables-save scan
- * did not find: with legacy iptables every single-rule call rereads (and -I rewrites) the whole table,
- * about a second per call for a 10k-service nat table, so checking each jump with -C after the restore
- * would cost more than the restore itself.
+ * What a full sync adds to the rendered payload: the jumps its iptables-save scan did not find and the
+ * mangle canary. They ride in the same restore: with legacy iptables every single-rule call rereads
+ * (and -I rewrites) the whole table, about a second per call for a 10k-service nat table.
  */
-export async function insertJumps (exec: Exec, variant: Variant, family: IPFamily, missing: readonly Jump[],
-  existingChains: ReadonlySet<string>): Promise<void> {
-  const cmd = toolName(variant, family, 'cmd')
-  const created = new Set<string>()
-  for (const jump of missing) {
-    const base = [cmd, ...LOCK_WAIT, '-t', jump.table]
-    const target = String(jump.args.at(-1))
-    const key = `${jump.table}/${target}`
-    if (!existingChains.has(key) && !created.has(key)) {
-      const mk = await exec([...base, '-N', target])
-      // Exit 1 is "chain already exists": fine.
-      if (mk.code !== 0 && mk.code !== 1) throw applyError(`creating chain ${target}`, mk)
-      created.add(key)
-    }
-    const ins = await exec([...base, '-I', jump.from, ...jump.args])
-    if (ins.code !== 0) throw applyError(`adding jump ${jump.from} -> ${target}`, ins)
+export function fullSyncExtras (missing: readonly Jump[]): Map<Table, string[]> {
+  return new Map<Table, string[]>([
+    ['filter', missing.filter(j => j.table === 'filter').map(jumpLine)],
+    ['nat', missing.filter(j => j.table === 'nat').map(jumpLine)],
+    ['mangle', [`:${Chain.CANARY} - [0:0]`]],
+  ])
+}
+
+/** Inserts lines into a payload's table sections before their COMMIT; a table it lacks gets a section. */
+export function addToTables (payload: string, extra: ReadonlyMap<Table, readonly string[]>): string {
+  let out = payload
+  for (const [table, lines] of extra) {
+    if (lines.length === 0) continue
+    const head = out.startsWith(`*${table}\n`) ? 0 : out.indexOf(`\n*${table}\n`)
+    const commit = head < 0 ? -1 : out.indexOf('\nCOMMIT\n', head)
+    out = commit < 0
+      ? `${out}*${table}\n${lines.join('\n')}\nCOMMIT\n`
+      : `${out.slice(0, commit + 1)}${lines.join('\n')}\n${out.slice(commit + 1)}`
   }
+  return out
 }
 
 /** Deletes every copy of each jump. */
