@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto'
 import { IptablesBackend } from '../pkg/proxy/iptables/backend.js'
 import { syntheticState, withEndpointChanged } from '../pkg/proxy/iptables/fixtures.js'
 import { renderFull } from '../pkg/proxy/iptables/render.js'
-import { addToTables, fullSyncExtras, jumps, netnsExec, spawnExec, toolName, type Variant } from '../pkg/proxy/iptables/restore.js'
+import { netnsExec, spawnExec } from '../pkg/exec/exec.js'
+import { fullSyncExtras, jumps, toolName, type Variant } from '../pkg/proxy/iptables/restore.js'
 
 const ENDPOINTS = 5
 const RENDER = { family: 'IPv4' as const, clusterCIDR: '10.0.0.0/8' }
@@ -74,7 +75,7 @@ async function main (): Promise<void> {
       const state = syntheticState(n, ENDPOINTS)
       let t0 = performance.now()
       // What ferry's first full sync applies into an empty netns: the render plus every jump and the canary.
-      const payload = addToTables(renderFull(state, RENDER).payload, fullSyncExtras(jumps('IPv4')))
+      const { payload } = renderFull(state, RENDER, new Set(), fullSyncExtras(jumps('IPv4')))
       const renderMs = performance.now() - t0
       console.error(`# ${n} services: payload ${mb(payload.length)}, rendered in ${ms(renderMs)} ms`)
       for (const variant of variants) {

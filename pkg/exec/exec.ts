@@ -5,8 +5,8 @@ import { FerryError } from '../errors/errors.js'
 export interface ExecResult { readonly code: number, readonly stdout: string, readonly stderr: string }
 export type Exec = (argv: readonly string[], stdin?: string) => Promise<ExecResult>
 
-/** Runs argv, feeding stdin; never rejects for a non-zero exit (the caller decides). */
-export const execArgv: Exec = async (argv, stdin) => await new Promise((resolve, reject) => {
+/** Runs argv (no shell), feeding stdin; rejects only when the program cannot start, never for its exit code. */
+export const spawnExec: Exec = async (argv, stdin) => await new Promise((resolve, reject) => {
   const [cmd, ...args] = argv
   if (cmd === undefined) { reject(new FerryError('FERRY_ERR_EXEC', 'empty command')); return }
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -14,7 +14,7 @@ export const execArgv: Exec = async (argv, stdin) => await new Promise((resolve,
   const err: Buffer[] = []
   child.stdout.on('data', (b: Buffer) => out.push(b))
   child.stderr.on('data', (b: Buffer) => err.push(b))
-  child.on('error', (e) => { reject(new FerryError('FERRY_ERR_EXEC', `${cmd}: ${e.message}`, { argv }, { cause: e })) })
+  child.on('error', (e) => { reject(new FerryError('FERRY_ERR_EXEC', `cannot run ${cmd}: ${e.message}`, { argv }, { cause: e })) })
   child.on('close', (code, signal) => {
     resolve({ code: code ?? (signal !== null ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() })
   })
@@ -23,7 +23,7 @@ export const execArgv: Exec = async (argv, stdin) => await new Promise((resolve,
 })
 
 /** Runs argv and throws FERRY_ERR_EXEC with its stderr unless it exits 0. */
-export async function run (argv: readonly string[], stdin?: string, exec: Exec = execArgv): Promise<string> {
+export async function run (argv: readonly string[], stdin?: string, exec: Exec = spawnExec): Promise<string> {
   const r = await exec(argv, stdin)
   if (r.code !== 0) {
     throw new FerryError('FERRY_ERR_EXEC', `${argv.join(' ')}: exit ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`, { argv, code: r.code })
@@ -32,6 +32,6 @@ export async function run (argv: readonly string[], stdin?: string, exec: Exec =
 }
 
 /** An Exec that runs every command inside network namespace `ns` (for tests, benches and the demo). */
-export function inNetns (ns: string, exec: Exec = execArgv): Exec {
-  return async (argv, stdin) => await exec(['ip', 'netns', 'exec', ns, ...argv], stdin)
+export function netnsExec (ns: string, inner: Exec = spawnExec): Exec {
+  return async (argv, stdin) => await inner(['ip', 'netns', 'exec', ns, ...argv], stdin)
 }

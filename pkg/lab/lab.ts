@@ -2,7 +2,7 @@
 // and an external client. The demo and the end-to-end tests drive ferryd inside it with real packets.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { execArgv, run, type Exec } from '../exec/exec.js'
+import { spawnExec, run, type Exec } from '../exec/exec.js'
 
 /** Address conventions shared by the demo, tests and benches. */
 export const LAB = {
@@ -41,7 +41,7 @@ export class Lab {
   }
 
   /** Creates the node and client namespaces, linked by a veth pair on LAB.externalCIDR. */
-  static async create (exec: Exec = execArgv): Promise<Lab> {
+  static async create (exec: Exec = spawnExec): Promise<Lab> {
     const lab = new Lab(randomBytes(3).toString('hex'), exec)
     try {
       await lab.addNs(lab.nodeNs)
@@ -54,6 +54,14 @@ export class Lab {
       await lab.ip(['-n', lab.clientNs, 'addr', 'add', `${LAB.clientIP}/24`, 'dev', cv])
       await lab.ip(['-n', lab.clientNs, 'link', 'set', cv, 'up'])
       await lab.ip(['-n', lab.clientNs, 'route', 'add', 'default', 'via', LAB.nodeExternalIP])
+      // Like a real node, the node forwards unknown destinations upstream: here into a black hole (a
+      // veth pair: the kernel may lack the dummy driver), so a VIP without rules times out instead of
+      // failing with "no route", and a fast refusal proves ferry's REJECT.
+      const [s0, s1] = [`fy${lab.id}s0`, `fy${lab.id}s1`]
+      await lab.ip(['-n', lab.nodeNs, 'link', 'add', s0, 'type', 'veth', 'peer', 'name', s1])
+      await lab.ip(['-n', lab.nodeNs, 'link', 'set', s1, 'up'])
+      await lab.ip(['-n', lab.nodeNs, 'link', 'set', s0, 'up'])
+      await lab.ip(['-n', lab.nodeNs, 'route', 'add', 'default', 'dev', s0])
     } catch (e) { await lab.close(); throw e }
     return lab
   }

@@ -1,7 +1,7 @@
 // The netns lab itself: pods are reachable from the node and the client through plain routing,
 // and close() leaves no namespace behind.
 import t from 'tap'
-import { execArgv } from '../../pkg/exec/exec.js'
+import { spawnExec } from '../../pkg/exec/exec.js'
 import { Lab, LAB } from '../../pkg/lab/lab.js'
 
 t.test('lab wires pods, node and client with real routing', async t => {
@@ -16,6 +16,6 @@ t.test('lab wires pods, node and client with real routing', async t => {
   const closedPort = await lab.get('http://10.244.0.12:9/', a.ns)
   t.match(closedPort, { ok: false, error: 'refused' }, 'a closed port is refused, not a timeout')
   await lab.close()
-  const left = (await execArgv(['ip', 'netns', 'list'])).stdout
+  const left = (await spawnExec(['ip', 'netns', 'list'])).stdout
   t.notMatch(left, `fy${lab.id}`, 'close() removes every namespace')
 })

@@ -13,7 +13,8 @@ import { isFerryChain, isPerServiceChain } from './names.js'
 import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
 import { OwnedChains } from './owned.js'
 import { renderFull, renderPartial, type Rendered } from './render.js'
-import { addToTables, chainsInSave, fullSyncExtras, jumpPresent, jumps, removeJumps, restore, save, spawnExec, type Exec, type Jump, type Table, type Variant } from './restore.js'
+import { spawnExec, type Exec } from '../../exec/exec.js'
+import { chainsInSave, fullSyncExtras, jumpPresent, jumps, removeJumps, restore, save, type Jump, type Table, type Variant } from './restore.js'
 
 export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family'> {
   readonly family: IPFamily
@@ -91,15 +92,14 @@ export class IptablesBackend implements Backend {
     const variant = await this.variantNow()
     const full = changed === null || this.full || this.owned === null
     let rendered: Rendered
-    let missing: Jump[] = []
     const t0 = performance.now()
     try {
       if (full) {
         const scan = await this.scan(variant)
-        missing = jumps(this.family).filter(j => !jumpPresent(scan[j.table === 'nat' ? 'nat' : 'filter'], j))
+        const missing = jumps(this.family).filter(j => !jumpPresent(scan[j.table === 'nat' ? 'nat' : 'filter'], j))
         const stale = new Set<string>(this.owned ?? [])
         for (const c of scan.chains) if (c.startsWith('nat/') && isPerServiceChain(c.slice(4))) stale.add(c.slice(4))
-        rendered = renderFull(state, this.render, stale)
+        rendered = renderFull(state, this.render, stale, fullSyncExtras(missing))
       } else {
         rendered = renderPartial(state, changed ?? new Set(), this.owned ?? new OwnedChains(), this.render)
       }
@@ -108,7 +108,7 @@ export class IptablesBackend implements Backend {
       throw e
     }
     const t1 = performance.now()
-    const payload = full ? addToTables(rendered.payload, fullSyncExtras(missing)) : rendered.payload
+    const payload = rendered.payload
     try {
       await restore(this.exec, variant, this.family, payload)
     } catch (e) {

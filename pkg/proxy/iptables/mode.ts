@@ -3,7 +3,8 @@
 // backend restores large rulesets several times faster (bench/README.md), so ferry prefers legacy unless
 // its chains already live in nft or the kernel lacks the legacy tables.
 import type { IPFamily } from '../../net/ip.js'
-import { spawnExec, toolName, type Exec, type Variant } from './restore.js'
+import { spawnExec, type Exec } from '../../exec/exec.js'
+import { toolName, type Variant } from './restore.js'
 
 export interface VariantChoice { readonly variant: Variant, readonly reason: string }
 

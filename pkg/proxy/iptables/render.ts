@@ -13,6 +13,9 @@ import { masqueradeMark, resolveRenderOptions, type RenderOptions, type RenderOp
 
 export interface RuleCounts { readonly filter: number, readonly nat: number }
 
+/** Lines a full sync adds at the end of each table (jumps from built-in chains, the mangle canary). */
+export interface TableExtras { readonly filter?: readonly string[], readonly nat?: readonly string[], readonly mangle?: readonly string[] }
+
 export interface Rendered {
   readonly kind: 'full' | 'partial'
   /** The iptables-restore input. */
@@ -44,8 +47,9 @@ export function probability (remaining: number): string {
  * Every chain rewritten. Per-service chains in `existingChains` (the previous sync's OwnedChains, or
  * FERRY- chains found by iptables-save) that the new state does not own are deleted.
  */
-export function renderFull (state: DesiredState, opts: RenderOptionsInput, existingChains: ReadonlySet<string> = new Set()): Rendered {
-  return render(state, null, existingChains, opts)
+export function renderFull (state: DesiredState, opts: RenderOptionsInput, existingChains: ReadonlySet<string> = new Set(),
+  extras: TableExtras = {}): Rendered {
+  return render(state, null, existingChains, opts, extras)
 }
 
 /**
@@ -55,7 +59,7 @@ export function renderFull (state: DesiredState, opts: RenderOptionsInput, exist
  */
 export function renderPartial (state: DesiredState, changed: ReadonlySet<string>, previouslyOwnedChains: ReadonlySet<string>,
   opts: RenderOptionsInput): Rendered {
-  return render(state, changed, previouslyOwnedChains, opts)
+  return render(state, changed, previouslyOwnedChains, opts, {})
 }
 
 interface Out {
@@ -65,7 +69,7 @@ interface Out {
 }
 
 function render (state: DesiredState, changed: ReadonlySet<string> | null, previous: ReadonlySet<string>,
-  input: RenderOptionsInput): Rendered {
+  input: RenderOptionsInput, extras: TableExtras): Rendered {
   const opts = resolveRenderOptions({ ...input, family: state.family })
   const mark = masqueradeMark(opts.masqueradeBit)
   const out: Out = { filterRules: new Lines(), natChains: new Lines(), natRules: new Lines() }
@@ -132,9 +136,12 @@ function render (state: DesiredState, changed: ReadonlySet<string> | null, previ
   for (const c of deleted) natHead.push(`:${c} - [0:0]`)
   const tail: string[] = []
   for (const c of deleted) tail.push(`-X ${c}`)
-  tail.push('COMMIT', '')
+  tail.push(...(extras.nat ?? []), 'COMMIT')
+  if (extras.mangle !== undefined && extras.mangle.length > 0) tail.push('*mangle', ...extras.mangle, 'COMMIT')
+  tail.push('')
   const parts: string[] = [head.join('\n')]
   if (out.filterRules.count > 0) parts.push(out.filterRules.join())
+  if (extras.filter !== undefined && extras.filter.length > 0) parts.push(extras.filter.join('\n'))
   parts.push(natHead.join('\n'))
   if (out.natChains.count > 0) parts.push(out.natChains.join())
   parts.push(out.natRules.join(), tail.join('\n'))

@@ -1,39 +1,14 @@
 // The kernel side of the iptables backend: iptables-restore of a rendered payload, iptables-save, and the
 // jumps from the built-in chains. Every program runs through an injectable Exec, so tests can wrap argv
 // (`ip netns exec NAME ...`) or replace it with a fake.
-import { spawn } from 'node:child_process'
 import { FerryError } from '../../errors/errors.js'
+import type { Exec, ExecResult } from '../../exec/exec.js'
 import type { IPFamily } from '../../net/ip.js'
 import { Chain } from './names.js'
+import type { TableExtras } from './render.js'
 
-export interface ExecResult { readonly code: number, readonly stdout: string, readonly stderr: string }
-/** Runs argv (no shell) with `stdin` written to the child; resolves with the exit code, never rejects on exit != 0. */
-export type Exec = (argv: readonly string[], stdin?: string) => Promise<ExecResult>
 export type Variant = 'legacy' | 'nft'
 export type Table = 'filter' | 'nat' | 'mangle'
-
-/** Exec by spawning the program directly. Rejects with FERRY_ERR_EXEC only if it cannot be started. */
-export const spawnExec: Exec = async (argv, stdin) => await new Promise<ExecResult>((resolve, reject) => {
-  const [cmd, ...args] = argv
-  if (cmd === undefined) { reject(new FerryError('FERRY_ERR_EXEC', 'empty command')); return }
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] })
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  child.stdout.on('data', (b: Buffer) => out.push(b))
-  child.stderr.on('data', (b: Buffer) => err.push(b))
-  // A child that exits early closes its stdin; its exit code and stderr tell why, so EPIPE is not the error.
-  child.stdin.on('error', () => {})
-  child.on('error', e => { reject(new FerryError('FERRY_ERR_EXEC', `cannot run ${cmd}: ${e.message}`, { argv }, { cause: e })) })
-  child.on('close', (code, signal) => {
-    resolve({ code: code ?? (signal !== null ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() })
-  })
-  child.stdin.end(stdin ?? '')
-})
-
-/** An Exec that runs every command inside network namespace `ns` (tests, bench). */
-export function netnsExec (ns: string, inner: Exec = spawnExec): Exec {
-  return async (argv, stdin) => await inner(['ip', 'netns', 'exec', ns, ...argv], stdin)
-}
 
 /** "iptables-legacy-restore", "ip6tables-nft-save", "iptables-nft", ... */
 export function toolName (variant: Variant, family: IPFamily, kind: 'cmd' | 'save' | 'restore'): string {
@@ -147,26 +122,12 @@ export function jumpLine (jump: Jump): string {
  * mangle canary. They ride in the same restore: with legacy iptables every single-rule call rereads
  * (and -I rewrites) the whole table, about a second per call for a 10k-service nat table.
  */
-export function fullSyncExtras (missing: readonly Jump[]): Map<Table, string[]> {
-  return new Map<Table, string[]>([
-    ['filter', missing.filter(j => j.table === 'filter').map(jumpLine)],
-    ['nat', missing.filter(j => j.table === 'nat').map(jumpLine)],
-    ['mangle', [`:${Chain.CANARY} - [0:0]`]],
-  ])
-}
-
-/** Inserts lines into a payload's table sections before their COMMIT; a table it lacks gets a section. */
-export function addToTables (payload: string, extra: ReadonlyMap<Table, readonly string[]>): string {
-  let out = payload
-  for (const [table, lines] of extra) {
-    if (lines.length === 0) continue
-    const head = out.startsWith(`*${table}\n`) ? 0 : out.indexOf(`\n*${table}\n`)
-    const commit = head < 0 ? -1 : out.indexOf('\nCOMMIT\n', head)
-    out = commit < 0
-      ? `${out}*${table}\n${lines.join('\n')}\nCOMMIT\n`
-      : `${out.slice(0, commit + 1)}${lines.join('\n')}\n${out.slice(commit + 1)}`
+export function fullSyncExtras (missing: readonly Jump[]): TableExtras {
+  return {
+    filter: missing.filter(j => j.table === 'filter').map(jumpLine),
+    nat: missing.filter(j => j.table === 'nat').map(jumpLine),
+    mangle: [`:${Chain.CANARY} - [0:0]`],
   }
-  return out
 }
 
 /** Deletes every copy of each jump. */
