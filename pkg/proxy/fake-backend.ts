@@ -10,6 +10,7 @@ export class FakeBackend implements Backend {
   programmed = new Map<string, DesiredServicePort>()
   /** Reject the next n syncs. */
   failNext = 0
+  private flushed = false
 
   async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
     this.syncs.push({ changed: changed === null ? null : [...changed].sort(), keys: [...state.services.keys()].sort() })
@@ -20,4 +21,13 @@ export class FakeBackend implements Backend {
   }
 
   async cleanup (): Promise<void> { this.programmed.clear() }
+
+  /** Simulates a firewall reload: the "kernel" forgets everything. */
+  flush (): void { this.programmed.clear(); this.flushed = true }
+
+  async rulesIntact (): Promise<boolean> {
+    const intact = !this.flushed
+    this.flushed = false
+    return intact
+  }
 }

@@ -54,6 +54,8 @@ export class Proxier {
   private lastSync: ProxierStatus['lastSync']
   private lastError: string | undefined
   private readonly firstSync: Promise<void>
+  private canaryTimer: unknown
+  private stopped = false
   private resolveFirstSync: () => void = () => {}
 
   constructor (private readonly o: ProxierOptions) {
@@ -76,9 +78,32 @@ export class Proxier {
     o.store.on('Node', (p, c) => { this.onNode((c ?? p) as Node | undefined, c !== undefined) })
   }
 
-  start (): void { this.runner.start(); this.runner.run() }
+  start (): void {
+    this.runner.start()
+    this.runner.run()
+    this.scheduleCanaryCheck()
+  }
 
-  async stop (): Promise<void> { await this.runner.stop() }
+  async stop (): Promise<void> {
+    this.stopped = true
+    if (this.canaryTimer !== undefined) this.clock.clearTimeout(this.canaryTimer)
+    await this.runner.stop()
+  }
+
+  /** Every syncPeriod, ask the backend whether its rules survived (firewalld reloads, `iptables -F`). */
+  private scheduleCanaryCheck (): void {
+    const check = this.o.backend.rulesIntact
+    if (check === undefined || this.stopped) return
+    this.canaryTimer = this.clock.setTimeout(() => {
+      void check.call(this.o.backend).then(intact => {
+        if (!intact && !this.stopped) {
+          this.o.log.warn('rules vanished from the kernel; resyncing everything')
+          this.needFullSync = true
+          this.queued()
+        }
+      }, (e: unknown) => { this.o.log.warn('rule check failed', { err: e }) }).finally(() => { this.scheduleCanaryCheck() })
+    }, this.o.syncPeriodMs)
+  }
 
   /** Resolves after the first successful sync. */
   whenSynced (): Promise<void> { return this.firstSync }

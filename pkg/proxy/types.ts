@@ -90,6 +90,11 @@ export interface Backend {
   sync: (state: DesiredState, changed: ReadonlySet<string> | null) => Promise<SyncResult>
   /** Remove every rule this backend owns. */
   cleanup: () => Promise<void>
+  /**
+   * Cheap check that the rules of the last sync are still in the kernel (a firewall reload or a flush
+   * removes them). False makes the backend's next sync full.
+   */
+  rulesIntact?: () => Promise<boolean>
 }
 
 export function servicePortKey (info: Pick<ServicePortInfo, 'spn' | 'protocol'>): string {

@@ -82,7 +82,7 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
     await waitUntil('web back', async () => (await lab.get('http://10.96.0.10/', client.ns)).ok)
     t.equal(await ferryd.stop(), 0, 'SIGTERM exits 0')
     t.ok((await lab.get('http://10.96.0.10/', client.ns)).ok, 'traffic flows while ferryd is down')
-    ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms'])
+    ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--sync-period', '2s'])
     await ferryd.waitReady()
     const spread = await lab.spread('http://10.96.0.10/', 30, client.ns)
     t.same([...spread.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'served after restart')
@@ -93,6 +93,14 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
     const hz = await ferryd.http('/healthz')
     t.equal(hz.status, 200)
     t.match(JSON.parse(hz.body), { healthy: true, nodeEligible: true })
+  })
+
+  await t.test('a firewall reload that deletes every chain is repaired within syncPeriod', async t => {
+    const v = (await lab.sh(['sh', '-c', 'iptables-legacy-save -t nat | grep -q FERRY- && echo legacy || echo nft'])).trim()
+    await lab.sh(['sh', '-c', `iptables-${v} -t nat -F && iptables-${v} -t nat -X`])
+    t.notOk((await lab.get('http://10.96.0.10/', client.ns, 1)).ok, 'the flush breaks the ClusterIP')
+    await waitUntil('ferryd repairs the rules', async () => (await lab.get('http://10.96.0.10/', client.ns, 1)).ok, 20_000)
+    t.match(ferryd.logs(), /rules vanished from the kernel/)
   })
 
   await t.test('ferryd --cleanup removes every rule ferry owns', async t => {

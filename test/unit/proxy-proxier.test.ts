@@ -134,3 +134,20 @@ t.test('no-local-endpoints gauges and sync metrics', async t => {
   t.same(proxier.status().servicePorts, 2)
   await proxier.stop()
 })
+
+t.test('rules flushed behind our back are restored by a full sync within syncPeriod', async t => {
+  const { clock, store, backend, proxier } = setup()
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.start()
+  await clock.advance(1000)
+  backend.flush()
+  t.equal(backend.programmed.size, 0)
+  await clock.advance(30_000)
+  await clock.advance(1000)
+  t.same(backend.syncs.at(-1)?.changed, null, 'a full sync')
+  t.equal(backend.programmed.size, 1, 'everything is back')
+  const n = backend.syncs.length
+  await clock.advance(30_000)
+  t.equal(backend.syncs.length, n, 'an intact kernel costs no sync')
+  await proxier.stop()
+})

@@ -9,12 +9,12 @@ import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
 import type { Backend, DesiredState, SyncResult } from '../types.js'
 import { chooseVariant } from './mode.js'
-import { isFerryChain, isPerServiceChain } from './names.js'
+import { Chain, isFerryChain, isPerServiceChain } from './names.js'
 import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
 import { OwnedChains } from './owned.js'
 import { renderFull, renderPartial, type Rendered } from './render.js'
 import { spawnExec, type Exec } from '../../exec/exec.js'
-import { chainsInSave, fullSyncExtras, jumpPresent, jumps, removeJumps, restore, save, type Jump, type Table, type Variant } from './restore.js'
+import { chainsInSave, fullSyncExtras, jumpPresent, jumps, removeJumps, restore, save, toolName, type Table, type Variant } from './restore.js'
 
 export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family'> {
   readonly family: IPFamily
@@ -64,6 +64,23 @@ export class IptablesBackend implements Backend {
 
   async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
     return await this.serialize(async () => await this.syncNow(state, changed))
+  }
+
+  /** The canary chain in filter, nat and mangle: a flush of any one table shows here (kube-proxy checks mangle only). */
+  async rulesIntact (): Promise<boolean> {
+    return await this.serialize(async () => {
+      if (this.owned === null || this.chosen === undefined) return true
+      const cmd = toolName(this.chosen, this.family, 'cmd')
+      for (const table of ['mangle', 'nat', 'filter'] as const) {
+        const r = await this.exec([cmd, '-w', '5', '-t', table, '-S', Chain.CANARY])
+        if (r.code !== 0) {
+          this.full = true
+          this.log.warn('canary chain missing: rules were flushed; next sync is full', { table })
+          return false
+        }
+      }
+      return true
+    })
   }
 
   async cleanup (): Promise<void> {
