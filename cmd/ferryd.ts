@@ -92,7 +92,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     stopping = true
     // Rules stay in the kernel: established flows keep working across a restart.
     log.info('shutting down; rules stay in place', { signal })
-    void notify({ STOPPING: '1' })
+    await notify({ STOPPING: '1' })
     await source.stop()
     await Promise.all(proxiers.map(async p => { await p.stop() }))
     await http.close()

@@ -18,8 +18,9 @@ export interface LabFerryd {
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-export function startFerryd (lab: Lab, args: string[], httpPort = 10249): LabFerryd {
-  const proc = lab.spawn(['node', FERRYD_JS, '--http-listen', `127.0.0.1:${httpPort}`, ...args])
+export function startFerryd (lab: Lab, args: string[], opts: { httpPort?: number, env?: NodeJS.ProcessEnv } = {}): LabFerryd {
+  const httpPort = opts.httpPort ?? 10249
+  const proc = lab.spawn(['node', FERRYD_JS, '--http-listen', `127.0.0.1:${httpPort}`, ...args], lab.nodeNs, opts.env !== undefined ? { env: opts.env } : {})
   let out = ''
   proc.stdout?.on('data', (b: Buffer) => { out += b.toString() })
   proc.stderr?.on('data', (b: Buffer) => { out += b.toString() })

@@ -6,6 +6,13 @@ import { FERRYD_JS, startFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB } from '../../pkg/lab/lab.js'
 import { webLab, webManifests, EMPTY_SVC, waitUntil } from '../helpers/web-lab.js'
 
+// Connects to HOST:PORT, says "connected", and sends its HTTP request only on SIGUSR1.
+const ESTABLISHED_FLOW = `
+const s = require('net').connect(Number(process.argv[2]), process.argv[1], () => console.log('connected'));
+let body = ''; s.on('data', d => { body += d }); s.on('end', () => { console.log('answer: ' + body.split('\\r\\n\\r\\n')[1]); process.exit(0) });
+process.on('SIGUSR1', () => s.write('GET / HTTP/1.0\\r\\n\\r\\n'));
+`
+
 t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t => {
   const { lab, dir, client } = await webLab(t)
   await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
@@ -80,10 +87,18 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
   await t.test('restart keeps rules in place and established flows alive', async t => {
     await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
     await waitUntil('web back', async () => (await lab.get('http://10.96.0.10/', client.ns)).ok)
+    // A TCP connection through the ClusterIP, opened now and used only after the restart.
+    const flow = lab.spawn(['node', '-e', ESTABLISHED_FLOW, '10.96.0.10', '80'], client.ns)
+    let flowOut = ''
+    flow.stdout?.on('data', (b: Buffer) => { flowOut += b.toString() })
+    await waitUntil('flow connected', async () => flowOut.includes('connected'))
     t.equal(await ferryd.stop(), 0, 'SIGTERM exits 0')
     t.ok((await lab.get('http://10.96.0.10/', client.ns)).ok, 'traffic flows while ferryd is down')
     ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--sync-period', '2s'])
     await ferryd.waitReady()
+    flow.kill('SIGUSR1')
+    await waitUntil('flow answered', async () => /answer: web-\d 10\.244\.0\.50/.test(flowOut))
+    t.pass('a connection established before the restart still works after it')
     const spread = await lab.spread('http://10.96.0.10/', 30, client.ns)
     t.same([...spread.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'served after restart')
     const metrics = (await ferryd.http('/metrics')).body
