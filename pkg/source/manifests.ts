@@ -29,6 +29,7 @@ export class ManifestSource implements Source {
   private debounceTimer: NodeJS.Timeout | undefined
   private reloading: Promise<void> = Promise.resolve()
   private lastMissing = false
+  private everReplaced = false
   private stopped = false
 
   constructor (private readonly opts: ManifestSourceOptions) {
@@ -120,12 +121,10 @@ export class ManifestSource implements Source {
       }
       changed = true
     }
-    if (!changed && h !== undefined && this.everReplaced) return
+    if (!changed && this.everReplaced) return
     h.replace(this.merge())
     this.everReplaced = true
   }
-
-  private everReplaced = false
 
   private merge (): KObject[] {
     const byKey = new Map<string, { obj: KObject, file: string }>()
