@@ -17,7 +17,8 @@ export interface Config {
   readonly proxyMode: ProxyMode
   readonly iptablesVariant: IptablesVariant
   readonly ipFamilies: readonly IPFamily[]
-  readonly clusterCIDR?: string
+  /** Pod CIDRs, at most one per family (kube-proxy's comma-separated --cluster-cidr). */
+  readonly clusterCIDRs: readonly string[]
   readonly httpListen: { readonly host: string, readonly port: number }
   readonly minSyncPeriodMs: number
   readonly syncPeriodMs: number
@@ -47,7 +48,7 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'proxy-mode', key: 'proxyMode', kind: 'string', def: 'auto', help: 'auto | iptables (auto picks the best mode the kernel supports)' },
   { flag: 'iptables-variant', key: 'iptablesVariant', kind: 'string', def: 'auto', help: 'auto | legacy | nft: which iptables backend to program' },
   { flag: 'ip-families', key: 'ipFamilies', kind: 'list', def: 'IPv4', help: 'IP families to proxy: IPv4, IPv6 or IPv4,IPv6' },
-  { flag: 'cluster-cidr', key: 'clusterCIDR', kind: 'string', file: 'clusterCIDR', help: 'pod CIDR; traffic to a ClusterIP from outside it is masqueraded' },
+  { flag: 'cluster-cidr', key: 'clusterCIDRs', kind: 'list', file: 'clusterCIDR', help: 'pod CIDR, one per family (10.244.0.0/16,fd00:10:244::/48); ClusterIP traffic from outside it is masqueraded' },
   { flag: 'http-listen', key: 'httpListen', kind: 'string', def: '127.0.0.1:10249', help: 'HOST:PORT for /metrics, /healthz, /livez, /readyz, /debug/state' },
   { flag: 'min-sync-period', key: 'minSyncPeriodMs', kind: 'duration', def: '1s', help: 'minimum time between two rule syncs (changes in between coalesce)' },
   { flag: 'sync-period', key: 'syncPeriodMs', kind: 'duration', def: '30s', help: 'maximum time between two rule syncs; /healthz fails when a change waits 2x this' },
@@ -164,8 +165,15 @@ function check (raw: Record<string, unknown>): Config {
     if (f !== 'IPv4' && f !== 'IPv6') fail('ipFamilies', `must be IPv4 and/or IPv6, got ${JSON.stringify(f)}`)
     return f
   })
-  const clusterCIDR = raw.clusterCIDR as string | undefined
-  if (clusterCIDR !== undefined && parseCIDR(clusterCIDR) === null) fail('clusterCIDR', `must be a CIDR, got ${JSON.stringify(clusterCIDR)}`)
+  const clusterCIDRs: string[] = []
+  const cidrFamilies = new Set<IPFamily>()
+  for (const text of (raw.clusterCIDRs as string[] | undefined) ?? []) {
+    const c = parseCIDR(text)
+    if (c === null) fail('clusterCIDR', `must be a CIDR, got ${JSON.stringify(text)}`)
+    if (cidrFamilies.has(c.family)) fail('clusterCIDR', `at most one ${c.family} CIDR, got ${JSON.stringify(text)} too`)
+    cidrFamilies.add(c.family)
+    clusterCIDRs.push(c.text)
+  }
   const nodePortAddresses = (raw.nodePortAddresses as string[] | undefined) ?? []
   for (const c of nodePortAddresses) if (parseCIDR(c) === null) fail('nodePortAddresses', `must be CIDRs, got ${JSON.stringify(c)}`)
   const bit = raw.masqueradeBit as number
@@ -185,7 +193,7 @@ function check (raw: Record<string, unknown>): Config {
     proxyMode: oneOf('proxyMode', ['auto', 'iptables'] as const),
     iptablesVariant: oneOf('iptablesVariant', ['auto', 'legacy', 'nft'] as const),
     ipFamilies: families,
-    ...(clusterCIDR !== undefined ? { clusterCIDR: parseCIDR(clusterCIDR)?.text ?? clusterCIDR } : {}),
+    clusterCIDRs,
     httpListen: { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '0.0.0.0', port },
     minSyncPeriodMs: minSync,
     syncPeriodMs: sync,

@@ -11,16 +11,28 @@ export const LAB = {
   nodeExternalIP: '192.168.77.1',
   clientIP: '192.168.77.2',
   externalCIDR: '192.168.77.0/24',
+  podCIDR6: 'fd00:10:244::/64',
+  podGateway6: 'fd00:10:244::1',
+  nodeExternalIP6: 'fd00:77::1',
+  clientIP6: 'fd00:77::2',
 } as const
 
-export interface Pod { readonly name: string, readonly ns: string, readonly ip: string, readonly hostVeth: string }
+export interface Pod { readonly name: string, readonly ns: string, readonly ip: string, readonly ip6: string, readonly hostVeth: string }
 
-// A tiny server answering every TCP request with its pod name, and echoing UDP datagrams likewise.
+/** A pod's IPv6 address mirrors its IPv4 one: 10.244.A.B is fd00:10:244::(A*256+B in hex). */
+export function podIP6 (ip: string): string {
+  const [, , a = 0, b = 0] = ip.split('.').map(Number)
+  return `fd00:10:244::${(a * 256 + b).toString(16)}`
+}
+
+// A tiny dual-stack server answering every TCP request with its pod name and the client's address,
+// and UDP datagrams likewise.
 const SERVER = `
 const http = require('http'); const dgram = require('dgram'); const name = process.argv[1];
+const addr = a => a.replace(/^::ffff:/, '');
 for (const p of process.argv.slice(2).map(Number)) {
-  http.createServer((q, s) => { s.setHeader('connection', 'close'); s.end(name + ' ' + q.socket.remoteAddress + '\\n') }).listen(p, '0.0.0.0');
-  const u = dgram.createSocket('udp4'); u.on('message', (m, r) => u.send(name + ' ' + r.address + '\\n', r.port, r.address)); u.bind(p, '0.0.0.0');
+  http.createServer((q, s) => { s.setHeader('connection', 'close'); s.end(name + ' ' + addr(q.socket.remoteAddress) + '\\n') }).listen(p, '::');
+  const u = dgram.createSocket('udp6'); u.on('message', (m, r) => u.send(name + ' ' + addr(r.address) + '\\n', r.port, r.address)); u.bind(p, '::');
 }
 process.stdout.write('ready\\n');
 `
@@ -46,22 +58,26 @@ export class Lab {
     try {
       await lab.addNs(lab.nodeNs)
       await lab.addNs(lab.clientNs)
-      await lab.sh(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], lab.nodeNs)
+      await lab.sh(['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'], lab.nodeNs)
       const [hv, cv] = [`fy${lab.id}c0`, `fy${lab.id}c1`]
       await lab.ip(['link', 'add', hv, 'netns', lab.nodeNs, 'type', 'veth', 'peer', 'name', cv, 'netns', lab.clientNs])
       await lab.ip(['-n', lab.nodeNs, 'addr', 'add', `${LAB.nodeExternalIP}/24`, 'dev', hv])
-      await lab.ip(['-n', lab.nodeNs, 'link', 'set', hv, 'up'])
+      await lab.ip(['-n', lab.nodeNs, 'addr', 'add', `${LAB.nodeExternalIP6}/64`, 'dev', hv, 'nodad'])
+      await lab.up(lab.nodeNs, hv)
       await lab.ip(['-n', lab.clientNs, 'addr', 'add', `${LAB.clientIP}/24`, 'dev', cv])
-      await lab.ip(['-n', lab.clientNs, 'link', 'set', cv, 'up'])
+      await lab.ip(['-n', lab.clientNs, 'addr', 'add', `${LAB.clientIP6}/64`, 'dev', cv, 'nodad'])
+      await lab.up(lab.clientNs, cv)
       await lab.ip(['-n', lab.clientNs, 'route', 'add', 'default', 'via', LAB.nodeExternalIP])
+      await lab.ip(['-n', lab.clientNs, '-6', 'route', 'add', 'default', 'via', LAB.nodeExternalIP6])
       // Like a real node, the node forwards unknown destinations upstream: here into a black hole (a
       // veth pair: the kernel may lack the dummy driver), so a VIP without rules times out instead of
       // failing with "no route", and a fast refusal proves ferry's REJECT.
       const [s0, s1] = [`fy${lab.id}s0`, `fy${lab.id}s1`]
       await lab.ip(['-n', lab.nodeNs, 'link', 'add', s0, 'type', 'veth', 'peer', 'name', s1])
-      await lab.ip(['-n', lab.nodeNs, 'link', 'set', s1, 'up'])
-      await lab.ip(['-n', lab.nodeNs, 'link', 'set', s0, 'up'])
+      await lab.up(lab.nodeNs, s1)
+      await lab.up(lab.nodeNs, s0)
       await lab.ip(['-n', lab.nodeNs, 'route', 'add', 'default', 'dev', s0])
+      await lab.ip(['-n', lab.nodeNs, '-6', 'route', 'add', 'default', 'dev', s0])
     } catch (e) { await lab.close(); throw e }
     return lab
   }
@@ -74,6 +90,12 @@ export class Lab {
 
   async ip (args: string[]): Promise<string> { return await run(['ip', ...args], undefined, this.exec) }
 
+  /** Brings a link up without IPv6 duplicate address detection, so its addresses work at once. */
+  private async up (ns: string, dev: string): Promise<void> {
+    await this.sh(['sysctl', '-qw', `net.ipv6.conf.${dev}.accept_dad=0`], ns)
+    await this.ip(['-n', ns, 'link', 'set', dev, 'up'])
+  }
+
   /** Runs a command inside `ns` (the node's namespace by default). */
   async sh (argv: string[], ns = this.nodeNs, stdin?: string): Promise<string> {
     return await run(['ip', 'netns', 'exec', ns, ...argv], stdin, this.exec)
@@ -85,14 +107,20 @@ export class Lab {
     const hostVeth = `fy${this.id}p${this.pods.length}`
     await this.addNs(ns)
     await this.ip(['link', 'add', hostVeth, 'netns', this.nodeNs, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    const ip6 = podIP6(ip)
     await this.ip(['-n', this.nodeNs, 'addr', 'add', `${LAB.podGateway}/32`, 'dev', hostVeth])
-    await this.ip(['-n', this.nodeNs, 'link', 'set', hostVeth, 'up'])
+    await this.ip(['-n', this.nodeNs, 'addr', 'add', `${LAB.podGateway6}/128`, 'dev', hostVeth, 'nodad'])
+    await this.up(this.nodeNs, hostVeth)
     await this.ip(['-n', this.nodeNs, 'route', 'add', `${ip}/32`, 'dev', hostVeth, 'src', LAB.podGateway])
+    await this.ip(['-n', this.nodeNs, 'route', 'add', `${ip6}/128`, 'dev', hostVeth, 'src', LAB.podGateway6])
     await this.ip(['-n', ns, 'addr', 'add', `${ip}/32`, 'dev', 'eth0'])
-    await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up'])
+    await this.ip(['-n', ns, 'addr', 'add', `${ip6}/128`, 'dev', 'eth0', 'nodad'])
+    await this.up(ns, 'eth0')
     await this.ip(['-n', ns, 'route', 'add', LAB.podGateway, 'dev', 'eth0'])
     await this.ip(['-n', ns, 'route', 'add', 'default', 'via', LAB.podGateway, 'dev', 'eth0'])
-    const pod = { name, ns, ip, hostVeth }
+    await this.ip(['-n', ns, '-6', 'route', 'add', LAB.podGateway6, 'dev', 'eth0'])
+    await this.ip(['-n', ns, '-6', 'route', 'add', 'default', 'via', LAB.podGateway6, 'dev', 'eth0'])
+    const pod = { name, ns, ip, ip6, hostVeth }
     this.pods.push(pod)
     if (ports.length > 0) await this.serve(pod, ports)
     return pod
@@ -120,7 +148,7 @@ export class Lab {
    */
   async get (url: string, ns = this.clientNs, timeoutS = 2): Promise<{ ok: true, body: string } | { ok: false, error: string, ms: number }> {
     const t0 = Date.now()
-    const r = await this.exec(['ip', 'netns', 'exec', ns, 'curl', '-sS', '--max-time', String(timeoutS), url])
+    const r = await this.exec(['ip', 'netns', 'exec', ns, 'curl', '-gsS', '--max-time', String(timeoutS), url])
     if (r.code === 0) return { ok: true, body: r.stdout.trim() }
     const error = r.code === 7 ? 'refused' : r.code === 28 ? 'timeout' : `curl exit ${r.code}: ${r.stderr.trim()}`
     return { ok: false, error, ms: Date.now() - t0 }

@@ -1,7 +1,7 @@
 // Proxy modes by name: config picks one, each builds a Backend per IP family.
 import type { Config } from '../config/config.js'
 import type { Logger } from '../log/log.js'
-import type { IPFamily } from '../net/ip.js'
+import { parseCIDR, type IPFamily } from '../net/ip.js'
 import { IptablesBackend } from './iptables/backend.js'
 import type { Backend } from './types.js'
 
@@ -17,7 +17,7 @@ export interface BackendDeps {
 const FACTORIES: Record<ProxyModeName, (d: BackendDeps) => Backend> = {
   iptables: ({ family, cfg, nodeIPs, log }) => new IptablesBackend({
     family,
-    ...(cfg.clusterCIDR !== undefined ? { clusterCIDR: cfg.clusterCIDR } : {}),
+    ...clusterCIDROf(cfg, family),
     masqueradeAll: cfg.masqueradeAll,
     masqueradeBit: cfg.masqueradeBit,
     ...(cfg.nodePortAddresses.length > 0 ? { nodePortAddresses: cfg.nodePortAddresses } : {}),
@@ -26,6 +26,11 @@ const FACTORIES: Record<ProxyModeName, (d: BackendDeps) => Backend> = {
     ...(cfg.iptablesVariant !== 'auto' ? { variant: cfg.iptablesVariant } : {}),
     log,
   }),
+}
+
+function clusterCIDROf (cfg: Config, family: IPFamily): { clusterCIDR?: string } {
+  const cidr = cfg.clusterCIDRs.find(c => parseCIDR(c)?.family === family)
+  return cidr !== undefined ? { clusterCIDR: cidr } : {}
 }
 
 /** Resolves `auto`: IPVS is not built yet, so every kernel gets iptables. */

@@ -24,17 +24,23 @@ t.test('flags override the file, the file overrides defaults', async t => {
   const files = { '/f.yaml': 'nodeName: from-file\nclusterCIDR: 10.244.7.0/16\nminSyncPeriod: 250ms\nsyncPeriod: 10\nmasqueradeAll: true\n' }
   const c = load(['--config', '/f.yaml', '--node-name', 'from-flag', '--http-listen', '[::1]:9000'], files)
   t.equal(c.nodeName, 'from-flag')
-  t.equal(c.clusterCIDR, '10.244.0.0/16', 'CIDR normalized')
+  t.same(c.clusterCIDRs, ['10.244.0.0/16'], 'CIDR normalized')
   t.equal(c.minSyncPeriodMs, 250)
   t.equal(c.syncPeriodMs, 10000, 'a bare number in the file is seconds')
   t.equal(c.masqueradeAll, true)
   t.same(c.httpListen, { host: '::1', port: 9000 })
 })
 
+t.test('dual-stack cluster CIDRs', async t => {
+  t.same(load(['--cluster-cidr', '10.244.0.0/16,fd00:10:244::/48', '--ip-families', 'IPv4,IPv6']).clusterCIDRs, ['10.244.0.0/16', 'fd00:10:244::/48'])
+  t.same(load(['--config', '/c.yaml'], { '/c.yaml': 'clusterCIDR: [10.244.0.0/16, "fd00:10:244::/48"]\n' }).clusterCIDRs, ['10.244.0.0/16', 'fd00:10:244::/48'])
+})
+
 t.test('bad values name the flag or key', async t => {
   const bad: Array<[string[], Record<string, string>, RegExp]> = [
     [['--proxy-mode', 'ipvsx'], {}, /proxyMode: must be one of auto, iptables/],
     [['--cluster-cidr', '10.0.0.0'], {}, /clusterCIDR: must be a CIDR/],
+    [['--cluster-cidr', '10.0.0.0/8,10.1.0.0/16'], {}, /clusterCIDR: at most one IPv4 CIDR/],
     [['--min-sync-period', 'soon'], {}, /--min-sync-period: must be a duration/],
     [['--http-listen', 'localhost'], {}, /httpListen: must be HOST:PORT/],
     [['--bogus'], {}, /flags: Unknown option '--bogus'/],
