@@ -11,7 +11,7 @@ import type { ProxyMetrics } from './metrics.js'
 import { BoundedFrequencyRunner, realClock, type Clock } from './runner.js'
 import { categorizeEndpoints } from './topology.js'
 import { EndpointsChangeTracker, ServiceChangeTracker } from './tracker.js'
-import type { Backend, DesiredServicePort, EndpointInfo, NodeTopology, ServicePortInfo, SyncResult } from './types.js'
+import type { Backend, DesiredServicePort, DesiredState, EndpointInfo, NodeTopology, ServicePortInfo, SyncResult } from './types.js'
 
 /** Like kube-proxy: a full resync at least hourly; syncPeriod is the retry delay and half the health timeout. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000
@@ -27,6 +27,11 @@ export interface ProxierOptions {
   health: ProxyHealth
   log: Logger
   clock?: Clock
+  /**
+   * Work that must follow the new rules into the kernel (conntrack cleanup, health-check listeners):
+   * each gets the desired state and the changed keys (null after a full sync). Failures are logged.
+   */
+  afterSync?: ReadonlyArray<(state: DesiredState, changed: ReadonlySet<string> | null) => Promise<void>>
 }
 
 export interface ProxierStatus {
@@ -184,6 +189,11 @@ export class Proxier {
     this.o.health.updatedSince(family, start)
     this.lastSync = { at: new Date(end).toISOString(), kind: result.kind, durationMs: end - start, rulesWritten: result.rulesWritten }
     this.o.log.debug('synced', { kind: result.kind, changed: changed.size, durationMs: end - start })
+    for (const hook of this.o.afterSync ?? []) {
+      try { await hook({ family, services: this.desired }, full ? null : changed) } catch (e) {
+        this.o.log.warn('post-sync step failed', { err: e })
+      }
+    }
     this.resolveFirstSync()
   }
 
