@@ -13,6 +13,12 @@ import { categorizeEndpoints } from './topology.js'
 import { EndpointsChangeTracker, ServiceChangeTracker } from './tracker.js'
 import type { Backend, DesiredServicePort, DesiredState, EndpointInfo, NodeTopology, ServicePortInfo, SyncResult } from './types.js'
 
+/**
+ * A step run after each successful sync with the desired state, the keys that changed (null after a
+ * full sync) and every endpoint per service port before policy and topology filtering.
+ */
+export type AfterSync = (state: DesiredState, changed: ReadonlySet<string> | null, endpoints: ReadonlyMap<string, readonly EndpointInfo[]>) => Promise<void>
+
 /** Like kube-proxy: a full resync at least hourly; syncPeriod is the retry delay and half the health timeout. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000
 
@@ -28,10 +34,10 @@ export interface ProxierOptions {
   log: Logger
   clock?: Clock
   /**
-   * Work that must follow the new rules into the kernel (conntrack cleanup, health-check listeners):
-   * each gets the desired state and the changed keys (null after a full sync). Failures are logged.
+   * Work that must follow the new rules into the kernel (conntrack cleanup, health-check listeners).
+   * Failures are logged.
    */
-  afterSync?: ReadonlyArray<(state: DesiredState, changed: ReadonlySet<string> | null) => Promise<void>>
+  afterSync?: readonly AfterSync[]
 }
 
 export interface ProxierStatus {
@@ -190,7 +196,7 @@ export class Proxier {
     this.lastSync = { at: new Date(end).toISOString(), kind: result.kind, durationMs: end - start, rulesWritten: result.rulesWritten }
     this.o.log.debug('synced', { kind: result.kind, changed: changed.size, durationMs: end - start })
     for (const hook of this.o.afterSync ?? []) {
-      try { await hook({ family, services: this.desired }, full ? null : changed) } catch (e) {
+      try { await hook({ family, services: this.desired }, full ? null : changed, this.epMap) } catch (e) {
         this.o.log.warn('post-sync step failed', { err: e })
       }
     }
