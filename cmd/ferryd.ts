@@ -6,10 +6,11 @@ import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
 import { buildHttpServer } from '../pkg/http/server.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
-import { parseIP, type IPFamily } from '../pkg/net/ip.js'
+import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../pkg/net/ip.js'
 import { createBackend, chooseProxyMode } from '../pkg/proxy/backends.js'
 import { ProxyHealth, nodeEligible } from '../pkg/proxy/health.js'
 import { createProxyMetrics } from '../pkg/proxy/metrics.js'
+import { HealthCheckServer } from '../pkg/proxy/healthcheck/server.js'
 import { Proxier } from '../pkg/proxy/proxier.js'
 import type { Backend } from '../pkg/proxy/types.js'
 import { createSource } from '../pkg/source/factory.js'
@@ -17,6 +18,12 @@ import { notify } from '../pkg/systemd/notify.js'
 
 function nodeIPs (): string[] {
   return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => parseIP(a.address.split('%')[0] ?? '')?.ip ?? '')).filter(ip => ip !== '')
+}
+
+/** Local addresses in --nodeport-addresses for this family; empty means every address. */
+function nodePortIPs (cfg: Config, family: IPFamily): string[] {
+  const cidrs = cfg.nodePortAddresses.map(c => parseCIDR(c)).filter((c): c is NonNullable<typeof c> => c !== null && c.family === family)
+  return cidrs.length === 0 ? [] : nodeIPs().filter(ip => cidrs.some(c => cidrContains(c, ip)))
 }
 
 async function main (argv: string[]): Promise<number> {
@@ -61,10 +68,18 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
   const sourceLog = log.child('source')
   store.onError(e => { sourceLog.warn(e.message, { code: e.code }) })
 
-  const proxiers = [...backends].map(([family, backend]) => new Proxier({
-    family, nodeName: cfg.nodeName, backend, store, metrics, health,
-    minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs, log: log.child(`proxy.${family}`),
-  }))
+  const healthChecks: HealthCheckServer[] = []
+  const proxiers = [...backends].map(([family, backend]) => {
+    const healthCheck = new HealthCheckServer({
+      family, addresses: nodePortIPs(cfg, family), proxyHealthy: () => health.report().healthy, log: log.child(`healthcheck.${family}`),
+    })
+    healthChecks.push(healthCheck)
+    return new Proxier({
+      family, nodeName: cfg.nodeName, backend, store, metrics, health,
+      minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs, log: log.child(`proxy.${family}`),
+      afterSync: [healthCheck.afterSync],
+    })
+  })
   const source = createSource(cfg, log.child('source'))
 
   const http = buildHttpServer({
@@ -81,6 +96,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
       objects: { services: store.list('Service').length, endpointSlices: store.list('EndpointSlice').length, nodes: store.list('Node').length, pods: store.list('Pod').length },
       sourceErrors: store.errors,
       proxiers: proxiers.map(p => ({ ...p.status(), servicePorts: p.desiredState() })),
+      healthCheckNodePorts: healthChecks.map(h => h.ports()),
     }),
   })
   await http.listen({ host: cfg.httpListen.host, port: cfg.httpListen.port })
@@ -96,6 +112,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     await source.stop()
     await Promise.all(proxiers.map(async p => { await p.stop() }))
     await http.close()
+    for (const h of healthChecks) await h.close()
     process.exit(0)
   }
   process.on('SIGTERM', () => { void shutdown('SIGTERM') })
