@@ -10,6 +10,8 @@ import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../pkg/net/ip.j
 import { createBackend, chooseProxyMode } from '../pkg/proxy/backends.js'
 import { ProxyHealth, nodeEligible } from '../pkg/proxy/health.js'
 import { createProxyMetrics } from '../pkg/proxy/metrics.js'
+import { ConntrackCleaner } from '../pkg/proxy/conntrack/cleanup.js'
+import { createConntrackMetrics } from '../pkg/proxy/conntrack/metrics.js'
 import { HealthCheckServer } from '../pkg/proxy/healthcheck/server.js'
 import { Proxier } from '../pkg/proxy/proxier.js'
 import type { Backend } from '../pkg/proxy/types.js'
@@ -69,7 +71,10 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
   store.onError(e => { sourceLog.warn(e.message, { code: e.code }) })
 
   const healthChecks: HealthCheckServer[] = []
+  const conntrackMetrics = createConntrackMetrics(registry)
   const proxiers = [...backends].map(([family, backend]) => {
+    // After the new rules are live (PROXY.md §4): stale UDP flows, then health-check listeners.
+    const conntrack = new ConntrackCleaner({ family, log: log.child(`proxy.${family}`), metrics: conntrackMetrics })
     const healthCheck = new HealthCheckServer({
       family, addresses: nodePortIPs(cfg, family), proxyHealthy: () => health.report().healthy, log: log.child(`healthcheck.${family}`),
     })
@@ -77,7 +82,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     return new Proxier({
       family, nodeName: cfg.nodeName, backend, store, metrics, health,
       minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs, log: log.child(`proxy.${family}`),
-      afterSync: [healthCheck.afterSync],
+      afterSync: [conntrack.afterSync, healthCheck.afterSync],
     })
   })
   const source = createSource(cfg, log.child('source'))

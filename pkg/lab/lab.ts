@@ -37,6 +37,18 @@ for (const p of process.argv.slice(2).map(Number)) {
 process.stdout.write('ready\\n');
 `
 
+// One datagram from a fixed source port (so conntrack sees the same 5-tuple each time); prints the
+// answer, 'timeout', or 'refused' (the socket is connected, so a REJECT's ICMP surfaces as ECONNREFUSED).
+const UDP_CLIENT = `
+const [addr, port, sport] = process.argv.slice(1);
+const s = require('dgram').createSocket(addr.includes(':') ? 'udp6' : 'udp4');
+const done = (m) => { clearTimeout(timer); process.stdout.write(m + '\\n'); s.close(); };
+const timer = setTimeout(() => done('timeout'), 1000);
+s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'error ' + e.code));
+s.on('message', (m) => done(String(m).trim()));
+s.bind(Number(sport), () => s.connect(Number(port), addr, () => s.send('q')));
+`
+
 export class Lab {
   readonly id: string
   readonly nodeNs: string
@@ -152,6 +164,11 @@ export class Lab {
     if (r.code === 0) return { ok: true, body: r.stdout.trim() }
     const error = r.code === 7 ? 'refused' : r.code === 28 ? 'timeout' : `curl exit ${r.code}: ${r.stderr.trim()}`
     return { ok: false, error, ms: Date.now() - t0 }
+  }
+
+  /** One UDP datagram from `ns`, source port `sport`, to addr:port: the answer ("<pod> <client>"), 'timeout' or 'refused'. */
+  async udp (addr: string, port: number, sport: number, ns = this.clientNs): Promise<string> {
+    return (await this.sh(['node', '-e', UDP_CLIENT, addr, String(port), String(sport)], ns)).trim()
   }
 
   /** `n` GETs; returns how many answers each pod gave (keyed by the first word of the body). */

@@ -20,18 +20,6 @@ if (process.getuid?.() !== 0) {
   process.exit(0)
 }
 
-// Sends one datagram from source port `sport`, waits up to 1 s, prints the answer, "timeout" or "refused"
-// (the socket is connected, so an ICMP port-unreachable from a REJECT surfaces as ECONNREFUSED).
-const UDP_CLIENT = `
-const [addr, port, sport] = process.argv.slice(1);
-const s = require('dgram').createSocket(addr.includes(':') ? 'udp6' : 'udp4');
-const done = (m) => { clearTimeout(timer); process.stdout.write(m + '\\n'); s.close(); };
-const timer = setTimeout(() => done('timeout'), 1000);
-s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'error ' + e.code));
-s.on('message', (m) => done(String(m).trim()));
-s.bind(Number(sport), () => s.connect(Number(port), addr, () => s.send('q')));
-`
-
 const E1 = '10.244.1.1'
 const E2 = '10.244.1.2'
 const CLIENT = '10.244.1.3'
@@ -54,7 +42,7 @@ async function setup (t: Test): Promise<Setup> {
 
 /** One datagram from `ns`, source port `sport`, to addr:port; the answer's first word names the pod. */
 async function ask (lab: Lab, ns: string, addr: string, port: number, sport: number): Promise<string> {
-  return (await lab.sh(['node', '-e', UDP_CLIENT, addr, String(port), String(sport)], ns)).trim()
+  return await lab.udp(addr, port, sport, ns)
 }
 
 const at = (ip: string): EndpointInfo => ep(ip, 5353)
