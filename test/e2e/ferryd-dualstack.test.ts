@@ -4,20 +4,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB } from '../../pkg/lab/lab.js'
-import { webLab, webManifests, waitUntil } from '../helpers/web-lab.js'
+import { sliceYAML, webLab, webManifests, waitUntil } from '../helpers/web-lab.js'
 
 const WEB6_SLICE = (ips: string[]): string => `---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-v6
-  namespace: demo
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv6
-ports:
-- {name: http, port: 8080, protocol: TCP}
-endpoints:
-${ips.map(ip => `  - addresses: ["${ip}"]\n    conditions: {ready: true}\n    nodeName: lab-node\n`).join('')}`
+${sliceYAML({ name: 'web-v6', service: 'web', addressType: 'IPv6', port: { name: 'http', port: 8080 }, endpoints: ips.map(ip => ({ ip })) })}`
 
 const EMPTY6 = `apiVersion: v1
 kind: Service

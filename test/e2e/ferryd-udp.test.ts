@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB } from '../../pkg/lab/lab.js'
-import { webLab, waitUntil } from '../helpers/web-lab.js'
+import { sliceYAML, webLab, waitUntil } from '../helpers/web-lab.js'
 
 const dns = (ip: string): string => `apiVersion: v1
 kind: Service
@@ -14,14 +14,7 @@ spec:
   clusterIP: 10.96.0.53
   ports: [{name: dns, port: 53, protocol: UDP, targetPort: 8080}]
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: dns-1, namespace: demo, labels: {kubernetes.io/service-name: dns}}
-addressType: IPv4
-ports: [{name: dns, port: 8080, protocol: UDP}]
-endpoints:
-  - {addresses: [${ip}], nodeName: lab-node}
-`
+${sliceYAML({ name: 'dns-1', service: 'dns', port: { name: 'dns', port: 8080, protocol: 'UDP' }, endpoints: [{ ip }] })}`
 
 t.test('a UDP flow follows its Service to the new endpoint', async t => {
   const { lab, dir, client } = await webLab(t)

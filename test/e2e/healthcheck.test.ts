@@ -6,7 +6,7 @@ import { writeFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB } from '../../pkg/lab/lab.js'
-import { webLab, waitUntil } from '../helpers/web-lab.js'
+import { sliceYAML, webLab, waitUntil } from '../helpers/web-lab.js'
 
 const LB_IP = '5.6.7.8'
 const manifests = (web1Ready: boolean): string => `apiVersion: v1
@@ -21,15 +21,7 @@ spec:
 status:
   loadBalancer: {ingress: [{ip: ${LB_IP}}]}
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: lb-1, namespace: demo, labels: {kubernetes.io/service-name: lb}}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-  - {addresses: [10.244.0.11], nodeName: lab-node, conditions: {ready: ${String(web1Ready)}, serving: ${String(web1Ready)}}}
-  - {addresses: [10.244.0.12], nodeName: other-node, conditions: {ready: true}}
-`
+${sliceYAML({ name: 'lb-1', service: 'lb', port: { name: 'http', port: 8080 }, endpoints: [{ ip: '10.244.0.11', ready: web1Ready }, { ip: '10.244.0.12', node: 'other-node' }] })}`
 
 t.test('eTP=Local: local endpoints, client IP preserved, health-check node port', async t => {
   const { lab, dir, client } = await webLab(t)

@@ -17,9 +17,25 @@ export async function webLab (t: Teardown): Promise<{ lab: Lab, dir: string, cli
   return { lab, dir, client }
 }
 
+export interface SliceEndpoint { ip: string, node?: string, ready?: boolean }
+
+/** An EndpointSlice document for Service demo/`service`: one port, endpoints on lab-node unless said. */
+export function sliceYAML (o: { name: string, service: string, port: { name: string, port: number, protocol?: string }, endpoints: SliceEndpoint[], addressType?: 'IPv4' | 'IPv6' }): string {
+  const eps = o.endpoints.map(e => {
+    const ready = e.ready ?? true
+    return `  - {addresses: ["${e.ip}"], nodeName: ${e.node ?? 'lab-node'}, conditions: {ready: ${String(ready)}, serving: ${String(ready)}}}\n`
+  }).join('')
+  return `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ${o.name}, namespace: demo, labels: {kubernetes.io/service-name: ${o.service}}}
+addressType: ${o.addressType ?? 'IPv4'}
+ports: [{name: ${o.port.name}, port: ${o.port.port}, protocol: ${o.port.protocol ?? 'TCP'}}]
+endpoints:${o.endpoints.length === 0 ? ' []' : ''}
+${eps}`
+}
+
 /** Service demo/web: ClusterIP 10.96.0.10:80, NodePort 30080, over the given endpoint IPs on 8080. */
-export function webManifests (ips: string[], opts: { nodeName?: string } = {}): string {
-  const eps = ips.map(ip => `  - addresses: [${ip}]\n    conditions: {ready: true}\n    nodeName: ${opts.nodeName ?? 'lab-node'}\n`).join('')
+export function webManifests (ips: string[]): string {
   return `apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: demo}
@@ -29,17 +45,7 @@ spec:
   ports:
   - {name: http, port: 80, targetPort: 8080, nodePort: 30080}
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: demo
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports:
-- {name: http, port: 8080, protocol: TCP}
-endpoints:${ips.length === 0 ? ' []' : ''}
-${eps}`
+${sliceYAML({ name: 'web-1', service: 'web', port: { name: 'http', port: 8080 }, endpoints: ips.map(ip => ({ ip })) })}`
 }
 
 /** Service demo/empty: ClusterIP 10.96.0.20:80 with no endpoints. */
