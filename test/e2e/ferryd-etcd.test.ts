@@ -30,7 +30,7 @@ t.test('ferryd follows etcd written by ferryctl', async t => {
 
   const spread = await lab.spread('http://10.96.0.10/', 45, client.ns)
   t.same([...spread.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'ClusterIP reaches every endpoint')
-  const np = await lab.spread(`http://${LAB.nodeExternalIP}:30080/`, 30)
+  const np = await lab.spread(`http://${LAB.nodeExternalIP}:30080/`, 45)
   t.same([...np.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'NodePort reaches every endpoint')
 
   await ctl('apply', '-f', join(dir, 'empty.yaml'))
