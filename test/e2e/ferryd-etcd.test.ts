@@ -34,13 +34,11 @@ t.test('ferryd follows etcd written by ferryctl', async t => {
   t.same([...np.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'NodePort reaches every endpoint')
 
   await ctl('apply', '-f', join(dir, 'empty.yaml'))
-  await waitUntil('empty is refused', async () => { const r = await lab.get('http://10.96.0.20/', client.ns, 1); return !r.ok && r.error === 'refused' })
-  t.pass('a Service applied later without endpoints is refused')
+  await t.resolves(waitUntil('empty is refused', async () => { const r = await lab.get('http://10.96.0.20/', client.ns, 1); return !r.ok && r.error === 'refused' }), 'a Service applied later without endpoints is refused')
 
   await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.13']))
   await ctl('apply', '-f', join(dir, 'web.yaml'))
-  await waitUntil('only web-3', async () => { const s = await lab.spread('http://10.96.0.10/', 8, client.ns); return s.size === 1 && s.has('web-3') })
-  t.pass('scaled down through etcd')
+  await t.resolves(waitUntil('only web-3', async () => { const s = await lab.spread('http://10.96.0.10/', 8, client.ns); return s.size === 1 && s.has('web-3') }), 'scaled down through etcd')
 
   const bad = join(dir, 'bad.yaml')
   await writeFile(bad, webManifests(['10.244.0.11']).replace('10.96.0.10', '10.96.0.300'))
@@ -49,7 +47,6 @@ t.test('ferryd follows etcd written by ferryctl', async t => {
   t.match(await ctl('get', 'services', '-A'), /web\s+NodePort\s+10\.96\.0\.10/, 'nothing was written')
 
   await ctl('delete', '-f', join(dir, 'web.yaml'))
-  await waitUntil('web gone', async () => !(await lab.get('http://10.96.0.10/', client.ns, 1)).ok)
-  t.pass('deleting the Service through etcd removes it')
+  await t.resolves(waitUntil('web gone', async () => !(await lab.get('http://10.96.0.10/', client.ns, 1)).ok), 'deleting the Service through etcd removes it')
   t.equal(ferryd.proc.exitCode, null, 'ferryd still running')
 })

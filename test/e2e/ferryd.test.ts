@@ -44,17 +44,14 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
 
   await t.test('scaling endpoints down and up is followed', async t => {
     await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.12']))
-    await waitUntil('only web-2 answers', async () => {
+    await t.resolves(waitUntil('only web-2 answers', async () => {
       const s = await lab.spread('http://10.96.0.10/', 8, client.ns)
       return s.size === 1 && s.get('web-2') === 8
-    })
-    t.pass('scaled down to web-2')
+    }), 'scaled down to web-2')
     await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
-    await waitUntil('all three answer', async () => (await lab.spread('http://10.96.0.10/', 45, client.ns)).size === 3)
-    t.pass('scaled up to three')
+    await t.resolves(waitUntil('all three answer', async () => (await lab.spread('http://10.96.0.10/', 45, client.ns)).size === 3), 'scaled up to three')
     await writeFile(join(dir, 'web.yaml'), webManifests([]))
-    await waitUntil('web is refused', async () => { const r = await lab.get('http://10.96.0.10/', client.ns); return !r.ok && r.error === 'refused' })
-    t.pass('zero endpoints: refused')
+    await t.resolves(waitUntil('web is refused', async () => { const r = await lab.get('http://10.96.0.10/', client.ns); return !r.ok && r.error === 'refused' }), 'zero endpoints: refused')
     await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
     await waitUntil('web answers again', async () => (await lab.get('http://10.96.0.10/', client.ns)).ok)
   })
@@ -97,8 +94,7 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
     ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--sync-period', '2s'])
     await ferryd.waitReady()
     flow.kill('SIGUSR1')
-    await waitUntil('flow answered', async () => /answer: web-\d 10\.244\.0\.50/.test(flowOut))
-    t.pass('a connection established before the restart still works after it')
+    await t.resolves(waitUntil('flow answered', async () => /answer: web-\d 10\.244\.0\.50/.test(flowOut)), 'a connection established before the restart still works after it')
     const spread = await lab.spread('http://10.96.0.10/', 45, client.ns)
     t.same([...spread.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'served after restart')
     const metrics = (await ferryd.http('/metrics')).body

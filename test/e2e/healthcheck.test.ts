@@ -56,6 +56,5 @@ t.test('eTP=Local: local endpoints, client IP preserved, health-check node port'
   t.match(metrics, /kubeproxy_sync_proxy_rules_no_local_endpoints_total\{ip_family="IPv4",traffic_policy="external"\} 1/)
 
   await unlink(file)
-  await waitUntil('listener closed', async () => { const r = await lab.get(hc, lab.clientNs, 1); return !r.ok && r.error === 'refused' })
-  t.pass('the health-check port closes with its Service')
+  await t.resolves(waitUntil('listener closed', async () => { const r = await lab.get(hc, lab.clientNs, 1); return !r.ok && r.error === 'refused' }), 'the health-check port closes with its Service')
 })

@@ -31,6 +31,5 @@ t.test('READY=1 after the first sync, STOPPING=1 on SIGTERM', async t => {
   t.equal((await ferryd.http('/readyz')).status, 200, 'ready means the rules are in: /readyz agrees')
   t.match(await lab.sh(['sh', '-c', 'iptables-legacy-save -t filter 2>/dev/null || iptables-nft-save -t filter']), /demo\/empty has no endpoints/, 'and the REJECT rule is in the kernel')
   t.equal(await ferryd.stop(), 0)
-  await waitUntil('STOPPING=1', async () => heard.includes('STOPPING=1'))
-  t.pass('STOPPING=1 on SIGTERM')
+  await t.resolves(waitUntil('STOPPING=1', async () => heard.includes('STOPPING=1')), 'STOPPING=1 on SIGTERM')
 })
