@@ -41,8 +41,9 @@ t.test('IPv4 and IPv6 ClusterIPs and NodePorts through one ferryd', async t => {
 
   const r = await lab.get('http://[fd00:96::20]/', client.ns, 5)
   t.match(r, { ok: false, error: 'refused' }, 'an IPv6 Service without endpoints is refused')
-  // Here the REJECT counts two SYNs per connect: the client only acts on the ICMPv6 error answering its
-  // 1 s retransmission (cause not found yet; it is not the ICMPv6 rate limit). A timeout would take 5 s.
+  // In the lab the first ICMPv6 error arrives while connect() still holds the socket lock (veth delivers
+  // synchronously in the sender's softirq), so the kernel drops it (TcpExtLockDroppedIcmps) and the
+  // client acts on the answer to its 1 s SYN retransmission. A timeout would take 5 s.
   if (!r.ok) t.ok(r.ms < 2500, `refused after ${r.ms} ms`)
 
   await writeFile(join(dir, 'web.yaml'), dual + WEB6_SLICE(ip6s.slice(0, 1)))
