@@ -92,8 +92,9 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.list('Node').length > 0),
     ready: () => {
       if (!store.synced) return { ready: false, reason: `waiting for ${source.name}` }
-      const pending = proxiers.filter(p => p.status().syncs === 0)
-      return pending.length === 0 ? { ready: true, reason: '' } : { ready: false, reason: `no rules applied yet for ${pending.map(p => p.status().family).join(', ')}` }
+      // health knows which families synced; status() would count every endpoint on each probe.
+      const pending = [...backends.keys()].filter(f => !health.hasSynced(f))
+      return pending.length === 0 ? { ready: true, reason: '' } : { ready: false, reason: `no rules applied yet for ${pending.join(', ')}` }
     },
     debugState: () => ({
       nodeName: cfg.nodeName,
