@@ -125,9 +125,8 @@ export class IptablesBackend implements Backend {
       throw e
     }
     const t1 = performance.now()
-    const payload = rendered.payload
     try {
-      await restore(this.exec, variant, this.family, payload)
+      await restore(this.exec, variant, this.family, rendered.payload)
     } catch (e) {
       // The restore is one transaction per table and the next full sync recomputes everything.
       this.full = true
@@ -137,7 +136,7 @@ export class IptablesBackend implements Backend {
     const t2 = performance.now()
     this.owned = rendered.ownedChains
     this.full = false
-    this.lastTimings = { renderMs: t1 - t0, applyMs: t2 - t1, payloadBytes: payload.length }
+    this.lastTimings = { renderMs: t1 - t0, applyMs: t2 - t1, payloadBytes: rendered.payload.length }
     this.log.debug('iptables synced', {
       kind: rendered.kind, renderMs: Math.round(t1 - t0), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
     })
