@@ -3,6 +3,7 @@
 export const ErrorCodes = {
   FERRY_ERR_INVALID_OBJECT: 'an object failed validation; the message names the object and the field',
   FERRY_ERR_PARSE: 'a manifest or stored value could not be parsed',
+  FERRY_ERR_LIMIT: 'an input exceeds a decoding limit (size, aliases, depth, objects) or is not a regular file; it is ignored whole',
   FERRY_ERR_UNKNOWN_KIND: 'an object has a kind ferry does not handle',
   FERRY_ERR_DUPLICATE: 'two objects share a kind, namespace and name',
   FERRY_ERR_CONFIG: 'a flag or config file value is invalid',

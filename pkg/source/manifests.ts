@@ -1,14 +1,16 @@
 // The built-in source: a file or directory of Kubernetes manifests, watched for changes.
-// A broken file is reported and the objects it last held stay, so one typo never drops a Service.
+// A broken or rejected file is reported once and the objects it last held stay, so one typo (or one
+// hostile file) never drops a Service. Files are merged in name order, so duplicates resolve the same
+// way at run time and after a restart.
 import { watch, type FSWatcher } from 'node:fs'
-import { readdir, readFile, stat } from 'node:fs/promises'
-import { basename, join } from 'node:path'
-import { decodeManifests } from '../api/decode.js'
+import { basename } from 'node:path'
+import { decodeManifests, type DecodeResult } from '../api/decode.js'
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../api/limits.js'
 import { objectKey, type KObject } from '../api/types.js'
-import { FerryError, errorMessage } from '../errors/errors.js'
-import type { Source, SourceHandler } from './source.js'
-
-const MANIFEST_FILE = /\.(ya?ml|json)$/i
+import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
+import { DecodePool } from './decode-pool.js'
+import { listManifestFiles, probeManifestFile, readManifestFile } from './manifest-files.js'
+import type { Source, SourceHandler, SourceStatus } from './source.js'
 
 export interface ManifestSourceOptions {
   path: string
@@ -16,13 +18,25 @@ export interface ManifestSourceOptions {
   pollMs?: number
   /** Coalesces bursts of fs events into one reload. */
   debounceMs?: number
+  limits?: DecodeLimits
+  /** Per-file decode deadline in the worker; default 60 s. */
+  decodeTimeoutMs?: number
+  /** Worker heap cap in MB; default 1024. */
+  decodeMaxHeapMb?: number
 }
 
-interface FileState { sig: string, objects: KObject[], broken: boolean }
+/** Files up to this size are decoded on the event loop (JSON: ~10 ms a MiB); bigger ones in the worker. */
+const INLINE_JSON_BYTES = 1024 * 1024
+const INLINE_YAML_BYTES = 32 * 1024
+
+interface FileState { sig: string, objects: KObject[], problem: string | undefined }
+export interface Conflict { key: string, kept: string, ignored: string[] }
 
 export class ManifestSource implements Source {
   readonly name: string
-  private readonly files = new Map<string, FileState>()
+  private readonly limits: DecodeLimits
+  private readonly pool: DecodePool
+  private files = new Map<string, FileState>()
   private handler: SourceHandler | undefined
   private watcher: FSWatcher | undefined
   private pollTimer: NodeJS.Timeout | undefined
@@ -31,9 +45,13 @@ export class ManifestSource implements Source {
   private lastMissing = false
   private everReplaced = false
   private stopped = false
+  private conflicts: Conflict[] = []
+  private reportedConflicts = new Set<string>()
 
   constructor (private readonly opts: ManifestSourceOptions) {
     this.name = `manifests:${opts.path}`
+    this.limits = opts.limits ?? DEFAULT_DECODE_LIMITS
+    this.pool = new DecodePool({ timeoutMs: opts.decodeTimeoutMs, maxHeapMb: opts.decodeMaxHeapMb })
   }
 
   async start (handler: SourceHandler): Promise<void> {
@@ -49,13 +67,33 @@ export class ManifestSource implements Source {
     this.watcher?.close()
     clearInterval(this.pollTimer)
     clearTimeout(this.debounceTimer)
+    await this.pool.close()
     await this.reloading
   }
 
   /** Re-read changed files now; resolves when the handler has the result. */
   async reload (): Promise<void> {
-    this.reloading = this.reloading.then(async () => { await this.doReload() }, async () => { await this.doReload() })
+    const run = async (): Promise<void> => {
+      try { await this.doReload() } catch (e) {
+        this.handler?.error(new FerryError('FERRY_ERR_SOURCE', `manifests: reload of ${this.opts.path} failed: ${errorMessage(e)}; keeping the last good state`, { path: this.opts.path }))
+      }
+    }
+    this.reloading = this.reloading.then(run, run)
     await this.reloading
+  }
+
+  status (): SourceStatus {
+    return {
+      name: this.name,
+      files: this.files.size,
+      rejectedFiles: [...this.files].filter(([, s]) => s.problem !== undefined).map(([file, s]) => ({ file, reason: s.problem ?? '' })),
+      conflicts: this.conflicts.map(c => ({ ...c, ignored: [...c.ignored] })),
+    }
+  }
+
+  /** Files whose last read failed, for /debug/state and readiness. */
+  brokenFiles (): string[] {
+    return [...this.files].filter(([, s]) => s.problem !== undefined).map(([f]) => f)
   }
 
   private schedule (ms: number): void {
@@ -72,78 +110,92 @@ export class ManifestSource implements Source {
     } catch { /* missing path: the poll notices when it appears */ }
   }
 
-  private async listFiles (): Promise<string[] | null> {
-    const p = this.opts.path
-    let st
-    try { st = await stat(p) } catch { return null }
-    if (!st.isDirectory()) return [p]
-    const names = await readdir(p)
-    return names.filter(n => MANIFEST_FILE.test(n) && !n.startsWith('.')).sort().map(n => join(p, n))
-  }
-
   private async doReload (): Promise<void> {
     const h = this.handler
     if (h === undefined || this.stopped) return
-    const paths = await this.listFiles()
+    const paths = await listManifestFiles(this.opts.path)
     if (paths === null) {
       if (!this.lastMissing) h.error(new FerryError('FERRY_ERR_SOURCE', `manifests: ${this.opts.path} does not exist; serving no objects until it appears`, { path: this.opts.path }))
       this.lastMissing = true
       this.files.clear()
-      h.replace([])
+      this.publish(h)
       return
     }
     if (this.lastMissing) { this.lastMissing = false; this.startWatch() }
-    let changed = false
-    const seen = new Set(paths)
-    for (const f of [...this.files.keys()]) if (!seen.has(f)) { this.files.delete(f); changed = true }
+    let changed = !this.everReplaced
+    const next = new Map<string, FileState>()
     for (const f of paths) {
-      let text: string
-      let sig: string
-      try {
-        const st = await stat(f)
-        sig = `${st.mtimeMs}:${st.size}:${st.ino}`
-        if (this.files.get(f)?.sig === sig) continue
-        text = await readFile(f, 'utf8')
-      } catch (e) {
-        // Vanished between readdir and read: the next pass drops it.
-        if (this.files.has(f)) continue
-        h.error(new FerryError('FERRY_ERR_SOURCE', `manifests: cannot read ${f}: ${errorMessage(e)}`, { path: f }))
+      if (this.stopped) return
+      const prev = this.files.get(f)
+      let probe
+      try { probe = await probeManifestFile(f, this.limits.maxBytes) } catch {
+        continue // vanished between readdir and stat: gone from this pass
+      }
+      if (prev?.sig === probe.sig) { next.set(f, prev); continue }
+      changed = true
+      if (!probe.ok) {
+        // Remembered by signature, so the next poll does not report it again.
+        h.error(probe.error)
+        next.set(f, { sig: probe.sig, objects: prev?.objects ?? [], problem: probe.error.message })
         continue
       }
-      const { objects, errors } = decodeManifests(text, basename(f))
-      const prev = this.files.get(f)
-      if (errors.length > 0) {
-        for (const e of errors) h.error(e)
-        // Keep the objects this file last held while it is broken.
-        this.files.set(f, { sig, objects: prev?.objects ?? [], broken: true })
-      } else {
-        this.files.set(f, { sig, objects, broken: false })
-      }
-      changed = true
+      const r = await this.decode(f, probe.size)
+      if (r === null) { if (prev !== undefined) next.set(f, prev); continue }
+      for (const e of r.errors) h.error(e)
+      next.set(f, r.errors.length > 0
+        ? { sig: probe.sig, objects: prev?.objects ?? [], problem: r.errors[0]?.message ?? 'invalid' }
+        : { sig: probe.sig, objects: r.objects, problem: undefined })
     }
-    if (!changed && this.everReplaced) return
-    h.replace(this.merge())
+    if (next.size !== this.files.size) changed = true
+    this.files = next
+    if (changed) this.publish(h)
+  }
+
+  /** Decodes one file inline or in the worker; null when it vanished before it could be read. */
+  private async decode (file: string, size: number): Promise<DecodeResult | null> {
+    const origin = basename(file)
+    const inline = size <= (/\.json$/i.test(file) ? INLINE_JSON_BYTES : INLINE_YAML_BYTES)
+    if (!inline) {
+      const r = await this.pool.decodeFile(file, origin, this.limits)
+      return r.readFailed ? null : r
+    }
+    let text: string
+    try { text = await readManifestFile(file, this.limits.maxBytes) } catch (e) {
+      if (isFerryError(e)) return { objects: [], errors: [e] }
+      return null
+    }
+    return decodeManifests(text, origin, this.limits)
+  }
+
+  private publish (h: SourceHandler): void {
+    h.replace(this.merge(h))
     this.everReplaced = true
   }
 
-  private merge (): KObject[] {
+  /** The first definition in file-name order wins; each new conflict is reported once. */
+  private merge (h: SourceHandler): KObject[] {
     const byKey = new Map<string, { obj: KObject, file: string }>()
-    for (const [file, st] of this.files) {
-      for (const obj of st.objects) {
+    const conflicts = new Map<string, Conflict>()
+    for (const file of [...this.files.keys()].sort()) {
+      for (const obj of this.files.get(file)?.objects ?? []) {
         const key = objectKey(obj)
         const first = byKey.get(key)
-        if (first !== undefined) {
-          this.handler?.error(new FerryError('FERRY_ERR_DUPLICATE', `manifests: ${key} in ${basename(file)} is already defined in ${basename(first.file)}; keeping the first`, { key, file }))
-          continue
-        }
-        byKey.set(key, { obj, file })
+        if (first === undefined) { byKey.set(key, { obj, file }); continue }
+        const c = conflicts.get(key) ?? { key, kept: first.file, ignored: [] }
+        c.ignored.push(file)
+        conflicts.set(key, c)
       }
     }
+    this.conflicts = [...conflicts.values()]
+    const now = new Set<string>()
+    for (const c of this.conflicts) {
+      const id = `${c.key}|${c.kept}|${c.ignored.join(',')}`
+      now.add(id)
+      if (!this.reportedConflicts.has(id)) {
+        h.error(new FerryError('FERRY_ERR_DUPLICATE', `manifests: ${c.key} is defined in ${c.ignored.map(f => basename(f)).join(', ')} and in ${basename(c.kept)}; keeping ${basename(c.kept)} (first in file-name order)`, { key: c.key, kept: c.kept, ignored: c.ignored }))
+      }
+    }
+    this.reportedConflicts = now
     return [...byKey.values()].map(v => v.obj)
-  }
-
-  /** Files whose last read failed, for /debug/state and readiness. */
-  brokenFiles (): string[] {
-    return [...this.files].filter(([, s]) => s.broken).map(([f]) => f)
   }
 }

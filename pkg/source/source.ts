@@ -12,9 +12,21 @@ export interface SourceHandler {
   error: (err: FerryError) => void
 }
 
+/** What a source is serving around, for /debug/state and metrics. */
+export interface SourceStatus {
+  readonly name: string
+  /** Files (or keys) read. */
+  readonly files: number
+  /** Inputs ignored in their current form (their last good objects, if any, are still served). */
+  readonly rejectedFiles: ReadonlyArray<{ readonly file: string, readonly reason: string }>
+  /** Objects defined more than once: which definition is served, which are ignored. */
+  readonly conflicts: ReadonlyArray<{ readonly key: string, readonly kept: string, readonly ignored: readonly string[] }>
+}
+
 export interface Source {
   readonly name: string
   /** Resolves once the first complete state has been handed to `replace`. */
   start: (handler: SourceHandler) => Promise<void>
   stop: () => Promise<void>
+  status?: () => SourceStatus
 }

@@ -73,7 +73,7 @@ t.test('duplicates across files: the first file wins, the second is reported', a
   await writeFile(join(dir, '2.yaml'), svcYAML('a', '10.96.0.1', 90))
   await src.start(store)
   t.same(names(store), ['a:80'])
-  t.match(errors.join('\n'), /FERRY_ERR_DUPLICATE: manifests: Service\/ns1\/a in 2\.yaml is already defined in 1\.yaml/)
+  t.match(errors.join('\n'), /FERRY_ERR_DUPLICATE: manifests: Service\/ns1\/a is defined in 2\.yaml and in 1\.yaml; keeping 1\.yaml/)
 })
 
 t.test('a single file path and a missing path', async t => {

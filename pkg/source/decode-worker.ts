@@ -1,0 +1,23 @@
+// Worker thread entry: reads and decodes one manifest file per message, so a big or hostile file costs
+// this thread's time and heap, never the daemon's event loop.
+import { parentPort } from 'node:worker_threads'
+import { decodeManifests } from '../api/decode.js'
+import { errorMessage, isFerryError } from '../errors/errors.js'
+import { readManifestFile } from './manifest-files.js'
+import type { DecodeJob, DecodeReply } from './decode-pool.js'
+
+parentPort?.on('message', (job: DecodeJob) => {
+  parentPort?.postMessage({ id: job.id, started: true })
+  void run(job).then(reply => { parentPort?.postMessage(reply) })
+})
+
+async function run (job: DecodeJob): Promise<DecodeReply> {
+  try {
+    const text = await readManifestFile(job.path, job.limits.maxBytes)
+    const r = decodeManifests(text, job.origin, job.limits)
+    return { id: job.id, objects: r.objects, errors: r.errors.map(e => ({ code: e.code, message: e.message, details: { ...e.details } })) }
+  } catch (e) {
+    const err = isFerryError(e) ? { code: e.code, message: e.message, details: { ...e.details } } : { code: 'FERRY_ERR_SOURCE' as const, message: `manifests: cannot read ${job.path}: ${errorMessage(e)}`, details: { path: job.path } }
+    return { id: job.id, objects: [], errors: [err], readFailed: !isFerryError(e) }
+  }
+}
