@@ -16,6 +16,7 @@ import { HealthCheckServer } from '../pkg/proxy/healthcheck/server.js'
 import { Proxier } from '../pkg/proxy/proxier.js'
 import type { Backend } from '../pkg/proxy/types.js'
 import { createSource } from '../pkg/source/factory.js'
+import { createSourceMetrics } from '../pkg/source/metrics.js'
 import { notify } from '../pkg/systemd/notify.js'
 
 function nodeIPs (): string[] {
@@ -86,6 +87,8 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     })
   })
   const source = createSource(cfg, log.child('source'))
+  const sourceMetrics = createSourceMetrics(registry, source)
+  store.onError(e => { sourceMetrics.reportError(e) })
 
   const http = buildHttpServer({
     registry, health, metrics,
@@ -98,7 +101,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     },
     debugState: () => ({
       nodeName: cfg.nodeName,
-      source: source.name,
+      source: source.status?.() ?? { name: source.name },
       objects: { services: store.list('Service').length, endpointSlices: store.list('EndpointSlice').length, nodes: store.list('Node').length, pods: store.list('Pod').length },
       sourceErrors: store.errors,
       proxiers: proxiers.map(p => ({ ...p.status(), servicePorts: p.desiredState() })),
@@ -114,6 +117,8 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     stopping = true
     // Rules stay in the kernel: established flows keep working across a restart.
     log.info('shutting down; rules stay in place', { signal })
+    // Whatever hangs, a stop request is honoured.
+    setTimeout(() => { log.warn('shutdown took over 10 s; exiting anyway'); process.exit(0) }, 10_000).unref()
     await notify({ STOPPING: '1' })
     await source.stop()
     await Promise.all(proxiers.map(async p => { await p.stop() }))

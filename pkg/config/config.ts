@@ -12,6 +12,11 @@ export type IptablesVariant = 'auto' | 'legacy' | 'nft'
 export interface Config {
   readonly nodeName: string
   readonly manifests?: string
+  /** Decoding limits for manifest files (pkg/api/limits.ts). */
+  readonly manifestMaxFileSize: number
+  readonly manifestMaxAliases: number
+  readonly manifestMaxDepth: number
+  readonly manifestMaxObjects: number
   readonly etcdEndpoints: readonly string[]
   readonly etcdPrefix: string
   readonly proxyMode: ProxyMode
@@ -31,7 +36,7 @@ export interface Config {
   readonly cleanup: boolean
 }
 
-type Kind = 'string' | 'boolean' | 'list' | 'duration' | 'int'
+type Kind = 'string' | 'boolean' | 'list' | 'duration' | 'int' | 'bytes'
 interface Option { flag: string, key: keyof Config, kind: Kind, help: string, def?: string, file?: string }
 
 /** The config-file key of an option: its flag in camelCase unless named. */
@@ -43,6 +48,10 @@ export function fileKey (o: Option): string {
 export const OPTIONS: readonly Option[] = [
   { flag: 'node-name', key: 'nodeName', kind: 'string', help: 'this node\'s name; endpoints with this nodeName are local (default: hostname)' },
   { flag: 'manifests', key: 'manifests', kind: 'string', help: 'file or directory of Kubernetes YAML/JSON manifests to serve (the built-in default source; watched for changes)' },
+  { flag: 'manifest-max-file-size', key: 'manifestMaxFileSize', kind: 'bytes', def: '16Mi', help: 'manifest files larger than this are ignored (with an error naming them) before they are read' },
+  { flag: 'manifest-max-aliases', key: 'manifestMaxAliases', kind: 'int', def: '100', help: 'most YAML aliases per document, counting nested expansion' },
+  { flag: 'manifest-max-depth', key: 'manifestMaxDepth', kind: 'int', def: '64', help: 'deepest nesting of mappings and lists in a manifest' },
+  { flag: 'manifest-max-objects', key: 'manifestMaxObjects', kind: 'int', def: '100000', help: 'most objects (documents and List items) in one manifest file' },
   { flag: 'etcd-endpoints', key: 'etcdEndpoints', kind: 'list', help: 'comma-separated etcd URLs; when set, cluster state comes from etcd instead of manifests' },
   { flag: 'etcd-prefix', key: 'etcdPrefix', kind: 'string', def: '/ferry', help: 'etcd key prefix of ferry\'s objects' },
   { flag: 'proxy-mode', key: 'proxyMode', kind: 'string', def: 'auto', help: 'auto | iptables (auto picks the best mode the kernel supports)' },
@@ -65,7 +74,7 @@ export const DEFAULT_MANIFESTS = '/etc/ferry/manifests'
 
 export function usage (): string {
   const lines = OPTIONS.map(o => {
-    const arg = o.kind === 'boolean' ? '' : ` ${o.kind === 'list' ? 'A,B' : o.kind === 'duration' ? 'DURATION' : 'VALUE'}`
+    const arg = o.kind === 'boolean' ? '' : ` ${o.kind === 'list' ? 'A,B' : o.kind === 'duration' ? 'DURATION' : o.kind === 'bytes' ? 'SIZE' : 'VALUE'}`
     return `  --${o.flag}${arg}\n      ${o.help}${o.def !== undefined ? ` (default ${o.def})` : ''}`
   })
   return [
@@ -88,6 +97,13 @@ export function parseDuration (text: string): number | null {
   return Math.round(n * unit)
 }
 
+/** "16Mi", "512Ki", "1GiB", "4096" → bytes. */
+export function parseBytes (text: string): number | null {
+  const m = /^(\d+)\s*(Ki|Mi|Gi)?B?$/.exec(text.trim())
+  if (m === null) return null
+  return Number(m[1]) * ({ Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 }[m[2] as 'Ki' | 'Mi' | 'Gi'] ?? 1)
+}
+
 function fail (where: string, msg: string): never {
   throw new FerryError('FERRY_ERR_CONFIG', `${where}: ${msg}`)
 }
@@ -107,6 +123,11 @@ function coerce (o: Option, v: unknown, where: string): unknown {
       const ms = typeof v === 'number' ? v * 1000 : typeof v === 'string' ? parseDuration(v) : null
       if (ms === null || ms <= 0) fail(where, `must be a duration like 500ms, 1s, 2m, got ${JSON.stringify(v)}`)
       return ms
+    }
+    case 'bytes': {
+      const n = typeof v === 'number' ? v : typeof v === 'string' ? parseBytes(v) : null
+      if (n === null || !Number.isInteger(n) || n <= 0) fail(where, `must be a size like 16Mi, 512Ki or 1048576, got ${JSON.stringify(v)}`)
+      return n
     }
     case 'list': {
       const items = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',') : fail(where, 'must be a list')
@@ -181,6 +202,9 @@ function check (raw: Record<string, unknown>): Config {
   const etcdEndpoints = (raw.etcdEndpoints as string[] | undefined) ?? []
   if (etcdEndpoints.length > 0 && raw.manifests !== undefined) fail('flags', '--manifests and --etcd-endpoints are exclusive: pick one source')
   for (const e of etcdEndpoints) if (!/^https?:\/\/[^/]+$/.test(e)) fail('etcdEndpoints', `must be URLs like http://127.0.0.1:2379, got ${JSON.stringify(e)}`)
+  for (const k of ['manifestMaxAliases', 'manifestMaxDepth', 'manifestMaxObjects'] as const) {
+    if ((raw[k] as number) < 1) fail(k, `must be at least 1, got ${String(raw[k])}`)
+  }
   const minSync = raw.minSyncPeriodMs as number
   const sync = raw.syncPeriodMs as number
   if (minSync > sync) fail('minSyncPeriod', 'must not exceed syncPeriod')
@@ -188,6 +212,10 @@ function check (raw: Record<string, unknown>): Config {
   return {
     nodeName,
     ...(raw.manifests !== undefined ? { manifests: String(raw.manifests) } : {}),
+    manifestMaxFileSize: raw.manifestMaxFileSize as number,
+    manifestMaxAliases: raw.manifestMaxAliases as number,
+    manifestMaxDepth: raw.manifestMaxDepth as number,
+    manifestMaxObjects: raw.manifestMaxObjects as number,
     etcdEndpoints,
     etcdPrefix: String(raw.etcdPrefix),
     proxyMode: oneOf('proxyMode', ['auto', 'iptables'] as const),

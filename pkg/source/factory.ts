@@ -14,5 +14,8 @@ export function createSource (cfg: Config, log: Logger): Source {
       log: (level, msg, fields) => { log[level](msg, fields) },
     })
   }
-  return new ManifestSource({ path: cfg.manifests ?? DEFAULT_MANIFESTS })
+  return new ManifestSource({
+    path: cfg.manifests ?? DEFAULT_MANIFESTS,
+    limits: { maxBytes: cfg.manifestMaxFileSize, maxAliases: cfg.manifestMaxAliases, maxDepth: cfg.manifestMaxDepth, maxObjects: cfg.manifestMaxObjects },
+  })
 }

@@ -30,6 +30,8 @@ const INLINE_JSON_BYTES = 1024 * 1024
 const INLINE_YAML_BYTES = 32 * 1024
 
 interface FileState { sig: string, objects: KObject[], problem: string | undefined }
+/** A big file being decoded in the worker; the pass that finds `result` set applies it. */
+interface InFlight { sig: string, done: Promise<void>, result?: DecodeResult | null }
 export interface Conflict { key: string, kept: string, ignored: string[] }
 
 export class ManifestSource implements Source {
@@ -47,6 +49,7 @@ export class ManifestSource implements Source {
   private stopped = false
   private conflicts: Conflict[] = []
   private reportedConflicts = new Set<string>()
+  private readonly inflight = new Map<string, InFlight>()
 
   constructor (private readonly opts: ManifestSourceOptions) {
     this.name = `manifests:${opts.path}`
@@ -56,6 +59,7 @@ export class ManifestSource implements Source {
 
   async start (handler: SourceHandler): Promise<void> {
     this.handler = handler
+    // The first state includes big files: a restart must not drop their Services' rules meanwhile.
     await this.reload()
     this.startWatch()
     this.pollTimer = setInterval(() => { this.schedule(0) }, this.opts.pollMs ?? 2000)
@@ -71,8 +75,17 @@ export class ManifestSource implements Source {
     await this.reloading
   }
 
-  /** Re-read changed files now; resolves when the handler has the result. */
+  /** Re-read changed files now; resolves when the handler has the result, big files included. */
   async reload (): Promise<void> {
+    await this.pass()
+    while (this.inflight.size > 0 && !this.stopped) {
+      await Promise.all([...this.inflight.values()].map(async f => { await f.done }))
+      await this.pass()
+    }
+  }
+
+  /** One pass over the files; big files still decoding are applied by a later pass. */
+  private async pass (): Promise<void> {
     const run = async (): Promise<void> => {
       try { await this.doReload() } catch (e) {
         this.handler?.error(new FerryError('FERRY_ERR_SOURCE', `manifests: reload of ${this.opts.path} failed: ${errorMessage(e)}; keeping the last good state`, { path: this.opts.path }))
@@ -99,7 +112,7 @@ export class ManifestSource implements Source {
   private schedule (ms: number): void {
     if (this.stopped) return
     clearTimeout(this.debounceTimer)
-    this.debounceTimer = setTimeout(() => { void this.reload() }, ms)
+    this.debounceTimer = setTimeout(() => { void this.pass() }, ms)
   }
 
   private startWatch (): void {
@@ -132,32 +145,51 @@ export class ManifestSource implements Source {
         continue // vanished between readdir and stat: gone from this pass
       }
       if (prev?.sig === probe.sig) { next.set(f, prev); continue }
-      changed = true
       if (!probe.ok) {
+        changed = true
         // Remembered by signature, so the next poll does not report it again.
         h.error(probe.error)
         next.set(f, { sig: probe.sig, objects: prev?.objects ?? [], problem: probe.error.message })
         continue
       }
-      const r = await this.decode(f, probe.size)
-      if (r === null) { if (prev !== undefined) next.set(f, prev); continue }
+      const r = await this.decode(f, probe.sig, probe.size)
+      if (r === null || r === 'pending') {
+        if (prev !== undefined) next.set(f, prev)
+        continue
+      }
+      changed = true
       for (const e of r.errors) h.error(e)
       next.set(f, r.errors.length > 0
         ? { sig: probe.sig, objects: prev?.objects ?? [], problem: r.errors[0]?.message ?? 'invalid' }
         : { sig: probe.sig, objects: r.objects, problem: undefined })
     }
     if (next.size !== this.files.size) changed = true
+    for (const f of this.inflight.keys()) if (!paths.includes(f)) this.inflight.delete(f)
     this.files = next
     if (changed) this.publish(h)
   }
 
-  /** Decodes one file inline or in the worker; null when it vanished before it could be read. */
-  private async decode (file: string, size: number): Promise<DecodeResult | null> {
+  /**
+   * Decodes a small file inline. A big one goes to the worker and comes back 'pending': other files'
+   * changes are applied meanwhile, and a new pass picks its result up. null: it vanished.
+   */
+  private async decode (file: string, sig: string, size: number): Promise<DecodeResult | null | 'pending'> {
     const origin = basename(file)
     const inline = size <= (/\.json$/i.test(file) ? INLINE_JSON_BYTES : INLINE_YAML_BYTES)
     if (!inline) {
-      const r = await this.pool.decodeFile(file, origin, this.limits)
-      return r.readFailed ? null : r
+      const running = this.inflight.get(file)
+      if (running?.sig === sig) {
+        if (running.result === undefined) return 'pending'
+        this.inflight.delete(file)
+        return running.result
+      }
+      const job: InFlight = { sig, done: Promise.resolve() }
+      job.done = this.pool.decodeFile(file, origin, this.limits).then(r => {
+        job.result = r.readFailed ? null : r
+        if (this.inflight.get(file) === job) this.schedule(0)
+      })
+      this.inflight.set(file, job)
+      return 'pending'
     }
     let text: string
     try { text = await readManifestFile(file, this.limits.maxBytes) } catch (e) {
