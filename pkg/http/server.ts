@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import type { ProxyHealth } from '../proxy/health.js'
 import type { ProxyMetrics } from '../proxy/metrics.js'
+import { SharedRender } from './metrics-render.js'
 
 export interface HttpDeps {
   registry: Registry
@@ -14,13 +15,18 @@ export interface HttpDeps {
   /** Ready once the source listed and every family applied its first sync. */
   ready: () => { ready: boolean, reason: string }
   debugState: () => unknown
+  /** Scrapes within this many ms of a render share it (default 1000; see metrics-render.ts). */
+  metricsMaxAgeMs?: number
 }
 
 export function buildHttpServer (deps: HttpDeps): FastifyInstance {
   const app = Fastify({ logger: false })
 
+  // Probes and scrapes share one event loop: a burst of scrapes costs one render, so a probe behind it
+  // waits for buffer writes only, never for N renders.
+  const render = new SharedRender({ render: async () => await deps.registry.metrics(), maxAgeMs: deps.metricsMaxAgeMs ?? 1000 })
   app.get('/metrics', async (_req, reply) => {
-    const body = await deps.registry.metrics()
+    const body = await render.get()
     return await reply.type(deps.registry.contentType).send(body)
   })
 
