@@ -130,7 +130,8 @@ t.test('a burst of concurrent scrapes renders once and does not queue /healthz b
   const [results, hz] = await Promise.all([Promise.all(burst), probe])
   t.equal(hz.status, 200, '/healthz answered')
   t.ok(results.every(r => r.status === 200 && r.bytes > 1000), `all ${N} scrapes got the full exposition`)
-  // Before the fix each scrape rendered on its own: N renders, and the probe waited behind most of them.
-  t.ok(renders.length <= 3, `${N} concurrent scrapes rendered ${renders.length} time(s), not ${N}`)
-  t.ok(rendersBeforeProbe >= 1 && rendersBeforeProbe <= 2, `the probe waited behind ${rendersBeforeProbe} render(s)`)
+  // Before the fix each scrape rendered on its own: N renders, and the probe waited behind all of them.
+  // Shared, a render is reused for 1 s: more than a handful would take a burst of many seconds.
+  t.ok(renders.length >= 1 && renders.length <= 10, `${N} concurrent scrapes rendered ${renders.length} time(s), not ${N}`)
+  t.ok(rendersBeforeProbe >= 1 && rendersBeforeProbe <= 10, `the probe waited behind ${rendersBeforeProbe} render(s), not ${N}`)
 })
