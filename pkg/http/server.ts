@@ -26,7 +26,7 @@ export function buildHttpServer (deps: HttpDeps): FastifyInstance {
   const app = Fastify({ logger: false })
 
   // Probes and scrapes share one event loop: a burst of scrapes costs one render, so a probe behind it
-  // waits for buffer writes only, never for N renders.
+  // waits only for the requests ahead of it to be read and answered, never for N renders.
   const render = new SharedRender({ render: async () => await deps.registry.metrics(), maxAgeMs: deps.metricsMaxAgeMs ?? 1000 })
   app.get('/metrics', async (_req, reply) => {
     const body = await render.get()
