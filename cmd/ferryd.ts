@@ -4,6 +4,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client'
 import { ClusterStore } from '../pkg/cache/store.js'
 import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
+import { listenHttp } from '../pkg/http/exposure.js'
 import { buildHttpServer } from '../pkg/http/server.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
 import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../pkg/net/ip.js'
@@ -91,7 +92,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
   store.onError(e => { sourceMetrics.reportError(e) })
 
   const http = buildHttpServer({
-    registry, health, metrics,
+    registry, health, metrics, debugRemote: cfg.debugRemote,
     nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.list('Node').length > 0),
     ready: () => {
       if (!store.synced) return { ready: false, reason: `waiting for ${source.name}` }
@@ -108,8 +109,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
       healthCheckNodePorts: healthChecks.map(h => h.ports()),
     }),
   })
-  await http.listen({ host: cfg.httpListen.host, port: cfg.httpListen.port })
-  log.info('http listening', { address: `${cfg.httpListen.host}:${cfg.httpListen.port}` })
+  await listenHttp(http, { ...cfg.httpListen, debugRemote: cfg.debugRemote, log })
 
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {

@@ -25,6 +25,8 @@ export interface Config {
   /** Pod CIDRs, at most one per family (kube-proxy's comma-separated --cluster-cidr). */
   readonly clusterCIDRs: readonly string[]
   readonly httpListen: { readonly host: string, readonly port: number }
+  /** Serve /debug/* to clients beyond loopback too. */
+  readonly debugRemote: boolean
   readonly minSyncPeriodMs: number
   readonly syncPeriodMs: number
   readonly masqueradeAll: boolean
@@ -59,6 +61,7 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'ip-families', key: 'ipFamilies', kind: 'list', def: 'IPv4', help: 'IP families to proxy: IPv4, IPv6 or IPv4,IPv6' },
   { flag: 'cluster-cidr', key: 'clusterCIDRs', kind: 'list', file: 'clusterCIDR', help: 'pod CIDR, one per family (10.244.0.0/16,fd00:10:244::/48); ClusterIP traffic from outside it is masqueraded' },
   { flag: 'http-listen', key: 'httpListen', kind: 'string', def: '127.0.0.1:10249', help: 'HOST:PORT for /metrics, /healthz, /livez, /readyz, /debug/state' },
+  { flag: 'debug-remote', key: 'debugRemote', kind: 'boolean', def: 'false', help: 'serve /debug/state to clients beyond loopback too (it shows every Service and endpoint)' },
   { flag: 'min-sync-period', key: 'minSyncPeriodMs', kind: 'duration', def: '1s', help: 'minimum time between two rule syncs (changes in between coalesce)' },
   { flag: 'sync-period', key: 'syncPeriodMs', kind: 'duration', def: '30s', help: 'maximum time between two rule syncs; /healthz fails when a change waits 2x this' },
   { flag: 'masquerade-all', key: 'masqueradeAll', kind: 'boolean', def: 'false', help: 'masquerade all traffic to Service IPs' },
@@ -223,6 +226,7 @@ function check (raw: Record<string, unknown>): Config {
     ipFamilies: families,
     clusterCIDRs,
     httpListen: { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '0.0.0.0', port },
+    debugRemote: raw.debugRemote as boolean,
     minSyncPeriodMs: minSync,
     syncPeriodMs: sync,
     masqueradeAll: raw.masqueradeAll as boolean,

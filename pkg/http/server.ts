@@ -1,9 +1,11 @@
 // The operations endpoint: /metrics for Prometheus, /healthz and /livez in kube-proxy's JSON shape,
-// /readyz for "first state applied", /debug/state for humans.
+// /readyz for "first state applied", /debug/state for humans (loopback clients only, see exposure.ts).
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import type { ProxyHealth } from '../proxy/health.js'
 import type { ProxyMetrics } from '../proxy/metrics.js'
+import { debugGuard } from './exposure.js'
+import { SharedRender } from './metrics-render.js'
 
 export interface HttpDeps {
   registry: Registry
@@ -14,13 +16,20 @@ export interface HttpDeps {
   /** Ready once the source listed and every family applied its first sync. */
   ready: () => { ready: boolean, reason: string }
   debugState: () => unknown
+  /** Serve /debug/* to clients that are not on loopback too (--debug-remote). */
+  debugRemote?: boolean
+  /** Scrapes within this many ms of a render share it (default 1000; see metrics-render.ts). */
+  metricsMaxAgeMs?: number
 }
 
 export function buildHttpServer (deps: HttpDeps): FastifyInstance {
   const app = Fastify({ logger: false })
 
+  // Probes and scrapes share one event loop: a burst of scrapes costs one render, so a probe behind it
+  // waits only for the requests ahead of it to be read and answered, never for N renders.
+  const render = new SharedRender({ render: async () => await deps.registry.metrics(), maxAgeMs: deps.metricsMaxAgeMs ?? 1000 })
   app.get('/metrics', async (_req, reply) => {
-    const body = await deps.registry.metrics()
+    const body = await render.get()
     return await reply.type(deps.registry.contentType).send(body)
   })
 
@@ -43,9 +52,12 @@ export function buildHttpServer (deps: HttpDeps): FastifyInstance {
     return await reply.code(r.ready ? 200 : 503).type('text/plain').send(r.ready ? 'ok\n' : `not ready: ${r.reason}\n`)
   })
 
-  app.get('/debug/state', async (_req, reply) => {
-    return await reply.type('application/json').send(JSON.stringify(deps.debugState(), null, 2))
-  })
+  void app.register(async debug => {
+    debug.addHook('onRequest', debugGuard(deps.debugRemote ?? false))
+    debug.get('/state', async (_req, reply) => {
+      return await reply.type('application/json').send(JSON.stringify(deps.debugState(), null, 2))
+    })
+  }, { prefix: '/debug' })
 
   return app
 }

@@ -68,3 +68,10 @@ t.test('durations', async t => {
   t.equal(parseDuration('1h'), 3600000)
   t.equal(parseDuration('5'), null)
 })
+
+t.test('debugRemote: off by default, a flag and a file key', async t => {
+  t.equal(load([]).debugRemote, false)
+  t.equal(load(['--debug-remote']).debugRemote, true)
+  t.equal(load(['--config', '/c.yaml'], { '/c.yaml': 'debugRemote: true\n' }).debugRemote, true)
+  t.throws(() => load(['--config', '/c.yaml'], { '/c.yaml': 'debugRemote: yes please\n' }), { code: 'FERRY_ERR_CONFIG', message: /debugRemote: must be true or false/ })
+})
