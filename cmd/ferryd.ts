@@ -93,7 +93,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
 
   const http = buildHttpServer({
     registry, health, metrics, debugRemote: cfg.debugRemote,
-    nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.list('Node').length > 0),
+    nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.count('Node') > 0),
     ready: () => {
       if (!store.synced) return { ready: false, reason: `waiting for ${source.name}` }
       // health knows which families synced; status() would count every endpoint on each probe.
@@ -103,7 +103,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     debugState: () => ({
       nodeName: cfg.nodeName,
       source: source.status?.() ?? { name: source.name },
-      objects: { services: store.list('Service').length, endpointSlices: store.list('EndpointSlice').length, nodes: store.list('Node').length, pods: store.list('Pod').length },
+      objects: { services: store.count('Service'), endpointSlices: store.count('EndpointSlice'), nodes: store.count('Node'), pods: store.count('Pod') },
       sourceErrors: store.errors,
       proxiers: proxiers.map(p => ({ ...p.status(), servicePorts: p.desiredState() })),
       healthCheckNodePorts: healthChecks.map(h => h.ports()),
@@ -135,7 +135,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
   for (const p of proxiers) p.start()
   await Promise.all(proxiers.map(async p => { await p.whenSynced() }))
   log.info('first sync applied; ready', { families: cfg.ipFamilies })
-  await notify({ READY: '1', STATUS: `serving ${store.list('Service').length} services` })
+  await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
   return await new Promise<number>(() => {}) // runs until a signal
 }
 

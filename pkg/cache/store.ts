@@ -1,15 +1,21 @@
 // The cluster cache: the one place downstream components read cluster state from. It receives a
-// source's calls, drops no-op updates and tells listeners (prev, cur) per object.
+// source's calls, drops no-op updates and tells listeners (prev, cur) per object. Objects are indexed by
+// kind, so list(kind) and count(kind) cost the objects of that kind, never the whole cluster.
 import { objectKey, type KObject, type Kind } from '../api/types.js'
 import type { FerryError } from '../errors/errors.js'
 import type { SourceHandler } from '../source/source.js'
+import { sameJSON } from './same.js'
 
 export type ChangeListener = (prev: KObject | undefined, cur: KObject | undefined) => void
 
 export interface StoreError { readonly time: string, readonly code: string, readonly message: string }
 
+type ObjectOf<K extends Kind> = Extract<KObject, { kind: K }>
+
 export class ClusterStore implements SourceHandler {
-  private readonly objects = new Map<string, { obj: KObject, json: string }>()
+  /** kind → objectKey → object. */
+  private readonly byKind = new Map<Kind, Map<string, KObject>>()
+  private total = 0
   private readonly listeners = new Map<Kind, ChangeListener[]>()
   private readonly errorListeners: Array<(e: FerryError) => void> = []
   private readonly recentErrors: StoreError[] = []
@@ -25,25 +31,31 @@ export class ClusterStore implements SourceHandler {
 
   get synced (): boolean { return this.syncedFlag }
 
-  list<K extends Kind> (kind: K): Array<Extract<KObject, { kind: K }>> {
-    const out: Array<Extract<KObject, { kind: K }>> = []
-    for (const { obj } of this.objects.values()) if (obj.kind === kind) out.push(obj as Extract<KObject, { kind: K }>)
-    return out
+  list<K extends Kind> (kind: K): Array<ObjectOf<K>> {
+    const m = this.byKind.get(kind)
+    return m === undefined ? [] : [...m.values()] as Array<ObjectOf<K>>
   }
 
-  get<K extends Kind> (kind: K, namespace: string | undefined, name: string): Extract<KObject, { kind: K }> | undefined {
-    return this.objects.get(keyOf(kind, namespace, name))?.obj as Extract<KObject, { kind: K }> | undefined
+  /** How many objects of `kind` the cache holds. */
+  count (kind: Kind): number { return this.byKind.get(kind)?.size ?? 0 }
+
+  get<K extends Kind> (kind: K, namespace: string | undefined, name: string): ObjectOf<K> | undefined {
+    return this.byKind.get(kind)?.get(keyOf(kind, namespace, name)) as ObjectOf<K> | undefined
   }
 
-  get size (): number { return this.objects.size }
+  get size (): number { return this.total }
 
   get errors (): readonly StoreError[] { return this.recentErrors }
 
   replace (objects: KObject[]): void {
+    // A key given twice counts once, with its last object.
     const next = new Map<string, KObject>()
     for (const o of objects) next.set(objectKey(o), o)
-    for (const [key, { obj }] of [...this.objects]) {
-      if (!next.has(key)) { this.objects.delete(key); this.emit(obj, undefined) }
+    // Deleting the entry being visited is safe in a Map iteration.
+    for (const m of this.byKind.values()) {
+      for (const [key, obj] of m) {
+        if (!next.has(key)) { m.delete(key); this.total--; this.emit(obj, undefined) }
+      }
     }
     for (const o of next.values()) this.upsert(o)
     this.syncedFlag = true
@@ -51,19 +63,23 @@ export class ClusterStore implements SourceHandler {
 
   upsert (obj: KObject): void {
     const key = objectKey(obj)
-    const json = JSON.stringify(obj)
-    const prev = this.objects.get(key)
-    if (prev !== undefined && prev.json === json) return
-    this.objects.set(key, { obj, json })
-    this.emit(prev?.obj, obj)
+    let m = this.byKind.get(obj.kind)
+    if (m === undefined) { m = new Map(); this.byKind.set(obj.kind, m) }
+    const prev = m.get(key)
+    if (prev !== undefined && (prev === obj || sameJSON(prev, obj))) return
+    m.set(key, obj)
+    if (prev === undefined) this.total++
+    this.emit(prev, obj)
   }
 
   remove (kind: Kind, namespace: string | undefined, name: string): void {
     const key = keyOf(kind, namespace, name)
-    const prev = this.objects.get(key)
-    if (prev === undefined) return
-    this.objects.delete(key)
-    this.emit(prev.obj, undefined)
+    const m = this.byKind.get(kind)
+    const prev = m?.get(key)
+    if (m === undefined || prev === undefined) return
+    m.delete(key)
+    this.total--
+    this.emit(prev, undefined)
   }
 
   error (err: FerryError): void {

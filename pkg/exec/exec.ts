@@ -1,9 +1,23 @@
 // Running helper programs (ip, iptables-restore, curl) with stdin and a clear coded error.
 import { spawn } from 'node:child_process'
+import type { Writable } from 'node:stream'
 import { FerryError } from '../errors/errors.js'
 
 export interface ExecResult { readonly code: number, readonly stdout: string, readonly stderr: string }
-export type Exec = (argv: readonly string[], stdin?: string) => Promise<ExecResult>
+/**
+ * Standard input: text, or pieces pulled one at a time while the program already reads the earlier ones
+ * (a large iptables-restore payload is piped while it is still being rendered).
+ */
+export type Stdin = string | Iterable<string>
+export type Exec = (argv: readonly string[], stdin?: Stdin) => Promise<ExecResult>
+
+/** Stdin as one string, for fakes and error messages. */
+export function stdinText (stdin: Stdin | undefined): string {
+  return stdin === undefined ? '' : typeof stdin === 'string' ? stdin : [...stdin].join('')
+}
+
+/** Bytes queued ahead of the reader before pulling the next piece waits for the pipe to drain. */
+const AHEAD = 4 * 1024 * 1024
 
 /** Runs argv (no shell), feeding stdin; rejects only when the program cannot start, never for its exit code. */
 export const spawnExec: Exec = async (argv, stdin) => await new Promise((resolve, reject) => {
@@ -19,8 +33,29 @@ export const spawnExec: Exec = async (argv, stdin) => await new Promise((resolve
     resolve({ code: code ?? (signal !== null ? 128 : 1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() })
   })
   child.stdin.on('error', () => { /* the child exited early; its exit code tells why */ })
-  child.stdin.end(stdin ?? '')
+  if (stdin === undefined || typeof stdin === 'string') { child.stdin.end(stdin ?? ''); return }
+  feed(child.stdin, stdin).catch((e: unknown) => {
+    // The pieces' producer failed: the program must not commit a truncated input.
+    child.kill('SIGKILL')
+    reject(e)
+  })
 })
+
+/** Writes pieces as they come, running ahead of the reader by up to AHEAD bytes. */
+async function feed (w: Writable, pieces: Iterable<string>): Promise<void> {
+  for (const piece of pieces) {
+    if (w.destroyed) return
+    w.write(piece)
+    if (w.writableLength > AHEAD) {
+      await new Promise<void>(resolve => {
+        const done = (): void => { w.off('drain', done); w.off('close', done); resolve() }
+        w.on('drain', done)
+        w.on('close', done)
+      })
+    }
+  }
+  w.end()
+}
 
 /** Runs argv and throws FERRY_ERR_EXEC with its stderr unless it exits 0. */
 export async function run (argv: readonly string[], stdin?: string, exec: Exec = spawnExec): Promise<string> {

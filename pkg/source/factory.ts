@@ -1,14 +1,16 @@
 // Picks the state source from config: etcd when endpoints are given, else the manifest directory.
+// The etcd client (grpc, protobufjs) is loaded only when etcd is the source: a manifest-fed ferryd
+// would otherwise spend a few hundred ms of its start-up compiling a client it never uses.
 import type { Config } from '../config/config.js'
 import { DEFAULT_MANIFESTS } from '../config/config.js'
 import type { Logger } from '../log/log.js'
-import { EtcdSource } from './etcd.js'
+import type { EtcdSourceOptions } from './etcd.js'
 import { ManifestSource } from './manifests.js'
-import type { Source } from './source.js'
+import type { Source, SourceHandler } from './source.js'
 
 export function createSource (cfg: Config, log: Logger): Source {
   if (cfg.etcdEndpoints.length > 0) {
-    return new EtcdSource({
+    return lazyEtcdSource({
       endpoints: [...cfg.etcdEndpoints],
       prefix: cfg.etcdPrefix,
       log: (level, msg, fields) => { log[level](msg, fields) },
@@ -18,4 +20,23 @@ export function createSource (cfg: Config, log: Logger): Source {
     path: cfg.manifests ?? DEFAULT_MANIFESTS,
     limits: { maxBytes: cfg.manifestMaxFileSize, maxAliases: cfg.manifestMaxAliases, maxDepth: cfg.manifestMaxDepth, maxObjects: cfg.manifestMaxObjects },
   })
+}
+
+/** An EtcdSource whose module (and the etcd client) is imported at start(). */
+function lazyEtcdSource (opts: EtcdSourceOptions): Source {
+  let inner: Source | undefined
+  let stopped = false
+  return {
+    name: 'etcd',
+    async start (handler: SourceHandler): Promise<void> {
+      const { EtcdSource } = await import('./etcd.js')
+      if (stopped) return
+      inner = new EtcdSource(opts)
+      await inner.start(handler)
+    },
+    async stop (): Promise<void> {
+      stopped = true
+      await inner?.stop()
+    },
+  }
 }

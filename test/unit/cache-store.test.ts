@@ -37,3 +37,36 @@ t.test('errors are kept (bounded) and forwarded', async t => {
   t.equal(store.errors.length, 20)
   t.equal(store.errors.at(-1)?.message, 'bad 24')
 })
+
+t.test('list and count read one kind only; duplicates in replace count once, last wins', async t => {
+  const store = new ClusterStore()
+  const seen: string[] = []
+  store.on('Service', (p, c) => seen.push(`${p === undefined ? '-' : (p as Service).spec.clusterIP ?? ''} -> ${c === undefined ? '-' : (c as Service).spec.clusterIP ?? ''}`))
+  store.replace([svc('a', '10.96.0.1'), node, svc('a', '10.96.0.2'), svc('b', '10.96.0.3')])
+  t.equal(store.size, 3)
+  t.equal(store.count('Service'), 2)
+  t.equal(store.count('Node'), 1)
+  t.equal(store.count('Pod'), 0)
+  t.same(store.list('Node').map(n => n.metadata.name), ['n1'])
+  t.same(store.list('Service').map(s => s.metadata.name), ['a', 'b'])
+  t.same(seen, ['- -> 10.96.0.2', '- -> 10.96.0.3'])
+  store.remove('Node', undefined, 'n1')
+  t.equal(store.size, 2)
+  t.equal(store.count('Node'), 0)
+})
+
+t.test('no-op detection compares content, not identity or key order', async t => {
+  const store = new ClusterStore()
+  let events = 0
+  store.on('Service', () => { events++ })
+  const a = svc('a', '10.96.0.1')
+  store.upsert(a)
+  store.upsert(a)
+  store.upsert(svc('a', '10.96.0.1'))
+  const reordered = { ...a, spec: Object.fromEntries(Object.entries(a.spec).reverse()) } as Service
+  store.upsert(reordered)
+  t.equal(events, 1, 'same content in any key order is a no-op')
+  store.upsert({ ...a, metadata: { ...a.metadata, labels: { x: 'y' } } })
+  store.upsert({ ...a, spec: { ...a.spec, ports: [{ protocol: 'TCP', port: 81 }] } })
+  t.equal(events, 3)
+})

@@ -3,7 +3,7 @@ import t from 'tap'
 import { IptablesBackend } from '../../pkg/proxy/iptables/backend.js'
 import { desired, ep, stateOf, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
 import { chooseVariant } from '../../pkg/proxy/iptables/mode.js'
-import type { Exec, ExecResult } from '../../pkg/exec/exec.js'
+import { stdinText, type Exec, type ExecResult } from '../../pkg/exec/exec.js'
 import { lineAt, restore } from '../../pkg/proxy/iptables/restore.js'
 import { isFerryError } from '../../pkg/errors/errors.js'
 import { servicePortKey } from '../../pkg/proxy/types.js'
@@ -12,7 +12,7 @@ interface Call { argv: readonly string[], stdin?: string }
 function fakeExec (opts: { save?: Record<string, string>, failRestore?: () => ExecResult | null } = {}): { exec: Exec, calls: Call[] } {
   const calls: Call[] = []
   const exec: Exec = async (argv, stdin) => {
-    calls.push({ argv, ...(stdin !== undefined ? { stdin } : {}) })
+    calls.push({ argv, ...(stdin !== undefined ? { stdin: stdinText(stdin) } : {}) })
     const tool = argv[0] ?? ''
     if (tool.endsWith('-restore')) return opts.failRestore?.() ?? { code: 0, stdout: '', stderr: '' }
     if (tool.endsWith('-save')) return { code: 0, stdout: opts.save?.[argv[2] ?? ''] ?? '', stderr: '' }

@@ -12,7 +12,7 @@ import { chooseVariant } from './mode.js'
 import { Chain, isFerryChain, isPerServiceChain } from './names.js'
 import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
 import { OwnedChains } from './owned.js'
-import { renderFull, renderPartial, type Rendered } from './render.js'
+import { streamFull, streamPartial, type RenderStream } from './render.js'
 import { spawnExec, type Exec } from '../../exec/exec.js'
 import { chainsInSave, fullSyncExtras, jumpPresent, jumps, removeJumps, restore, save, toolName, type Table, type Variant } from './restore.js'
 
@@ -26,7 +26,9 @@ export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family
 }
 
 export interface SyncTimings {
+  /** Rendering, both the part before the restore starts and the part streamed into it. */
   readonly renderMs: number
+  /** iptables-restore start to exit; it includes rendering the nat rules, which are piped while they render. */
   readonly applyMs: number
   readonly payloadBytes: number
 }
@@ -108,7 +110,7 @@ export class IptablesBackend implements Backend {
     }
     const variant = await this.variantNow()
     const full = changed === null || this.full || this.owned === null
-    let rendered: Rendered
+    let rendered: RenderStream
     const t0 = performance.now()
     try {
       if (full) {
@@ -116,17 +118,31 @@ export class IptablesBackend implements Backend {
         const missing = jumps(this.family).filter(j => !jumpPresent(scan[j.table === 'nat' ? 'nat' : 'filter'], j))
         const stale = new Set<string>(this.owned ?? [])
         for (const c of scan.chains) if (c.startsWith('nat/') && isPerServiceChain(c.slice(4))) stale.add(c.slice(4))
-        rendered = renderFull(state, this.render, stale, fullSyncExtras(missing))
+        rendered = streamFull(state, this.render, stale, fullSyncExtras(missing))
       } else {
-        rendered = renderPartial(state, changed ?? new Set(), this.owned ?? new OwnedChains(), this.render)
+        rendered = streamPartial(state, changed ?? new Set(), this.owned ?? new OwnedChains(), this.render)
       }
     } catch (e) {
       this.full = true
       throw e
     }
     const t1 = performance.now()
+    // The nat rules are rendered while iptables-restore already parses the first pieces.
+    let bytes = 0
+    let streamMs = 0
+    const pieces = function * (): Generator<string, void, undefined> {
+      const it = rendered.chunks()
+      for (;;) {
+        const s = performance.now()
+        const next = it.next()
+        streamMs += performance.now() - s
+        if (next.done === true) return
+        bytes += next.value.length
+        yield next.value
+      }
+    }
     try {
-      await restore(this.exec, variant, this.family, rendered.payload)
+      await restore(this.exec, variant, this.family, pieces())
     } catch (e) {
       // The restore is one transaction per table and the next full sync recomputes everything.
       this.full = true
@@ -136,9 +152,9 @@ export class IptablesBackend implements Backend {
     const t2 = performance.now()
     this.owned = rendered.ownedChains
     this.full = false
-    this.lastTimings = { renderMs: t1 - t0, applyMs: t2 - t1, payloadBytes: rendered.payload.length }
+    this.lastTimings = { renderMs: t1 - t0 + streamMs, applyMs: t2 - t1, payloadBytes: bytes }
     this.log.debug('iptables synced', {
-      kind: rendered.kind, renderMs: Math.round(t1 - t0), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
+      kind: rendered.kind, renderMs: Math.round(t1 - t0 + streamMs), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
     })
     return {
       kind: rendered.kind,

@@ -6,7 +6,7 @@
 // (which flushes them, dropping their references) and deleted with -X at the end of the table.
 import type { DesiredState } from '../types.js'
 import { Chain, isPerServiceChain } from './names.js'
-import { Lines } from './lines.js'
+import { DISCARD, Lines } from './lines.js'
 import { OwnedChains } from './owned.js'
 import { countPlanRules, planChains, planService, type PlannedEndpoint, type ServicePlan } from './plan.js'
 import { masqueradeMark, resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
@@ -49,7 +49,7 @@ export function probability (remaining: number): string {
  */
 export function renderFull (state: DesiredState, opts: RenderOptionsInput, existingChains: ReadonlySet<string> = new Set(),
   extras: TableExtras = {}): Rendered {
-  return render(state, null, existingChains, opts, extras)
+  return collect(streamFull(state, opts, existingChains, extras))
 }
 
 /**
@@ -59,52 +59,94 @@ export function renderFull (state: DesiredState, opts: RenderOptionsInput, exist
  */
 export function renderPartial (state: DesiredState, changed: ReadonlySet<string>, previouslyOwnedChains: ReadonlySet<string>,
   opts: RenderOptionsInput): Rendered {
+  return collect(streamPartial(state, changed, previouslyOwnedChains, opts))
+}
+
+/**
+ * A render whose payload comes in pieces, so it can be piped into iptables-restore while the rest is
+ * still being rendered. Ownership and the filter table are decided before the first piece; the nat rules
+ * (the bulk) are written as `chunks()` is iterated. The pieces joined are exactly renderFull/renderPartial's
+ * payload; the rule counts are known once every piece has been taken.
+ */
+export interface RenderStream {
+  readonly kind: 'full' | 'partial'
+  readonly ownedChains: OwnedChains
+  readonly deletedChains: readonly string[]
+  /** The payload in order; iterate once. */
+  chunks: () => Generator<string, void, undefined>
+  /** Valid after chunks() is exhausted. */
+  readonly rulesWritten: RuleCounts
+  readonly rulesTotal: RuleCounts
+}
+
+/** renderFull as a stream. */
+export function streamFull (state: DesiredState, opts: RenderOptionsInput, existingChains: ReadonlySet<string> = new Set(),
+  extras: TableExtras = {}): RenderStream {
+  return render(state, null, existingChains, opts, extras)
+}
+
+/** renderPartial as a stream. */
+export function streamPartial (state: DesiredState, changed: ReadonlySet<string>, previouslyOwnedChains: ReadonlySet<string>,
+  opts: RenderOptionsInput): RenderStream {
   return render(state, changed, previouslyOwnedChains, opts, {})
 }
 
-interface Out {
-  readonly filterRules: Lines
-  readonly natChains: Lines
-  readonly natRules: Lines
+/** Takes every piece of a stream and joins them into one Rendered. */
+export function collect (r: RenderStream): Rendered {
+  const parts: string[] = []
+  for (const c of r.chunks()) parts.push(c)
+  return { kind: r.kind, payload: parts.join(''), ownedChains: r.ownedChains, deletedChains: r.deletedChains, rulesWritten: r.rulesWritten, rulesTotal: r.rulesTotal }
 }
 
+type Sink = Pick<Lines, 'push'>
+
+interface Out {
+  readonly filterRules: Sink
+  readonly natRules: Sink
+}
+
+interface Planned { readonly plan: ServicePlan, readonly write: boolean }
+
 function render (state: DesiredState, changed: ReadonlySet<string> | null, previous: ReadonlySet<string>,
-  input: RenderOptionsInput, extras: TableExtras): Rendered {
+  input: RenderOptionsInput, extras: TableExtras): RenderStream {
   const opts = resolveRenderOptions({ ...input, family: state.family })
   const mark = masqueradeMark(opts.masqueradeBit)
-  const out: Out = { filterRules: new Lines(), natChains: new Lines(), natRules: new Lines() }
+  // Pass one (before any output): plans, the filter table, chain declarations and ownership.
+  const filterRules = new Lines()
+  const natChains = new Lines()
+  const pass1: Out = { filterRules, natRules: DISCARD }
   let skippedNatRules = 0
 
   let totalEndpoints = 0
   for (const sp of state.services.values()) totalEndpoints += sp.allReachableEndpoints.length
   const comments = totalEndpoints <= opts.largeClusterEndpoints
 
-  // Static rules of the top-level chains.
-  natRule(out, `-A ${Chain.MARK_MASQ} -j MARK --or-mark ${mark}`)
-  natRule(out, `-A ${Chain.POSTROUTING} -m mark ! --mark ${mark}/${mark} -j RETURN`)
-  // Clear the bit so a packet that re-crosses the stack (after encapsulation) is not masqueraded twice.
-  natRule(out, `-A ${Chain.POSTROUTING} -j MARK --xor-mark ${mark}`)
-  natRule(out, `-A ${Chain.POSTROUTING} -m comment --comment "ferry service traffic requiring SNAT" -j MASQUERADE --random-fully`)
-  if (!opts.conntrackTCPBeLiberal) filterRule(out, `-A ${Chain.FORWARD} -m conntrack --ctstate INVALID -j DROP`)
-  filterRule(out, `-A ${Chain.FORWARD} -m comment --comment "ferry forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`)
-  filterRule(out, `-A ${Chain.FORWARD} -m comment --comment "ferry forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`)
+  // Static rules of the top-level filter chains (the nat ones are written in pass two).
+  if (!opts.conntrackTCPBeLiberal) filterRules.push(`-A ${Chain.FORWARD} -m conntrack --ctstate INVALID -j DROP`)
+  filterRules.push(`-A ${Chain.FORWARD} -m comment --comment "ferry forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`)
+  filterRules.push(`-A ${Chain.FORWARD} -m comment --comment "ferry forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`)
   if (opts.localhostNodePorts) {
-    filterRule(out, `-A ${Chain.FIREWALL} -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`)
+    filterRules.push(`-A ${Chain.FIREWALL} -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`)
   }
 
   // Ownership: a partial sync starting from an OwnedChains updates only the changed services' entries.
   const incremental = changed !== null && previous instanceof OwnedChains
   const byService = new Map<string, readonly string[]>()
+  const planned: Planned[] = []
   for (const [key, sp] of state.services) {
     if (sp.info.family !== opts.family) continue
     const plan = planService(sp, opts)
-    writeTopLevel(plan, out)
+    writeTopLevel(plan, pass1)
     const write = changed === null || changed.has(key)
-    if (write || !incremental) byService.set(key, planChains(plan))
-    if (write) writeServiceChains(plan, opts, comments, out)
-    else skippedNatRules += countPlanRules(plan, opts)
+    if (write || !incremental) {
+      const chains = planChains(plan)
+      byService.set(key, chains)
+      // writeServiceChains declares the same chains in the same order.
+      if (write) for (const c of chains) natChains.push(`:${c} - [0:0]`)
+    }
+    if (!write) skippedNatRules += countPlanRules(plan, opts)
+    planned.push({ plan, write })
   }
-  writeNodePortJumps(opts, out)
 
   let owned: OwnedChains
   const deleted: string[] = []
@@ -139,20 +181,48 @@ function render (state: DesiredState, changed: ReadonlySet<string> | null, previ
   tail.push(...(extras.nat ?? []), 'COMMIT')
   if (extras.mangle !== undefined && extras.mangle.length > 0) tail.push('*mangle', ...extras.mangle, 'COMMIT')
   tail.push('')
-  const parts: string[] = [head.join('\n')]
-  if (out.filterRules.count > 0) parts.push(out.filterRules.join())
-  if (extras.filter !== undefined && extras.filter.length > 0) parts.push(extras.filter.join('\n'))
-  parts.push(natHead.join('\n'))
-  if (out.natChains.count > 0) parts.push(out.natChains.join())
-  parts.push(out.natRules.join(), tail.join('\n'))
-  const rulesWritten = { filter: out.filterRules.count, nat: out.natRules.count }
+
+  let natRuleCount = -1
+  const filterCount = filterRules.count
+  const counts = (): { written: RuleCounts, total: RuleCounts } => {
+    if (natRuleCount < 0) throw new Error('render stream: rule counts are known only after every chunk was taken')
+    return { written: { filter: filterCount, nat: natRuleCount }, total: { filter: filterCount, nat: natRuleCount + skippedNatRules } }
+  }
+
+  // Pass two: the nat rules, handed out as they fill.
+  function * chunks (): Generator<string, void, undefined> {
+    const first: string[] = [head.join('\n')]
+    if (filterRules.count > 0) first.push(filterRules.join())
+    if (extras.filter !== undefined && extras.filter.length > 0) first.push(extras.filter.join('\n'))
+    first.push(natHead.join('\n'))
+    if (natChains.count > 0) first.push(natChains.join())
+    yield first.join('\n') + '\n'
+    const natRules = new Lines()
+    const pass2: Out = { filterRules: DISCARD, natRules }
+    natRules.push(`-A ${Chain.MARK_MASQ} -j MARK --or-mark ${mark}`)
+    natRules.push(`-A ${Chain.POSTROUTING} -m mark ! --mark ${mark}/${mark} -j RETURN`)
+    // Clear the bit so a packet that re-crosses the stack (after encapsulation) is not masqueraded twice.
+    natRules.push(`-A ${Chain.POSTROUTING} -j MARK --xor-mark ${mark}`)
+    natRules.push(`-A ${Chain.POSTROUTING} -m comment --comment "ferry service traffic requiring SNAT" -j MASQUERADE --random-fully`)
+    for (const { plan, write } of planned) {
+      writeTopLevel(plan, pass2)
+      if (write) {
+        writeServiceChains(plan, opts, comments, natRules)
+        for (const c of natRules.take()) yield c + '\n'
+      }
+    }
+    writeNodePortJumps(opts, natRules)
+    natRuleCount = natRules.count
+    yield natRules.join() + '\n' + tail.join('\n')
+  }
+
   return {
     kind: changed === null ? 'full' : 'partial',
-    payload: parts.join('\n'),
     ownedChains: owned,
     deletedChains: deleted,
-    rulesWritten,
-    rulesTotal: { filter: rulesWritten.filter, nat: rulesWritten.nat + skippedNatRules },
+    chunks,
+    get rulesWritten () { return counts().written },
+    get rulesTotal () { return counts().total },
   }
 }
 
@@ -193,19 +263,17 @@ function writeTopLevel (p: ServicePlan, out: Out): void {
   }
 }
 
-/** SVC, SVL, EXT, FW and SEP chains of one service: one declaration string and one rules string. */
-function writeServiceChains (p: ServicePlan, opts: RenderOptions, comments: boolean, out: Out): void {
+/** Rules of the SVC, SVL, EXT, FW and SEP chains of one service (pass one declared the chains). */
+function writeServiceChains (p: ServicePlan, opts: RenderOptions, comments: boolean, natRules: Sink): void {
   const info = p.sp.info
   const spn = info.spn
   const pm = `-m ${p.proto} -p ${p.proto}`
   const sticky = info.stickyMaxAgeSeconds
-  const rule = (line: string): void => { out.natRules.push(line) }
-  const declare = (chain: string): void => { out.natChains.push(`:${chain} - [0:0]`) }
+  const rule = (line: string): void => { natRules.push(line) }
   const epComment = (e: PlannedEndpoint): string => (comments ? ` -m comment --comment "${spn} -> ${dest(e)}"` : '')
 
   const policyChain = (chain: string, eps: readonly PlannedEndpoint[]): void => {
     if (eps.length === 0) return
-    declare(chain)
     if (p.clusterMasq && p.internalChain === chain) {
       const cc = comments ? ` -m comment --comment "${spn} cluster IP"` : ''
       const src = opts.masqueradeAll ? '' : ` ! -s ${opts.clusterCIDR ?? ''}`
@@ -226,7 +294,6 @@ function writeServiceChains (p: ServicePlan, opts: RenderOptions, comments: bool
 
   if (p.usesExt) {
     const ext = p.names.ext
-    declare(ext)
     const cm = (text: string): string => (comments ? ` -m comment --comment "${spn} ${text}"` : '')
     if (info.externalPolicyLocal) {
       if (p.usesCluster) {
@@ -244,7 +311,6 @@ function writeServiceChains (p: ServicePlan, opts: RenderOptions, comments: bool
 
   if (p.usesFW) {
     const fw = p.names.fw
-    declare(fw)
     const cm = comments ? ` -m comment --comment "${spn} loadbalancer IP"` : ''
     for (const r of p.sourceRanges) rule(`-A ${fw}${cm} -s ${r} -j ${p.names.ext}`)
     if (p.allowFromNode) for (const ip of info.loadBalancerIPs) rule(`-A ${fw}${cm} -s ${ip} -j ${p.names.ext}`)
@@ -253,7 +319,6 @@ function writeServiceChains (p: ServicePlan, opts: RenderOptions, comments: bool
   const c = comments ? ` -m comment --comment ${spn}` : ''
   const set = sticky > 0
   for (const e of p.allEps) {
-    declare(e.chain)
     // Hairpin: an endpoint reaching itself through the VIP must see the node as the source.
     rule(`-A ${e.chain}${c} -s ${e.ep.ip} -j ${Chain.MARK_MASQ}`)
     rule(`-A ${e.chain}${c}${set ? ` -m recent --name ${e.chain} --set` : ''} ${pm} -j DNAT --to-destination ${dest(e)}`)
@@ -265,7 +330,8 @@ function dest (e: PlannedEndpoint): string {
 }
 
 /** The jump to FERRY-NODEPORTS, last in nat FERRY-SERVICES so VIP rules win. */
-function writeNodePortJumps (opts: RenderOptions, out: Out): void {
+function writeNodePortJumps (opts: RenderOptions, natRules: Sink): void {
+  const out: Out = { filterRules: DISCARD, natRules }
   const comment = '-m comment --comment "ferry service nodeports; NOTE: this must be the last rule in this chain"'
   const v4 = opts.family === 'IPv4'
   const noLoopback = v4 ? (opts.localhostNodePorts ? '' : ' ! -d 127.0.0.0/8') : ' ! -d ::1/128'

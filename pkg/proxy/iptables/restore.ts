@@ -20,23 +20,32 @@ export function toolName (variant: Variant, family: IPFamily, kind: 'cmd' | 'sav
 const LOCK_WAIT = ['-w', '5']
 
 /**
- * Applies `payload` in one `iptables-restore --noflush --counters` transaction (per table). On failure
- * throws FERRY_ERR_APPLY with the tool's stderr and, when it names one, the failing line.
+ * Applies `payload` in one `iptables-restore --noflush --counters` transaction (per table). The payload
+ * may come in pieces (a RenderStream's chunks), piped while later pieces are still being rendered. On
+ * failure throws FERRY_ERR_APPLY with the tool's stderr and, when it names one, the failing line.
  */
-export async function restore (exec: Exec, variant: Variant, family: IPFamily, payload: string): Promise<void> {
+export async function restore (exec: Exec, variant: Variant, family: IPFamily, payload: string | Iterable<string>): Promise<void> {
   const argv = [toolName(variant, family, 'restore'), ...LOCK_WAIT, '--noflush', '--counters']
-  const r = await exec(argv, payload)
+  // Pieces are kept only until the result is known, to quote the failing line.
+  const sent: string[] = []
+  const stdin = typeof payload === 'string' ? payload : tee(payload, sent)
+  const r = await exec(argv, stdin)
   if (r.code === 0) return
+  const text = typeof payload === 'string' ? payload : sent.join('')
   const stderr = r.stderr.trim()
   const m = /line:? (\d+)/.exec(stderr)
   const lineNo = m?.[1] !== undefined ? Number(m[1]) : undefined
   const details: Record<string, unknown> = { tool: argv[0], code: r.code, stderr }
   if (lineNo !== undefined) {
     details.line = lineNo
-    details.lineText = lineAt(payload, lineNo)
+    details.lineText = lineAt(text, lineNo)
   }
   const where = lineNo !== undefined ? ` at line ${lineNo}: ${String(details.lineText)}` : ''
   throw new FerryError('FERRY_ERR_APPLY', `${argv[0] ?? 'iptables-restore'} failed${where}: ${firstLine(stderr)}`, details)
+}
+
+function * tee (pieces: Iterable<string>, into: string[]): Generator<string, void, undefined> {
+  for (const p of pieces) { into.push(p); yield p }
 }
 
 function firstLine (s: string): string {
