@@ -182,7 +182,7 @@ function validateService (raw: Raw, errs: FieldErrors): Service {
     if (spec.clusterIP === undefined) spec.clusterIP = spec.clusterIPs[0]
     else if (spec.clusterIPs[0] !== spec.clusterIP) errs.add('spec.clusterIPs[0]', clusterIPs[0], 'must match spec.clusterIP')
   }
-  if (type !== 'ExternalName' && spec.clusterIP !== 'None' && spec.ports.length === 0 && Array.isArray(s.ports)) {
+  if (type !== 'ExternalName' && spec.clusterIP !== 'None' && spec.ports.length === 0) {
     errs.required('spec.ports')
   }
   const externalIPs = ipList(s, 'externalIPs', 'spec', errs)

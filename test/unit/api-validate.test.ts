@@ -93,3 +93,11 @@ t.test('an EndpointSlice keeps conditions, hints and topology fields', async t =
   t.same(s.endpoints[0], { addresses: ['fd00::1'], conditions: { ready: false, serving: true, terminating: true }, nodeName: 'n1', zone: 'a', hints: { forZones: [{ name: 'a' }], forNodes: [] } })
   t.same(s.ports, [{ name: 'http', port: 8080, protocol: 'TCP' }])
 })
+
+t.test('a Service without ports is rejected unless headless or ExternalName, as Kubernetes does (found by the fuzz test)', async t => {
+  const svc = (spec: Record<string, unknown>): unknown => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 's', namespace: 'n' }, spec })
+  t.throws(() => validateObject(svc({ clusterIP: '10.96.0.4' })), /spec\.ports: Required value/)
+  t.throws(() => validateObject(svc({ clusterIP: '10.96.0.4', ports: [] })), /spec\.ports: Required value/)
+  t.doesNotThrow(() => validateObject(svc({ clusterIP: 'None' })))
+  t.doesNotThrow(() => validateObject(svc({ type: 'ExternalName', externalName: 'example.com' })))
+})

@@ -19,14 +19,14 @@ t.test('service columns by type', async t => {
     svc('lb-pending', { type: 'LoadBalancer', clusterIP: '10.96.0.2', ports: [{ port: 443, nodePort: 30443 }] }),
     svc('lb', { type: 'LoadBalancer', clusterIP: '10.96.0.3', externalIPs: ['192.0.2.1'], ports: [{ port: 443 }] },
       { status: { loadBalancer: { ingress: [{ ip: '203.0.113.7' }, { hostname: 'lb.example.com' }] } } }),
-    svc('noports', { clusterIP: '10.96.0.4' }),
+    svc('noports', { clusterIP: 'None' }),
   ], false).split('\n')
   t.equal(rows[0], 'NAME         TYPE           CLUSTER-IP   EXTERNAL-IP                            PORT(S)')
   t.match(rows[1], /^ext\s+ExternalName\s+<none>\s+db\.example\.com\s+<none>$/)
   t.match(rows[2], /^headless\s+ClusterIP\s+None\s+<none>\s+80\/TCP,53\/UDP$/)
   t.match(rows[3], /^lb\s+LoadBalancer\s+10\.96\.0\.3\s+192\.0\.2\.1,203\.0\.113\.7,lb\.example\.com\s+443\/TCP$/)
   t.match(rows[4], /^lb-pending\s+LoadBalancer\s+10\.96\.0\.2\s+<pending>\s+443:30443\/TCP$/)
-  t.match(rows[5], /^noports\s+ClusterIP\s+10\.96\.0\.4\s+<none>\s+<none>$/)
+  t.match(rows[5], /^noports\s+ClusterIP\s+None\s+<none>\s+<none>$/)
   t.match(rows[6], /^plain\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+80\/TCP$/)
 })
 
