@@ -6,7 +6,7 @@
 // because command lines are visible to every user through ps and /proc.
 import { readFileSync } from 'node:fs'
 import { FerryError, errorMessage } from '../errors/errors.js'
-import { parseEndpoint, type Endpoint } from './etcd-url.js'
+import { parseEndpoint, redact, type Endpoint } from './etcd-url.js'
 
 /** What the user gave: flags, config keys or (ferryctl) environment variables. Paths, not contents. */
 export interface EtcdAccessSettings {
@@ -119,4 +119,27 @@ export function combineAccess (endpoints: ReadonlyArray<string | Endpoint>, tls?
     ...(login !== undefined ? { auth: login } : {}),
     warnings,
   }
+}
+
+/** A short pointer to the likely cause when etcd's own words are vague (TLS handshakes, logins). */
+export function hint (e: unknown, access: Pick<EtcdAccess, 'tls' | 'hosts'>): string {
+  const msg = errorMessage(e)
+  if (/authentication failed|invalid user ID or password/i.test(msg)) return ' (check --etcd-username and the password)'
+  if (/user name is empty|permission denied/i.test(msg)) return ' (etcd wants a login: --etcd-username with --etcd-password-file)'
+  if (!access.hosts.some(h => h.startsWith('https:'))) return ''
+  if (/alert bad certificate|certificate required|alert unknown ca|alert handshake failure/i.test(msg)) {
+    return access.tls?.cert === undefined
+      ? ' (TLS: etcd wants a client certificate: --etcd-certfile and --etcd-keyfile)'
+      : ' (TLS: etcd refused the client certificate: is --etcd-certfile signed by a CA etcd trusts?)'
+  }
+  if (/self.signed|unable to (verify|get local issuer)|certificate verify failed|altnames|Hostname\/IP does not match/i.test(msg)) {
+    return ' (TLS: the server certificate is not trusted: check --etcd-cafile and that the certificate names this host)'
+  }
+  if (/UNAVAILABLE|SSL|TLS|handshake/i.test(msg)) return ' (TLS: check --etcd-cafile, --etcd-certfile and --etcd-keyfile)'
+  return ''
+}
+
+/** One line, no passwords: grpc messages carry newlines and the caller's text may carry URLs. */
+export function describe (e: unknown): string {
+  return redact(errorMessage(e)).replace(/\s*\n\s*/g, ' ')
 }

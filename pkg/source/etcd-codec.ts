@@ -57,6 +57,7 @@ export function createClient (endpoints: string[], opts: ClientOptions = {}): Et
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
     },
   }
+  if (endpoints.some(e => e.startsWith('https:'))) quietIPServerNameWarning()
   if (opts.tls !== undefined) {
     // grpc's createSsl takes null for "the system's roots"; etcd3's type insists on a Buffer.
     options.credentials = {
@@ -72,4 +73,20 @@ export function createClient (endpoints: string[], opts: ClientOptions = {}): Et
 /** "http://a:2379, b:2379" → ["http://a:2379", "http://b:2379"]. */
 export function parseEndpoints (text: string): string[] {
   return text.split(',').map(s => s.trim()).filter(s => s !== '')
+}
+
+let quiet = false
+/**
+ * grpc-js sends the host as TLS server name even when it is an IP (https://10.0.0.10:2379, the usual etcd
+ * endpoint), and Node then prints DEP0123 on stderr: noise nobody running ferry can act on. Drops only that.
+ */
+function quietIPServerNameWarning (): void {
+  if (quiet) return
+  quiet = true
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void
+  process.emitWarning = ((...args: unknown[]) => {
+    const opt = args[1]
+    const code = typeof opt === 'object' && opt !== null ? (opt as { code?: unknown }).code : args[2]
+    if (code !== 'DEP0123') emit(...args)
+  }) as typeof process.emitWarning
 }

@@ -6,11 +6,10 @@ import type { Etcd3, ICompare, IRequestOp } from 'etcd3'
 import { objectKey, type KObject, type Kind } from '../api/types.js'
 import { validateObject } from '../api/validate.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
-import { combineAccess, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './etcd-access.js'
+import { combineAccess, describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './etcd-access.js'
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, chunkByLimits, putCost, requestBudget, type Chunk } from './etcd-chunks.js'
 import { createClient, decodeValue, encodeValue, type ClientFactory } from './etcd-codec.js'
 import { displayName, keyFor, parseKey, prefixRangeEnd, resourcePrefix, type ParsedKey } from './etcd-keys.js'
-import { redact } from './etcd-url.js'
 
 export interface EtcdStoreOptions {
   /** Client URLs; userinfo (user:password@) is used as the login, never shown. */
@@ -173,7 +172,7 @@ export class EtcdStore {
 
   /** A failed transaction: rethrown as is when it was the first, else a PartialWriteError naming what landed. */
   private partial<T> (what: string, e: unknown, done: T[], total: number, failed: number, chunks: Chunk[]): FerryError {
-    const err = isFerryError(e) ? e : new FerryError('FERRY_ERR_SOURCE', `etcd ${what} failed: ${redact(errorMessage(e))}`)
+    const err = isFerryError(e) ? e : new FerryError('FERRY_ERR_SOURCE', `etcd ${what} failed: ${describe(e)}`)
     if (failed === 0) return new FerryError(err.code, `${err.message}; nothing was ${what === 'apply' ? 'written' : 'deleted'}`, err.details)
     return new PartialWriteError(
       `etcd ${what}: transaction ${failed + 1} of ${chunks.length} failed (${err.message}); ` +
@@ -199,7 +198,7 @@ export class EtcdStore {
 
   private async wrap<T> (what: string, fn: () => Promise<T>): Promise<T> {
     try { return await fn() } catch (e) {
-      throw new FerryError('FERRY_ERR_SOURCE', `etcd ${what} failed: ${redact(errorMessage(e))}`)
+      throw new FerryError('FERRY_ERR_SOURCE', `etcd ${what} failed: ${describe(e)}${hint(e, this.access)}`)
     }
   }
 }

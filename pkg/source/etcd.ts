@@ -8,11 +8,10 @@
 import type { Etcd3, IDuplexStream, IEvent, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
-import { combineAccess, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './etcd-access.js'
+import { combineAccess, describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './etcd-access.js'
 import { createClient, decodeValue, type ClientFactory } from './etcd-codec.js'
 import { objectsPrefix, parseKey, prefixRangeEnd } from './etcd-keys.js'
 import type { Source, SourceHandler } from './source.js'
-import { redact } from './etcd-url.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 export type LogFn = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void
@@ -128,16 +127,16 @@ export class EtcdSource implements Source {
         if (this.stopped) break
         this.dropClient()
         if (COMPACTED.test(errorMessage(e))) { // the pinned list revision was compacted mid-list
-          this.log('info', 'etcd list revision compacted; listing again', { error: redact(errorMessage(e)) })
+          this.log('info', 'etcd list revision compacted; listing again', { error: describe(e) })
           if (++compactions > 3) await this.sleep(delay)
           continue
         }
         if (!outage) {
           outage = true
           this.report(h, new FerryError('FERRY_ERR_SOURCE',
-            `etcd ${this.access.shown.join(',')}: ${phase} failed: ${redact(errorMessage(e))}${hint(e, this.access)}; keeping the last good state and retrying`,
+            `etcd ${this.access.shown.join(',')}: ${phase} failed: ${describe(e)}${hint(e, this.access)}; keeping the last good state and retrying`,
             { endpoints: this.access.shown, phase }))
-        } else this.log('debug', 'etcd still unreachable', { phase, error: redact(errorMessage(e)), retryInMs: delay })
+        } else this.log('debug', 'etcd still unreachable', { phase, error: describe(e), retryInMs: delay })
         await this.sleep(delay)
         delay = Math.min(delay * 2, this.backoff.maxMs)
       }
@@ -272,18 +271,4 @@ export class EtcdSource implements Source {
       this.wake = () => { clearTimeout(timer); this.wake = undefined; resolve() }
     })
   }
-}
-
-/** A short pointer to the likely cause when etcd's own words are vague (TLS handshakes, logins). */
-export function hint (e: unknown, access: Pick<EtcdAccess, 'tls' | 'auth' | 'hosts'>): string {
-  const msg = errorMessage(e)
-  if (/authentication failed|invalid user ID or password/i.test(msg)) return ' (check --etcd-username and the password)'
-  if (/user name is empty|requested user|permission denied|auth.*not enabled/i.test(msg)) return ' (etcd refused the login: check --etcd-username/--etcd-password-file)'
-  const secure = access.hosts.some(h => h.startsWith('https:'))
-  if (secure && /UNAVAILABLE|handshake|certificate|SSL|TLS/i.test(msg)) {
-    return access.tls?.cert === undefined
-      ? ' (TLS: is the server certificate signed by --etcd-cafile? does etcd require a client certificate, --etcd-certfile/--etcd-keyfile?)'
-      : ' (TLS: check that --etcd-cafile signed the server certificate and that etcd trusts --etcd-certfile)'
-  }
-  return ''
 }
