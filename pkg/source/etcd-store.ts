@@ -99,7 +99,8 @@ export class EtcdStore {
       return { key, value, cost, object }
     })
     if (items.length === 0) return []
-    const current = await this.read(items.map(it => it.key))
+    let current
+    try { current = await this.read(items.map(it => it.key)) } catch (e) { throw this.partial('apply', e, [], items.length, 0, []) }
     const results: ApplyResult[] = items.map((it, i) => ({ key: it.key, object: it.object, action: actionFor(current[i], it.value) }))
     const pending = items.map((it, i) => ({ ...it, cur: current[i], result: results[i] as ApplyResult })).filter(p => p.result.action !== 'unchanged')
     const chunks = chunkByLimits(pending.map(p => p.cost), this.maxTxnOps, this.budget)

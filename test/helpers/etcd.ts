@@ -51,6 +51,8 @@ export interface StartEtcdOptions {
    * helper itself (health checks, revision, compact) uses.
    */
   tls?: { ca: string, cert: string, key: string, client: { cert: string, key: string }, clientCertAuth?: boolean }
+  /** More etcd flags, e.g. ['--max-request-bytes', '131072']. */
+  args?: string[]
   /** Add user root with this password and enable etcd's auth once healthy. */
   auth?: { password: string }
 }
@@ -169,7 +171,7 @@ export async function startEtcd (t?: Teardownable, opts: StartEtcdOptions = {}):
       '--listen-client-urls', client, '--advertise-client-urls', client,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `ferry-test=${peer}`, '--initial-cluster-state', 'new',
-      '--logger', 'zap', '--log-level', 'warn', ...tlsArgs,
+      '--logger', 'zap', '--log-level', 'warn', ...tlsArgs, ...(opts.args ?? []),
     ], { env, stdio: ['ignore', 'ignore', 'pipe'] })
     entry.child = child
     child.stderr?.setEncoding('utf8')
