@@ -50,10 +50,10 @@ Errors print "error: <message>" (naming the file, object and field) to stderr an
 object is invalid nothing is written.
 
 apply prints "<kind>/<namespace>/<name> created|configured|unchanged" per object on stdout, in input
-order; delete prints "... deleted". Objects that fit one etcd transaction (--max-txn-ops operations
-and --max-request-bytes) are written atomically. Larger inputs are written in consecutive transactions,
-with "applied N/M objects" progress and a created/configured/unchanged summary on stderr: that is NOT
-atomic across transactions. If one fails, the objects already written are listed on stdout and the
+order; delete prints "<kind>/<namespace>/<name> deleted". Changes that fit one etcd transaction
+(--max-txn-ops operations, --max-request-bytes) are written atomically. Larger ones are written in
+consecutive transactions, with "applied N/M objects" progress and a summary on stderr; such a write is
+NOT atomic across transactions. If one fails, the objects already written are listed on stdout and the
 error says how many were and were not written; apply is idempotent, so running it again finishes.
 Passwords in endpoint URLs are shown as "***" in every message.
 `
