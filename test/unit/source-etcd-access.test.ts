@@ -47,3 +47,23 @@ t.test('errors name the flag and the file', async t => {
   ]
   for (const [s, re] of bad) t.throws(() => loadAccess(s, read), { code: 'FERRY_ERR_CONFIG', message: re }, re.source)
 })
+
+t.test('hint points at the likely cause; describe keeps one line and no password', async t => {
+  const { hint, describe } = await import('../../pkg/source/etcd-access.js')
+  const https = { hosts: ['https://10.0.0.1:2379'] }
+  const cases: Array<[string, { hosts: string[], tls?: { cert?: Buffer } }, RegExp | '']> = [
+    ['etcdserver: authentication failed, invalid user ID or password', { hosts: ['http://h:1'] }, /check --etcd-username and the password/],
+    ['etcdserver: user name is empty', { hosts: ['http://h:1'] }, /etcd wants a login/],
+    ['14 UNAVAILABLE: No connection established. Last error: SSL alert number 42 sslv3 alert bad certificate', https, /wants a client certificate/],
+    ['14 UNAVAILABLE: sslv3 alert bad certificate', { ...https, tls: { cert: Buffer.from('x') } }, /refused the client certificate/],
+    ['14 UNAVAILABLE: self-signed certificate in certificate chain', https, /server certificate is not trusted: check --etcd-cafile/],
+    ['14 UNAVAILABLE: connect ECONNREFUSED 10.0.0.1:2379', https, /check --etcd-cafile, --etcd-certfile and --etcd-keyfile/],
+    ['14 UNAVAILABLE: connect ECONNREFUSED 127.0.0.1:1', { hosts: ['http://h:1'] }, ''],
+  ]
+  for (const [msg, access, want] of cases) {
+    const got = hint(new Error(msg), access)
+    if (want === '') t.equal(got, '', msg)
+    else t.match(got, want, msg)
+  }
+  t.equal(describe(new Error('line one\n  (at http://u:hunter2@h:1)\nline three')), 'line one (at http://u:***@h:1) line three')
+})
