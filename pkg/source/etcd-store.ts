@@ -115,7 +115,7 @@ export class EtcdStore {
           if (res.succeeded) break
           if (attempt >= CONFLICT_RETRIES) throw new FerryError('FERRY_ERR_SOURCE', 'etcd apply: objects kept changing under us, try again')
           const again = await this.read(part.map(p => p.key)) // someone wrote in between: decide again
-          part.forEach((p, i) => { p.cur = again[i]; p.result.action = p.cur?.value === p.value ? 'unchanged' : p.cur === undefined ? 'created' : 'configured' })
+          part.forEach((p, i) => { p.cur = again[i]; p.result.action = actionFor(p.cur, p.value) })
         }
       } catch (e) {
         throw this.partial('apply', e, done, pending.length, n, chunks)
