@@ -6,12 +6,15 @@ import { parseArgs } from 'node:util'
 import type { KObject, Kind } from '../pkg/api/types.js'
 
 export const DEFAULT_ENDPOINTS = 'http://127.0.0.1:2379'
+// Mirrors pkg/source/etcd-chunks.ts (not imported: --help loads no etcd modules).
+const DEFAULT_TXN_OPS = 128
+const DEFAULT_REQUEST_BYTES = 1572864
 
 export const HELP = `ferryctl: manage ferry's cluster state in etcd
 
 Usage:
-  ferryctl apply  -f FILE|DIR [-f ...]     validate all objects, then write them in one etcd transaction
-  ferryctl delete -f FILE|DIR [-f ...]     delete the objects the manifests name (one transaction)
+  ferryctl apply  -f FILE|DIR [-f ...]     validate all objects, then write the changed ones to etcd
+  ferryctl delete -f FILE|DIR [-f ...]     delete the objects the manifests name
   ferryctl get RESOURCE [NAME] [-n NS | -A] [-o table|json|yaml]
 
 Resources: services (svc), endpointslices (eps), nodes (no), pods (po)
@@ -25,12 +28,34 @@ Flags:
       --ignore-not-found     delete: objects that do not exist are not an error
       --etcd-endpoints URLS  comma-separated etcd client URLs (env FERRY_ETCD_ENDPOINTS;
                              default ${DEFAULT_ENDPOINTS})
+                             (http://user:password@host:2379 logs in as user, but any local user
+                             sees it in ps: prefer --etcd-username with --etcd-password-file)
       --etcd-prefix PREFIX   key prefix (env FERRY_ETCD_PREFIX; default /ferry). Objects live at
                              PREFIX/v1/<resource>/<namespace>/<name> (nodes: PREFIX/v1/nodes/<name>)
+      --etcd-cafile FILE     PEM CA that signed etcd's server certificate, for https:// endpoints
+                             (env FERRY_ETCD_CAFILE; default: the system roots)
+      --etcd-certfile FILE   PEM client certificate when etcd runs with --client-cert-auth
+                             (env FERRY_ETCD_CERTFILE; needs --etcd-keyfile)
+      --etcd-keyfile FILE    its private key (env FERRY_ETCD_KEYFILE)
+      --etcd-username USER   etcd user to log in as (env FERRY_ETCD_USERNAME)
+      --etcd-password-file FILE
+                             file holding that user's password, one trailing newline ignored (env
+                             FERRY_ETCD_PASSWORD_FILE, or the password itself in FERRY_ETCD_PASSWORD)
+      --max-txn-ops N        operations per etcd transaction: etcd's --max-txn-ops (default ${DEFAULT_TXN_OPS})
+      --max-request-bytes N  etcd's --max-request-bytes (default ${DEFAULT_REQUEST_BYTES}); transactions are
+                             filled to about 90% of it
   -h, --help                 show this help
 
 Errors print "error: <message>" (naming the file, object and field) to stderr and exit 1; when any
 object is invalid nothing is written.
+
+apply prints "<kind>/<namespace>/<name> created|configured|unchanged" per object on stdout, in input
+order; delete prints "<kind>/<namespace>/<name> deleted". Changes that fit one etcd transaction
+(--max-txn-ops operations, --max-request-bytes) are written atomically. Larger ones are written in
+consecutive transactions, with "applied N/M objects" progress and a summary on stderr; such a write is
+NOT atomic across transactions. If one fails, the objects already written are listed on stdout and the
+error says how many were and were not written; apply is idempotent, so running it again finishes.
+Passwords in endpoint URLs are shown as "***" in every message.
 `
 
 const RESOURCES: Record<string, Kind> = {
@@ -53,7 +78,8 @@ export async function main (argv: string[], io: CtlIO): Promise<number> {
   try {
     return await run(argv, io)
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e)
+    const { redact } = await import('../pkg/source/etcd-url.js')
+    const msg = redact(e instanceof Error ? e.message : String(e))
     io.stderr(`error: ${msg}\n`)
     if (e instanceof UsageError) io.stderr('Run "ferryctl --help" for usage.\n')
     return 1
@@ -75,6 +101,13 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
         'ignore-not-found': { type: 'boolean' },
         'etcd-endpoints': { type: 'string' },
         'etcd-prefix': { type: 'string' },
+        'etcd-cafile': { type: 'string' },
+        'etcd-certfile': { type: 'string' },
+        'etcd-keyfile': { type: 'string' },
+        'etcd-username': { type: 'string' },
+        'etcd-password-file': { type: 'string' },
+        'max-txn-ops': { type: 'string' },
+        'max-request-bytes': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -87,12 +120,36 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
 
   const endpointsText = v['etcd-endpoints'] ?? io.env.FERRY_ETCD_ENDPOINTS ?? DEFAULT_ENDPOINTS
   const prefix = v['etcd-prefix'] ?? io.env.FERRY_ETCD_PREFIX
+  /** A flag's value, else the environment variable's; empty counts as unset. */
+  const setting = (flag: string | undefined, env: string | undefined): string | undefined => {
+    const x = (flag !== undefined ? (v as Record<string, string | boolean | string[] | undefined>)[flag] : undefined) ?? (env !== undefined ? io.env[env] : undefined)
+    return typeof x === 'string' && x !== '' ? x : undefined
+  }
+  const count = (flag: string): number | undefined => {
+    const text = setting(flag, undefined)
+    if (text === undefined) return undefined
+    if (!/^[1-9]\d*$/.test(text)) throw new UsageError(`--${flag}: must be a positive integer, got ${JSON.stringify(text)}`)
+    return Number(text)
+  }
   const openStore = async () => {
     const { EtcdStore } = await import('../pkg/source/etcd-store.js')
     const { parseEndpoints } = await import('../pkg/source/etcd-codec.js')
+    const { loadAccess } = await import('../pkg/source/etcd-access.js')
     const endpoints = parseEndpoints(endpointsText)
     if (endpoints.length === 0) throw new UsageError('--etcd-endpoints: no endpoints given')
-    return new EtcdStore({ endpoints, prefix })
+    const access = loadAccess({
+      endpoints,
+      caFile: setting('etcd-cafile', 'FERRY_ETCD_CAFILE'),
+      certFile: setting('etcd-certfile', 'FERRY_ETCD_CERTFILE'),
+      keyFile: setting('etcd-keyfile', 'FERRY_ETCD_KEYFILE'),
+      username: setting('etcd-username', 'FERRY_ETCD_USERNAME'),
+      passwordFile: setting('etcd-password-file', 'FERRY_ETCD_PASSWORD_FILE'),
+      password: setting('etcd-password-file', 'FERRY_ETCD_PASSWORD_FILE') === undefined ? setting(undefined, 'FERRY_ETCD_PASSWORD') : undefined,
+    })
+    return new EtcdStore({
+      endpoints, prefix, tls: access.tls, auth: access.auth,
+      maxTxnOps: count('max-txn-ops'), maxRequestBytes: count('max-request-bytes'),
+    })
   }
 
   switch (command) {
@@ -147,23 +204,55 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
 
 type Store = InstanceType<typeof import('../pkg/source/etcd-store.js').EtcdStore>
 
+type Progress = import('../pkg/source/etcd-store.js').Progress
+
+/** "applied N/M objects" on stderr, about every tenth transaction, when a write takes more than one. */
+function progressTo (io: CtlIO, verb: string): (p: Progress) => void {
+  return p => {
+    if (p.txns > 1 && (p.txn === p.txns || p.txn % Math.ceil(p.txns / 10) === 0)) io.stderr(`${verb} ${p.done}/${p.total} objects (transaction ${p.txn} of ${p.txns})\n`)
+  }
+}
+
 async function apply (store: Store, objects: KObject[], io: CtlIO): Promise<number> {
   const { displayName } = await import('../pkg/source/etcd-keys.js')
-  const results = await store.apply(objects)
-  for (const r of results) {
-    io.stdout(`${displayName({ kind: r.object.kind, namespace: r.object.metadata.namespace, name: r.object.metadata.name })} ${r.action}\n`)
+  const { PartialWriteError } = await import('../pkg/source/etcd-store.js')
+  const line = (r: { object: KObject, action: string }): string =>
+    `${displayName({ kind: r.object.kind, namespace: r.object.metadata.namespace, name: r.object.metadata.name })} ${r.action}\n`
+  let txns = 0
+  const progress = progressTo(io, 'applied')
+  let results
+  try {
+    results = await store.apply(objects, { progress: p => { txns = p.txns; progress(p) } })
+  } catch (e) {
+    if (e instanceof PartialWriteError) io.stdout((e.done as Array<{ object: KObject, action: string }>).map(line).join(''))
+    throw e
+  }
+  io.stdout(results.map(line).join(''))
+  if (txns > 1 || objects.length > store.maxTxnOps) {
+    const n = (a: string): number => results.filter(r => r.action === a).length
+    io.stderr(`applied ${results.length} objects: ${n('created')} created, ${n('configured')} configured, ${n('unchanged')} unchanged (${txns} transaction${txns === 1 ? '' : 's'})\n`)
   }
   return 0
 }
 
 async function del (store: Store, objects: KObject[], ignoreNotFound: boolean, io: CtlIO): Promise<number> {
   const { displayName } = await import('../pkg/source/etcd-keys.js')
-  const results = await store.delete(objects)
+  const { PartialWriteError } = await import('../pkg/source/etcd-store.js')
   let code = 0
-  for (const r of results) {
-    if (r.deleted) io.stdout(`${displayName(r.target)} deleted\n`)
-    else if (!ignoreNotFound) { io.stderr(`error: ${displayName(r.target)} not found\n`); code = 1 }
+  const report = (results: Array<{ target: import('../pkg/source/etcd-keys.js').ParsedKey, deleted: boolean }>): void => {
+    io.stdout(results.filter(r => r.deleted).map(r => `${displayName(r.target)} deleted\n`).join(''))
+    const missing = results.filter(r => !r.deleted)
+    if (!ignoreNotFound && missing.length > 0) {
+      io.stderr(missing.map(r => `error: ${displayName(r.target)} not found\n`).join(''))
+      code = 1
+    }
   }
+  let results
+  try { results = await store.delete(objects, { progress: progressTo(io, 'deleted') }) } catch (e) {
+    if (e instanceof PartialWriteError) report(e.done as Array<{ target: import('../pkg/source/etcd-keys.js').ParsedKey, deleted: boolean }>)
+    throw e
+  }
+  report(results)
   return code
 }
 

@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util'
 import { parse as parseYAML } from 'yaml'
 import { FerryError, errorMessage } from '../errors/errors.js'
 import { parseCIDR, type IPFamily } from '../net/ip.js'
+import { checkAccessSettings } from '../source/etcd-access.js'
+import { parseEndpoint, redact } from '../source/etcd-url.js'
 
 export type ProxyMode = 'auto' | 'iptables'
 export type IptablesVariant = 'auto' | 'legacy' | 'nft'
@@ -19,6 +21,12 @@ export interface Config {
   readonly manifestMaxObjects: number
   readonly etcdEndpoints: readonly string[]
   readonly etcdPrefix: string
+  /** TLS and login for etcd: paths only; the source reads them once at start-up (pkg/source/etcd-access.ts). */
+  readonly etcdCAFile?: string
+  readonly etcdCertFile?: string
+  readonly etcdKeyFile?: string
+  readonly etcdUsername?: string
+  readonly etcdPasswordFile?: string
   readonly proxyMode: ProxyMode
   readonly iptablesVariant: IptablesVariant
   readonly ipFamilies: readonly IPFamily[]
@@ -56,6 +64,11 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'manifest-max-objects', key: 'manifestMaxObjects', kind: 'int', def: '100000', help: 'most objects (documents and List items) in one manifest file' },
   { flag: 'etcd-endpoints', key: 'etcdEndpoints', kind: 'list', help: 'comma-separated etcd URLs; when set, cluster state comes from etcd instead of manifests' },
   { flag: 'etcd-prefix', key: 'etcdPrefix', kind: 'string', def: '/ferry', help: 'etcd key prefix of ferry\'s objects' },
+  { flag: 'etcd-cafile', key: 'etcdCAFile', kind: 'string', help: 'PEM CA bundle that signed etcd\'s server certificate (https:// endpoints; default: the system roots)' },
+  { flag: 'etcd-certfile', key: 'etcdCertFile', kind: 'string', help: 'PEM client certificate for etcd --client-cert-auth (with --etcd-keyfile)' },
+  { flag: 'etcd-keyfile', key: 'etcdKeyFile', kind: 'string', help: 'PEM private key of --etcd-certfile' },
+  { flag: 'etcd-username', key: 'etcdUsername', kind: 'string', help: 'etcd user to log in as (with --etcd-password-file)' },
+  { flag: 'etcd-password-file', key: 'etcdPasswordFile', kind: 'string', help: 'file holding the etcd password (one trailing newline ignored); never logged' },
   { flag: 'proxy-mode', key: 'proxyMode', kind: 'string', def: 'auto', help: 'auto | iptables (auto picks the best mode the kernel supports)' },
   { flag: 'iptables-variant', key: 'iptablesVariant', kind: 'string', def: 'auto', help: 'auto | legacy | nft: which iptables backend to program' },
   { flag: 'ip-families', key: 'ipFamilies', kind: 'list', def: 'IPv4', help: 'IP families to proxy: IPv4, IPv6 or IPv4,IPv6' },
@@ -204,7 +217,14 @@ function check (raw: Record<string, unknown>): Config {
   if (bit < 0 || bit > 31) fail('masqueradeBit', `must be 0-31, got ${bit}`)
   const etcdEndpoints = (raw.etcdEndpoints as string[] | undefined) ?? []
   if (etcdEndpoints.length > 0 && raw.manifests !== undefined) fail('flags', '--manifests and --etcd-endpoints are exclusive: pick one source')
-  for (const e of etcdEndpoints) if (!/^https?:\/\/[^/]+$/.test(e)) fail('etcdEndpoints', `must be URLs like http://127.0.0.1:2379, got ${JSON.stringify(e)}`)
+  for (const e of etcdEndpoints) {
+    try { parseEndpoint(e) } catch { fail('etcdEndpoints', `must be URLs like http://127.0.0.1:2379 or https://10.0.0.10:2379, got ${JSON.stringify(redact(e))}`) }
+  }
+  const etcdFiles = { caFile: raw.etcdCAFile, certFile: raw.etcdCertFile, keyFile: raw.etcdKeyFile, username: raw.etcdUsername, passwordFile: raw.etcdPasswordFile } as Record<string, string | undefined>
+  if (etcdEndpoints.length === 0 && Object.values(etcdFiles).some(v => v !== undefined)) {
+    fail('flags', '--etcd-cafile, --etcd-certfile, --etcd-keyfile, --etcd-username and --etcd-password-file need --etcd-endpoints')
+  }
+  checkAccessSettings({ endpoints: etcdEndpoints, ...etcdFiles }) // URL shape, schemes, pairs; errors never show a password
   for (const k of ['manifestMaxAliases', 'manifestMaxDepth', 'manifestMaxObjects'] as const) {
     if ((raw[k] as number) < 1) fail(k, `must be at least 1, got ${String(raw[k])}`)
   }
@@ -221,6 +241,7 @@ function check (raw: Record<string, unknown>): Config {
     manifestMaxObjects: raw.manifestMaxObjects as number,
     etcdEndpoints,
     etcdPrefix: String(raw.etcdPrefix),
+    ...Object.fromEntries(['etcdCAFile', 'etcdCertFile', 'etcdKeyFile', 'etcdUsername', 'etcdPasswordFile'].filter(k => raw[k] !== undefined).map(k => [k, String(raw[k])])),
     proxyMode: oneOf('proxyMode', ['auto', 'iptables'] as const),
     iptablesVariant: oneOf('iptablesVariant', ['auto', 'legacy', 'nft'] as const),
     ipFamilies: families,

@@ -1,49 +1,85 @@
 // The write side of the etcd layout (ferryctl apply/delete/get). Every object is validated before
-// anything is written; apply and delete are each one etcd transaction, so a batch lands whole or not at all.
+// anything is written. A batch that fits one etcd transaction (--max-txn-ops operations, --max-request-bytes)
+// lands whole or not at all; a larger one is written in consecutive transactions, each guarded by the
+// revisions just read, so it is NOT atomic across transactions: a failure names what was written.
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3'
 import { objectKey, type KObject, type Kind } from '../api/types.js'
 import { validateObject } from '../api/validate.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
+import { combineAccess, describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './etcd-access.js'
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, chunkByLimits, putCost, requestBudget, type Chunk } from './etcd-chunks.js'
 import { createClient, decodeValue, encodeValue, type ClientFactory } from './etcd-codec.js'
-import { keyFor, parseKey, prefixRangeEnd, resourcePrefix, type ParsedKey } from './etcd-keys.js'
+import { displayName, keyFor, parseKey, prefixRangeEnd, resourcePrefix, type ParsedKey } from './etcd-keys.js'
 
 export interface EtcdStoreOptions {
+  /** Client URLs; userinfo (user:password@) is used as the login, never shown. */
   endpoints: string[]
+  tls?: EtcdTLS | undefined
+  auth?: EtcdAuth | undefined
   /** Key prefix; default "/ferry". */
-  prefix?: string
+  prefix?: string | undefined
   clientFactory?: ClientFactory
   requestTimeoutMs?: number
-  /** etcd's --max-txn-ops (default 128): the most objects one apply or delete may carry. */
-  maxTxnOps?: number
+  /** etcd's --max-txn-ops (default 128): the most operations one transaction may carry. */
+  maxTxnOps?: number | undefined
+  /** etcd's --max-request-bytes (default 1.5 MiB); transactions are filled to about 90% of it. */
+  maxRequestBytes?: number | undefined
 }
 
 export type ApplyAction = 'created' | 'configured' | 'unchanged'
 export interface ApplyResult { key: string, object: KObject, action: ApplyAction }
 export interface DeleteResult { key: string, target: ParsedKey, deleted: boolean }
 export interface ListResult { objects: KObject[], errors: FerryError[] }
+/** After each committed transaction: objects written (or deleted) so far, of how many, and in how many transactions. */
+export interface Progress { done: number, total: number, txn: number, txns: number }
+export interface WriteHooks { progress?: (p: Progress) => void }
+
+/** A multi-transaction write stopped part way; `done` lists what was committed before the failure. */
+export class PartialWriteError<T> extends FerryError {
+  readonly done: T[]
+  constructor (message: string, done: T[], details: Record<string, unknown>) {
+    super('FERRY_ERR_SOURCE', message, details)
+    this.done = done
+  }
+}
 
 const CONFLICT_RETRIES = 5
 
+interface Current { value: string, modRevision: string }
+
 export class EtcdStore {
   private readonly prefix: string | undefined
-  private readonly maxOps: number
+  readonly maxTxnOps: number
+  private readonly budget: number
+  private readonly access: EtcdAccess
   private readonly client: Etcd3
 
   constructor (opts: EtcdStoreOptions) {
     if (opts.endpoints.length === 0) throw new FerryError('FERRY_ERR_CONFIG', 'etcd store: no endpoints given')
     this.prefix = opts.prefix
-    this.maxOps = opts.maxTxnOps ?? 128
-    const factory = opts.clientFactory ?? ((eps: string[]) => createClient(eps, { requestTimeoutMs: opts.requestTimeoutMs }))
-    this.client = factory(opts.endpoints)
+    this.maxTxnOps = opts.maxTxnOps ?? DEFAULT_MAX_TXN_OPS
+    if (!Number.isInteger(this.maxTxnOps) || this.maxTxnOps < 1) throw new FerryError('FERRY_ERR_CONFIG', `--max-txn-ops: must be a positive integer, got ${this.maxTxnOps}`)
+    const maxBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES
+    this.budget = requestBudget(maxBytes)
+    if (!Number.isInteger(maxBytes) || this.budget < 4096) throw new FerryError('FERRY_ERR_CONFIG', `--max-request-bytes: must be an integer of at least 8192, got ${maxBytes}`)
+    this.access = combineAccess(opts.endpoints, opts.tls, opts.auth)
+    const a = this.access
+    const factory = opts.clientFactory ?? ((eps: string[]) => createClient(eps, { requestTimeoutMs: opts.requestTimeoutMs, tls: a.tls, auth: a.auth }))
+    this.client = factory([...a.hosts])
   }
+
+  /** The endpoints as messages may show them (passwords redacted). */
+  get shown (): readonly string[] { return this.access.shown }
 
   close (): void { this.client.close() }
 
   /**
-   * Validates every object (throwing the first FerryError: nothing written), then writes the changed ones
-   * in one transaction guarded by the revisions just read, retrying if someone else wrote in between.
+   * Validates every object (throwing the first FerryError: nothing written), reads what is stored, then
+   * writes the changed objects in as few transactions as etcd's limits allow, each guarded by the
+   * revisions just read and retried on a concurrent write. Throws PartialWriteError when a transaction
+   * fails after earlier ones committed.
    */
-  async apply (objects: readonly unknown[]): Promise<ApplyResult[]> {
+  async apply (objects: readonly unknown[], hooks: WriteHooks = {}): Promise<ApplyResult[]> {
     const valid = objects.map((o, i) => validateObject(o, `object ${i + 1}`))
     const seen = new Set<string>()
     for (const o of valid) {
@@ -51,31 +87,47 @@ export class EtcdStore {
       if (seen.has(k)) throw new FerryError('FERRY_ERR_DUPLICATE', `${k} is given more than once`, { key: k })
       seen.add(k)
     }
-    this.checkSize(valid.length, 'apply')
-    if (valid.length === 0) return []
-    const keys = valid.map(o => keyFor(o, this.prefix))
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.read(keys)
-      const compare: ICompare[] = []
-      const success: IRequestOp[] = []
-      const results: ApplyResult[] = valid.map((object, i) => {
-        const key = keys[i] as string
-        const value = encodeValue(object)
-        const cur = current[i]
-        compare.push({ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: cur?.modRevision ?? '0' })
-        const action: ApplyAction = cur === undefined ? 'created' : cur.value === value ? 'unchanged' : 'configured'
-        if (action !== 'unchanged') success.push({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } })
-        return { key, object, action }
-      })
-      if (success.length === 0) return results
-      const res = await this.wrap('apply', async () => await this.client.kv.txn({ compare, success, failure: [] }))
-      if (res.succeeded) return results
-      if (attempt >= CONFLICT_RETRIES) throw new FerryError('FERRY_ERR_SOURCE', 'etcd apply: objects kept changing under us; nothing written, try again')
+    const items = valid.map(object => {
+      const key = keyFor(object, this.prefix)
+      const value = encodeValue(object)
+      const cost = putCost(key, value)
+      if (cost > this.budget) {
+        throw new FerryError('FERRY_ERR_INVALID_OBJECT',
+          `${displayName({ kind: object.kind, namespace: object.metadata.namespace, name: object.metadata.name })}: ${Buffer.byteLength(value)} bytes stored is more than one etcd request may carry (${this.budget} of --max-request-bytes); nothing written`,
+          { key })
+      }
+      return { key, value, cost, object }
+    })
+    if (items.length === 0) return []
+    let current
+    try { current = await this.read(items.map(it => it.key)) } catch (e) { throw this.partial('apply', e, [], items.length, 0, []) }
+    const results: ApplyResult[] = items.map((it, i) => ({ key: it.key, object: it.object, action: actionFor(current[i], it.value) }))
+    const pending = items.map((it, i) => ({ ...it, cur: current[i], result: results[i] as ApplyResult })).filter(p => p.result.action !== 'unchanged')
+    const chunks = chunkByLimits(pending.map(p => p.cost), this.maxTxnOps, this.budget)
+    const done: ApplyResult[] = []
+    for (const [n, c] of chunks.entries()) {
+      const part = pending.slice(c.start, c.end)
+      try {
+        for (let attempt = 1; ; attempt++) {
+          const compare: ICompare[] = part.map(p => ({ key: Buffer.from(p.key), target: 'Mod', result: 'Equal', mod_revision: p.cur?.modRevision ?? '0' }))
+          const success: IRequestOp[] = part.map(p => ({ request_put: { key: Buffer.from(p.key), value: Buffer.from(p.value) } }))
+          const res = await this.wrap('apply', async () => await this.client.kv.txn({ compare, success, failure: [] }))
+          if (res.succeeded) break
+          if (attempt >= CONFLICT_RETRIES) throw new FerryError('FERRY_ERR_SOURCE', 'etcd apply: objects kept changing under us, try again')
+          const again = await this.read(part.map(p => p.key)) // someone wrote in between: decide again
+          part.forEach((p, i) => { p.cur = again[i]; p.result.action = actionFor(p.cur, p.value) })
+        }
+      } catch (e) {
+        throw this.partial('apply', e, done, pending.length, n, chunks)
+      }
+      done.push(...part.map(p => p.result))
+      hooks.progress?.({ done: done.length, total: pending.length, txn: n + 1, txns: chunks.length })
     }
+    return results
   }
 
-  /** Deletes objects (or keys in the layout) in one transaction; reports which existed. */
-  async delete (targets: ReadonlyArray<KObject | string>): Promise<DeleteResult[]> {
+  /** Deletes objects (or keys in the layout), at most --max-txn-ops per transaction; reports which existed. */
+  async delete (targets: ReadonlyArray<KObject | string>, hooks: WriteHooks = {}): Promise<DeleteResult[]> {
     const items = targets.map((t, i): { key: string, target: ParsedKey } => {
       if (typeof t !== 'string') {
         const obj = validateObject(t, `object ${i + 1}`)
@@ -90,11 +142,19 @@ export class EtcdStore {
       if (keys.has(it.key)) throw new FerryError('FERRY_ERR_DUPLICATE', `${it.key} is given more than once`, { key: it.key })
       keys.add(it.key)
     }
-    this.checkSize(items.length, 'delete')
-    if (items.length === 0) return []
-    const success: IRequestOp[] = items.map(it => ({ request_delete_range: { key: Buffer.from(it.key) } }))
-    const res = await this.wrap('delete', async () => await this.client.kv.txn({ compare: [], success, failure: [] }))
-    return items.map((it, i) => ({ ...it, deleted: Number(res.responses[i]?.response_delete_range?.deleted ?? 0) > 0 }))
+    const chunks = chunkByLimits(items.map(it => 2 * Buffer.byteLength(it.key) + 16), this.maxTxnOps, this.budget)
+    const done: DeleteResult[] = []
+    for (const [n, c] of chunks.entries()) {
+      const part = items.slice(c.start, c.end)
+      const success: IRequestOp[] = part.map(it => ({ request_delete_range: { key: Buffer.from(it.key) } }))
+      let res
+      try { res = await this.wrap('delete', async () => await this.client.kv.txn({ compare: [], success, failure: [] })) } catch (e) {
+        throw this.partial('delete', e, done, items.length, n, chunks)
+      }
+      done.push(...part.map((it, i) => ({ ...it, deleted: Number(res.responses[i]?.response_delete_range?.deleted ?? 0) > 0 })))
+      hooks.progress?.({ done: done.length, total: items.length, txn: n + 1, txns: chunks.length })
+    }
+    return done
   }
 
   /** Objects of one kind (in one namespace, or all); unreadable values come back as errors, not throws. */
@@ -111,25 +171,39 @@ export class EtcdStore {
     return out
   }
 
-  private checkSize (n: number, what: string): void {
-    if (n > this.maxOps) {
-      throw new FerryError('FERRY_ERR_CONFIG',
-        `etcd ${what}: ${n} objects exceed one transaction's limit of ${this.maxOps} (etcd --max-txn-ops); split the input`)
-    }
+  /** A failed transaction: rethrown as is when it was the first, else a PartialWriteError naming what landed. */
+  private partial<T> (what: string, e: unknown, done: T[], total: number, failed: number, chunks: Chunk[]): FerryError {
+    const err = isFerryError(e) ? e : new FerryError('FERRY_ERR_SOURCE', `etcd ${what} failed: ${describe(e)}`)
+    if (failed === 0) return new FerryError(err.code, `${err.message}; nothing was ${what === 'apply' ? 'written' : 'deleted'}`, err.details)
+    return new PartialWriteError(
+      `etcd ${what}: transaction ${failed + 1} of ${chunks.length} failed (${err.message}); ` +
+      `${done.length} of ${total} objects were ${what === 'apply' ? 'written' : 'deleted'}, the other ${total - done.length} were not. ` +
+      'A batch over one transaction is not atomic; run the command again to finish',
+      done, { done: done.length, total })
   }
 
-  private async read (keys: string[]): Promise<Array<{ value: string, modRevision: string } | undefined>> {
-    const success: IRequestOp[] = keys.map(k => ({ request_range: { key: Buffer.from(k) } }))
-    const res = await this.wrap('read', async () => await this.client.kv.txn({ compare: [], success, failure: [] }))
-    return keys.map((_, i) => {
-      const kv = res.responses[i]?.response_range?.kvs[0]
-      return kv === undefined ? undefined : { value: kv.value.toString('utf8'), modRevision: kv.mod_revision }
-    })
+  /** Current values of `keys`, read in transactions of at most --max-txn-ops range requests. */
+  private async read (keys: string[]): Promise<Array<Current | undefined>> {
+    const out: Array<Current | undefined> = []
+    for (const c of chunkByLimits(keys.map(k => Buffer.byteLength(k) + 16), this.maxTxnOps, this.budget)) {
+      const part = keys.slice(c.start, c.end)
+      const success: IRequestOp[] = part.map(k => ({ request_range: { key: Buffer.from(k) } }))
+      const res = await this.wrap('read', async () => await this.client.kv.txn({ compare: [], success, failure: [] }))
+      part.forEach((_, i) => {
+        const kv = res.responses[i]?.response_range?.kvs[0]
+        out.push(kv === undefined ? undefined : { value: kv.value.toString('utf8'), modRevision: kv.mod_revision })
+      })
+    }
+    return out
   }
 
   private async wrap<T> (what: string, fn: () => Promise<T>): Promise<T> {
     try { return await fn() } catch (e) {
-      throw new FerryError('FERRY_ERR_SOURCE', `etcd ${what} failed: ${errorMessage(e)}`, {}, { cause: e })
+      throw new FerryError('FERRY_ERR_SOURCE', `etcd ${what} failed: ${describe(e)}${hint(e, this.access)}`)
     }
   }
+}
+
+function actionFor (cur: Current | undefined, value: string): ApplyAction {
+  return cur === undefined ? 'created' : cur.value === value ? 'unchanged' : 'configured'
 }

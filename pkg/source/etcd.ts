@@ -8,6 +8,7 @@
 import type { Etcd3, IDuplexStream, IEvent, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
+import { combineAccess, describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './etcd-access.js'
 import { createClient, decodeValue, type ClientFactory } from './etcd-codec.js'
 import { objectsPrefix, parseKey, prefixRangeEnd } from './etcd-keys.js'
 import type { Source, SourceHandler } from './source.js'
@@ -16,8 +17,12 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 export type LogFn = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void
 
 export interface EtcdSourceOptions {
-  /** Client URLs, e.g. ["http://127.0.0.1:2379"]. */
+  /** Client URLs, e.g. ["http://127.0.0.1:2379"]; userinfo (user:password@) is used as the login, never shown. */
   endpoints: string[]
+  /** CA and client certificate for https:// endpoints. */
+  tls?: EtcdTLS | undefined
+  /** Username and password login (wins over credentials in the URLs). */
+  auth?: EtcdAuth | undefined
   /** Key prefix; default "/ferry". Objects are read from `<prefix>/v1/`. */
   prefix?: string
   log?: LogFn
@@ -42,8 +47,10 @@ type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>
 const COMPACTED = /compacted/i
 
 export class EtcdSource implements Source {
-  readonly name = 'etcd'
+  /** "etcd <endpoints>", passwords redacted: shown in /readyz, /debug/state and logs. */
+  readonly name: string
   private readonly opts: EtcdSourceOptions
+  private readonly access: EtcdAccess
   private readonly prefix: string
   private readonly log: LogFn
   private readonly backoff: { initialMs: number, maxMs: number }
@@ -61,6 +68,8 @@ export class EtcdSource implements Source {
   constructor (opts: EtcdSourceOptions) {
     if (opts.endpoints.length === 0) throw new FerryError('FERRY_ERR_CONFIG', 'etcd source: no endpoints given')
     this.opts = opts
+    this.access = combineAccess(opts.endpoints, opts.tls, opts.auth)
+    this.name = `etcd ${this.access.shown.join(',')}`
     this.prefix = objectsPrefix(opts.prefix)
     this.log = opts.log ?? (() => {})
     this.backoff = opts.backoff ?? { initialMs: 200, maxMs: 10_000 }
@@ -106,7 +115,7 @@ export class EtcdSource implements Source {
         const end = await this.watch(client, h, revision + 1, {
           created: () => {
             delay = this.backoff.initialMs
-            if (outage) { outage = false; this.log('info', 'etcd reachable again; state re-listed', { endpoints: this.opts.endpoints, revision }) }
+            if (outage) { outage = false; this.log('info', 'etcd reachable again; state re-listed', { endpoints: this.access.shown, revision }) }
           },
           events: () => { compactions = 0 },
         })
@@ -118,16 +127,16 @@ export class EtcdSource implements Source {
         if (this.stopped) break
         this.dropClient()
         if (COMPACTED.test(errorMessage(e))) { // the pinned list revision was compacted mid-list
-          this.log('info', 'etcd list revision compacted; listing again', { error: errorMessage(e) })
+          this.log('info', 'etcd list revision compacted; listing again', { error: describe(e) })
           if (++compactions > 3) await this.sleep(delay)
           continue
         }
         if (!outage) {
           outage = true
           this.report(h, new FerryError('FERRY_ERR_SOURCE',
-            `etcd ${this.opts.endpoints.join(',')}: ${phase} failed: ${errorMessage(e)}; keeping the last good state and retrying`,
-            { endpoints: this.opts.endpoints, phase }, { cause: e }))
-        } else this.log('debug', 'etcd still unreachable', { phase, error: errorMessage(e), retryInMs: delay })
+            `etcd ${this.access.shown.join(',')}: ${phase} failed: ${describe(e)}${hint(e, this.access)}; keeping the last good state and retrying`,
+            { endpoints: this.access.shown, phase }))
+        } else this.log('debug', 'etcd still unreachable', { phase, error: describe(e), retryInMs: delay })
         await this.sleep(delay)
         delay = Math.min(delay * 2, this.backoff.maxMs)
       }
@@ -136,7 +145,8 @@ export class EtcdSource implements Source {
   }
 
   private connect (): Etcd3 {
-    this.client ??= (this.opts.clientFactory ?? ((eps: string[]) => createClient(eps, { requestTimeoutMs: this.opts.requestTimeoutMs })))(this.opts.endpoints)
+    const a = this.access
+    this.client ??= (this.opts.clientFactory ?? ((eps: string[]) => createClient(eps, { requestTimeoutMs: this.opts.requestTimeoutMs, tls: a.tls, auth: a.auth })))([...a.hosts])
     return this.client
   }
 

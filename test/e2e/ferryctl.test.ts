@@ -9,7 +9,8 @@ import { startEtcd } from '../helpers/etcd.js'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const bin = join(root, 'dist/cmd/ferryctl.js')
 if (!existsSync(bin)) throw new Error(`${bin} is missing: run "npm run build" before this test`)
-const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/source/etcd-store.ts', 'pkg/source/etcd-keys.ts', 'pkg/source/etcd-codec.ts']
+const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/source/etcd-store.ts', 'pkg/source/etcd-keys.ts', 'pkg/source/etcd-codec.ts',
+  'pkg/source/etcd-access.ts', 'pkg/source/etcd-url.ts', 'pkg/source/etcd-chunks.ts']
 const stale = sources.filter(s => existsSync(join(root, s)) && statSync(join(root, s)).mtimeMs > statSync(bin).mtimeMs)
 if (stale.length > 0) throw new Error(`${bin} is older than ${stale.join(', ')}: run "npm run build" before this test`)
 
@@ -68,7 +69,9 @@ async function keys (): Promise<string[]> {
 t.test('--help documents every flag and touches no etcd', async t => {
   const r = await ctl(['--help'], { FERRY_ETCD_ENDPOINTS: 'http://127.0.0.1:1' })
   t.equal(r.code, 0)
-  for (const flag of ['--filename', '--namespace', '--all-namespaces', '--output', '--etcd-endpoints', '--etcd-prefix', '--ignore-not-found', 'FERRY_ETCD_ENDPOINTS', 'apply', 'delete', 'get']) {
+  for (const flag of ['--filename', '--namespace', '--all-namespaces', '--output', '--etcd-endpoints', '--etcd-prefix', '--ignore-not-found', 'FERRY_ETCD_ENDPOINTS', 'apply', 'delete', 'get',
+    '--etcd-cafile', '--etcd-certfile', '--etcd-keyfile', '--etcd-username', '--etcd-password-file', '--max-txn-ops', '--max-request-bytes',
+    'FERRY_ETCD_CAFILE', 'FERRY_ETCD_CERTFILE', 'FERRY_ETCD_KEYFILE', 'FERRY_ETCD_USERNAME', 'FERRY_ETCD_PASSWORD_FILE', 'FERRY_ETCD_PASSWORD', 'NOT atomic']) {
     t.match(r.stdout, flag, `help mentions ${flag}`)
   }
   t.same(await ctl([]), { code: 0, stdout: r.stdout, stderr: '' }, 'no command prints help')

@@ -6,9 +6,14 @@
 //   etcd.endpoint                            // "http://127.0.0.1:PORT"
 //   await etcd.stop(); await etcd.restart()  // outage and recovery, same data, same port
 //   await etcd.compact()                     // compacts at the current revision, returns it
+//
+//   startEtcd(t, { tls: { ca, cert, key } })              // https:// with client-certificate auth
+//   startEtcd(t, { auth: { password: 'pw' } })            // user root:pw, `auth enable`
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
+import { readFileSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -40,6 +45,16 @@ export interface StartEtcdOptions {
   bin?: string
   /** How long to wait for /health; default 20s. */
   startTimeoutMs?: number
+  /**
+   * Serve clients over https with this CA, server certificate (SAN 127.0.0.1) and key; unless
+   * clientCertAuth is false, clients must show a certificate signed by the CA. `client` is the pair the
+   * helper itself (health checks, revision, compact) uses.
+   */
+  tls?: { ca: string, cert: string, key: string, client: { cert: string, key: string }, clientCertAuth?: boolean }
+  /** More etcd flags, e.g. ['--max-request-bytes', '131072']. */
+  args?: string[]
+  /** Add user root with this password and enable etcd's auth once healthy. */
+  auth?: { password: string }
 }
 
 interface Teardownable { teardown: (fn: () => unknown) => void }
@@ -90,14 +105,18 @@ export async function freePort (): Promise<number> {
   })
 }
 
-function healthy (port: number): Promise<boolean> {
+interface ClientTLS { ca: Buffer, cert: Buffer, key: Buffer }
+
+function healthy (port: number, tls?: ClientTLS): Promise<boolean> {
   return new Promise(resolve => {
-    const req = request({ host: '127.0.0.1', port, path: '/health', agent: false, timeout: 1000 }, res => {
+    const opts = { host: '127.0.0.1', port, path: '/health', agent: false as const, timeout: 1000 }
+    const onRes = (res: import('node:http').IncomingMessage): void => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (c: string) => { body += c })
       res.on('end', () => { resolve(res.statusCode === 200 && /"health":\s*"true"/.test(body)) })
-    })
+    }
+    const req = tls === undefined ? httpRequest(opts, onRes) : httpsRequest({ ...opts, ...tls }, onRes)
     req.on('timeout', () => { req.destroy() })
     req.on('error', () => { resolve(false) })
     req.end()
@@ -117,6 +136,15 @@ export async function startEtcd (t?: Teardownable, opts: StartEtcdOptions = {}):
   let peerPort = 0
   let log: string[] = []
   let cleaned = false
+  const scheme = opts.tls !== undefined ? 'https' : 'http'
+  const clientTLS: ClientTLS | undefined = opts.tls === undefined
+    ? undefined
+    : { ca: readFileSync(opts.tls.ca), cert: readFileSync(opts.tls.client.cert), key: readFileSync(opts.tls.client.key) }
+  const tlsArgs = opts.tls === undefined
+    ? []
+    : ['--cert-file', opts.tls.cert, '--key-file', opts.tls.key, '--trusted-ca-file', opts.tls.ca,
+        ...(opts.tls.clientCertAuth === false ? [] : ['--client-cert-auth'])]
+  let authEnabled = false
   const logs = (): string => log.join('').split('\n').slice(-30).join('\n')
 
   const stop = async (): Promise<void> => {
@@ -134,7 +162,7 @@ export async function startEtcd (t?: Teardownable, opts: StartEtcdOptions = {}):
   const launch = async (): Promise<void> => {
     if (cleaned) throw new Error('etcd test helper: already cleaned up')
     log = []
-    const client = `http://127.0.0.1:${clientPort}`
+    const client = `${scheme}://127.0.0.1:${clientPort}`
     const peer = `http://127.0.0.1:${peerPort}`
     const env: NodeJS.ProcessEnv = {}
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCD')) env[k] = v
@@ -143,7 +171,7 @@ export async function startEtcd (t?: Teardownable, opts: StartEtcdOptions = {}):
       '--listen-client-urls', client, '--advertise-client-urls', client,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `ferry-test=${peer}`, '--initial-cluster-state', 'new',
-      '--logger', 'zap', '--log-level', 'warn',
+      '--logger', 'zap', '--log-level', 'warn', ...tlsArgs, ...(opts.args ?? []),
     ], { env, stdio: ['ignore', 'ignore', 'pipe'] })
     entry.child = child
     child.stderr?.setEncoding('utf8')
@@ -154,7 +182,7 @@ export async function startEtcd (t?: Teardownable, opts: StartEtcdOptions = {}):
     const deadline = Date.now() + startTimeout
     while (Date.now() < deadline) {
       if (exited) throw new Error(`etcd exited during startup (client port ${clientPort}):\n${logs()}`)
-      if (await healthy(clientPort)) return
+      if (await healthy(clientPort, clientTLS)) return
       await sleep(100)
     }
     await stop()
@@ -179,14 +207,28 @@ export async function startEtcd (t?: Teardownable, opts: StartEtcdOptions = {}):
 
   const withClient = async <T>(fn: (c: import('etcd3').Etcd3) => Promise<T>): Promise<T> => {
     const { Etcd3 } = await import('etcd3')
-    const c = new Etcd3({ hosts: `http://127.0.0.1:${clientPort}` })
+    const c = new Etcd3({
+      hosts: `${scheme}://127.0.0.1:${clientPort}`,
+      ...(clientTLS !== undefined ? { credentials: { rootCertificate: clientTLS.ca, certChain: clientTLS.cert, privateKey: clientTLS.key } } : {}),
+      ...(authEnabled && opts.auth !== undefined ? { auth: { username: 'root', password: opts.auth.password } } : {}),
+    })
     try { return await fn(c) } finally { c.close() }
   }
   const revision = async (): Promise<number> =>
     await withClient(async c => Number((await c.kv.range({ key: Buffer.from([0]), limit: 1 })).header.revision))
 
+  if (opts.auth !== undefined) {
+    const password = opts.auth.password
+    await withClient(async c => {
+      await c.user('root').create(password)
+      await c.user('root').addRole('root')
+      await c.auth.authEnable()
+    })
+    authEnabled = true
+  }
+
   const handle: EtcdHandle = {
-    get endpoint () { return `http://127.0.0.1:${clientPort}` },
+    get endpoint () { return `${scheme}://127.0.0.1:${clientPort}` },
     get clientPort () { return clientPort },
     dataDir,
     get pid () { return entry.child?.pid },

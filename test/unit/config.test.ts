@@ -75,3 +75,32 @@ t.test('debugRemote: off by default, a flag and a file key', async t => {
   t.equal(load(['--config', '/c.yaml'], { '/c.yaml': 'debugRemote: true\n' }).debugRemote, true)
   t.throws(() => load(['--config', '/c.yaml'], { '/c.yaml': 'debugRemote: yes please\n' }), { code: 'FERRY_ERR_CONFIG', message: /debugRemote: must be true or false/ })
 })
+
+t.test('etcd TLS and login settings: flags and YAML keys, checked once, never echoing a password', async t => {
+  const c = load(['--etcd-endpoints', 'https://10.0.0.10:2379', '--etcd-cafile', '/pki/ca.pem', '--etcd-certfile', '/pki/c.pem', '--etcd-keyfile', '/pki/c.key',
+    '--etcd-username', 'ferry', '--etcd-password-file', '/pki/pw'])
+  t.same([c.etcdCAFile, c.etcdCertFile, c.etcdKeyFile, c.etcdUsername, c.etcdPasswordFile], ['/pki/ca.pem', '/pki/c.pem', '/pki/c.key', 'ferry', '/pki/pw'])
+  const f = load(['--config', '/c.yaml'], { '/c.yaml': 'etcdEndpoints: [https://10.0.0.10:2379]\netcdCafile: /ca\netcdCertfile: /c\netcdKeyfile: /k\netcdUsername: u\netcdPasswordFile: /p\n' })
+  t.same([f.etcdCAFile, f.etcdCertFile, f.etcdKeyFile, f.etcdUsername, f.etcdPasswordFile], ['/ca', '/c', '/k', 'u', '/p'], 'YAML keys are the flags in camelCase')
+  t.equal(load(['--etcd-endpoints', 'http://u:pw@10.0.0.10:2379']).etcdEndpoints[0], 'http://u:pw@10.0.0.10:2379', 'URL credentials are kept for the client')
+  t.equal(load([]).etcdCAFile, undefined)
+
+  const bad: Array<[string[], RegExp]> = [
+    [['--etcd-cafile', '/ca'], /need --etcd-endpoints/],
+    [['--etcd-endpoints', 'http://10.0.0.10:2379', '--etcd-cafile', '/ca'], /--etcd-cafile given but --etcd-endpoints are http:\/\//],
+    [['--etcd-endpoints', 'https://a:2379,http://b:2379'], /mixes http:\/\/ and https:\/\//],
+    [['--etcd-endpoints', 'https://a:2379', '--etcd-certfile', '/c'], /--etcd-certfile and --etcd-keyfile go together/],
+    [['--etcd-endpoints', 'https://a:2379', '--etcd-keyfile', '/k'], /--etcd-certfile and --etcd-keyfile go together/],
+    [['--etcd-endpoints', 'https://a:2379', '--etcd-username', 'u'], /--etcd-username needs --etcd-password-file/],
+    [['--etcd-endpoints', 'https://a:2379', '--etcd-password-file', '/p'], /--etcd-password-file needs --etcd-username/],
+    [['--etcd-endpoints', 'https://u:topsecret@a:2379', '--etcd-username', 'u', '--etcd-password-file', '/p'], /use one of them/],
+    [['--etcd-endpoints', 'https://u:topsecret@a:2379,https://v:topsecret@b:2379'], /different credentials/],
+    [['--etcd-endpoints', 'https://u@a:2379'], /needs both a username and a password/],
+    [['--etcd-endpoints', 'http://u:topsecret@a:2379/path'], /etcdEndpoints: must be URLs .*got "http:\/\/u:\*\*\*@a:2379\/path"/],
+  ]
+  for (const [argv, re] of bad) {
+    const err = (() => { try { load(argv); return undefined } catch (e) { return e as Error & { code?: string } } })()
+    t.match(err, { code: 'FERRY_ERR_CONFIG', message: re }, argv.join(' ').replace(/topsecret/g, '***'))
+    t.notMatch(err?.message ?? '', /topsecret/, 'the password is not in the message')
+  }
+})

@@ -1,0 +1,58 @@
+// etcd endpoint URLs may carry credentials (http://user:secret@host:2379). This module is the one place
+// that takes them apart: the client gets the URL without userinfo plus the username and password, and
+// everything a human or a log can see gets the redacted form (http://user:***@host:2379).
+import { FerryError } from '../errors/errors.js'
+
+export const REDACTED = '***'
+
+// scheme://user:password@ — the password is whatever sits between the first ":" and the "@" of the
+// authority (no "/", "@", whitespace or "," inside, so a comma-separated list redacts item by item).
+const USERINFO_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^/@\s:,]*):[^/@\s,]*@/gi
+
+/** One URL or any text holding URLs (an error message, a comma-separated list): passwords → "***". */
+export function redact (text: string): string {
+  return text.replace(USERINFO_PASSWORD, `$1:${REDACTED}@`)
+}
+
+/** Redacts every string inside a plain value (for FerryError details and log fields). */
+export function redactDeep (value: unknown): unknown {
+  if (typeof value === 'string') return redact(value)
+  if (Array.isArray(value)) return value.map(redactDeep)
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v)]))
+  }
+  return value
+}
+
+export interface Endpoint {
+  /** What the client dials: scheme://host:port, never any userinfo. */
+  readonly url: string
+  /** What messages show: the given URL with its password replaced by "***". */
+  readonly shown: string
+  readonly secure: boolean
+  /** Percent-decoded userinfo, when the URL had any. */
+  readonly username?: string
+  readonly password?: string
+}
+
+/** Splits `http[s]://[user[:password]@]host[:port]` (nothing after the authority); throws FERRY_ERR_CONFIG. */
+export function parseEndpoint (text: string): Endpoint {
+  const shown = redact(text)
+  let u: URL
+  try { u = new URL(text) } catch {
+    throw new FerryError('FERRY_ERR_CONFIG', `etcd endpoint ${JSON.stringify(shown)}: not a URL (want http://HOST:PORT or https://HOST:PORT)`)
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new FerryError('FERRY_ERR_CONFIG', `etcd endpoint ${JSON.stringify(shown)}: scheme must be http or https`)
+  }
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '' || !/^https?:\/\/[^/]+\/?$/i.test(text)) {
+    throw new FerryError('FERRY_ERR_CONFIG', `etcd endpoint ${JSON.stringify(shown)}: must be scheme://HOST:PORT with nothing after the port`)
+  }
+  const url = `${u.protocol}//${u.host}`
+  const out: { url: string, shown: string, secure: boolean, username?: string, password?: string } = { url, shown, secure: u.protocol === 'https:' }
+  if (u.username !== '' || u.password !== '') {
+    out.username = decodeURIComponent(u.username)
+    out.password = decodeURIComponent(u.password)
+  }
+  return out
+}
