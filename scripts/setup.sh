@@ -3,7 +3,7 @@
 # npm dependencies and the build. Run as root (or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(iptables nftables ipset conntrack iproute2 curl iputils-ping dnsutils etcd-server etcd-client procps python3 systemd)
+PKGS=(iptables nftables ipset conntrack iproute2 curl iputils-ping dnsutils etcd-server etcd-client procps python3 systemd openssl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
