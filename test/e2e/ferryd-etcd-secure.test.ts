@@ -59,9 +59,9 @@ async function visible (f: LabFerryd): Promise<string> {
 t.test('password in the URL: used as the login, shown as ***', async t => {
   const f = await ferryd(t, ['--etcd-endpoints', ETCD.replace('://', `://root:${PASSWORD}@`), ...tls])
   await f.waitReady()
-  const state = JSON.parse((await f.http('/debug/state')).body) as { source: string, objects: { services: number } }
+  const state = JSON.parse((await f.http('/debug/state')).body) as { source: { name: string }, objects: { services: number } }
   t.equal(state.objects.services, 1, 'listed through TLS with the login from the URL')
-  t.equal(state.source, `etcd https://root:***@127.0.0.1:2379`, '/debug/state names the source without the password')
+  t.equal(state.source.name, `etcd https://root:***@127.0.0.1:2379`, '/debug/state names the source without the password')
   t.match(f.logs(), /the etcd password is part of --etcd-endpoints, which any local user can read with ps/, 'a warning to prefer a password file')
   t.notMatch(await visible(f), PASSWORD, 'the password appears nowhere')
 })
@@ -90,8 +90,8 @@ t.test('a wrong password in the URL: a clear error, never the password', async t
 t.test('an unreachable etcd with a password in the URL: the error, the log fields and /debug/state stay clean', async t => {
   const f = await ferryd(t, ['--etcd-endpoints', 'http://admin:s3cr3t-v4lue@127.0.0.1:1,http://admin:s3cr3t-v4lue@127.0.0.1:2'])
   await t.resolves(waitUntil('source error in /debug/state', async () => /list failed/.test((await f.http('/debug/state')).body)))
-  const state = JSON.parse((await f.http('/debug/state')).body) as { source: string, sourceErrors: unknown[] }
-  t.equal(state.source, 'etcd http://admin:***@127.0.0.1:1,http://admin:***@127.0.0.1:2')
+  const state = JSON.parse((await f.http('/debug/state')).body) as { source: { name: string }, sourceErrors: unknown[] }
+  t.equal(state.source.name, 'etcd http://admin:***@127.0.0.1:1,http://admin:***@127.0.0.1:2')
   t.match(JSON.stringify(state.sourceErrors), /etcd http:\/\/admin:\*\*\*@127\.0\.0\.1:1,http:\/\/admin:\*\*\*@127\.0\.0\.1:2: list failed/)
   t.match(f.logs(), /"endpoints":\["http:\/\/admin:\*\*\*@127\.0\.0\.1:1"/, 'log fields carry redacted endpoints')
   t.notMatch(await visible(f), 's3cr3t-v4lue', 'the password appears nowhere')
