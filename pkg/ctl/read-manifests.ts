@@ -1,10 +1,12 @@
 // `-f FILE|DIR` for ferryctl: a file, or a directory's *.yaml, *.yml, *.json (not recursive, sorted by
 // name), decoded and validated. Every problem is collected so the user sees all of them at once.
-import { readdir, readFile, stat } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeManifests } from '../api/decode.js'
+import { DEFAULT_DECODE_LIMITS } from '../api/limits.js'
 import { objectKey, type KObject } from '../api/types.js'
-import { FerryError, errorMessage } from '../errors/errors.js'
+import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
+import { readManifestFile } from '../source/manifest-files.js'
 
 export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json']
 
@@ -43,8 +45,9 @@ export async function readManifests (paths: readonly string[]): Promise<ReadResu
     for (const f of files) {
       out.files.push(f)
       let text: string
-      try { text = await readFile(f, 'utf8') } catch (e) {
-        out.errors.push(new FerryError('FERRY_ERR_CONFIG', `${f}: ${errorMessage(e)}`, { origin: f }))
+      // The daemon's reader: a FIFO or device given by name is refused, never waited on; size is bounded.
+      try { text = await readManifestFile(f, DEFAULT_DECODE_LIMITS.maxBytes) } catch (e) {
+        out.errors.push(isFerryError(e) ? e : new FerryError('FERRY_ERR_CONFIG', `${f}: ${errorMessage(e)}`, { origin: f }))
         continue
       }
       const res = decodeManifests(text, f)
