@@ -60,3 +60,22 @@ t.test('without prepare() the first sync detects and scans itself', async t => {
   await be.sync(stateOf([a]), null)
   t.same(tools(calls), ['iptables-nft-save -t nat', 'iptables-legacy -w 5', 'iptables-legacy-save -t nat', 'iptables-legacy-save -t filter', 'iptables-legacy-restore -w 5'])
 })
+
+t.test('a failed streamed restore quotes its line from a second render, not from kept pieces', async t => {
+  let sent = ''
+  const exec: Exec = async (argv, stdin) => {
+    if ((argv[0] ?? '').endsWith('-restore')) {
+      sent = stdinText(stdin)
+      return { code: 2, stdout: '', stderr: 'iptables-restore v1.8.9 (legacy): unknown option\nError occurred at line: 25\n' }
+    }
+    return { code: 0, stdout: '', stderr: '' }
+  }
+  const be = new IptablesBackend({ family: 'IPv4', exec, variant: 'legacy', clusterCIDR: '10.0.0.0/8' })
+  const b = desired(svcInfo({ name: 'b', clusterIP: '172.30.0.2' }), { cluster: [ep('10.180.0.2'), ep('10.180.0.3')] })
+  const err = await be.sync(stateOf([a, b]), null).catch((e: unknown) => e) as { code: string, details: Record<string, unknown> }
+  t.equal(err.code, 'FERRY_ERR_APPLY')
+  t.equal(err.details.line, 25)
+  t.equal(err.details.lineText, sent.split('\n')[24], 'the 25th line of what was piped')
+  t.ok(String(err.details.lineText).length > 0)
+  t.equal(be.needFullSync, true)
+})

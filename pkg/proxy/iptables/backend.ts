@@ -12,9 +12,9 @@ import { chooseVariant } from './mode.js'
 import { Chain, isFerryChain, isPerServiceChain } from './names.js'
 import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
 import { OwnedChains } from './owned.js'
-import { streamFull, streamPartial, type RenderStream } from './render.js'
+import { collect, streamFull, streamPartial, type RenderStream } from './render.js'
 import { spawnExec, type Exec } from '../../exec/exec.js'
-import { chainsInSave, fullSyncExtras, jumpPresent, jumps, removeJumps, restore, save, toolName, type Table, type Variant } from './restore.js'
+import { chainsInSave, fullSyncExtras, jumpPresent, jumps, lineAt, removeJumps, restore, save, toolName, type Table, type Variant } from './restore.js'
 
 export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family'> {
   readonly family: IPFamily
@@ -147,6 +147,9 @@ export class IptablesBackend implements Backend {
     const variant = await this.variantNow()
     const full = changed === null || this.full || this.owned === null
     let rendered: RenderStream
+    // Rendering is pure: a failed restore's line is quoted from a second render, not from a copy kept
+    // of every piece (the payload is the largest thing alive during a full sync).
+    let again: () => RenderStream
     const t0 = performance.now()
     try {
       if (full) {
@@ -154,10 +157,13 @@ export class IptablesBackend implements Backend {
         const missing = jumps(this.family).filter(j => !jumpPresent(scan[j.table === 'nat' ? 'nat' : 'filter'], j))
         const stale = new Set<string>(this.owned ?? [])
         for (const c of scan.chains) if (c.startsWith('nat/') && isPerServiceChain(c.slice(4))) stale.add(c.slice(4))
-        rendered = streamFull(state, this.render, stale, fullSyncExtras(missing))
+        again = () => streamFull(state, this.render, stale, fullSyncExtras(missing))
       } else {
-        rendered = streamPartial(state, changed ?? new Set(), this.owned ?? new OwnedChains(), this.render)
+        const owned = this.owned ?? new OwnedChains()
+        const keys = changed ?? new Set<string>()
+        again = () => streamPartial(state, keys, owned, this.render)
       }
+      rendered = again()
     } catch (e) {
       this.full = true
       throw e
@@ -178,7 +184,7 @@ export class IptablesBackend implements Backend {
       }
     }
     try {
-      await restore(this.exec, variant, this.family, pieces())
+      await restore(this.exec, variant, this.family, pieces(), n => lineAt(collect(again()).payload, n))
     } catch (e) {
       // The restore is one transaction per table and the next full sync recomputes everything.
       this.full = true
