@@ -19,21 +19,6 @@ export class Lines {
     }
   }
 
-  /** Appends every line of `other` not taken yet (its chunks as they are); `other` is left empty. */
-  append (other: Lines): void {
-    const n = other.count
-    const text = other.join()
-    other.chunks = []
-    other.count = 0
-    if (text === '') return
-    if (this.pending.length > 0) {
-      this.chunks.push(this.pending.join('\n'))
-      this.pending = []
-    }
-    this.chunks.push(text)
-    this.count += n
-  }
-
   /** The chunks filled since the last take (each CHUNK lines joined with '\n'); they leave the list. */
   take (): string[] {
     const out = this.chunks

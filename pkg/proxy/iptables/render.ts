@@ -133,10 +133,9 @@ function render (state: DesiredState, changed: ReadonlySet<string> | null, previ
   const mark = masqueradeMark(opts.masqueradeBit)
   // Pass one (before any output): plans, the filter table, chain declarations and ownership.
   const filterRules = new Lines()
-  // Top-level nat rules, kept from pass one (one or two per service) until their chain's turn.
-  const natServices = new Lines()
-  const natNodePorts = new Lines()
-  const pass1: Out = { filterRules, natServices, natNodePorts }
+  const pass1: Out = { filterRules, natServices: DISCARD, natNodePorts: DISCARD }
+  // Every plan in service order: pass two writes the top-level nat chains from them at their turn.
+  const plans: ServicePlan[] = []
   let skippedNatRules = 0
   // The nat chains pass two writes. They are declared and written in name order, as iptables-save
   // lists them: libiptc finds its chains by walking a sorted list, and input in that order makes
@@ -161,6 +160,7 @@ function render (state: DesiredState, changed: ReadonlySet<string> | null, previ
     if (sp.info.family !== opts.family) continue
     const plan = planService(sp, opts)
     writeTopLevel(plan, pass1)
+    plans.push(plan)
     const write = changed === null || changed.has(key)
     if (write || !incremental) byService.set(key, planChains(plan))
     if (write) chainJobs(plan, jobs)
@@ -230,9 +230,13 @@ function render (state: DesiredState, changed: ReadonlySet<string> | null, previ
         natRules.push(`-A ${Chain.POSTROUTING} -j MARK --xor-mark ${mark}`)
         natRules.push(`-A ${Chain.POSTROUTING} -m comment --comment "ferry service traffic requiring SNAT" -j MASQUERADE --random-fully`)
       } else if (job.name === Chain.SERVICES) {
-        natRules.append(natServices)
+        const out: Out = { filterRules: DISCARD, natServices: natRules, natNodePorts: DISCARD }
+        for (const plan of plans) writeTopLevel(plan, out)
         writeNodePortJumps(opts, natRules)
-      } else natRules.append(natNodePorts)
+      } else {
+        const out: Out = { filterRules: DISCARD, natServices: DISCARD, natNodePorts: natRules }
+        for (const plan of plans) writeTopLevel(plan, out)
+      }
       for (const c of natRules.take()) yield c + '\n'
     }
     natRuleCount = natRules.count
