@@ -1,11 +1,10 @@
 // ferryd: config → source → cache → proxiers (one per IP family) → kernel; HTTP for Prometheus and probes.
 import { networkInterfaces } from 'node:os'
+import type { FastifyInstance } from 'fastify'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import { ClusterStore } from '../pkg/cache/store.js'
 import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
-import { listenHttp } from '../pkg/http/exposure.js'
-import { buildHttpServer } from '../pkg/http/server.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
 import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../pkg/net/ip.js'
 import { createBackend, chooseProxyMode } from '../pkg/proxy/backends.js'
@@ -19,6 +18,13 @@ import type { Backend } from '../pkg/proxy/types.js'
 import { createSource } from '../pkg/source/factory.js'
 import { createSourceMetrics } from '../pkg/source/metrics.js'
 import { notify } from '../pkg/systemd/notify.js'
+
+/**
+ * The HTTP server (fastify: ~0.2 s of module loading) starts once the first sync is under way, when the
+ * event loop mostly waits for iptables-restore, or after this long waiting for the source, so /healthz
+ * and /readyz ("waiting for ...") answer while a source is unreachable.
+ */
+const HTTP_START_GRACE_MS = 2000
 
 function nodeIPs (): string[] {
   return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => parseIP(a.address.split('%')[0] ?? '')?.ip ?? '')).filter(ip => ip !== '')
@@ -64,6 +70,8 @@ async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number
 }
 
 async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>): Promise<number> {
+  // The kernel reads for the first sync run while the source loads.
+  for (const b of backends.values()) b.prepare?.()
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const metrics = createProxyMetrics(registry)
@@ -91,25 +99,31 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
   const sourceMetrics = createSourceMetrics(registry, source)
   store.onError(e => { sourceMetrics.reportError(e) })
 
-  const http = buildHttpServer({
-    registry, health, metrics, debugRemote: cfg.debugRemote,
-    nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.count('Node') > 0),
-    ready: () => {
-      if (!store.synced) return { ready: false, reason: `waiting for ${source.name}` }
-      // health knows which families synced; status() would count every endpoint on each probe.
-      const pending = [...backends.keys()].filter(f => !health.hasSynced(f))
-      return pending.length === 0 ? { ready: true, reason: '' } : { ready: false, reason: `no rules applied yet for ${pending.join(', ')}` }
-    },
-    debugState: () => ({
-      nodeName: cfg.nodeName,
-      source: source.status?.() ?? { name: source.name },
-      objects: { services: store.count('Service'), endpointSlices: store.count('EndpointSlice'), nodes: store.count('Node'), pods: store.count('Pod') },
-      sourceErrors: store.errors,
-      proxiers: proxiers.map(p => ({ ...p.status(), servicePorts: p.desiredState() })),
-      healthCheckNodePorts: healthChecks.map(h => h.ports()),
-    }),
-  })
-  await listenHttp(http, { ...cfg.httpListen, debugRemote: cfg.debugRemote, log })
+  let httpStarted: Promise<FastifyInstance> | undefined
+  const startHttp = async (): Promise<FastifyInstance> => await (httpStarted ??= (async () => {
+    const [{ buildHttpServer }, { listenHttp }] = await Promise.all([import('../pkg/http/server.js'), import('../pkg/http/exposure.js')])
+    const http = buildHttpServer({
+      registry, health, metrics, debugRemote: cfg.debugRemote,
+      nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.count('Node') > 0),
+      ready: () => {
+        if (!store.synced) return { ready: false, reason: `waiting for ${source.name}` }
+        // health knows which families synced; status() would count every endpoint on each probe.
+        const pending = [...backends.keys()].filter(f => !health.hasSynced(f))
+        return pending.length === 0 ? { ready: true, reason: '' } : { ready: false, reason: `no rules applied yet for ${pending.join(', ')}` }
+      },
+      debugState: () => ({
+        nodeName: cfg.nodeName,
+        source: source.status?.() ?? { name: source.name },
+        objects: { services: store.count('Service'), endpointSlices: store.count('EndpointSlice'), nodes: store.count('Node'), pods: store.count('Pod') },
+        sourceErrors: store.errors,
+        proxiers: proxiers.map(p => ({ ...p.status(), servicePorts: p.desiredState() })),
+        healthCheckNodePorts: healthChecks.map(h => h.ports()),
+      }),
+    })
+    await listenHttp(http, { ...cfg.httpListen, debugRemote: cfg.debugRemote, log })
+    return http
+  })())
+  const httpTimer = setTimeout(() => { startHttp().catch(fatal) }, HTTP_START_GRACE_MS)
 
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
@@ -122,7 +136,8 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     await notify({ STOPPING: '1' })
     await source.stop()
     await Promise.all(proxiers.map(async p => { await p.stop() }))
-    await http.close()
+    clearTimeout(httpTimer)
+    await (await httpStarted?.catch(() => undefined))?.close()
     for (const h of healthChecks) await h.close()
     process.exit(0)
   }
@@ -133,13 +148,18 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
   await source.start(store)
   log.info('source synced', { objects: store.size })
   for (const p of proxiers) p.start()
-  await Promise.all(proxiers.map(async p => { await p.whenSynced() }))
+  // Queued behind the first sync's timer: the modules load while iptables-restore runs.
+  setTimeout(() => { startHttp().catch(fatal) }, 0)
+  await Promise.all([...proxiers.map(async p => { await p.whenSynced() }), startHttp()])
+  clearTimeout(httpTimer)
   log.info('first sync applied; ready', { families: cfg.ipFamilies })
   await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
   return await new Promise<number>(() => {}) // runs until a signal
 }
 
-main(process.argv.slice(2)).then(code => { process.exit(code) }, (e: unknown) => {
+function fatal (e: unknown): never {
   process.stderr.write(`ferryd: ${isFerryError(e) ? `${e.code}: ` : ''}${errorMessage(e)}\n`)
   process.exit(1)
-})
+}
+
+main(process.argv.slice(2)).then(code => { process.exit(code) }, fatal)

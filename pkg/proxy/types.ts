@@ -95,6 +95,8 @@ export interface Backend {
    * removes them). False makes the backend's next sync full.
    */
   rulesIntact?: () => Promise<boolean>
+  /** Optional: start reading what the first sync needs from the kernel, while the source loads. */
+  prepare?: () => void
 }
 
 export function servicePortKey (info: Pick<ServicePortInfo, 'spn' | 'protocol'>): string {

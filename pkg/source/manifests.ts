@@ -9,7 +9,7 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../api/limits.js'
 import { objectKey, type KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
 import { DecodePool } from './decode-pool.js'
-import { listManifestFiles, probeManifestFile, readManifestFile } from './manifest-files.js'
+import { listManifestFiles, probeManifestFile, readManifestFile, type FileProbe } from './manifest-files.js'
 import type { Source, SourceHandler, SourceStatus } from './source.js'
 
 export interface ManifestSourceOptions {
@@ -28,9 +28,22 @@ export interface ManifestSourceOptions {
 /** Files up to this size are decoded on the event loop (JSON: ~10 ms a MiB); bigger ones in the worker. */
 const INLINE_JSON_BYTES = 1024 * 1024
 const INLINE_YAML_BYTES = 32 * 1024
+/** Files read ahead of the one being decoded: at start-up the pass is bound by fs round trips, not CPU. */
+const READ_AHEAD = 16
+
+function inlineSize (file: string, size: number): boolean {
+  return size <= (/\.json$/i.test(file) ? INLINE_JSON_BYTES : INLINE_YAML_BYTES)
+}
 
 interface FileState { sig: string, objects: KObject[], problem: string | undefined }
 /** A big file being decoded in the worker; the pass that finds `result` set applies it. */
+/** One file's probe and (when it will be decoded inline) its text, read ahead of its turn. */
+type Prepared =
+  | { readonly kind: 'gone' }
+  | { readonly kind: 'probe', readonly probe: FileProbe }
+  | { readonly kind: 'text', readonly probe: FileProbe, readonly text: string }
+  | { readonly kind: 'failed', readonly probe: FileProbe, readonly error: FerryError }
+  | { readonly kind: 'vanished', readonly probe: FileProbe }
 interface InFlight { sig: string, done: Promise<void>, result?: DecodeResult | null }
 export interface Conflict { key: string, kept: string, ignored: string[] }
 
@@ -137,13 +150,23 @@ export class ManifestSource implements Source {
     if (this.lastMissing) { this.lastMissing = false; this.startWatch() }
     let changed = !this.everReplaced
     const next = new Map<string, FileState>()
-    for (const f of paths) {
+    // Reads run up to READ_AHEAD files ahead of the decoding; results are used in name order, so errors
+    // are reported and duplicates resolved exactly as a one-file-at-a-time pass would.
+    const reads: Array<Promise<Prepared> | undefined> = []
+    const startRead = (i: number): void => {
+      const f = paths[i]
+      if (f !== undefined) reads[i] = this.prepare(f, this.files.get(f)?.sig)
+    }
+    for (let i = 0; i < READ_AHEAD; i++) startRead(i)
+    for (let i = 0; i < paths.length; i++) {
+      const f = paths[i] as string
+      const read = await (reads[i] as Promise<Prepared>)
+      reads[i] = undefined
+      startRead(i + READ_AHEAD)
       if (this.stopped) return
+      if (read.kind === 'gone') continue // vanished between readdir and stat: gone from this pass
       const prev = this.files.get(f)
-      let probe
-      try { probe = await probeManifestFile(f, this.limits.maxBytes) } catch {
-        continue // vanished between readdir and stat: gone from this pass
-      }
+      const probe = read.probe
       if (prev?.sig === probe.sig) { next.set(f, prev); continue }
       if (!probe.ok) {
         changed = true
@@ -152,7 +175,9 @@ export class ManifestSource implements Source {
         next.set(f, { sig: probe.sig, objects: prev?.objects ?? [], problem: probe.error.message })
         continue
       }
-      const r = await this.decode(f, probe.sig, probe.size)
+      const r = read.kind === 'text' ? decodeManifests(read.text, basename(f), this.limits)
+        : read.kind === 'failed' ? { objects: [], errors: [read.error] }
+          : read.kind === 'vanished' ? null : await this.decodeBig(f, probe.sig)
       if (r === null || r === 'pending') {
         if (prev !== undefined) next.set(f, prev)
         continue
@@ -170,33 +195,39 @@ export class ManifestSource implements Source {
   }
 
   /**
-   * Decodes a small file inline. A big one goes to the worker and comes back 'pending': other files'
-   * changes are applied meanwhile, and a new pass picks its result up. null: it vanished.
+   * The I/O half of one file's pass: its probe and, for a changed readable file small enough to decode
+   * inline, its text. Never rejects.
    */
-  private async decode (file: string, sig: string, size: number): Promise<DecodeResult | null | 'pending'> {
-    const origin = basename(file)
-    const inline = size <= (/\.json$/i.test(file) ? INLINE_JSON_BYTES : INLINE_YAML_BYTES)
-    if (!inline) {
-      const running = this.inflight.get(file)
-      if (running?.sig === sig) {
-        if (running.result === undefined) return 'pending'
-        this.inflight.delete(file)
-        return running.result
-      }
-      const job: InFlight = { sig, done: Promise.resolve() }
-      job.done = this.pool.decodeFile(file, origin, this.limits).then(r => {
-        job.result = r.readFailed ? null : r
-        if (this.inflight.get(file) === job) this.schedule(0)
-      })
-      this.inflight.set(file, job)
-      return 'pending'
+  private async prepare (file: string, prevSig: string | undefined): Promise<Prepared> {
+    let probe: FileProbe
+    try { probe = await probeManifestFile(file, this.limits.maxBytes) } catch { return { kind: 'gone' } }
+    if (!probe.ok || probe.sig === prevSig || !inlineSize(file, probe.size)) return { kind: 'probe', probe }
+    try {
+      return { kind: 'text', probe, text: await readManifestFile(file, this.limits.maxBytes) }
+    } catch (e) {
+      // Vanished after the probe: the file keeps its last objects for this pass, as a failed decode does.
+      return isFerryError(e) ? { kind: 'failed', probe, error: e } : { kind: 'vanished', probe }
     }
-    let text: string
-    try { text = await readManifestFile(file, this.limits.maxBytes) } catch (e) {
-      if (isFerryError(e)) return { objects: [], errors: [e] }
-      return null
+  }
+
+  /**
+   * A big file goes to the worker and comes back 'pending': other files' changes are applied meanwhile,
+   * and a new pass picks its result up. null: it vanished.
+   */
+  private async decodeBig (file: string, sig: string): Promise<DecodeResult | null | 'pending'> {
+    const running = this.inflight.get(file)
+    if (running?.sig === sig) {
+      if (running.result === undefined) return 'pending'
+      this.inflight.delete(file)
+      return running.result
     }
-    return decodeManifests(text, origin, this.limits)
+    const job: InFlight = { sig, done: Promise.resolve() }
+    job.done = this.pool.decodeFile(file, basename(file), this.limits).then(r => {
+      job.result = r.readFailed ? null : r
+      if (this.inflight.get(file) === job) this.schedule(0)
+    })
+    this.inflight.set(file, job)
+    return 'pending'
   }
 
   private publish (h: SourceHandler): void {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { compareEndpoints, endpointsFromSlices, serviceOfSlice } from '../../pkg/proxy/endpoints.js'
+import { compareEndpoints, endpointsFromSlices, serviceOfSlice, ipv4Key, ipv4KeySlow } from '../../pkg/proxy/endpoints.js'
 import type { EndpointInfo } from '../../pkg/proxy/types.js'
 import { NODE, OTHER_NODE, ZONE_A, ZONE_B, slice, sliceEp } from '../helpers/fixtures.js'
 
@@ -145,4 +145,16 @@ t.test('serviceOfSlice and compareEndpoints', async t => {
   t.same(sorted.map(e => `${e.ip}:${e.port}`), ['9.0.0.1:1', '10.0.0.9:1', '10.0.0.9:2', '10.0.0.10:1'])
   t.same([{ ip: 'fd00::1', port: 1 }, { ip: '10.0.0.1', port: 1 }, { ip: '::ffff:a00:1', port: 1 }, { ip: '::1', port: 1 }].sort(compareEndpoints).map(e => e.ip),
     ['10.0.0.1', '::1', '::ffff:a00:1', 'fd00::1'])
+})
+
+t.test('ipv4Key: the fast scan gives the general form\'s key for every input', async t => {
+  const inputs = ['0.0.0.0', '255.255.255.255', '10.0.137.239', '1.2.3.4', '010.001.000.009', '192.168.0.2',
+    '1.300.0.0', '256.1.1.1', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '', 'a.b.c.d', '1.2.3.4 ', '1234.1.1.1']
+  let seed = 7
+  for (let i = 0; i < 500; i++) {
+    const o = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % 256 }
+    inputs.push(`${o()}.${o()}.${o()}.${o()}`)
+  }
+  for (const ip of inputs) t.equal(ipv4Key(ip), ipv4KeySlow(ip), ip)
+  t.equal(ipv4Key('10.0.137.239'), '0a0089ef')
 })

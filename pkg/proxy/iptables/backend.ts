@@ -12,9 +12,9 @@ import { chooseVariant } from './mode.js'
 import { Chain, isFerryChain, isPerServiceChain } from './names.js'
 import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
 import { OwnedChains } from './owned.js'
-import { streamFull, streamPartial, type RenderStream } from './render.js'
+import { collect, streamFull, streamPartial, type RenderStream } from './render.js'
 import { spawnExec, type Exec } from '../../exec/exec.js'
-import { chainsInSave, fullSyncExtras, jumpPresent, jumps, removeJumps, restore, save, toolName, type Table, type Variant } from './restore.js'
+import { chainsInSave, fullSyncExtras, jumpPresent, jumps, lineAt, removeJumps, restore, save, toolName, type Table, type Variant } from './restore.js'
 
 export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family'> {
   readonly family: IPFamily
@@ -33,6 +33,14 @@ export interface SyncTimings {
   readonly payloadBytes: number
 }
 
+interface Scan { readonly nat: string, readonly filter: string, readonly chains: Set<string> }
+
+/**
+ * How old a prepared scan may be when the first sync uses it. Another writer (an old ferryd still
+ * stopping) may add a chain meanwhile; a chain missed this way is deleted by the next full sync.
+ */
+const PREFETCH_MAX_AGE_MS = 10_000
+
 export class IptablesBackend implements Backend {
   readonly name = 'iptables'
   readonly family: IPFamily
@@ -43,6 +51,10 @@ export class IptablesBackend implements Backend {
   private owned: OwnedChains | null = null
   private full = true
   private queue: Promise<unknown> = Promise.resolve()
+  /** Variant detection in flight (prepare() or the first caller); shared so it runs once. */
+  private choosing: Promise<Variant> | undefined
+  /** The scan prepare() started for the first full sync, and when it started. */
+  private prefetched: { readonly at: number, readonly scan: Promise<Scan> } | undefined
   /** Timings of the last successful sync (for the bench and debug logs). */
   lastTimings: SyncTimings | undefined
 
@@ -63,6 +75,19 @@ export class IptablesBackend implements Backend {
 
   /** Forces the next sync to be full (e.g. after the canary vanished). */
   requestFullSync (): void { this.full = true }
+
+  /**
+   * Starts what the first full sync needs from the kernel (variant detection, the iptables-save scan)
+   * now, so those programs run while the source is still loading. A scan older than PREFETCH_MAX_AGE_MS
+   * by the time the first sync runs is taken again.
+   */
+  prepare (): void {
+    if (this.prefetched !== undefined || this.owned !== null) return
+    const at = performance.now()
+    const scan = this.variantNow().then(async v => await this.scan(v))
+    scan.catch(() => { /* the sync scans again and reports */ })
+    this.prefetched = { at, scan }
+  }
 
   async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
     return await this.serialize(async () => await this.syncNow(state, changed))
@@ -96,12 +121,23 @@ export class IptablesBackend implements Backend {
   }
 
   private async variantNow (): Promise<Variant> {
-    if (this.chosen === undefined) {
-      const choice = await chooseVariant(this.family, this.exec)
+    if (this.chosen !== undefined) return this.chosen
+    this.choosing ??= chooseVariant(this.family, this.exec).then(choice => {
       this.log.info('iptables variant chosen', { variant: choice.variant, reason: choice.reason })
       this.chosen = choice.variant
+      return choice.variant
+    }).finally(() => { this.choosing = undefined })
+    return await this.choosing
+  }
+
+  /** The prepared scan if it is fresh enough (used once), else a new one. */
+  private async firstScan (variant: Variant): Promise<Scan> {
+    const p = this.prefetched
+    this.prefetched = undefined
+    if (p !== undefined && performance.now() - p.at <= PREFETCH_MAX_AGE_MS) {
+      try { return await p.scan } catch { /* scan again below: its error is the one to report */ }
     }
-    return this.chosen
+    return await this.scan(variant)
   }
 
   private async syncNow (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
@@ -111,17 +147,23 @@ export class IptablesBackend implements Backend {
     const variant = await this.variantNow()
     const full = changed === null || this.full || this.owned === null
     let rendered: RenderStream
+    // Rendering is pure: a failed restore's line is quoted from a second render, not from a copy kept
+    // of every piece (the payload is the largest thing alive during a full sync).
+    let again: () => RenderStream
     const t0 = performance.now()
     try {
       if (full) {
-        const scan = await this.scan(variant)
+        const scan = await this.firstScan(variant)
         const missing = jumps(this.family).filter(j => !jumpPresent(scan[j.table === 'nat' ? 'nat' : 'filter'], j))
         const stale = new Set<string>(this.owned ?? [])
         for (const c of scan.chains) if (c.startsWith('nat/') && isPerServiceChain(c.slice(4))) stale.add(c.slice(4))
-        rendered = streamFull(state, this.render, stale, fullSyncExtras(missing))
+        again = () => streamFull(state, this.render, stale, fullSyncExtras(missing))
       } else {
-        rendered = streamPartial(state, changed ?? new Set(), this.owned ?? new OwnedChains(), this.render)
+        const owned = this.owned ?? new OwnedChains()
+        const keys = changed ?? new Set<string>()
+        again = () => streamPartial(state, keys, owned, this.render)
       }
+      rendered = again()
     } catch (e) {
       this.full = true
       throw e
@@ -142,7 +184,7 @@ export class IptablesBackend implements Backend {
       }
     }
     try {
-      await restore(this.exec, variant, this.family, pieces())
+      await restore(this.exec, variant, this.family, pieces(), n => lineAt(collect(again()).payload, n))
     } catch (e) {
       // The restore is one transaction per table and the next full sync recomputes everything.
       this.full = true
@@ -164,9 +206,8 @@ export class IptablesBackend implements Backend {
   }
 
   /** One iptables-save per table: its text, and every chain as "table/name". */
-  private async scan (variant: Variant): Promise<{ nat: string, filter: string, chains: Set<string> }> {
-    const nat = await save(this.exec, variant, this.family, 'nat')
-    const filter = await save(this.exec, variant, this.family, 'filter')
+  private async scan (variant: Variant): Promise<Scan> {
+    const [nat, filter] = await Promise.all([save(this.exec, variant, this.family, 'nat'), save(this.exec, variant, this.family, 'filter')])
     const chains = new Set<string>()
     for (const c of chainsInSave(nat)) chains.add(`nat/${c}`)
     for (const c of chainsInSave(filter)) chains.add(`filter/${c}`)

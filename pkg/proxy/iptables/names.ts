@@ -38,13 +38,16 @@ export function isFerryChain (name: string): boolean {
 
 const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
 
-/** RFC 4648 base32 (standard alphabet) of the first `chars` characters only; no padding needed. */
-function base32Prefix (buf: Uint8Array, chars: number): string {
+/**
+ * RFC 4648 base32 (standard alphabet) of the first `chars` characters only; no padding needed. The
+ * digest comes as a 'binary' (latin1) string, one char per byte: no Buffer per name, ~2x faster at 60k names.
+ */
+function base32Prefix (bytes: string, chars: number): string {
   let out = ''
   let acc = 0
   let bits = 0
-  for (let i = 0; i < buf.length && out.length < chars; i++) {
-    acc = ((acc << 8) | (buf[i] ?? 0)) & 0xffff
+  for (let i = 0; i < bytes.length && out.length < chars; i++) {
+    acc = ((acc << 8) | bytes.charCodeAt(i)) & 0xffff
     bits += 8
     while (bits >= 5 && out.length < chars) {
       out += B32[(acc >>> (bits - 5)) & 31]
@@ -55,7 +58,7 @@ function base32Prefix (buf: Uint8Array, chars: number): string {
 }
 
 function hash16 (text: string): string {
-  return base32Prefix(hash('sha256', text, 'buffer'), 16)
+  return base32Prefix(hash('sha256', text, 'binary'), 16)
 }
 
 // Names depend only on stable IDs, so they are memoised, keyed by strings the caller already holds

@@ -102,10 +102,30 @@ type Sink = Pick<Lines, 'push'>
 
 interface Out {
   readonly filterRules: Sink
-  readonly natRules: Sink
+  /** nat FERRY-SERVICES */
+  readonly natServices: Sink
+  /** nat FERRY-NODEPORTS */
+  readonly natNodePorts: Sink
 }
 
-interface Planned { readonly plan: ServicePlan, readonly write: boolean }
+/** One nat chain whose rules pass two writes: a per-service chain of a plan, or a top-level chain. */
+interface ChainJob {
+  readonly name: string
+  readonly plan?: ServicePlan
+  readonly kind: 'svc' | 'svl' | 'ext' | 'fw' | 'sep' | 'top'
+  readonly ep?: PlannedEndpoint
+}
+
+/** The per-service chains of a plan, in planChains() order. */
+function chainJobs (p: ServicePlan, into: ChainJob[]): void {
+  if (p.usesCluster) into.push({ name: p.names.svc, plan: p, kind: 'svc' })
+  if (p.usesLocal) into.push({ name: p.names.svl, plan: p, kind: 'svl' })
+  if (p.usesExt) into.push({ name: p.names.ext, plan: p, kind: 'ext' })
+  if (p.usesFW) into.push({ name: p.names.fw, plan: p, kind: 'fw' })
+  for (const ep of p.allEps) into.push({ name: ep.chain, plan: p, kind: 'sep', ep })
+}
+
+function byName (a: ChainJob, b: ChainJob): number { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0 }
 
 function render (state: DesiredState, changed: ReadonlySet<string> | null, previous: ReadonlySet<string>,
   input: RenderOptionsInput, extras: TableExtras): RenderStream {
@@ -113,10 +133,14 @@ function render (state: DesiredState, changed: ReadonlySet<string> | null, previ
   const mark = masqueradeMark(opts.masqueradeBit)
   // Pass one (before any output): plans, the filter table, chain declarations and ownership.
   const filterRules = new Lines()
-  const natChains = new Lines()
-  const pass1: Out = { filterRules, natRules: DISCARD }
+  const pass1: Out = { filterRules, natServices: DISCARD, natNodePorts: DISCARD }
+  // Every plan in service order: pass two writes the top-level nat chains from them at their turn.
+  const plans: ServicePlan[] = []
   let skippedNatRules = 0
-
+  // The nat chains pass two writes. They are declared and written in name order, as iptables-save
+  // lists them: libiptc finds its chains by walking a sorted list, and input in that order makes
+  // iptables-restore ~30% faster at 10k services than the same rules in service order (bench/README.md).
+  const jobs: ChainJob[] = []
   let totalEndpoints = 0
   for (const sp of state.services.values()) totalEndpoints += sp.allReachableEndpoints.length
   const comments = totalEndpoints <= opts.largeClusterEndpoints
@@ -132,21 +156,20 @@ function render (state: DesiredState, changed: ReadonlySet<string> | null, previ
   // Ownership: a partial sync starting from an OwnedChains updates only the changed services' entries.
   const incremental = changed !== null && previous instanceof OwnedChains
   const byService = new Map<string, readonly string[]>()
-  const planned: Planned[] = []
   for (const [key, sp] of state.services) {
     if (sp.info.family !== opts.family) continue
     const plan = planService(sp, opts)
     writeTopLevel(plan, pass1)
+    plans.push(plan)
     const write = changed === null || changed.has(key)
-    if (write || !incremental) {
-      const chains = planChains(plan)
-      byService.set(key, chains)
-      // writeServiceChains declares the same chains in the same order.
-      if (write) for (const c of chains) natChains.push(`:${c} - [0:0]`)
-    }
-    if (!write) skippedNatRules += countPlanRules(plan, opts)
-    planned.push({ plan, write })
+    if (write || !incremental) byService.set(key, planChains(plan))
+    if (write) chainJobs(plan, jobs)
+    else skippedNatRules += countPlanRules(plan, opts)
   }
+  for (const name of [Chain.MARK_MASQ, Chain.POSTROUTING, Chain.SERVICES, Chain.NODEPORTS]) jobs.push({ name, kind: 'top' })
+  jobs.sort(byName)
+  const natChains = new Lines()
+  for (const j of jobs) if (j.kind !== 'top') natChains.push(`:${j.name} - [0:0]`)
 
   let owned: OwnedChains
   const deleted: string[] = []
@@ -198,22 +221,27 @@ function render (state: DesiredState, changed: ReadonlySet<string> | null, previ
     if (natChains.count > 0) first.push(natChains.join())
     yield first.join('\n') + '\n'
     const natRules = new Lines()
-    const pass2: Out = { filterRules: DISCARD, natRules }
-    natRules.push(`-A ${Chain.MARK_MASQ} -j MARK --or-mark ${mark}`)
-    natRules.push(`-A ${Chain.POSTROUTING} -m mark ! --mark ${mark}/${mark} -j RETURN`)
-    // Clear the bit so a packet that re-crosses the stack (after encapsulation) is not masqueraded twice.
-    natRules.push(`-A ${Chain.POSTROUTING} -j MARK --xor-mark ${mark}`)
-    natRules.push(`-A ${Chain.POSTROUTING} -m comment --comment "ferry service traffic requiring SNAT" -j MASQUERADE --random-fully`)
-    for (const { plan, write } of planned) {
-      writeTopLevel(plan, pass2)
-      if (write) {
-        writeServiceChains(plan, opts, comments, natRules)
-        for (const c of natRules.take()) yield c + '\n'
+    for (const job of jobs) {
+      if (job.plan !== undefined) writeServiceChain(job, opts, comments, natRules)
+      else if (job.name === Chain.MARK_MASQ) natRules.push(`-A ${Chain.MARK_MASQ} -j MARK --or-mark ${mark}`)
+      else if (job.name === Chain.POSTROUTING) {
+        natRules.push(`-A ${Chain.POSTROUTING} -m mark ! --mark ${mark}/${mark} -j RETURN`)
+        // Clear the bit so a packet that re-crosses the stack (after encapsulation) is not masqueraded twice.
+        natRules.push(`-A ${Chain.POSTROUTING} -j MARK --xor-mark ${mark}`)
+        natRules.push(`-A ${Chain.POSTROUTING} -m comment --comment "ferry service traffic requiring SNAT" -j MASQUERADE --random-fully`)
+      } else if (job.name === Chain.SERVICES) {
+        const out: Out = { filterRules: DISCARD, natServices: natRules, natNodePorts: DISCARD }
+        for (const plan of plans) writeTopLevel(plan, out)
+        writeNodePortJumps(opts, natRules)
+      } else {
+        const out: Out = { filterRules: DISCARD, natServices: DISCARD, natNodePorts: natRules }
+        for (const plan of plans) writeTopLevel(plan, out)
       }
+      for (const c of natRules.take()) yield c + '\n'
     }
-    writeNodePortJumps(opts, natRules)
     natRuleCount = natRules.count
-    yield natRules.join() + '\n' + tail.join('\n')
+    const rest = natRules.join()
+    yield (rest === '' ? '' : rest + '\n') + tail.join('\n')
   }
 
   return {
@@ -226,7 +254,6 @@ function render (state: DesiredState, changed: ReadonlySet<string> | null, previ
   }
 }
 
-function natRule (out: Out, line: string): void { out.natRules.push(line) }
 function filterRule (out: Out, line: string): void { out.filterRules.push(line) }
 
 /** Rules of one service in the always-rewritten chains (nat SERVICES/NODEPORTS, every filter chain). */
@@ -237,7 +264,7 @@ function writeTopLevel (p: ServicePlan, out: Out): void {
   const dport = `--dport ${info.port}`
 
   if (p.hasInternal) {
-    natRule(out, `-A ${Chain.SERVICES} -m comment --comment "${spn} cluster IP" ${pm} -d ${info.clusterIP} ${dport} -j ${p.internalChain}`)
+    out.natServices.push(`-A ${Chain.SERVICES} -m comment --comment "${spn} cluster IP" ${pm} -d ${info.clusterIP} ${dport} -j ${p.internalChain}`)
   } else {
     filterRule(out, `-A ${Chain.SERVICES} -m comment --comment "${spn} ${p.internalTarget === 'REJECT' ? 'has no endpoints' : 'has no local endpoints'}" ${pm} -d ${info.clusterIP} ${dport} -j ${p.internalTarget}`)
   }
@@ -245,17 +272,17 @@ function writeTopLevel (p: ServicePlan, out: Out): void {
   const extComment = p.externalTarget === 'REJECT' ? 'has no endpoints' : 'has no local endpoints'
 
   for (const ip of info.externalIPs) {
-    if (p.usesExt) natRule(out, `-A ${Chain.SERVICES} -m comment --comment "${spn} external IP" ${pm} -d ${ip} ${dport} -j ${p.names.ext}`)
+    if (p.usesExt) out.natServices.push(`-A ${Chain.SERVICES} -m comment --comment "${spn} external IP" ${pm} -d ${ip} ${dport} -j ${p.names.ext}`)
     if (!p.hasExternal) filterRule(out, `-A ${Chain.EXTERNAL_SERVICES} -m comment --comment "${spn} ${extComment}" ${pm} -d ${ip} ${dport} -j ${p.externalTarget}`)
   }
   for (const ip of info.loadBalancerIPs) {
-    if (p.usesExt) natRule(out, `-A ${Chain.SERVICES} -m comment --comment "${spn} loadbalancer IP" ${pm} -d ${ip} ${dport} -j ${p.lbChain}`)
+    if (p.usesExt) out.natServices.push(`-A ${Chain.SERVICES} -m comment --comment "${spn} loadbalancer IP" ${pm} -d ${ip} ${dport} -j ${p.lbChain}`)
     // Traffic the FW chain did not accept is still addressed to the LB IP here (never DNATed): drop it.
     if (p.usesFW) filterRule(out, `-A ${Chain.PROXY_FIREWALL} -m comment --comment "${spn} traffic not accepted by ${p.names.fw}" ${pm} -d ${ip} ${dport} -j DROP`)
     if (!p.hasExternal) filterRule(out, `-A ${Chain.EXTERNAL_SERVICES} -m comment --comment "${spn} ${extComment}" ${pm} -d ${ip} ${dport} -j ${p.externalTarget}`)
   }
   if (info.nodePort !== 0) {
-    if (p.usesExt) natRule(out, `-A ${Chain.NODEPORTS} -m comment --comment ${spn} ${pm} --dport ${info.nodePort} -j ${p.names.ext}`)
+    if (p.usesExt) out.natNodePorts.push(`-A ${Chain.NODEPORTS} -m comment --comment ${spn} ${pm} --dport ${info.nodePort} -j ${p.names.ext}`)
     if (!p.hasExternal) filterRule(out, `-A ${Chain.EXTERNAL_SERVICES} -m comment --comment "${spn} ${extComment}" -m addrtype --dst-type LOCAL ${pm} --dport ${info.nodePort} -j ${p.externalTarget}`)
   }
   if (info.healthCheckNodePort !== 0) {
@@ -263,8 +290,9 @@ function writeTopLevel (p: ServicePlan, out: Out): void {
   }
 }
 
-/** Rules of the SVC, SVL, EXT, FW and SEP chains of one service (pass one declared the chains). */
-function writeServiceChains (p: ServicePlan, opts: RenderOptions, comments: boolean, natRules: Sink): void {
+/** Rules of one SVC, SVL, EXT, FW or SEP chain of a service (pass one declared it). */
+function writeServiceChain (job: ChainJob, opts: RenderOptions, comments: boolean, natRules: Sink): void {
+  const p = job.plan as ServicePlan
   const info = p.sp.info
   const spn = info.spn
   const pm = `-m ${p.proto} -p ${p.proto}`
@@ -289,39 +317,43 @@ function writeServiceChains (p: ServicePlan, opts: RenderOptions, comments: bool
       rule(`-A ${chain}${epComment(e)}${stat} -j ${e.chain}`)
     }
   }
-  policyChain(p.names.svc, p.clusterEps)
-  policyChain(p.names.svl, p.localEps)
 
-  if (p.usesExt) {
-    const ext = p.names.ext
-    const cm = (text: string): string => (comments ? ` -m comment --comment "${spn} ${text}"` : '')
-    if (info.externalPolicyLocal) {
-      if (p.usesCluster) {
-        // Pods and the node itself reach eTP=Local services as if through the load balancer.
-        if (opts.clusterCIDR !== undefined) rule(`-A ${ext}${cm('pod traffic for external destinations')} -s ${opts.clusterCIDR} -j ${p.names.svc}`)
-        rule(`-A ${ext}${cm('masquerade LOCAL traffic for external destinations')} -m addrtype --src-type LOCAL -j ${Chain.MARK_MASQ}`)
-        rule(`-A ${ext}${cm('route LOCAL traffic for external destinations')} -m addrtype --src-type LOCAL -j ${p.names.svc}`)
+  switch (job.kind) {
+    case 'svc': policyChain(p.names.svc, p.clusterEps); return
+    case 'svl': policyChain(p.names.svl, p.localEps); return
+    case 'ext': {
+      const ext = p.names.ext
+      const cm = (text: string): string => (comments ? ` -m comment --comment "${spn} ${text}"` : '')
+      if (info.externalPolicyLocal) {
+        if (p.usesCluster) {
+          // Pods and the node itself reach eTP=Local services as if through the load balancer.
+          if (opts.clusterCIDR !== undefined) rule(`-A ${ext}${cm('pod traffic for external destinations')} -s ${opts.clusterCIDR} -j ${p.names.svc}`)
+          rule(`-A ${ext}${cm('masquerade LOCAL traffic for external destinations')} -m addrtype --src-type LOCAL -j ${Chain.MARK_MASQ}`)
+          rule(`-A ${ext}${cm('route LOCAL traffic for external destinations')} -m addrtype --src-type LOCAL -j ${p.names.svc}`)
+        }
+        if (p.hasExternal) rule(`-A ${ext} -j ${p.names.svl}`)
+      } else {
+        rule(`-A ${ext}${cm('masquerade traffic for external destinations')} -j ${Chain.MARK_MASQ}`)
+        if (p.hasExternal) rule(`-A ${ext} -j ${p.names.svc}`)
       }
-      if (p.hasExternal) rule(`-A ${ext} -j ${p.names.svl}`)
-    } else {
-      rule(`-A ${ext}${cm('masquerade traffic for external destinations')} -j ${Chain.MARK_MASQ}`)
-      if (p.hasExternal) rule(`-A ${ext} -j ${p.names.svc}`)
+      return
     }
-  }
-
-  if (p.usesFW) {
-    const fw = p.names.fw
-    const cm = comments ? ` -m comment --comment "${spn} loadbalancer IP"` : ''
-    for (const r of p.sourceRanges) rule(`-A ${fw}${cm} -s ${r} -j ${p.names.ext}`)
-    if (p.allowFromNode) for (const ip of info.loadBalancerIPs) rule(`-A ${fw}${cm} -s ${ip} -j ${p.names.ext}`)
-  }
-
-  const c = comments ? ` -m comment --comment ${spn}` : ''
-  const set = sticky > 0
-  for (const e of p.allEps) {
-    // Hairpin: an endpoint reaching itself through the VIP must see the node as the source.
-    rule(`-A ${e.chain}${c} -s ${e.ep.ip} -j ${Chain.MARK_MASQ}`)
-    rule(`-A ${e.chain}${c}${set ? ` -m recent --name ${e.chain} --set` : ''} ${pm} -j DNAT --to-destination ${dest(e)}`)
+    case 'fw': {
+      const fw = p.names.fw
+      const cm = comments ? ` -m comment --comment "${spn} loadbalancer IP"` : ''
+      for (const r of p.sourceRanges) rule(`-A ${fw}${cm} -s ${r} -j ${p.names.ext}`)
+      if (p.allowFromNode) for (const ip of info.loadBalancerIPs) rule(`-A ${fw}${cm} -s ${ip} -j ${p.names.ext}`)
+      return
+    }
+    case 'sep': {
+      const e = job.ep as PlannedEndpoint
+      const c = comments ? ` -m comment --comment ${spn}` : ''
+      // Hairpin: an endpoint reaching itself through the VIP must see the node as the source.
+      rule(`-A ${e.chain}${c} -s ${e.ep.ip} -j ${Chain.MARK_MASQ}`)
+      rule(`-A ${e.chain}${c}${sticky > 0 ? ` -m recent --name ${e.chain} --set` : ''} ${pm} -j DNAT --to-destination ${dest(e)}`)
+      return
+    }
+    case 'top': return
   }
 }
 
@@ -331,18 +363,17 @@ function dest (e: PlannedEndpoint): string {
 
 /** The jump to FERRY-NODEPORTS, last in nat FERRY-SERVICES so VIP rules win. */
 function writeNodePortJumps (opts: RenderOptions, natRules: Sink): void {
-  const out: Out = { filterRules: DISCARD, natRules }
   const comment = '-m comment --comment "ferry service nodeports; NOTE: this must be the last rule in this chain"'
   const v4 = opts.family === 'IPv4'
   const noLoopback = v4 ? (opts.localhostNodePorts ? '' : ' ! -d 127.0.0.0/8') : ' ! -d ::1/128'
   const all = `-A ${Chain.SERVICES} ${comment} -m addrtype --dst-type LOCAL${noLoopback} -j ${Chain.NODEPORTS}`
-  if (opts.nodePortAddresses === undefined) { natRule(out, all); return }
+  if (opts.nodePortAddresses === undefined) { natRules.push(all); return }
   for (const cidr of opts.nodePortAddresses) {
-    if (cidr === '0.0.0.0/0' || cidr === '::/0') { natRule(out, all); return }
+    if (cidr === '0.0.0.0/0' || cidr === '::/0') { natRules.push(all); return }
   }
   for (const cidr of opts.nodePortAddresses) {
     const loop = v4 ? cidr.startsWith('127.') : cidr === '::1/128'
     if (loop && (!v4 || !opts.localhostNodePorts)) continue
-    natRule(out, `-A ${Chain.SERVICES} ${comment} -d ${cidr} -m addrtype --dst-type LOCAL -j ${Chain.NODEPORTS}`)
+    natRules.push(`-A ${Chain.SERVICES} ${comment} -d ${cidr} -m addrtype --dst-type LOCAL -j ${Chain.NODEPORTS}`)
   }
 }
