@@ -36,7 +36,6 @@ function inlineSize (file: string, size: number): boolean {
 }
 
 interface FileState { sig: string, objects: KObject[], problem: string | undefined }
-/** A big file being decoded in the worker; the pass that finds `result` set applies it. */
 /** One file's probe and (when it will be decoded inline) its text, read ahead of its turn. */
 type Prepared =
   | { readonly kind: 'gone' }
@@ -44,6 +43,7 @@ type Prepared =
   | { readonly kind: 'text', readonly probe: FileProbe, readonly text: string }
   | { readonly kind: 'failed', readonly probe: FileProbe, readonly error: FerryError }
   | { readonly kind: 'vanished', readonly probe: FileProbe }
+/** A big file being decoded in the worker; the pass that finds `result` set applies it. */
 interface InFlight { sig: string, done: Promise<void>, result?: DecodeResult | null }
 export interface Conflict { key: string, kept: string, ignored: string[] }
 
