@@ -24,7 +24,6 @@ import { notify } from '../pkg/systemd/notify.js'
  * event loop mostly waits for iptables-restore, or after this long waiting for the source, so /healthz
  * and /readyz ("waiting for ...") answer while a source is unreachable.
  */
-const HTTP_START_GRACE_MS = 2000
 
 function nodeIPs (): string[] {
   return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => parseIP(a.address.split('%')[0] ?? '')?.ip ?? '')).filter(ip => ip !== '')
@@ -123,7 +122,9 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     await listenHttp(http, { ...cfg.httpListen, debugRemote: cfg.debugRemote, log })
     return http
   })())
-  const httpTimer = setTimeout(() => { startHttp().catch(fatal) }, HTTP_START_GRACE_MS)
+  // Not awaited: fastify loads in the gaps of the source's file and etcd I/O, and the probes answer
+  // (503 until ready) from the first moments, even while the source is still failing.
+  startHttp().catch(fatal)
 
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
@@ -136,7 +137,6 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     await notify({ STOPPING: '1' })
     await source.stop()
     await Promise.all(proxiers.map(async p => { await p.stop() }))
-    clearTimeout(httpTimer)
     await (await httpStarted?.catch(() => undefined))?.close()
     for (const h of healthChecks) await h.close()
     process.exit(0)
@@ -148,10 +148,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
   await source.start(store)
   log.info('source synced', { objects: store.size })
   for (const p of proxiers) p.start()
-  // Queued behind the first sync's timer: the modules load while iptables-restore runs.
-  setTimeout(() => { startHttp().catch(fatal) }, 0)
   await Promise.all([...proxiers.map(async p => { await p.whenSynced() }), startHttp()])
-  clearTimeout(httpTimer)
   log.info('first sync applied; ready', { families: cfg.ipFamilies })
   await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
   return await new Promise<number>(() => {}) // runs until a signal
