@@ -114,7 +114,7 @@ t.test('a username/password login works; a wrong password fails clearly and is n
   t.same(r.names(), ['a'], 'listed with a login')
   await store.apply([svc('b', '10.96.0.2')])
   await r.until(() => r.names().includes('b'), 'the watch to deliver b')
-  t.pass('watched with a login')
+  t.same([...r.names()].sort(), ['a', 'b'], 'watched with a login')
 
   const urlWithPassword = authEtcd.endpoint.replace('://', `://root:${encodeURIComponent(PASSWORD)}@`)
   const viaURL = recorder()
