@@ -19,12 +19,6 @@ import { createSource } from '../pkg/source/factory.js'
 import { createSourceMetrics } from '../pkg/source/metrics.js'
 import { notify } from '../pkg/systemd/notify.js'
 
-/**
- * The HTTP server (fastify: ~0.2 s of module loading) starts once the first sync is under way, when the
- * event loop mostly waits for iptables-restore, or after this long waiting for the source, so /healthz
- * and /readyz ("waiting for ...") answer while a source is unreachable.
- */
-
 function nodeIPs (): string[] {
   return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => parseIP(a.address.split('%')[0] ?? '')?.ip ?? '')).filter(ip => ip !== '')
 }

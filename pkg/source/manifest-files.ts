@@ -26,9 +26,7 @@ export async function listManifestFiles (path: string): Promise<string[] | null>
 export async function probeManifestFile (file: string, maxBytes: number): Promise<FileProbe> {
   const st = await stat(file)
   const sig = `${st.dev}:${st.ino}:${st.mode}:${st.mtimeMs}:${st.size}`
-  if (!st.isFile()) {
-    return { ok: false, sig, error: new FerryError('FERRY_ERR_LIMIT', `manifests: ${file} is ${fileType(st)}, not a regular file; ignored`, { path: file }) }
-  }
+  if (!st.isFile()) return { ok: false, sig, error: notRegular(file, st) }
   if (st.size > maxBytes) return { ok: false, sig, error: tooBig(file, st.size, maxBytes) }
   return { ok: true, sig, size: st.size }
 }
@@ -41,7 +39,7 @@ export async function readManifestFile (file: string, maxBytes: number): Promise
   const fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
   try {
     const st = await fh.stat()
-    if (!st.isFile()) throw new FerryError('FERRY_ERR_LIMIT', `manifests: ${file} is ${fileType(st)}, not a regular file; ignored`, { path: file })
+    if (!st.isFile()) throw notRegular(file, st)
     let buf = Buffer.allocUnsafe(Math.min(st.size, maxBytes) + 1)
     let len = 0
     for (;;) {
@@ -64,6 +62,12 @@ export async function readManifestFile (file: string, maxBytes: number): Promise
 
 function tooBig (file: string, size: number, maxBytes: number): FerryError {
   return new FerryError('FERRY_ERR_LIMIT', `manifests: ${file} is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} limit (--manifest-max-file-size); ignored`, { path: file, limit: 'maxBytes' })
+}
+
+type StatKind = Parameters<typeof fileType>[0]
+
+function notRegular (file: string, st: StatKind): FerryError {
+  return new FerryError('FERRY_ERR_LIMIT', `manifests: ${file} is ${fileType(st)}, not a regular file; ignored`, { path: file })
 }
 
 function fileType (st: { isDirectory: () => boolean, isFIFO: () => boolean, isSocket: () => boolean, isCharacterDevice: () => boolean, isBlockDevice: () => boolean }): string {

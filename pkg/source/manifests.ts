@@ -119,7 +119,7 @@ export class ManifestSource implements Source {
 
   /** Files whose last read failed, for /debug/state and readiness. */
   brokenFiles (): string[] {
-    return [...this.files].filter(([, s]) => s.problem !== undefined).map(([f]) => f)
+    return this.status().rejectedFiles.map(r => r.file)
   }
 
   private schedule (ms: number): void {
