@@ -1,38 +1,11 @@
 // Validation turns untrusted decoded YAML/JSON into typed, normalized objects, or throws one
 // FERRY_ERR_INVALID_OBJECT naming the object and every failing field path.
 import { FerryError } from '../errors/errors.js'
-import { parseCIDR, parseIP, type ParsedIP } from '../net/ip.js'
+import { parseCIDR, parseIP } from '../net/ip.js'
 import type {
   Endpoint, EndpointPort, EndpointSlice, KObject, Kind, LoadBalancerIngress, Node, ObjectMeta, Pod, Protocol,
   Service, ServicePort, ServiceSpec, ServiceType, TrafficPolicy,
 } from './types.js'
-
-/**
- * parseIP with a fast path for canonical dotted-quad IPv4 (what nearly every address is), which is its
- * own canonical text: no regex, no split and join. Validation parses every endpoint address at start-up.
- */
-export function parseAddress (text: string): ParsedIP | null {
-  const n = text.length
-  if (n < 7 || n > 15) return parseIP(text)
-  let octet = 0
-  let digits = 0
-  let dots = 0
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i)
-    if (c === 46) {
-      if (digits === 0 || dots === 3) return parseIP(text)
-      dots++
-      octet = 0
-      digits = 0
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return parseIP(text) // leading zero: legacy form, canonicalised there
-      octet = octet * 10 + (c - 48)
-      if (++digits > 3 || octet > 255) return parseIP(text)
-    } else return parseIP(text)
-  }
-  if (dots !== 3 || digits === 0) return parseIP(text)
-  return { family: 'IPv4', ip: text }
-}
 
 type Raw = Record<string, unknown>
 
@@ -116,7 +89,7 @@ function oneOf<T extends string> (o: Raw, key: string, path: string, errs: Field
 function ipList (o: Raw, key: string, path: string, errs: FieldErrors): string[] {
   const out: string[] = []
   list(o, key, path, errs).forEach((v, i) => {
-    const p = typeof v === 'string' ? parseAddress(v) : null
+    const p = typeof v === 'string' ? parseIP(v) : null
     if (p === null) errs.add(`${path}.${key}[${i}]`, v, 'must be a valid IP address')
     else out.push(p.ip)
   })
@@ -194,7 +167,7 @@ function validateService (raw: Raw, errs: FieldErrors): Service {
 
   const clusterIP = str(s, 'clusterIP', 'spec', errs)
   if (clusterIP !== undefined && clusterIP !== '' && clusterIP !== 'None') {
-    const ip = parseAddress(clusterIP)
+    const ip = parseIP(clusterIP)
     if (ip === null) errs.add('spec.clusterIP', clusterIP, 'must be a valid IP address, "None" or empty')
     else spec.clusterIP = ip.ip
   } else if (clusterIP !== undefined) spec.clusterIP = clusterIP
@@ -202,7 +175,7 @@ function validateService (raw: Raw, errs: FieldErrors): Service {
   if (clusterIPs.length > 0) {
     spec.clusterIPs = clusterIPs.map((v, i) => {
       if (v === 'None') return v
-      const ip = typeof v === 'string' ? parseAddress(v) : null
+      const ip = typeof v === 'string' ? parseIP(v) : null
       if (ip === null) { errs.add(`spec.clusterIPs[${i}]`, v, 'must be a valid IP address or "None"'); return '' }
       return ip.ip
     })
@@ -272,7 +245,7 @@ function validateService (raw: Raw, errs: FieldErrors): Service {
       const ing: LoadBalancerIngress = {}
       const ip = str(r, 'ip', path, errs)
       if (ip !== undefined) {
-        const p = parseAddress(ip)
+        const p = parseIP(ip)
         if (p === null) errs.add(`${path}.ip`, ip, 'must be a valid IP address')
         else ing.ip = p.ip
       }
@@ -304,7 +277,7 @@ function validateEndpointSlice (raw: Raw, errs: FieldErrors): EndpointSlice {
         else addresses.push(a)
         return
       }
-      const ip = typeof a === 'string' ? parseAddress(a) : null
+      const ip = typeof a === 'string' ? parseIP(a) : null
       if (ip === null) errs.add(`${path}.addresses[${j}]`, a, 'must be a valid IP address')
       else if (addressType !== undefined && ip.family !== addressType) errs.add(`${path}.addresses[${j}]`, a, `must be an ${addressType} address`)
       else addresses.push(ip.ip)
@@ -408,12 +381,12 @@ function validatePod (raw: Raw, errs: FieldErrors): Pod {
     const st: NonNullable<Pod['status']> = {}
     const podIP = str(raw.status, 'podIP', 'status', errs)
     if (podIP !== undefined) {
-      const p = parseAddress(podIP)
+      const p = parseIP(podIP)
       if (p === null) errs.add('status.podIP', podIP, 'must be a valid IP address')
       else st.podIP = p.ip
     }
     const podIPs = list(raw.status, 'podIPs', 'status', errs).flatMap((v, i) => {
-      const p = isRecord(v) && typeof v.ip === 'string' ? parseAddress(v.ip) : null
+      const p = isRecord(v) && typeof v.ip === 'string' ? parseIP(v.ip) : null
       if (p === null) { errs.add(`status.podIPs[${i}].ip`, v, 'must be a valid IP address'); return [] }
       return [{ ip: p.ip }]
     })

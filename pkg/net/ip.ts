@@ -9,7 +9,35 @@ export interface ParsedCIDR { readonly family: IPFamily, readonly ip: string, re
 // Kubernetes still accepts legacy IPv4 with leading zeros ("192.168.099.011") and reads it as decimal.
 const legacyV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
 
+/**
+ * Canonical dotted-quad IPv4 (nearly every address ferry sees, e.g. every endpoint at start-up) is its own
+ * canonical text: answered by one scan, no regex, split or join. Anything else takes parseIPGeneral.
+ */
 export function parseIP (text: string): ParsedIP | null {
+  const n = text.length
+  if (n < 7 || n > 15) return parseIPGeneral(text)
+  let octet = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return parseIPGeneral(text)
+      dots++
+      octet = 0
+      digits = 0
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return parseIPGeneral(text) // leading zero: legacy form, canonicalised there
+      octet = octet * 10 + (c - 48)
+      if (++digits > 3 || octet > 255) return parseIPGeneral(text)
+    } else return parseIPGeneral(text)
+  }
+  if (dots !== 3 || digits === 0) return parseIPGeneral(text)
+  return { family: 'IPv4', ip: text }
+}
+
+/** Every form parseIP accepts: legacy IPv4 with leading zeros, surrounding space, IPv6 in any spelling. */
+export function parseIPGeneral (text: string): ParsedIP | null {
   const s = text.trim()
   const m = legacyV4.exec(s)
   if (m !== null) {
