@@ -14,16 +14,6 @@ export function redact (text: string): string {
   return text.replace(USERINFO_PASSWORD, `$1:${REDACTED}@`)
 }
 
-/** Redacts every string inside a plain value (for FerryError details and log fields). */
-export function redactDeep (value: unknown): unknown {
-  if (typeof value === 'string') return redact(value)
-  if (Array.isArray(value)) return value.map(redactDeep)
-  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v)]))
-  }
-  return value
-}
-
 export interface Endpoint {
   /** What the client dials: scheme://host:port, never any userinfo. */
   readonly url: string

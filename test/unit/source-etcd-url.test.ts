@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseEndpoint, redact, redactDeep } from '../../pkg/source/etcd-url.js'
+import { parseEndpoint, redact } from '../../pkg/source/etcd-url.js'
 
 t.test('redact replaces the password of every URL in a text', async t => {
   const cases: Array<[string, string]> = [
@@ -13,7 +13,6 @@ t.test('redact replaces the password of every URL in a text', async t => {
     ['etcd http://u:pa:ss@h:1 failed', 'etcd http://u:***@h:1 failed'],
   ]
   for (const [input, want] of cases) t.equal(redact(input), want, input.replace(/:[^:@/]*@/g, ':…@'))
-  t.same(redactDeep({ endpoints: ['http://u:s@h:1'], n: 3, nested: { e: 'https://x:y@z:2' } }), { endpoints: ['http://u:***@h:1'], n: 3, nested: { e: 'https://x:***@z:2' } })
 })
 
 t.test('parseEndpoint splits userinfo from what the client dials', async t => {
