@@ -1,5 +1,5 @@
-// The nat table is written in chain-name order (declarations, then each chain's rules in one run), as
-// iptables-save lists it: libiptc restores that order markedly faster. Rule order within a chain is
+// The nat table is written chain by chain in name order, with the chains declared in reverse name order:
+// libiptc restores that shape fastest (bench/README.md). Rule order within a chain is
 // what decides packets, so it must be unchanged by the regrouping.
 import t from 'tap'
 import { desired, ep, stateOf, svcInfo, syntheticState, withEndpointChanged } from '../../pkg/proxy/iptables/fixtures.js'
@@ -45,7 +45,7 @@ t.test('full render: per-service chains declared and written in name order, one 
   const r = renderFull(mixedState(), OPTS, new Set(), fullSyncExtras(jumps('IPv4')))
   const nat = natTable(r.payload)
   const perService = nat.decls.filter(c => !TOP.has(c))
-  t.same(perService, sorted(perService), 'per-service declarations sorted')
+  t.same(perService, sorted(perService).reverse(), 'per-service declarations in reverse name order')
   t.same(sorted(perService), sorted([...r.ownedChains]), 'every owned chain declared once')
   const chains = nat.runs.map(x => x.chain)
   t.equal(new Set(chains).size, chains.length, 'each chain\'s rules come in one run')
@@ -80,7 +80,7 @@ t.test('partial render: the changed service\'s chains sorted, stale chains delet
   const part = renderPartial(next.state, new Set([next.key]), full.ownedChains, OPTS)
   const nat = natTable(part.payload)
   const perService = nat.decls.filter(c => !TOP.has(c) && !part.deletedChains.includes(c))
-  t.same(perService, sorted(perService))
+  t.same(perService, sorted(perService).reverse())
   const chains = nat.runs.map(x => x.chain)
   t.same(chains, sorted(chains))
   t.ok(part.deletedChains.length > 0)
