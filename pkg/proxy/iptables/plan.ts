@@ -1,7 +1,7 @@
-// Per-service decisions (PROXY.md §1 table, §2 chain table), made once and shared by the writer in
-// render.ts and by the rule counter that accounts for the chains a partial sync skips.
+// The neutral entry-point plan mapped onto iptables chains (PROXY.md §2 chain table), shared by the writer
+// in render.ts and by the rule counter that accounts for the chains a partial sync skips.
 import type { DesiredServicePort, EndpointInfo } from '../types.js'
-import { cidrContains, parseCIDR, type ParsedCIDR } from '../../net/ip.js'
+import { planPort, type PortPlan } from '../plan.js'
 import { endpointChainName, serviceChainNames, type ServiceChainNames } from './names.js'
 import type { RenderOptions } from './options.js'
 
@@ -12,6 +12,8 @@ export interface PlannedEndpoint {
 
 export interface ServicePlan {
   readonly sp: DesiredServicePort
+  /** The backend-neutral decisions this plan renders. */
+  readonly port: PortPlan
   /** Lower-case protocol for `-m tcp -p tcp`. */
   readonly proto: string
   readonly names: ServiceChainNames
@@ -46,8 +48,7 @@ export interface ServicePlan {
   readonly clusterMasq: boolean
 }
 
-function planEndpoints (spn: string, proto: string, eps: readonly EndpointInfo[] | null): PlannedEndpoint[] {
-  if (eps === null) return []
+function planEndpoints (spn: string, proto: string, eps: readonly EndpointInfo[]): PlannedEndpoint[] {
   const out: PlannedEndpoint[] = new Array<PlannedEndpoint>(eps.length)
   for (let i = 0; i < eps.length; i++) {
     const ep = eps[i] as EndpointInfo
@@ -56,74 +57,40 @@ function planEndpoints (spn: string, proto: string, eps: readonly EndpointInfo[]
   return out
 }
 
-const rangeCache = new Map<string, ParsedCIDR | null>()
-function cidr (text: string): ParsedCIDR | null {
-  let v = rangeCache.get(text)
-  if (v === undefined) {
-    if (rangeCache.size > 10000) rangeCache.clear()
-    v = parseCIDR(text)
-    rangeCache.set(text, v)
-  }
-  return v
-}
-
+/** The neutral plan (../plan.ts) in chains: which exist, where each entry point jumps. Decides nothing new. */
 export function planService (sp: DesiredServicePort, opts: RenderOptions): ServicePlan {
+  const port = planPort(sp, opts)
   const info = sp.info
-  const proto = info.protocol.toLowerCase()
   const names = serviceChainNames(info.spn, info.protocol)
-  const clusterEps = planEndpoints(info.spn, info.protocol, sp.clusterEndpoints)
-  const localEps = planEndpoints(info.spn, info.protocol, sp.localEndpoints)
-  let allEps: PlannedEndpoint[]
-  if (localEps.length === 0) allEps = clusterEps
-  else if (clusterEps.length === 0) allEps = localEps
-  else {
-    const seen = new Set<string>()
-    allEps = []
-    for (const e of clusterEps) { seen.add(e.chain); allEps.push(e) }
-    for (const e of localEps) if (!seen.has(e.chain)) { seen.add(e.chain); allEps.push(e) }
-  }
-  const usesCluster = clusterEps.length > 0
-  const usesLocal = localEps.length > 0
-  const hasAny = sp.hasAnyEndpoints && allEps.length > 0
-  const internalChain = info.internalPolicyLocal ? names.svl : names.svc
-  const hasInternal = info.internalPolicyLocal ? usesLocal : usesCluster
-  const externallyAccessible = info.nodePort !== 0 || info.externalIPs.length > 0 || info.loadBalancerIPs.length > 0
-  const hasExternal = externallyAccessible && (info.externalPolicyLocal ? usesLocal : usesCluster)
-  const usesExt = externallyAccessible && hasAny
-
-  const sourceRanges: string[] = []
-  let allowFromNode = false
-  for (const r of info.loadBalancerSourceRanges) {
-    const c = cidr(r)
-    if (c === null || c.family !== opts.family) continue
-    sourceRanges.push(c.text)
-    if (!allowFromNode) allowFromNode = opts.nodeIPs.some(ip => cidrContains(c, ip))
-  }
-  const usesFW = usesExt && info.loadBalancerIPs.length > 0 && sourceRanges.length > 0
-  // Without any endpoint anywhere everything is refused; with some, a Local policy that has none here drops.
-  const target = sp.hasAnyEndpoints ? 'DROP' : 'REJECT'
+  const clusterEps = planEndpoints(info.spn, info.protocol, port.clusterEndpoints)
+  const localEps = planEndpoints(info.spn, info.protocol, port.localEndpoints)
+  const allEps = port.allEndpoints === port.clusterEndpoints
+    ? clusterEps
+    : port.allEndpoints === port.localEndpoints ? localEps : planEndpoints(info.spn, info.protocol, port.allEndpoints)
+  const usesExt = port.externallyAccessible && port.hasAnyEndpoints
   return {
     sp,
-    proto,
+    port,
+    proto: info.protocol.toLowerCase(),
     names,
     clusterEps,
     localEps,
     allEps,
-    hasAnyEndpoints: hasAny,
-    usesCluster,
-    usesLocal,
-    internalChain,
-    hasInternal,
-    externallyAccessible,
-    hasExternal,
+    hasAnyEndpoints: port.hasAnyEndpoints,
+    usesCluster: clusterEps.length > 0,
+    usesLocal: localEps.length > 0,
+    internalChain: info.internalPolicyLocal ? names.svl : names.svc,
+    hasInternal: port.internalSet !== null,
+    externallyAccessible: port.externallyAccessible,
+    hasExternal: port.externalSet !== null,
     usesExt,
-    usesFW,
-    lbChain: usesFW ? names.fw : names.ext,
-    internalTarget: target,
-    externalTarget: target,
-    sourceRanges,
-    allowFromNode,
-    clusterMasq: hasInternal && (opts.masqueradeAll || opts.clusterCIDR !== undefined),
+    usesFW: port.firewall,
+    lbChain: port.firewall ? names.fw : names.ext,
+    internalTarget: port.refusal,
+    externalTarget: port.refusal,
+    sourceRanges: port.sourceRanges,
+    allowFromNode: port.allowFromNode,
+    clusterMasq: port.clusterMasq,
   }
 }
 
