@@ -15,6 +15,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client'
 import { buildHttpServer } from '../pkg/http/server.js'
 import { ProxyHealth } from '../pkg/proxy/health.js'
 import { createProxyMetrics } from '../pkg/proxy/metrics.js'
+import { iptablesMetrics } from '../pkg/proxy/iptables/metrics.js'
 
 const SELF = fileURLToPath(import.meta.url)
 
@@ -23,9 +24,10 @@ async function serve (): Promise<void> {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const metrics = createProxyMetrics(registry)
+  const ipt = iptablesMetrics(registry)
   for (const f of ['IPv4', 'IPv6']) {
     for (let i = 0; i < 100; i++) { metrics.syncDuration.observe({ ip_family: f }, i / 1000); metrics.networkProgramming.observe({ ip_family: f }, i / 10) }
-    for (const table of ['nat', 'filter', 'mangle']) { metrics.iptablesTotal.set({ ip_family: f, table }, 50_000); metrics.iptablesLast.set({ ip_family: f, table }, 50_000) }
+    for (const table of ['nat', 'filter', 'mangle']) { ipt.rulesTotal.set({ ip_family: f, table }, 50_000); ipt.rulesLast.set({ ip_family: f, table }, 50_000) }
     metrics.lastSyncTimestamp.set({ ip_family: f }, Date.now() / 1000)
   }
   let renders = 0

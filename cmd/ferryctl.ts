@@ -16,6 +16,9 @@ Usage:
   ferryctl apply  -f FILE|DIR [-f ...]     validate all objects, then write the changed ones to etcd
   ferryctl delete -f FILE|DIR [-f ...]     delete the objects the manifests name
   ferryctl get RESOURCE [NAME] [-n NS | -A] [-o table|json|yaml]
+  ferryctl trace SRC DST:PORT[/PROTO]      ask the running ferryd which service entry point a new
+                                           connection from SRC hits, and which endpoints can answer
+                                           (masqueraded or not); DST in IPv6 as [IP]:PORT, PROTO tcp|udp|sctp
 
 Resources: services (svc), endpointslices (eps), nodes (no), pods (po)
 
@@ -44,6 +47,8 @@ Flags:
       --max-txn-ops N        operations per etcd transaction: etcd's --max-txn-ops (default ${DEFAULT_TXN_OPS})
       --max-request-bytes N  etcd's --max-request-bytes (default ${DEFAULT_REQUEST_BYTES}); transactions are
                              filled to about 90% of it
+      --server URL           trace: ferryd's HTTP address (env FERRY_SERVER; default http://127.0.0.1:10249;
+                             /debug answers loopback clients unless ferryd runs with --debug-remote)
   -h, --help                 show this help
 
 Errors print "error: <message>" (naming the file, object and field) to stderr and exit 1; when any
@@ -108,6 +113,7 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
         'etcd-password-file': { type: 'string' },
         'max-txn-ops': { type: 'string' },
         'max-request-bytes': { type: 'string' },
+        server: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -153,6 +159,14 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
   }
 
   switch (command) {
+    case 'trace': {
+      const { DEFAULT_SERVER, parseTraceArgs, trace } = await import('../pkg/ctl/trace.js')
+      if (rest.length !== 2) throw new UsageError('trace needs SRC and DST:PORT[/PROTO]')
+      let target
+      try { target = parseTraceArgs(rest[0], rest[1]) } catch (e) { throw new UsageError(e instanceof Error ? e.message : String(e)) }
+      io.stdout(await trace(setting('server', 'FERRY_SERVER') ?? DEFAULT_SERVER, target))
+      return 0
+    }
     case 'apply':
     case 'delete': {
       if (rest.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(rest[0])} (use -f FILE|DIR)`)

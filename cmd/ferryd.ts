@@ -7,7 +7,9 @@ import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
 import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../pkg/net/ip.js'
-import { createBackend, chooseProxyMode } from '../pkg/proxy/backends.js'
+import { backendDeps, chooseProxyMode, cleanupAllModes, createBackend } from '../pkg/proxy/backends.js'
+import { resolveProxyOptions, type ProxyOptions } from '../pkg/proxy/options.js'
+import { parseTraceQuery } from '../pkg/proxy/trace.js'
 import { ProxyHealth, nodeEligible } from '../pkg/proxy/health.js'
 import { createProxyMetrics } from '../pkg/proxy/metrics.js'
 import { ConntrackCleaner } from '../pkg/proxy/conntrack/cleanup.js'
@@ -41,31 +43,26 @@ async function main (argv: string[]): Promise<number> {
   log.info('proxy mode', { mode: mode.mode, reason: mode.reason })
   const ips = nodeIPs()
   if (cfg.cleanup) return await cleanup(cfg, ips, log)
-  const backends = new Map<IPFamily, Backend>()
-  for (const family of cfg.ipFamilies) backends.set(family, await createBackend(mode.mode, { family, cfg, nodeIPs: ips, log: log.child(`proxy.${family}`) }))
-  return await serve(cfg, log, backends)
-}
-
-/** Removes ferry's rules from both iptables variants and both families, whatever is configured now. */
-async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number> {
-  let failed = 0
-  for (const family of ['IPv4', 'IPv6'] as const) {
-    for (const iptablesVariant of ['legacy', 'nft'] as const) {
-      const backend = await createBackend('iptables', { family, cfg: { ...cfg, iptablesVariant }, nodeIPs: ips, log })
-      try { await backend.cleanup() } catch (e) {
-        failed++
-        log.warn('cleanup failed', { family, variant: iptablesVariant, err: e })
-      }
-    }
-  }
-  log.info('removed every rule ferry owns', { failed })
-  return failed === 0 ? 0 : 1
-}
-
-async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>): Promise<number> {
-  // The kernel reads for the first sync run while the source loads.
-  for (const b of backends.values()) b.prepare?.()
   const registry = new Registry()
+  const backends = new Map<IPFamily, { backend: Backend, options: ProxyOptions }>()
+  for (const family of cfg.ipFamilies) {
+    const deps = backendDeps(cfg, family, ips, log.child(`proxy.${family}`), registry)
+    backends.set(family, { backend: createBackend(mode.mode, deps), options: resolveProxyOptions(deps.proxy) })
+  }
+  return await serve(cfg, log, registry, backends)
+}
+
+/** Removes the state of every proxy mode in both families, whatever is configured now. */
+async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number> {
+  const failures = await cleanupAllModes(backendDeps(cfg, 'IPv4', ips, log))
+  for (const f of failures) log.warn('cleanup failed', { what: f.what, err: f.err })
+  log.info('removed every rule ferry owns', { failed: failures.length })
+  return failures.length === 0 ? 0 : 1
+}
+
+async function serve (cfg: Config, log: Logger, registry: Registry, backends: Map<IPFamily, { backend: Backend, options: ProxyOptions }>): Promise<number> {
+  // The kernel reads for the first sync run while the source loads.
+  for (const b of backends.values()) b.backend.prepare?.()
   collectDefaultMetrics({ register: registry })
   const metrics = createProxyMetrics(registry)
   const health = new ProxyHealth(2 * cfg.syncPeriodMs)
@@ -75,7 +72,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
 
   const healthChecks: HealthCheckServer[] = []
   const conntrackMetrics = createConntrackMetrics(registry)
-  const proxiers = [...backends].map(([family, backend]) => {
+  const proxiers = [...backends].map(([family, { backend, options }]) => {
     // After the new rules are live (PROXY.md §4): stale UDP flows, then health-check listeners.
     const conntrack = new ConntrackCleaner({ family, log: log.child(`proxy.${family}`), metrics: conntrackMetrics })
     const healthCheck = new HealthCheckServer({
@@ -83,7 +80,7 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
     })
     healthChecks.push(healthCheck)
     return new Proxier({
-      family, nodeName: cfg.nodeName, backend, store, metrics, health,
+      family, nodeName: cfg.nodeName, backend, options, store, metrics, health,
       minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs, log: log.child(`proxy.${family}`),
       afterSync: [conntrack.afterSync, healthCheck.afterSync],
     })
@@ -103,6 +100,14 @@ async function serve (cfg: Config, log: Logger, backends: Map<IPFamily, Backend>
         // health knows which families synced; status() would count every endpoint on each probe.
         const pending = [...backends.keys()].filter(f => !health.hasSynced(f))
         return pending.length === 0 ? { ready: true, reason: '' } : { ready: false, reason: `no rules applied yet for ${pending.join(', ')}` }
+      },
+      debugTrace: q => {
+        const pkt = parseTraceQuery(q)
+        if (typeof pkt === 'string') return pkt
+        const family = parseIP(pkt.dst)?.family
+        const proxier = proxiers.find(p => p.family === family)
+        if (proxier === undefined) return `this ferryd proxies ${cfg.ipFamilies.join(', ')} only`
+        return { family, packet: pkt, ...proxier.trace(pkt, { localAddresses: nodeIPs() }) }
       },
       debugState: () => ({
         nodeName: cfg.nodeName,

@@ -16,6 +16,8 @@ export interface HttpDeps {
   /** Ready once the source listed and every family applied its first sync. */
   ready: () => { ready: boolean, reason: string }
   debugState: () => unknown
+  /** /debug/trace: a new connection through the proxy's plan; a string is a bad request. */
+  debugTrace?: (q: Readonly<Record<string, string | undefined>>) => unknown
   /** Serve /debug/* to clients that are not on loopback too (--debug-remote). */
   debugRemote?: boolean
   /** Scrapes within this many ms of a render share it (default 1000; see metrics-render.ts). */
@@ -54,6 +56,13 @@ export function buildHttpServer (deps: HttpDeps): FastifyInstance {
 
   void app.register(async debug => {
     debug.addHook('onRequest', debugGuard(deps.debugRemote ?? false))
+    debug.get('/trace', async (req, reply) => {
+      const trace = deps.debugTrace
+      if (trace === undefined) return await reply.code(404).send({ error: 'no proxy to trace' })
+      const r = trace(req.query as Record<string, string | undefined>)
+      if (typeof r === 'string') return await reply.code(400).send({ error: r })
+      return await reply.type('application/json').send(JSON.stringify(r, null, 2))
+    })
     debug.get('/state', async (_req, reply) => {
       return await reply.type('application/json').send(JSON.stringify(deps.debugState(), null, 2))
     })

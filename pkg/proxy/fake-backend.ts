@@ -17,7 +17,7 @@ export class FakeBackend implements Backend {
     if (this.failNext > 0) { this.failNext--; throw new Error('fake apply failure') }
     this.programmed = new Map(state.services)
     const n = state.services.size
-    return { kind: changed === null ? 'full' : 'partial', rulesWritten: { nat: changed === null ? n : changed.size }, rulesTotal: { nat: n } }
+    return { kind: changed === null ? 'full' : 'partial', summary: { services: changed === null ? n : changed.size } }
   }
 
   async cleanup (): Promise<void> { this.programmed.clear() }

@@ -1,4 +1,5 @@
-// kube-proxy's metric names, types and labels, so existing dashboards keep working.
+// kube-proxy's backend-neutral metric names, types and labels, so existing dashboards keep working.
+// Each mode registers its own (iptables/metrics.ts).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 
 const SYNC_BUCKETS = Array.from({ length: 15 }, (_, n) => 0.001 * 2 ** n)
@@ -20,10 +21,6 @@ export interface ProxyMetrics {
   readonly serviceChangesPending: Gauge
   readonly endpointChangesTotal: Counter
   readonly serviceChangesTotal: Counter
-  readonly restoreFailures: Counter<'ip_family'>
-  readonly partialRestoreFailures: Counter<'ip_family'>
-  readonly iptablesTotal: Gauge<'ip_family' | 'table'>
-  readonly iptablesLast: Gauge<'ip_family' | 'table'>
   readonly noLocalEndpoints: Gauge<'ip_family' | 'traffic_policy'>
   readonly healthzTotal: Counter<'code'>
   readonly livezTotal: Counter<'code'>
@@ -44,11 +41,7 @@ export function createProxyMetrics (registry: Registry): ProxyMetrics {
     serviceChangesPending: new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers }),
     endpointChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers }),
     serviceChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers }),
-    restoreFailures: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'Cumulative proxy iptables restore failures', labelNames: ['ip_family'], registers }),
-    partialRestoreFailures: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', help: 'Cumulative proxy iptables partial restore failures', labelNames: ['ip_family'], registers }),
-    // Gauges whose names end in _total, as in kube-proxy: dashboards depend on the names.
-    iptablesTotal: new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by the proxy', labelNames: ['ip_family', 'table'], registers }),
-    iptablesLast: new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_last', help: 'Number of iptables rules written by the proxy in the last sync', labelNames: ['ip_family', 'table'], registers }),
+    // A gauge whose name ends in _total, as in kube-proxy: dashboards depend on the names.
     noLocalEndpoints: new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['ip_family', 'traffic_policy'], registers }),
     healthzTotal: new Counter({ name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers }),
     livezTotal: new Counter({ name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers }),

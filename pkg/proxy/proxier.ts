@@ -9,7 +9,10 @@ import type { IPFamily } from '../net/ip.js'
 import type { ProxyHealth } from './health.js'
 import type { ProxyMetrics } from './metrics.js'
 import { BoundedFrequencyRunner, realClock, type Clock } from './runner.js'
+import { resolveProxyOptions, type ProxyOptions } from './options.js'
+import { planPort } from './plan.js'
 import { categorizeEndpoints } from './topology.js'
+import { tracePlan, type Packet, type TraceEnv, type TraceResult } from './trace.js'
 import { EndpointsChangeTracker, ServiceChangeTracker } from './tracker.js'
 import type { Backend, DesiredServicePort, DesiredState, EndpointInfo, NodeTopology, ServicePortInfo, SyncResult } from './types.js'
 
@@ -26,6 +29,8 @@ export interface ProxierOptions {
   family: IPFamily
   nodeName: string
   backend: Backend
+  /** The neutral options the backend plans with: the tracer plans with them too. */
+  options?: ProxyOptions
   store: ClusterStore
   minSyncPeriodMs: number
   syncPeriodMs: number
@@ -46,7 +51,7 @@ export interface ProxierStatus {
   readonly servicePorts: number
   readonly endpoints: number
   readonly syncs: number
-  readonly lastSync?: { readonly at: string, readonly kind: string, readonly durationMs: number, readonly rulesWritten: Readonly<Record<string, number>> }
+  readonly lastSync?: { readonly at: string, readonly kind: string, readonly durationMs: number, readonly summary: Readonly<Record<string, number>> }
   readonly lastError?: string
 }
 
@@ -88,6 +93,8 @@ export class Proxier {
     o.store.on('EndpointSlice', (p, c) => { this.onSlice(p as EndpointSlice | undefined, c as EndpointSlice | undefined) })
     o.store.on('Node', (p, c) => { this.onNode((c ?? p) as Node | undefined, c !== undefined) })
   }
+
+  get family (): IPFamily { return this.o.family }
 
   start (): void {
     this.runner.start()
@@ -174,7 +181,6 @@ export class Proxier {
     } catch (e) {
       this.needFullSync = true
       this.lastError = errorMessage(e)
-      ;(full ? this.o.metrics.restoreFailures : this.o.metrics.partialRestoreFailures).inc({ ip_family: family })
       this.o.log.error('sync failed; the next sync is a full one', { err: e, full })
       this.runner.retryAfter(this.o.syncPeriodMs)
       return
@@ -189,11 +195,9 @@ export class Proxier {
     ;(result.kind === 'full' ? this.o.metrics.syncFullDuration : this.o.metrics.syncPartialDuration).observe({ ip_family: family }, seconds)
     for (const t of pendingSince) this.o.metrics.networkProgramming.observe({ ip_family: family }, (end - t) / 1000)
     this.o.metrics.lastSyncTimestamp.set({ ip_family: family }, end / 1000)
-    for (const [table, n] of Object.entries(result.rulesTotal)) this.o.metrics.iptablesTotal.set({ ip_family: family, table }, n)
-    for (const [table, n] of Object.entries(result.rulesWritten)) this.o.metrics.iptablesLast.set({ ip_family: family, table }, n)
     this.recordNoLocal()
     this.o.health.updatedSince(family, start)
-    this.lastSync = { at: new Date(end).toISOString(), kind: result.kind, durationMs: end - start, rulesWritten: result.rulesWritten }
+    this.lastSync = { at: new Date(end).toISOString(), kind: result.kind, durationMs: end - start, summary: result.summary }
     this.o.log.debug('synced', { kind: result.kind, changed: changed.size, durationMs: end - start })
     for (const hook of this.o.afterSync ?? []) {
       try { await hook({ family, services: this.desired }, full ? null : changed, this.epMap) } catch (e) {
@@ -227,6 +231,14 @@ export class Proxier {
       ...(this.lastSync !== undefined ? { lastSync: this.lastSync } : {}),
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
     }
+  }
+
+  /** One new connection through the desired state of the last sync, as the tracer sees it (ferryctl trace). */
+  trace (pkt: Packet, env: TraceEnv): TraceResult {
+    const opts = this.o.options ?? resolveProxyOptions({ family: this.o.family })
+    const plans = []
+    for (const sp of this.desired.values()) plans.push(planPort(sp, opts))
+    return tracePlan(plans, opts, env, pkt)
   }
 
   /** The desired state, for /debug/state. */

@@ -120,3 +120,19 @@ function decide (p: PortPlan, kind: EntryKind, opts: ProxyOptions, pkt: Packet, 
   if (p.externalSet === null) return refuse(p, kind, 'externalTrafficPolicy=Local and no local endpoints')
   return forward(p, kind, p.externalSet, pkt, false, 'externalTrafficPolicy=Local: client IP kept')
 }
+
+const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP']
+
+/** The packet of a /debug/trace query (src, dst, port, protocol), or what is wrong with it. */
+export function parseTraceQuery (q: Readonly<Record<string, string | undefined>>): Packet | string {
+  const src = parseIP(q.src ?? '')
+  const dst = parseIP(q.dst ?? '')
+  if (src === null) return `src must be an IP address, got ${JSON.stringify(q.src ?? '')}`
+  if (dst === null) return `dst must be an IP address, got ${JSON.stringify(q.dst ?? '')}`
+  if (src.family !== dst.family) return 'src and dst must be of one IP family'
+  const port = Number(q.port)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return `port must be 1-65535, got ${JSON.stringify(q.port ?? '')}`
+  const protocol = (q.protocol ?? 'TCP').toUpperCase() as Protocol
+  if (!PROTOCOLS.includes(protocol)) return `protocol must be TCP, UDP or SCTP, got ${JSON.stringify(q.protocol)}`
+  return { src: src.ip, dst: dst.ip, port, protocol }
+}

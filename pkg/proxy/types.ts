@@ -72,12 +72,10 @@ export interface DesiredState {
 }
 
 export interface SyncResult {
-  /** 'full' rewrote every chain; 'partial' only those of changed services. */
+  /** 'full' rewrote everything the backend owns; 'partial' only what changed services own. */
   readonly kind: 'full' | 'partial'
-  /** Rules per table in the restore payload. */
-  readonly rulesWritten: Readonly<Record<string, number>>
-  /** Rules per table owned in total. */
-  readonly rulesTotal: Readonly<Record<string, number>>
+  /** What the sync wrote, in the backend's own terms (rules per table, virtual servers...), for /debug/state. */
+  readonly summary: Readonly<Record<string, number>>
 }
 
 export interface Backend {

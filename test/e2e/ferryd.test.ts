@@ -36,6 +36,19 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
     t.match(r, { ok: true, body: /^web-\d 10\.244\.0\.1$/ }, 'the backend sees the node, so replies return through it')
   })
 
+  await t.test('ferryctl trace names the endpoints the traffic reached', async t => {
+    const ctl = FERRYD_JS.replace(/ferryd\.js$/, 'ferryctl.js')
+    const pod = await lab.sh(['node', ctl, 'trace', client.ip, '10.96.0.10:80'])
+    t.match(pod, /entry: +demo\/web:http \(clusterIP\)\nverdict: +forward\n/, 'the ClusterIP entry point forwards')
+    t.same(pod.split('\n').filter(l => l.startsWith('  ')), ['  10.244.0.11:8080', '  10.244.0.12:8080', '  10.244.0.13:8080'],
+      'the three pods that answered above, not masqueraded (the backends saw the pod)')
+    const ext = await lab.sh(['node', ctl, 'trace', LAB.clientIP, `${LAB.nodeExternalIP}:30080`])
+    t.match(ext, /\(nodePort\)\nverdict: +forward\n/)
+    t.equal(ext.split('\n').filter(l => l.endsWith('(source masqueraded to a node address)')).length, 3, 'NodePort traffic is masqueraded, as the backends saw')
+    const none = await lab.sh(['node', ctl, 'trace', client.ip, '10.96.0.20:80'])
+    t.match(none, /verdict: +REJECT\nreason: +no usable endpoints/, 'the Service without endpoints is refused')
+  })
+
   await t.test('a Service without endpoints is refused at once', async t => {
     const r = await lab.get('http://10.96.0.20/', client.ns, 5)
     t.match(r, { ok: false, error: 'refused' })

@@ -9,6 +9,7 @@ import { SharedRender } from '../../pkg/http/metrics-render.js'
 import { buildHttpServer } from '../../pkg/http/server.js'
 import { ProxyHealth } from '../../pkg/proxy/health.js'
 import { createProxyMetrics } from '../../pkg/proxy/metrics.js'
+import { iptablesMetrics } from '../../pkg/proxy/iptables/metrics.js'
 
 /** A render that resolves when told to, with the text it was told. */
 function manualRender (): { render: () => Promise<string>, calls: () => number, finish: (text: string) => void, fail: (e: Error) => void } {
@@ -87,7 +88,7 @@ function costlyRegistry (costMs: number): { registry: Registry, renders: number[
   const metrics = createProxyMetrics(registry)
   for (const f of ['IPv4', 'IPv6']) {
     for (let i = 0; i < 50; i++) metrics.syncDuration.observe({ ip_family: f }, i / 1000)
-    for (const table of ['nat', 'filter', 'mangle']) metrics.iptablesTotal.set({ ip_family: f, table }, 1000)
+    for (const table of ['nat', 'filter', 'mangle']) iptablesMetrics(registry).rulesTotal.set({ ip_family: f, table }, 1000)
   }
   // Stands in for a large registry: rendering is synchronous work on the event loop.
   const renders: number[] = []

@@ -64,7 +64,7 @@ t.test('/readyz, /debug/state and /metrics', async t => {
   t.equal(r.statusCode, 200)
   t.match(r.headers['content-type'], /text\/plain; version=0\.0\.4/)
   t.match(r.body, /# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram/)
-  t.match(r.body, /# TYPE kubeproxy_sync_proxy_rules_iptables_total gauge/, 'a gauge named _total, as in kube-proxy')
+  t.match(r.body, /# TYPE kubeproxy_sync_proxy_rules_no_local_endpoints_total gauge/, 'a gauge named _total, as in kube-proxy')
   t.match(r.body, /# TYPE kubeproxy_sync_proxy_rules_no_local_endpoints_total gauge/)
   t.match(r.body, /kubeproxy_proxy_healthz_total\{code="200"\} 1/)
   t.equal((await app.inject('/nope')).statusCode, 404)

@@ -60,13 +60,13 @@ function entry (o: EntryOptions): ConntrackEntry {
 t.test('cleanup is needed after a full sync or when a UDP service port changed', async t => {
   const cases: Array<[string, ReadonlySet<string> | null, boolean]> = [
     ['full sync', null, true],
-    ['a UDP port changed', new Set(['ns1/dns:dns/udp']), true],
-    ['TCP and UDP changed', new Set(['ns1/web:http/tcp', 'ns1/dns:dns/udp']), true],
-    ['only TCP changed', new Set(['ns1/web:http/tcp']), false],
-    ['only SCTP changed', new Set(['ns1/x:y/sctp']), false],
+    ['a UDP port changed', new Set([key(dns)]), true],
+    ['TCP and UDP changed', new Set([key(dnsTCP), key(dns)]), true],
+    ['only TCP changed', new Set([key(dnsTCP)]), false],
+    ['a removed port (its protocol is in no state)', new Set(['ns1/gone:dns/udp']), false],
     ['nothing changed', new Set<string>(), false],
   ]
-  for (const [name, changed, want] of cases) t.equal(cleanupNeeded(changed), want, name)
+  for (const [name, changed, want] of cases) t.equal(cleanupNeeded(changed, STATE), want, name)
   t.equal(planCleanup('IPv4', stateOf([dnsTCP]), null, ENDPOINTS), null, 'no UDP port at all: nothing to list')
   t.equal(planCleanup('IPv4', STATE, new Set([key(dnsTCP)]), ENDPOINTS), null, 'TCP-only change: nothing to list')
   t.equal(planCleanup('IPv4', STATE, new Set([key(dns)]), ENDPOINTS)?.ports.length, 4, 'a UDP change checks every UDP port, not just the changed one')

@@ -1,5 +1,7 @@
 // IptablesBackend against a recording fake Exec: no root, no kernel.
 import t from 'tap'
+import { Registry } from 'prom-client'
+import { iptablesMetrics } from '../../pkg/proxy/iptables/metrics.js'
 import { IptablesBackend } from '../../pkg/proxy/iptables/backend.js'
 import { desired, ep, stateOf, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
 import { chooseVariant } from '../../pkg/proxy/iptables/mode.js'
@@ -48,8 +50,8 @@ t.test('first sync is full, scans the kernel once, adds missing jumps; then part
   const r2 = await be.sync(stateOf([a2, b]), new Set([servicePortKey(a.info)]))
   t.equal(r2.kind, 'partial')
   t.same(calls.map(c => c.argv[0]), ['iptables-legacy-restore'], 'one restore, no save, no per-rule calls')
-  t.ok((r2.rulesWritten.nat ?? 0) < (r2.rulesTotal.nat ?? 0))
-  t.same(r2.rulesTotal, r1.rulesTotal)
+  t.ok((r2.summary.natRules ?? 0) < (r2.summary.natRulesTotal ?? 0))
+  t.equal(r2.summary.natRulesTotal, r1.summary.natRulesTotal)
 })
 
 t.test('a failed partial restore makes the next sync full', async t => {
@@ -57,13 +59,17 @@ t.test('a failed partial restore makes the next sync full', async t => {
   const { exec, calls } = fakeExec({
     failRestore: () => fail ? { code: 2, stdout: '', stderr: "iptables-restore v1.8.9 (legacy): Couldn't load target `X'\n\nError occurred at line: 3\n" } : null,
   })
-  const be = new IptablesBackend({ family: 'IPv4', exec, variant: 'nft' })
+  const registry = new Registry()
+  const be = new IptablesBackend({ family: 'IPv4', exec, variant: 'nft', metrics: iptablesMetrics(registry) })
   await be.sync(stateOf([a]), null)
+  const gauge = async (name: string): Promise<string> => (await registry.metrics()).split('\n').filter(l => l.startsWith(name + '{')).join('\n')
+  t.match(await gauge('kubeproxy_sync_proxy_rules_iptables_total'), /ip_family="IPv4",table="nat"} \d+/, 'the mode owns its rule gauges')
   fail = true
   const err = await be.sync(stateOf([a, b]), new Set([servicePortKey(b.info)])).catch((e: unknown) => e)
   t.ok(isFerryError(err, 'FERRY_ERR_APPLY'))
   t.match((err as Error).message, /iptables-nft-restore failed at line 3: :FERRY-EXTERNAL-SERVICES/)
   t.equal(be.needFullSync, true)
+  t.match(await gauge('kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total'), /ip_family="IPv4"} 1/, 'and counts its partial restore failures')
   fail = false
   calls.length = 0
   const r = await be.sync(stateOf([a, b]), new Set([servicePortKey(b.info)]))

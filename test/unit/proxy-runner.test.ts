@@ -315,6 +315,9 @@ t.test('realClock', async t => {
   let fired = false
   const h = realClock.setTimeout(() => { fired = true }, 1)
   realClock.clearTimeout(h)
-  await new Promise<void>(resolve => setImmediate(resolve))
+  // Wait on a later, uncleared timer of the same clock: by then the cleared one would have fired.
+  let control = false
+  await new Promise<void>(resolve => realClock.setTimeout(() => { control = true; resolve() }, 30))
+  t.equal(control, true, 'an uncleared timer fires')
   t.equal(fired, false, 'cleared timers never fire')
 })

@@ -40,10 +40,13 @@ export interface DeleteSelector {
   readonly replySrc: string
 }
 
-/** After a full sync (changed null), or when a UDP service port changed. */
-export function cleanupNeeded (changed: ReadonlySet<string> | null): boolean {
+/**
+ * After a full sync (changed null), or when a UDP service port in `state` changed. A removed port needs
+ * nothing: the filter covers the ports that exist.
+ */
+export function cleanupNeeded (changed: ReadonlySet<string> | null, state: DesiredState): boolean {
   if (changed === null) return true
-  for (const key of changed) if (key.endsWith('/udp')) return true
+  for (const key of changed) if (state.services.get(key)?.info.protocol === 'UDP') return true
   return false
 }
 
@@ -71,7 +74,7 @@ export function cleanupFilter (family: IPFamily, state: DesiredState, endpoints:
 /** The filter when cleanup is needed after this sync, else null (nothing to list, nothing to delete). */
 export function planCleanup (family: IPFamily, state: DesiredState, changed: ReadonlySet<string> | null,
   endpoints: ReadonlyMap<string, readonly EndpointInfo[]>): CleanupFilter | null {
-  if (!cleanupNeeded(changed)) return null
+  if (!cleanupNeeded(changed, state)) return null
   const filter = cleanupFilter(family, state, endpoints)
   return filter.ports.length > 0 ? filter : null
 }

@@ -8,6 +8,7 @@ import { FerryError, errorMessage } from '../../errors/errors.js'
 import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
 import type { Backend, DesiredState, SyncResult } from '../types.js'
+import type { IptablesMetrics } from './metrics.js'
 import { chooseVariant } from './mode.js'
 import { Chain, isFerryChain, isPerServiceChain } from './names.js'
 import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } from './options.js'
@@ -18,6 +19,8 @@ import { chainsInSave, fullSyncExtras, jumpPresent, jumps, lineAt, removeJumps, 
 
 export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family'> {
   readonly family: IPFamily
+  /** Where the mode's own metrics go; none in tests that do not look. */
+  readonly metrics?: IptablesMetrics
   /** Defaults to spawning the tools directly. */
   readonly exec?: Exec
   /** Defaults to chooseVariant() on the first sync. */
@@ -47,6 +50,7 @@ export class IptablesBackend implements Backend {
   private readonly exec: Exec
   private readonly log: Logger
   private readonly render: RenderOptions
+  private readonly metrics: IptablesMetrics | undefined
   private chosen: Variant | undefined
   private owned: OwnedChains | null = null
   private full = true
@@ -63,7 +67,8 @@ export class IptablesBackend implements Backend {
     this.exec = opts.exec ?? spawnExec
     this.log = (opts.log ?? silentLogger).child('iptables')
     this.chosen = opts.variant
-    const { exec: _e, variant: _v, log: _l, ...render } = opts
+    this.metrics = opts.metrics
+    const { exec: _e, variant: _v, log: _l, metrics: _m, ...render } = opts
     this.render = resolveRenderOptions(render)
   }
 
@@ -188,6 +193,7 @@ export class IptablesBackend implements Backend {
     } catch (e) {
       // The restore is one transaction per table and the next full sync recomputes everything.
       this.full = true
+      ;(rendered.kind === 'full' ? this.metrics?.restoreFailures : this.metrics?.partialRestoreFailures)?.inc({ ip_family: this.family })
       this.log.warn('iptables sync failed; next sync is full', { kind: rendered.kind, error: errorMessage(e) })
       throw e
     }
@@ -198,11 +204,13 @@ export class IptablesBackend implements Backend {
     this.log.debug('iptables synced', {
       kind: rendered.kind, renderMs: Math.round(t1 - t0 + streamMs), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
     })
-    return {
-      kind: rendered.kind,
-      rulesWritten: { filter: rendered.rulesWritten.filter, nat: rendered.rulesWritten.nat },
-      rulesTotal: { filter: rendered.rulesTotal.filter, nat: rendered.rulesTotal.nat },
+    const written = rendered.rulesWritten
+    const total = rendered.rulesTotal
+    for (const table of ['filter', 'nat'] as const) {
+      this.metrics?.rulesTotal.set({ ip_family: this.family, table }, total[table])
+      this.metrics?.rulesLast.set({ ip_family: this.family, table }, written[table])
     }
+    return { kind: rendered.kind, summary: { filterRules: written.filter, natRules: written.nat, filterRulesTotal: total.filter, natRulesTotal: total.nat } }
   }
 
   /** One iptables-save per table: its text, and every chain as "table/name". */
