@@ -11,6 +11,8 @@ export const ErrorCodes = {
   FERRY_ERR_APPLY: 'programming the kernel failed; a full sync is retried',
   FERRY_ERR_EXEC: 'a helper program exited with an error',
   FERRY_ERR_NOT_FOUND: 'the named object does not exist',
+  FERRY_ERR_IPVS_UNAVAILABLE: 'IPVS is not available in this kernel: the generic netlink family "IPVS" is missing (module ip_vs not loaded)',
+  FERRY_ERR_NETLINK: 'a netlink exchange failed as a whole (socket error, lost or malformed reply, refused dump); per-message kernel errors are returned as errnos, not thrown',
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes
