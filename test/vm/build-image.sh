@@ -84,11 +84,12 @@ collect_files() {
 # apt-cache and ldd take seconds on a busy machine, and this runs before every VM boot: both answers
 # are remembered until their inputs change (the apt lists; the tools' own files).
 MEMO="$CACHE/.memo"; mkdir -p "$MEMO"
-if ! [ -s "$MEMO/pkgs" ] || ! [ "$MEMO/pkgs" -nt /var/lib/apt/lists ] || ! [ "$MEMO/pkgs" -nt "$HERE/build-image.sh" ]; then
-  resolve_pkgs >"$MEMO/pkgs.$$"
-  mv "$MEMO/pkgs.$$" "$MEMO/pkgs"
+PKGS_MEMO="$MEMO/pkgs-$KERNEL_META"
+if ! [ -s "$PKGS_MEMO" ] || ! [ "$PKGS_MEMO" -nt /var/lib/apt/lists ] || ! [ "$PKGS_MEMO" -nt "$HERE/build-image.sh" ]; then
+  (resolve_pkgs) >"$PKGS_MEMO.$$" || { rm -f "$PKGS_MEMO.$$"; exit 1; }
+  mv "$PKGS_MEMO.$$" "$PKGS_MEMO"
 fi
-{ read -r KPKG KVER; read -r BBPKG BBVER; } <"$MEMO/pkgs"
+{ read -r KPKG KVER; read -r BBPKG BBVER; } <"$PKGS_MEMO"
 tools_id=$( { sha256sum "$HERE/build-image.sh"; for t in "${TOOLS[@]}"; do stat -L -c '%n %s %Y' "$(tool_path "$t")"; done
               stat -c '%n %s %Y' /usr/lib/x86_64-linux-gnu/xtables/*.so; } | sha256sum | cut -c1-16)
 FILES=()
@@ -117,6 +118,9 @@ flock 9
 if [ -f "$IMAGE/ready" ]; then touch "$IMAGE"; echo "$IMAGE"; exit 0; fi
 
 # --- build ------------------------------------------------------------------------------------
+
+# Under the lock no other build runs: what is left is from a build that was killed.
+rm -rf "$CACHE"/.build-*
 
 START=$(date +%s%N)
 TMP=$(mktemp -d "$CACHE/.build-XXXXXX")
