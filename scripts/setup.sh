@@ -4,12 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(iptables nftables ipset conntrack iproute2 curl iputils-ping dnsutils etcd-server etcd-client procps python3 systemd openssl)
+# The IPVS test VM (test/vm/): qemu under TCG, ipvsadm as the tests' witness, cpio for its image. Its
+# kernel and busybox are fetched by test/vm/build-image.sh with apt-get download, so the apt lists
+# must exist even when every package above is installed already.
+PKGS+=(qemu-system-x86 ipvsadm cpio)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
-if [ "${#missing[@]}" -gt 0 ]; then
+if [ "${#missing[@]}" -gt 0 ] || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "${#missing[@]}" = 0 ] || apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Debian's etcd-server package starts a system etcd; ferry's tests start their own on free ports.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then systemctl stop etcd || true; fi
