@@ -8,6 +8,12 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 suites=(test/unit)
 if [ "$(id -u)" = 0 ]; then suites+=(test/e2e); else echo "not root: skipping test/e2e (network namespaces need root)"; fi
+# The IPVS suites run in a qemu VM (test/vm/). With root and qemu here, a VM that cannot boot is a
+# failure, not a skip; without them the VM tests say so and count as skipped.
+if [ -z "${FERRY_VM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v qemu-system-x86_64 >/dev/null; then export FERRY_VM=1
+  else echo "no root or no qemu-system-x86_64: the IPVS VM tests are skipped"; fi
+fi
 npx tap --reporter=tap "${suites[@]}" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 summary=$(grep -E '^# \{ total: [0-9]+' "$out" | tail -1)
@@ -19,5 +25,7 @@ if [ -z "$total" ] || [ "$total" = 0 ]; then fail=$((fail + 1)); fi
 if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then fail=1; fi
 left=$(ip netns list 2>/dev/null | grep -c '^fy' || true)
 if [ "$left" != 0 ]; then echo "error: $left test network namespace(s) left behind"; fail=$((fail + 1)); fi
+skip=$(grep -oE 'skip: [0-9]+' <<<"$summary" | grep -oE '[0-9]+' || true)
+[ -z "$skip" ] || echo "${skip} skipped (each skip above says why)"
 echo "${pass} passed, ${fail} failed"
 [ "$fail" = 0 ]
