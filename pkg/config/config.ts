@@ -8,7 +8,10 @@ import { parseCIDR, type IPFamily } from '../net/ip.js'
 import { checkAccessSettings } from '../source/etcd-access.js'
 import { parseEndpoint, redact } from '../source/etcd-url.js'
 
-export type ProxyMode = 'auto' | 'iptables'
+export type ProxyMode = 'auto' | 'iptables' | 'ipvs'
+/** Schedulers ferry accepts for --ipvs-scheduler (IPVS.md §1.5). */
+export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sh', 'mh'] as const
+export type IpvsScheduler = typeof IPVS_SCHEDULERS[number]
 export type IptablesVariant = 'auto' | 'legacy' | 'nft'
 
 export interface Config {
@@ -29,6 +32,11 @@ export interface Config {
   readonly etcdPasswordFile?: string
   readonly proxyMode: ProxyMode
   readonly iptablesVariant: IptablesVariant
+  readonly ipvsScheduler: IpvsScheduler
+  /** Longest a removed IPVS destination drains (weight 0) before it is deleted anyway. */
+  readonly ipvsGracefulTerminationMs: number
+  /** arp_ignore=1 / arp_announce=2, so this node does not answer ARP for the VIPs it binds. */
+  readonly ipvsStrictARP: boolean
   readonly ipFamilies: readonly IPFamily[]
   /** Pod CIDRs, at most one per family (kube-proxy's comma-separated --cluster-cidr). */
   readonly clusterCIDRs: readonly string[]
@@ -69,8 +77,11 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'etcd-keyfile', key: 'etcdKeyFile', kind: 'string', help: 'PEM private key of --etcd-certfile' },
   { flag: 'etcd-username', key: 'etcdUsername', kind: 'string', help: 'etcd user to log in as (with --etcd-password-file)' },
   { flag: 'etcd-password-file', key: 'etcdPasswordFile', kind: 'string', help: 'file holding the etcd password (one trailing newline ignored); never logged' },
-  { flag: 'proxy-mode', key: 'proxyMode', kind: 'string', def: 'auto', help: 'auto | iptables (auto picks the best mode the kernel supports)' },
+  { flag: 'proxy-mode', key: 'proxyMode', kind: 'string', def: 'auto', help: 'auto | ipvs | iptables (auto picks IPVS where the kernel has it, else iptables, and logs why)' },
   { flag: 'iptables-variant', key: 'iptablesVariant', kind: 'string', def: 'auto', help: 'auto | legacy | nft: which iptables backend to program' },
+  { flag: 'ipvs-scheduler', key: 'ipvsScheduler', kind: 'string', def: 'rr', help: 'IPVS scheduler: rr | wrr | lc | wlc | sh | mh (the kernel must have ip_vs_<name>)' },
+  { flag: 'ipvs-graceful-termination', key: 'ipvsGracefulTerminationMs', kind: 'duration', def: '15m', help: 'IPVS mode: a removed endpoint drains with weight 0 until its connections end, at most this long' },
+  { flag: 'ipvs-strict-arp', key: 'ipvsStrictARP', kind: 'boolean', def: 'false', help: 'IPVS mode: set arp_ignore=1 and arp_announce=2 so the node never answers ARP for service VIPs (needed by MetalLB-style L2 load balancers)' },
   { flag: 'ip-families', key: 'ipFamilies', kind: 'list', def: 'IPv4', help: 'IP families to proxy: IPv4, IPv6 or IPv4,IPv6' },
   { flag: 'cluster-cidr', key: 'clusterCIDRs', kind: 'list', file: 'clusterCIDR', help: 'pod CIDR, one per family (10.244.0.0/16,fd00:10:244::/48); ClusterIP traffic from outside it is masqueraded' },
   { flag: 'http-listen', key: 'httpListen', kind: 'string', def: '127.0.0.1:10249', help: 'HOST:PORT for /metrics, /healthz, /livez, /readyz, /debug/state' },
@@ -242,8 +253,11 @@ function check (raw: Record<string, unknown>): Config {
     etcdEndpoints,
     etcdPrefix: String(raw.etcdPrefix),
     ...Object.fromEntries(['etcdCAFile', 'etcdCertFile', 'etcdKeyFile', 'etcdUsername', 'etcdPasswordFile'].filter(k => raw[k] !== undefined).map(k => [k, String(raw[k])])),
-    proxyMode: oneOf('proxyMode', ['auto', 'iptables'] as const),
+    proxyMode: oneOf('proxyMode', ['auto', 'iptables', 'ipvs'] as const),
     iptablesVariant: oneOf('iptablesVariant', ['auto', 'legacy', 'nft'] as const),
+    ipvsScheduler: oneOf('ipvsScheduler', IPVS_SCHEDULERS),
+    ipvsGracefulTerminationMs: raw.ipvsGracefulTerminationMs as number,
+    ipvsStrictARP: raw.ipvsStrictARP as boolean,
     ipFamilies: families,
     clusterCIDRs,
     httpListen: { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '0.0.0.0', port },

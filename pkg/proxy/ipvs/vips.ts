@@ -1,0 +1,71 @@
+// Service VIPs bound to the dummy device ferry-ipvs0, so IPVS (which intercepts only traffic to local
+// addresses) sees them. The binder keeps its own picture of what is bound: the kernel is read at start,
+// after a failure and when asked (the device vanished), never on a normal sync.
+import type { Logger } from '../../log/log.js'
+import type { IPFamily } from '../../net/ip.js'
+import type { Links } from '../../netlink/links.js'
+
+export const IPVS_DEVICE = 'ferry-ipvs0'
+
+export class VipBinder {
+  private index = -1
+  private bound: Set<string> | null = null
+
+  constructor (private readonly o: { links: Links, family: IPFamily, log: Logger, device?: string }) {}
+
+  get device (): string { return this.o.device ?? IPVS_DEVICE }
+
+  /** The next call reads the kernel again (after a failure, or when the device may have gone). */
+  resync (): void { this.bound = null }
+
+  /** VIPs bound now (as last read or set). */
+  current (): ReadonlySet<string> { return this.bound ?? new Set() }
+
+  private async load (): Promise<Set<string>> {
+    if (this.bound !== null) return this.bound
+    const link = await this.o.links.linkByName(this.device) ?? await this.o.links.createDummy(this.device)
+    this.index = link.index
+    const bound = new Set<string>()
+    for (const a of await this.o.links.addresses(link.index)) if (a.family === this.o.family) bound.add(a.ip)
+    this.bound = bound
+    return bound
+  }
+
+  /** Binds every wanted VIP not bound yet (before the virtual servers need them); returns how many. */
+  async bind (wanted: ReadonlySet<string>): Promise<number> {
+    const bound = await this.load()
+    const prefix = this.o.family === 'IPv4' ? 32 : 128
+    let added = 0
+    try {
+      for (const ip of wanted) {
+        if (bound.has(ip)) continue
+        await this.o.links.addAddress(this.index, ip, prefix)
+        bound.add(ip)
+        added++
+      }
+    } catch (e) {
+      this.bound = null
+      throw e
+    }
+    return added
+  }
+
+  /** Unbinds VIPs no longer wanted (after a successful sync, so a failed one never strands traffic). */
+  async unbindStale (wanted: ReadonlySet<string>): Promise<number> {
+    const bound = await this.load()
+    const prefix = this.o.family === 'IPv4' ? 32 : 128
+    let removed = 0
+    try {
+      for (const ip of [...bound]) {
+        if (wanted.has(ip)) continue
+        await this.o.links.deleteAddress(this.index, ip, prefix)
+        bound.delete(ip)
+        removed++
+      }
+    } catch (e) {
+      this.bound = null
+      throw e
+    }
+    return removed
+  }
+}
