@@ -1,0 +1,150 @@
+// IpvsBackend: renders the neutral plans as IPVS virtual servers (reconciler.ts, over generic netlink),
+// VIPs on ferry-ipvs0 (vips.ts) and the companion sets and rules for what IPVS cannot decide. Per sync:
+// companion rules first (masquerade in place before any virtual server forwards), then VIPs, then the
+// virtual servers; stale VIPs go only after a successful sync.
+import type { Registry } from 'prom-client'
+import { FerryError } from '../../errors/errors.js'
+import { silentLogger, type Logger } from '../../log/log.js'
+import type { IPFamily } from '../../net/ip.js'
+import type { Links } from '../../netlink/links.js'
+import { acceptsNodePorts, resolveProxyOptions, type ProxyOptions, type ProxyOptionsInput } from '../options.js'
+import { planPort, type PortPlan } from '../plan.js'
+import type { Clock } from '../runner.js'
+import type { Backend, DesiredState, SyncResult } from '../types.js'
+import { desiredVirtualServers } from './desired.js'
+import { ipvsMetrics, type IpvsMetrics } from './metrics.js'
+import type { OwnershipStore } from './ownership.js'
+import { IpvsReconciler } from './reconciler.js'
+import type { IpvsKernel } from './types.js'
+import { VipBinder } from './vips.js'
+
+/** The sets and fixed iptables rules of IPVS mode (companion.ts). */
+export interface CompanionRules {
+  /** Brings sets and rules to these plans; `changed` null after a full resync. */
+  apply: (plans: readonly PortPlan[], changed: ReadonlySet<string> | null, o: { readonly boundAddresses: readonly string[], readonly nodePortIPs: readonly string[] }) => Promise<void>
+  /** Whether the rules are still in the kernel (a firewall reload flushes them). */
+  intact: () => Promise<boolean>
+  cleanup: () => Promise<void>
+}
+
+export interface IpvsBackendOptions {
+  readonly family: IPFamily
+  readonly proxy: ProxyOptionsInput
+  readonly scheduler: string
+  readonly gracefulTerminationMs: number
+  readonly kernel: IpvsKernel
+  readonly links: Links
+  readonly companion: CompanionRules
+  readonly ownership: OwnershipStore
+  readonly clock?: Clock
+  readonly registry?: Registry
+  readonly log?: Logger
+}
+
+const isLoopback = (ip: string): boolean => ip === '::1' || ip.startsWith('127.')
+
+export class IpvsBackend implements Backend {
+  readonly name = 'ipvs'
+  readonly family: IPFamily
+  private readonly opts: ProxyOptions
+  private readonly plans = new Map<string, PortPlan>()
+  private readonly reconciler: IpvsReconciler
+  private readonly vips: VipBinder
+  private readonly metrics: IpvsMetrics | undefined
+  private readonly log: Logger
+  private queue: Promise<unknown> = Promise.resolve()
+
+  constructor (private readonly o: IpvsBackendOptions) {
+    this.family = o.family
+    this.opts = resolveProxyOptions({ ...o.proxy, family: o.family })
+    this.log = (o.log ?? silentLogger).child('ipvs')
+    this.reconciler = new IpvsReconciler({
+      family: o.family, kernel: o.kernel, ownership: o.ownership, gracefulTerminationMs: o.gracefulTerminationMs, log: this.log,
+      ...(o.clock !== undefined ? { clock: o.clock } : {}),
+    })
+    this.vips = new VipBinder({ links: o.links, family: o.family, log: this.log })
+    this.metrics = o.registry !== undefined ? ipvsMetrics(o.registry) : undefined
+  }
+
+  /** Node addresses with NodePort virtual servers (IPVS mode has no localhost NodePorts). */
+  private nodePortIPs (): string[] {
+    return this.opts.nodeIPs.filter(ip => !isLoopback(ip) && acceptsNodePorts(this.opts, ip))
+  }
+
+  /** ClusterIPs, externalIPs and LB IPs that are not node addresses already: what goes on ferry-ipvs0. */
+  private boundAddresses (plans: readonly PortPlan[]): string[] {
+    const node = new Set(this.opts.nodeIPs)
+    const out = new Set<string>()
+    for (const p of plans) for (const e of p.entryPoints) if (e.address !== null && !node.has(e.address)) out.add(e.address)
+    return [...out]
+  }
+
+  async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
+    const run = this.queue.then(async () => await this.syncNow(state, changed))
+    this.queue = run.catch(() => {})
+    return await run
+  }
+
+  private async syncNow (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
+    if (state.family !== this.family) throw new FerryError('FERRY_ERR_APPLY', `state is ${state.family} but this backend programs ${this.family}`)
+    if (changed === null) {
+      this.plans.clear()
+      for (const [key, sp] of state.services) this.plans.set(key, planPort(sp, this.opts))
+      this.reconciler.resync()
+      this.vips.resync()
+    } else {
+      for (const key of changed) {
+        const sp = state.services.get(key)
+        if (sp === undefined) this.plans.delete(key)
+        else this.plans.set(key, planPort(sp, this.opts))
+      }
+    }
+    const plans = [...this.plans.values()]
+    const nodePortIPs = this.nodePortIPs()
+    const bound = this.boundAddresses(plans)
+    try {
+      await this.o.companion.apply(plans, changed, { boundAddresses: bound, nodePortIPs })
+      await this.vips.bind(new Set(bound))
+    } catch (e) {
+      this.metrics?.syncFailures.inc({ ip_family: this.family })
+      throw e
+    }
+    const desired = desiredVirtualServers(plans, { family: this.family, scheduler: this.o.scheduler, nodePortIPs })
+    const r = await this.reconciler.reconcile(desired, { full: changed === null }).catch((e: unknown) => {
+      this.metrics?.syncFailures.inc({ ip_family: this.family })
+      throw e
+    })
+    if (r.failed.length > 0) {
+      this.metrics?.syncFailures.inc({ ip_family: this.family })
+      // The reconciler reads the kernel on the next sync and repairs what did not apply.
+      throw new FerryError('FERRY_ERR_APPLY', `IPVS: the kernel refused ${r.failed.length} change(s); first: ${r.failed[0]?.what ?? '?'}`, { failed: r.failed.slice(0, 20) })
+    }
+    await this.vips.unbindStale(new Set(bound))
+    const status = this.reconciler.status()
+    this.metrics?.virtualServers.set({ ip_family: this.family }, status.virtualServers)
+    this.metrics?.realServers.set({ ip_family: this.family }, status.destinations)
+    this.metrics?.draining.set({ ip_family: this.family }, status.draining)
+    return { kind: r.kind, summary: { virtualServers: status.virtualServers, realServers: status.destinations, draining: status.draining, ops: r.ops } }
+  }
+
+  /** The companion canary and the dummy device: either gone means the next sync rebuilds everything. */
+  async rulesIntact (): Promise<boolean> {
+    const dev = await this.o.links.linkByName(this.vips.device)
+    const rules = await this.o.companion.intact()
+    if (dev !== null && rules) return true
+    this.log.warn('IPVS mode state vanished from the kernel; next sync is full', { device: dev !== null, companionRules: rules })
+    this.reconciler.resync()
+    this.vips.resync()
+    return false
+  }
+
+  /** The owned virtual servers as ferry believes the kernel holds them (for /debug/state). */
+  snapshot (): ReturnType<IpvsReconciler['snapshot']> { return this.reconciler.snapshot() }
+
+  async cleanup (): Promise<void> {
+    this.reconciler.stop()
+    await this.o.companion.cleanup()
+  }
+
+  stop (): void { this.reconciler.stop() }
+}
