@@ -171,3 +171,49 @@ t.test('an IPv6 reconciler handles only IPv6 virtual servers', async t => {
   t.equal(again.ops, 1, 'only its own virtual server is deleted')
   t.equal(kernel.snapshot().filter(e => e.service.family === 'IPv4').length, 2, 'the IPv4 table is intact')
 })
+
+t.test('an entry that is the very object applied last time is not compared again, unless a re-read or a drain', async t => {
+  const { kernel, rec } = setup()
+  const api = svcInfo({ name: 'api', clusterIP: '172.30.0.50', port: 443 })
+  let reads = 0
+  /** The desired table of `eps`, its one entry counting reads of its dests. */
+  const watched = (eps: readonly EndpointInfo[]): ReturnType<typeof want> => {
+    const [key, entry] = [...want([[api, eps]])][0] ?? []
+    if (key === undefined || entry === undefined) throw new Error('no entry')
+    return new Map([[key, { ...entry, get destinations () { reads++; return entry.destinations } }]])
+  }
+  const two = watched([ep('10.180.0.9', 6443), ep('10.180.1.9', 6443)])
+  await rec.reconcile(two)
+  t.ok(reads > 0, 'the first sync compares it')
+
+  reads = 0
+  await rec.reconcile(new Map(two))
+  t.equal(reads, 0, 'the same object in a new map: skipped')
+
+  reads = 0
+  t.equal((await rec.reconcile(watched([ep('10.180.0.9', 6443), ep('10.180.1.9', 6443)]))).ops, 0)
+  t.ok(reads > 0, 'an equal new object is compared, and found equal')
+
+  rec.resync()
+  reads = 0
+  await rec.reconcile(two)
+  t.ok(reads > 0, 'after resync() it is compared with what the kernel holds')
+
+  // Someone edits ferry's dest behind its back: a normal sync trusts its record, a resync repairs.
+  const service = [...two.values()][0]?.service
+  if (service === undefined) throw new Error('no service')
+  await kernel.apply([{ op: 'updateDestination', service, destination: rs('10.180.1.9', 6443, { weight: 7 }) }])
+  t.equal((await rec.reconcile(two)).ops, 0)
+  rec.resync()
+  t.equal((await rec.reconcile(two)).ops, 1)
+  t.ok(table(kernel)[0]?.endsWith('10.180.0.9:6443/1 10.180.1.9:6443/1'), 'repaired')
+
+  // While a dest of it drains, it is compared on every sync (so an expired drain is noticed).
+  const one = watched([ep('10.180.0.9', 6443)])
+  kernel.setConnections(service, { address: '10.180.1.9', port: 6443 }, { active: 1 })
+  await rec.reconcile(one)
+  reads = 0
+  await rec.reconcile(one)
+  t.ok(reads > 0, 'compared while draining')
+  rec.stop()
+})

@@ -10,6 +10,8 @@ export interface TableEntry {
   service: VirtualServer
   /** Keyed by rsKey. */
   readonly dests: Map<string, RealServer>
+  /** The desired entry this one was last brought to, by a sync that applied cleanly. */
+  applied?: DesiredVirtualServer
 }
 
 /** Owned virtual servers as the kernel holds them, keyed by vsKey. */
@@ -22,6 +24,14 @@ export interface DiffOptions {
   readonly isExpired: (vs: string, rs: string) => boolean
   /** false when the cap is 0: removed TCP/SCTP dests go at once, like UDP ones. */
   readonly graceful: boolean
+  /**
+   * Whether `applied` can be trusted (not right after a kernel re-read): an entry whose desired object is
+   * the one applied last, with nothing draining, is in place and its dests are not compared. Callers keep
+   * unchanged DesiredVirtualServer objects across syncs (and never mutate them), so a sync costs little
+   * more than a lookup per unchanged virtual server.
+   */
+  readonly trustApplied: boolean
+  readonly hasDrains: (vs: string) => boolean
 }
 
 export interface TableDiff {
@@ -32,6 +42,8 @@ export interface TableDiff {
    * they drain from now on, with no op.
    */
   readonly quietDrains: ReadonlyArray<{ readonly vs: string, readonly rs: string }>
+  /** Desired entries that were compared: once every op applied, each table entry is at its `want`. */
+  readonly compared: ReadonlyArray<{ readonly vs: string, readonly want: DesiredVirtualServer }>
 }
 
 /** Compares what NEW/SET_SERVICE sets; HASHED is the kernel's own bit. */
@@ -48,9 +60,12 @@ export function sameDestination (a: RealServer, b: RealServer): boolean {
 export function diffTable (table: ReadonlyMap<string, TableEntry>, desired: ReadonlyMap<string, DesiredVirtualServer>, o: DiffOptions): TableDiff {
   const ops: IpvsOp[] = []
   const quietDrains: Array<{ vs: string, rs: string }> = []
+  const compared: Array<{ vs: string, want: DesiredVirtualServer }> = []
   for (const [vk, want] of desired) {
     const service = want.service
     const have = table.get(vk)
+    if (have !== undefined && o.trustApplied && have.applied === want && !o.hasDrains(vk)) continue
+    compared.push({ vs: vk, want })
     if (have === undefined) {
       ops.push({ op: 'addService', service })
       for (const destination of want.destinations) ops.push({ op: 'addDestination', service, destination })
@@ -58,15 +73,18 @@ export function diffTable (table: ReadonlyMap<string, TableEntry>, desired: Read
     }
     // A changed scheduler, persistence or netmask is an edit in place: deleting would cut every connection.
     if (!sameService(have.service, service)) ops.push({ op: 'updateService', service })
-    const wanted = new Set<string>()
+    let kept = 0
     for (const destination of want.destinations) {
-      const rk = rsKey(destination)
-      wanted.add(rk)
-      const cur = have.dests.get(rk)
+      const cur = have.dests.get(rsKey(destination))
       // An endpoint back while draining gets its weight again (no delete and re-add: its connections stay).
       if (cur === undefined) ops.push({ op: 'addDestination', service, destination })
-      else if (!sameDestination(cur, destination)) ops.push({ op: 'updateDestination', service, destination })
+      else {
+        kept++
+        if (!sameDestination(cur, destination)) ops.push({ op: 'updateDestination', service, destination })
+      }
     }
+    if (kept === have.dests.size) continue // every dest the kernel has is wanted
+    const wanted = new Set(want.destinations.map(rsKey))
     const graceful = o.graceful && drainsGracefully(service.protocol)
     for (const [rk, cur] of have.dests) {
       if (wanted.has(rk)) continue
@@ -87,7 +105,7 @@ export function diffTable (table: ReadonlyMap<string, TableEntry>, desired: Read
   for (const [vk, have] of table) {
     if (!desired.has(vk)) ops.push({ op: 'deleteService', service: keyOf(have.service) })
   }
-  return { ops, quietDrains }
+  return { ops, quietDrains, compared }
 }
 
 function keyOf (s: VirtualServer): VirtualServerKey {

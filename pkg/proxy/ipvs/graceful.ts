@@ -42,6 +42,11 @@ export class DrainSet {
     return this.byService.get(vs)?.has(rs) ?? false
   }
 
+  /** Whether any dest of `vs` drains. */
+  hasService (vs: string): boolean {
+    return this.byService.has(vs)
+  }
+
   /** When `rs` began draining, or undefined. */
   since (vs: string, rs: string): number | undefined {
     return this.byService.get(vs)?.get(rs)

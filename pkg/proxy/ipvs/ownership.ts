@@ -3,11 +3,17 @@
 // together.
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import { FerryError, errorMessage } from '../../errors/errors.js'
 import type { IPFamily } from './types.js'
 
 export const DEFAULT_OWNERSHIP_PATH = '/run/ferry/ipvs-owned.json'
+
+/**
+ * Writes to one file run one after another, whichever store instance asks, so two families' views never
+ * interleave their read-merge-write (one ferryd per node: no lock across processes).
+ */
+const lanes = new Map<string, Promise<unknown>>()
 
 /** Keys are vsKey()s ("TCP/10.96.0.1:443", "UDP/[fd00::a]:53"). */
 export interface OwnershipStore {
@@ -47,11 +53,9 @@ export class MemoryOwnershipStore implements OwnershipStore {
  */
 export class FileOwnershipStore implements OwnershipStore {
   readonly path: string
-  /** Saves run one after another, so two views never interleave their read-merge-write. */
-  private lane: Promise<unknown> = Promise.resolve()
 
   constructor (path: string = DEFAULT_OWNERSHIP_PATH) {
-    this.path = path
+    this.path = resolve(path)
   }
 
   async load (): Promise<Set<string>> {
@@ -97,9 +101,14 @@ export class FileOwnershipStore implements OwnershipStore {
   }
 
   private async serial (fn: () => Promise<void>): Promise<void> {
-    const run = this.lane.then(fn, fn)
-    this.lane = run.catch(() => {})
-    await run
+    const run = (lanes.get(this.path) ?? Promise.resolve()).then(fn, fn)
+    const settled = run.catch(() => {})
+    lanes.set(this.path, settled)
+    try {
+      await run
+    } finally {
+      if (lanes.get(this.path) === settled) lanes.delete(this.path)
+    }
   }
 
   private async write (keys: ReadonlySet<string>): Promise<void> {

@@ -66,8 +66,10 @@ export class IpvsReconciler {
   /** Read the kernel before the next diff: first sync, resync(), any failure. */
   private needFull = true
   private started = false
-  /** The owned set as last saved; undefined until a save succeeds. */
+  /** The owned set as last saved or loaded; undefined until then. */
   private saved: ReadonlySet<string> | undefined
+  /** The owned set (the table's keys) differs from `saved`. */
+  private ownedChanged = true
   /** Reconciles and drain checks run one at a time, each over a settled table. */
   private lane: Promise<unknown> = Promise.resolve()
   private timer: unknown
@@ -127,12 +129,20 @@ export class IpvsReconciler {
       isDraining: (vs, rs) => this.drains.has(vs, rs),
       isExpired: (vs, rs) => this.drains.expired(vs, rs, now, this.capMs),
       graceful: this.capMs > 0,
+      trustApplied: !full,
+      hasDrains: vs => this.drains.hasService(vs),
     })
     for (const { vs, rs } of diff.quietDrains) this.drains.start(vs, rs, now)
     const results = await this.apply(diff.ops)
     const out = this.absorb(results)
     if (out.failed.length > 0) {
       this.log.warn('IPVS changes failed; the next sync re-reads the kernel', { family: this.family, failed: out.failed.slice(0, 10).map(f => f.what), count: out.failed.length })
+    }
+    if (out.failed.length === 0) {
+      for (const { vs, want } of diff.compared) {
+        const entry = this.table.get(vs)
+        if (entry !== undefined) entry.applied = want
+      }
     }
     await this.saveOwnership()
     this.armTimer()
@@ -161,6 +171,7 @@ export class IpvsReconciler {
     })
     const adopted = [...table.keys()].filter(k => !owned.has(k)).length
     this.table = table
+    this.ownedChanged = this.saved === undefined || !sameSet(this.saved, new Set(table.keys()))
     this.started = true
     // Dests that vanished stop draining; those still there keep their start time.
     this.drains.retain((vs, rs) => table.get(vs)?.dests.has(rs) ?? false)
@@ -169,7 +180,9 @@ export class IpvsReconciler {
 
   private async loadOwnership (): Promise<Set<string>> {
     try {
-      return await this.ownership.load()
+      const keys = await this.ownership.load()
+      this.saved = new Set(keys) // an unchanged set is not written again
+      return keys
     } catch (e) {
       // Without the list only desired virtual servers are recognised; stale ones of ours stay, traffic is safe.
       this.log.warn('cannot load the IPVS ownership list; only desired virtual servers are adopted', { err: errorMessage(e) })
@@ -206,14 +219,17 @@ export class IpvsReconciler {
       switch (op.op) {
         case 'addService':
         case 'updateService':
-          if (entry === undefined) this.table.set(vk, { service: op.service, dests: new Map() })
-          else entry.service = op.service
+          if (entry === undefined) {
+            this.table.set(vk, { service: op.service, dests: new Map() })
+            this.ownedChanged = true
+          } else entry.service = op.service
           break
         case 'deleteService':
           if (entry !== undefined && op.service.protocol === 'UDP') {
-            for (const d of entry.dests.values()) out.removedUDP.push({ service: op.service, destination: { address: d.address, port: d.port } })
+            const service = keyOf(op.service)
+            for (const d of entry.dests.values()) out.removedUDP.push({ service, destination: { address: d.address, port: d.port } })
           }
-          this.table.delete(vk)
+          if (this.table.delete(vk)) this.ownedChanged = true
           this.drains.dropService(vk)
           break
         case 'addDestination':
@@ -229,7 +245,7 @@ export class IpvsReconciler {
           const rk = rsKey(op.destination)
           entry?.dests.delete(rk)
           this.drains.stop(vk, rk)
-          if (op.service.protocol === 'UDP') out.removedUDP.push({ service: op.service, destination: op.destination })
+          if (op.service.protocol === 'UDP') out.removedUDP.push({ service: keyOf(op.service), destination: { address: op.destination.address, port: op.destination.port } })
           break
         }
       }
@@ -238,11 +254,12 @@ export class IpvsReconciler {
   }
 
   private async saveOwnership (): Promise<void> {
+    if (!this.ownedChanged) return
     const keys = new Set(this.table.keys())
-    if (this.saved !== undefined && sameSet(this.saved, keys)) return
     try {
       await this.ownership.save(keys)
       this.saved = keys
+      this.ownedChanged = false
     } catch (e) {
       // Traffic does not depend on it; the next reconcile tries again.
       this.log.warn('cannot save the IPVS ownership list', { err: errorMessage(e) })
@@ -313,11 +330,11 @@ export class IpvsReconciler {
 }
 
 function deleteOp (service: VirtualServerKey, dest: RealServerKey): IpvsOp {
-  return {
-    op: 'deleteDestination',
-    service: { family: service.family, protocol: service.protocol, address: service.address, port: service.port },
-    destination: { address: dest.address, port: dest.port },
-  }
+  return { op: 'deleteDestination', service: keyOf(service), destination: { address: dest.address, port: dest.port } }
+}
+
+function keyOf (s: VirtualServerKey): VirtualServerKey {
+  return { family: s.family, protocol: s.protocol, address: s.address, port: s.port }
 }
 
 function describeOp (op: IpvsOp): string {
