@@ -34,6 +34,8 @@ async function demo (keep: boolean): Promise<void> {
     ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'demo-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '200ms', '--log-format', 'text'])
     await ferryd.waitReady()
     say(`== ferryd is ready, serving ${dir}`)
+    const state = JSON.parse((await ferryd.http('/debug/state')).body) as { proxyMode?: { mode: string, reason: string } }
+    say(`== proxy mode: ${state.proxyMode?.mode ?? '?'} (${state.proxyMode?.reason ?? ''})`)
     say(await lab.sh(['sh', '-c', 'iptables-legacy-save -t nat 2>/dev/null | grep -c "^-A FERRY-" || iptables-save -t nat | grep -c "^-A FERRY-"']).then(n => `   ${n.trim()} nat rules programmed`))
 
     say('\n-- pod -> ClusterIP 10.96.0.10:80, 30 new connections:')

@@ -1,13 +1,13 @@
 // ferryd: config → source → cache → proxiers (one per IP family) → kernel; HTTP for Prometheus and probes.
 import { networkInterfaces } from 'node:os'
 import type { FastifyInstance } from 'fastify'
-import { Registry, collectDefaultMetrics } from 'prom-client'
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { ClusterStore } from '../pkg/cache/store.js'
 import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
 import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../pkg/net/ip.js'
-import { backendDeps, chooseProxyMode, cleanupAllModes, createBackend } from '../pkg/proxy/backends.js'
+import { backendDeps, chooseProxyMode, cleanupAllModes, cleanupOtherModes, createBackend } from '../pkg/proxy/backends.js'
 import { resolveProxyOptions, type ProxyOptions } from '../pkg/proxy/options.js'
 import { parseTraceQuery } from '../pkg/proxy/trace.js'
 import { ProxyHealth, nodeEligible } from '../pkg/proxy/health.js'
@@ -44,12 +44,15 @@ async function main (argv: string[]): Promise<number> {
   const ips = nodeIPs()
   if (cfg.cleanup) return await cleanup(cfg, ips, log)
   const registry = new Registry()
+  new Gauge({ name: 'ferry_proxy_mode', help: 'The active proxy mode (1 for the mode in use)', labelNames: ['mode'], registers: [registry] }).set({ mode: mode.mode }, 1)
+  // A switch of mode leaves nothing of the old one: its rules would still catch traffic.
+  for (const f of await cleanupOtherModes(mode.mode, backendDeps(cfg, 'IPv4', ips, log))) log.warn('could not remove the previous mode\'s state', { mode: f.mode, what: f.what, err: f.err })
   const backends = new Map<IPFamily, { backend: Backend, options: ProxyOptions }>()
   for (const family of cfg.ipFamilies) {
     const deps = backendDeps(cfg, family, ips, log.child(`proxy.${family}`), registry)
-    backends.set(family, { backend: createBackend(mode.mode, deps), options: resolveProxyOptions(deps.proxy) })
+    backends.set(family, { backend: await createBackend(mode.mode, deps), options: resolveProxyOptions(deps.proxy) })
   }
-  return await serve(cfg, log, registry, backends)
+  return await serve(cfg, log, registry, backends, mode)
 }
 
 /** Removes the state of every proxy mode in both families, whatever is configured now. */
@@ -60,7 +63,8 @@ async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number
   return failures.length === 0 ? 0 : 1
 }
 
-async function serve (cfg: Config, log: Logger, registry: Registry, backends: Map<IPFamily, { backend: Backend, options: ProxyOptions }>): Promise<number> {
+async function serve (cfg: Config, log: Logger, registry: Registry, backends: Map<IPFamily, { backend: Backend, options: ProxyOptions }>,
+  mode: { mode: string, reason: string }): Promise<number> {
   // The kernel reads for the first sync run while the source loads.
   for (const b of backends.values()) b.backend.prepare?.()
   collectDefaultMetrics({ register: registry })
@@ -111,6 +115,7 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ma
       },
       debugState: () => ({
         nodeName: cfg.nodeName,
+        proxyMode: mode,
         source: source.status?.() ?? { name: source.name },
         objects: { services: store.count('Service'), endpointSlices: store.count('EndpointSlice'), nodes: store.count('Node'), pods: store.count('Pod') },
         sourceErrors: store.errors,

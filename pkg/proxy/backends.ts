@@ -7,10 +7,15 @@ import { parseCIDR, type IPFamily } from '../net/ip.js'
 import { IptablesBackend } from './iptables/backend.js'
 import { iptablesMetrics } from './iptables/metrics.js'
 import type { Variant } from './iptables/restore.js'
+import { ipvsRequired, probeIpvs, type IpvsProbe } from './ipvs/probe.js'
 import type { ProxyOptionsInput } from './options.js'
 import type { Backend } from './types.js'
+import { spawnExec } from '../exec/exec.js'
+import { Chain } from './iptables/names.js'
+import { toolName } from './iptables/restore.js'
+import { cleanupIpvsMode, createIpvsBackend, ipvsModePresent, type IpvsConfig } from './ipvs/mode.js'
 
-export type ProxyModeName = 'iptables'
+export type ProxyModeName = 'iptables' | 'ipvs'
 
 /** The iptables mode's slice of the config. */
 export interface IptablesConfig {
@@ -24,20 +29,23 @@ export interface BackendDeps {
   /** Backend-neutral options for this family. */
   readonly proxy: ProxyOptionsInput
   readonly iptables: IptablesConfig
+  readonly ipvs: IpvsConfig
   readonly log: Logger
   /** Where the mode registers its own metrics. */
   readonly registry?: Registry
 }
 
 interface ProxyMode {
-  readonly create: (d: BackendDeps) => Backend
+  readonly create: (d: BackendDeps) => Promise<Backend>
+  /** Whether this node holds state of the mode: cheap, so a start in another mode can skip the cleanup. */
+  readonly present: (d: Omit<BackendDeps, 'family'>) => Promise<boolean>
   /** Removes every trace of this mode, in both families and every variant, whatever is configured now. */
   readonly cleanup: (d: Omit<BackendDeps, 'family'>) => Promise<Array<{ what: string, err: unknown }>>
 }
 
 const MODES: Record<ProxyModeName, ProxyMode> = {
   iptables: {
-    create: ({ family, proxy, iptables, log, registry }) => new IptablesBackend({
+    create: async ({ family, proxy, iptables, log, registry }) => new IptablesBackend({
       ...proxy,
       family,
       masqueradeBit: iptables.masqueradeBit,
@@ -45,17 +53,35 @@ const MODES: Record<ProxyModeName, ProxyMode> = {
       ...(registry !== undefined ? { metrics: iptablesMetrics(registry) } : {}),
       log,
     }),
-    cleanup: async ({ proxy, iptables, log }) => {
+    present: async () => {
+      for (const family of ['IPv4', 'IPv6'] as const) {
+        for (const variant of ['legacy', 'nft'] as const) {
+          const r = await spawnExec([toolName(variant, family, 'save'), '-t', 'nat']).catch(() => undefined)
+          if (r?.code === 0 && r.stdout.includes(`:${Chain.SERVICES} `)) return true
+        }
+      }
+      return false
+    },
+    cleanup: async (d) => {
       const failures: Array<{ what: string, err: unknown }> = []
       for (const family of ['IPv4', 'IPv6'] as const) {
         for (const variant of ['legacy', 'nft'] as const) {
-          const { clusterCIDR: _c, ...neutral } = proxy
-          const b = MODES.iptables.create({ family, proxy: { ...neutral, family }, iptables: { ...iptables, variant }, log })
+          const { clusterCIDR: _c, ...neutral } = d.proxy
+          const b = await MODES.iptables.create({ ...d, family, proxy: { ...neutral, family }, iptables: { ...d.iptables, variant } })
           try { await b.cleanup() } catch (err) { failures.push({ what: `iptables ${variant} ${family}`, err }) }
         }
       }
       return failures
     },
+  },
+  ipvs: {
+    create: async ({ family, proxy, iptables, ipvs, log, registry }) => await createIpvsBackend({
+      family, proxy, ipvs, masqueradeBit: iptables.masqueradeBit, log,
+      ...(iptables.variant !== undefined ? { iptablesVariant: iptables.variant } : {}),
+      ...(registry !== undefined ? { registry } : {}),
+    }),
+    present: async () => await ipvsModePresent(),
+    cleanup: async ({ proxy, iptables, log }) => await cleanupIpvsMode({ proxy, masqueradeBit: iptables.masqueradeBit, log }),
   },
 }
 
@@ -73,19 +99,40 @@ export function backendDeps (cfg: Config, family: IPFamily, nodeIPs: readonly st
       nodeIPs,
     },
     iptables: { masqueradeBit: cfg.masqueradeBit, ...(cfg.iptablesVariant !== 'auto' ? { variant: cfg.iptablesVariant } : {}) },
+    ipvs: { scheduler: cfg.ipvsScheduler, gracefulTerminationMs: cfg.ipvsGracefulTerminationMs, strictARP: cfg.ipvsStrictARP },
     log,
     ...(registry !== undefined ? { registry } : {}),
   }
 }
 
-/** Resolves `auto`: IPVS is not built yet, so every kernel gets iptables. */
-export async function chooseProxyMode (cfg: Config): Promise<{ mode: ProxyModeName, reason: string }> {
+/**
+ * Resolves the mode: `auto` picks IPVS when the kernel has it (and the scheduler), else iptables;
+ * `ipvs` without IPVS is a start-up error, never a silent fallback.
+ */
+export async function chooseProxyMode (cfg: Pick<Config, 'proxyMode' | 'ipvsScheduler'>, probe: (scheduler: string) => Promise<IpvsProbe> = probeIpvs): Promise<{ mode: ProxyModeName, reason: string }> {
   if (cfg.proxyMode === 'iptables') return { mode: 'iptables', reason: 'configured' }
-  return { mode: 'iptables', reason: 'auto: iptables is the only mode built so far' }
+  const p = await probe(cfg.ipvsScheduler)
+  if (cfg.proxyMode === 'ipvs') {
+    ipvsRequired(cfg.ipvsScheduler, p)
+    return { mode: 'ipvs', reason: 'configured' }
+  }
+  if (p.ok) return { mode: 'ipvs', reason: `auto: the kernel has IPVS and its ${cfg.ipvsScheduler} scheduler` }
+  return { mode: 'iptables', reason: `auto: IPVS unavailable (${p.reason}); using iptables` }
 }
 
-export function createBackend (mode: ProxyModeName, deps: BackendDeps): Backend {
-  return MODES[mode].create(deps)
+export async function createBackend (mode: ProxyModeName, deps: BackendDeps): Promise<Backend> {
+  return await MODES[mode].create(deps)
+}
+
+/** Removes the state of every mode but `active` that this node holds, so a mode switch leaves nothing behind. */
+export async function cleanupOtherModes (active: ProxyModeName, deps: Omit<BackendDeps, 'family'>): Promise<Array<{ mode: ProxyModeName, what: string, err: unknown }>> {
+  const failures: Array<{ mode: ProxyModeName, what: string, err: unknown }> = []
+  for (const [name, mode] of Object.entries(MODES) as Array<[ProxyModeName, ProxyMode]>) {
+    if (name === active || !await mode.present(deps)) continue
+    deps.log.info('removing the state of the previous proxy mode', { mode: name })
+    for (const f of await mode.cleanup(deps)) failures.push({ mode: name, ...f })
+  }
+  return failures
 }
 
 /** Every mode's cleanup, so switching modes or `--cleanup` leaves nothing of any mode behind. */

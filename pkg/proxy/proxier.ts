@@ -106,6 +106,7 @@ export class Proxier {
     this.stopped = true
     if (this.canaryTimer !== undefined) this.clock.clearTimeout(this.canaryTimer)
     await this.runner.stop()
+    this.o.backend.stop?.()
   }
 
   /** Every syncPeriod, ask the backend whether its rules survived (firewalld reloads, `iptables -F`). */

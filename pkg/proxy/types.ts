@@ -95,6 +95,8 @@ export interface Backend {
   rulesIntact?: () => Promise<boolean>
   /** Optional: start reading what the first sync needs from the kernel, while the source loads. */
   prepare?: () => void
+  /** Optional: stop background work (timers); the kernel state stays. */
+  stop?: () => void
 }
 
 export function servicePortKey (info: Pick<ServicePortInfo, 'spn' | 'protocol'>): string {

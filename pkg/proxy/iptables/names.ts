@@ -32,8 +32,11 @@ export function isPerServiceChain (name: string): boolean {
   return name.startsWith(FERRY_PREFIX) && PER_SERVICE_PREFIXES.some(p => name.startsWith(p))
 }
 
+const IPTABLES_MODE_CHAINS: ReadonlySet<string> = new Set(Object.values(Chain))
+
+/** A chain of the iptables mode (IPVS mode's companion chains share the FERRY- prefix but not these names). */
 export function isFerryChain (name: string): boolean {
-  return name.startsWith(FERRY_PREFIX)
+  return IPTABLES_MODE_CHAINS.has(name) || isPerServiceChain(name)
 }
 
 const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'

@@ -11,19 +11,20 @@ import { acceptsNodePorts, resolveProxyOptions, type ProxyOptions, type ProxyOpt
 import { planPort, type PortPlan } from '../plan.js'
 import type { Clock } from '../runner.js'
 import type { Backend, DesiredState, SyncResult } from '../types.js'
-import { desiredVirtualServers } from './desired.js'
+import { desiredVirtualServers, vsKey, type DesiredVirtualServer } from './desired.js'
 import { ipvsMetrics, type IpvsMetrics } from './metrics.js'
 import type { OwnershipStore } from './ownership.js'
 import { IpvsReconciler } from './reconciler.js'
 import type { IpvsKernel } from './types.js'
 import { VipBinder } from './vips.js'
 
-/** The sets and fixed iptables rules of IPVS mode (companion.ts). */
+/** The sets and fixed iptables rules of IPVS mode (IpvsCompanion in companion-apply.ts). */
 export interface CompanionRules {
-  /** Brings sets and rules to these plans; `changed` null after a full resync. */
-  apply: (plans: readonly PortPlan[], changed: ReadonlySet<string> | null, o: { readonly boundAddresses: readonly string[], readonly nodePortIPs: readonly string[] }) => Promise<void>
-  /** Whether the rules are still in the kernel (a firewall reload flushes them). */
-  intact: () => Promise<boolean>
+  /** Brings sets and rules to these plans (unchanged PortPlan objects are reused cheaply). */
+  sync: (plans: Iterable<PortPlan>, addresses: { readonly boundAddresses?: readonly string[], readonly nodePortIPs?: readonly string[] }) => Promise<unknown>
+  /** Whether the rules and sets are still in the kernel (a firewall reload flushes them). */
+  rulesIntact: () => Promise<boolean>
+  requestFullSync: () => void
   cleanup: () => Promise<void>
 }
 
@@ -48,6 +49,11 @@ export class IpvsBackend implements Backend {
   readonly family: IPFamily
   private readonly opts: ProxyOptions
   private readonly plans = new Map<string, PortPlan>()
+  /**
+   * Each service port's virtual servers, made when it last changed. Unchanged entries stay the same
+   * objects between syncs, which lets the reconciler skip them without comparing their destinations.
+   */
+  private readonly entries = new Map<string, DesiredVirtualServer[]>()
   private readonly reconciler: IpvsReconciler
   private readonly vips: VipBinder
   private readonly metrics: IpvsMetrics | undefined
@@ -87,29 +93,34 @@ export class IpvsBackend implements Backend {
 
   private async syncNow (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
     if (state.family !== this.family) throw new FerryError('FERRY_ERR_APPLY', `state is ${state.family} but this backend programs ${this.family}`)
+    const nodePortIPs = this.nodePortIPs()
+    const replan = (key: string): void => {
+      const sp = state.services.get(key)
+      if (sp === undefined) { this.plans.delete(key); this.entries.delete(key); return }
+      const plan = planPort(sp, this.opts)
+      this.plans.set(key, plan)
+      this.entries.set(key, [...desiredVirtualServers([plan], { family: this.family, scheduler: this.o.scheduler, nodePortIPs }).values()])
+    }
     if (changed === null) {
       this.plans.clear()
-      for (const [key, sp] of state.services) this.plans.set(key, planPort(sp, this.opts))
+      this.entries.clear()
+      for (const key of state.services.keys()) replan(key)
       this.reconciler.resync()
       this.vips.resync()
+      this.o.companion.requestFullSync()
     } else {
-      for (const key of changed) {
-        const sp = state.services.get(key)
-        if (sp === undefined) this.plans.delete(key)
-        else this.plans.set(key, planPort(sp, this.opts))
-      }
+      for (const key of changed) replan(key)
     }
     const plans = [...this.plans.values()]
-    const nodePortIPs = this.nodePortIPs()
     const bound = this.boundAddresses(plans)
     try {
-      await this.o.companion.apply(plans, changed, { boundAddresses: bound, nodePortIPs })
+      await this.o.companion.sync(plans, { boundAddresses: bound, nodePortIPs })
       await this.vips.bind(new Set(bound))
     } catch (e) {
       this.metrics?.syncFailures.inc({ ip_family: this.family })
       throw e
     }
-    const desired = desiredVirtualServers(plans, { family: this.family, scheduler: this.o.scheduler, nodePortIPs })
+    const desired = this.desired()
     const r = await this.reconciler.reconcile(desired, { full: changed === null }).catch((e: unknown) => {
       this.metrics?.syncFailures.inc({ ip_family: this.family })
       throw e
@@ -127,10 +138,25 @@ export class IpvsBackend implements Backend {
     return { kind: r.kind, summary: { virtualServers: status.virtualServers, realServers: status.destinations, draining: status.draining, ops: r.ops } }
   }
 
+  /** Every service port's virtual servers; VIPs win over NodePorts on the same address and port (desired.ts). */
+  private desired (): Map<string, DesiredVirtualServer> {
+    const out = new Map<string, DesiredVirtualServer>()
+    for (const pass of [false, true]) {
+      for (const list of this.entries.values()) {
+        for (const d of list) {
+          if ((d.entry === 'nodePort') !== pass) continue
+          const k = vsKey(d.service)
+          if (!out.has(k)) out.set(k, d)
+        }
+      }
+    }
+    return out
+  }
+
   /** The companion canary and the dummy device: either gone means the next sync rebuilds everything. */
   async rulesIntact (): Promise<boolean> {
     const dev = await this.o.links.linkByName(this.vips.device)
-    const rules = await this.o.companion.intact()
+    const rules = await this.o.companion.rulesIntact()
     if (dev !== null && rules) return true
     this.log.warn('IPVS mode state vanished from the kernel; next sync is full', { device: dev !== null, companionRules: rules })
     this.reconciler.resync()
