@@ -36,14 +36,14 @@ function svc (info: ServicePortInfo, eps: readonly EndpointInfo[]): DesiredServi
 /** One state under one set of options, as both tracers see it. */
 interface World { plans: PortPlan[], opts: ReturnType<typeof resolveProxyOptions>, env: TraceEnv, ipvs: (pkt: Packet) => IpvsTrace }
 
-function world (sps: readonly DesiredServicePort[], input: ProxyOptionsInput): World {
+function world (sps: readonly DesiredServicePort[], input: ProxyOptionsInput, nodeAddrs: readonly string[] = NODE_ADDRS): World {
   const opts = resolveCompanionOptions(input)
   const plans = sps.map(sp => planPort(sp, opts))
   const nodePortIPs = defaultNodePortIPs(opts)
   const render = renderCompanion(plans, opts)
-  const vs = desiredVirtualServers(plans, { family: 'IPv4', scheduler: 'rr', nodePortIPs })
-  const loaded = loadCompanion('IPv4', render, vs)
-  const env: TraceEnv = { localAddresses: [...NODE_ADDRS, ...boundVIPs(plans, opts)] }
+  const vs = desiredVirtualServers(plans, { family: opts.family, scheduler: 'rr', nodePortIPs })
+  const loaded = loadCompanion(opts.family, render, vs)
+  const env: TraceEnv = { localAddresses: [...nodeAddrs, ...boundVIPs(plans, opts)] }
   return { plans, opts, env, ipvs: pkt => traceIpvs(loaded, env, pkt) }
 }
 
@@ -276,9 +276,41 @@ t.test('the known gap, eTP=Local with iTP=Local, as it stands', async t => {
   flow(t, s, BASE, tcp(EXT, '5.6.7.8', 80), { reach: ['10.180.0.2'], masq: false }, 'off-node clients are not affected')
 })
 
-t.test('generated services: IPVS mode agrees with the plan on every packet', async t => {
+/** Addresses of one family for the generated battery. */
+interface Addrs {
+  readonly family: 'IPv4' | 'IPv6'
+  readonly nodeAddrs: readonly string[]
+  readonly nodeIPs: readonly string[]
+  readonly loopback: string
+  readonly clusterCIDR: string
+  readonly pod: string
+  readonly ext: string
+  readonly blocked: string
+  /** Holds ext, not blocked. */
+  readonly extRange: string
+  /** Holds the first node IP. */
+  readonly nodeRange: string
+  readonly nodePortRange: string
+  readonly clusterIP: (i: number) => string
+  readonly endpoint: (i: number, j: number) => string
+  readonly externalIP: (i: number) => string
+  readonly lbIP: (i: number) => string
+}
+
+const V4: Addrs = {
+  family: 'IPv4', nodeAddrs: NODE_ADDRS, nodeIPs: ['192.168.0.2', '192.168.1.2'], loopback: '127.0.0.1', clusterCIDR: '10.0.0.0/8',
+  pod: POD, ext: EXT, blocked: BLOCKED, extRange: '203.0.113.0/25', nodeRange: '192.168.0.0/24', nodePortRange: '192.168.0.0/24',
+  clusterIP: i => `172.30.2.${i + 1}`, endpoint: (i, j) => `10.180.${i}.${j + 1}`, externalIP: i => `192.168.99.${i + 1}`, lbIP: i => `198.51.100.${i + 1}`,
+}
+const V6: Addrs = {
+  family: 'IPv6', nodeAddrs: ['fd00:77::2', 'fd00:78::2', '::1'], nodeIPs: ['fd00:77::2', 'fd00:78::2'], loopback: '::1', clusterCIDR: 'fd00:10::/48',
+  pod: 'fd00:10::2', ext: '2001:db8::2', blocked: '2001:db8:0:0:8000::2', extRange: '2001:db8::/65', nodeRange: 'fd00:77::/64', nodePortRange: 'fd00:77::/64',
+  clusterIP: i => `fd00:30::${i + 1}`, endpoint: (i, j) => `fd00:10:${i}::${j + 1}`, externalIP: i => `fd00:99::${i + 1}`, lbIP: i => `fd00:98::${i + 1}`,
+}
+
+function battery (t: Test, A: Addrs, seed0: number): void {
   // mulberry32: a small deterministic generator whose low bits are usable.
-  let seed = 11
+  let seed = seed0
   const rnd = (n: number): number => {
     seed = (seed + 0x6d2b79f5) | 0
     let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
@@ -290,47 +322,50 @@ t.test('generated services: IPVS mode agrees with the plan on every packet', asy
     const eps: EndpointInfo[] = []
     const n = rnd(4)
     for (let j = 0; j < n; j++) {
-      const ip = `10.180.${i}.${j + 1}`
+      const ip = A.endpoint(i, j)
       const kind = rnd(5)
       const o = kind === 3 ? terminating : kind === 4 ? notServing : {}
       eps.push(rnd(2) === 0 ? local(ip, 8080, o) : remote(ip, 8080, o))
     }
     const info = svcInfo({
       name: `g${i}`,
-      clusterIP: `172.30.2.${i + 1}`,
+      family: A.family,
+      clusterIP: A.clusterIP(i),
       protocol: rnd(4) === 0 ? 'UDP' : 'TCP',
       nodePort: rnd(2) === 0 ? 31000 + i : 0,
-      externalIPs: rnd(4) === 0 ? [`192.168.99.${i + 1}`] : [],
-      loadBalancerIPs: rnd(3) === 0 ? [`198.51.100.${i + 1}`] : [],
-      loadBalancerSourceRanges: rnd(3) === 0 ? [rnd(2) === 0 ? '203.0.113.0/25' : '192.168.0.0/24'] : [],
+      externalIPs: rnd(4) === 0 ? [A.externalIP(i)] : [],
+      loadBalancerIPs: rnd(3) === 0 ? [A.lbIP(i)] : [],
+      loadBalancerSourceRanges: rnd(3) === 0 ? [rnd(2) === 0 ? A.extRange : A.nodeRange] : [],
       externalPolicyLocal: rnd(2) === 0,
       internalPolicyLocal: rnd(4) === 0,
       stickyMaxAgeSeconds: rnd(5) === 0 ? 10800 : 0,
     })
     sps.push(svc(info, eps))
   }
-  const sources = [POD, EXT, BLOCKED, NODE_IP, '192.168.1.2', '127.0.0.1', '10.180.3.1', '198.51.100.4']
+  const lbSource = sps.find(sp => sp.info.loadBalancerIPs.length > 0)?.info.loadBalancerIPs[0] ?? A.ext
+  const sources = [A.pod, A.ext, A.blocked, ...A.nodeIPs, A.loopback, A.endpoint(3, 0), lbSource]
   let compared = 0
   let gaps = 0
   let refusedUnused = 0
   const verdicts = new Set<string>()
+  const base: ProxyOptionsInput = { family: A.family, clusterCIDR: A.clusterCIDR, nodeIPs: A.nodeIPs }
   const variants: ProxyOptionsInput[] = [
-    BASE,
-    { family: 'IPv4', nodeIPs: BASE.nodeIPs ?? [] },
-    { ...BASE, masqueradeAll: true },
-    { ...BASE, nodePortAddresses: ['192.168.0.0/24'] },
+    base,
+    { family: A.family, nodeIPs: A.nodeIPs },
+    { ...base, masqueradeAll: true },
+    { ...base, nodePortAddresses: [A.nodePortRange] },
   ]
   for (const opts of variants) {
-    const w = world(sps, opts)
+    const w = world(sps, opts, A.nodeAddrs)
     for (const sp of sps) {
       const info = sp.info
       const dsts: Array<[string, number]> = [[info.clusterIP, info.port], ...info.externalIPs.map((ip): [string, number] => [ip, info.port]),
         ...info.loadBalancerIPs.map((ip): [string, number] => [ip, info.port])]
-      if (info.nodePort !== 0) dsts.push([NODE_IP, info.nodePort], ['192.168.1.2', info.nodePort], ['127.0.0.1', info.nodePort])
+      if (info.nodePort !== 0) dsts.push(...A.nodeIPs.map((ip): [string, number] => [ip, info.nodePort]), [A.loopback, info.nodePort])
       for (const [dst, port] of dsts) {
         for (const src of [...sources, ...sp.allReachableEndpoints.map(e => e.ip)]) {
           // Only loopback reaches loopback (the kernel drops the rest as martians).
-          if (dst === '127.0.0.1' && src !== '127.0.0.1') continue
+          if (dst === A.loopback && src !== A.loopback) continue
           const pkt = { src, dst, port, protocol: info.protocol }
           const a = tracePlan(w.plans, w.opts, w.env, pkt)
           const b = w.ipvs(pkt)
@@ -347,8 +382,8 @@ t.test('generated services: IPVS mode agrees with the plan on every packet', asy
           }
         }
         // A port no Service uses on the same VIP: refused in IPVS mode, untouched by the plan.
-        if (dst !== '127.0.0.1' && w.env.localAddresses.includes(dst) && !BASE.nodeIPs?.includes(dst)) {
-          const pkt = { src: POD, dst, port: 9, protocol: info.protocol }
+        if (dst !== A.loopback && !A.nodeIPs.includes(dst)) {
+          const pkt = { src: A.pod, dst, port: 9, protocol: info.protocol }
           if (tracePlan(w.plans, w.opts, w.env, pkt).verdict !== 'not-handled' || w.ipvs(pkt).verdict !== 'REJECT') t.fail(`${dst}:9 should be refused by IPVS mode only`)
           refusedUnused++
         }
@@ -359,4 +394,7 @@ t.test('generated services: IPVS mode agrees with the plan on every packet', asy
   t.ok(gaps > 0 && gaps < compared / 20, `${gaps} packets in the known gap, checked against its own model`)
   t.ok(refusedUnused > 100, `${refusedUnused} unused VIP ports refused`)
   t.same([...verdicts].sort(), ['DROP', 'REJECT', 'forward', 'forward+masq', 'not-handled'], 'every kind of answer occurs')
-})
+}
+
+t.test('generated IPv4 services: IPVS mode agrees with the plan on every packet', async t => { battery(t, V4, 11) })
+t.test('generated IPv6 services: IPVS mode agrees with the plan on every packet', async t => { battery(t, V6, 23) })
