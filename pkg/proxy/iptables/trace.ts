@@ -2,6 +2,7 @@
 // (PREROUTING or OUTPUT, then POSTROUTING) and filter (INPUT, FORWARD or OUTPUT) the way the kernel would,
 // following every branch a `-m statistic` rule can take. Tests check the renderer against the plan
 // tracer (../trace.ts) with it: rule order and jumps decide the result, not the text of single rules.
+// `-m set --match-set` needs the sets' contents: callers that use ipsets (IPVS mode) pass a SetMatcher.
 import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../../net/ip.js'
 import type { Packet, TraceEnv, TracedEndpoint } from '../trace.js'
 
@@ -59,12 +60,29 @@ export function loadRestore (payloads: readonly string[], into: RuleTables = new
   return into
 }
 
-interface State {
+/** One branch of a packet's walk: its mark, its destination after DNAT, and how its table ended. */
+export interface TraceState {
   mark: number
   dnat?: { ip: string, port: number }
   masquerade: boolean
   verdict?: 'ACCEPT' | 'DROP' | 'REJECT'
   path: string[]
+}
+type State = TraceState
+
+export type SetDirection = 'src' | 'dst'
+
+/** What `-m set --match-set NAME dirs` sees of a packet: addresses and the destination port after DNAT. */
+export interface SetProbe {
+  readonly src: string
+  readonly dst: string
+  readonly dport: number
+  readonly protocol: Packet['protocol']
+}
+
+/** Set contents for `-m set`: whether the packet, read in the given directions, is a member of set `name`. */
+export interface SetMatcher {
+  test: (name: string, dirs: readonly SetDirection[], probe: SetProbe) => boolean
 }
 
 interface Ctx {
@@ -73,6 +91,7 @@ interface Ctx {
   readonly pkt: Packet
   readonly family: IPFamily
   readonly env: TraceEnv
+  readonly sets?: SetMatcher
 }
 
 const BUILTIN = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
@@ -135,6 +154,14 @@ function matches (ctx: Ctx, st: State, args: readonly string[]): { ok: boolean[]
         break
       }
       case '--probability': i++; random = true; continue
+      case '--match-set': {
+        const dirs = (args[i + 2] ?? '').split(',') as SetDirection[]
+        if (ctx.sets === undefined) throw new Error(`iptables trace: --match-set ${v} without set contents`)
+        if (dirs.some(d => d !== 'src' && d !== 'dst')) throw new Error(`iptables trace: bad set directions in: ${args.join(' ')}`)
+        i += 2
+        r = ctx.sets.test(v, dirs, { src: ctx.pkt.src, dst, dport, protocol: ctx.pkt.protocol })
+        break
+      }
       default: throw new Error(`iptables trace: unsupported match ${a} in: ${args.join(' ')}`)
     }
     if (neg) { r = !r; neg = false }
@@ -165,7 +192,10 @@ function runChain (ctx: Ctx, chain: string, st: State, depth: number): { cont: S
           case 'MARK': {
             const op = t[1]
             const val = Number(t[2])
-            const mark = op === '--or-mark' ? (b.mark | val) : op === '--xor-mark' ? (b.mark ^ val) : NaN
+            // iptables-save prints --or-mark X as --set-xmark X/X and --xor-mark X as --set-xmark X/0x0.
+            const xm = op === '--set-xmark' ? parseMark(t[2] ?? '') : undefined
+            const mark = op === '--or-mark' ? (b.mark | val) : op === '--xor-mark' ? (b.mark ^ val)
+              : xm !== undefined ? ((b.mark & ~xm.mask) ^ xm.value) : NaN
             if (Number.isNaN(mark)) throw new Error(`iptables trace: unsupported MARK ${t.join(' ')}`)
             next.push({ ...b, mark: mark >>> 0 })
             break
@@ -196,24 +226,38 @@ function runChain (ctx: Ctx, chain: string, st: State, depth: number): { cont: S
   return { cont: [...live, ...returned], done }
 }
 
-function run (tables: RuleTables, table: string, chain: string, pkt: Packet, family: IPFamily, env: TraceEnv, st: State): State[] {
-  const ctx: Ctx = { tables, table, pkt, family, env }
+/**
+ * Runs built-in `chain` of `table` for one branch; returns every branch with its verdict (a chain that
+ * does not exist accepts). The building block for tracers that add stages of their own (IPVS).
+ */
+export function runHook (tables: RuleTables, table: string, chain: string, pkt: Packet, family: IPFamily, env: TraceEnv, st: TraceState,
+  sets?: SetMatcher): TraceState[] {
+  const ctx: Ctx = { tables, table, pkt, family, env, ...(sets !== undefined ? { sets } : {}) }
   const r = runChain(ctx, chain, { ...st, verdict: undefined }, 0)
   return r.done
 }
 
-export function traceIptables (tables: RuleTables, family: IPFamily, env: TraceEnv, pkt: Packet): IptablesTrace {
+export function traceIptables (tables: RuleTables, family: IPFamily, env: TraceEnv, pkt: Packet, sets?: SetMatcher): IptablesTrace {
   const fromNode = isLocal(env, pkt.src)
   const start: State = { mark: 0, masquerade: false, path: [] }
   const finals: State[] = []
-  for (const n of run(tables, 'nat', fromNode ? 'OUTPUT' : 'PREROUTING', pkt, family, env, start)) {
+  for (const n of runHook(tables, 'nat', fromNode ? 'OUTPUT' : 'PREROUTING', pkt, family, env, start, sets)) {
     const dst = n.dnat?.ip ?? pkt.dst
     const hook = isLocal(env, dst) ? 'INPUT' : fromNode ? 'OUTPUT' : 'FORWARD'
-    for (const f of run(tables, 'filter', hook, pkt, family, env, n)) {
+    for (const f of runHook(tables, 'filter', hook, pkt, family, env, n, sets)) {
       if (f.verdict !== 'ACCEPT') { finals.push(f); continue }
-      for (const p of run(tables, 'nat', 'POSTROUTING', pkt, family, env, { ...f, masquerade: false })) finals.push({ ...f, masquerade: p.masquerade })
+      for (const p of runHook(tables, 'nat', 'POSTROUTING', pkt, family, env, { ...f, masquerade: false }, sets)) finals.push({ ...f, masquerade: p.masquerade })
     }
   }
+  return summarize(finals)
+}
+
+/**
+ * Folds the final branches into one answer: every branch forwarded (DNAT and ACCEPT) gives the endpoints;
+ * every branch dropped or rejected alike gives that verdict; every branch accepted untouched is 'not-handled';
+ * anything else is 'mixed'.
+ */
+export function summarize (finals: readonly TraceState[]): IptablesTrace {
   const paths = finals.map(f => `${f.path.join(' | ')} => ${f.verdict ?? '?'}${f.dnat !== undefined ? ` ${f.dnat.ip}:${f.dnat.port}` : ''}${f.masquerade ? ' masq' : ''}`)
   const forwarded = finals.filter(f => f.dnat !== undefined && f.verdict === 'ACCEPT')
   if (forwarded.length === finals.length && forwarded.length > 0) {

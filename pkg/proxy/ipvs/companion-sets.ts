@@ -1,0 +1,337 @@
+// The ipsets of IPVS mode and their members, from the neutral plans. Each set answers one question the
+// fixed rules ask (companion-rules.ts); Services only ever add members, never rules (the eTP=Local
+// short-circuit DNAT is the one exception: one rule per entry point, see shortCircuits).
+//
+// Entry points are keyed like the virtual servers (desired.ts): (address, protocol, port), VIPs before
+// NodePorts, the first claim wins. NodePorts are listed on every node address: where a NodePort virtual
+// server exists (nodePortIPs) the sets steer it; elsewhere (loopback, addresses outside
+// --nodeport-addresses) only its refusal applies, as PROXY.md §1 refuses NodePorts on every local address.
+import type { Protocol } from '../../api/types.js'
+import type { IPFamily } from '../../net/ip.js'
+import { parseIP } from '../../net/ip.js'
+import type { EntryKind, PortPlan } from '../plan.js'
+import { nodePortIPsOf, type CompanionOptions } from './companion-options.js'
+import type { IpsetContent, IpsetSpec, IpsetType } from './ipset.js'
+
+/** What each set holds; the key is the set's name after the family prefix. */
+export const SET_KINDS = {
+  /** Every ClusterIP entry: masquerade from outside the pod network; a used port of a bound VIP. */
+  'CLUSTER-IP': 'hash:ip,port',
+  /** Every externalIP and LB IP entry: a used port of a bound VIP. */
+  'EXTERNAL-IP': 'hash:ip,port',
+  /** eTP=Cluster external entries (VIPs and NodePorts): always masqueraded. */
+  'EXTERNAL-MASQ': 'hash:ip,port',
+  /** eTP=Local external entries whose pods and node get the cluster set (DNAT to the ClusterIP). */
+  'SHORT-CIRCUIT': 'hash:ip,port',
+  /** Entries that DROP every new connection (usable endpoints exist, none for this node's Local policy). */
+  DROP: 'hash:ip,port',
+  /** Entries that DROP off-node clients only: pods and the node short-circuit. */
+  'DROP-OFF-NODE': 'hash:ip,port',
+  /** NodePorts without endpoints on node addresses that have no NodePort virtual server to refuse them. */
+  REJECT: 'hash:ip,port',
+  /** LB entries guarded by loadBalancerSourceRanges. */
+  'LB-FW': 'hash:ip,port',
+  /** LB entry + an allowed source CIDR. */
+  'LB-SOURCE-CIDR': 'hash:ip,port,net',
+  /** LB entry + an LB IP of the same service, allowed as a source when a range holds a node IP. */
+  'LB-SOURCE-IP': 'hash:ip,port,ip',
+  /** endpoint,proto:port,endpoint: an endpoint reaching itself through a service (hairpin) is masqueraded. */
+  'LOOP-BACK': 'hash:ip,port,ip',
+  /** Addresses on ferry-ipvs0: new connections to their unused ports are refused (kubernetes#72236). */
+  'BOUND-IPS': 'hash:ip',
+  /** healthCheckNodePorts (TCP), accepted on every address. */
+  'HC-NODE-PORT': 'bitmap:port',
+} as const satisfies Record<string, IpsetType>
+
+export type SetKind = keyof typeof SET_KINDS
+export const SET_KIND_LIST = Object.keys(SET_KINDS) as SetKind[]
+
+/** IPv4 sets are FERRY-<kind>, IPv6 ones FERRY6-<kind> (one namespace holds both families' sets). */
+export function setName (family: IPFamily, kind: SetKind): string {
+  return (family === 'IPv4' ? 'FERRY-' : 'FERRY6-') + kind
+}
+
+export function companionSetSpecs (family: IPFamily): IpsetSpec[] {
+  return SET_KIND_LIST.map(kind => ({ name: setName(family, kind), type: SET_KINDS[kind], family }))
+}
+
+/** One eTP=Local entry point whose pods and node are sent to the ClusterIP virtual server. */
+export interface ShortCircuit {
+  readonly spn: string
+  /** The VIP; null for a NodePort (the set already matched the node address). */
+  readonly address: string | null
+  readonly protocol: Protocol
+  readonly port: number
+  readonly clusterIP: string
+  readonly clusterPort: number
+  /** The ClusterIP virtual server serves the cluster set (false under iTP=Local: see the gap in trace tests). */
+  readonly clusterSet: boolean
+}
+
+export interface CompanionSets {
+  /** Every set of the family, in SET_KIND_LIST order. */
+  readonly sets: readonly IpsetContent[]
+  readonly shortCircuits: readonly ShortCircuit[]
+}
+
+/** What one entry point adds to the sets when it wins its (address, protocol, port). */
+interface EntryParts {
+  readonly key: string
+  readonly members: ReadonlyArray<readonly [SetKind, string]>
+  readonly shortCircuit: ShortCircuit | null
+}
+
+/** One plan's share of the sets; cached per plan object, so its strings (and their hashes) are reused. */
+interface PlanParts {
+  readonly vips: readonly EntryParts[]
+  readonly nodePorts: readonly EntryParts[]
+  readonly always: ReadonlyArray<readonly [SetKind, string]>
+  /** Its VIPs that are not node IPs: bound on ferry-ipvs0 unless the caller says otherwise. */
+  readonly bound: readonly string[]
+}
+
+interface Context {
+  readonly served: ReadonlySet<string>
+  readonly nodeAddrs: readonly string[]
+  readonly nodeIPs: ReadonlySet<string>
+}
+
+const LOOPBACK: Record<IPFamily, string> = { IPv4: '127.0.0.1', IPv6: '::1' }
+const canon = (ip: string): string => parseIP(ip)?.ip ?? ip
+const member = (ip: string, protocol: Protocol, port: number): string => `${ip},${protocol.toLowerCase()}:${port}`
+
+/** Whether a source range covers everything: ipset's net types refuse /0, and such a range guards nothing. */
+const everything = (cidr: string): boolean => cidr.endsWith('/0')
+
+/** The members one entry point of `p` brings, as PROXY.md §1 decides it for each kind of source. */
+function entryParts (p: PortPlan, kind: EntryKind, address: string, protocol: Protocol, port: number, served: boolean,
+  nodePortCircuit: () => ShortCircuit): EntryParts {
+  const info = p.sp.info
+  const m = member(address, protocol, port)
+  const out: Array<readonly [SetKind, string]> = []
+  let shortCircuit: ShortCircuit | null = null
+  const add = (k: SetKind, v: string): void => { out.push([k, v]) }
+  const done = (): EntryParts => ({ key: m, members: out, shortCircuit })
+  if (kind === 'clusterIP') {
+    add('CLUSTER-IP', m)
+    // No internal set: REJECT comes from the virtual server without destinations; DROP needs a rule.
+    if (p.internalSet === null && p.refusal === 'DROP') add('DROP', m)
+    return done()
+  }
+  if (kind !== 'nodePort') add('EXTERNAL-IP', m)
+  if (!p.hasAnyEndpoints) {
+    if (p.refusal === 'DROP') add('DROP', m)
+    else if (!served) add('REJECT', m)
+    return done()
+  }
+  if (!served) {
+    // A NodePort on an address without its virtual server: only an off-node refusal applies here.
+    if (p.externalSet === null) add(p.shortCircuit ? 'DROP-OFF-NODE' : 'DROP', m)
+    return done()
+  }
+  if (kind === 'loadBalancerIP' && p.firewall && !p.sourceRanges.some(everything)) {
+    add('LB-FW', m)
+    for (const r of p.sourceRanges) add('LB-SOURCE-CIDR', `${m},${r}`)
+    if (p.allowFromNode) for (const ip of info.loadBalancerIPs) add('LB-SOURCE-IP', `${m},${canon(ip)}`)
+  }
+  if (!info.externalPolicyLocal) {
+    add('EXTERNAL-MASQ', m)
+    if (p.externalSet === null) add('DROP', m)
+    return done()
+  }
+  if (p.shortCircuit) {
+    add('SHORT-CIRCUIT', m)
+    shortCircuit = kind === 'nodePort'
+      ? nodePortCircuit()
+      : { spn: info.spn, address, protocol, port, clusterIP: canon(info.clusterIP), clusterPort: info.port, clusterSet: p.internalSet === 'cluster' }
+  }
+  if (p.externalSet === null) add(p.shortCircuit ? 'DROP-OFF-NODE' : 'DROP', m)
+  return done()
+}
+
+function planParts (p: PortPlan, ctx: Context): PlanParts {
+  const info = p.sp.info
+  const vips: EntryParts[] = []
+  const nodePorts: EntryParts[] = []
+  const bound: string[] = []
+  for (const e of p.entryPoints) {
+    if (e.address !== null) {
+      const a = canon(e.address)
+      vips.push(entryParts(p, e.kind, a, e.protocol, e.port, true, () => { throw new Error('unreachable') }))
+      if (!ctx.nodeIPs.has(a) && !bound.includes(a)) bound.push(a)
+      continue
+    }
+    let circuit: ShortCircuit | undefined
+    const once = (): ShortCircuit => {
+      circuit ??= { spn: info.spn, address: null, protocol: e.protocol, port: e.port, clusterIP: canon(info.clusterIP), clusterPort: info.port, clusterSet: p.internalSet === 'cluster' }
+      return circuit
+    }
+    for (const a of ctx.nodeAddrs) nodePorts.push(entryParts(p, e.kind, a, e.protocol, e.port, ctx.served.has(a), once))
+  }
+  const always: Array<readonly [SetKind, string]> = []
+  const proto = info.protocol.toLowerCase()
+  for (const ep of p.allEndpoints) {
+    const ip = canon(ep.ip)
+    always.push(['LOOP-BACK', `${ip},${proto}:${ep.port},${ip}`])
+  }
+  if (info.healthCheckNodePort !== 0) always.push(['HC-NODE-PORT', String(info.healthCheckNodePort)])
+  return { vips, nodePorts, always, bound }
+}
+
+interface Claim {
+  readonly plan: PortPlan
+  readonly parts: EntryParts
+  /** VIP claims win over NodePort claims; then plan order, then order within the plan. */
+  readonly vip: boolean
+  readonly seq: number
+}
+
+export interface SetChange { readonly add: ReadonlySet<string>, readonly del: ReadonlySet<string> }
+
+export interface CompanionSetsUpdate extends CompanionSets {
+  /** Members added and removed per set name since the previous update. */
+  readonly changes: ReadonlyMap<string, SetChange>
+  /** The tracker started over (first update, or the addresses changed): `changes` do not remove what was there. */
+  readonly reset: boolean
+}
+
+/**
+ * The sets, kept up to date from one sync to the next. A plan object seen before keeps its parts, so a
+ * sync touches only the plans that came or went: the proxier keeps a service port's DesiredServicePort
+ * while it is unchanged, and a backend that keeps its PortPlan likewise makes one endpoint change cost a
+ * few set operations at any scale. Entry points are claimed like the virtual servers (desired.ts): by
+ * (address, protocol, port), every VIP before any NodePort, the first in plan order winning.
+ */
+export class CompanionSetsTracker {
+  private fingerprint: string | undefined
+  private parts = new WeakMap<PortPlan, PlanParts>()
+  private current = new Map<PortPlan, PlanParts>()
+  private claimants = new Map<string, Claim[]>()
+  private winners = new Map<string, Claim>()
+  private counts = new Map<SetKind, Map<string, number>>()
+  private contents = new Map<SetKind, Set<string>>()
+  private circuits = new Map<ShortCircuit, number>()
+  private bound = new Set<string>()
+
+  /** The sets for `plans`. Their member sets are live views, valid until the next update. */
+  update (allPlans: Iterable<PortPlan>, opts: CompanionOptions): CompanionSetsUpdate {
+    const served = nodePortIPsOf(opts)
+    const ctx: Context = {
+      served: new Set(served),
+      nodeAddrs: [...new Set([...served, ...opts.nodeIPs, LOOPBACK[opts.family]])],
+      nodeIPs: new Set(opts.nodeIPs),
+    }
+    const explicitBound = opts.boundAddresses !== undefined
+    const fingerprint = `${opts.family} ${served.join(',')} ${ctx.nodeAddrs.join(',')} ${explicitBound ? 'bound' : 'vips'}`
+    const reset = fingerprint !== this.fingerprint
+    if (reset) this.reset(fingerprint)
+    const changes = new Map<SetKind, { add: Set<string>, del: Set<string> }>(SET_KIND_LIST.map(k => [k, { add: new Set<string>(), del: new Set<string>() }]))
+    const inc = (k: SetKind, m: string): void => {
+      const c = this.counts.get(k) as Map<string, number>
+      const n = c.get(m) ?? 0
+      c.set(m, n + 1)
+      if (n > 0) return
+      ;(this.contents.get(k) as Set<string>).add(m)
+      const ch = changes.get(k) as { add: Set<string>, del: Set<string> }
+      if (!ch.del.delete(m)) ch.add.add(m)
+    }
+    const dec = (k: SetKind, m: string): void => {
+      const c = this.counts.get(k) as Map<string, number>
+      const n = c.get(m) ?? 0
+      if (n > 1) { c.set(m, n - 1); return }
+      c.delete(m)
+      ;(this.contents.get(k) as Set<string>).delete(m)
+      const ch = changes.get(k) as { add: Set<string>, del: Set<string> }
+      if (!ch.add.delete(m)) ch.del.add(m)
+    }
+
+    const next = new Map<PortPlan, PlanParts>()
+    const order = new Map<PortPlan, number>()
+    for (const p of allPlans) {
+      if (p.sp.info.family !== opts.family || next.has(p)) continue
+      let pp = this.parts.get(p)
+      if (pp === undefined) { pp = planParts(p, ctx); this.parts.set(p, pp) }
+      order.set(p, next.size)
+      next.set(p, pp)
+    }
+    const touched = new Set<string>()
+    for (const [p, pp] of this.current) {
+      if (next.has(p)) continue
+      for (const [k, m] of pp.always) dec(k, m)
+      if (!explicitBound) for (const ip of pp.bound) dec('BOUND-IPS', ip)
+      for (const e of [...pp.vips, ...pp.nodePorts]) {
+        const list = (this.claimants.get(e.key) ?? []).filter(c => c.plan !== p)
+        if (list.length > 0) this.claimants.set(e.key, list)
+        else this.claimants.delete(e.key)
+        touched.add(e.key)
+      }
+    }
+    for (const [p, pp] of next) {
+      if (this.current.has(p)) continue
+      for (const [k, m] of pp.always) inc(k, m)
+      if (!explicitBound) for (const ip of pp.bound) inc('BOUND-IPS', ip)
+      const claim = (e: EntryParts, vip: boolean, seq: number): void => {
+        const list = this.claimants.get(e.key)
+        if (list === undefined) this.claimants.set(e.key, [{ plan: p, parts: e, vip, seq }])
+        else list.push({ plan: p, parts: e, vip, seq })
+        touched.add(e.key)
+      }
+      pp.vips.forEach((e, i) => { claim(e, true, i) })
+      pp.nodePorts.forEach((e, i) => { claim(e, false, i) })
+    }
+    const rank = (c: Claim): number => (c.vip ? 0 : 1e12) + (order.get(c.plan) ?? 0) * 1e4 + c.seq
+    for (const key of touched) {
+      let best: Claim | undefined
+      for (const c of this.claimants.get(key) ?? []) if (best === undefined || rank(c) < rank(best)) best = c
+      const old = this.winners.get(key)
+      if (old?.parts === best?.parts) continue
+      if (old !== undefined) {
+        for (const [k, m] of old.parts.members) dec(k, m)
+        const sc = old.parts.shortCircuit
+        if (sc !== null) { const n = (this.circuits.get(sc) ?? 0) - 1; if (n > 0) this.circuits.set(sc, n); else this.circuits.delete(sc) }
+      }
+      if (best === undefined) { this.winners.delete(key); continue }
+      this.winners.set(key, best)
+      for (const [k, m] of best.parts.members) inc(k, m)
+      const sc = best.parts.shortCircuit
+      if (sc !== null) this.circuits.set(sc, (this.circuits.get(sc) ?? 0) + 1)
+    }
+    if (explicitBound) {
+      const want = new Set(opts.boundAddresses)
+      for (const ip of this.bound) if (!want.has(ip)) dec('BOUND-IPS', ip)
+      for (const ip of want) if (!this.bound.has(ip)) inc('BOUND-IPS', ip)
+      this.bound = want
+    }
+    this.current = next
+
+    // VIP rules first (a NodePort rule matches any address the set let through), then a stable order.
+    const shortCircuits = [...this.circuits.keys()].sort((a, b) => (a.address === null ? 1 : 0) - (b.address === null ? 1 : 0) ||
+      (a.spn < b.spn ? -1 : a.spn > b.spn ? 1 : 0) || (a.address ?? '').localeCompare(b.address ?? '') || a.port - b.port)
+    const sets: IpsetContent[] = []
+    const named = new Map<string, SetChange>()
+    for (const kind of SET_KIND_LIST) {
+      const name = setName(opts.family, kind)
+      sets.push({ spec: { name, type: SET_KINDS[kind], family: opts.family }, entries: this.contents.get(kind) as Set<string> })
+      named.set(name, changes.get(kind) as SetChange)
+    }
+    return { sets, shortCircuits, changes: named, reset }
+  }
+
+  private reset (fingerprint: string): void {
+    this.fingerprint = fingerprint
+    this.parts = new WeakMap()
+    this.current = new Map()
+    this.claimants = new Map()
+    this.winners = new Map()
+    this.counts = new Map(SET_KIND_LIST.map(k => [k, new Map<string, number>()]))
+    this.contents = new Map(SET_KIND_LIST.map(k => [k, new Set<string>()]))
+    this.circuits = new Map()
+    this.bound = new Set()
+  }
+}
+
+/** The sets for `plans` from scratch (pure: a fresh tracker). */
+export function buildCompanionSets (plans: Iterable<PortPlan>, opts: CompanionOptions): CompanionSets {
+  const u = new CompanionSetsTracker().update(plans, opts)
+  return { sets: u.sets, shortCircuits: u.shortCircuits }
+}
