@@ -36,6 +36,13 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
     t.match(r, { ok: true, body: /^web-\d 10\.244\.0\.1$/ }, 'the backend sees the node, so replies return through it')
   })
 
+  await t.test('auto picks iptables on this kernel, which has no IPVS, and says why', async t => {
+    t.match(ferryd.logs(), /"msg":"proxy mode","mode":"iptables","reason":"auto: IPVS unavailable \(IPVS is not available in this kernel/)
+    t.match((await ferryd.http('/metrics')).body, /ferry_proxy_mode\{mode="iptables"\} 1/)
+    const forced = await lab.sh(['sh', '-c', `node ${FERRYD_JS} --proxy-mode ipvs --manifests ${dir} --http-listen 127.0.0.1:10259 2>&1; echo "exit=$?"`])
+    t.match(forced, /--proxy-mode ipvs: IPVS is not available in this kernel[\s\S]*exit=1/, '--proxy-mode ipvs refuses to start, naming the reason; no silent fallback')
+  })
+
   await t.test('ferryctl trace names the endpoints the traffic reached', async t => {
     const ctl = FERRYD_JS.replace(/ferryd\.js$/, 'ferryctl.js')
     const pod = await lab.sh(['node', ctl, 'trace', client.ip, '10.96.0.10:80'])
