@@ -94,6 +94,7 @@ for (const n of sizes) {
   kernel.close()
   ferryd.kill('SIGTERM')
   await new Promise(resolve => ferryd.on('exit', resolve))
+  if (argv.includes('--log')) for (const l of log.split('\n')) if (/synced|source|mode|variant|ready|sysctl/.test(l)) console.error(l.slice(0, 400))
 
   // The peer: ipvsadm -R of the identical table into a cleared one.
   const saved = sh('ipvsadm', ['-S', '-n'])

@@ -113,9 +113,14 @@ export class IpvsBackend implements Backend {
     }
     const plans = [...this.plans.values()]
     const bound = this.boundAddresses(plans)
+    const t0 = performance.now()
+    let t1 = t0
+    let t2 = t0
     try {
       await this.o.companion.sync(plans, { boundAddresses: bound, nodePortIPs })
+      t1 = performance.now()
       await this.vips.bind(new Set(bound))
+      t2 = performance.now()
     } catch (e) {
       this.metrics?.syncFailures.inc({ ip_family: this.family })
       throw e
@@ -130,8 +135,12 @@ export class IpvsBackend implements Backend {
       // The reconciler reads the kernel on the next sync and repairs what did not apply.
       throw new FerryError('FERRY_ERR_APPLY', `IPVS: the kernel refused ${r.failed.length} change(s); first: ${r.failed[0]?.what ?? '?'}`, { failed: r.failed.slice(0, 20) })
     }
+    const t3 = performance.now()
     await this.vips.unbindStale(new Set(bound))
     const status = this.reconciler.status()
+    this.log.debug('ipvs synced', {
+      kind: r.kind, ops: r.ops, companionMs: Math.round(t1 - t0), vipsMs: Math.round(t2 - t1), reconcileMs: Math.round(t3 - t2), unbindMs: Math.round(performance.now() - t3),
+    })
     this.metrics?.virtualServers.set({ ip_family: this.family }, status.virtualServers)
     this.metrics?.realServers.set({ ip_family: this.family }, status.destinations)
     this.metrics?.draining.set({ ip_family: this.family }, status.draining)

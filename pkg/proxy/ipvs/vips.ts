@@ -6,6 +6,8 @@ import type { IPFamily } from '../../net/ip.js'
 import type { Links } from '../../netlink/links.js'
 
 export const IPVS_DEVICE = 'ferry-ipvs0'
+/** Address changes in flight at once; their acks must fit the socket's receive buffer. */
+const WINDOW = 64
 
 export class VipBinder {
   private index = -1
@@ -26,7 +28,9 @@ export class VipBinder {
     const link = await this.o.links.linkByName(this.device) ?? await this.o.links.createDummy(this.device)
     this.index = link.index
     const bound = new Set<string>()
-    for (const a of await this.o.links.addresses(link.index)) if (a.family === this.o.family) bound.add(a.ip)
+    // Only host routes are VIPs: anything else someone put on the device is left alone.
+    const full = this.o.family === 'IPv4' ? 32 : 128
+    for (const a of await this.o.links.addresses(link.index)) if (a.family === this.o.family && a.prefix === full) bound.add(a.ip)
     this.bound = bound
     return bound
   }
@@ -35,37 +39,35 @@ export class VipBinder {
   async bind (wanted: ReadonlySet<string>): Promise<number> {
     const bound = await this.load()
     const prefix = this.o.family === 'IPv4' ? 32 : 128
-    let added = 0
-    try {
-      for (const ip of wanted) {
-        if (bound.has(ip)) continue
-        await this.o.links.addAddress(this.index, ip, prefix)
-        bound.add(ip)
-        added++
-      }
-    } catch (e) {
-      this.bound = null
-      throw e
-    }
-    return added
+    const missing = [...wanted].filter(ip => !bound.has(ip))
+    await this.each(missing, async ip => { await this.o.links.addAddress(this.index, ip, prefix); bound.add(ip) })
+    return missing.length
   }
 
   /** Unbinds VIPs no longer wanted (after a successful sync, so a failed one never strands traffic). */
   async unbindStale (wanted: ReadonlySet<string>): Promise<number> {
     const bound = await this.load()
     const prefix = this.o.family === 'IPv4' ? 32 : 128
-    let removed = 0
+    const stale = [...bound].filter(ip => !wanted.has(ip))
+    await this.each(stale, async ip => { await this.o.links.deleteAddress(this.index, ip, prefix); bound.delete(ip) })
+    return stale.length
+  }
+
+  /**
+   * Runs the changes with up to WINDOW requests in flight on the one socket (requests are matched to
+   * replies by sequence number): at start-up, 10k VIPs one round trip at a time took seconds. Any
+   * failure makes the next call read the kernel again.
+   */
+  private async each (ips: readonly string[], fn: (ip: string) => Promise<void>): Promise<void> {
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < ips.length) await fn(ips[next++] as string)
+    }
     try {
-      for (const ip of [...bound]) {
-        if (wanted.has(ip)) continue
-        await this.o.links.deleteAddress(this.index, ip, prefix)
-        bound.delete(ip)
-        removed++
-      }
+      await Promise.all(Array.from({ length: Math.min(WINDOW, ips.length) }, worker))
     } catch (e) {
       this.bound = null
       throw e
     }
-    return removed
   }
 }
