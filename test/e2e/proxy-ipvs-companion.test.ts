@@ -146,10 +146,13 @@ for (const variant of ['legacy', 'nft'] as const) {
     const r3 = await c.sync(plansOf(STATE_B))
     t.same([r3.setsWritten, r3.rulesWritten], [0, false], 'nothing changed: no ipset and no iptables process')
 
-    // An endpoint change: the sets change, the rules do not.
-    const web3 = svc(web.info, [local('10.180.0.1'), remote('10.180.1.10')])
+    // A remote endpoint change touches no set; a local one only the hairpin set, and never the rules.
+    const webRemote = svc(web.info, [local('10.180.0.1'), remote('10.180.1.10')])
+    const rRemote = await c.sync(plansOf([webRemote, loc, loc2, itl, empty, dns, sctp]))
+    t.same([rRemote.setsWritten, rRemote.rulesWritten], [0, false], 'a remote endpoint change runs no program')
+    const web3 = svc(web.info, [local('10.180.0.5'), remote('10.180.1.10')])
     const r4 = await c.sync(plansOf([web3, loc, loc2, itl, empty, dns, sctp]))
-    t.same([r4.setsWritten, r4.rulesWritten], [1, false], 'an endpoint change writes one set through add/del and no rules')
+    t.same([r4.setsWritten, r4.rulesWritten], [1, false], 'a local endpoint change writes one set through add/del and no rules')
     await checkLoaded(t, variant, [web3, loc, loc2, itl, empty, dns, sctp])
 
     // A restarted daemon: a full sync over what is there, no duplicated jumps.

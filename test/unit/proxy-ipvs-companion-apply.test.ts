@@ -161,14 +161,20 @@ t.test('first sync: sets, then the rules with their jumps; later syncs write onl
   t.same(k.calls, [], 'nothing changed: no program runs')
   t.same([r0.setsWritten, r0.rulesWritten, r0.kind], [0, false, 'partial'])
 
-  // One endpoint moves: one ipset restore of add/del lines, no iptables.
-  const web2 = plan(svc(web.sp.info, [local('10.180.0.1'), remote('10.180.1.9')]))
+  // A remote endpoint moves: no set holds it, so no program runs at all.
+  const web1 = plan(svc(web.sp.info, [local('10.180.0.1'), remote('10.180.1.9')]))
+  k.calls.length = 0
+  const rRemote = await c.sync([web1, loc, itl, empty])
+  t.same(k.calls, [], 'a remote endpoint change runs nothing')
+  t.same(rRemote.setsWritten, 0)
+  // A local endpoint moves: one ipset restore of add/del lines (the hairpin set), no iptables.
+  const web2 = plan(svc(web.sp.info, [local('10.180.0.9'), remote('10.180.1.9')]))
   k.calls.length = 0
   k.stdins.length = 0
   const r2 = await c.sync([web2, loc, itl, empty])
   t.same(tools(k.calls), ['ipset restore'])
   t.same(r2.setsWritten, 1)
-  t.equal(k.stdins[0], 'del FERRY-LOOP-BACK 10.180.1.1,tcp:80,10.180.1.1\nadd FERRY-LOOP-BACK 10.180.1.9,tcp:80,10.180.1.9\n', 'exactly the two changed members')
+  t.equal(k.stdins[0], 'del FERRY-LOOP-BACK 10.180.0.1,tcp:80,10.180.0.1\nadd FERRY-LOOP-BACK 10.180.0.9,tcp:80,10.180.0.9\n', 'exactly the two changed members')
   sameBehaviour(t, k, [web2, loc, itl, empty], 'an endpoint change')
 
   // A new eTP=Local service brings members and one DNAT: the rules are rewritten, jumps are not re-added.
@@ -181,11 +187,11 @@ t.test('first sync: sets, then the rules with their jumps; later syncs write onl
   sameBehaviour(t, k, [web2, loc, loc2, itl, empty], 'a new eTP=Local service')
 
   // Most of a set replaced: refilled through a temporary set and a swap.
-  const big = Array.from({ length: 80 }, (_, i) => plan(svc(svcInfo({ name: `b${i}`, clusterIP: `172.30.9.${i + 1}` }), [remote(`10.181.0.${i + 1}`)])))
+  const big = Array.from({ length: 80 }, (_, i) => plan(svc(svcInfo({ name: `b${i}`, clusterIP: `172.30.9.${i + 1}` }), [local(`10.181.0.${i + 1}`)])))
   await c.sync([web2, ...big])
   k.calls.length = 0
   k.stdins.length = 0
-  const bigger = big.map((p, i) => plan(svc(p.sp.info, [remote(`10.182.0.${i + 1}`)])))
+  const bigger = big.map((p, i) => plan(svc(p.sp.info, [local(`10.182.0.${i + 1}`)])))
   await c.sync([web2, ...bigger])
   t.same(tools(k.calls), ['ipset restore'])
   t.match(k.stdins[0], /\nswap FERRY-LOOP-BACK-T FERRY-LOOP-BACK\ndestroy FERRY-LOOP-BACK-T\n/, 'the hairpin set is refilled and swapped in')

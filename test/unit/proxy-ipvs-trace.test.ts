@@ -363,7 +363,8 @@ function battery (t: Test, A: Addrs, seed0: number): void {
         ...info.loadBalancerIPs.map((ip): [string, number] => [ip, info.port])]
       if (info.nodePort !== 0) dsts.push(...A.nodeIPs.map((ip): [string, number] => [ip, info.nodePort]), [A.loopback, info.nodePort])
       for (const [dst, port] of dsts) {
-        for (const src of [...sources, ...sp.allReachableEndpoints.map(e => e.ip)]) {
+        // Endpoints as sources: this node's only (hairpin); a remote pod reaches VIPs through its own node.
+        for (const src of [...sources, ...sp.allReachableEndpoints.filter(e => e.isLocal).map(e => e.ip)]) {
           // Only loopback reaches loopback (the kernel drops the rest as martians).
           if (dst === A.loopback && src !== A.loopback) continue
           const pkt = { src, dst, port, protocol: info.protocol }

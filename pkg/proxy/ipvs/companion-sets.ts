@@ -170,7 +170,10 @@ function planParts (p: PortPlan, ctx: Context): PlanParts {
   }
   const always: Array<readonly [SetKind, string]> = []
   const proto = info.protocol.toLowerCase()
+  // Hairpin needs only this node's endpoints (as kube-proxy's KUBE-LOOP-BACK): another node's pod reaches
+  // a VIP through its own node. So a change of remote endpoints leaves every set as it was.
   for (const ep of p.allEndpoints) {
+    if (!ep.isLocal) continue
     const ip = canon(ep.ip)
     always.push(['LOOP-BACK', `${ip},${proto}:${ep.port},${ip}`])
   }
