@@ -49,7 +49,7 @@ const vmHWM = pid => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/sta
 const median = xs => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)] }
 
 // A node address, so NodePort virtual servers exist too.
-try { sh('ip', ['link', 'add', 'fy-b0', 'type', 'veth', 'peer', 'name', 'fy-b1']); sh('ip', ['addr', 'add', '192.168.50.1/24', 'dev', 'fy-b0']); sh('ip', ['link', 'set', 'fy-b0', 'up']) } catch {}
+try { sh('ip', ['link', 'add', 'fy-b0', 'type', 'veth', 'peer', 'name', 'fy-b1']); sh('ip', ['addr', 'add', '192.168.50.1/24', 'dev', 'fy-b0']); sh('ip', ['link', 'set', 'fy-b0', 'up']); sh('ip', ['link', 'set', 'fy-b1', 'up']) } catch {}
 
 const rows = []
 for (const n of sizes) {

@@ -117,7 +117,8 @@ export class IpvsBackend implements Backend {
     let t1 = t0
     let t2 = t0
     try {
-      await this.o.companion.sync(plans, { boundAddresses: bound, nodePortIPs })
+      // The companion derives the bound VIPs itself, incrementally (the same rule as boundAddresses()).
+      await this.o.companion.sync(plans, { nodePortIPs })
       t1 = performance.now()
       await this.vips.bind(new Set(bound))
       t2 = performance.now()

@@ -22,13 +22,14 @@ export interface CompanionOptions extends ProxyOptions {
 export type CompanionOptionsInput = ProxyOptionsInput & Partial<Pick<CompanionOptions, 'masqueradeBit' | 'nodePortIPs' | 'boundAddresses'>>
 
 function addresses (what: string, list: readonly string[], opts: ProxyOptions): string[] {
-  const out: string[] = []
+  // A Set, not includes(): at 10k VIPs a list scan per address cost seconds per sync under emulation.
+  const out = new Set<string>()
   for (const text of list) {
     const p = parseIP(text)
     if (p === null) throw new FerryError('FERRY_ERR_CONFIG', `${what} holds an invalid address`, { ip: text })
-    if (p.family === opts.family && !out.includes(p.ip)) out.push(p.ip)
+    if (p.family === opts.family) out.add(p.ip)
   }
-  return out
+  return [...out]
 }
 
 export function resolveCompanionOptions (input: CompanionOptionsInput): CompanionOptions {
