@@ -25,6 +25,14 @@ export interface ManifestSourceOptions {
   decodeMaxHeapMb?: number
 }
 
+/** Objects of unchanged files are merged again on every pass: their keys are computed once. */
+const keys = new WeakMap<KObject, string>()
+function cachedKey (obj: KObject): string {
+  let k = keys.get(obj)
+  if (k === undefined) { k = objectKey(obj); keys.set(obj, k) }
+  return k
+}
+
 /** Files up to this size are decoded on the event loop (JSON: ~10 ms a MiB); bigger ones in the worker. */
 const INLINE_JSON_BYTES = 1024 * 1024
 const INLINE_YAML_BYTES = 32 * 1024
@@ -59,6 +67,8 @@ export class ManifestSource implements Source {
   private reloading: Promise<void> = Promise.resolve()
   private lastMissing = false
   private everReplaced = false
+  /** What the handler holds, by objectKey: the last published state. */
+  private published = new Map<string, KObject>()
   private stopped = false
   private conflicts: Conflict[] = []
   private reportedConflicts = new Set<string>()
@@ -230,18 +240,33 @@ export class ManifestSource implements Source {
     return 'pending'
   }
 
+  /**
+   * The first state goes in whole; later passes send only what differs from the last published state.
+   * Objects of unchanged files keep their identity, so a one-file edit at 10k Services costs a map walk,
+   * not a replace that re-keys and re-checks 20k objects (33-113 ms here).
+   */
   private publish (h: SourceHandler): void {
-    h.replace(this.merge(h))
-    this.everReplaced = true
+    const merged = this.merge(h)
+    if (!this.everReplaced) {
+      h.replace([...merged.values()])
+      this.everReplaced = true
+      this.published = merged
+      return
+    }
+    for (const [key, obj] of this.published) {
+      if (!merged.has(key)) h.remove(obj.kind, obj.metadata.namespace, obj.metadata.name)
+    }
+    for (const [key, obj] of merged) if (this.published.get(key) !== obj) h.upsert(obj)
+    this.published = merged
   }
 
   /** The first definition in file-name order wins; each new conflict is reported once. */
-  private merge (h: SourceHandler): KObject[] {
+  private merge (h: SourceHandler): Map<string, KObject> {
     const byKey = new Map<string, { obj: KObject, file: string }>()
     const conflicts = new Map<string, Conflict>()
     for (const file of [...this.files.keys()].sort()) {
       for (const obj of this.files.get(file)?.objects ?? []) {
-        const key = objectKey(obj)
+        const key = cachedKey(obj)
         const first = byKey.get(key)
         if (first === undefined) { byKey.set(key, { obj, file }); continue }
         const c = conflicts.get(key) ?? { key, kept: first.file, ignored: [] }
@@ -259,6 +284,8 @@ export class ManifestSource implements Source {
       }
     }
     this.reportedConflicts = now
-    return [...byKey.values()].map(v => v.obj)
+    const out = new Map<string, KObject>()
+    for (const [key, v] of byKey) out.set(key, v.obj)
+    return out
   }
 }
