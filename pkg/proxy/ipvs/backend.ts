@@ -11,7 +11,7 @@ import { acceptsNodePorts, resolveProxyOptions, type ProxyOptions, type ProxyOpt
 import { planPort, type PortPlan } from '../plan.js'
 import type { Clock } from '../runner.js'
 import type { Backend, DesiredState, SyncResult } from '../types.js'
-import { desiredVirtualServers, vsKey, type DesiredVirtualServer } from './desired.js'
+import { desiredVirtualServers, type DesiredVirtualServer } from './desired.js'
 import { ipvsMetrics, type IpvsMetrics } from './metrics.js'
 import type { OwnershipStore } from './ownership.js'
 import { IpvsReconciler } from './reconciler.js'
@@ -53,7 +53,14 @@ export class IpvsBackend implements Backend {
    * Each service port's virtual servers, made when it last changed. Unchanged entries stay the same
    * objects between syncs, which lets the reconciler skip them without comparing their destinations.
    */
-  private readonly entries = new Map<string, DesiredVirtualServer[]>()
+  private readonly entries = new Map<string, ReadonlyArray<readonly [string, DesiredVirtualServer]>>()
+  /**
+   * The merged table, kept up to date per changed service port. How many service ports claim each key:
+   * a key left by one port while another still claims it (a VIP on a NodePort address) is rare, and then
+   * the table is merged again from every port.
+   */
+  private merged = new Map<string, DesiredVirtualServer>()
+  private readonly claims = new Map<string, number>()
   private readonly reconciler: IpvsReconciler
   private readonly vips: VipBinder
   private readonly metrics: IpvsMetrics | undefined
@@ -94,16 +101,37 @@ export class IpvsBackend implements Backend {
   private async syncNow (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
     if (state.family !== this.family) throw new FerryError('FERRY_ERR_APPLY', `state is ${state.family} but this backend programs ${this.family}`)
     const nodePortIPs = this.nodePortIPs()
+    let remerge = false
     const replan = (key: string): void => {
+      for (const [vk, d] of this.entries.get(key) ?? []) {
+        const left = (this.claims.get(vk) ?? 1) - 1
+        if (left === 0) this.claims.delete(vk)
+        else this.claims.set(vk, left)
+        if (this.merged.get(vk) === d) {
+          this.merged.delete(vk)
+          if (left > 0) remerge = true
+        }
+      }
       const sp = state.services.get(key)
       if (sp === undefined) { this.plans.delete(key); this.entries.delete(key); return }
       const plan = planPort(sp, this.opts)
       this.plans.set(key, plan)
-      this.entries.set(key, [...desiredVirtualServers([plan], { family: this.family, scheduler: this.o.scheduler, nodePortIPs }).values()])
+      const list = [...desiredVirtualServers([plan], { family: this.family, scheduler: this.o.scheduler, nodePortIPs })]
+      this.entries.set(key, list)
+      for (const [vk, d] of list) {
+        this.claims.set(vk, (this.claims.get(vk) ?? 0) + 1)
+        const have = this.merged.get(vk)
+        if (have === undefined) this.merged.set(vk, d)
+        // Another port's claim on the same key: only a full merge applies the precedence rule.
+        else remerge = true
+      }
     }
     if (changed === null) {
       this.plans.clear()
       this.entries.clear()
+      this.claims.clear()
+      this.merged.clear()
+      remerge = true
       for (const key of state.services.keys()) replan(key)
       this.reconciler.resync()
       this.vips.resync()
@@ -126,7 +154,8 @@ export class IpvsBackend implements Backend {
       this.metrics?.syncFailures.inc({ ip_family: this.family })
       throw e
     }
-    const desired = this.desired()
+    if (remerge) this.merged = this.desired()
+    const desired = this.merged
     const r = await this.reconciler.reconcile(desired, { full: changed === null }).catch((e: unknown) => {
       this.metrics?.syncFailures.inc({ ip_family: this.family })
       throw e
@@ -153,9 +182,8 @@ export class IpvsBackend implements Backend {
     const out = new Map<string, DesiredVirtualServer>()
     for (const pass of [false, true]) {
       for (const list of this.entries.values()) {
-        for (const d of list) {
+        for (const [k, d] of list) {
           if ((d.entry === 'nodePort') !== pass) continue
-          const k = vsKey(d.service)
           if (!out.has(k)) out.set(k, d)
         }
       }
