@@ -2,6 +2,7 @@
 // file has a deadline: a file that exhausts either is rejected, the worker is replaced, the daemon lives.
 // An idle worker is ended so the memory a big file needed goes back to the system.
 import { Worker } from 'node:worker_threads'
+import { Lane } from '../async/lane.js'
 import type { DecodeResult } from '../api/decode.js'
 import type { DecodeLimits } from '../api/limits.js'
 import type { KObject } from '../api/types.js'
@@ -27,7 +28,7 @@ export type PoolResult = DecodeResult & { readFailed: boolean }
 
 export class DecodePool {
   private worker: Worker | undefined
-  private queue: Promise<unknown> = Promise.resolve()
+  private readonly lane = new Lane()
   private idleTimer: NodeJS.Timeout | undefined
   private nextId = 1
   private closed = false
@@ -36,9 +37,7 @@ export class DecodePool {
 
   /** Reads and decodes `path` in the worker; never rejects. */
   async decodeFile (path: string, origin: string, limits: DecodeLimits): Promise<PoolResult> {
-    const run = this.queue.then(async () => await this.runOne({ id: this.nextId++, path, origin, limits }))
-    this.queue = run.catch(() => {})
-    return await run
+    return await this.lane.run(async () => await this.runOne({ id: this.nextId++, path, origin, limits }))
   }
 
   async close (): Promise<void> {

@@ -4,6 +4,7 @@
 // previous run left behind, and shows which jumps from the built-in chains already exist. Missing jumps,
 // the mangle canary and stale-chain deletions ride in the same restore transaction that writes the new
 // rules: one process per sync, and working rules are never flushed before their replacements exist.
+import { Lane } from '../../async/lane.js'
 import { FerryError, errorMessage } from '../../errors/errors.js'
 import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
@@ -54,7 +55,7 @@ export class IptablesBackend implements Backend {
   private chosen: Variant | undefined
   private owned: OwnedChains | null = null
   private full = true
-  private queue: Promise<unknown> = Promise.resolve()
+  private readonly lane = new Lane()
   /** Variant detection in flight (prepare() or the first caller); shared so it runs once. */
   private choosing: Promise<Variant> | undefined
   /** The scan prepare() started for the first full sync, and when it started. */
@@ -95,12 +96,12 @@ export class IptablesBackend implements Backend {
   }
 
   async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
-    return await this.serialize(async () => await this.syncNow(state, changed))
+    return await this.lane.run(async () => await this.syncNow(state, changed))
   }
 
   /** The canary chain in filter, nat and mangle: a flush of any one table shows here (kube-proxy checks mangle only). */
   async rulesIntact (): Promise<boolean> {
-    return await this.serialize(async () => {
+    return await this.lane.run(async () => {
       if (this.owned === null || this.chosen === undefined) return true
       const cmd = toolName(this.chosen, this.family, 'cmd')
       for (const table of ['mangle', 'nat', 'filter'] as const) {
@@ -116,13 +117,7 @@ export class IptablesBackend implements Backend {
   }
 
   async cleanup (): Promise<void> {
-    await this.serialize(async () => await this.cleanupNow())
-  }
-
-  private async serialize<T> (fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn)
-    this.queue = run.catch(() => {})
-    return await run
+    await this.lane.run(async () => await this.cleanupNow())
   }
 
   private async variantNow (): Promise<Variant> {

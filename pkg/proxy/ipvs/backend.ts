@@ -3,6 +3,7 @@
 // companion rules first (masquerade in place before any virtual server forwards), then VIPs, then the
 // virtual servers; stale VIPs go only after a successful sync.
 import type { Registry } from 'prom-client'
+import { Lane } from '../../async/lane.js'
 import { FerryError } from '../../errors/errors.js'
 import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
@@ -65,7 +66,7 @@ export class IpvsBackend implements Backend {
   private readonly vips: VipBinder
   private readonly metrics: IpvsMetrics | undefined
   private readonly log: Logger
-  private queue: Promise<unknown> = Promise.resolve()
+  private readonly lane = new Lane()
 
   constructor (private readonly o: IpvsBackendOptions) {
     this.family = o.family
@@ -93,9 +94,7 @@ export class IpvsBackend implements Backend {
   }
 
   async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
-    const run = this.queue.then(async () => await this.syncNow(state, changed))
-    this.queue = run.catch(() => {})
-    return await run
+    return await this.lane.run(async () => await this.syncNow(state, changed))
   }
 
   private async syncNow (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {

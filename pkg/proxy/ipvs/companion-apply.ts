@@ -9,6 +9,7 @@
 // `iptables-save` shows missing.
 import { errorMessage } from '../../errors/errors.js'
 import { spawnExec, type Exec } from '../../exec/exec.js'
+import { Lane } from '../../async/lane.js'
 import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
 import type { PortPlan } from '../plan.js'
@@ -58,7 +59,7 @@ export class IpvsCompanion {
   private full = true
   /** The rules payload (without jumps) of the last successful sync. */
   private lastRules: string | undefined
-  private queue: Promise<unknown> = Promise.resolve()
+  private readonly lane = new Lane()
   private readonly tracker = new CompanionSetsTracker()
 
   constructor (opts: IpvsCompanionOptions) {
@@ -80,12 +81,12 @@ export class IpvsCompanion {
    * a sync then rebuilds the sets from strings it already has.
    */
   async sync (plans: Iterable<PortPlan>, addresses: CompanionAddresses = {}): Promise<CompanionSyncResult> {
-    return await this.serialize(async () => await this.syncNow([...plans], addresses))
+    return await this.lane.run(async () => await this.syncNow([...plans], addresses))
   }
 
   /** Whether the companion chains and sets are still there (a firewall reload or a flush removes them). */
   async rulesIntact (): Promise<boolean> {
-    return await this.serialize(async () => {
+    return await this.lane.run(async () => {
       if (this.chosen === undefined || this.lastRules === undefined) return true
       const cmd = toolName(this.chosen, this.family, 'cmd')
       for (const table of TABLE_ORDER) {
@@ -101,7 +102,7 @@ export class IpvsCompanion {
 
   /** Removes the jumps, chains (both iptables variants) and sets of this family. */
   async cleanup (): Promise<void> {
-    await this.serialize(async () => {
+    await this.lane.run(async () => {
       for (const variant of ['legacy', 'nft'] as const) await this.cleanupVariant(variant)
       const mine = new Set<string>()
       for (const spec of companionSetSpecs(this.family)) mine.add(spec.name).add(tempName(spec.name))
@@ -116,12 +117,6 @@ export class IpvsCompanion {
     this.full = true
     this.log.warn('companion rules or sets missing; next sync is full', { why })
     return false
-  }
-
-  private async serialize<T> (fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn)
-    this.queue = run.catch(() => {})
-    return await run
   }
 
   private async variantNow (): Promise<Variant> {

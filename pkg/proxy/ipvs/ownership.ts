@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
+import { Lane } from '../../async/lane.js'
 import { FerryError, errorMessage } from '../../errors/errors.js'
 import type { IPFamily } from './types.js'
 
@@ -13,7 +14,7 @@ export const DEFAULT_OWNERSHIP_PATH = '/run/ferry/ipvs-owned.json'
  * Writes to one file run one after another, whichever store instance asks, so two families' views never
  * interleave their read-merge-write (one ferryd per node: no lock across processes).
  */
-const lanes = new Map<string, Promise<unknown>>()
+const lanes = new Map<string, Lane>()
 
 /** Keys are vsKey()s ("TCP/10.96.0.1:443", "UDP/[fd00::a]:53"). */
 export interface OwnershipStore {
@@ -101,14 +102,9 @@ export class FileOwnershipStore implements OwnershipStore {
   }
 
   private async serial (fn: () => Promise<void>): Promise<void> {
-    const run = (lanes.get(this.path) ?? Promise.resolve()).then(fn, fn)
-    const settled = run.catch(() => {})
-    lanes.set(this.path, settled)
-    try {
-      await run
-    } finally {
-      if (lanes.get(this.path) === settled) lanes.delete(this.path)
-    }
+    let lane = lanes.get(this.path)
+    if (lane === undefined) { lane = new Lane(); lanes.set(this.path, lane) }
+    await lane.run(fn)
   }
 
   private async write (keys: ReadonlySet<string>): Promise<void> {

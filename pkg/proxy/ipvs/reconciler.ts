@@ -2,6 +2,7 @@
 // against its own record of the kernel, so a normal sync reads nothing and sends only the changes, all in
 // one pipelined apply(); the kernel is read at the first sync, on resync() and after any failure. Removed
 // TCP/SCTP dests drain (weight 0) under one timer; UDP dests go at once.
+import { Lane } from '../../async/lane.js'
 import { FerryError, errorMessage } from '../../errors/errors.js'
 import { silentLogger, type Logger } from '../../log/log.js'
 import { realClock, type Clock } from '../runner.js'
@@ -71,7 +72,7 @@ export class IpvsReconciler {
   /** The owned set (the table's keys) differs from `saved`. */
   private ownedChanged = true
   /** Reconciles and drain checks run one at a time, each over a settled table. */
-  private lane: Promise<unknown> = Promise.resolve()
+  private readonly lane = new Lane()
   private timer: unknown
   private stopped = false
 
@@ -87,7 +88,7 @@ export class IpvsReconciler {
 
   /** Brings the owned table to `desired` (keyed by vsKey, of this family). Throws FERRY_ERR_APPLY when the kernel cannot be read or written at all. */
   async reconcile (desired: ReadonlyMap<string, DesiredVirtualServer>, opts: { full?: boolean } = {}): Promise<ReconcileResult> {
-    return await this.serial(async () => await this.reconcileNow(desired, opts.full === true))
+    return await this.lane.run(async () => await this.reconcileNow(desired, opts.full === true))
   }
 
   /** The next reconcile reads the kernel again (the slow periodic resync). */
@@ -272,7 +273,7 @@ export class IpvsReconciler {
     if (this.stopped || this.timer !== undefined || this.drains.size === 0) return
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined
-      void this.serial(async () => { await this.checkDrains() }).catch(e => {
+      void this.lane.run(async () => { await this.checkDrains() }).catch(e => {
         this.log.warn('checking draining IPVS destinations failed; the next sync re-reads the kernel', { err: errorMessage(e) })
       }).finally(() => { this.armTimer() })
     }, this.checkMs)
@@ -320,12 +321,6 @@ export class IpvsReconciler {
     if (out.failed.length > 0) {
       this.log.warn('deleting drained IPVS destinations failed; the next sync re-reads the kernel', { family: this.family, failed: out.failed.slice(0, 10).map(f => f.what), count: out.failed.length })
     }
-  }
-
-  private async serial<T> (fn: () => Promise<T>): Promise<T> {
-    const run = this.lane.then(fn, fn)
-    this.lane = run.catch(() => {})
-    return await run
   }
 }
 
