@@ -2,6 +2,7 @@
 // IPVS.md §4 / include/uapi/linux/ip_vs.h (little-endian host), replies built by hand and decoded.
 import { endianness } from 'node:os'
 import t from 'tap'
+import { realServer } from '../../pkg/proxy/ipvs/desired.js'
 import { addressBytes, formatAddress } from '../../pkg/proxy/ipvs/address.js'
 import {
   checkOp, decodeDestinationMessage, decodeInfoMessage, decodeServiceMessage, encodeDestinationDump, encodeFlush,
@@ -36,8 +37,7 @@ function nlmsg (type: number, flags: number, seq: number, payload: Buffer): Buff
 
 const VIP4: VirtualServerKey = { family: 'IPv4', protocol: 'TCP', address: '10.96.0.1', port: 443 }
 const VIP6: VirtualServerKey = { family: 'IPv6', protocol: 'UDP', address: 'fd00::10', port: 53 }
-const dest = (address: string, port: number, weight = 1): RealServer =>
-  ({ address, port, weight, forward: 'masq', upperThreshold: 0, lowerThreshold: 0, activeConns: 0, inactiveConns: 0, persistConns: 0 })
+const dest = (address: string, port: number, weight = 1): RealServer => realServer(address, port, { weight })
 
 t.test('the layouts below are for a little-endian host', async t => {
   t.equal(endianness(), 'LE')

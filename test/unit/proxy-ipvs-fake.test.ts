@@ -1,8 +1,9 @@
 // The in-memory IPVS kernel answers as ip_vs_ctl.c does (errnos, HASHED, dest order, trash) and
 // exposes the hooks reconciler tests need (counters, injected failures, call counts, seeding).
 import t from 'tap'
+import { realServer, virtualServer } from '../../pkg/proxy/ipvs/desired.js'
 import { FakeIpvsKernel } from '../../pkg/proxy/ipvs/fake-kernel.js'
-import type { IpvsOp, RealServer, VirtualServer, VirtualServerKey } from '../../pkg/proxy/ipvs/types.js'
+import type { IpvsOp, RealServer, VirtualServerKey } from '../../pkg/proxy/ipvs/types.js'
 
 const EPERM = 1
 const ENOENT = 2
@@ -13,10 +14,8 @@ const ERANGE = 34
 
 const KEY4: VirtualServerKey = { family: 'IPv4', protocol: 'TCP', address: '10.96.0.1', port: 443 }
 const KEY6: VirtualServerKey = { family: 'IPv6', protocol: 'UDP', address: 'fd00::a', port: 53 }
-const vs = (key: VirtualServerKey, o: Partial<VirtualServer> = {}): VirtualServer =>
-  ({ ...key, scheduler: 'rr', flags: 0, timeout: 0, netmask: key.family === 'IPv4' ? 32 : 128, ...o })
-const rs = (address: string, port = 8080, o: Partial<RealServer> = {}): RealServer =>
-  ({ address, port, weight: 1, forward: 'masq', upperThreshold: 0, lowerThreshold: 0, activeConns: 0, inactiveConns: 0, persistConns: 0, ...o })
+const vs = virtualServer
+const rs = (address: string, port = 8080, o: Partial<RealServer> = {}): RealServer => realServer(address, port, o)
 const errnos = async (k: FakeIpvsKernel, ops: IpvsOp[]): Promise<number[]> => (await k.apply(ops)).map(r => r.errno)
 
 t.test('services: add, EEXIST on a duplicate, update, ESRCH when missing, delete', async t => {

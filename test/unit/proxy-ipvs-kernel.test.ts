@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { realServer, virtualServer } from '../../pkg/proxy/ipvs/desired.js'
 import { formatAddress } from '../../pkg/proxy/ipvs/address.js'
 import { FakeIpvsKernel } from '../../pkg/proxy/ipvs/fake-kernel.js'
 import { NetlinkIpvsKernel, ipvsSupported, openIpvsKernel, openIpvsKernelWith } from '../../pkg/proxy/ipvs/kernel.js'
@@ -100,10 +101,8 @@ async function scripted (options: ConstructorParameters<typeof NetlinkIpvsKernel
 const tick = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
 const KEY4: VirtualServerKey = { family: 'IPv4', protocol: 'TCP', address: '10.96.0.1', port: 443 }
 const KEY6: VirtualServerKey = { family: 'IPv6', protocol: 'UDP', address: 'fd00::a', port: 53 }
-const vs = (key: VirtualServerKey, o: Partial<VirtualServer> = {}): VirtualServer =>
-  ({ ...key, scheduler: 'rr', flags: 0, timeout: 0, netmask: key.family === 'IPv4' ? 32 : 128, ...o })
-const rs = (address: string, port = 8080, o: Partial<RealServer> = {}): RealServer =>
-  ({ address, port, weight: 1, forward: 'masq', upperThreshold: 0, lowerThreshold: 0, activeConns: 0, inactiveConns: 0, persistConns: 0, ...o })
+const vs = virtualServer
+const rs = (address: string, port = 8080, o: Partial<RealServer> = {}): RealServer => realServer(address, port, o)
 const destOps = (n: number): IpvsOp[] => Array.from({ length: n }, (_, i) =>
   ({ op: 'addDestination', service: KEY4, destination: rs(`10.244.${i >> 8}.${i & 0xff}`) }))
 

@@ -2,12 +2,13 @@
 // apply, later syncs read nothing and send only the changes (one endpoint = one message), a changed
 // scheduler or affinity is an edit in place, and an operator's virtual servers are never touched.
 import t from 'tap'
+import { realServer, virtualServer } from '../../pkg/proxy/ipvs/desired.js'
 import { FakeClock } from '../../pkg/proxy/fake-clock.js'
 import { FakeIpvsKernel, type FakeIpvsEntry } from '../../pkg/proxy/ipvs/fake-kernel.js'
 import { desiredOf, NODE_IP, portPlan } from '../../pkg/proxy/ipvs/fixtures.js'
 import { MemoryOwnershipStore } from '../../pkg/proxy/ipvs/ownership.js'
 import { IpvsReconciler } from '../../pkg/proxy/ipvs/reconciler.js'
-import type { RealServer, VirtualServer } from '../../pkg/proxy/ipvs/types.js'
+import type { VirtualServer } from '../../pkg/proxy/ipvs/types.js'
 import { ep, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
 import type { EndpointInfo, ServicePortInfo } from '../../pkg/proxy/types.js'
 
@@ -33,10 +34,8 @@ function table (k: FakeIpvsKernel): string[] {
     e.destinations.map(d => `${d.address}:${d.port}/${d.weight}`).sort().join(' ')).sort()
 }
 
-const vs = (address: string, port: number, o: Partial<VirtualServer> = {}): VirtualServer =>
-  ({ family: 'IPv4', protocol: 'TCP', address, port, scheduler: 'rr', flags: 0, timeout: 0, netmask: 32, ...o })
-const rs = (address: string, port: number, o: Partial<RealServer> = {}): RealServer =>
-  ({ address, port, weight: 1, forward: 'masq', upperThreshold: 0, lowerThreshold: 0, activeConns: 0, inactiveConns: 0, persistConns: 0, ...o })
+const vs = (address: string, port: number, o: Partial<VirtualServer> = {}): VirtualServer => virtualServer({ family: 'IPv4', protocol: 'TCP', address, port }, o)
+const rs = realServer
 
 t.test('the first sync reads the kernel once and creates everything in one apply', async t => {
   const { kernel, store, rec } = setup()

@@ -23,6 +23,16 @@ export interface DesiredOptions {
   readonly nodePortIPs: readonly string[]
 }
 
+/** A virtual server with ferry's defaults: rr, no flags, no persistence, a host netmask. */
+export function virtualServer (key: VirtualServerKey, o: Partial<VirtualServer> = {}): VirtualServer {
+  return { ...key, scheduler: 'rr', flags: 0, timeout: 0, netmask: key.family === 'IPv4' ? 32 : 128, ...o }
+}
+
+/** A real server as ferry sends it: masqueraded, weight 1, no thresholds (the counters are output only). */
+export function realServer (address: string, port: number, o: Partial<RealServer> = {}): RealServer {
+  return { address, port, weight: 1, forward: 'masq', upperThreshold: 0, lowerThreshold: 0, activeConns: 0, inactiveConns: 0, persistConns: 0, ...o }
+}
+
 export function vsKey (k: VirtualServerKey): string {
   return `${k.protocol}/${k.address.includes(':') ? `[${k.address}]` : k.address}:${k.port}`
 }
@@ -34,7 +44,6 @@ export function rsKey (k: { address: string, port: number }): string {
 /** Keyed by vsKey. A later entry point on the same address and port (a clash) does not replace an earlier one. */
 export function desiredVirtualServers (plans: Iterable<PortPlan>, o: DesiredOptions): Map<string, DesiredVirtualServer> {
   const out = new Map<string, DesiredVirtualServer>()
-  const netmask = o.family === 'IPv4' ? 32 : 128
   // mh hashes the source port too (SCHED2), as kube-proxy sets it.
   const schedFlags = o.scheduler === 'mh' ? IP_VS_SVC_F_SCHED2 : 0
   const nodePorts: Array<() => void> = []
@@ -44,15 +53,13 @@ export function desiredVirtualServers (plans: Iterable<PortPlan>, o: DesiredOpti
     const sticky = info.stickyMaxAgeSeconds > 0
     const flags = schedFlags | (sticky ? IP_VS_SVC_F_PERSISTENT : 0)
     const timeout = sticky ? info.stickyMaxAgeSeconds : 0
-    const dests = (set: 'cluster' | 'local' | null): RealServer[] => (set === null ? [] : endpointsOf(p, set)).map(e => ({
-      address: e.ip, port: e.port, weight: 1, forward: 'masq', upperThreshold: 0, lowerThreshold: 0, activeConns: 0, inactiveConns: 0, persistConns: 0,
-    }))
+    const dests = (set: 'cluster' | 'local' | null): RealServer[] => (set === null ? [] : endpointsOf(p, set)).map(e => realServer(e.ip, e.port))
     const internal = dests(p.internalSet)
     // No endpoints anywhere: external entry points exist (IPVS answers ICMP unreachable) but forward nowhere.
     const external = p.hasAnyEndpoints ? dests(p.externalSet) : []
     const servicePort = `${info.spn}/${info.protocol.toLowerCase()}`
     const add = (kind: EntryKind, address: string, port: number): void => {
-      const service: VirtualServer = { family: o.family, protocol: info.protocol, address, port, scheduler: o.scheduler, flags, timeout, netmask }
+      const service = virtualServer({ family: o.family, protocol: info.protocol, address, port }, { scheduler: o.scheduler, flags, timeout })
       const key = vsKey(service)
       if (!out.has(key)) out.set(key, { service, destinations: kind === 'clusterIP' ? internal : external, servicePort, entry: kind })
     }
