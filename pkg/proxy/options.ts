@@ -55,7 +55,7 @@ export function resolveProxyOptions (input: ProxyOptionsInput): ProxyOptions {
   })
 }
 
-const isLoopback = (ip: string): boolean => ip === '::1' || ip.startsWith('127.')
+export const isLoopback = (ip: string): boolean => ip === '::1' || ip.startsWith('127.')
 
 /**
  * Whether a local address accepts NodePorts: inside --nodeport-addresses when set (every address

@@ -8,10 +8,11 @@ import { FerryError } from '../../errors/errors.js'
 import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
 import type { Links } from '../../netlink/links.js'
-import { acceptsNodePorts, resolveProxyOptions, type ProxyOptions, type ProxyOptionsInput } from '../options.js'
+import { resolveProxyOptions, type ProxyOptions, type ProxyOptionsInput } from '../options.js'
 import { planPort, type PortPlan } from '../plan.js'
 import type { Clock } from '../runner.js'
 import type { Backend, DesiredState, SyncResult } from '../types.js'
+import { boundVIPs, defaultNodePortIPs } from './companion-options.js'
 import { desiredVirtualServers, type DesiredVirtualServer } from './desired.js'
 import { ipvsMetrics, type IpvsMetrics } from './metrics.js'
 import type { OwnershipStore } from './ownership.js'
@@ -43,12 +44,12 @@ export interface IpvsBackendOptions {
   readonly log?: Logger
 }
 
-const isLoopback = (ip: string): boolean => ip === '::1' || ip.startsWith('127.')
-
 export class IpvsBackend implements Backend {
   readonly name = 'ipvs'
   readonly family: IPFamily
   private readonly opts: ProxyOptions
+  /** Node addresses with NodePort virtual servers (IPVS mode has no localhost NodePorts). */
+  private readonly nodePortIPs: readonly string[]
   private readonly plans = new Map<string, PortPlan>()
   /**
    * Each service port's virtual servers, made when it last changed. Unchanged entries stay the same
@@ -71,6 +72,7 @@ export class IpvsBackend implements Backend {
   constructor (private readonly o: IpvsBackendOptions) {
     this.family = o.family
     this.opts = resolveProxyOptions({ ...o.proxy, family: o.family })
+    this.nodePortIPs = defaultNodePortIPs(this.opts)
     this.log = (o.log ?? silentLogger).child('ipvs')
     this.reconciler = new IpvsReconciler({
       family: o.family, kernel: o.kernel, ownership: o.ownership, gracefulTerminationMs: o.gracefulTerminationMs, log: this.log,
@@ -80,26 +82,13 @@ export class IpvsBackend implements Backend {
     this.metrics = o.registry !== undefined ? ipvsMetrics(o.registry) : undefined
   }
 
-  /** Node addresses with NodePort virtual servers (IPVS mode has no localhost NodePorts). */
-  private nodePortIPs (): string[] {
-    return this.opts.nodeIPs.filter(ip => !isLoopback(ip) && acceptsNodePorts(this.opts, ip))
-  }
-
-  /** ClusterIPs, externalIPs and LB IPs that are not node addresses already: what goes on ferry-ipvs0. */
-  private boundAddresses (plans: readonly PortPlan[]): string[] {
-    const node = new Set(this.opts.nodeIPs)
-    const out = new Set<string>()
-    for (const p of plans) for (const e of p.entryPoints) if (e.address !== null && !node.has(e.address)) out.add(e.address)
-    return [...out]
-  }
-
   async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
     return await this.lane.run(async () => await this.syncNow(state, changed))
   }
 
   private async syncNow (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
     if (state.family !== this.family) throw new FerryError('FERRY_ERR_APPLY', `state is ${state.family} but this backend programs ${this.family}`)
-    const nodePortIPs = this.nodePortIPs()
+    const nodePortIPs = this.nodePortIPs
     let remerge = false
     const replan = (key: string): void => {
       for (const [vk, d] of this.entries.get(key) ?? []) {
@@ -139,12 +128,13 @@ export class IpvsBackend implements Backend {
       for (const key of changed) replan(key)
     }
     const plans = [...this.plans.values()]
-    const bound = this.boundAddresses(plans)
+    // What goes on ferry-ipvs0: ClusterIPs, externalIPs and LB IPs that are not node addresses already.
+    const bound = boundVIPs(plans, this.opts)
     const t0 = performance.now()
     let t1 = t0
     let t2 = t0
     try {
-      // The companion derives the bound VIPs itself, incrementally (the same rule as boundAddresses()).
+      // The companion derives the bound VIPs itself, incrementally (the same rule as boundVIPs()).
       await this.o.companion.sync(plans, { nodePortIPs })
       t1 = performance.now()
       await this.vips.bind(new Set(bound))

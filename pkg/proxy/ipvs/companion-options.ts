@@ -3,7 +3,7 @@
 // servers exist and which addresses sit on ferry-ipvs0. Validated once, then frozen.
 import { FerryError } from '../../errors/errors.js'
 import { parseIP } from '../../net/ip.js'
-import { acceptsNodePorts, resolveProxyOptions, type ProxyOptions, type ProxyOptionsInput } from '../options.js'
+import { acceptsNodePorts, isLoopback, resolveProxyOptions, type ProxyOptions, type ProxyOptionsInput } from '../options.js'
 import type { PortPlan } from '../plan.js'
 import { DEFAULT_MASQUERADE_BIT, masqueradeMark } from '../iptables/options.js'
 
@@ -45,8 +45,6 @@ export function resolveCompanionOptions (input: CompanionOptionsInput): Companio
     ...(input.boundAddresses !== undefined ? { boundAddresses: Object.freeze(addresses('boundAddresses', input.boundAddresses, base)) } : {}),
   })
 }
-
-const isLoopback = (ip: string): boolean => ip === '::1' || ip.startsWith('127.')
 
 /** Node IPs that accept NodePorts, loopback excluded: the default NodePort virtual server addresses. */
 export function defaultNodePortIPs (opts: ProxyOptions): string[] {
