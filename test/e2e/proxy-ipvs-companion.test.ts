@@ -7,8 +7,7 @@ import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { netnsExec, run, spawnExec, type Exec } from '../../pkg/exec/exec.js'
 import { planPort, type PortPlan } from '../../pkg/proxy/plan.js'
-import { categorizeEndpoints } from '../../pkg/proxy/topology.js'
-import { ep, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
+import { ep, svcInfo, localEp as local, remoteEp as remote, categorized as svc } from '../../pkg/proxy/iptables/fixtures.js'
 import { loadRestore } from '../../pkg/proxy/iptables/trace.js'
 import type { Variant } from '../../pkg/proxy/iptables/restore.js'
 import { IpvsCompanion } from '../../pkg/proxy/ipvs/companion-apply.js'
@@ -17,7 +16,7 @@ import { desiredVirtualServers } from '../../pkg/proxy/ipvs/desired.js'
 import { FakeIpset } from '../../pkg/proxy/ipvs/fake-ipset.js'
 import { canonicalEntry, parseIpsetSave } from '../../pkg/proxy/ipvs/ipset.js'
 import { loadCompanion, traceIpvs } from '../../pkg/proxy/ipvs/trace.js'
-import type { DesiredServicePort, EndpointInfo, ServicePortInfo } from '../../pkg/proxy/types.js'
+import type { DesiredServicePort } from '../../pkg/proxy/types.js'
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root')
@@ -33,10 +32,6 @@ t.before(async () => {
 })
 t.teardown(async () => { await spawnExec(['ip', 'netns', 'delete', NS]) })
 
-const NODE = { nodeName: 'test-node', zone: '' }
-const local = (ip: string, port = 80): EndpointInfo => ep(ip, port, { isLocal: true, nodeName: 'test-node' })
-const remote = (ip: string, port = 80): EndpointInfo => ep(ip, port, { nodeName: 'other' })
-const svc = (info: ServicePortInfo, eps: readonly EndpointInfo[]): DesiredServicePort => ({ info, ...categorizeEndpoints(eps, info, NODE) })
 
 const OPTS: CompanionOptionsInput = { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2', '192.168.1.2'] }
 const OPTS6: CompanionOptionsInput = { family: 'IPv6', clusterCIDR: 'fd00:10::/48', nodeIPs: ['fd00:77::1'] }

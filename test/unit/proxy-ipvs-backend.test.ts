@@ -4,15 +4,12 @@
 import t from 'tap'
 import { silentLogger } from '../../pkg/log/log.js'
 import { FakeLinks } from '../../pkg/netlink/fake.js'
-import { ep, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
+import { ep, svcInfo, categorized as svc } from '../../pkg/proxy/iptables/fixtures.js'
 import { IpvsBackend, type CompanionRules } from '../../pkg/proxy/ipvs/backend.js'
 import { FakeIpvsKernel } from '../../pkg/proxy/ipvs/fake-kernel.js'
 import { MemoryOwnershipStore } from '../../pkg/proxy/ipvs/ownership.js'
-import { categorizeEndpoints } from '../../pkg/proxy/topology.js'
-import { servicePortKey, type DesiredServicePort, type DesiredState, type EndpointInfo, type ServicePortInfo } from '../../pkg/proxy/types.js'
+import { servicePortKey, type DesiredServicePort, type DesiredState } from '../../pkg/proxy/types.js'
 
-const NODE = { nodeName: 'test-node', zone: '' }
-const svc = (info: ServicePortInfo, eps: readonly EndpointInfo[]): DesiredServicePort => ({ info, ...categorizeEndpoints(eps, info, NODE) })
 const stateOf = (...sps: DesiredServicePort[]): DesiredState => ({ family: 'IPv4', services: new Map(sps.map(s => [servicePortKey(s.info), s])) })
 const key = (s: DesiredServicePort): string => servicePortKey(s.info)
 

@@ -5,8 +5,7 @@
 import t, { type Test } from 'tap'
 import { stdinText, type Exec, type ExecResult } from '../../pkg/exec/exec.js'
 import { planPort, type PortPlan } from '../../pkg/proxy/plan.js'
-import { categorizeEndpoints } from '../../pkg/proxy/topology.js'
-import { ep, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
+import { svcInfo, localEp as local, remoteEp as remote, categorized as svc } from '../../pkg/proxy/iptables/fixtures.js'
 import { loadRestore } from '../../pkg/proxy/iptables/trace.js'
 import { IpvsCompanion } from '../../pkg/proxy/ipvs/companion-apply.js'
 import { boundVIPs, defaultNodePortIPs, renderCompanion, resolveCompanionOptions, type CompanionOptionsInput } from '../../pkg/proxy/ipvs/companion.js'
@@ -14,7 +13,7 @@ import { desiredVirtualServers } from '../../pkg/proxy/ipvs/desired.js'
 import { FakeIpset } from '../../pkg/proxy/ipvs/fake-ipset.js'
 import { loadCompanion, traceIpvs } from '../../pkg/proxy/ipvs/trace.js'
 import { isFerryError } from '../../pkg/errors/errors.js'
-import type { DesiredServicePort, EndpointInfo, ServicePortInfo } from '../../pkg/proxy/types.js'
+import type { DesiredServicePort } from '../../pkg/proxy/types.js'
 
 const BUILTIN: Record<string, string[]> = {
   mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
@@ -99,11 +98,7 @@ function kernel (): { ipset: FakeIpset, ipt: FakeIptables, calls: string[][], st
   return { ipset, ipt, calls, stdins, exec }
 }
 
-const NODE = { nodeName: 'test-node', zone: '' }
 const OPTS: CompanionOptionsInput = { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2', '192.168.1.2'] }
-const local = (ip: string, port = 80): EndpointInfo => ep(ip, port, { isLocal: true, nodeName: 'test-node' })
-const remote = (ip: string, port = 80): EndpointInfo => ep(ip, port, { nodeName: 'other' })
-const svc = (info: ServicePortInfo, eps: readonly EndpointInfo[]): DesiredServicePort => ({ info, ...categorizeEndpoints(eps, info, NODE) })
 const o = resolveCompanionOptions(OPTS)
 const plan = (sp: DesiredServicePort): PortPlan => planPort(sp, o)
 

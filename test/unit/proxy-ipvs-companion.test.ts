@@ -3,20 +3,16 @@
 // fresh build. Packet behaviour is proxy-ipvs-trace.test.ts; loading it is proxy-ipvs-companion-apply.
 import t from 'tap'
 import { planPort, type PortPlan } from '../../pkg/proxy/plan.js'
-import { categorizeEndpoints } from '../../pkg/proxy/topology.js'
-import { ep, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
+import { svcInfo, localEp as local, remoteEp as remote, categorized as svc } from '../../pkg/proxy/iptables/fixtures.js'
 import { companionSetSpecs, renderCompanion, resolveCompanionOptions, setName, SET_KINDS, type CompanionOptionsInput, type SetKind } from '../../pkg/proxy/ipvs/companion.js'
 import { buildCompanionSets, CompanionSetsTracker } from '../../pkg/proxy/ipvs/companion-sets.js'
 import { FakeIpset } from '../../pkg/proxy/ipvs/fake-ipset.js'
 import { canonicalEntry, MAX_SET_NAME, swapRestore, tempName } from '../../pkg/proxy/ipvs/ipset.js'
 import { isFerryError } from '../../pkg/errors/errors.js'
-import type { DesiredServicePort, EndpointInfo, ServicePortInfo } from '../../pkg/proxy/types.js'
+import type { DesiredServicePort, ServicePortInfo } from '../../pkg/proxy/types.js'
 
 const NODE = { nodeName: 'test-node', zone: '' }
 const BASE: CompanionOptionsInput = { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2', '192.168.1.2'] }
-const local = (ip: string, port = 80): EndpointInfo => ep(ip, port, { isLocal: true, nodeName: 'test-node' })
-const remote = (ip: string, port = 80): EndpointInfo => ep(ip, port, { nodeName: 'other' })
-const svc = (info: ServicePortInfo, eps: readonly EndpointInfo[]): DesiredServicePort => ({ info, ...categorizeEndpoints(eps, info, NODE) })
 const plansOf = (sps: readonly DesiredServicePort[], input: CompanionOptionsInput = BASE): PortPlan[] => {
   const o = resolveCompanionOptions(input)
   return sps.map(sp => planPort(sp, o))

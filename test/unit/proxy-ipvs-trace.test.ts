@@ -7,16 +7,14 @@
 import t, { type Test } from 'tap'
 import { resolveProxyOptions, type ProxyOptionsInput } from '../../pkg/proxy/options.js'
 import { planPort, type PortPlan } from '../../pkg/proxy/plan.js'
-import { categorizeEndpoints } from '../../pkg/proxy/topology.js'
 import { tracePlan, type Packet, type TraceEnv, type TracedEndpoint, type TraceResult } from '../../pkg/proxy/trace.js'
-import { ep, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
+import { svcInfo, localEp as local, remoteEp as remote, categorized as svc } from '../../pkg/proxy/iptables/fixtures.js'
 import { boundVIPs, defaultNodePortIPs, renderCompanion, resolveCompanionOptions } from '../../pkg/proxy/ipvs/companion.js'
 import { desiredVirtualServers } from '../../pkg/proxy/ipvs/desired.js'
 import { loadCompanion, traceIpvs, type IpvsTrace } from '../../pkg/proxy/ipvs/trace.js'
 import type { DesiredServicePort, EndpointInfo, ServicePortInfo } from '../../pkg/proxy/types.js'
 import type { Protocol } from '../../pkg/api/types.js'
 
-const NODE = { nodeName: 'test-node', zone: '' }
 const NODE_ADDRS = ['192.168.0.2', '192.168.1.2', '127.0.0.1']
 const BASE: ProxyOptionsInput = { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2', '192.168.1.2'] }
 const POD = '10.0.0.2'
@@ -24,14 +22,8 @@ const EXT = '203.0.113.2'
 const BLOCKED = '203.0.113.130'
 const NODE_IP = '192.168.0.2'
 
-const local = (ip: string, port = 80, o: Partial<EndpointInfo> = {}): EndpointInfo => ep(ip, port, { isLocal: true, nodeName: 'test-node', ...o })
-const remote = (ip: string, port = 80, o: Partial<EndpointInfo> = {}): EndpointInfo => ep(ip, port, { nodeName: 'other', ...o })
 const terminating = { ready: false, serving: true, terminating: true }
 const notServing = { ready: false, serving: false, terminating: true }
-
-function svc (info: ServicePortInfo, eps: readonly EndpointInfo[]): DesiredServicePort {
-  return { info, ...categorizeEndpoints(eps, info, NODE) }
-}
 
 /** One state under one set of options, as both tracers see it. */
 interface World { plans: PortPlan[], opts: ReturnType<typeof resolveProxyOptions>, env: TraceEnv, ipvs: (pkt: Packet) => IpvsTrace }

@@ -4,16 +4,14 @@
 import t, { type Test } from 'tap'
 import { resolveProxyOptions, type ProxyOptionsInput } from '../../pkg/proxy/options.js'
 import { planPort } from '../../pkg/proxy/plan.js'
-import { categorizeEndpoints } from '../../pkg/proxy/topology.js'
 import { tracePlan, type Packet, type TraceEnv, type TracedEndpoint } from '../../pkg/proxy/trace.js'
-import { ep, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
+import { svcInfo, localEp as local, remoteEp as remote, categorized as svc } from '../../pkg/proxy/iptables/fixtures.js'
 import { renderFull } from '../../pkg/proxy/iptables/render.js'
 import { fullSyncExtras, jumps } from '../../pkg/proxy/iptables/restore.js'
 import { loadRestore, traceIptables } from '../../pkg/proxy/iptables/trace.js'
 import { servicePortKey, type DesiredServicePort, type DesiredState, type EndpointInfo, type ServicePortInfo } from '../../pkg/proxy/types.js'
 import type { Protocol } from '../../pkg/api/types.js'
 
-const NODE = { nodeName: 'test-node', zone: '' }
 const ENV: TraceEnv = { localAddresses: ['192.168.0.2', '192.168.1.2', '127.0.0.1'] }
 const BASE: ProxyOptionsInput = { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2', '192.168.1.2'] }
 const POD = '10.0.0.2'
@@ -21,13 +19,7 @@ const EXT = '203.0.113.2'
 const BLOCKED = '203.0.113.130'
 const NODE_IP = '192.168.0.2'
 
-const local = (ip: string, port = 80, o: Partial<EndpointInfo> = {}): EndpointInfo => ep(ip, port, { isLocal: true, nodeName: 'test-node', ...o })
-const remote = (ip: string, port = 80, o: Partial<EndpointInfo> = {}): EndpointInfo => ep(ip, port, { nodeName: 'other', ...o })
 const terminating = { ready: false, serving: true, terminating: true }
-
-function svc (info: ServicePortInfo, eps: readonly EndpointInfo[]): DesiredServicePort {
-  return { info, ...categorizeEndpoints(eps, info, NODE) }
-}
 
 function stateOf (...sps: DesiredServicePort[]): DesiredState {
   return { family: 'IPv4', services: new Map(sps.map(s => [servicePortKey(s.info), s])) }

@@ -1,6 +1,7 @@
-// Hand-built DesiredState for tests and the bench (no endpoint categorization involved: the caller
-// states the cluster and local sets). Address conventions follow PROXY.md §7: ClusterIPs 172.30.0.0/16,
+// Hand-built DesiredState for tests and the bench: desired() takes the cluster and local sets as given,
+// categorized() derives them for TEST_NODE as the proxier does. Address conventions follow PROXY.md §7: ClusterIPs 172.30.0.0/16,
 // pods 10.180.0.0/16 (pod CIDR 10.0.0.0/8), node 192.168.0.2, external clients 203.0.113.0/24.
+import { categorizeEndpoints } from '../topology.js'
 import type { DesiredServicePort, DesiredState, EndpointInfo, ServicePortInfo } from '../types.js'
 import { servicePortKey } from '../types.js'
 import type { IPFamily } from '../../net/ip.js'
@@ -94,4 +95,22 @@ export function withEndpointChanged (state: DesiredState, index: number, newIP: 
   const m = new Map(state.services)
   m.set(key, desired(sp.info, { cluster, local: sp.localEndpoints }))
   return { state: { family: state.family, services: m }, key }
+}
+
+/** PROXY.md §7's node: endpoints whose nodeName is test-node are local. */
+export const TEST_NODE = { nodeName: 'test-node', zone: '' } as const
+
+/** An endpoint on TEST_NODE. */
+export function localEp (ip: string, port = 80, o: Partial<EndpointInfo> = {}): EndpointInfo {
+  return ep(ip, port, { isLocal: true, nodeName: TEST_NODE.nodeName, ...o })
+}
+
+/** An endpoint on another node. */
+export function remoteEp (ip: string, port = 80, o: Partial<EndpointInfo> = {}): EndpointInfo {
+  return ep(ip, port, { nodeName: 'other', ...o })
+}
+
+/** A service port with its endpoints categorized for TEST_NODE, as the proxier does (no hand-set sets). */
+export function categorized (info: ServicePortInfo, eps: readonly EndpointInfo[]): DesiredServicePort {
+  return { info, ...categorizeEndpoints(eps, info, TEST_NODE) }
 }

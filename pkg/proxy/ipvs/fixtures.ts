@@ -3,20 +3,19 @@
 // ClusterIPs 172.30.0.0/16, pods 10.180.0.0/16, node 192.168.0.2.
 import { resolveProxyOptions, type ProxyOptionsInput } from '../options.js'
 import { planPort, type PortPlan } from '../plan.js'
-import { categorizeEndpoints } from '../topology.js'
+import { categorized } from '../iptables/fixtures.js'
 import type { EndpointInfo, ServicePortInfo } from '../types.js'
 import { desiredVirtualServers, type DesiredVirtualServer } from './desired.js'
 import type { IPFamily } from './types.js'
 
 export const NODE_IP = '192.168.0.2'
 export const NODE_IP6 = 'fd00:1::2'
-const NODE = { nodeName: 'test-node', zone: '' }
 
 /** The plan of one service port whose endpoints are categorized for this node. */
 export function portPlan (info: ServicePortInfo, endpoints: readonly EndpointInfo[], opts: Partial<ProxyOptionsInput> = {}): PortPlan {
   const family = info.family
   const o = resolveProxyOptions({ family, clusterCIDR: family === 'IPv4' ? '10.0.0.0/8' : 'fd00:10::/48', nodeIPs: [family === 'IPv4' ? NODE_IP : NODE_IP6], ...opts })
-  return planPort({ info, ...categorizeEndpoints(endpoints, info, NODE) }, o)
+  return planPort(categorized(info, endpoints), o)
 }
 
 export interface DesiredFixtureOptions {
