@@ -8,6 +8,9 @@ PKGS=(iptables nftables ipset conntrack iproute2 curl iputils-ping dnsutils etcd
 # kernel and busybox are fetched by test/vm/build-image.sh with apt-get download, so the apt lists
 # must exist even when every package above is installed already.
 PKGS+=(qemu-system-x86 ipvsadm cpio)
+# DNS: nsd is the tests' second DNS server (the forwarder's upstream) and, with unbound, the peer of
+# bench/dns-*.sh; dnsperf drives those benches.
+PKGS+=(nsd unbound dnsperf)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ] || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
@@ -16,6 +19,9 @@ if [ "${#missing[@]}" -gt 0 ] || ! apt-cache show linux-image-cloud-amd64 >/dev/
   [ "${#missing[@]}" = 0 ] || apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Debian's etcd-server package starts a system etcd; ferry's tests start their own on free ports.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then systemctl stop etcd || true; fi
+# nsd and unbound would hold port 53 the same way.
+for svc in etcd nsd unbound; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
+done
 npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
