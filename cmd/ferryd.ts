@@ -1,21 +1,18 @@
-// ferryd: config → source → cache → proxiers (one per IP family) → kernel; HTTP for Prometheus and probes.
+// ferryd: config → source → cache → components (the proxy; DNS and the overlay join the same list);
+// HTTP for Prometheus, probes and each component's debug routes. This file only wires.
 import { networkInterfaces } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { ClusterStore } from '../pkg/cache/store.js'
+import { debugStates, readiness, startAll, stopAll, type Component } from '../pkg/component/component.js'
+import { ProxyComponent } from '../pkg/component/proxy-component.js'
 import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
-import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../pkg/net/ip.js'
+import { parseIP, type IPFamily } from '../pkg/net/ip.js'
 import { backendDeps, chooseProxyMode, cleanupAllModes, cleanupOtherModes, createBackend } from '../pkg/proxy/backends.js'
+import { nodeEligible } from '../pkg/proxy/health.js'
 import { resolveProxyOptions, type ProxyOptions } from '../pkg/proxy/options.js'
-import { parseTraceQuery } from '../pkg/proxy/trace.js'
-import { ProxyHealth, nodeEligible } from '../pkg/proxy/health.js'
-import { createProxyMetrics } from '../pkg/proxy/metrics.js'
-import { ConntrackCleaner } from '../pkg/proxy/conntrack/cleanup.js'
-import { createConntrackMetrics } from '../pkg/proxy/conntrack/metrics.js'
-import { HealthCheckServer } from '../pkg/proxy/healthcheck/server.js'
-import { Proxier } from '../pkg/proxy/proxier.js'
 import type { Backend } from '../pkg/proxy/types.js'
 import { createSource } from '../pkg/source/factory.js'
 import { createSourceMetrics } from '../pkg/source/metrics.js'
@@ -25,11 +22,8 @@ function nodeIPs (): string[] {
   return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => parseIP(a.address.split('%')[0] ?? '')?.ip ?? '')).filter(ip => ip !== '')
 }
 
-/** Local addresses in --nodeport-addresses for this family; empty means every address. */
-function nodePortIPs (cfg: Config, family: IPFamily): string[] {
-  const cidrs = cfg.nodePortAddresses.map(c => parseCIDR(c)).filter((c): c is NonNullable<typeof c> => c !== null && c.family === family)
-  return cidrs.length === 0 ? [] : nodeIPs().filter(ip => cidrs.some(c => cidrContains(c, ip)))
-}
+type Backends = Map<IPFamily, { backend: Backend, options: ProxyOptions }>
+interface ProxyMode { mode: string, reason: string }
 
 async function main (argv: string[]): Promise<number> {
   let cfg: Config | 'help'
@@ -47,7 +41,7 @@ async function main (argv: string[]): Promise<number> {
   new Gauge({ name: 'ferry_proxy_mode', help: 'The active proxy mode (1 for the mode in use)', labelNames: ['mode'], registers: [registry] }).set({ mode: mode.mode }, 1)
   // A switch of mode leaves nothing of the old one: its rules would still catch traffic.
   for (const f of await cleanupOtherModes(mode.mode, backendDeps(cfg, 'IPv4', ips, log))) log.warn('could not remove the previous mode\'s state', { mode: f.mode, what: f.what, err: f.err })
-  const backends = new Map<IPFamily, { backend: Backend, options: ProxyOptions }>()
+  const backends: Backends = new Map()
   for (const family of cfg.ipFamilies) {
     const deps = backendDeps(cfg, family, ips, log.child(`proxy.${family}`), registry)
     backends.set(family, { backend: await createBackend(mode.mode, deps), options: resolveProxyOptions(deps.proxy) })
@@ -63,33 +57,25 @@ async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number
   return failures.length === 0 ? 0 : 1
 }
 
-async function serve (cfg: Config, log: Logger, registry: Registry, backends: Map<IPFamily, { backend: Backend, options: ProxyOptions }>,
-  mode: { mode: string, reason: string }): Promise<number> {
-  // The kernel reads for the first sync run while the source loads.
-  for (const b of backends.values()) b.backend.prepare?.()
+/**
+ * The components, in start order (stopped in reverse). Built before the source starts: each subscribes
+ * to the store in its constructor. The one place a component is added.
+ */
+function buildComponents (cfg: Config, log: Logger, registry: Registry, store: ClusterStore, backends: Backends, mode: ProxyMode): { proxy: ProxyComponent, components: Component[] } {
+  const proxy = new ProxyComponent({ config: cfg, backends, mode, store, registry, log: log.child('proxy'), localAddresses: nodeIPs })
+  const components: Component[] = [proxy]
+  // DNS (issue 11): when cfg.dnsListen is not empty, push the DNS component here; it reads the store
+  // and follows `proxy` for what is programmed.
+  return { proxy, components }
+}
+
+async function serve (cfg: Config, log: Logger, registry: Registry, backends: Backends, mode: ProxyMode): Promise<number> {
   collectDefaultMetrics({ register: registry })
-  const metrics = createProxyMetrics(registry)
-  const health = new ProxyHealth(2 * cfg.syncPeriodMs)
   const store = new ClusterStore()
   const sourceLog = log.child('source')
   store.onError(e => { sourceLog.warn(e.message, { code: e.code }) })
-
-  const healthChecks: HealthCheckServer[] = []
-  const conntrackMetrics = createConntrackMetrics(registry)
-  const proxiers = [...backends].map(([family, { backend, options }]) => {
-    // After the new rules are live (PROXY.md §4): stale UDP flows, then health-check listeners.
-    const conntrack = new ConntrackCleaner({ family, log: log.child(`proxy.${family}`), metrics: conntrackMetrics })
-    const healthCheck = new HealthCheckServer({
-      family, addresses: nodePortIPs(cfg, family), proxyHealthy: () => health.report().healthy, log: log.child(`healthcheck.${family}`),
-    })
-    healthChecks.push(healthCheck)
-    return new Proxier({
-      family, nodeName: cfg.nodeName, backend, options, store, metrics, health,
-      minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs, log: log.child(`proxy.${family}`),
-      afterSync: [conntrack.afterSync, healthCheck.afterSync],
-    })
-  })
-  const source = createSource(cfg, log.child('source'))
+  const { proxy, components } = buildComponents(cfg, log, registry, store, backends, mode)
+  const source = createSource(cfg, sourceLog)
   const sourceMetrics = createSourceMetrics(registry, source)
   store.onError(e => { sourceMetrics.reportError(e) })
 
@@ -97,30 +83,15 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ma
   const startHttp = async (): Promise<FastifyInstance> => await (httpStarted ??= (async () => {
     const [{ buildHttpServer }, { listenHttp }] = await Promise.all([import('../pkg/http/server.js'), import('../pkg/http/exposure.js')])
     const http = buildHttpServer({
-      registry, health, metrics, debugRemote: cfg.debugRemote,
+      registry, health: proxy.health, metrics: proxy.metrics, debugRemote: cfg.debugRemote, components,
       nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.count('Node') > 0),
-      ready: () => {
-        if (!store.synced) return { ready: false, reason: `waiting for ${source.name}` }
-        // health knows which families synced; status() would count every endpoint on each probe.
-        const pending = [...backends.keys()].filter(f => !health.hasSynced(f))
-        return pending.length === 0 ? { ready: true, reason: '' } : { ready: false, reason: `no rules applied yet for ${pending.join(', ')}` }
-      },
-      debugTrace: q => {
-        const pkt = parseTraceQuery(q)
-        if (typeof pkt === 'string') return pkt
-        const family = parseIP(pkt.dst)?.family
-        const proxier = proxiers.find(p => p.family === family)
-        if (proxier === undefined) return `this ferryd proxies ${cfg.ipFamilies.join(', ')} only`
-        return { family, packet: pkt, ...proxier.trace(pkt, { localAddresses: nodeIPs() }) }
-      },
+      ready: () => store.synced ? readiness(components) : { ready: false, reason: `waiting for ${source.name}` },
       debugState: () => ({
         nodeName: cfg.nodeName,
-        proxyMode: mode,
         source: source.status?.() ?? { name: source.name },
         objects: { services: store.count('Service'), endpointSlices: store.count('EndpointSlice'), nodes: store.count('Node'), pods: store.count('Pod') },
         sourceErrors: store.errors,
-        proxiers: proxiers.map(p => ({ ...p.status(), servicePorts: p.desiredState() })),
-        healthCheckNodePorts: healthChecks.map(h => h.ports()),
+        ...debugStates(components),
       }),
     })
     await listenHttp(http, { ...cfg.httpListen, debugRemote: cfg.debugRemote, log })
@@ -134,15 +105,13 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ma
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return
     stopping = true
-    // Rules stay in the kernel: established flows keep working across a restart.
     log.info('shutting down; rules stay in place', { signal })
     // Whatever hangs, a stop request is honoured.
     setTimeout(() => { log.warn('shutdown took over 10 s; exiting anyway'); process.exit(0) }, 10_000).unref()
     await notify({ STOPPING: '1' })
     await source.stop()
-    await Promise.all(proxiers.map(async p => { await p.stop() }))
+    await stopAll(components, log)
     await (await httpStarted?.catch(() => undefined))?.close()
-    for (const h of healthChecks) await h.close()
     process.exit(0)
   }
   process.on('SIGTERM', () => { void shutdown('SIGTERM') })
@@ -151,9 +120,8 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ma
   log.info('starting source', { source: source.name })
   await source.start(store)
   log.info('source synced', { objects: store.size })
-  for (const p of proxiers) p.start()
-  await Promise.all([...proxiers.map(async p => { await p.whenSynced() }), startHttp()])
-  log.info('first sync applied; ready', { families: cfg.ipFamilies })
+  await Promise.all([startAll(components), startHttp()])
+  log.info('first sync applied; ready', { families: cfg.ipFamilies, components: components.map(c => c.name) })
   await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
   return await new Promise<number>(() => {}) // runs until a signal
 }

@@ -7,12 +7,21 @@ import { FerryError, errorMessage } from '../errors/errors.js'
 import { parseCIDR, type IPFamily } from '../net/ip.js'
 import { checkAccessSettings } from '../source/etcd-access.js'
 import { parseEndpoint, redact } from '../source/etcd-url.js'
+import { formatHostPort, isDNSName, parseHostPort, parseResolvConf, type HostPort } from './dns-addresses.js'
+
+export type { HostPort } from './dns-addresses.js'
 
 export type ProxyMode = 'auto' | 'iptables' | 'ipvs'
 /** Schedulers ferry accepts for --ipvs-scheduler (IPVS.md §1.5). */
 export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sh', 'mh'] as const
 export type IpvsScheduler = typeof IPVS_SCHEDULERS[number]
 export type IptablesVariant = 'auto' | 'legacy' | 'nft'
+/** Pod records a-b-c-d.<ns>.pod.<zone>, as CoreDNS's `pods` option (DNS.md §2.7). */
+export type DnsPodRecords = 'disabled' | 'insecure' | 'verified'
+/** Where the default upstreams and search domains come from, unless loadConfig is told otherwise. */
+export const RESOLV_CONF = '/etc/resolv.conf'
+/** CoreDNS's forward takes at most 15 upstreams (DNS.md §4.1). */
+export const MAX_DNS_UPSTREAMS = 15
 
 export interface Config {
   readonly nodeName: string
@@ -52,10 +61,30 @@ export interface Config {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
   readonly logFormat: 'json' | 'text'
   readonly cleanup: boolean
+  /** Addresses DNS serves on, UDP and TCP each; empty: DNS is off. */
+  readonly dnsListen: readonly HostPort[]
+  /** The cluster zone, lower-cased, without the trailing dot. */
+  readonly clusterDomain: string
+  /** Forwarder upstreams: --dns-upstream, else resolv.conf's nameservers (empty while DNS is off). */
+  readonly dnsUpstreams: readonly HostPort[]
+  /** resolv.conf's search domains, autopath's tail of the search list (empty unless autopath is on). */
+  readonly dnsSearch: readonly string[]
+  readonly dnsPodRecords: DnsPodRecords
+  /** Seconds, on every cluster record except dns-version (CoreDNS `ttl`). */
+  readonly dnsTTL: number
+  /** Server-side search-path completion; needs dnsPodRecords 'verified'. */
+  readonly dnsAutopath: boolean
+  readonly dnsQueryLog: boolean
+  /** Seconds; longest a forwarded answer is cached (0: not cached). */
+  readonly dnsCacheMaxTTL: number
 }
 
+/** The DNS component's slice of the config. */
+export type DnsConfig = Pick<Config, 'dnsListen' | 'clusterDomain' | 'dnsUpstreams' | 'dnsSearch' | 'dnsPodRecords' | 'dnsTTL' | 'dnsAutopath' | 'dnsQueryLog' | 'dnsCacheMaxTTL'>
+
 type Kind = 'string' | 'boolean' | 'list' | 'duration' | 'int' | 'bytes'
-interface Option { flag: string, key: keyof Config, kind: Kind, help: string, def?: string, file?: string }
+/** `arg` names the value in the usage text; list flags take A,B or repeat. */
+interface Option { flag: string, key: keyof Config, kind: Kind, help: string, def?: string, file?: string, arg?: string }
 
 /** The config-file key of an option: its flag in camelCase unless named. */
 export function fileKey (o: Option): string {
@@ -95,13 +124,21 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'log-level', key: 'logLevel', kind: 'string', def: 'info', help: 'debug | info | warn | error' },
   { flag: 'log-format', key: 'logFormat', kind: 'string', def: 'json', help: 'json | text' },
   { flag: 'cleanup', key: 'cleanup', kind: 'boolean', def: 'false', help: 'remove every rule ferry owns, then exit' },
+  { flag: 'dns-listen', key: 'dnsListen', kind: 'list', arg: 'IP:PORT', help: 'serve cluster DNS (UDP and TCP) on this address, IPv6 as [::1]:53; repeat for more; none: DNS is off' },
+  { flag: 'cluster-domain', key: 'clusterDomain', kind: 'string', def: 'cluster.local', help: 'the cluster\'s DNS zone' },
+  { flag: 'dns-upstream', key: 'dnsUpstreams', kind: 'list', arg: 'IP[:PORT]', help: 'forward names outside the cluster zone here (port 53 unless given); repeat for more (default: the nameservers of /etc/resolv.conf)' },
+  { flag: 'dns-pod-records', key: 'dnsPodRecords', kind: 'string', def: 'insecure', help: 'a-b-c-d.<ns>.pod.<zone> records: disabled | insecure (echo the IP) | verified (only IPs of pods in that namespace)' },
+  { flag: 'dns-ttl', key: 'dnsTTL', kind: 'int', def: '5', help: 'TTL in seconds of cluster records (0-3600)' },
+  { flag: 'dns-autopath', key: 'dnsAutopath', kind: 'boolean', def: 'false', help: 'complete pods\' search paths in the server, one round trip per name (needs --dns-pod-records verified)' },
+  { flag: 'dns-query-log', key: 'dnsQueryLog', kind: 'boolean', def: 'false', help: 'log every DNS query and its answer\'s rcode' },
+  { flag: 'dns-cache-max-ttl', key: 'dnsCacheMaxTTL', kind: 'int', def: '3600', help: 'longest time in seconds a forwarded answer is cached (0-86400; 0: no cache)' },
 ]
 
 export const DEFAULT_MANIFESTS = '/etc/ferry/manifests'
 
 export function usage (): string {
   const lines = OPTIONS.map(o => {
-    const arg = o.kind === 'boolean' ? '' : ` ${o.kind === 'list' ? 'A,B' : o.kind === 'duration' ? 'DURATION' : o.kind === 'bytes' ? 'SIZE' : 'VALUE'}`
+    const arg = o.kind === 'boolean' ? '' : ` ${o.arg ?? (o.kind === 'list' ? 'A,B' : o.kind === 'duration' ? 'DURATION' : o.kind === 'bytes' ? 'SIZE' : 'VALUE')}`
     return `  --${o.flag}${arg}\n      ${o.help}${o.def !== undefined ? ` (default ${o.def})` : ''}`
   })
   return [
@@ -157,8 +194,9 @@ function coerce (o: Option, v: unknown, where: string): unknown {
       return n
     }
     case 'list': {
-      const items = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',') : fail(where, 'must be a list')
-      return items.map(x => String(x).trim()).filter(x => x !== '')
+      // A repeated flag arrives as an array; each item may itself be comma-separated.
+      const items = Array.isArray(v) ? v : typeof v === 'string' ? [v] : fail(where, 'must be a list')
+      return items.flatMap(x => String(x).split(',')).map(x => x.trim()).filter(x => x !== '')
     }
     case 'string':
       if (typeof v !== 'string') fail(where, `must be a string, got ${JSON.stringify(v)}`)
@@ -166,15 +204,23 @@ function coerce (o: Option, v: unknown, where: string): unknown {
   }
 }
 
-/** Parses argv (without node and script) and the optional config file into one frozen Config. */
-export function loadConfig (argv: readonly string[], readFile: (p: string) => string = p => readFileSync(p, 'utf8')): Config | 'help' {
-  const parseOpts: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } }
-  for (const o of OPTIONS) parseOpts[o.flag] = { type: o.kind === 'boolean' ? 'boolean' : 'string' }
+export interface LoadOptions {
+  /** resolv.conf to read the default DNS upstreams and search domains from (default /etc/resolv.conf). */
+  resolvConf?: string
+}
+
+/**
+ * Parses argv (without node and script) and the optional config file into one frozen Config. Every file,
+ * resolv.conf included, is read through `readFile`.
+ */
+export function loadConfig (argv: readonly string[], readFile: (p: string) => string = p => readFileSync(p, 'utf8'), opts: LoadOptions = {}): Config | 'help' {
+  const parseOpts: Record<string, { type: 'string' | 'boolean', multiple?: boolean }> = { config: { type: 'string' }, help: { type: 'boolean' } }
+  for (const o of OPTIONS) parseOpts[o.flag] = o.kind === 'boolean' ? { type: 'boolean' } : o.kind === 'list' ? { type: 'string', multiple: true } : { type: 'string' }
   let parsed: ReturnType<typeof parseArgs>
   try {
     parsed = parseArgs({ args: [...argv], options: parseOpts, strict: true, allowPositionals: false })
   } catch (e) { return fail('flags', errorMessage(e)) }
-  const flags = parsed.values as Record<string, string | boolean | undefined>
+  const flags = parsed.values as Record<string, string | string[] | boolean | undefined>
   if (flags.help === true) return 'help'
 
   const raw: Record<string, unknown> = {}
@@ -196,10 +242,10 @@ export function loadConfig (argv: readonly string[], readFile: (p: string) => st
     const v = flags[o.flag]
     if (v !== undefined) raw[o.key] = coerce(o, v, `--${o.flag}`)
   }
-  return Object.freeze(check(raw))
+  return Object.freeze(check(raw, readFile, opts.resolvConf ?? RESOLV_CONF))
 }
 
-function check (raw: Record<string, unknown>): Config {
+function check (raw: Record<string, unknown>, readFile: (p: string) => string, resolvConf: string): Config {
   const oneOf = <T extends string>(key: string, allowed: readonly T[]): T => {
     const v = raw[key] as string
     if (!(allowed as readonly string[]).includes(v)) fail(key, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`)
@@ -271,5 +317,58 @@ function check (raw: Record<string, unknown>): Config {
     logLevel: oneOf('logLevel', ['debug', 'info', 'warn', 'error'] as const),
     logFormat: oneOf('logFormat', ['json', 'text'] as const),
     cleanup: raw.cleanup as boolean,
+    ...checkDNS(raw, readFile, resolvConf),
   }
 }
+
+/** The DNS flags: addresses parsed, the zone checked, upstreams resolved from resolv.conf when not given. */
+function checkDNS (raw: Record<string, unknown>, readFile: (p: string) => string, resolvConf: string): DnsConfig {
+  const hostPorts = (key: string, defaultPort?: number): HostPort[] => ((raw[key] as string[] | undefined) ?? []).map(text => {
+    const hp = parseHostPort(text, defaultPort)
+    if (hp === null) fail(key === 'dnsListen' ? 'dnsListen' : 'dnsUpstream', `must be ${defaultPort === undefined ? 'IP:PORT' : 'IP or IP:PORT'} (IPv6 as [::1]:53), got ${JSON.stringify(text)}`)
+    return { host: hp.host, port: hp.port }
+  })
+  const dnsListen = hostPorts('dnsListen')
+  const podRecords = String(raw.dnsPodRecords)
+  if (podRecords !== 'disabled' && podRecords !== 'insecure' && podRecords !== 'verified') fail('dnsPodRecords', `must be one of disabled, insecure, verified, got ${JSON.stringify(podRecords)}`)
+  const autopath = raw.dnsAutopath as boolean
+  // Autopath finds the client's namespace from its source IP: only the pod index can say (CoreDNS: `pods verified`).
+  if (autopath && podRecords !== 'verified') fail('dnsAutopath', `needs --dns-pod-records verified, got ${podRecords}`)
+  const domain = String(raw.clusterDomain).replace(/\.$/, '').toLowerCase()
+  if (!isDNSName(domain)) fail('clusterDomain', `must be a DNS name like cluster.local, got ${JSON.stringify(raw.clusterDomain)}`)
+  const ttl = raw.dnsTTL as number
+  if (ttl < 0 || ttl > 3600) fail('dnsTTL', `must be 0-3600 seconds, got ${ttl}`)
+  const cacheMax = raw.dnsCacheMaxTTL as number
+  if (cacheMax < 0 || cacheMax > 86400) fail('dnsCacheMaxTTL', `must be 0-86400 seconds, got ${cacheMax}`)
+  let upstreams = hostPorts('dnsUpstreams', 53)
+  if (upstreams.length > MAX_DNS_UPSTREAMS) fail('dnsUpstream', `at most ${MAX_DNS_UPSTREAMS} upstreams, got ${upstreams.length}`)
+  let search: string[] = []
+  // resolv.conf is read only when DNS is on and needs it: a host without one can still run the proxy.
+  if (dnsListen.length > 0 && (upstreams.length === 0 || autopath)) {
+    let conf: ReturnType<typeof parseResolvConf>
+    try { conf = parseResolvConf(readFile(resolvConf)) } catch (e) { fail(resolvConf, `${errorMessage(e)}; give --dns-upstream`) }
+    if (autopath) search = conf.search.map(d => d.toLowerCase()).filter(isDNSName)
+    if (upstreams.length === 0) {
+      upstreams = conf.nameservers.flatMap(ns => { const hp = parseHostPort(ns, 53); return hp === null ? [] : [{ host: hp.host, port: 53 }] }).slice(0, MAX_DNS_UPSTREAMS)
+      if (upstreams.length === 0) fail(resolvConf, 'lists no nameserver: give --dns-upstream')
+    }
+  }
+  // Forwarding to ourselves would loop each unknown name until it times out (DNS.md §7.3).
+  for (const u of upstreams) {
+    const self = dnsListen.find(l => l.port === u.port && (l.host === u.host || ((l.host === '0.0.0.0' || l.host === '::') && isLoopback(u.host))))
+    if (self !== undefined) fail('dnsUpstream', `${formatHostPort(u)} is this server (--dns-listen ${formatHostPort(self)}): forwarding to it would loop`)
+  }
+  return {
+    dnsListen,
+    clusterDomain: domain,
+    dnsUpstreams: upstreams,
+    dnsSearch: search,
+    dnsPodRecords: podRecords,
+    dnsTTL: ttl,
+    dnsAutopath: autopath,
+    dnsQueryLog: raw.dnsQueryLog as boolean,
+    dnsCacheMaxTTL: cacheMax,
+  }
+}
+
+function isLoopback (ip: string): boolean { return ip === '::1' || ip.startsWith('127.') }

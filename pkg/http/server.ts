@@ -1,7 +1,9 @@
 // The operations endpoint: /metrics for Prometheus, /healthz and /livez in kube-proxy's JSON shape,
-// /readyz for "first state applied", /debug/state for humans (loopback clients only, see exposure.ts).
+// /readyz for "first state applied", /debug/state and each component's debug routes for humans
+// (loopback clients only, see exposure.ts).
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
+import type { Component, Readiness } from '../component/component.js'
 import type { ProxyHealth } from '../proxy/health.js'
 import type { ProxyMetrics } from '../proxy/metrics.js'
 import { debugGuard } from './exposure.js'
@@ -13,11 +15,11 @@ export interface HttpDeps {
   metrics: ProxyMetrics
   /** Node eligibility for /healthz (KEP-3836). */
   nodeEligible: () => boolean
-  /** Ready once the source listed and every family applied its first sync. */
-  ready: () => { ready: boolean, reason: string }
+  /** Ready once the source listed and every component serves; when ready, a non-empty reason is a note. */
+  ready: () => Readiness
   debugState: () => unknown
-  /** /debug/trace: a new connection through the proxy's plan; a string is a bad request. */
-  debugTrace?: (q: Readonly<Record<string, string | undefined>>) => unknown
+  /** Each component's debugRoutes are mounted under /debug/, behind the same guard as /debug/state. */
+  components?: readonly Component[]
   /** Serve /debug/* to clients that are not on loopback too (--debug-remote). */
   debugRemote?: boolean
   /** Scrapes within this many ms of a render share it (default 1000; see metrics-render.ts). */
@@ -51,18 +53,13 @@ export function buildHttpServer (deps: HttpDeps): FastifyInstance {
 
   app.get('/readyz', async (_req, reply) => {
     const r = deps.ready()
-    return await reply.code(r.ready ? 200 : 503).type('text/plain').send(r.ready ? 'ok\n' : `not ready: ${r.reason}\n`)
+    const body = r.ready ? (r.reason === '' ? 'ok\n' : `ok (${r.reason})\n`) : `not ready: ${r.reason}\n`
+    return await reply.code(r.ready ? 200 : 503).type('text/plain').send(body)
   })
 
   void app.register(async debug => {
     debug.addHook('onRequest', debugGuard(deps.debugRemote ?? false))
-    debug.get('/trace', async (req, reply) => {
-      const trace = deps.debugTrace
-      if (trace === undefined) return await reply.code(404).send({ error: 'no proxy to trace' })
-      const r = trace(req.query as Record<string, string | undefined>)
-      if (typeof r === 'string') return await reply.code(400).send({ error: r })
-      return await reply.type('application/json').send(JSON.stringify(r, null, 2))
-    })
+    for (const c of deps.components ?? []) if (c.debugRoutes !== undefined) await debug.register(c.debugRoutes)
     debug.get('/state', async (_req, reply) => {
       return await reply.type('application/json').send(JSON.stringify(deps.debugState(), null, 2))
     })

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { loadConfig, parseDuration, usage, OPTIONS, type Config } from '../../pkg/config/config.js'
+import { formatHostPort, isDNSName, parseHostPort, parseResolvConf } from '../../pkg/config/dns-addresses.js'
 
 const load = (argv: string[], files: Record<string, string> = {}): Config => {
   const c = loadConfig(argv, p => { const f = files[p]; if (f === undefined) throw new Error(`ENOENT ${p}`); return f })
@@ -34,6 +35,7 @@ t.test('flags override the file, the file overrides defaults', async t => {
 t.test('dual-stack cluster CIDRs', async t => {
   t.same(load(['--cluster-cidr', '10.244.0.0/16,fd00:10:244::/48', '--ip-families', 'IPv4,IPv6']).clusterCIDRs, ['10.244.0.0/16', 'fd00:10:244::/48'])
   t.same(load(['--config', '/c.yaml'], { '/c.yaml': 'clusterCIDR: [10.244.0.0/16, "fd00:10:244::/48"]\n' }).clusterCIDRs, ['10.244.0.0/16', 'fd00:10:244::/48'])
+  t.same(load(['--cluster-cidr', '10.244.0.0/16', '--cluster-cidr', 'fd00:10:244::/48']).clusterCIDRs, ['10.244.0.0/16', 'fd00:10:244::/48'], 'list flags repeat')
 })
 
 t.test('bad values name the flag or key', async t => {
@@ -103,4 +105,128 @@ t.test('etcd TLS and login settings: flags and YAML keys, checked once, never ec
     t.match(err, { code: 'FERRY_ERR_CONFIG', message: re }, argv.join(' ').replace(/topsecret/g, '***'))
     t.notMatch(err?.message ?? '', /topsecret/, 'the password is not in the message')
   }
+})
+
+// DNS flags (issue 11).
+
+const RESOLV = 'search corp.example. lab.example\nnameserver 192.0.2.53\n# comment\nnameserver 2001:db8::53 ; trailing\noptions ndots:2\n'
+
+const loadDNS = (argv: string[], files: Record<string, string> = { '/etc/resolv.conf': RESOLV }, resolvConf?: string): Config => {
+  const c = loadConfig(argv, p => { const f = files[p]; if (f === undefined) throw new Error(`ENOENT ${p}`); return f }, resolvConf !== undefined ? { resolvConf } : {})
+  if (c === 'help') throw new Error('help')
+  return c
+}
+
+t.test('DNS defaults: off, cluster.local, insecure pods, TTL 5, resolv.conf not read', async t => {
+  const c = loadDNS([], {}) // no resolv.conf at all: the proxy alone still starts
+  t.same(c.dnsListen, [])
+  t.same(c.dnsUpstreams, [])
+  t.same(c.dnsSearch, [])
+  t.equal(c.clusterDomain, 'cluster.local')
+  t.equal(c.dnsPodRecords, 'insecure')
+  t.equal(c.dnsTTL, 5)
+  t.equal(c.dnsAutopath, false)
+  t.equal(c.dnsQueryLog, false)
+  t.equal(c.dnsCacheMaxTTL, 3600)
+})
+
+t.test('--dns-listen repeats and takes IPv6 in brackets; upstreams default to resolv.conf', async t => {
+  const c = loadDNS(['--dns-listen', '127.0.0.1:53', '--dns-listen', '[::1]:5353'])
+  t.same(c.dnsListen, [{ host: '127.0.0.1', port: 53 }, { host: '::1', port: 5353 }])
+  t.same(c.dnsUpstreams, [{ host: '192.0.2.53', port: 53 }, { host: '2001:db8::53', port: 53 }])
+  t.same(c.dnsSearch, [], 'search domains only matter to autopath')
+  t.same(loadDNS(['--dns-listen', '10.0.0.1:53,10.0.0.2:53']).dnsListen.map(formatHostPort), ['10.0.0.1:53', '10.0.0.2:53'], 'comma-separated too')
+})
+
+t.test('the resolv.conf path is injectable, and a missing or empty one is a clear error', async t => {
+  t.same(loadDNS(['--dns-listen', '127.0.0.1:53'], { '/r': 'nameserver 10.1.1.1\n' }, '/r').dnsUpstreams, [{ host: '10.1.1.1', port: 53 }])
+  t.throws(() => loadDNS(['--dns-listen', '127.0.0.1:53'], {}, '/r'), { code: 'FERRY_ERR_CONFIG', message: /^\/r: ENOENT \/r; give --dns-upstream/ })
+  t.throws(() => loadDNS(['--dns-listen', '127.0.0.1:53'], { '/r': 'search x\n' }, '/r'), { message: /\/r: lists no nameserver/ })
+  t.same(loadDNS(['--dns-listen', '127.0.0.1:53', '--dns-upstream', '10.2.2.2'], {}, '/r').dnsUpstreams, [{ host: '10.2.2.2', port: 53 }], 'given upstreams: resolv.conf not read')
+})
+
+t.test('--dns-upstream: port 53 unless given, repeatable, IPv6 bare or in brackets', async t => {
+  const c = loadDNS(['--dns-listen', '127.0.0.1:53', '--dns-upstream', '10.0.0.10', '--dns-upstream', '10.0.0.11:5353',
+    '--dns-upstream', '[2001:DB8::1]:54', '--dns-upstream', '2001:db8::2', '--dns-upstream', '[2001:db8::3]'], {})
+  t.same(c.dnsUpstreams.map(formatHostPort), ['10.0.0.10:53', '10.0.0.11:5353', '[2001:db8::1]:54', '[2001:db8::2]:53', '[2001:db8::3]:53'])
+})
+
+t.test('the YAML file has the same keys', async t => {
+  const files = {
+    '/c.yaml': 'dnsListen: ["127.0.0.1:53", "[::1]:53"]\nclusterDomain: Corp.Example.\ndnsUpstream: [9.9.9.9, "1.1.1.1:53"]\n' +
+      'dnsPodRecords: verified\ndnsTtl: 30\ndnsAutopath: true\ndnsQueryLog: true\ndnsCacheMaxTtl: 600\n',
+    '/etc/resolv.conf': RESOLV,
+  }
+  const c = loadDNS(['--config', '/c.yaml'], files)
+  t.same(c.dnsListen.map(formatHostPort), ['127.0.0.1:53', '[::1]:53'])
+  t.equal(c.clusterDomain, 'corp.example', 'lower-cased, no trailing dot')
+  t.same(c.dnsUpstreams.map(formatHostPort), ['9.9.9.9:53', '1.1.1.1:53'])
+  t.equal(c.dnsPodRecords, 'verified')
+  t.equal(c.dnsTTL, 30)
+  t.equal(c.dnsAutopath, true)
+  t.same(c.dnsSearch, ['corp.example', 'lab.example'], 'autopath reads resolv.conf\'s search domains even with upstreams given')
+  t.equal(c.dnsQueryLog, true)
+  t.equal(c.dnsCacheMaxTTL, 600)
+  t.equal(loadDNS(['--config', '/c.yaml', '--dns-ttl', '0'], files).dnsTTL, 0, 'flags win')
+})
+
+t.test('bad DNS values name the flag or key', async t => {
+  const on = ['--dns-listen', '127.0.0.1:53']
+  const bad: Array<[string[], RegExp]> = [
+    [['--dns-listen', '127.0.0.1'], /dnsListen: must be IP:PORT/],
+    [['--dns-listen', 'localhost:53'], /dnsListen: must be IP:PORT/],
+    [['--dns-listen', '::1:53'], /dnsListen: must be IP:PORT \(IPv6 as \[::1\]:53\)/],
+    [['--dns-listen', '127.0.0.1:65536'], /dnsListen/],
+    [[...on, '--dns-upstream', 'dns.google'], /dnsUpstream: must be IP or IP:PORT/],
+    [[...on, '--dns-upstream', '10.0.0.1:abc'], /dnsUpstream/],
+    [['--cluster-domain', 'cluster_local'], /clusterDomain: must be a DNS name/],
+    [['--cluster-domain=-bad.local'], /clusterDomain/],
+    [['--cluster-domain', ''], /clusterDomain/],
+    [['--dns-pod-records', 'sometimes'], /dnsPodRecords: must be one of disabled, insecure, verified/],
+    [['--dns-ttl', '3601'], /dnsTTL: must be 0-3600/],
+    [['--dns-ttl=-1'], /dnsTTL: must be 0-3600/],
+    [['--dns-ttl', '5s'], /--dns-ttl: must be an integer/],
+    [['--dns-cache-max-ttl', '86401'], /dnsCacheMaxTTL: must be 0-86400/],
+    [['--dns-autopath'], /dnsAutopath: needs --dns-pod-records verified, got insecure/],
+    [['--dns-autopath', '--dns-pod-records', 'disabled'], /dnsAutopath: needs --dns-pod-records verified/],
+    [[...on, ...Array.from({ length: 16 }, (_, i) => ['--dns-upstream', `10.0.0.${i + 1}`]).flat()], /at most 15 upstreams/],
+    [[...on, '--dns-upstream', '127.0.0.1'], /127\.0\.0\.1:53 is this server .* would loop/],
+    [['--dns-listen', '0.0.0.0:53', '--dns-upstream', '127.0.0.1:53'], /would loop/],
+    [['--dns-listen', '[::]:53', '--dns-upstream', '[::1]:53'], /would loop/],
+    [['--dns-listen', '0.0.0.0:53', '--dns-upstream', '127.0.0.53'], /would loop/], // the wildcard holds 127.0.0.53 too
+  ]
+  for (const [argv, re] of bad) t.throws(() => loadDNS(argv), { code: 'FERRY_ERR_CONFIG', message: re }, argv.join(' '))
+  t.equal(loadDNS(['--dns-autopath', '--dns-pod-records', 'verified']).dnsAutopath, true)
+  t.same(loadDNS(['--dns-listen', '10.96.0.10:53', '--dns-upstream', '127.0.0.53']).dnsUpstreams.map(formatHostPort), ['127.0.0.53:53'], 'systemd-resolved is not us')
+  t.same(loadDNS(['--dns-listen', '0.0.0.0:53', '--dns-upstream', '127.0.0.1:5353']).dnsUpstreams.map(formatHostPort), ['127.0.0.1:5353'], 'another port is not us')
+})
+
+t.test('address and resolv.conf helpers', async t => {
+  const cases: Array<[string, number | undefined, string | null]> = [
+    ['10.0.0.1:53', undefined, '10.0.0.1:53'],
+    ['[fd00::1]:53', undefined, '[fd00::1]:53'],
+    ['[FD00:0::1]', 53, '[fd00::1]:53'],
+    ['fe80::1%eth0', 53, '[fe80::1%eth0]:53'],
+    ['10.0.0.1%eth0', 53, null],
+    ['fd00::1', undefined, null],
+    ['10.0.0.1:', 53, null],
+    [':53', undefined, null],
+    ['[fd00::1]:99999', undefined, null],
+  ]
+  for (const [text, def, want] of cases) {
+    const hp = parseHostPort(text, def)
+    t.equal(hp === null ? null : formatHostPort(hp), want, `${text} (default port ${String(def)})`)
+  }
+  t.same(parseResolvConf(RESOLV), { nameservers: ['192.0.2.53', '2001:db8::53'], search: ['corp.example', 'lab.example'] })
+  t.same(parseResolvConf('domain a.example\nsearch b.example\n').search, ['b.example'], 'the last search/domain line wins')
+  for (const [name, ok] of [['cluster.local', true], ['a', true], ['x'.repeat(63) + '.local', true], ['x'.repeat(64), false], ['a..b', false], ['a-.b', false], ['*.local', false]] as const) {
+    t.equal(isDNSName(name), ok, name)
+  }
+})
+
+t.test('usage names the DNS flags and their defaults', async t => {
+  const text = usage()
+  for (const f of ['--dns-listen IP:PORT', '--cluster-domain VALUE', '--dns-upstream IP[:PORT]', '--dns-pod-records', '--dns-ttl', '--dns-autopath', '--dns-query-log', '--dns-cache-max-ttl']) t.match(text, f)
+  t.match(text, '(default cluster.local)')
+  t.match(text, '(default insecure)')
 })

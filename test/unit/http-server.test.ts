@@ -81,3 +81,22 @@ t.test('node eligibility (KEP-3836)', async t => {
   t.notOk(nodeEligible(undefined, true), 'unknown node while the source has Nodes')
   t.ok(nodeEligible(undefined, false), 'a source without any Node objects (standalone manifests)')
 })
+
+t.test('/readyz shows a ready note; components\' debug routes sit under /debug/', async t => {
+  const registry = new Registry()
+  const health = new ProxyHealth(60_000)
+  const component = {
+    name: 'dns', start: async () => {}, stop: async () => {}, ready: () => ({ ready: true, reason: '' }),
+    debugRoutes: async (app: import('fastify').FastifyInstance) => { app.get('/dns', async () => ({ zones: ['cluster.local'] })) },
+  }
+  const app = buildHttpServer({
+    registry, health, metrics: createProxyMetrics(registry), components: [component],
+    nodeEligible: () => true, ready: () => ({ ready: true, reason: 'dns: answering from the cache' }), debugState: () => ({}),
+  })
+  t.teardown(async () => { await app.close() })
+  const r = await app.inject('/readyz')
+  t.same([r.statusCode, r.body], [200, 'ok (dns: answering from the cache)\n'])
+  t.same((await app.inject('/debug/dns')).json(), { zones: ['cluster.local'] })
+  t.equal((await app.inject({ url: '/debug/dns', remoteAddress: '192.0.2.7' })).statusCode, 403)
+  t.equal((await app.inject('/dns')).statusCode, 404, 'never outside /debug/')
+})
