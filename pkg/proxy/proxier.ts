@@ -72,6 +72,10 @@ export class Proxier {
   private readonly firstSync: Promise<void>
   private canaryTimer: unknown
   private stopped = false
+  /** The store revision whose changes the kernel now holds; what DNS publishes up to. */
+  private programmedRev = 0
+  private syncing = false
+  private readonly programmedListeners: Array<() => void> = []
   private resolveFirstSync: () => void = () => {}
 
   constructor (private readonly o: ProxierOptions) {
@@ -124,6 +128,21 @@ export class Proxier {
     }, this.o.syncPeriodMs)
   }
 
+  /**
+   * Every cache change up to this store revision is in the kernel, or was nothing to the proxy. DNS
+   * publishes a name only up to it, so a name never resolves before its rules route.
+   */
+  programmedRevision (): number {
+    const idle = !this.syncing && !this.needFullSync && this.svcTracker.pendingCount() === 0 && this.epTracker.pendingCount() === 0
+    return idle ? this.o.store.revision : this.programmedRev
+  }
+
+  /** Called after each successful sync (DNS's publisher flushes then). */
+  onProgrammed (fn: () => void): void { this.programmedListeners.push(fn) }
+
+  /** The last sync failed (DNS then stops waiting for the proxy). */
+  failed (): boolean { return this.lastError !== undefined }
+
   /** Resolves after the first successful sync. */
   whenSynced (): Promise<void> { return this.firstSync }
 
@@ -162,6 +181,7 @@ export class Proxier {
   async sync (): Promise<void> {
     if (!this.o.store.synced) return // never program a partial initial state
     const start = this.clock.now()
+    const revision = this.o.store.revision
     const pendingSince = [this.svcTracker.firstPendingAt(), this.epTracker.firstPendingAt()].filter((t): t is number => t !== undefined)
     const changed = new Set<string>([...this.svcTracker.apply(this.svcMap), ...this.epTracker.apply(this.epMap)])
     this.o.metrics.serviceChangesPending.set(0)
@@ -177,16 +197,21 @@ export class Proxier {
 
     const family = this.o.family
     let result: SyncResult
+    this.syncing = true
     try {
       result = await this.o.backend.sync({ family, services: this.desired }, full ? null : changed)
     } catch (e) {
+      this.syncing = false
       this.needFullSync = true
       this.lastError = errorMessage(e)
       this.o.log.error('sync failed; the next sync is a full one', { err: e, full })
       this.runner.retryAfter(this.o.syncPeriodMs)
+      for (const fn of this.programmedListeners) fn() // DNS falls back to the cache
       return
     }
     const end = this.clock.now()
+    this.syncing = false
+    this.programmedRev = revision
     this.needFullSync = false
     if (full) this.lastFullSyncAt = start
     this.lastError = undefined
@@ -206,6 +231,7 @@ export class Proxier {
       }
     }
     this.resolveFirstSync()
+    for (const fn of this.programmedListeners) fn()
   }
 
   private recordNoLocal (): void {

@@ -152,3 +152,30 @@ t.test('rules flushed behind our back are restored by a full sync within syncPer
   t.equal(backend.syncs.length, n, 'an intact kernel costs no sync')
   await proxier.stop()
 })
+
+t.test('programmedRevision: a change counts as programmed only after the sync that carried it', async t => {
+  const { clock, store, backend, proxier } = setup()
+  let told = 0
+  proxier.onProgrammed(() => { told++ })
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  t.equal(proxier.programmedRevision(), 0, 'nothing before the first sync')
+  proxier.start()
+  await clock.advance(1000)
+  t.equal(proxier.programmedRevision(), store.revision, 'the first sync programs everything listed')
+  t.equal(told, 1)
+  store.upsert(slice({ endpoints: [sliceEp('10.180.0.2')] }))
+  const rev = store.revision
+  t.equal(proxier.programmedRevision(), rev - 1, 'a pending change is not programmed yet')
+  store.upsert({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'ns1' }, spec: {} })
+  t.equal(proxier.programmedRevision(), rev - 1, 'a later unrelated change waits behind it')
+  backend.failNext = 1
+  await clock.advance(1000)
+  t.equal(proxier.failed(), true, 'a failed sync is reported')
+  t.equal(told, 2, 'listeners hear of the failure too')
+  await clock.advance(30_000)
+  t.equal(proxier.failed(), false)
+  t.equal(proxier.programmedRevision(), store.revision, 'programmed once the retry lands')
+  store.upsert({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'q', namespace: 'ns1' }, spec: {} })
+  t.equal(proxier.programmedRevision(), store.revision, 'a change the proxy ignores is programmed at once')
+  await proxier.stop()
+})
