@@ -3,6 +3,7 @@
 // store revision they happened at; each proxier reports through which revision its kernel state is
 // programmed, and a change reaches the DNS index only when every proxier has programmed it.
 import type { EndpointSlice, Pod, Service } from '../api/types.js'
+import type { ClusterStore } from '../cache/store.js'
 
 /** The DNS index's mutators, fed in cache order. */
 export interface PublishSink {
@@ -28,15 +29,7 @@ type Change =
   | { readonly rev: number, readonly kind: 'Service', readonly prev: Service | undefined, readonly cur: Service | undefined }
   | { readonly rev: number, readonly kind: 'EndpointSlice', readonly prev: EndpointSlice | undefined, readonly cur: EndpointSlice | undefined }
 
-export interface PublisherStore {
-  on (kind: 'Service', fn: (prev: Service | undefined, cur: Service | undefined, revision: number) => void): void
-  on (kind: 'EndpointSlice', fn: (prev: EndpointSlice | undefined, cur: EndpointSlice | undefined, revision: number) => void): void
-  on (kind: 'Pod', fn: (prev: Pod | undefined, cur: Pod | undefined, revision: number) => void): void
-  list (kind: 'Service'): Service[]
-  list (kind: 'EndpointSlice'): EndpointSlice[]
-  list (kind: 'Pod'): Pod[]
-  readonly revision: number
-}
+export type PublisherStore = Pick<ClusterStore, 'on' | 'list' | 'revision'>
 
 export interface PublisherOptions {
   store: PublisherStore
