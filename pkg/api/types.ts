@@ -43,6 +43,8 @@ export interface ServiceSpec {
   loadBalancerSourceRanges?: string[]
   ipFamilies?: Array<'IPv4' | 'IPv6'>
   trafficDistribution?: string
+  /** DNS publishes every endpoint of the Service, ready or not (headless records, SRV, PTR). */
+  publishNotReadyAddresses?: boolean
 }
 
 export interface LoadBalancerIngress { ip?: string, hostname?: string, ipMode?: 'VIP' | 'Proxy' }

@@ -234,6 +234,8 @@ function validateService (raw: Raw, errs: FieldErrors): Service {
   }
   const td = str(s, 'trafficDistribution', 'spec', errs)
   if (td !== undefined) spec.trafficDistribution = td
+  const pnra = bool(s, 'publishNotReadyAddresses', 'spec', errs)
+  if (pnra !== undefined) spec.publishNotReadyAddresses = pnra
 
   const svc: Service = { apiVersion: 'v1', kind: 'Service', metadata, spec }
   const status = raw.status
