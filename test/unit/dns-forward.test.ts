@@ -5,6 +5,7 @@ import net from 'node:net'
 import t from 'tap'
 import { Registry } from 'prom-client'
 import { forwardPlugin, type ForwardOptions } from '../../pkg/dns/forward/forward.js'
+import { cachePlugin } from '../../pkg/dns/cache/cache.js'
 import { inspectReply } from '../../pkg/dns/forward/walk.js'
 import { RCODE, type Query, type Reply, type Request } from '../../pkg/dns/message.js'
 
@@ -267,3 +268,21 @@ async function waitFor (cond: () => boolean, ms: number): Promise<void> {
     await new Promise(resolve => setTimeout(resolve, 10))
   }
 }
+
+t.test('cache in front of the forwarder: concurrent identical misses send one upstream query', async t => {
+  const u = await udpStub(() => 'hold')
+  const fwd = forwardPlugin({ ...fast, tryTimeoutMs: 2000, overallTimeoutMs: 3000, upstreams: [up(u.port)] })
+  t.teardown(async () => { fwd.close(); await u.close() })
+  const handler = cachePlugin()(fwd.handler)
+  const pending = [1, 2, 3, 4, 5].map(id => handler(request('Same.Example', 'udp', id)))
+  await waitFor(() => u.seen.length > 0, 1000)
+  await new Promise(resolve => setTimeout(resolve, 20))
+  t.equal(u.seen.length, 1, 'one upstream query')
+  u.release()
+  const replies = (await Promise.all(pending)).map(r => inspectReply(raw(r)))
+  t.same(replies.map(v => v.id), [1, 2, 3, 4, 5])
+  t.ok(replies.every(v => v.ancount === 1))
+  const hit = inspectReply(raw(await handler(request('same.example', 'udp', 6))))
+  t.equal(hit.flags & 0x0400, 0x0400, 'then a hit, AA=1')
+  t.equal(u.seen.length, 1)
+})
