@@ -126,14 +126,7 @@ export function cachePlugin (opts: CacheOptions = {}): CachePlugin {
     return { kind: 'raw', bytes }
   }
 
-  const plugin: Plugin = next => async req => {
-    const q = req.query
-    const qt = q.question.type
-    if (qt === TYPE.AXFR || qt === TYPE.IXFR) return await next(req)
-    metrics.request()
-    const key = cacheKey(q)
-    const hit = lookup(key, q)
-    if (hit !== undefined) return hit
+  const miss = async (next: Handler, req: Request, key: string): Promise<Reply> => {
     metrics.miss()
     let shared = inflight.get(key)
     if (shared === undefined) {
@@ -143,7 +136,17 @@ export function cachePlugin (opts: CacheOptions = {}): CachePlugin {
       shared.then(done, done)
     }
     const reply = await shared
-    return reply.kind === 'raw' ? { kind: 'raw', bytes: forClient(reply.bytes, q) } : reply
+    return reply.kind === 'raw' ? { kind: 'raw', bytes: forClient(reply.bytes, req.query) } : reply
+  }
+
+  // Hits return synchronously: no promise on the hot path.
+  const plugin: Plugin = next => req => {
+    const q = req.query
+    const qt = q.question.type
+    if (qt === TYPE.AXFR || qt === TYPE.IXFR) return next(req)
+    metrics.request()
+    const key = cacheKey(q)
+    return lookup(key, q) ?? miss(next, req, key)
   }
 
   return Object.assign(plugin, {
