@@ -73,6 +73,10 @@ export interface Answer {
 /**
  * A whole reply message already in wire form (from an upstream or the cache). The server patches in the
  * client's ID and question case, and enforces the client's size limit.
+ * Contract: the bytes may carry any ID (forward and cache already write the client's, the server may do
+ * it again); the receiver owns them and may patch them in place. They may hold the upstream's OPT record
+ * whatever the client sent (ferry always sends EDNS upstream): the server makes the OPT match the
+ * client's query (§5.4) as it does for structured answers. TTLs are final (the cache counts them down).
  */
 export interface RawReply {
   readonly kind: 'raw'

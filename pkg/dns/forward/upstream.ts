@@ -1,0 +1,71 @@
+// One upstream's state: its sockets and its health (DNS.md §4.3). A check starts only after an error and
+// repeats until the upstream answers `. IN NS`; any reply at all is healthy. More than maxFails failed
+// checks in a row mark it down.
+import type { ForwardMetrics } from './metrics.js'
+import { probeQuery } from './query.js'
+import { UdpPool } from './transport.js'
+import { hostPortLabel, type HostPort } from './upstreams.js'
+
+export interface UpstreamOptions {
+  readonly maxFails: number
+  readonly healthCheckIntervalMs: number
+  readonly healthCheckTimeoutMs: number
+  readonly udpSockets: number
+  readonly socketExpireMs: number
+  readonly now: () => number
+  readonly metrics: ForwardMetrics
+}
+
+const PROBE = probeQuery()
+
+export class Upstream {
+  readonly to: string
+  readonly udp: UdpPool
+  /** Consecutive failed health checks. */
+  fails = 0
+  private checking = false
+  private closed = false
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (readonly addr: HostPort, private readonly opts: UpstreamOptions) {
+    this.to = hostPortLabel(addr)
+    this.udp = new UdpPool(addr, { size: opts.udpSockets, expireMs: opts.socketExpireMs, now: opts.now, metrics: opts.metrics, to: this.to })
+  }
+
+  down (): boolean {
+    return this.opts.maxFails > 0 && this.fails > this.opts.maxFails
+  }
+
+  /** Called after an exchange error: starts the check loop unless one runs (or checks are off). */
+  healthcheck (): void {
+    if (this.opts.maxFails === 0 || this.checking || this.closed) return
+    this.checking = true
+    void this.check()
+  }
+
+  private async check (): Promise<void> {
+    if (this.closed) return
+    let ok: boolean
+    try {
+      await this.udp.exchange(PROBE, this.opts.healthCheckTimeoutMs)
+      ok = true
+    } catch {
+      ok = false
+    }
+    if (this.closed) return
+    if (ok) {
+      this.fails = 0
+      this.checking = false
+      return
+    }
+    this.fails++
+    this.opts.metrics.healthcheckFailure(this.to)
+    this.timer = setTimeout(() => { this.timer = undefined; void this.check() }, this.opts.healthCheckIntervalMs)
+  }
+
+  close (): void {
+    this.closed = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.udp.close()
+  }
+}

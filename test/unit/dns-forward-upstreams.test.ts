@@ -1,0 +1,106 @@
+// Upstream lists (resolv.conf), the forwarding-loop refusal (DNS.md §7.3), the raw walk and the query bytes.
+import t from 'tap'
+import { isFerryError } from '../../pkg/errors/errors.js'
+import { forwardPlugin } from '../../pkg/dns/forward/forward.js'
+import { patchQuestionCase, probeQuery, upstreamQuery } from '../../pkg/dns/forward/query.js'
+import { hostPortLabel, loopingUpstreams, upstreamsFromResolvConf } from '../../pkg/dns/forward/upstreams.js'
+import { inspectReply } from '../../pkg/dns/forward/walk.js'
+import type { Query } from '../../pkg/dns/message.js'
+
+t.test('upstreamsFromResolvConf', async t => {
+  const cases: Array<[string, string, string[]]> = [
+    ['one nameserver', 'nameserver 10.0.0.10\n', ['10.0.0.10:53']],
+    ['order kept, comments and other keys skipped', '# c\nsearch a b\nnameserver 1.1.1.1 # x\n;nameserver 9.9.9.9\noptions ndots:5\nnameserver 2001:db8::1\n', ['1.1.1.1:53', '[2001:db8::1]:53']],
+    ['tabs and a zone id', 'nameserver\tfe80::1%eth0\n', ['[fe80::1%eth0]:53']],
+    ['not an address', 'nameserver dns.example\nnameserver\n', []],
+    ['empty', '', []],
+  ]
+  for (const [name, text, want] of cases) t.same(upstreamsFromResolvConf(text).map(hostPortLabel), want, name)
+})
+
+t.test('loopingUpstreams', async t => {
+  const local = (): string[] => ['10.1.2.3', '127.0.0.1']
+  const cases: Array<[string, string, number, string, number, boolean]> = [
+    ['same address', '10.0.0.10', 53, '10.0.0.10', 53, true],
+    ['other port', '10.0.0.10', 53, '10.0.0.10', 5353, false],
+    ['other address', '10.0.0.10', 53, '10.0.0.11', 53, false],
+    ['wildcard owns loopback', '0.0.0.0', 53, '127.0.0.53', 53, true],
+    ['wildcard owns ::1', '::', 53, '::1', 53, true],
+    ['wildcard owns a local address', '0.0.0.0', 53, '10.1.2.3', 53, true],
+    ['wildcard does not own a remote one', '0.0.0.0', 53, '10.9.9.9', 53, false],
+    ['mapped v4 is v4', '::ffff:10.0.0.10', 53, '10.0.0.10', 53, true],
+    ['specific listener does not own loopback', '10.0.0.10', 53, '127.0.0.1', 53, false],
+  ]
+  for (const [name, sh, sp, uh, up, loop] of cases) {
+    t.equal(loopingUpstreams([{ host: uh, port: up }], [{ host: sh, port: sp }], local).length, loop ? 1 : 0, name)
+  }
+})
+
+t.test('forwardPlugin refuses itself as upstream, and empty or oversized lists, with a coded error', async t => {
+  const self = [{ host: '0.0.0.0', port: 53 }]
+  const thrown = (fn: () => unknown): unknown => { try { fn() } catch (e) { return e } return undefined }
+  const loop = thrown(() => forwardPlugin({ upstreams: [{ host: '127.0.0.53', port: 53 }], selfAddresses: self, localAddresses: () => [] }))
+  t.ok(isFerryError(loop, 'FERRY_ERR_CONFIG'), 'a loop is a config error')
+  t.match((loop as Error).message, /127\.0\.0\.53:53/)
+  t.ok(isFerryError(thrown(() => forwardPlugin({ upstreams: [] })), 'FERRY_ERR_CONFIG'), 'no upstream')
+  const many = Array.from({ length: 16 }, (_, i) => ({ host: `10.0.0.${i + 1}`, port: 53 }))
+  t.ok(isFerryError(thrown(() => forwardPlugin({ upstreams: many })), 'FERRY_ERR_CONFIG'), 'over 15 upstreams')
+  const ok = forwardPlugin({ upstreams: [{ host: '10.0.0.10', port: 53 }], selfAddresses: self, localAddresses: () => [] })
+  t.same(ok.status(), [{ to: '10.0.0.10:53', fails: 0, down: false }])
+  ok.close()
+})
+
+const query = (name: string, type = 1, edns?: { do: boolean }): Query => ({
+  id: 0x1234, opcode: 0, rd: true, cd: true,
+  question: { name, lname: name.toLowerCase(), type, class: 1 },
+  ...(edns !== undefined ? { edns: { udpSize: 4096, version: 0, do: edns.do } } : {}),
+})
+
+t.test('upstream query: question, RD/CD kept, OPT 1232 with DO', async t => {
+  const q = upstreamQuery(query('WwW.Example.com', 28, { do: true }))
+  const v = inspectReply(q)
+  t.equal(v.qdcount, 1)
+  t.same(v.question, { lname: 'www.example.com', type: 28, class: 1 })
+  t.equal(q.readUInt16BE(2) & 0x0110, 0x0110, 'RD and CD')
+  t.equal(q.readUInt16BE(10), 1, 'one additional record')
+  const opt = v.questionEnd
+  t.equal(q[opt], 0)
+  t.equal(q.readUInt16BE(opt + 1), 41)
+  t.equal(q.readUInt16BE(opt + 3), 1232)
+  t.equal(q.readUInt32BE(opt + 5), 0x8000, 'DO')
+  t.equal(v.records, 0, 'OPT has no TTL to rewrite')
+  t.equal(inspectReply(upstreamQuery(query('a.b'))).questionEnd + 11, upstreamQuery(query('a.b')).length)
+  t.equal(upstreamQuery(query('a.b')).readUInt32BE(upstreamQuery(query('a.b')).length - 6), 0, 'no DO without EDNS')
+  t.same(inspectReply(probeQuery()).question, { lname: '', type: 2, class: 1 }, 'probe is . NS')
+})
+
+t.test('patchQuestionCase copies the client case, stops on a different name', async t => {
+  const q = upstreamQuery(query('www.example.com'))
+  patchQuestionCase(q, 'WWW.eXample.COM')
+  t.equal(q.subarray(12, 29).toString('latin1'), '\x03WWW\x07eXample\x03COM\x00')
+  const r = upstreamQuery(query('abc'))
+  patchQuestionCase(r, 'xyz')
+  t.equal(r.subarray(12, 17).toString('latin1'), '\x03abc\x00', 'another name is left alone')
+  const e = upstreamQuery(query('a\\.b.c'))
+  patchQuestionCase(e, 'A\\.B.C')
+  t.equal(e.subarray(12, 19).toString('latin1'), '\x03A.B\x01C\x00', 'escaped dots')
+})
+
+t.test('inspectReply: TTL offsets skip OPT, SOA gives min(ttl, minimum), malformed throws', async t => {
+  const b = Buffer.from([
+    0, 1, 0x81, 0x83, 0, 1, 0, 1, 0, 1, 0, 1,
+    1, 0x61, 0, 0, 1, 0, 1, // a. A IN
+    0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4, // A ttl 60
+    0, 0, 6, 0, 1, 0, 0, 1, 44, 0, 22, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 30, // SOA ttl 300 min 30
+    0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0, // OPT
+  ])
+  const v = inspectReply(b)
+  t.equal(v.rcode, 3)
+  t.ok(v.qr)
+  t.notOk(v.tc)
+  t.same([...v.ttlOffsets], [25, 40])
+  t.equal(v.minTtl, 60)
+  t.equal(v.soaTtl, 30)
+  t.throws(() => inspectReply(b.subarray(0, b.length - 3)))
+  t.throws(() => inspectReply(b.subarray(0, 11)))
+})
