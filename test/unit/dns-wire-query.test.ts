@@ -102,9 +102,13 @@ t.test('OPT: size, version, DO; options ignored; non-OPT additionals tolerated',
 })
 
 t.test('queries encoded by dns2 (witness) and by encodeQuery parse alike', async t => {
-  const pkt = new Packet({ id: 77, rd: 1 } as unknown as Packet.Header)
-  pkt.questions.push({ name: 'Example.COM', type: Packet.TYPE.SRV, class: Packet.CLASS.IN } as Packet.Question)
-  pkt.additionals.push(Packet.Resource.EDNS([], { udpPayloadSize: 1400, doFlag: true } as never) as unknown as Packet.Resource)
+  const pkt = new Packet()
+  pkt.header.id = 77
+  pkt.header.rd = 1
+  pkt.questions.push({ name: 'Example.COM', type: Packet.TYPE.SRV, class: Packet.CLASS.IN } as (typeof pkt.questions)[number])
+  // dns2's EDNS factory takes an options argument its typings omit.
+  const edns = Packet.Resource.EDNS as unknown as (rdata: object[], opts: object) => (typeof pkt.additionals)[number]
+  pkt.additionals.push(edns([], { udpPayloadSize: 1400, doFlag: true }))
   const fromDns2 = parsed(pkt.toBuffer())
   t.same(fromDns2.query, { id: 77, opcode: 0, rd: true, cd: false, question: { name: 'Example.COM', lname: 'example.com', type: 33, class: 1 }, edns: { udpSize: 1400, version: 0, do: true } })
   const ours = parsed(encodeQuery(77, 'Example.COM', 33, { udpSize: 1400, do: true }))
