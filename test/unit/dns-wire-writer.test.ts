@@ -106,6 +106,13 @@ t.test('compression pointers land on the right labels (suffixes shared case-inse
   // h0.b.c written once, then reused whole: the 4th record's owner is a bare pointer to the 1st's.
   const firstOwner = p.questionEnd
   t.equal(hex(out.subarray(firstOwner, firstOwner + 5)), label('h0') + 'c00e', 'first owner: label + pointer to "B.c" in the question')
+
+  // Case folding is ASCII-only (RFC 4343): "\xc9" and "\xe9" are different labels, "X" and "x" are not.
+  const latin = encodeReply(buf, p, answer(RCODE.NOERROR, [A('\xc9X.b.c', '1.1.1.1'), A('\xe9x.b.c', '1.1.1.2'), A('\xc9x.B.C', '1.1.1.3')]), { limit: 512 })
+  const at = p.questionEnd
+  t.equal(hex(latin.subarray(at, at + 5)), '02c958c00e', 'latin1 bytes written as is')
+  t.equal(hex(latin.subarray(at + 19, at + 24)), '02e978c00e', 'a different label, not a pointer')
+  t.equal(hex(latin.subarray(at + 38, at + 40)), 'c0' + at.toString(16), 'same name up to ASCII case: a pointer to the first')
 })
 
 t.test('truncation: whole records dropped from the end, TC set, OPT kept', async t => {

@@ -1,7 +1,7 @@
 // The low-level message builder: one reusable scratch buffer, names written with RFC 1035 §4.1.4
 // compression (keyed case-insensitively), and the RDATA of the record types ferry answers with.
 // Not reentrant, which is fine: Node runs one encode at a time and nothing here awaits.
-import { CLASS_IN, TYPE, lowerName, type ResourceRecord } from '../message.js'
+import { CLASS_IN, TYPE, type ResourceRecord } from '../message.js'
 import { WireError } from './name.js'
 
 /** Past this offset no record can fit any limit (limits are at most 65535), so encoding stops. */
@@ -13,12 +13,20 @@ export class Encoder {
   /** 128 KiB: the last record started below MAX_MESSAGE, and one record is under 64 KiB + a name. */
   readonly buf: Buffer = Buffer.alloc(131072)
   pos = 0
-  /** Lower-cased presentation suffix → offset of its first label in this message. */
+  /** Lower-cased presentation suffix → offset of its first label, for names written after the question. */
   private readonly names = new Map<string, number>()
+  /** The question's lname, and for each of its labels the index in it and the wire offset (no strings). */
+  private qlname = ''
+  // A name has at most 127 labels. Typed arrays with a count: resetting a JS array's length is slow.
+  private readonly qStarts = new Int32Array(128)
+  private readonly qOffsets = new Int32Array(128)
+  private qCount = 0
 
   reset (): void {
     this.pos = 0
-    this.names.clear()
+    if (this.names.size > 0) this.names.clear()
+    this.qlname = ''
+    this.qCount = 0
   }
 
   u8 (v: number): void { this.buf[this.pos++] = v & 0xff }
@@ -40,17 +48,20 @@ export class Encoder {
   }
 
   /**
-   * Registers the question name that was copied in at offset 12, so that owners equal to it (or under its
-   * suffixes) become pointers into the client's own bytes and keep the client's case. `lname` is the
-   * question's lower-cased presentation name; the wire labels tell where each suffix starts.
+   * Registers the question name that was copied in at offset 12, so that owners equal to it (or to one of
+   * its suffixes) become pointers into the client's own bytes and keep the client's case. `lname` is the
+   * question's lower-cased presentation name; the wire labels tell where each suffix starts. Kept as
+   * indexes rather than Map keys: slicing and hashing five strings per reply was the encoder's top cost.
    */
   seedQuestion (wire: Uint8Array, lname: string): void {
+    this.qlname = lname
     let p = 12
     let s = 0
     for (;;) {
       const len = wire[p] as number
-      if (len === 0 || p > MAX_POINTER) return
-      if (!this.names.has(s === 0 ? lname : lname.slice(s))) this.names.set(s === 0 ? lname : lname.slice(s), p)
+      if (len === 0) return
+      this.qStarts[this.qCount] = s
+      this.qOffsets[this.qCount++] = p
       for (let i = p + 1; i <= p + len; i++) {
         const c = wire[i] as number
         s += c === 0x2e || c === 0x5c ? 2 : 1
@@ -60,6 +71,20 @@ export class Encoder {
     }
   }
 
+  /** The wire offset of the question suffix equal to lname[start..], or -1. Compares in place. */
+  private questionSuffix (lname: string, start: number): number {
+    const q = this.qlname
+    const qs = q.length - (lname.length - start)
+    if (qs < 0) return -1
+    const starts = this.qStarts
+    for (let k = 0; k < this.qCount; k++) {
+      if (starts[k] !== qs) continue
+      for (let i = start, j = qs; i < lname.length; i++, j++) if (lname.charCodeAt(i) !== q.charCodeAt(j)) return -1
+      return this.qOffsets[k] as number
+    }
+    return -1
+  }
+
   /**
    * Writes a presentation name (no trailing dot needed, "\." escapes a dot inside a label). With
    * `compress`, a known suffix becomes a pointer and new suffixes are remembered; without it (SRV
@@ -67,12 +92,14 @@ export class Encoder {
    */
   name (name: string, compress: boolean): void {
     if (name === '.') name = ''
-    const lname = compress ? lowerName(name) : name
+    const lname = compress ? lowerAscii(name) : name
     const n = name.length
     let start = 0
     let wire = 1
     while (start < n) {
       if (compress) {
+        const inQuestion = this.questionSuffix(lname, start)
+        if (inQuestion >= 0) { this.u16(0xc000 | inQuestion); return }
         const key = start === 0 ? lname : lname.slice(start)
         const at = this.names.get(key)
         if (at !== undefined) { this.u16(0xc000 | at); return }
@@ -170,6 +197,30 @@ export class Encoder {
     this.buf.set(bytes, this.pos)
     this.pos += 16
   }
+}
+
+/** lowerName without a regular expression: the encoder calls it for every name it writes. */
+function lowerAscii (name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (c >= 0x41 && c <= 0x5a) return hasNonAscii(name) ? slowLower(name) : name.toLowerCase()
+  }
+  return name
+}
+
+function hasNonAscii (name: string): boolean {
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) > 0x7f) return true
+  return false
+}
+
+/** ASCII-only lower-casing of a name that has non-ASCII characters too (toLowerCase would touch them). */
+function slowLower (name: string): string {
+  let out = ''
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    out += c >= 0x41 && c <= 0x5a ? String.fromCharCode(c + 32) : name[i] as string
+  }
+  return out
 }
 
 const v6 = new Uint8Array(16)

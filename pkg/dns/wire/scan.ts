@@ -5,10 +5,10 @@
 /** Where the last scanQuestionName() put the name it read (module-level, so the hot path allocates nothing else). */
 export const scanned = { name: '', lname: '', end: 0 }
 
-// Scratch for building the two strings of a name with String.fromCharCode.apply (one call per string
-// instead of one concatenation per byte).
-const nameChars: number[] = []
-const lnameChars: number[] = []
+// Scratch for the two presentation forms of a name, turned into strings by one native latin1 decode
+// each (a name is at most 255 octets, under 510 characters even with every byte escaped).
+const nameBytes = Buffer.allocUnsafe(512)
+const lnameBytes = Buffer.allocUnsafe(512)
 
 /**
  * Reads an uncompressed name at `offset` (the question name of a query or reply, which has nothing before
@@ -19,8 +19,8 @@ const lnameChars: number[] = []
 export function scanQuestionName (buf: Uint8Array, offset: number): boolean {
   let pos = offset
   let wire = 1
-  nameChars.length = 0
-  lnameChars.length = 0
+  let n = 0
+  let upper = false
   for (;;) {
     if (pos >= buf.length) return false
     const len = buf[pos] as number
@@ -28,17 +28,17 @@ export function scanQuestionName (buf: Uint8Array, offset: number): boolean {
     if (len > 63) return false
     wire += len + 1
     if (wire > 255 || pos + 1 + len > buf.length) return false
-    if (nameChars.length > 0) { nameChars.push(0x2e); lnameChars.push(0x2e) }
+    if (n > 0) { nameBytes[n] = 0x2e; lnameBytes[n++] = 0x2e }
     for (let i = pos + 1; i <= pos + len; i++) {
       const c = buf[i] as number
-      if (c === 0x2e || c === 0x5c) { nameChars.push(0x5c); lnameChars.push(0x5c) }
-      nameChars.push(c)
-      lnameChars.push(c >= 0x41 && c <= 0x5a ? c + 32 : c)
+      if (c === 0x2e || c === 0x5c) { nameBytes[n] = 0x5c; lnameBytes[n++] = 0x5c }
+      nameBytes[n] = c
+      if (c >= 0x41 && c <= 0x5a) { lnameBytes[n++] = c + 32; upper = true } else lnameBytes[n++] = c
     }
     pos += len + 1
   }
-  scanned.name = String.fromCharCode.apply(null, nameChars)
-  scanned.lname = String.fromCharCode.apply(null, lnameChars)
+  scanned.name = nameBytes.toString('latin1', 0, n)
+  scanned.lname = upper ? lnameBytes.toString('latin1', 0, n) : scanned.name
   scanned.end = pos + 1
   return true
 }

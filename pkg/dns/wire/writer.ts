@@ -35,8 +35,12 @@ export function replyLimit (query: Query, proto: 'udp' | 'tcp'): number {
 }
 
 const enc = new Encoder()
-/** Offset just past each record written, in order (answer, authority, additional). */
-const ends: number[] = []
+/**
+ * Offset just past each record written, in order (answer, authority, additional). A record takes at least
+ * 11 octets, so fewer than 6000 start below MAX_MESSAGE.
+ */
+const ends = new Int32Array(8192)
+let count = 0
 
 /**
  * Encodes the reply to `parsed` (read from `queryBuf`). Records are dropped whole from the end (additional,
@@ -53,9 +57,9 @@ export function encodeReply (queryBuf: Uint8Array, parsed: ParsedQuery, a: Answe
   enc.copy(queryBuf, HEADER_SIZE, parsed.questionEnd)
   enc.seedQuestion(queryBuf, q.question.lname)
 
-  ends.length = 0
+  count = 0
   let full = writeSection(a.answer) && writeSection(a.authority) && writeSection(a.additional)
-  let kept = ends.length
+  let kept = count
   let end = enc.pos
   if (!full || end + optLen > limit) {
     full = false
@@ -83,7 +87,7 @@ function writeSection (rrs: Answer['answer']): boolean {
   for (let i = 0; i < rrs.length; i++) {
     if (enc.pos > MAX_MESSAGE) return false
     enc.record(rrs[i] as Answer['answer'][number])
-    ends.push(enc.pos)
+    ends[count++] = enc.pos
   }
   return true
 }
