@@ -94,6 +94,14 @@ t.test('truncatedCopy: header, first question, OPT; TC set; no records', async t
   const tc = truncatedCopy(up, info)
   t.match(inspectReply(tc), { id: 0x5151, tc: true, qdcount: 1, ancount: 0, nscount: 0, arcount: 1, question: { name: 'www.Example.com' }, edns: { udpSize: 1232, do: true } })
   t.equal(tc.length, info.questionEnd + 11)
+
+  // Upstream EDNS options (a COOKIE here) are not passed on.
+  const withCookie = Uint8Array.from([...up.subarray(0, info.optStart + 9), 0, 12, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8])
+  const info2 = inspectReply(withCookie)
+  if (info2 === null) throw new Error('null')
+  t.equal(info2.optEnd - info2.optStart, 23)
+  const tc2 = truncatedCopy(withCookie, info2)
+  t.equal(Buffer.from(tc2.subarray(tc2.length - 11)).toString('hex'), '00' + '0029' + '04d0' + '00008000' + '0000')
 })
 
 t.test('malformed replies are null, table-driven', async t => {

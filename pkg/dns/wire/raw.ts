@@ -163,14 +163,19 @@ export function patchId (buf: Uint8Array, id: number): void {
 
 /**
  * The reply for a client whose limit the upstream's reply overflows: header, question, the OPT if the
- * reply had one, no records, TC set (as CoreDNS's forward does, DNS.md §4.4). A new buffer.
+ * reply had one (its options dropped, so no upstream COOKIE leaks), no records, TC set (as CoreDNS's
+ * forward does, DNS.md §4.4). A new buffer.
  */
 export function truncatedCopy (buf: Uint8Array, info: RawInfo): Uint8Array {
-  const optLen = info.optStart >= 0 ? info.optEnd - info.optStart : 0
+  const optLen = info.optStart >= 0 ? 11 : 0
   const qEnd = info.qdcount > 0 ? info.nameEnd + 4 : HEADER_SIZE
   const out = Buffer.allocUnsafe(qEnd + optLen)
   out.set(buf.subarray(0, qEnd))
-  if (optLen > 0) out.set(buf.subarray(info.optStart, info.optEnd), qEnd)
+  if (optLen > 0) {
+    // Root owner, type, class (size) and TTL (extended rcode, version, flags) as sent; RDLENGTH 0.
+    out.set(buf.subarray(info.optStart, info.optStart + 9), qEnd)
+    out[qEnd + 9] = 0; out[qEnd + 10] = 0
+  }
   out[2] = (out[2] as number) | 0x02
   out[4] = 0; out[5] = info.qdcount > 0 ? 1 : 0
   out[6] = 0; out[7] = 0; out[8] = 0; out[9] = 0
