@@ -6,6 +6,7 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { ClusterStore } from '../pkg/cache/store.js'
 import { debugStates, readiness, startAll, stopAll, type Component } from '../pkg/component/component.js'
 import { ProxyComponent } from '../pkg/component/proxy-component.js'
+import { DnsComponent } from '../pkg/dns/component.js'
 import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
@@ -21,6 +22,8 @@ import { notify } from '../pkg/systemd/notify.js'
 function nodeIPs (): string[] {
   return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => parseIP(a.address.split('%')[0] ?? '')?.ip ?? '')).filter(ip => ip !== '')
 }
+
+const FERRY_VERSION = '0.1.0'
 
 type Backends = Map<IPFamily, { backend: Backend, options: ProxyOptions }>
 interface ProxyMode { mode: string, reason: string }
@@ -64,8 +67,10 @@ async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number
 function buildComponents (cfg: Config, log: Logger, registry: Registry, store: ClusterStore, backends: Backends, mode: ProxyMode): { proxy: ProxyComponent, components: Component[] } {
   const proxy = new ProxyComponent({ config: cfg, backends, mode, store, registry, log: log.child('proxy'), localAddresses: nodeIPs })
   const components: Component[] = [proxy]
-  // DNS (issue 11): when cfg.dnsListen is not empty, push the DNS component here; it reads the store
-  // and follows `proxy` for what is programmed.
+  // DNS follows the proxiers: a name is published once its rules are in the kernel.
+  if (cfg.dnsListen.length > 0) {
+    components.push(new DnsComponent({ config: cfg, store, registry, log: log.child('dns'), gates: proxy.proxiers, localAddresses: nodeIPs, version: FERRY_VERSION }))
+  }
   return { proxy, components }
 }
 

@@ -182,3 +182,27 @@ export function truncatedCopy (buf: Uint8Array, info: RawInfo): Uint8Array {
   out[10] = 0; out[11] = optLen > 0 ? 1 : 0
   return out
 }
+
+/**
+ * An upstream's reply made fit for this client: its OPT replaced by ferry's own (1232, the client's DO,
+ * the upstream's extended rcode, no options) when the client sent EDNS, removed when it did not; cut to
+ * an empty TC reply when over `limit`. ID and question case are the caller's (patchReply). A new buffer.
+ */
+export function clientCopy (buf: Uint8Array, info: RawInfo, client: { edns: boolean, do: boolean }, limit: number): Uint8Array {
+  const extRcode = info.optStart >= 0 ? (buf[info.optStart + 5] as number) : 0
+  const body = info.optStart >= 0
+    ? Buffer.concat([buf.subarray(0, info.optStart), buf.subarray(info.optEnd, info.end)])
+    : Buffer.from(buf.subarray(0, info.end))
+  let arcount = info.arcount - (info.optStart >= 0 ? 1 : 0)
+  let out: Buffer = body
+  if (client.edns) {
+    const opt = Buffer.from([0, 0, 41, 0x04, 0xd0, extRcode, 0, client.do ? 0x80 : 0, 0, 0, 0])
+    out = Buffer.concat([body, opt])
+    arcount++
+  }
+  out[10] = (arcount >>> 8) & 0xff
+  out[11] = arcount & 0xff
+  if (out.length <= limit) return out
+  const again = inspectReply(out)
+  return again === null ? out.subarray(0, HEADER_SIZE) : truncatedCopy(out, again)
+}

@@ -1,0 +1,192 @@
+// Moves bytes: UDP and TCP listeners in front of the handler chain. It parses the query, applies the
+// server-level rules of DNS.md §5 (class, EDNS version, zone transfers), encodes the handler's answer
+// for the client's size limit and counts everything. Encoded answers are memoized per answer object:
+// the cluster index hands out the same object until that name changes, so a repeat query costs a copy
+// with the client's ID and question bytes patched in.
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { createServer, type Server, type Socket as TcpSocket } from 'node:net'
+import { errorMessage } from '../errors/errors.js'
+import type { Logger } from '../log/log.js'
+import { CLASS_IN, RCODE, TYPE, answer, type Answer, type Handler, type Reply } from './message.js'
+import type { DnsMetrics, Proto } from './metrics.js'
+import { parseQuery, type ParsedQuery } from './wire/query.js'
+import { encodeEmpty, encodeRejection, encodeReply, patchReply, replyLimit } from './wire/writer.js'
+import { clientCopy, inspectReply } from './wire/raw.js'
+
+export interface ListenAddress { readonly host: string, readonly port: number }
+
+export interface DnsServerOptions {
+  listen: readonly ListenAddress[]
+  handler: Handler
+  metrics: DnsMetrics
+  log: Logger
+  queryLog?: boolean
+  /** TCP idle timeout; CoreDNS uses 10 s. */
+  tcpIdleMs?: number
+}
+
+/** The UDP size ferry advertises (DNS Flag Day 2020). */
+export const ADVERTISED_UDP_SIZE = 1232
+
+type Send = (bytes: Uint8Array) => void
+
+export class DnsServer {
+  private readonly udp: Socket[] = []
+  private readonly tcp: Server[] = []
+  private readonly conns = new Set<TcpSocket>()
+  private readonly memo = new WeakMap<Answer, Map<number, Uint8Array>>()
+  private readonly bound: ListenAddress[] = []
+
+  constructor (private readonly o: DnsServerOptions) {}
+
+  /** The addresses actually bound (port 0 resolved), in listen order. */
+  addresses (): readonly ListenAddress[] { return this.bound }
+
+  async start (): Promise<void> {
+    for (const l of this.o.listen) {
+      const v6 = l.host.includes(':')
+      const sock = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 4 << 20 })
+      sock.on('message', (msg, rinfo) => { this.onUdp(sock, msg, rinfo) })
+      sock.on('error', e => { this.o.log.warn('dns udp socket error', { err: e }) })
+      await new Promise<void>((resolve, reject) => {
+        sock.once('error', reject)
+        sock.bind(l.port, l.host, () => { sock.off('error', reject); resolve() })
+      })
+      this.udp.push(sock)
+      const port = sock.address().port
+      const server = createServer({ noDelay: true }, c => { this.onTcp(c) })
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen({ host: l.host, port, ipv6Only: v6 }, () => { server.off('error', reject); resolve() })
+      })
+      this.tcp.push(server)
+      this.bound.push({ host: l.host, port })
+    }
+  }
+
+  async stop (): Promise<void> {
+    for (const s of this.udp) s.close()
+    for (const c of this.conns) c.destroy()
+    await Promise.all(this.tcp.map(async s => { await new Promise<void>(resolve => { s.close(() => { resolve() }) }) }))
+    this.udp.length = 0
+    this.tcp.length = 0
+  }
+
+  private onUdp (sock: Socket, msg: Buffer, rinfo: RemoteInfo): void {
+    this.serve(msg, 'udp', rinfo.address, rinfo.port, rinfo.family === 'IPv6' ? 2 : 1, bytes => {
+      sock.send(bytes, rinfo.port, rinfo.address)
+    })
+  }
+
+  private onTcp (c: TcpSocket): void {
+    this.conns.add(c)
+    c.setTimeout(this.o.tcpIdleMs ?? 10_000, () => { c.destroy() })
+    c.on('error', () => {})
+    c.on('close', () => { this.conns.delete(c) })
+    let pending: Buffer = Buffer.alloc(0)
+    const send: Send = bytes => {
+      if (c.destroyed) return
+      const frame = Buffer.allocUnsafe(bytes.length + 2)
+      frame.writeUInt16BE(bytes.length, 0)
+      frame.set(bytes, 2)
+      c.write(frame)
+    }
+    const family = c.remoteFamily === 'IPv6' ? 2 : 1
+    c.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+      while (pending.length >= 2) {
+        const len = pending.readUInt16BE(0)
+        if (pending.length < len + 2) break
+        const msg = pending.subarray(2, len + 2)
+        pending = pending.subarray(len + 2)
+        this.serve(msg, 'tcp', c.remoteAddress ?? '', c.remotePort ?? 0, family, send)
+      }
+    })
+  }
+
+  /** One query, start to reply. Never throws: a failure answers SERVFAIL. */
+  private serve (msg: Uint8Array, proto: Proto, address: string, port: number, family: 1 | 2, send: Send): void {
+    const start = performance.now()
+    const parsed = parseQuery(msg)
+    if ('reject' in parsed) {
+      // Malformed queries are not counted, as in CoreDNS.
+      if (parsed.reject !== 'drop') send(encodeRejection(parsed))
+      return
+    }
+    const q = parsed.query
+    const limit = replyLimit(q, proto)
+    const finish = (reply: Reply, plugin: string): void => {
+      let bytes: Uint8Array
+      try {
+        bytes = this.encode(msg, parsed, reply, limit)
+      } catch (e) {
+        this.o.metrics.panic()
+        this.o.log.warn('dns encode failed', { err: e, name: q.question.name })
+        bytes = encodeEmpty(msg, parsed, RCODE.SERVFAIL, { limit, edns: ednsOut(parsed) })
+        plugin = ''
+      }
+      send(bytes)
+      const rcode = bytes.length >= 4 ? (bytes[3] as number) & 0x0f : RCODE.SERVFAIL
+      const seconds = (performance.now() - start) / 1000
+      this.o.metrics.observe({ proto, family, qtype: q.question.type, do: q.edns?.do ?? false, requestSize: msg.length },
+        { rcode, plugin, responseSize: bytes.length, seconds })
+      if (this.o.queryLog === true) {
+        this.o.log.info('query', { client: `${address}:${port}`, proto, name: q.question.name, type: q.question.type, rcode, size: bytes.length, ms: Math.round(seconds * 1e4) / 10 })
+      }
+    }
+    const early = serverRule(parsed)
+    if (early !== undefined) { finish(early, ''); return }
+    let reply: Reply | Promise<Reply>
+    try {
+      reply = this.o.handler({ query: q, client: { address, port }, proto })
+    } catch (e) {
+      this.failed(e, q.question.name)
+      finish(answer(RCODE.SERVFAIL, [], [], [], false), '')
+      return
+    }
+    if (!(reply instanceof Promise)) { finish(reply, pluginOf(reply)); return }
+    reply.then(r => { finish(r, pluginOf(r)) }, (e: unknown) => {
+      this.failed(e, q.question.name)
+      finish(answer(RCODE.SERVFAIL, [], [], [], false), '')
+    })
+  }
+
+  private failed (e: unknown, name: string): void {
+    this.o.metrics.panic()
+    this.o.log.warn('dns handler failed', { name, err: errorMessage(e) })
+  }
+
+  private encode (msg: Uint8Array, parsed: ParsedQuery, reply: Reply, limit: number): Uint8Array {
+    if (reply.kind === 'raw') {
+      const info = inspectReply(reply.bytes)
+      if (info === null) throw new Error('unreadable upstream reply')
+      const e = parsed.query.edns
+      return patchReply(clientCopy(reply.bytes, info, { edns: e !== undefined, do: e?.do === true }, limit), msg, parsed)
+    }
+    // One template per (limit, EDNS, DO): the rest of the reply depends only on the answer object.
+    const variant = limit * 4 + (parsed.query.edns !== undefined ? 2 : 0) + (parsed.query.edns?.do === true ? 1 : 0)
+    let byVariant = this.memo.get(reply)
+    const hit = byVariant?.get(variant)
+    if (hit !== undefined) return patchReply(hit, msg, parsed)
+    const bytes = encodeReply(msg, parsed, reply, { limit, edns: ednsOut(parsed) })
+    if (byVariant === undefined) { byVariant = new Map(); this.memo.set(reply, byVariant) }
+    byVariant.set(variant, bytes)
+    return bytes
+  }
+}
+
+function ednsOut (parsed: ParsedQuery): { udpSize: number, do: boolean } | undefined {
+  const e = parsed.query.edns
+  return e === undefined ? undefined : { udpSize: ADVERTISED_UDP_SIZE, do: e.do }
+}
+
+/** DNS.md §5.2: what the server answers before any handler. */
+function serverRule (parsed: ParsedQuery): Answer | undefined {
+  const q = parsed.query
+  if (q.edns !== undefined && q.edns.version > 0) return answer(RCODE.BADVERS, [], [], [], false)
+  if (q.question.class !== CLASS_IN) return answer(RCODE.REFUSED, [], [], [], false)
+  if (q.question.type === TYPE.AXFR || q.question.type === TYPE.IXFR) return answer(RCODE.REFUSED, [], [], [], false)
+  return undefined
+}
+
+function pluginOf (r: Reply): string { return r.kind === 'raw' ? 'forward' : 'kubernetes' }
