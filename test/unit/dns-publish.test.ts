@@ -72,7 +72,7 @@ t.test('no proxy: published as it comes; programming latency from the trigger ti
   const pub = new Publisher({ store, sink, gates: [], now: () => now, observeProgramming: (_, s) => { seen.push(s) } })
   const sl = slice({ service: 'c', endpoints: [sliceEp('10.180.0.3')] })
   store.upsert({ ...sl, metadata: { ...sl.metadata, annotations: { [TRIGGER_TIME_ANNOTATION]: '2026-01-01T00:00:00Z' } } })
-  t.same(sink.log, ['+slice a-abcde'])
+  t.same(sink.log, ['+slice c-abcde'])
   t.same(seen, [2.5])
   t.equal(pub.revision, store.revision)
 })
