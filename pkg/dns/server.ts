@@ -25,6 +25,9 @@ export interface DnsServerOptions {
   tcpIdleMs?: number
 }
 
+/** Templates kept per answer object (negative answers are shared by every missing name in a zone). */
+const MEMO_PER_ANSWER = 64
+
 /** The UDP size ferry advertises (DNS Flag Day 2020). */
 export const ADVERTISED_UDP_SIZE = 1232
 
@@ -34,7 +37,7 @@ export class DnsServer {
   private readonly udp: Socket[] = []
   private readonly tcp: Server[] = []
   private readonly conns = new Set<TcpSocket>()
-  private readonly memo = new WeakMap<Answer, Map<number, Uint8Array>>()
+  private readonly memo = new WeakMap<Answer, Map<string, Uint8Array>>()
   private readonly bound: ListenAddress[] = []
 
   constructor (private readonly o: DnsServerOptions) {}
@@ -163,14 +166,18 @@ export class DnsServer {
       const e = parsed.query.edns
       return patchReply(clientCopy(reply.bytes, info, { edns: e !== undefined, do: e?.do === true }, limit), msg, parsed)
     }
-    // One template per (limit, EDNS, DO): the rest of the reply depends only on the answer object.
-    const variant = limit * 4 + (parsed.query.edns !== undefined ? 2 : 0) + (parsed.query.edns?.do === true ? 1 : 0)
-    let byVariant = this.memo.get(reply)
-    const hit = byVariant?.get(variant)
+    // A template serves queries with the same name (any case), type, limit, EDNS and DO: compression
+    // points into the question, so an answer object shared by many names (a negative answer's SOA)
+    // gets one per name, a bounded few.
+    const q = parsed.query
+    const key = `${limit}|${q.edns !== undefined ? (q.edns.do ? 2 : 1) : 0}|${q.question.type}|${q.question.lname}`
+    let byKey = this.memo.get(reply)
+    const hit = byKey?.get(key)
     if (hit !== undefined) return patchReply(hit, msg, parsed)
     const bytes = encodeReply(msg, parsed, reply, { limit, edns: ednsOut(parsed) })
-    if (byVariant === undefined) { byVariant = new Map(); this.memo.set(reply, byVariant) }
-    byVariant.set(variant, bytes)
+    if (byKey === undefined) { byKey = new Map(); this.memo.set(reply, byKey) }
+    if (byKey.size >= MEMO_PER_ANSWER) byKey.clear()
+    byKey.set(key, bytes)
     return bytes
   }
 }
