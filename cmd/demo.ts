@@ -1,6 +1,6 @@
 // The local demo cluster: ferryd serves examples/demo in a network-namespace "node"; pods and an
 // external client send real traffic to a ClusterIP and a NodePort. Run as root: npm run demo [-- --keep]
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,15 +23,24 @@ async function demo (keep: boolean): Promise<void> {
   await cp(join(root, 'examples', 'demo'), dir, { recursive: true })
   const lab = await Lab.create()
   let ferryd: LabFerryd | undefined
-  const cleanup = async (): Promise<void> => { await ferryd?.stop(); await lab.close(); await rm(dir, { recursive: true, force: true }) }
+  let podEtc: string | undefined
+  const cleanup = async (): Promise<void> => {
+    await ferryd?.stop(); await lab.close(); await rm(dir, { recursive: true, force: true })
+    if (podEtc !== undefined) await rm(podEtc, { recursive: true, force: true })
+  }
   process.on('SIGINT', () => { void cleanup().then(() => process.exit(0)) })
   try {
     say(`== lab ${lab.id}: node netns ${lab.nodeNs}, external client ${lab.clientNs} (${LAB.clientIP})`)
     for (const [i, name] of ['web-1', 'web-2', 'web-3'].entries()) await lab.addPod(name, `10.244.0.${11 + i}`)
     const client = await lab.addPod('client', '10.244.0.50', [])
     say('== pods web-1..3 (10.244.0.11-13:8080) and a client pod (10.244.0.50) are up')
+    // The client pod's resolver, as kubelet writes it, pointing at ferry's DNS on the node.
+    podEtc = `/etc/netns/${client.ns}`
+    await mkdir(podEtc, { recursive: true })
+    await writeFile(join(podEtc, 'resolv.conf'), `nameserver ${LAB.podGateway}\nsearch demo.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n`)
 
-    ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'demo-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '200ms', '--log-format', 'text'])
+    ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'demo-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '200ms', '--log-format', 'text',
+      '--dns-listen', `${LAB.podGateway}:53`])
     await ferryd.waitReady()
     say(`== ferryd is ready, serving ${dir}`)
     const state = JSON.parse((await ferryd.http('/debug/state')).body) as { proxyMode?: { mode: string, reason: string } }
@@ -45,6 +54,13 @@ async function demo (keep: boolean): Promise<void> {
     const r = await lab.get('http://10.96.0.20/', client.ns)
     say(`-- pod -> ClusterIP 10.96.0.20 (no endpoints): ${r.ok ? 'answered?!' : `${r.error} after ${r.ms} ms`}`)
 
+    say(`\n-- cluster DNS on ${LAB.podGateway}:53, asked from the client pod (search demo.svc.cluster.local ..., ndots:5):`)
+    say(`   getent hosts web          -> ${(await lab.sh(['getent', 'hosts', 'web'], client.ns)).trim()}`)
+    say(`   curl http://web/          -> ${(await lab.sh(['curl', '-sS', '--max-time', '3', 'http://web/'], client.ns)).trim()}`)
+    const dig = async (args: string[]): Promise<string> => (await lab.sh(['dig', `@${LAB.podGateway}`, '+short', ...args], client.ns)).trim().split('\n').join(', ')
+    say(`   dig SRV _http._tcp.web... -> ${await dig(['SRV', '_http._tcp.web.demo.svc.cluster.local'])}`)
+    say(`   dig PTR 10.96.0.10        -> ${await dig(['-x', '10.96.0.10'])}`)
+
     say('\n-- scaling web down to web-1 and web-2 (editing web.yaml)...')
     const web = join(dir, 'web.yaml')
     const text = await readFile(web, 'utf8')
@@ -54,7 +70,7 @@ async function demo (keep: boolean): Promise<void> {
 
     say('\n-- metrics (excerpt):')
     const m = await ferryd.http('/metrics')
-    for (const line of m.body.split('\n')) if (/^kubeproxy_(sync_proxy_rules_(last_timestamp|duration_seconds_count|iptables_total)|network_programming_duration_seconds_count)/.test(line)) say('   ' + line)
+    for (const line of m.body.split('\n')) if (/^(kubeproxy_(sync_proxy_rules_(last_timestamp|duration_seconds_count|iptables_total)|network_programming_duration_seconds_count)|coredns_dns_requests_total)/.test(line)) say('   ' + line)
     say(`-- /healthz: ${(await ferryd.http('/healthz')).body}`)
     if (keep) {
       say(`\nkept running. Try:\n  ip netns exec ${client.ns} curl http://10.96.0.10/\n  ip netns exec ${lab.clientNs} curl http://${LAB.nodeExternalIP}:30080/\n  edit ${dir}/*.yaml and watch ferryd follow\nCtrl-C tears everything down.`)
