@@ -26,7 +26,8 @@ t.test('IPv4 and IPv6 ClusterIPs and NodePorts through one ferryd', async t => {
   await writeFile(join(dir, 'web.yaml'), dual + WEB6_SLICE(ip6s))
   await writeFile(join(dir, 'empty6.yaml'), EMPTY6)
   const ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--ip-families', 'IPv4,IPv6',
-    '--cluster-cidr', `${LAB.podCIDR},${LAB.podCIDR6}`, '--min-sync-period', '100ms'])
+    '--cluster-cidr', `${LAB.podCIDR},${LAB.podCIDR6}`, '--min-sync-period', '100ms',
+    '--dns-listen', `[${LAB.podGateway6}]:53`, '--dns-upstream', '127.0.0.1:53'])
   t.teardown(async () => { await ferryd.stop() })
   await ferryd.waitReady()
 
@@ -50,7 +51,19 @@ t.test('IPv4 and IPv6 ClusterIPs and NodePorts through one ferryd', async t => {
   await waitUntil('only web-1 over IPv6', async () => { const s = await lab.spread('http://[fd00:96::10]/', 8, client.ns); return s.size === 1 && s.has('web-1') })
   t.same([...(await lab.spread('http://10.96.0.10/', 45, client.ns)).keys()].sort(), ['web-1', 'web-2', 'web-3'], 'an IPv6 slice change leaves IPv4 alone')
 
+  // DNS over IPv6 from the pod: the dual-stack Service answers A and AAAA by its clusterIPs, the
+  // IPv6-only one AAAA only, and the AAAA connects.
+  const dig = async (...args: string[]): Promise<string> => (await lab.sh(['dig', `@${LAB.podGateway6}`, '+short', '+time=2', '+tries=1', ...args], client.ns)).trim()
+  t.equal(await dig('web.demo.svc.cluster.local', 'AAAA'), 'fd00:96::10', 'AAAA over IPv6 transport')
+  t.equal(await dig('+tcp', 'web.demo.svc.cluster.local', 'A'), '10.96.0.10', 'A over IPv6 TCP')
+  t.equal(await dig('empty6.demo.svc.cluster.local', 'AAAA'), 'fd00:96::20')
+  t.equal(await dig('empty6.demo.svc.cluster.local', 'A'), '', 'NODATA for the family it lacks')
+  t.equal(await dig('-x', 'fd00:96::10'), 'web.demo.svc.cluster.local.', 'PTR under ip6.arpa')
+  const addr = await dig('web.demo.svc.cluster.local', 'AAAA')
+  t.match(await lab.get(`http://[${addr}]/`, client.ns), { ok: true, body: /^web-1 / }, 'the AAAA answer connects')
+
   const metrics = (await ferryd.http('/metrics')).body
+  t.match(metrics, /coredns_dns_requests_total\{[^}]*proto="udp",family="2",type="AAAA"\} [1-9]/, 'counted as family 2')
   t.match(metrics, /kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv6"\} \d/)
   t.match(metrics, /kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} \d/)
   const hz = JSON.parse((await ferryd.http('/healthz')).body) as { status: Record<string, { healthy: boolean }> }
