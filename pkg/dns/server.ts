@@ -30,11 +30,14 @@ export const ADVERTISED_UDP_SIZE = 1232
 
 type Send = (bytes: Uint8Array) => void
 
+/** An encoded reply and the question (class is always IN past serverRule) it answers. */
+interface Template { readonly lname: string, readonly type: number, readonly bytes: Uint8Array }
+
 export class DnsServer {
   private readonly udp: Socket[] = []
   private readonly tcp: Server[] = []
   private readonly conns = new Set<TcpSocket>()
-  private readonly memo = new WeakMap<Answer, Map<number, Uint8Array>>()
+  private readonly memo = new WeakMap<Answer, Map<number, Template>>()
   private readonly bound: ListenAddress[] = []
 
   constructor (private readonly o: DnsServerOptions) {}
@@ -117,16 +120,19 @@ export class DnsServer {
     const limit = replyLimit(q, proto)
     const finish = (reply: Reply, plugin: string): void => {
       let bytes: Uint8Array
+      // The header holds only the low 4 bits: BADVERS (16) must be counted from the answer itself.
+      let rcode: number = reply.kind === 'answer' ? reply.rcode : -1
       try {
         bytes = this.encode(msg, parsed, reply, limit)
       } catch (e) {
         this.o.metrics.panic()
         this.o.log.warn('dns encode failed', { err: e, name: q.question.name })
         bytes = encodeEmpty(msg, parsed, RCODE.SERVFAIL, { limit, edns: ednsOut(parsed) })
+        rcode = RCODE.SERVFAIL
         plugin = ''
       }
       send(bytes)
-      const rcode = bytes.length >= 4 ? (bytes[3] as number) & 0x0f : RCODE.SERVFAIL
+      if (rcode < 0) rcode = bytes.length >= 4 ? (bytes[3] as number) & 0x0f : RCODE.SERVFAIL
       const seconds = (performance.now() - start) / 1000
       this.o.metrics.observe({ proto, family, qtype: q.question.type, do: q.edns?.do ?? false, requestSize: msg.length },
         { rcode, plugin, responseSize: bytes.length, seconds })
@@ -167,10 +173,13 @@ export class DnsServer {
     const variant = limit * 4 + (parsed.query.edns !== undefined ? 2 : 0) + (parsed.query.edns?.do === true ? 1 : 0)
     let byVariant = this.memo.get(reply)
     const hit = byVariant?.get(variant)
-    if (hit !== undefined) return patchReply(hit, msg, parsed)
+    const question = parsed.query.question
+    // One answer object may serve many questions (the zone's NXDOMAIN/NODATA is shared by every
+    // missing name and type), so a template serves only the question it was encoded for.
+    if (hit !== undefined && hit.type === question.type && hit.lname === question.lname) return patchReply(hit.bytes, msg, parsed)
     const bytes = encodeReply(msg, parsed, reply, { limit, edns: ednsOut(parsed) })
     if (byVariant === undefined) { byVariant = new Map(); this.memo.set(reply, byVariant) }
-    byVariant.set(variant, bytes)
+    byVariant.set(variant, { lname: question.lname, type: question.type, bytes })
     return bytes
   }
 }
