@@ -77,7 +77,9 @@ export class DnsServer {
 
   private onUdp (sock: Socket, msg: Buffer, rinfo: RemoteInfo): void {
     this.serve(msg, 'udp', rinfo.address, rinfo.port, rinfo.family === 'IPv6' ? 2 : 1, bytes => {
-      sock.send(bytes, rinfo.port, rinfo.address)
+      // send throws synchronously for source port 0 (legal on the wire, not a destination Node takes)
+      // and once the socket is closed (a forwarded reply arriving after stop): drop the reply.
+      try { sock.send(bytes, rinfo.port, rinfo.address) } catch {}
     })
   }
 

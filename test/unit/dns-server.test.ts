@@ -36,6 +36,7 @@ function query (name: string, type: number, o: QueryOpts = {}): Buffer {
 const COOKIE_NAME = 'cookie.example'
 const THROW_NAME = 'boom.example'
 const REJECT_NAME = 'reject.example'
+const SLOW_NAME = 'slow.example'
 
 /** An upstream-style reply to `q` (encoded by dns2), with an OPT carrying a COOKIE option appended. */
 function upstreamReply (req: Request): Uint8Array {
@@ -61,6 +62,7 @@ const next: Handler = (req: Request): Reply | Promise<Reply> => {
   if (n === THROW_NAME) throw new Error('handler exploded')
   if (n === REJECT_NAME) return Promise.reject(new Error('async handler exploded'))
   if (n === COOKIE_NAME) return { kind: 'raw', bytes: upstreamReply(req) }
+  if (n === SLOW_NAME) return new Promise(resolve => { setTimeout(() => { resolve({ kind: 'raw', bytes: upstreamReply(req) }) }, 150) })
   return Promise.resolve({ kind: 'raw', bytes: upstreamReply(req) })
 }
 
@@ -330,4 +332,22 @@ t.test('a failing handler answers SERVFAIL and counts a panic; metrics count req
   t.equal(await sum(f.registry, 'coredns_dns_responses_total', { rcode: 'BADVERS' }), 1)
   t.equal(await sum(f.registry, 'coredns_dns_responses_total', { rcode: 'REFUSED' }), 1)
   t.equal(await sum(f.registry, 'coredns_dns_responses_total'), 7)
+})
+
+t.test('stopping with forwarded queries in flight: their late replies are dropped, nothing throws', async t => {
+  const f = await start(t)
+  const rejections: unknown[] = []
+  const onRejection = (e: unknown): void => { rejections.push(e) }
+  process.on('unhandledRejection', onRejection)
+  t.teardown(() => { process.off('unhandledRejection', onRejection) })
+  const c = await Tcp.open(f.port)
+  t.teardown(() => { c.close() })
+  c.send(query(SLOW_NAME, 1, { id: 41 }))
+  const late = udp(f.port, query(SLOW_NAME, 1, { id: 42 }), 400)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  await f.server.stop()
+  t.equal(await late, null, 'no UDP reply after stop')
+  t.same(await c.read(1, 300), [], 'no TCP reply after stop')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(rejections, [], 'no unhandled rejection from a send on the closed socket')
 })
