@@ -97,15 +97,29 @@ export class DnsServer {
       c.write(frame)
     }
     const family = c.remoteFamily === 'IPv6' ? 2 : 1
-    c.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+    let waiting = false
+    const pump = (): void => {
       while (pending.length >= 2) {
+        // A client that does not read its replies must not make us buffer them: stop reading its
+        // queries until the socket drains (the idle timeout ends a connection that never does).
+        if (c.writableNeedDrain) {
+          if (!waiting) {
+            waiting = true
+            c.pause()
+            c.once('drain', () => { waiting = false; c.resume(); pump() })
+          }
+          return
+        }
         const len = pending.readUInt16BE(0)
         if (pending.length < len + 2) break
         const msg = pending.subarray(2, len + 2)
         pending = pending.subarray(len + 2)
         this.serve(msg, 'tcp', c.remoteAddress ?? '', c.remotePort ?? 0, family, send)
       }
+    }
+    c.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+      pump()
     })
   }
 

@@ -351,3 +351,23 @@ t.test('stopping with forwarded queries in flight: their late replies are droppe
   await new Promise(resolve => setTimeout(resolve, 50))
   t.same(rejections, [], 'no unhandled rejection from a send on the closed socket')
 })
+
+t.test('TCP: a client that never reads its replies cannot make the server buffer them', async t => {
+  const f = await start(t)
+  const c = await Tcp.open(f.port)
+  t.teardown(() => { c.close() })
+  c.sock.pause()
+  const n = 40_000
+  const q = query(`big.${S}`, 1, { id: 1 })
+  const base = process.memoryUsage().arrayBuffers
+  // 40k queries of 48 octets each ask for 40k replies of about 1 KiB: 40 MiB if all were buffered.
+  c.send(...Array.from({ length: n }, () => q))
+  await new Promise(resolve => setTimeout(resolve, 1500))
+  const grown = process.memoryUsage().arrayBuffers - base
+  t.ok(grown < 16 * 1024 * 1024, `buffers grew by ${Math.round(grown / 1024)} KiB while the client did not read`)
+  // Once the client reads, every reply arrives.
+  c.sock.resume()
+  const replies = await c.read(n, 20_000)
+  t.equal(replies.length, n, 'every query answered once the client reads')
+  t.equal(decode(replies[n - 1]).answers.length, BIG)
+})
