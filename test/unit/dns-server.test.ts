@@ -141,9 +141,10 @@ function decode (b: Buffer | null | undefined): InstanceType<typeof Packet> {
 function optBytes (b: Buffer): Buffer | null {
   const p = decode(b)
   if (!p.additionals.some(r => r.type === 41)) return null
-  // ferry's OPT is written last; with no options it is 11 octets.
+  // ferry's OPT is written last; with no options it is 11 octets (anything else fails the caller's checks).
   const tail = b.subarray(b.length - 11)
-  return tail[0] === 0 && tail.readUInt16BE(1) === 41 ? tail : b.subarray(b.length - 11)
+  if (tail[0] !== 0 || tail.readUInt16BE(1) !== 41) throw new Error('OPT is not the last 11 octets')
+  return tail
 }
 
 async function counter (registry: Registry, name: string): Promise<Array<{ labels: Record<string, string | number>, value: number }>> {
