@@ -33,6 +33,8 @@ export const ADVERTISED_UDP_SIZE = 1232
 
 type Send = (bytes: Uint8Array) => void
 
+/** An encoded reply and the question (class is always IN past serverRule) it answers. */
+
 export class DnsServer {
   private readonly udp: Socket[] = []
   private readonly tcp: Server[] = []
@@ -77,7 +79,9 @@ export class DnsServer {
 
   private onUdp (sock: Socket, msg: Buffer, rinfo: RemoteInfo): void {
     this.serve(msg, 'udp', rinfo.address, rinfo.port, rinfo.family === 'IPv6' ? 2 : 1, bytes => {
-      sock.send(bytes, rinfo.port, rinfo.address)
+      // send throws synchronously for source port 0 (legal on the wire, not a destination Node takes)
+      // and once the socket is closed (a forwarded reply arriving after stop): drop the reply.
+      try { sock.send(bytes, rinfo.port, rinfo.address) } catch {}
     })
   }
 
@@ -95,15 +99,29 @@ export class DnsServer {
       c.write(frame)
     }
     const family = c.remoteFamily === 'IPv6' ? 2 : 1
-    c.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+    let waiting = false
+    const pump = (): void => {
       while (pending.length >= 2) {
+        // A client that does not read its replies must not make us buffer them: stop reading its
+        // queries until the socket drains (the idle timeout ends a connection that never does).
+        if (c.writableNeedDrain) {
+          if (!waiting) {
+            waiting = true
+            c.pause()
+            c.once('drain', () => { waiting = false; c.resume(); pump() })
+          }
+          return
+        }
         const len = pending.readUInt16BE(0)
         if (pending.length < len + 2) break
         const msg = pending.subarray(2, len + 2)
         pending = pending.subarray(len + 2)
         this.serve(msg, 'tcp', c.remoteAddress ?? '', c.remotePort ?? 0, family, send)
       }
+    }
+    c.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+      pump()
     })
   }
 
@@ -120,16 +138,19 @@ export class DnsServer {
     const limit = replyLimit(q, proto)
     const finish = (reply: Reply, plugin: string): void => {
       let bytes: Uint8Array
+      // The header holds only the low 4 bits: BADVERS (16) must be counted from the answer itself.
+      let rcode: number = reply.kind === 'answer' ? reply.rcode : -1
       try {
         bytes = this.encode(msg, parsed, reply, limit)
       } catch (e) {
         this.o.metrics.panic()
         this.o.log.warn('dns encode failed', { err: e, name: q.question.name })
         bytes = encodeEmpty(msg, parsed, RCODE.SERVFAIL, { limit, edns: ednsOut(parsed) })
+        rcode = RCODE.SERVFAIL
         plugin = ''
       }
       send(bytes)
-      const rcode = bytes.length >= 4 ? (bytes[3] as number) & 0x0f : RCODE.SERVFAIL
+      if (rcode < 0) rcode = bytes.length >= 4 ? (bytes[3] as number) & 0x0f : RCODE.SERVFAIL
       const seconds = (performance.now() - start) / 1000
       this.o.metrics.observe({ proto, family, qtype: q.question.type, do: q.edns?.do ?? false, requestSize: msg.length },
         { rcode, plugin, responseSize: bytes.length, seconds })
