@@ -6,10 +6,10 @@ import { FerryError } from '../../errors/errors.js'
 import { RCODE, answer, type Handler, type Plugin, type Query, type Reply, type Request } from '../message.js'
 import { forwardMetrics, noForwardMetrics, rcodeName, type ForwardMetrics } from './metrics.js'
 import { IdSource, patchQuestionCase, setId, upstreamQuery } from './query.js'
-import { tcpExchange } from './transport.js'
+import { ExchangeError, tcpExchange } from './transport.js'
 import { Upstream } from './upstream.js'
 import { loopingUpstreams, hostPortLabel, type HostPort } from './upstreams.js'
-import { inspectReply, type ReplyView } from './walk.js'
+import { inspectReply, type RawInfo } from '../wire/raw.js'
 
 export type ForwardPolicy = 'random' | 'round_robin' | 'sequential'
 
@@ -101,17 +101,20 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
   }
 
   /** One exchange; a truncated UDP reply is fetched again over TCP, keeping the truncated one if that fails. */
-  const exchange = async (up: Upstream, query: Uint8Array, proto: Request['proto'], deadline: number): Promise<{ bytes: Buffer, view: ReplyView }> => {
+  const exchange = async (up: Upstream, query: Uint8Array, proto: Request['proto'], deadline: number): Promise<{ bytes: Buffer, view: RawInfo }> => {
     const budget = Math.min(tryTimeout, deadline - now())
     const bytes = proto === 'tcp' ? await tcpExchange(up.addr, query, budget, ids) : await up.udp.exchange(query, budget)
     const view = inspectReply(bytes)
+    // A malformed reply fails the try like a network error: the next upstream gets the query.
+    if (view === null) throw new ExchangeError(`malformed reply from ${up.to}`, 'network')
     if (!view.tc || proto === 'tcp') return { bytes, view }
     const left = Math.min(tryTimeout, deadline - now())
     if (left <= 0) return { bytes, view }
     try {
       metrics.connCache(up.to, 'tcp', false)
       const full = await tcpExchange(up.addr, query, left, ids)
-      return { bytes: full, view: inspectReply(full) }
+      const fullView = inspectReply(full)
+      return fullView === null ? { bytes, view } : { bytes: full, view: fullView }
     } catch {
       return { bytes, view }
     }
@@ -139,7 +142,7 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
       }
       tries++
       const started = now()
-      let got: { bytes: Buffer, view: ReplyView }
+      let got: { bytes: Buffer, view: RawInfo }
       try {
         if (req.proto === 'tcp') metrics.connCache(up.to, 'tcp', false)
         got = await exchange(up, query, req.proto, deadline)
@@ -178,8 +181,8 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
 }
 
 /** The reply answers our question (CoreDNS `request.Match`); the ID was matched by the transport. */
-function matches (view: ReplyView, q: Query): boolean {
+function matches (view: RawInfo, q: Query): boolean {
   const rq = view.question
-  return view.qr && view.qdcount === 1 && rq !== undefined && rq.lname === q.question.lname &&
+  return view.qr && view.qdcount === 1 && rq !== null && rq.lname === q.question.lname &&
     rq.type === q.question.type && rq.class === q.question.class
 }
