@@ -6,8 +6,7 @@
 // ID and question case; hits carry AA=1 and TTLs counted down from the stored one.
 import type { Registry } from 'prom-client'
 import { TYPE, type Handler, type Plugin, type Query, type Reply, type Request } from '../message.js'
-import { patchQuestionCase, setId } from '../forward/query.js'
-import { inspectReply, rewriteTtls } from '../wire/raw.js'
+import { inspectReply, patchId, patchQuestionCase, rewriteTtls } from '../wire/raw.js'
 import { cacheMetrics, noCacheMetrics, type CacheMetrics } from './metrics.js'
 import { DEFAULT_LIMITS, cacheDecision, type CacheType, type TtlLimits } from './policy.js'
 import { RandomStore } from './store.js'
@@ -60,7 +59,7 @@ export function cacheKey (q: Query): string {
 function forClient (bytes: Uint8Array, q: Query): Buffer {
   const out = Buffer.allocUnsafe(bytes.length)
   out.set(bytes)
-  setId(out, q.id)
+  patchId(out, q.id)
   patchQuestionCase(out, q.question.name)
   return out
 }

@@ -4,12 +4,12 @@
 import type { Registry } from 'prom-client'
 import { FerryError } from '../../errors/errors.js'
 import { RCODE, answer, type Handler, type Plugin, type Query, type Reply, type Request } from '../message.js'
+import { inspectReply, patchId, patchQuestionCase, type RawInfo } from '../wire/raw.js'
+import { EDNS_UDP_SIZE, encodeQuery } from '../wire/writer.js'
 import { forwardMetrics, noForwardMetrics, rcodeName, type ForwardMetrics } from './metrics.js'
-import { IdSource, patchQuestionCase, setId, upstreamQuery } from './query.js'
-import { ExchangeError, tcpExchange } from './transport.js'
+import { ExchangeError, IdSource, tcpExchange } from './transport.js'
 import { Upstream } from './upstream.js'
 import { loopingUpstreams, hostPortLabel, type HostPort } from './upstreams.js'
-import { inspectReply, type RawInfo } from '../wire/raw.js'
 
 export type ForwardPolicy = 'random' | 'round_robin' | 'sequential'
 
@@ -55,6 +55,15 @@ export type ForwardPlugin = Plugin & {
 
 /** CoreDNS's limit on upstreams per forward block. */
 export const MAX_UPSTREAMS = 15
+
+/**
+ * The bytes sent upstream for `q`: its question with ID 0 (each try writes its own), its RD and CD bits,
+ * and an OPT advertising 1232 with its DO bit (ferry always speaks EDNS upstream, DNS.md §5.4).
+ */
+export function upstreamQuery (q: Query): Uint8Array {
+  const { name, type, class: qclass } = q.question
+  return encodeQuery(0, name, type, { rd: q.rd, cd: q.cd, qclass, udpSize: EDNS_UDP_SIZE, do: q.edns?.do === true })
+}
 
 export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
   if (opts.upstreams.length === 0) throw new FerryError('FERRY_ERR_CONFIG', 'DNS forwarding needs at least one upstream')
@@ -152,7 +161,7 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
       }
       metrics.requestDuration(up.to, rcodeName(got.view.rcode), (now() - started) / 1000)
       if (!matches(got.view, q)) return answer(RCODE.FORMERR, [], [], [], false)
-      setId(got.bytes, q.id)
+      patchId(got.bytes, q.id)
       patchQuestionCase(got.bytes, q.question.name)
       return { kind: 'raw', bytes: got.bytes }
     }

@@ -1,11 +1,24 @@
 // One exchange with one upstream, over UDP (a small pool of connected sockets, each with an ID→pending
 // map) or TCP (a connection per exchange). Connected UDP sockets get ICMP refusals as errors, so a
 // closed port fails at once instead of timing out, and the kernel drops datagrams from other sources.
+import { randomFillSync } from 'node:crypto'
 import dgram from 'node:dgram'
 import net from 'node:net'
+import { patchId } from '../wire/raw.js'
 import type { ForwardMetrics } from './metrics.js'
-import { IdSource, setId } from './query.js'
 import type { HostPort } from './upstreams.js'
+
+/** Random 16-bit IDs from a refilled block of crypto-random bytes (Math.random is predictable). */
+export class IdSource {
+  private readonly block = Buffer.alloc(2048)
+  private at = this.block.length
+  next (): number {
+    if (this.at >= this.block.length) { randomFillSync(this.block); this.at = 0 }
+    const id = this.block.readUInt16BE(this.at)
+    this.at += 2
+    return id
+  }
+}
 
 export class ExchangeError extends Error {
   constructor (message: string, readonly reason: 'timeout' | 'network' | 'closed') {
@@ -55,7 +68,7 @@ export class UdpPool {
     for (let i = 0; s.pending.has(id) && i < 64; i++) id = this.ids.next()
     if (s.pending.has(id)) throw new ExchangeError('no free query ID on the socket', 'network')
     const msg = Buffer.from(query)
-    setId(msg, id)
+    patchId(msg, id)
     return await new Promise<Buffer>((resolve, reject) => {
       const fail = (e: ExchangeError): void => {
         const p = s.pending.get(id)
@@ -160,7 +173,7 @@ export async function tcpExchange (addr: HostPort, query: Uint8Array, timeoutMs:
   const frame = Buffer.alloc(2 + query.length)
   frame.writeUInt16BE(query.length, 0)
   frame.set(query, 2)
-  setId(frame.subarray(2), id)
+  patchId(frame.subarray(2), id)
   return await new Promise<Buffer>((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0)
     let done = false

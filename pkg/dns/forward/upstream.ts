@@ -1,8 +1,9 @@
 // One upstream's state: its sockets and its health (DNS.md §4.3). A check starts only after an error and
 // repeats until the upstream answers `. IN NS`; any reply at all is healthy. More than maxFails failed
 // checks in a row mark it down.
+import { TYPE } from '../message.js'
+import { encodeQuery } from '../wire/writer.js'
 import type { ForwardMetrics } from './metrics.js'
-import { probeQuery } from './query.js'
 import { UdpPool } from './transport.js'
 import { hostPortLabel, type HostPort } from './upstreams.js'
 
@@ -16,7 +17,8 @@ export interface UpstreamOptions {
   readonly metrics: ForwardMetrics
 }
 
-const PROBE = probeQuery()
+/** The health probe: `. IN NS`, RD=1, no OPT (DNS.md §4.3). */
+export const PROBE: Uint8Array = encodeQuery(0, '', TYPE.NS)
 
 export class Upstream {
   readonly to: string
