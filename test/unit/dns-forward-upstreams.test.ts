@@ -1,13 +1,18 @@
 // Upstream lists (resolv.conf), the forwarding-loop refusal (DNS.md §7.3) and the query bytes.
 import t from 'tap'
+import { formatHostPort, parseHostPort, parseResolvConf } from '../../pkg/config/dns-addresses.js'
 import { isFerryError } from '../../pkg/errors/errors.js'
 import { forwardPlugin, upstreamQuery } from '../../pkg/dns/forward/forward.js'
 import { PROBE } from '../../pkg/dns/forward/upstream.js'
-import { hostPortLabel, loopingUpstreams, upstreamsFromResolvConf } from '../../pkg/dns/forward/upstreams.js'
+import { loopingUpstreams } from '../../pkg/dns/forward/loop.js'
 import { inspectReply, type RawInfo } from '../../pkg/dns/wire/raw.js'
 import type { Query } from '../../pkg/dns/message.js'
 
-t.test('upstreamsFromResolvConf', async t => {
+// The default upstreams are resolv.conf's nameservers on port 53, as config.ts reads them.
+const upstreamsFromResolvConf = (text: string): string[] =>
+  parseResolvConf(text).nameservers.flatMap(ns => { const hp = parseHostPort(ns, 53); return hp === null ? [] : [formatHostPort({ host: hp.host, port: 53 })] })
+
+t.test('resolv.conf nameservers as upstreams', async t => {
   const cases: Array<[string, string, string[]]> = [
     ['one nameserver', 'nameserver 10.0.0.10\n', ['10.0.0.10:53']],
     ['order kept, comments and other keys skipped', '# c\nsearch a b\nnameserver 1.1.1.1 # x\n;nameserver 9.9.9.9\noptions ndots:5\nnameserver 2001:db8::1\n', ['1.1.1.1:53', '[2001:db8::1]:53']],
@@ -15,7 +20,7 @@ t.test('upstreamsFromResolvConf', async t => {
     ['not an address', 'nameserver dns.example\nnameserver\n', []],
     ['empty', '', []],
   ]
-  for (const [name, text, want] of cases) t.same(upstreamsFromResolvConf(text).map(hostPortLabel), want, name)
+  for (const [name, text, want] of cases) t.same(upstreamsFromResolvConf(text), want, name)
 })
 
 t.test('loopingUpstreams', async t => {

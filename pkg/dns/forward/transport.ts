@@ -4,9 +4,9 @@
 import { randomFillSync } from 'node:crypto'
 import dgram from 'node:dgram'
 import net from 'node:net'
+import type { HostPort } from '../../config/dns-addresses.js'
 import { patchId } from '../wire/raw.js'
 import type { ForwardMetrics } from './metrics.js'
-import type { HostPort } from './upstreams.js'
 
 /** Random 16-bit IDs from a refilled block of crypto-random bytes (Math.random is predictable). */
 export class IdSource {
