@@ -4,15 +4,8 @@ import t from 'tap'
 import { Registry } from 'prom-client'
 import { cachePlugin, type CacheOptions } from '../../pkg/dns/cache/cache.js'
 import { RandomStore } from '../../pkg/dns/cache/store.js'
-import { inspectReply, type RawInfo } from '../../pkg/dns/wire/raw.js'
 import { RCODE, answer, type Handler, type Query, type Reply, type Request } from '../../pkg/dns/message.js'
-
-/** wire/raw.ts's view of a message that must be well formed. */
-function inspect (b: Uint8Array): RawInfo {
-  const v = inspectReply(b)
-  if (v === null) throw new Error('malformed message')
-  return v
-}
+import { inspect } from './fixtures/dns-raw.js'
 
 interface Shape {
   rcode?: number

@@ -5,8 +5,8 @@ import { isFerryError } from '../../pkg/errors/errors.js'
 import { forwardPlugin, upstreamQuery } from '../../pkg/dns/forward/forward.js'
 import { PROBE } from '../../pkg/dns/forward/upstream.js'
 import { loopingUpstreams } from '../../pkg/dns/forward/loop.js'
-import { inspectReply, type RawInfo } from '../../pkg/dns/wire/raw.js'
 import type { Query } from '../../pkg/dns/message.js'
+import { inspect } from './fixtures/dns-raw.js'
 
 // The default upstreams are resolv.conf's nameservers on port 53, as config.ts reads them.
 const upstreamsFromResolvConf = (text: string): string[] =>
@@ -54,13 +54,6 @@ t.test('forwardPlugin refuses itself as upstream, and empty or oversized lists, 
   t.same(ok.status(), [{ to: '10.0.0.10:53', fails: 0, down: false }])
   ok.close()
 })
-
-/** wire/raw.ts's view of a message that must be well formed. */
-function inspect (b: Uint8Array): RawInfo {
-  const v = inspectReply(b)
-  if (v === null) throw new Error('malformed message')
-  return v
-}
 
 const query = (name: string, type = 1, edns?: { do: boolean }): Query => ({
   id: 0x1234, opcode: 0, rd: true, cd: true,

@@ -6,15 +6,8 @@ import t from 'tap'
 import { Registry } from 'prom-client'
 import { forwardPlugin, type ForwardOptions } from '../../pkg/dns/forward/forward.js'
 import { cachePlugin } from '../../pkg/dns/cache/cache.js'
-import { inspectReply, type RawInfo } from '../../pkg/dns/wire/raw.js'
 import { RCODE, type Query, type Reply, type Request } from '../../pkg/dns/message.js'
-
-/** wire/raw.ts's view of a message that must be well formed. */
-function inspect (b: Uint8Array): RawInfo {
-  const v = inspectReply(b)
-  if (v === null) throw new Error('malformed message')
-  return v
-}
+import { inspect } from './fixtures/dns-raw.js'
 
 type Behaviour = (q: Buffer) => Buffer[] | 'hold'
 

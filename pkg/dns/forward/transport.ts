@@ -6,6 +6,7 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import type { HostPort } from '../../config/dns-addresses.js'
 import { patchId } from '../wire/raw.js'
+import { u16 } from '../wire/scan.js'
 import type { ForwardMetrics } from './metrics.js'
 
 /** Random 16-bit IDs from a refilled block of crypto-random bytes (Math.random is predictable). */
@@ -70,14 +71,7 @@ export class UdpPool {
     const msg = Buffer.from(query)
     patchId(msg, id)
     return await new Promise<Buffer>((resolve, reject) => {
-      const fail = (e: ExchangeError): void => {
-        const p = s.pending.get(id)
-        if (p === undefined) return
-        s.pending.delete(id)
-        clearTimeout(p.timer)
-        this.reap(s)
-        reject(e)
-      }
+      const fail = (e: ExchangeError): void => { this.settle(s, id)?.reject(e) }
       const timer = setTimeout(() => fail(new ExchangeError(`no reply from ${this.opts.to} within ${timeoutMs} ms`, 'timeout')), timeoutMs)
       s.pending.set(id, { resolve, reject, timer })
       const send = (): void => {
@@ -128,14 +122,8 @@ export class UdpPool {
     })
     sock.on('message', (msg: Buffer) => {
       if (msg.length < 12) return
-      const id = (msg[0] as number) << 8 | (msg[1] as number)
-      const p = s.pending.get(id)
       // A reply to no pending query (wrong ID, or after its timeout) is ignored.
-      if (p === undefined) return
-      s.pending.delete(id)
-      clearTimeout(p.timer)
-      p.resolve(msg)
-      this.reap(s)
+      this.settle(s, u16(msg, 0))?.resolve(msg)
     })
     // A connected socket reports ICMP refusals here; we cannot tell which query it was for, so all
     // pending queries on this socket move on to their next upstream.
@@ -147,6 +135,16 @@ export class UdpPool {
     for (const p of s.pending.values()) { clearTimeout(p.timer); p.reject(e) }
     s.pending.clear()
     this.reap(s)
+  }
+
+  /** Takes the query waiting on `id` off the socket (stopping its timer); undefined if none waits. */
+  private settle (s: PooledSocket, id: number): Pending | undefined {
+    const p = s.pending.get(id)
+    if (p === undefined) return undefined
+    s.pending.delete(id)
+    clearTimeout(p.timer)
+    this.reap(s)
+    return p
   }
 
   /** Closes a retired socket once nothing waits on it. */
