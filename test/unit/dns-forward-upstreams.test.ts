@@ -9,7 +9,7 @@ import type { Query } from '../../pkg/dns/message.js'
 import { inspect } from './fixtures/dns-raw.js'
 
 // The default upstreams are resolv.conf's nameservers on port 53, as config.ts reads them.
-const upstreamsFromResolvConf = (text: string): string[] =>
+const resolvConfUpstreams = (text: string): string[] =>
   parseResolvConf(text).nameservers.flatMap(ns => { const hp = parseHostPort(ns, 53); return hp === null ? [] : [formatHostPort({ host: hp.host, port: 53 })] })
 
 t.test('resolv.conf nameservers as upstreams', async t => {
@@ -20,7 +20,7 @@ t.test('resolv.conf nameservers as upstreams', async t => {
     ['not an address', 'nameserver dns.example\nnameserver\n', []],
     ['empty', '', []],
   ]
-  for (const [name, text, want] of cases) t.same(upstreamsFromResolvConf(text), want, name)
+  for (const [name, text, want] of cases) t.same(resolvConfUpstreams(text), want, name)
 })
 
 t.test('loopingUpstreams', async t => {
