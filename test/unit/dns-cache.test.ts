@@ -4,8 +4,8 @@ import t from 'tap'
 import { Registry } from 'prom-client'
 import { cachePlugin, type CacheOptions } from '../../pkg/dns/cache/cache.js'
 import { RandomStore } from '../../pkg/dns/cache/store.js'
-import { inspectReply } from '../../pkg/dns/forward/walk.js'
 import { RCODE, answer, type Handler, type Query, type Reply, type Request } from '../../pkg/dns/message.js'
+import { inspect } from './fixtures/dns-raw.js'
 
 interface Shape {
   rcode?: number
@@ -80,8 +80,8 @@ function setup (shape: Shape | ((req: Request) => Shape), opts: CacheOptions = {
 function view (r: Reply): { ttls: number[], id: number, aa: boolean, rcode: number, bytes: Buffer } {
   if (r.kind !== 'raw') throw new Error('expected a raw reply')
   const b = Buffer.from(r.bytes)
-  const v = inspectReply(b)
-  return { ttls: [...v.ttlOffsets].map(o => b.readUInt32BE(o)), id: v.id, aa: (v.flags & 0x0400) !== 0, rcode: v.rcode, bytes: b }
+  const v = inspect(b)
+  return { ttls: v.ttlOffsets.map(o => b.readUInt32BE(o)), id: v.id, aa: v.aa, rcode: v.rcode, bytes: b }
 }
 
 t.test('a hit counts down from the stored TTL (the min over RRs), with AA and the client ID', async t => {

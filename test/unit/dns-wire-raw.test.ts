@@ -5,7 +5,7 @@ import t from 'tap'
 import { Packet } from 'dns2'
 import { RCODE, answer } from '../../pkg/dns/message.js'
 import { isRejection, parseQuery } from '../../pkg/dns/wire/query.js'
-import { inspectReply, patchId, rewriteTtls, truncatedCopy } from '../../pkg/dns/wire/raw.js'
+import { inspectReply, patchId, patchQuestionCase, rewriteTtls, truncatedCopy } from '../../pkg/dns/wire/raw.js'
 import { encodeQuery, encodeReply, patchReply } from '../../pkg/dns/wire/writer.js'
 
 type Rr = (InstanceType<typeof Packet>['answers'])[number]
@@ -85,6 +85,22 @@ t.test('cached bytes served to another client: patchReply then rewriteTtls', asy
   t.equal(w.answers[0]?.name, 'WWW.EXAMPLE.COM', 'the owner pointer follows the patched question')
   t.same(w.answers.map(r => r.ttl), [3, 3, 3])
   t.equal(Packet.parse(Buffer.from(up)).answers[0]?.ttl, 300, 'the cached bytes are untouched')
+})
+
+t.test('patchQuestionCase copies the client case, stops on a different name', async t => {
+  const question = (b: Uint8Array, len: number): string => Buffer.from(b.subarray(12, 12 + len)).toString('latin1')
+  const q = encodeQuery(1, 'www.example.com', 1)
+  patchQuestionCase(q, 'WWW.eXample.COM')
+  t.equal(question(q, 17), '\x03WWW\x07eXample\x03COM\x00')
+  const r = encodeQuery(1, 'abc', 1)
+  patchQuestionCase(r, 'xyz')
+  t.equal(question(r, 5), '\x03abc\x00', 'another name is left alone')
+  const e = encodeQuery(1, 'a\\.b.c', 1)
+  patchQuestionCase(e, 'A\\.B.C')
+  t.equal(question(e, 7), '\x03A.B\x01C\x00', 'escaped dots')
+  const f = encodeQuery(1, 'a\\.b.c', 1)
+  patchQuestionCase(f, 'A\\.B.D')
+  t.equal(question(f, 7), '\x03a.b\x01c\x00', 'an escaped name that differs is left alone')
 })
 
 t.test('truncatedCopy: header, first question, OPT; TC set; no records', async t => {

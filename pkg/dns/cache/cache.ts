@@ -6,8 +6,7 @@
 // ID and question case; hits carry AA=1 and TTLs counted down from the stored one.
 import type { Registry } from 'prom-client'
 import { TYPE, type Handler, type Plugin, type Query, type Reply, type Request } from '../message.js'
-import { patchQuestionCase, setId } from '../forward/query.js'
-import { inspectReply } from '../forward/walk.js'
+import { inspectReply, patchId, patchQuestionCase, rewriteTtls } from '../wire/raw.js'
 import { cacheMetrics, noCacheMetrics, type CacheMetrics } from './metrics.js'
 import { DEFAULT_LIMITS, cacheDecision, type CacheType, type TtlLimits } from './policy.js'
 import { RandomStore } from './store.js'
@@ -41,7 +40,7 @@ export type CachePlugin = Plugin & {
 
 interface Entry {
   readonly bytes: Buffer
-  readonly ttlOffsets: Uint32Array
+  readonly ttlOffsets: readonly number[]
   /** Seconds, clamped. */
   readonly ttl: number
   /** Milliseconds on the cache clock. */
@@ -56,16 +55,11 @@ export function cacheKey (q: Query): string {
   return `${q.question.lname}\u0000${q.question.type}\u0000${q.question.class}\u0000${q.edns?.do === true ? 1 : 0}${q.cd ? 1 : 0}`
 }
 
-/** Writes `ttl` into every record's TTL field. */
-function writeTtls (buf: Buffer, offsets: Uint32Array, ttl: number): void {
-  for (let i = 0; i < offsets.length; i++) buf.writeUInt32BE(ttl, offsets[i] as number)
-}
-
 /** A private copy for one client: its ID and its question's case. */
 function forClient (bytes: Uint8Array, q: Query): Buffer {
   const out = Buffer.allocUnsafe(bytes.length)
   out.set(bytes)
-  setId(out, q.id)
+  patchId(out, q.id)
   patchQuestionCase(out, q.question.name)
   return out
 }
@@ -101,7 +95,7 @@ export function cachePlugin (opts: CacheOptions = {}): CachePlugin {
     }
     metrics.hit(type)
     const out = forClient(e.bytes, q)
-    writeTtls(out, e.ttlOffsets, left)
+    rewriteTtls(out, e.ttlOffsets, left)
     out[2] = (out[2] as number) | AA
     return { kind: 'raw', bytes: out }
   }
@@ -110,13 +104,13 @@ export function cachePlugin (opts: CacheOptions = {}): CachePlugin {
   const fetch = async (next: Handler, req: Request, key: string): Promise<Reply> => {
     const reply = await next(req)
     if (reply.kind !== 'raw') return reply
-    let view
-    try { view = inspectReply(reply.bytes) } catch { return reply }
+    const view = inspectReply(reply.bytes)
+    if (view === null) return reply
     const decision = cacheDecision(view, limits)
     if (decision === undefined) return reply
     const bytes = Buffer.from(reply.bytes)
     // The first reply shows the stored TTL too, as CoreDNS's does.
-    writeTtls(bytes, view.ttlOffsets, decision.ttl)
+    rewriteTtls(bytes, view.ttlOffsets, decision.ttl)
     const store = stores[decision.type]
     // A key lives in one cache only: a success replaces a stale denial and the reverse.
     const other = stores[decision.type === 'success' ? 'denial' : 'success']

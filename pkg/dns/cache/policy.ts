@@ -2,7 +2,7 @@
 // `dnsutil.MinimalTTL`): positive answers in the success cache, NXDOMAIN/NODATA with an SOA and upstream
 // SERVFAIL in the denial cache; TC, REFUSED, FORMERR and NXDOMAIN without SOA are not kept.
 import { RCODE } from '../message.js'
-import type { ReplyView } from '../forward/walk.js'
+import type { RawInfo } from '../wire/raw.js'
 
 export type CacheType = 'success' | 'denial'
 
@@ -27,9 +27,11 @@ export interface CacheDecision {
 }
 
 /** Whether and how long to keep a reply; undefined means pass it on uncached. */
-export function cacheDecision (v: ReplyView, limits: TtlLimits): CacheDecision | undefined {
+export function cacheDecision (v: RawInfo, limits: TtlLimits): CacheDecision | undefined {
   if (v.tc || !v.qr || v.qdcount !== 1) return undefined
-  const soa = v.soaTtl >= 0
+  // RFC 2308 §5: a negative answer lives no longer than its SOA's TTL and MINIMUM.
+  const soaTtl = v.soa === null ? -1 : Math.min(v.soa.ttl, v.soa.minimum)
+  const soa = soaTtl >= 0
   if (v.rcode === RCODE.SERVFAIL || v.rcode === RCODE.NOTIMP) {
     return limits.servfailTtl > 0 ? { type: 'denial', ttl: limits.servfailTtl } : undefined
   }
@@ -37,9 +39,8 @@ export function cacheDecision (v: ReplyView, limits: TtlLimits): CacheDecision |
   if (v.rcode === RCODE.NOERROR) type = v.ancount === 0 && soa ? 'denial' : 'success'
   else if (v.rcode === RCODE.NXDOMAIN && soa) type = 'denial'
   else return undefined
-  let ttl = v.records === 0 ? MINIMAL_TTL : v.minTtl
-  // RFC 2308 §5: a negative answer lives no longer than its SOA's TTL and MINIMUM.
-  if (type === 'denial' && soa && v.soaTtl < ttl) ttl = v.soaTtl
+  let ttl = v.minTtl ?? MINIMAL_TTL
+  if (type === 'denial' && soa && soaTtl < ttl) ttl = soaTtl
   const max = type === 'success' ? limits.successMaxTtl : limits.denialMaxTtl
   const min = Math.min(limits.minTtl, max)
   ttl = Math.max(min, Math.min(max, ttl))

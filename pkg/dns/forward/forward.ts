@@ -2,14 +2,15 @@
 // raw bytes; the errors ferry makes itself (SERVFAIL when every try failed, REFUSED over max_concurrent,
 // FORMERR for a reply to another question) are structured answers, so the cache never stores them.
 import type { Registry } from 'prom-client'
+import { formatHostPort, type HostPort } from '../../config/dns-addresses.js'
 import { FerryError } from '../../errors/errors.js'
 import { RCODE, answer, type Handler, type Plugin, type Query, type Reply, type Request } from '../message.js'
+import { inspectReply, patchId, patchQuestionCase, type RawInfo } from '../wire/raw.js'
+import { EDNS_UDP_SIZE, encodeQuery } from '../wire/writer.js'
+import { loopingUpstreams } from './loop.js'
 import { forwardMetrics, noForwardMetrics, rcodeName, type ForwardMetrics } from './metrics.js'
-import { IdSource, patchQuestionCase, setId, upstreamQuery } from './query.js'
-import { tcpExchange } from './transport.js'
+import { ExchangeError, IdSource, tcpExchange } from './transport.js'
 import { Upstream } from './upstream.js'
-import { loopingUpstreams, hostPortLabel, type HostPort } from './upstreams.js'
-import { inspectReply, type ReplyView } from './walk.js'
 
 export type ForwardPolicy = 'random' | 'round_robin' | 'sequential'
 
@@ -56,12 +57,21 @@ export type ForwardPlugin = Plugin & {
 /** CoreDNS's limit on upstreams per forward block. */
 export const MAX_UPSTREAMS = 15
 
+/**
+ * The bytes sent upstream for `q`: its question with ID 0 (each try writes its own), its RD and CD bits,
+ * and an OPT advertising 1232 with its DO bit (ferry always speaks EDNS upstream, DNS.md §5.4).
+ */
+export function upstreamQuery (q: Query): Uint8Array {
+  const { name, type, class: qclass } = q.question
+  return encodeQuery(0, name, type, { rd: q.rd, cd: q.cd, qclass, udpSize: EDNS_UDP_SIZE, do: q.edns?.do === true })
+}
+
 export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
   if (opts.upstreams.length === 0) throw new FerryError('FERRY_ERR_CONFIG', 'DNS forwarding needs at least one upstream')
   if (opts.upstreams.length > MAX_UPSTREAMS) throw new FerryError('FERRY_ERR_CONFIG', `DNS forwarding takes at most ${MAX_UPSTREAMS} upstreams`, { upstreams: opts.upstreams.length })
   const loops = loopingUpstreams(opts.upstreams, opts.selfAddresses ?? [], opts.localAddresses)
   if (loops.length > 0) {
-    const list = loops.map(hostPortLabel)
+    const list = loops.map(formatHostPort)
     throw new FerryError('FERRY_ERR_CONFIG', `DNS upstream ${list.join(', ')} is one of ferry's own listen addresses (a forwarding loop)`, { upstreams: list })
   }
   const metrics = opts.metrics ?? (opts.registry !== undefined ? forwardMetrics(opts.registry) : noForwardMetrics)
@@ -101,17 +111,20 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
   }
 
   /** One exchange; a truncated UDP reply is fetched again over TCP, keeping the truncated one if that fails. */
-  const exchange = async (up: Upstream, query: Uint8Array, proto: Request['proto'], deadline: number): Promise<{ bytes: Buffer, view: ReplyView }> => {
+  const exchange = async (up: Upstream, query: Uint8Array, proto: Request['proto'], deadline: number): Promise<{ bytes: Buffer, view: RawInfo }> => {
     const budget = Math.min(tryTimeout, deadline - now())
     const bytes = proto === 'tcp' ? await tcpExchange(up.addr, query, budget, ids) : await up.udp.exchange(query, budget)
     const view = inspectReply(bytes)
+    // A malformed reply fails the try like a network error: the next upstream gets the query.
+    if (view === null) throw new ExchangeError(`malformed reply from ${up.to}`, 'network')
     if (!view.tc || proto === 'tcp') return { bytes, view }
     const left = Math.min(tryTimeout, deadline - now())
     if (left <= 0) return { bytes, view }
     try {
       metrics.connCache(up.to, 'tcp', false)
       const full = await tcpExchange(up.addr, query, left, ids)
-      return { bytes: full, view: inspectReply(full) }
+      const fullView = inspectReply(full)
+      return fullView === null ? { bytes, view } : { bytes: full, view: fullView }
     } catch {
       return { bytes, view }
     }
@@ -139,7 +152,7 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
       }
       tries++
       const started = now()
-      let got: { bytes: Buffer, view: ReplyView }
+      let got: { bytes: Buffer, view: RawInfo }
       try {
         if (req.proto === 'tcp') metrics.connCache(up.to, 'tcp', false)
         got = await exchange(up, query, req.proto, deadline)
@@ -149,7 +162,7 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
       }
       metrics.requestDuration(up.to, rcodeName(got.view.rcode), (now() - started) / 1000)
       if (!matches(got.view, q)) return answer(RCODE.FORMERR, [], [], [], false)
-      setId(got.bytes, q.id)
+      patchId(got.bytes, q.id)
       patchQuestionCase(got.bytes, q.question.name)
       return { kind: 'raw', bytes: got.bytes }
     }
@@ -178,8 +191,8 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
 }
 
 /** The reply answers our question (CoreDNS `request.Match`); the ID was matched by the transport. */
-function matches (view: ReplyView, q: Query): boolean {
+function matches (view: RawInfo, q: Query): boolean {
   const rq = view.question
-  return view.qr && view.qdcount === 1 && rq !== undefined && rq.lname === q.question.lname &&
+  return view.qr && view.qdcount === 1 && rq !== null && rq.lname === q.question.lname &&
     rq.type === q.question.type && rq.class === q.question.class
 }

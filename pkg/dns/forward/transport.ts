@@ -1,11 +1,25 @@
 // One exchange with one upstream, over UDP (a small pool of connected sockets, each with an ID→pending
 // map) or TCP (a connection per exchange). Connected UDP sockets get ICMP refusals as errors, so a
 // closed port fails at once instead of timing out, and the kernel drops datagrams from other sources.
+import { randomFillSync } from 'node:crypto'
 import dgram from 'node:dgram'
 import net from 'node:net'
+import type { HostPort } from '../../config/dns-addresses.js'
+import { patchId } from '../wire/raw.js'
+import { u16 } from '../wire/scan.js'
 import type { ForwardMetrics } from './metrics.js'
-import { IdSource, setId } from './query.js'
-import type { HostPort } from './upstreams.js'
+
+/** Random 16-bit IDs from a refilled block of crypto-random bytes (Math.random is predictable). */
+export class IdSource {
+  private readonly block = Buffer.alloc(2048)
+  private at = this.block.length
+  next (): number {
+    if (this.at >= this.block.length) { randomFillSync(this.block); this.at = 0 }
+    const id = this.block.readUInt16BE(this.at)
+    this.at += 2
+    return id
+  }
+}
 
 export class ExchangeError extends Error {
   constructor (message: string, readonly reason: 'timeout' | 'network' | 'closed') {
@@ -55,16 +69,9 @@ export class UdpPool {
     for (let i = 0; s.pending.has(id) && i < 64; i++) id = this.ids.next()
     if (s.pending.has(id)) throw new ExchangeError('no free query ID on the socket', 'network')
     const msg = Buffer.from(query)
-    setId(msg, id)
+    patchId(msg, id)
     return await new Promise<Buffer>((resolve, reject) => {
-      const fail = (e: ExchangeError): void => {
-        const p = s.pending.get(id)
-        if (p === undefined) return
-        s.pending.delete(id)
-        clearTimeout(p.timer)
-        this.reap(s)
-        reject(e)
-      }
+      const fail = (e: ExchangeError): void => { this.settle(s, id)?.reject(e) }
       const timer = setTimeout(() => fail(new ExchangeError(`no reply from ${this.opts.to} within ${timeoutMs} ms`, 'timeout')), timeoutMs)
       s.pending.set(id, { resolve, reject, timer })
       const send = (): void => {
@@ -115,14 +122,8 @@ export class UdpPool {
     })
     sock.on('message', (msg: Buffer) => {
       if (msg.length < 12) return
-      const id = (msg[0] as number) << 8 | (msg[1] as number)
-      const p = s.pending.get(id)
       // A reply to no pending query (wrong ID, or after its timeout) is ignored.
-      if (p === undefined) return
-      s.pending.delete(id)
-      clearTimeout(p.timer)
-      p.resolve(msg)
-      this.reap(s)
+      this.settle(s, u16(msg, 0))?.resolve(msg)
     })
     // A connected socket reports ICMP refusals here; we cannot tell which query it was for, so all
     // pending queries on this socket move on to their next upstream.
@@ -134,6 +135,16 @@ export class UdpPool {
     for (const p of s.pending.values()) { clearTimeout(p.timer); p.reject(e) }
     s.pending.clear()
     this.reap(s)
+  }
+
+  /** Takes the query waiting on `id` off the socket (stopping its timer); undefined if none waits. */
+  private settle (s: PooledSocket, id: number): Pending | undefined {
+    const p = s.pending.get(id)
+    if (p === undefined) return undefined
+    s.pending.delete(id)
+    clearTimeout(p.timer)
+    this.reap(s)
+    return p
   }
 
   /** Closes a retired socket once nothing waits on it. */
@@ -160,7 +171,7 @@ export async function tcpExchange (addr: HostPort, query: Uint8Array, timeoutMs:
   const frame = Buffer.alloc(2 + query.length)
   frame.writeUInt16BE(query.length, 0)
   frame.set(query, 2)
-  setId(frame.subarray(2), id)
+  patchId(frame.subarray(2), id)
   return await new Promise<Buffer>((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0)
     let done = false

@@ -1,10 +1,11 @@
 // One upstream's state: its sockets and its health (DNS.md §4.3). A check starts only after an error and
 // repeats until the upstream answers `. IN NS`; any reply at all is healthy. More than maxFails failed
 // checks in a row mark it down.
+import { formatHostPort, type HostPort } from '../../config/dns-addresses.js'
+import { TYPE } from '../message.js'
+import { encodeQuery } from '../wire/writer.js'
 import type { ForwardMetrics } from './metrics.js'
-import { probeQuery } from './query.js'
 import { UdpPool } from './transport.js'
-import { hostPortLabel, type HostPort } from './upstreams.js'
 
 export interface UpstreamOptions {
   readonly maxFails: number
@@ -16,7 +17,8 @@ export interface UpstreamOptions {
   readonly metrics: ForwardMetrics
 }
 
-const PROBE = probeQuery()
+/** The health probe: `. IN NS`, RD=1, no OPT (DNS.md §4.3). */
+export const PROBE: Uint8Array = encodeQuery(0, '', TYPE.NS)
 
 export class Upstream {
   readonly to: string
@@ -28,7 +30,7 @@ export class Upstream {
   private timer: NodeJS.Timeout | undefined
 
   constructor (readonly addr: HostPort, private readonly opts: UpstreamOptions) {
-    this.to = hostPortLabel(addr)
+    this.to = formatHostPort(addr) // CoreDNS's `to` label: ip:port, IPv6 in brackets
     this.udp = new UdpPool(addr, { size: opts.udpSockets, expireMs: opts.socketExpireMs, now: opts.now, metrics: opts.metrics, to: this.to })
   }
 

@@ -4,8 +4,8 @@
 // CNAME original → found name. Every try NXDOMAIN: the first reply, and the client searches on.
 import { RCODE, TYPE, answer, lowerName } from '../message.js'
 import type { Handler, Plugin, Reply, Request } from '../message.js'
+import { replyAnswer, replyRcode } from '../wire/decode.js'
 import { inZone } from './names.js'
-import { replyAnswer, replyRcode } from './raw.js'
 
 export interface AutopathOptions {
   /** The cluster domain. */

@@ -4,8 +4,8 @@
 import { RCODE, TYPE, answer, lowerName } from '../message.js'
 import type { Answer, Handler, Plugin, Reply, Request, ResourceRecord } from '../message.js'
 import type { RecordIndex, RecordIndexOptions } from './index.js'
+import { replyAnswer, replyRcode } from '../wire/decode.js'
 import { inZone } from './names.js'
-import { replyAnswer, replyRcode } from './raw.js'
 
 export interface KubernetesPluginOptions {
   /** PTR (and any name) in in-addr.arpa / ip6.arpa that the cluster does not know goes to `next`

@@ -1,7 +1,9 @@
 // Reading whole replies from upstreams without decoding their records: enough for the forwarder to match
 // a reply to its query and for the cache to store it as bytes, count its TTLs down in place and serve it
-// with another client's ID and case (patchReply). Never throws: a malformed reply is null.
+// with another client's ID and case (patchId, patchQuestionCase, or patchReply from the client's query
+// bytes). Never throws: a malformed reply is null.
 import { TYPE, type Edns, type Question } from '../message.js'
+import { nameLabels } from './name.js'
 import { HEADER_SIZE } from './query.js'
 import { scanQuestionName, scanned, skipName, u16, u32 } from './scan.js'
 
@@ -159,6 +161,47 @@ export function rewriteTtls (buf: Uint8Array, offsets: readonly number[], ttl: n
 export function patchId (buf: Uint8Array, id: number): void {
   buf[0] = (id >>> 8) & 0xff
   buf[1] = id & 0xff
+}
+
+/**
+ * Rewrites the question name at offset 12 to `name`'s exact bytes, in place, for a message whose question
+ * the caller already matched case-insensitively (a reply going back to the client that asked in `name`'s
+ * case). Only letters differ, so the layout is the same; a label that does not match stops the patch.
+ * Unlike patchReply (writer.ts), the client's case comes from a presentation name, not from its query bytes.
+ */
+export function patchQuestionCase (buf: Uint8Array, name: string): void {
+  if (name.includes('\\')) { patchEscapedCase(buf, name); return }
+  let pos = HEADER_SIZE
+  let si = 0
+  for (;;) {
+    const len = buf[pos]
+    if (len === undefined || len === 0 || len > 63 || pos + len >= buf.length) return
+    for (let i = 1; i <= len; i++) {
+      const c = name.charCodeAt(si++)
+      // Only case may change: a different letter means this is not the same name, so stop.
+      if ((c | 0x20) !== ((buf[pos + i] as number) | 0x20)) return
+      buf[pos + i] = c
+    }
+    si++
+    pos += len + 1
+  }
+}
+
+/** patchQuestionCase for a name with escapes (rare): checks the whole layout first, then copies. */
+function patchEscapedCase (buf: Uint8Array, name: string): void {
+  const labels = nameLabels(name)
+  let pos = HEADER_SIZE
+  for (const l of labels) {
+    if (buf[pos] !== l.length || pos + 1 + l.length > buf.length) return
+    for (let i = 0; i < l.length; i++) if (((l.charCodeAt(i) & 0xff) | 0x20) !== ((buf[pos + 1 + i] as number) | 0x20)) return
+    pos += 1 + l.length
+  }
+  if (buf[pos] !== 0) return
+  pos = HEADER_SIZE
+  for (const l of labels) {
+    for (let i = 0; i < l.length; i++) buf[pos + 1 + i] = l.charCodeAt(i) & 0xff
+    pos += 1 + l.length
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
 // own bytes (so 0x20 case survives), compressed records, truncation with TC, and OPT. The result of
 // encodeReply doubles as a template: patchReply turns it into the reply to another query for the same
 // name and type in a copy and a few byte stores, which is the server's fast path.
-import { RCODE, TYPE, type Answer, type Query, type Rcode } from '../message.js'
+import { CLASS_IN, RCODE, TYPE, type Answer, type Query, type Rcode } from '../message.js'
 import { Encoder, MAX_MESSAGE } from './encoder.js'
 import { HEADER_SIZE, type ParsedQuery, type QueryRefusal } from './query.js'
 
@@ -157,14 +157,20 @@ export function fitsLimit (template: Uint8Array, limit: number): boolean {
 }
 
 export interface QueryOptions {
+  /** Default true. */
   readonly rd?: boolean
   readonly cd?: boolean
+  /** The question's class (default IN). */
+  readonly qclass?: number
   /** Adds an OPT with this UDP payload size. */
   readonly udpSize?: number
   readonly do?: boolean
 }
 
-/** A query for the forwarder and health probes: one question, class IN, optional OPT. */
+/**
+ * A query for the forwarder and health probes: one question, optional OPT (no options). Throws WireError
+ * for a name that cannot be encoded (an empty or over-long label, a character outside latin1).
+ */
 export function encodeQuery (id: number, name: string, type: number, opts: QueryOptions = {}): Uint8Array {
   enc.reset()
   let flags = 0
@@ -173,7 +179,7 @@ export function encodeQuery (id: number, name: string, type: number, opts: Query
   writeHeader(id, flags, 1, 0, 0, opts.udpSize !== undefined ? 1 : 0)
   enc.name(name, false)
   enc.u16(type)
-  enc.u16(1)
+  enc.u16(opts.qclass ?? CLASS_IN)
   if (opts.udpSize !== undefined) writeOpt(opts.udpSize, 0, opts.do === true)
   return take()
 }

@@ -1,31 +1,8 @@
-// Where queries go: the default upstreams from /etc/resolv.conf, and the check that none of them is
-// ferry itself (a forwarding loop, DNS.md §7.3: systemd-resolved's 127.0.0.53 is the classic).
-import { isIP } from 'node:net'
+// The check that no upstream is ferry itself: a forwarding loop (DNS.md §7.3; systemd-resolved's
+// 127.0.0.53 is the classic). The upstreams themselves, from flags or resolv.conf, are parsed in
+// config/dns-addresses.ts.
 import { networkInterfaces } from 'node:os'
-
-export interface HostPort {
-  readonly host: string
-  readonly port: number
-}
-
-/** The `nameserver` lines of a resolv.conf, on port 53, in file order (resolv.conf allows at most 3, CoreDNS reads all). */
-export function upstreamsFromResolvConf (text: string): HostPort[] {
-  const out: HostPort[] = []
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/[#;].*$/, '').trim()
-    const [key, value] = line.split(/\s+/)
-    if (key !== 'nameserver' || value === undefined) continue
-    const host = value.replace(/^\[|\]$/g, '')
-    if (isIP(host.replace(/%.*$/, '')) === 0) continue
-    out.push({ host, port: 53 })
-  }
-  return out
-}
-
-/** "ip:port", with IPv6 in brackets, as CoreDNS's `to` label. */
-export function hostPortLabel (a: HostPort): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-}
+import type { HostPort } from '../../config/dns-addresses.js'
 
 function canonicalHost (host: string): string {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase()
