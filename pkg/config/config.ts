@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parse as parseYAML } from 'yaml'
 import { FerryError, errorMessage } from '../errors/errors.js'
-import { parseCIDR, type IPFamily } from '../net/ip.js'
+import { isLoopback, parseCIDR, type IPFamily } from '../net/ip.js'
 import { checkAccessSettings } from '../source/etcd-access.js'
 import { parseEndpoint, redact } from '../source/etcd-url.js'
 import { formatHostPort, isDNSName, parseHostPort, parseResolvConf, type HostPort } from './dns-addresses.js'
@@ -371,4 +371,3 @@ function checkDNS (raw: Record<string, unknown>, readFile: (p: string) => string
   }
 }
 
-function isLoopback (ip: string): boolean { return ip === '::1' || ip.startsWith('127.') }

@@ -14,6 +14,16 @@ export type Rcode = typeof RCODE[keyof typeof RCODE]
 
 export const OPCODE_QUERY = 0
 
+/** The UDP payload size ferry advertises in its OPT records (DNS Flag Day 2020). */
+export const EDNS_UDP_SIZE = 1232
+
+const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE']
+
+/** The rcode's mnemonic, as CoreDNS's metric labels spell it; an unnamed one as its number. */
+export function rcodeName (rcode: number): string {
+  return rcode === RCODE.BADVERS ? 'BADVERS' : RCODE_NAMES[rcode] ?? String(rcode)
+}
+
 export interface Question {
   /** The name as asked, in its exact case, without the trailing dot ("" is the root). */
   readonly name: string

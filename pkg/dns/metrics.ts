@@ -1,7 +1,7 @@
 // The server's CoreDNS metrics (DNS.md §6), under CoreDNS 1.12's names and labels so its dashboards
 // work unchanged. Label children are cached: a query costs a few array reads, not label hashing.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import { RCODE, TYPE } from './message.js'
+import { TYPE, rcodeName } from './message.js'
 
 const TIME_BUCKETS = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i)
 const SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3]
@@ -13,10 +13,8 @@ const TYPE_LABELS = new Map<number, string>([
   [TYPE.SRV, 'SRV'], [TYPE.TXT, 'TXT'], [TYPE.HTTPS, 'HTTPS'], [TYPE.IXFR, 'IXFR'], [TYPE.AXFR, 'AXFR'], [TYPE.ANY, 'ANY'],
 ])
 
-const RCODE_NAMES = new Map<number, string>(Object.entries(RCODE).map(([k, v]) => [v, k]))
 
 export function typeLabel (qtype: number): string { return TYPE_LABELS.get(qtype) ?? 'other' }
-export function rcodeName (rcode: number): string { return RCODE_NAMES.get(rcode) ?? String(rcode) }
 
 export type Proto = 'udp' | 'tcp'
 

@@ -7,7 +7,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net'
 import { errorMessage } from '../errors/errors.js'
 import type { Logger } from '../log/log.js'
-import { CLASS_IN, RCODE, TYPE, answer, type Answer, type Handler, type Reply } from './message.js'
+import { CLASS_IN, EDNS_UDP_SIZE, RCODE, TYPE, answer, type Answer, type Handler, type Reply } from './message.js'
 import type { DnsMetrics, Proto } from './metrics.js'
 import { parseQuery, type ParsedQuery } from './wire/query.js'
 import { encodeEmpty, encodeRejection, encodeReply, patchReply, replyLimit } from './wire/writer.js'
@@ -28,8 +28,6 @@ export interface DnsServerOptions {
 /** Templates kept per answer object (negative answers are shared by every missing name in a zone). */
 const MEMO_PER_ANSWER = 64
 
-/** The UDP size ferry advertises (DNS Flag Day 2020). */
-export const ADVERTISED_UDP_SIZE = 1232
 
 type Send = (bytes: Uint8Array) => void
 
@@ -205,7 +203,7 @@ export class DnsServer {
 
 function ednsOut (parsed: ParsedQuery): { udpSize: number, do: boolean } | undefined {
   const e = parsed.query.edns
-  return e === undefined ? undefined : { udpSize: ADVERTISED_UDP_SIZE, do: e.do }
+  return e === undefined ? undefined : { udpSize: EDNS_UDP_SIZE, do: e.do }
 }
 
 /** DNS.md §5.2: what the server answers before any handler. */

@@ -5,15 +5,9 @@
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from '../log/log.js'
-import { parseIP } from '../net/ip.js'
+import { isLoopback as isLoopbackAddress } from '../net/ip.js'
 
-/** 127.0.0.0/8, ::1, and IPv4 loopback seen through a dual-stack socket (::ffff:127.0.0.1). */
-export function isLoopbackAddress (address: string): boolean {
-  if (address === 'localhost') return true
-  const p = parseIP(address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ''))
-  if (p === null) return false
-  return p.family === 'IPv4' ? p.ip.startsWith('127.') : p.ip === '::1'
-}
+export { isLoopback as isLoopbackAddress } from '../net/ip.js'
 
 /** The endpoints every client that reaches the listener gets, and the one kept to loopback. */
 export const OPEN_PATHS = ['/metrics', '/healthz', '/livez', '/readyz'] as const

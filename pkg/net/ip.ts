@@ -113,3 +113,11 @@ function maskIP (ip: ParsedIP, prefix: number): string {
   for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16))
   return canonicalV6(groups.join(':'))
 }
+
+/** 127.0.0.0/8, ::1, and IPv4 loopback seen through a dual-stack socket (::ffff:127.0.0.1); "localhost" too. */
+export function isLoopback (address: string): boolean {
+  if (address === 'localhost') return true
+  const p = parseIP(address.replace(/^\[|\]$/g, '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ''))
+  if (p === null) return false
+  return p.family === 'IPv4' ? p.ip.startsWith('127.') : p.ip === '::1'
+}

@@ -1,7 +1,7 @@
 // Backend-neutral proxy settings (PROXY.md §1, §2 masquerade and NodePorts, §6 flags): validated once,
 // then frozen. Every mode plans from these; each mode adds its own slice (iptables: the mark bit...).
 import { FerryError } from '../errors/errors.js'
-import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../net/ip.js'
+import { cidrContains, isLoopback, parseCIDR, parseIP, type IPFamily } from '../net/ip.js'
 
 export interface ProxyOptions {
   readonly family: IPFamily
@@ -55,7 +55,7 @@ export function resolveProxyOptions (input: ProxyOptionsInput): ProxyOptions {
   })
 }
 
-export const isLoopback = (ip: string): boolean => ip === '::1' || ip.startsWith('127.')
+export { isLoopback } from '../net/ip.js'
 
 /**
  * Whether a local address accepts NodePorts: inside --nodeport-addresses when set (every address

@@ -8,7 +8,8 @@ import { RCODE, answer, type Handler, type Plugin, type Query, type Reply, type 
 import { inspectReply, patchId, patchQuestionCase, type RawInfo } from '../wire/raw.js'
 import { EDNS_UDP_SIZE, encodeQuery } from '../wire/writer.js'
 import { loopingUpstreams } from './loop.js'
-import { forwardMetrics, noForwardMetrics, rcodeName, type ForwardMetrics } from './metrics.js'
+import { forwardMetrics, noForwardMetrics, type ForwardMetrics } from './metrics.js'
+import { rcodeName } from '../message.js'
 import { ExchangeError, IdSource, tcpExchange } from './transport.js'
 import { Upstream } from './upstream.js'
 

@@ -3,6 +3,7 @@
 // config/dns-addresses.ts.
 import { networkInterfaces } from 'node:os'
 import type { HostPort } from '../../config/dns-addresses.js'
+import { isLoopback } from '../../net/ip.js'
 
 function canonicalHost (host: string): string {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase()
@@ -12,10 +13,6 @@ function canonicalHost (host: string): string {
 
 function isUnspecified (host: string): boolean {
   return host === '' || host === '0.0.0.0' || host === '::'
-}
-
-function isLoopback (host: string): boolean {
-  return host === '::1' || /^127\./.test(host)
 }
 
 function localAddresses (): string[] {

@@ -47,10 +47,3 @@ export function forwardMetrics (registry: Registry): ForwardMetrics {
   byRegistry.set(registry, m)
   return m
 }
-
-const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE']
-
-/** The rcode's name as miekg/dns spells it, else its number. */
-export function rcodeName (rcode: number): string {
-  return RCODE_NAMES[rcode] ?? String(rcode)
-}

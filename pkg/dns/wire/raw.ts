@@ -2,7 +2,7 @@
 // a reply to its query and for the cache to store it as bytes, count its TTLs down in place and serve it
 // with another client's ID and case (patchId, patchQuestionCase, or patchReply from the client's query
 // bytes). Never throws: a malformed reply is null.
-import { TYPE, type Edns, type Question } from '../message.js'
+import { EDNS_UDP_SIZE, TYPE, type Edns, type Question } from '../message.js'
 import { nameLabels } from './name.js'
 import { HEADER_SIZE } from './query.js'
 import { scanQuestionName, scanned, skipName, u16, u32 } from './scan.js'
@@ -227,7 +227,7 @@ export function truncatedCopy (buf: Uint8Array, info: RawInfo): Uint8Array {
 }
 
 /**
- * An upstream's reply made fit for this client: its OPT replaced by ferry's own (1232, the client's DO,
+ * An upstream's reply made fit for this client: its OPT replaced by ferry's own (EDNS_UDP_SIZE, the client's DO,
  * the upstream's extended rcode, no options) when the client sent EDNS, removed when it did not; cut to
  * an empty TC reply when over `limit`. ID and question case are the caller's (patchReply). A new buffer.
  */
@@ -239,7 +239,7 @@ export function clientCopy (buf: Uint8Array, info: RawInfo, client: { edns: bool
   let arcount = info.arcount - (info.optStart >= 0 ? 1 : 0)
   let out: Buffer = body
   if (client.edns) {
-    const opt = Buffer.from([0, 0, 41, 0x04, 0xd0, extRcode, 0, client.do ? 0x80 : 0, 0, 0, 0])
+    const opt = Buffer.from([0, 0, 41, EDNS_UDP_SIZE >>> 8, EDNS_UDP_SIZE & 0xff, extRcode, 0, client.do ? 0x80 : 0, 0, 0, 0])
     out = Buffer.concat([body, opt])
     arcount++
   }

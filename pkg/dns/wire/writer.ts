@@ -2,12 +2,12 @@
 // own bytes (so 0x20 case survives), compressed records, truncation with TC, and OPT. The result of
 // encodeReply doubles as a template: patchReply turns it into the reply to another query for the same
 // name and type in a copy and a few byte stores, which is the server's fast path.
-import { CLASS_IN, RCODE, TYPE, type Answer, type Query, type Rcode } from '../message.js'
+import { CLASS_IN, EDNS_UDP_SIZE, RCODE, TYPE, type Answer, type Query, type Rcode } from '../message.js'
 import { Encoder, MAX_MESSAGE } from './encoder.js'
 import { HEADER_SIZE, type ParsedQuery, type QueryRefusal } from './query.js'
 
 /** The UDP payload size ferry advertises (the DNS flag day 2020 value: no IP fragmentation). */
-export const EDNS_UDP_SIZE = 1232
+export { EDNS_UDP_SIZE } from '../message.js'
 const MIN_LIMIT = 512
 const OPT_SIZE = 11
 
