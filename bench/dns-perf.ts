@@ -147,11 +147,17 @@ function start (ns: string, argv: string[], name: string): ChildProcess {
   const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   child.stderr?.on('data', (b: Buffer) => { err = (err + b.toString()).slice(-4000) })
-  child.on('exit', (code, sig) => { if (!stopping) console.error(`# ${name} exited (${code ?? sig}): ${err}`) })
+  child.on('exit', (code, sig) => {
+    if (stopping) return
+    died = `${name} exited (${code ?? sig}) during the bench: ${err}`
+    console.error(`# ${died}`)
+  })
   children.push(child)
   return child
 }
 let stopping = false
+/** Set when a server exits before the end: every later figure would be void, so the bench stops. */
+let died: string | undefined
 
 async function stopAll (): Promise<void> {
   stopping = true
@@ -204,6 +210,7 @@ function dnsperf (ns: string, port: number, file: string, a: Args, opts: { secon
       } else stats.push(line)
     })
     child.on('exit', code => {
+      if (died !== undefined) { reject(new Error(died)); return }
       const text = stats.join('\n')
       const num = (re: RegExp): number => { const m = re.exec(text); return m?.[1] !== undefined ? Number(m[1]) : NaN }
       if (code !== 0) { reject(new Error(`dnsperf exited ${code}: ${err}`)); return }
@@ -278,7 +285,7 @@ async function main (): Promise<void> {
     const node = a.cpuProf !== undefined ? [process.execPath, '--cpu-prof', '--cpu-prof-dir', a.cpuProf] : [process.execPath]
     start(ns, [...node, FERRYD_JS, '--node-name', 'node0', '--cluster-cidr', '10.244.0.0/16', '--proxy-mode', 'iptables',
       '--manifests', fx.manifests, '--dns-listen', `${HOST}:${PORT.ferry}`, '--dns-upstream', `${HOST}:${PORT.nsd}`,
-      '--http-listen', `${HOST}:10249`, '--log-level', 'warn'], 'ferryd')
+      '--http-listen', `${HOST}:10249`, '--log-format', 'text'], 'ferryd')
     const last = serviceName(a.services - 1)
     await waitFor('nsd', async () => (await dig(ns, PORT.nsd, last)) !== '')
     await waitFor('ferryd', async () => (await dig(ns, PORT.ferry, last)) !== '')
