@@ -4,6 +4,8 @@
 //             same A records as a cluster.local zone file;
 //   forward:  names outside the cluster zone, answered from ferryd's forward cache vs unbound 1.17 as a
 //             forwarding cache in front of the same upstream (NSD serving fwd.example); both warmed first;
+//   floor:    beside the cluster figures, a bare node:dgram server (this script's --floor-server mode) that
+//             answers every query with one A record and nothing else: what one Node thread can do at all;
 //   p99:      per-query latency (dnsperf -v) at a fixed rate of half ferry's measured peak (dnsperf -Q),
 //             for ferry and, at the same rate, for its peer.
 // Everything runs in one throwaway netns (fy-dns-*), removed at the end with every process in it. Root only.
@@ -12,6 +14,7 @@
 //                               [--outstanding 100] [--scenarios cluster,forward,p99] [--cpu-prof DIR]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { createSocket } from 'node:dgram'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -22,7 +25,7 @@ import { spawnExec } from '../pkg/exec/exec.js'
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const FERRYD_JS = join(ROOT, 'dist', 'cmd', 'ferryd.js')
 const HOST = '127.0.0.1'
-const PORT = { ferry: 5300, nsd: 5301, unbound: 5302 } as const
+const PORT = { ferry: 5300, nsd: 5301, unbound: 5302, floor: 5303 } as const
 const FILES = 20
 const FWD_ZONE = 'fwd.example'
 
@@ -261,7 +264,28 @@ function pairRow (label: string, peerName: string, r: { ferry: Perf[], peer: Per
   ]
 }
 
+/**
+ * The Node floor: one node:dgram socket answering every query with its own question and one A record
+ * (10.96.0.1, TTL 5), copied in one allocation. No parsing, lookup, metrics or logging.
+ */
+function floorServer (port: number): void {
+  const sock = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 })
+  const rr = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 96, 0, 1])
+  sock.on('message', (q, rinfo) => {
+    if (q.length < 17) return
+    const out = Buffer.allocUnsafe(q.length + rr.length)
+    q.copy(out, 0)
+    out[2] = 0x84 | ((q[2] as number) & 0x01) // QR, AA, RD echoed
+    out[3] = 0
+    out.writeUInt16BE(1, 6); out.writeUInt16BE(0, 8); out.writeUInt16BE(0, 10)
+    rr.copy(out, q.length)
+    sock.send(out, rinfo.port, rinfo.address)
+  })
+  sock.bind(port, HOST)
+}
+
 async function main (): Promise<void> {
+  if (process.argv[2] === '--floor-server') { floorServer(Number(process.argv[3])); return }
   if (process.getuid?.() !== 0) throw new Error('the DNS bench needs root (network namespaces)')
   const a = args()
   const ns = `fy-dns-${randomBytes(3).toString('hex')}`
@@ -286,9 +310,11 @@ async function main (): Promise<void> {
     start(ns, [...node, FERRYD_JS, '--node-name', 'node0', '--cluster-cidr', '10.244.0.0/16', '--proxy-mode', 'iptables',
       '--manifests', fx.manifests, '--dns-listen', `${HOST}:${PORT.ferry}`, '--dns-upstream', `${HOST}:${PORT.nsd}`,
       '--http-listen', `${HOST}:10249`, '--log-format', 'text'], 'ferryd')
+    start(ns, [process.execPath, fileURLToPath(import.meta.url), '--floor-server', String(PORT.floor)], 'node floor')
     const last = serviceName(a.services - 1)
     await waitFor('nsd', async () => (await dig(ns, PORT.nsd, last)) !== '')
     await waitFor('ferryd', async () => (await dig(ns, PORT.ferry, last)) !== '')
+    await waitFor('node floor', async () => (await dig(ns, PORT.floor, last)) !== '')
     await waitFor('unbound', async () => (await dig(ns, PORT.unbound, `h0.${FWD_ZONE}`)) !== '')
     for (const name of [serviceName(0), serviceName(1)]) {
       const f = (await dig(ns, PORT.ferry, name)).split('\n').sort().join(' ')
@@ -307,6 +333,10 @@ async function main (): Promise<void> {
       const r = await pairRounds('cluster', ns, { name: 'nsd', port: PORT.nsd }, fx.clusterQueries, a)
       const rows = pairRow('cluster', 'nsd', r)
       out.push(rows[0] as string, rows[1] as string); ratios.push(rows[2] as string)
+      // Not a peer that serves these names: the ceiling of one Node thread on this host, for scale.
+      const fl = await pairRounds('cluster', ns, { name: 'node floor', port: PORT.floor }, fx.clusterQueries, { ...a, rounds: Math.min(a.rounds, 2) })
+      const frows = pairRow('cluster', 'node floor', fl)
+      out.push(frows[1] as string); ratios.push(frows[2] as string)
       clusterPeak = median(r.ferry.map(p => p.qps))
     }
     if (a.scenarios.includes('forward')) {
