@@ -4,6 +4,7 @@
 import t from 'tap'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { RCODE, TYPE } from '../../pkg/dns/message.js'
+import { cacheMetrics } from '../../pkg/dns/cache/metrics.js'
 import { createDnsMetrics, rcodeName, typeLabel, type Proto } from '../../pkg/dns/metrics.js'
 
 const SERVER = 'dns://127.0.0.1:53'
@@ -91,4 +92,22 @@ t.test('resetMetrics clears the local counts too', async t => {
   t.match(text, /coredns_dns_request_duration_seconds_count\{server="dns:\/\/127.0.0.1:53",zone=".",view=""\} 1\n/)
   t.match(text, /coredns_dns_requests_total\{[^}]*type="A"\} 1\n/)
   t.notMatch(text, /coredns_dns_do_requests_total\{/)
+})
+
+t.test('cache counters: counted once across scrapes, per cache bound to one registry', async t => {
+  const registry = new Registry()
+  const a = cacheMetrics(registry, { server: 'dns://:53', zones: '.', view: '' })
+  const b = cacheMetrics(registry, { server: 'dns://:5353', zones: '.', view: '' })
+  const line = (text: string, name: string, server: string, type?: string): string | undefined =>
+    text.split('\n').find(l => l.startsWith(`${name}{server="${server}",${type !== undefined ? `type="${type}",` : ''}zones="."`))
+  const steps: Array<{ name: string, act: () => void, want: Array<[string, string, string | undefined, number]> }> = [
+    { name: 'hits and a miss', act: () => { a.request(); a.hit('success'); a.request(); a.miss(); b.request(); b.hit('denial') }, want: [['coredns_cache_requests_total', 'dns://:53', undefined, 2], ['coredns_cache_hits_total', 'dns://:53', 'success', 1], ['coredns_cache_misses_total', 'dns://:53', undefined, 1], ['coredns_cache_requests_total', 'dns://:5353', undefined, 1], ['coredns_cache_hits_total', 'dns://:5353', 'denial', 1]] },
+    { name: 'nothing new', act: () => {}, want: [['coredns_cache_requests_total', 'dns://:53', undefined, 2], ['coredns_cache_hits_total', 'dns://:5353', 'denial', 1]] },
+    { name: 'more, and an eviction', act: () => { a.request(); a.hit('success'); a.eviction('success') }, want: [['coredns_cache_requests_total', 'dns://:53', undefined, 3], ['coredns_cache_hits_total', 'dns://:53', 'success', 2], ['coredns_cache_evictions_total', 'dns://:53', 'success', 1], ['coredns_cache_requests_total', 'dns://:5353', undefined, 1]] },
+  ]
+  for (const s of steps) {
+    s.act()
+    const text = await registry.metrics()
+    for (const [name, server, type, n] of s.want) t.equal(line(text, name, server, type)?.split(' ').pop(), String(n), `${s.name}: ${name} ${server} ${type ?? ''}`)
+  }
 })
