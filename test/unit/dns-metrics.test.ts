@@ -5,7 +5,8 @@ import t from 'tap'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { RCODE, TYPE } from '../../pkg/dns/message.js'
 import { cacheMetrics } from '../../pkg/dns/cache/metrics.js'
-import { createDnsMetrics, rcodeName, typeLabel, type Proto } from '../../pkg/dns/metrics.js'
+import { createDnsMetrics, typeLabel, type Proto } from '../../pkg/dns/metrics.js'
+import { rcodeName } from '../../pkg/dns/message.js'
 
 const SERVER = 'dns://127.0.0.1:53'
 const TIME_BUCKETS = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i)
