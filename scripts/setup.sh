@@ -11,6 +11,9 @@ PKGS+=(qemu-system-x86 ipvsadm cpio)
 # DNS: nsd is the tests' second DNS server (the forwarder's upstream) and, with unbound, the peer of
 # bench/dns-*.sh; dnsperf drives those benches.
 PKGS+=(nsd unbound dnsperf)
+# CNI: podman (runc, CNI backend) drives ferry-cni in the tests; the reference plugins are the bench's
+# peer and portmap chains after ferry-cni; busybox-static fills the test containers' rootfs.
+PKGS+=(podman runc containernetworking-plugins busybox-static)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ] || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
