@@ -218,7 +218,7 @@ async function loadEtcd (e: Etcd, n: number): Promise<void> {
 
 async function loadMode (endpoint: string, n: number): Promise<void> {
   const { Etcd3 } = await import('etcd3')
-  const { keyFor } = await import('../pkg/source/etcd-keys.js')
+  const { keyFor } = await import('../pkg/etcd/keys.js')
   const { validateObject } = await import('../pkg/api/validate.js')
   const client = new Etcd3({ hosts: [endpoint] })
   try {

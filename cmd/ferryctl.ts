@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import type { KObject, Kind } from '../pkg/api/types.js'
 
 export const DEFAULT_ENDPOINTS = 'http://127.0.0.1:2379'
-// Mirrors pkg/source/etcd-chunks.ts (not imported: --help loads no etcd modules).
+// Mirrors pkg/etcd/chunks.ts (not imported: --help loads no etcd modules).
 const DEFAULT_TXN_OPS = 128
 const DEFAULT_REQUEST_BYTES = 1572864
 
@@ -83,7 +83,7 @@ export async function main (argv: string[], io: CtlIO): Promise<number> {
   try {
     return await run(argv, io)
   } catch (e) {
-    const { redact } = await import('../pkg/source/etcd-url.js')
+    const { redact } = await import('../pkg/etcd/url.js')
     const msg = redact(e instanceof Error ? e.message : String(e))
     io.stderr(`error: ${msg}\n`)
     if (e instanceof UsageError) io.stderr('Run "ferryctl --help" for usage.\n')
@@ -138,9 +138,9 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
     return Number(text)
   }
   const openStore = async () => {
-    const { EtcdStore } = await import('../pkg/source/etcd-store.js')
-    const { parseEndpoints } = await import('../pkg/source/etcd-codec.js')
-    const { loadAccess } = await import('../pkg/source/etcd-access.js')
+    const { EtcdStore } = await import('../pkg/etcd/store.js')
+    const { parseEndpoints } = await import('../pkg/etcd/client.js')
+    const { loadAccess } = await import('../pkg/etcd/access.js')
     const endpoints = parseEndpoints(endpointsText)
     if (endpoints.length === 0) throw new UsageError('--etcd-endpoints: no endpoints given')
     const access = loadAccess({
@@ -216,9 +216,9 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
   }
 }
 
-type Store = InstanceType<typeof import('../pkg/source/etcd-store.js').EtcdStore>
+type Store = InstanceType<typeof import('../pkg/etcd/store.js').EtcdStore>
 
-type Progress = import('../pkg/source/etcd-store.js').Progress
+type Progress = import('../pkg/etcd/store.js').Progress
 
 /** "applied N/M objects" on stderr, about every tenth transaction, when a write takes more than one. */
 function progressTo (io: CtlIO, verb: string): (p: Progress) => void {
@@ -228,8 +228,8 @@ function progressTo (io: CtlIO, verb: string): (p: Progress) => void {
 }
 
 async function apply (store: Store, objects: KObject[], io: CtlIO): Promise<number> {
-  const { displayName } = await import('../pkg/source/etcd-keys.js')
-  const { PartialWriteError } = await import('../pkg/source/etcd-store.js')
+  const { displayName } = await import('../pkg/etcd/keys.js')
+  const { PartialWriteError } = await import('../pkg/etcd/store.js')
   const line = (r: { object: KObject, action: string }): string =>
     `${displayName({ kind: r.object.kind, namespace: r.object.metadata.namespace, name: r.object.metadata.name })} ${r.action}\n`
   let txns = 0
@@ -250,10 +250,10 @@ async function apply (store: Store, objects: KObject[], io: CtlIO): Promise<numb
 }
 
 async function del (store: Store, objects: KObject[], ignoreNotFound: boolean, io: CtlIO): Promise<number> {
-  const { displayName } = await import('../pkg/source/etcd-keys.js')
-  const { PartialWriteError } = await import('../pkg/source/etcd-store.js')
+  const { displayName } = await import('../pkg/etcd/keys.js')
+  const { PartialWriteError } = await import('../pkg/etcd/store.js')
   let code = 0
-  const report = (results: Array<{ target: import('../pkg/source/etcd-keys.js').ParsedKey, deleted: boolean }>): void => {
+  const report = (results: Array<{ target: import('../pkg/etcd/keys.js').ParsedKey, deleted: boolean }>): void => {
     io.stdout(results.filter(r => r.deleted).map(r => `${displayName(r.target)} deleted\n`).join(''))
     const missing = results.filter(r => !r.deleted)
     if (!ignoreNotFound && missing.length > 0) {
@@ -263,7 +263,7 @@ async function del (store: Store, objects: KObject[], ignoreNotFound: boolean, i
   }
   let results
   try { results = await store.delete(objects, { progress: progressTo(io, 'deleted') }) } catch (e) {
-    if (e instanceof PartialWriteError) report(e.done as Array<{ target: import('../pkg/source/etcd-keys.js').ParsedKey, deleted: boolean }>)
+    if (e instanceof PartialWriteError) report(e.done as Array<{ target: import('../pkg/etcd/keys.js').ParsedKey, deleted: boolean }>)
     throw e
   }
   report(results)

@@ -5,8 +5,8 @@ import { parseArgs } from 'node:util'
 import { parse as parseYAML } from 'yaml'
 import { FerryError, errorMessage } from '../errors/errors.js'
 import { isLoopback, parseCIDR, type IPFamily } from '../net/ip.js'
-import { checkAccessSettings } from '../source/etcd-access.js'
-import { parseEndpoint, redact } from '../source/etcd-url.js'
+import { checkAccessSettings } from '../etcd/access.js'
+import { parseEndpoint, redact } from '../etcd/url.js'
 import { formatHostPort, isDNSName, parseHostPort, parseResolvConf, type HostPort } from './dns-addresses.js'
 
 export type { HostPort } from './dns-addresses.js'
@@ -33,7 +33,7 @@ export interface Config {
   readonly manifestMaxObjects: number
   readonly etcdEndpoints: readonly string[]
   readonly etcdPrefix: string
-  /** TLS and login for etcd: paths only; the source reads them once at start-up (pkg/source/etcd-access.ts). */
+  /** TLS and login for etcd: paths only; the source reads them once at start-up (pkg/etcd/access.ts). */
   readonly etcdCAFile?: string
   readonly etcdCertFile?: string
   readonly etcdKeyFile?: string

@@ -12,6 +12,8 @@ export const ErrorCodes = {
   FERRY_ERR_EXEC: 'a helper program exited with an error',
   FERRY_ERR_NOT_FOUND: 'the named object does not exist',
   FERRY_ERR_IPVS_UNAVAILABLE: 'IPVS is not available in this kernel: the generic netlink family "IPVS" is missing (module ip_vs not loaded)',
+  FERRY_ERR_SUBNETS_EXHAUSTED: 'every node subnet between SubnetMin and SubnetMax is leased to another node: widen the network or free a lease',
+  FERRY_ERR_LEASE: 'claiming or renewing the node subnet lease in etcd failed (lost races past the retry bound, etcd unreachable, lease lost)',
   FERRY_ERR_NETLINK: 'a netlink exchange failed as a whole (socket error, lost or malformed reply, refused dump); per-message kernel errors are returned as errnos, not thrown',
 } as const
 

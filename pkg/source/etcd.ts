@@ -8,9 +8,10 @@
 import type { Etcd3, IDuplexStream, IEvent, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
-import { combineAccess, describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './etcd-access.js'
-import { createClient, decodeValue, type ClientFactory } from './etcd-codec.js'
-import { objectsPrefix, parseKey, prefixRangeEnd } from './etcd-keys.js'
+import { describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from '../etcd/access.js'
+import { connector, type ClientFactory, type EtcdConnector } from '../etcd/client.js'
+import { decodeValue } from '../etcd/codec.js'
+import { objectsPrefix, parseKey, prefixRangeEnd } from '../etcd/keys.js'
 import type { Source, SourceHandler } from './source.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
@@ -51,6 +52,7 @@ export class EtcdSource implements Source {
   readonly name: string
   private readonly opts: EtcdSourceOptions
   private readonly access: EtcdAccess
+  private readonly conn: EtcdConnector
   private readonly prefix: string
   private readonly log: LogFn
   private readonly backoff: { initialMs: number, maxMs: number }
@@ -68,8 +70,9 @@ export class EtcdSource implements Source {
   constructor (opts: EtcdSourceOptions) {
     if (opts.endpoints.length === 0) throw new FerryError('FERRY_ERR_CONFIG', 'etcd source: no endpoints given')
     this.opts = opts
-    this.access = combineAccess(opts.endpoints, opts.tls, opts.auth)
-    this.name = `etcd ${this.access.shown.join(',')}`
+    this.conn = connector(opts)
+    this.access = this.conn.access
+    this.name = this.conn.name
     this.prefix = objectsPrefix(opts.prefix)
     this.log = opts.log ?? (() => {})
     this.backoff = opts.backoff ?? { initialMs: 200, maxMs: 10_000 }
@@ -145,8 +148,7 @@ export class EtcdSource implements Source {
   }
 
   private connect (): Etcd3 {
-    const a = this.access
-    this.client ??= (this.opts.clientFactory ?? ((eps: string[]) => createClient(eps, { requestTimeoutMs: this.opts.requestTimeoutMs, tls: a.tls, auth: a.auth })))([...a.hosts])
+    this.client ??= this.conn.client()
     return this.client
   }
 

@@ -4,7 +4,7 @@
 import type { Config } from '../config/config.js'
 import { DEFAULT_MANIFESTS } from '../config/config.js'
 import type { Logger } from '../log/log.js'
-import { loadAccess } from './etcd-access.js'
+import { loadAccess } from '../etcd/access.js'
 import type { EtcdSourceOptions } from './etcd.js'
 import { ManifestSource } from './manifests.js'
 import type { Source, SourceHandler } from './source.js'

@@ -9,8 +9,8 @@ import { startEtcd } from '../helpers/etcd.js'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const bin = join(root, 'dist/cmd/ferryctl.js')
 if (!existsSync(bin)) throw new Error(`${bin} is missing: run "npm run build" before this test`)
-const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/source/etcd-store.ts', 'pkg/source/etcd-keys.ts', 'pkg/source/etcd-codec.ts',
-  'pkg/source/etcd-access.ts', 'pkg/source/etcd-url.ts', 'pkg/source/etcd-chunks.ts']
+const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/etcd/store.ts', 'pkg/etcd/keys.ts', 'pkg/etcd/codec.ts', 'pkg/etcd/client.ts',
+  'pkg/etcd/access.ts', 'pkg/etcd/url.ts', 'pkg/etcd/chunks.ts']
 const stale = sources.filter(s => existsSync(join(root, s)) && statSync(join(root, s)).mtimeMs > statSync(bin).mtimeMs)
 if (stale.length > 0) throw new Error(`${bin} is older than ${stale.join(', ')}: run "npm run build" before this test`)
 

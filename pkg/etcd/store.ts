@@ -6,10 +6,11 @@ import type { Etcd3, ICompare, IRequestOp } from 'etcd3'
 import { objectKey, type KObject, type Kind } from '../api/types.js'
 import { validateObject } from '../api/validate.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
-import { combineAccess, describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './etcd-access.js'
-import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, chunkByLimits, putCost, requestBudget, type Chunk } from './etcd-chunks.js'
-import { createClient, decodeValue, encodeValue, type ClientFactory } from './etcd-codec.js'
-import { displayName, keyFor, parseKey, prefixRangeEnd, resourcePrefix, type ParsedKey } from './etcd-keys.js'
+import { describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './access.js'
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, chunkByLimits, putCost, requestBudget, type Chunk } from './chunks.js'
+import { connector, type ClientFactory } from './client.js'
+import { decodeValue, encodeValue } from './codec.js'
+import { displayName, keyFor, parseKey, prefixRangeEnd, resourcePrefix, type ParsedKey } from './keys.js'
 
 export interface EtcdStoreOptions {
   /** Client URLs; userinfo (user:password@) is used as the login, never shown. */
@@ -62,10 +63,9 @@ export class EtcdStore {
     const maxBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES
     this.budget = requestBudget(maxBytes)
     if (!Number.isInteger(maxBytes) || this.budget < 4096) throw new FerryError('FERRY_ERR_CONFIG', `--max-request-bytes: must be an integer of at least 8192, got ${maxBytes}`)
-    this.access = combineAccess(opts.endpoints, opts.tls, opts.auth)
-    const a = this.access
-    const factory = opts.clientFactory ?? ((eps: string[]) => createClient(eps, { requestTimeoutMs: opts.requestTimeoutMs, tls: a.tls, auth: a.auth }))
-    this.client = factory([...a.hosts])
+    const conn = connector(opts)
+    this.access = conn.access
+    this.client = conn.client()
   }
 
   /** The endpoints as messages may show them (passwords redacted). */

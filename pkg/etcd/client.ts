@@ -1,38 +1,12 @@
-// Stored values ⇄ objects, and the one way ferry builds an etcd client. Shared by the source (read side)
-// and the store (ferryctl's write side) so both agree on the layout and on what a valid value is.
+// The one way ferry builds an etcd client: the source (pkg/source), ferryctl's store and the overlay's subnet
+// leases all come through here, so TLS, login and credential redaction behave the same everywhere.
 import { Etcd3, type IOptions } from 'etcd3'
-import { validateObject } from '../api/validate.js'
-import type { KObject } from '../api/types.js'
-import { FerryError, errorMessage } from '../errors/errors.js'
-import type { EtcdAuth, EtcdTLS } from './etcd-access.js'
-import { keyFor } from './etcd-keys.js'
-
-/** Parses and validates the value stored at `key`; throws a FerryError naming the key (and field). */
-export function decodeValue (key: string, value: Buffer | string, prefix?: string): KObject {
-  let raw: unknown
-  try {
-    raw = JSON.parse(typeof value === 'string' ? value : value.toString('utf8'))
-  } catch (e) {
-    throw new FerryError('FERRY_ERR_PARSE', `etcd key ${key}: value is not valid JSON: ${errorMessage(e)}`, { origin: key })
-  }
-  const obj = validateObject(raw, `etcd key ${key}`)
-  const want = keyFor(obj, prefix)
-  if (want !== key) {
-    throw new FerryError('FERRY_ERR_INVALID_OBJECT',
-      `etcd key ${key}: holds ${obj.kind} "${obj.metadata.namespace !== undefined ? obj.metadata.namespace + '/' : ''}${obj.metadata.name}", whose key is ${want}`,
-      { origin: key, kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name })
-  }
-  return obj
-}
-
-export function encodeValue (obj: KObject): string {
-  return JSON.stringify(obj)
-}
+import { combineAccess, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './access.js'
 
 export interface ClientOptions {
   /** Deadline for each unary call (range, txn, compact); streams have none. */
   requestTimeoutMs?: number
-  /** CA and client certificate for https:// endpoints (see etcd-access.ts). */
+  /** CA and client certificate for https:// endpoints (see access.ts). */
   tls?: EtcdTLS | undefined
   /** etcd's username/password login; the client trades it for a token and renews it. */
   auth?: EtcdAuth | undefined
@@ -41,7 +15,7 @@ export interface ClientOptions {
 export type ClientFactory = (endpoints: string[]) => Etcd3
 
 /**
- * `endpoints` must carry no userinfo (etcd-access.ts takes it out). A client with a per-call deadline and gRPC keepalive, so a dead or hung etcd is noticed on the watch
+ * `endpoints` must carry no userinfo (access.ts takes it out). A client with a per-call deadline and gRPC keepalive, so a dead or hung etcd is noticed on the watch
  * stream too (etcd's default keepalive enforcement allows pings every 5s; we ping every 10s).
  */
 export function createClient (endpoints: string[], opts: ClientOptions = {}): Etcd3 {
@@ -68,6 +42,32 @@ export function createClient (endpoints: string[], opts: ClientOptions = {}): Et
   }
   if (opts.auth !== undefined) options.auth = { username: opts.auth.username, password: opts.auth.password }
   return new Etcd3(options)
+}
+
+/** How a component reaches etcd: endpoints (userinfo allowed), TLS contents, login, client seams. */
+export interface ConnectOptions {
+  /** Client URLs; userinfo (user:password@) is used as the login, never shown. */
+  endpoints: readonly string[]
+  tls?: EtcdTLS | undefined
+  auth?: EtcdAuth | undefined
+  requestTimeoutMs?: number | undefined
+  /** Test seam: builds the client from the userinfo-free hosts. Default createClient with the options above. */
+  clientFactory?: ClientFactory | undefined
+}
+
+/** Settings checked once (FERRY_ERR_CONFIG on a bad endpoint) plus a maker of fresh clients for them. */
+export interface EtcdConnector {
+  readonly access: EtcdAccess
+  /** "etcd <endpoints>", passwords redacted. */
+  readonly name: string
+  /** A new client; the caller closes it. */
+  client: () => Etcd3
+}
+
+export function connector (opts: ConnectOptions): EtcdConnector {
+  const access = combineAccess(opts.endpoints, opts.tls, opts.auth)
+  const make = opts.clientFactory ?? ((eps: string[]) => createClient(eps, { requestTimeoutMs: opts.requestTimeoutMs, tls: access.tls, auth: access.auth }))
+  return { access, name: `etcd ${access.shown.join(',')}`, client: () => make([...access.hosts]) }
 }
 
 /** "http://a:2379, b:2379" → ["http://a:2379", "http://b:2379"]. */

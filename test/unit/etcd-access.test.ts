@@ -1,5 +1,5 @@
 import t from 'tap'
-import { combineAccess, loadAccess } from '../../pkg/source/etcd-access.js'
+import { combineAccess, loadAccess } from '../../pkg/etcd/access.js'
 
 const PEM = (what: string): Buffer => Buffer.from(`-----BEGIN ${what}-----\nMIIB\n-----END ${what}-----\n`)
 const files: Record<string, Buffer> = {
@@ -49,7 +49,7 @@ t.test('errors name the flag and the file', async t => {
 })
 
 t.test('hint points at the likely cause; describe keeps one line and no password', async t => {
-  const { hint, describe } = await import('../../pkg/source/etcd-access.js')
+  const { hint, describe } = await import('../../pkg/etcd/access.js')
   const https = { hosts: ['https://10.0.0.1:2379'] }
   const cases: Array<[string, { hosts: string[], tls?: { cert?: Buffer } }, RegExp | '']> = [
     ['etcdserver: authentication failed, invalid user ID or password', { hosts: ['http://h:1'] }, /check --etcd-username and the password/],

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseEndpoint, redact } from '../../pkg/source/etcd-url.js'
+import { parseEndpoint, redact } from '../../pkg/etcd/url.js'
 
 t.test('redact replaces the password of every URL in a text', async t => {
   const cases: Array<[string, string]> = [

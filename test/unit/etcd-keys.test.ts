@@ -2,7 +2,7 @@ import t from 'tap'
 import type { KObject } from '../../pkg/api/types.js'
 import {
   DEFAULT_PREFIX, displayName, keyFor, keyForName, normalizePrefix, objectsPrefix, parseKey, prefixRangeEnd, resourcePrefix,
-} from '../../pkg/source/etcd-keys.js'
+} from '../../pkg/etcd/keys.js'
 
 const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { type: 'ClusterIP', ports: [], sessionAffinity: 'None' } } as KObject
 const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-1.example' }, spec: {} } as KObject

@@ -2,11 +2,11 @@
 // checked once at start-up with errors that name the flag and file. Shared by ferryd and ferryctl.
 //
 // Credentials may come from the URL (http://user:secret@host:2379) or from --etcd-username plus
-// --etcd-password-file; URL credentials are used, never shown (see etcd-url.ts), and earn a warning
+// --etcd-password-file; URL credentials are used, never shown (see url.ts), and earn a warning
 // because command lines are visible to every user through ps and /proc.
 import { readFileSync } from 'node:fs'
 import { FerryError, errorMessage } from '../errors/errors.js'
-import { parseEndpoint, redact, type Endpoint } from './etcd-url.js'
+import { parseEndpoint, redact, type Endpoint } from './url.js'
 
 /** What the user gave: flags, config keys or (ferryctl) environment variables. Paths, not contents. */
 export interface EtcdAccessSettings {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { chunkByLimits, putCost, requestBudget, DEFAULT_MAX_REQUEST_BYTES } from '../../pkg/source/etcd-chunks.js'
+import { chunkByLimits, putCost, requestBudget, DEFAULT_MAX_REQUEST_BYTES } from '../../pkg/etcd/chunks.js'
 
 t.test('chunks respect the op limit and the byte budget, in order, covering everything', async t => {
   t.same(chunkByLimits([], 128, 1000), [])

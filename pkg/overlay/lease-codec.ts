@@ -1,0 +1,115 @@
+// Subnet lease keys and values in etcd, flannel's layout under ferry's prefix:
+//
+//   <prefix>/network/config                        the NetworkConfig (network-config.ts)
+//   <prefix>/network/subnets/10.244.3.0-24         {"PublicIP":"192.0.2.7","BackendType":"vxlan",
+//   <prefix>/network/subnets/fd00:10:244:3::-64      "BackendData":{"VNI":1,"VtepMAC":"c6:d2:…"}}
+//
+// Dual stack: one key per family (not flannel's combined "…-24&fc00::-64" key), both written in one
+// transaction under one etcd lease, both carrying the same value. Each family's routes then follow its own
+// key, a v4-only reader ignores v6 keys, and "which node holds fd00:…:3::/64" is one range read.
+import { FerryError, errorMessage } from '../errors/errors.js'
+import { normalizePrefix } from '../etcd/keys.js'
+import { parseCidr, type Cidr } from '../net/cidr.js'
+import { parseIP } from '../net/ip.js'
+import { BACKEND_TYPES, type BackendType } from './network-config.js'
+
+export interface VxlanData { readonly vni: number, readonly vtepMAC: string }
+
+/** What a node publishes with its subnet. */
+export interface LeaseAttrs {
+  readonly publicIP: string
+  readonly publicIPv6?: string | undefined
+  readonly backendType: BackendType
+  /** vxlan: the VNI and the device's MAC; host-gw: none. */
+  readonly backendData?: VxlanData | undefined
+}
+
+export interface Lease {
+  readonly key: string
+  readonly subnet: Cidr
+  readonly attrs: LeaseAttrs
+  /** etcd lease ID (decimal text); "0" marks a reservation: a key written by hand with no TTL. */
+  readonly leaseId: string
+  readonly modRevision: string
+}
+
+export function networkPrefix (prefix?: string): string {
+  return `${normalizePrefix(prefix)}/network/`
+}
+
+export function configKey (prefix?: string): string {
+  return `${networkPrefix(prefix)}config`
+}
+
+export function subnetsPrefix (prefix?: string): string {
+  return `${networkPrefix(prefix)}subnets/`
+}
+
+/** 10.244.3.0/24 → `<prefix>/network/subnets/10.244.3.0-24`. */
+export function leaseKey (subnet: Cidr, prefix?: string): string {
+  return `${subnetsPrefix(prefix)}${subnet.text.replace('/', '-')}`
+}
+
+/** The subnet a key names, or null when the key is not a canonical lease key under `prefix`. */
+export function parseLeaseKey (key: string, prefix?: string): Cidr | null {
+  const base = subnetsPrefix(prefix)
+  if (!key.startsWith(base)) return null
+  const rest = key.slice(base.length)
+  const dash = rest.lastIndexOf('-')
+  if (dash < 0) return null
+  const c = parseCidr(`${rest.slice(0, dash)}/${rest.slice(dash + 1)}`, { strict: true })
+  return c !== null && leaseKey(c, prefix) === key ? c : null
+}
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i
+
+export function encodeAttrs (a: LeaseAttrs): string {
+  const v: Record<string, unknown> = { PublicIP: a.publicIP }
+  if (a.publicIPv6 !== undefined) v.PublicIPv6 = a.publicIPv6
+  v.BackendType = a.backendType
+  if (a.backendData !== undefined) v.BackendData = { VNI: a.backendData.vni, VtepMAC: a.backendData.vtepMAC }
+  return JSON.stringify(v)
+}
+
+function bad (key: string, msg: string): never {
+  throw new FerryError('FERRY_ERR_PARSE', `etcd key ${key}: ${msg}`, { origin: key })
+}
+
+/** Stored JSON → attributes; keys case-insensitive as in flannel. Throws FERRY_ERR_PARSE naming the key. */
+export function decodeAttrs (key: string, value: Buffer | string): LeaseAttrs {
+  let raw: unknown
+  try { raw = JSON.parse(typeof value === 'string' ? value : value.toString('utf8')) } catch (e) {
+    return bad(key, `value is not valid JSON: ${errorMessage(e)}`)
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad(key, 'value must be a JSON object')
+  const get = (o: object, k: string): unknown => Object.entries(o).find(([n]) => n.toLowerCase() === k.toLowerCase())?.[1]
+  const ip = get(raw, 'PublicIP')
+  const p4 = typeof ip === 'string' ? parseIP(ip) : null
+  if (p4 === null || p4.family !== 'IPv4') bad(key, `PublicIP: want an IPv4 address, got ${JSON.stringify(ip)}`)
+  const ip6 = get(raw, 'PublicIPv6')
+  let publicIPv6: string | undefined
+  if (ip6 !== undefined && ip6 !== null && ip6 !== '') {
+    const p6 = typeof ip6 === 'string' ? parseIP(ip6) : null
+    if (p6 === null || p6.family !== 'IPv6') bad(key, `PublicIPv6: want an IPv6 address, got ${JSON.stringify(ip6)}`)
+    publicIPv6 = p6.ip
+  }
+  const t = get(raw, 'BackendType')
+  const backendType = BACKEND_TYPES.find(b => b === t)
+  if (backendType === undefined) bad(key, `BackendType: want one of ${BACKEND_TYPES.join(', ')}, got ${JSON.stringify(t)}`)
+  let backendData: VxlanData | undefined
+  const d = get(raw, 'BackendData')
+  if (backendType === 'vxlan') {
+    if (typeof d !== 'object' || d === null) bad(key, 'BackendData: vxlan leases carry {"VNI", "VtepMAC"}')
+    const vni = get(d, 'VNI')
+    const mac = get(d, 'VtepMAC')
+    if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 0xffffff) bad(key, `BackendData.VNI: want 0..16777215, got ${JSON.stringify(vni)}`)
+    if (typeof mac !== 'string' || !MAC.test(mac)) bad(key, `BackendData.VtepMAC: want a MAC address, got ${JSON.stringify(mac)}`)
+    backendData = { vni, vtepMAC: mac.toLowerCase() }
+  }
+  return { publicIP: p4.ip, ...(publicIPv6 !== undefined ? { publicIPv6 } : {}), backendType, ...(backendData !== undefined ? { backendData } : {}) }
+}
+
+/** Same node, same backend data: what decides "changed" in the watch and "nothing to rewrite" on reuse. */
+export function sameAttrs (a: LeaseAttrs, b: LeaseAttrs): boolean {
+  return encodeAttrs(a) === encodeAttrs(b)
+}

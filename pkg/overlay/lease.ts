@@ -1,0 +1,282 @@
+// This node's subnet lease in etcd (flannel's semantics, OVERLAY.md §1, minus its bugs):
+//
+// - acquire: list all leases; per family reuse the lease carrying our PublicIP if it still fits the
+//   config (a reservation, etcd lease 0, stays one), else a preferred subnet (the last subnet file) if
+//   free, else one picked at random among the first 100 free subnets from SubnetMin. Random, as flannel:
+//   nodes starting together would otherwise all race for the same first free subnet. All families are
+//   written in one transaction: new keys guarded by Version == 0, reused ones by their mod revision, under
+//   one new etcd lease of `ttlSeconds` (default 24 h); the old lease of a reused key is then revoked.
+//   A lost race re-lists and retries in-process (flannel exits), at most `raceRetries` times.
+// - renew: an etcd keepalive every `renewMs` (default a third of the TTL), retried with backoff on
+//   failure. A lease etcd no longer has (expired through an outage, revoked, key deleted) is claimed again,
+//   preferring the same subnets; `onChange` reports a different outcome.
+// - close() stops renewing without revoking, so a restart within the TTL finds and reuses its subnet.
+import type { Etcd3 } from 'etcd3'
+import { FerryError, isFerryError } from '../errors/errors.js'
+import { connector, type ConnectOptions, type EtcdConnector } from '../etcd/client.js'
+import { describe } from '../etcd/access.js'
+import { containsCidr, overlaps, parseCidr, subnetsBetween, type Cidr } from '../net/cidr.js'
+import { encodeAttrs, leaseKey, type Lease, type LeaseAttrs } from './lease-codec.js'
+import { claim, keepAlive, listLeases, readNetworkConfig, revoke, type ClaimPut } from './lease-store.js'
+import { LeaseWatcher, type LeaseHandler } from './lease-watch.js'
+import { families, type FamilyNetwork, type NetworkConfig } from './network-config.js'
+
+export const DEFAULT_LEASE_TTL_SECONDS = 24 * 60 * 60
+export const DEFAULT_RACE_RETRIES = 10
+/** flannel samples at most this many free subnets before picking one at random. */
+const SAMPLE = 100
+
+/** This node's subnets, one per family the config routes. */
+export interface NodeLeases {
+  readonly config: NetworkConfig
+  readonly ipv4?: Lease
+  readonly ipv6?: Lease
+}
+
+export interface SubnetManager {
+  readonly name: string
+  /** Claims (or reuses) this node's subnets and keeps them until close(). */
+  acquire: (attrs: LeaseAttrs) => Promise<NodeLeases>
+  /** Reports every node's leases (this node's included) until the returned stop is called. */
+  watch: (handler: LeaseHandler) => Promise<{ stop: () => Promise<void> }>
+  close: () => Promise<void>
+}
+
+export interface ChooseOptions {
+  random?: () => number
+  preferred?: Cidr | undefined
+}
+
+/**
+ * Pure choice of a free subnet in `net` given the subnets already taken (any family, any length):
+ * `preferred` when it fits and is free, else random among the first 100 free from SubnetMin; null if none.
+ */
+export function chooseSubnet (net: FamilyNetwork, taken: readonly Cidr[], opts: ChooseOptions = {}): Cidr | null {
+  const mine = taken.filter(t => t.family === net.family)
+  const free = (c: Cidr): boolean => !mine.some(t => overlaps(t, c))
+  const p = opts.preferred
+  if (p !== undefined && fits(net, p) && free(p)) return p
+  const sample: Cidr[] = []
+  for (const c of subnetsBetween(net.family, net.subnetLen, net.subnetMin.base, net.subnetMax.base)) {
+    if (free(c)) sample.push(c)
+    if (sample.length >= SAMPLE) break
+  }
+  if (sample.length === 0) return null
+  return sample[Math.floor((opts.random ?? Math.random)() * sample.length)] ?? sample[0] ?? null
+}
+
+/** The subnet has the config's length and lies within SubnetMin..SubnetMax. */
+export function fits (net: FamilyNetwork, c: Cidr): boolean {
+  return c.family === net.family && c.prefix === net.subnetLen && c.base >= net.subnetMin.base && c.base <= net.subnetMax.base && containsCidr(net.network, c)
+}
+
+export type LeaseLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
+
+export interface EtcdSubnetManagerOptions extends ConnectOptions {
+  /** Key prefix; default "/ferry". Config at `<prefix>/network/config`, leases under `<prefix>/network/subnets/`. */
+  prefix?: string | undefined
+  /** The network config; default: read from etcd, retried every `configRetryMs` until present. */
+  config?: NetworkConfig | undefined
+  configRetryMs?: number | undefined
+  ttlSeconds?: number | undefined
+  /** Keepalive period; default a third of the TTL. */
+  renewMs?: number | undefined
+  /** Retry delay after a failed renewal: initialMs doubling to maxMs; default 1s → 60s. */
+  retry?: { initialMs: number, maxMs: number } | undefined
+  raceRetries?: number | undefined
+  /** Subnets to prefer when nothing carries our PublicIP (e.g. from the last subnet file), as CIDR text. */
+  preferred?: { ipv4?: string | undefined, ipv6?: string | undefined } | undefined
+  random?: (() => number) | undefined
+  log?: LeaseLog | undefined
+  /** Called when a re-claim after a lost lease gave this node different subnets. */
+  onChange?: ((leases: NodeLeases) => void) | undefined
+}
+
+export class EtcdSubnetManager implements SubnetManager {
+  readonly name: string
+  private readonly conn: EtcdConnector
+  private client: Etcd3 | undefined
+  private readonly ttl: number
+  private readonly log: LeaseLog
+  private current: NodeLeases | undefined
+  private attrs: LeaseAttrs | undefined
+  private leaseId = '0'
+  private timer: NodeJS.Timeout | undefined
+  private closed = false
+  private delay: number
+  private renewing: Promise<void> | undefined
+
+  constructor (private readonly opts: EtcdSubnetManagerOptions) {
+    this.conn = connector(opts)
+    this.name = `subnet leases (${this.conn.name})`
+    this.ttl = opts.ttlSeconds ?? DEFAULT_LEASE_TTL_SECONDS
+    if (!Number.isInteger(this.ttl) || this.ttl < 2) throw new FerryError('FERRY_ERR_CONFIG', `subnet lease TTL: want whole seconds ≥ 2, got ${this.ttl}`)
+    this.log = opts.log ?? (() => {})
+    this.delay = opts.retry?.initialMs ?? 1000
+  }
+
+  /** The etcd lease ID holding this node's keys ("0" when all are reservations or nothing is held). */
+  get etcdLeaseId (): string { return this.leaseId }
+
+  get leases (): NodeLeases | undefined { return this.current }
+
+  async acquire (attrs: LeaseAttrs): Promise<NodeLeases> {
+    if (this.closed) throw new FerryError('FERRY_ERR_LEASE', 'subnet manager is closed')
+    this.attrs = attrs
+    const config = this.opts.config ?? await this.waitForConfig()
+    const pref = this.opts.preferred
+    const preferred = { ipv4: pref?.ipv4 !== undefined ? parseCidr(pref.ipv4) ?? undefined : undefined, ipv6: pref?.ipv6 !== undefined ? parseCidr(pref.ipv6) ?? undefined : undefined }
+    this.current = await this.claimLoop(config, attrs, preferred)
+    this.schedule(this.renewMs())
+    return this.current
+  }
+
+  async watch (handler: LeaseHandler): Promise<{ stop: () => Promise<void> }> {
+    const w = new LeaseWatcher({ client: () => this.etcd(), prefix: this.opts.prefix, log: this.log }, handler)
+    await w.start()
+    return { stop: async () => { await w.stop() } }
+  }
+
+  /** Stops renewing (the lease stays in etcd until its TTL runs out, for a restart to reuse). */
+  async close (): Promise<void> {
+    this.closed = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    await this.renewing
+    const c = this.client
+    this.client = undefined
+    try { c?.close() } catch {}
+  }
+
+  /** Gives the subnets back now: revokes the etcd lease (deleting its keys) and closes. */
+  async release (): Promise<void> {
+    const id = this.leaseId
+    this.closed = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    await this.renewing
+    if (id !== '0') await revoke(this.etcd(), id)
+    await this.close()
+  }
+
+  private etcd (): Etcd3 {
+    this.client ??= this.conn.client()
+    return this.client
+  }
+
+  private renewMs (): number {
+    return this.opts.renewMs ?? Math.floor(this.ttl * 1000 / 3)
+  }
+
+  private async waitForConfig (): Promise<NetworkConfig> {
+    for (let logged = false; ; logged = true) {
+      if (this.closed) throw new FerryError('FERRY_ERR_LEASE', 'subnet manager closed while waiting for the network config')
+      let cfg: NetworkConfig | undefined
+      try { cfg = await readNetworkConfig(this.etcd(), this.opts.prefix) } catch (e) {
+        if (isFerryError(e)) throw e // a config that is there but invalid: no point waiting
+        if (!logged) this.log('warn', `reading the network config failed: ${describe(e)}; retrying`)
+      }
+      if (cfg !== undefined) return cfg
+      if (!logged) this.log('warn', 'no network config in etcd yet; retrying', { prefix: this.opts.prefix })
+      await new Promise(resolve => setTimeout(resolve, this.opts.configRetryMs ?? 1000))
+    }
+  }
+
+  private async claimLoop (config: NetworkConfig, attrs: LeaseAttrs, preferred: { ipv4?: Cidr | undefined, ipv6?: Cidr | undefined }): Promise<NodeLeases> {
+    const tries = this.opts.raceRetries ?? DEFAULT_RACE_RETRIES
+    for (let attempt = 1; ; attempt++) {
+      const got = await this.claimOnce(config, attrs, preferred)
+      if (got !== null) return got
+      if (attempt >= tries) throw new FerryError('FERRY_ERR_LEASE', `lost the race for a free subnet ${attempt} times in a row; other nodes keep taking the same subnets`, { attempts: attempt })
+      this.log('debug', 'lost a subnet race; listing again', { attempt })
+      await new Promise(resolve => setTimeout(resolve, Math.floor((this.opts.random ?? Math.random)() * 20 * attempt)))
+    }
+  }
+
+  /** One list → decide → transaction; null when another writer got in between. */
+  private async claimOnce (config: NetworkConfig, attrs: LeaseAttrs, preferred: { ipv4?: Cidr | undefined, ipv6?: Cidr | undefined }): Promise<NodeLeases | null> {
+    const client = this.etcd()
+    const list = await wrap('listing subnet leases', async () => await listLeases(client, this.opts.prefix))
+    const all = [...list.leases.values()]
+    const ours = all.filter(l => l.attrs.publicIP === attrs.publicIP)
+    const taken = all.filter(l => l.attrs.publicIP !== attrs.publicIP).map(l => l.subnet)
+    const value = encodeAttrs(attrs)
+    const puts: ClaimPut[] = []
+    const deletes: string[] = []
+    const oldLeases = new Set<string>()
+    const chosen: { ipv4?: Cidr, ipv6?: Cidr } = {}
+    for (const net of families(config)) {
+      const fam = net.family === 'IPv4' ? 'ipv4' : 'ipv6'
+      const reuse = ours.find(l => fits(net, l.subnet))
+      for (const l of ours) if (l.subnet.family === net.family && l !== reuse) deletes.push(l.key) // stale or incompatible
+      if (reuse !== undefined) {
+        chosen[fam] = reuse.subnet
+        const reservation = reuse.leaseId === '0'
+        if (!reservation) oldLeases.add(reuse.leaseId)
+        puts.push({ key: reuse.key, value, expectModRevision: reuse.modRevision, noLease: reservation })
+        continue
+      }
+      const pick = chooseSubnet(net, taken, { random: this.opts.random, preferred: preferred[fam] })
+      if (pick === null) {
+        throw new FerryError('FERRY_ERR_SUBNETS_EXHAUSTED',
+          `out of subnets: every /${net.subnetLen} of ${net.network.text} from ${net.subnetMin.text} to ${net.subnetMax.text} is leased to another node`,
+          { family: net.family, network: net.network.text, subnetMin: net.subnetMin.text, subnetMax: net.subnetMax.text })
+      }
+      chosen[fam] = pick
+      puts.push({ key: leaseKey(pick, this.opts.prefix), value, expectModRevision: '0' })
+    }
+    const res = await wrap('claiming a subnet lease', async () => await claim(client, puts, deletes, this.ttl))
+    if (!res.ok) return null
+    this.leaseId = res.leaseId
+    for (const id of oldLeases) {
+      if (id !== res.leaseId) await revoke(client, id).catch((e: unknown) => { this.log('debug', 'revoking the previous etcd lease failed', { error: describe(e) }) })
+    }
+    const reused = puts.filter(p => p.expectModRevision !== '0').length
+    const leaseOf = (c: Cidr | undefined, i: number): Lease | undefined => {
+      const p = puts[i]
+      if (c === undefined || p === undefined) return undefined
+      return { key: p.key, subnet: c, attrs, leaseId: p.noLease === true ? '0' : res.leaseId, modRevision: '0' }
+    }
+    const ipv4 = leaseOf(chosen.ipv4, 0)
+    const ipv6 = leaseOf(chosen.ipv6, chosen.ipv4 !== undefined ? 1 : 0)
+    this.log('info', reused > 0 ? 'reusing this node\'s subnet lease' : 'claimed a subnet lease',
+      { ipv4: ipv4?.subnet.text, ipv6: ipv6?.subnet.text, ttlSeconds: this.ttl, leaseId: res.leaseId })
+    return { config, ...(ipv4 !== undefined ? { ipv4 } : {}), ...(ipv6 !== undefined ? { ipv6 } : {}) }
+  }
+
+  private schedule (ms: number): void {
+    if (this.closed || this.leaseId === '0') return // reservations need no renewing
+    this.timer = setTimeout(() => { this.renewing = this.renew().finally(() => { this.renewing = undefined }) }, ms)
+    this.timer.unref?.()
+  }
+
+  private async renew (): Promise<void> {
+    if (this.closed || this.current === undefined || this.attrs === undefined) return
+    try {
+      const ttl = await keepAlive(this.etcd(), this.leaseId)
+      if (this.closed) return
+      if (ttl > 0) {
+        this.delay = this.opts.retry?.initialMs ?? 1000
+        this.log('debug', 'subnet lease renewed', { leaseId: this.leaseId, ttlSeconds: ttl })
+        this.schedule(this.renewMs())
+        return
+      }
+      this.log('warn', 'the subnet lease is gone from etcd (expired or revoked); claiming again', { leaseId: this.leaseId })
+      const before = this.current
+      const next = await this.claimLoop(before.config, this.attrs, { ipv4: before.ipv4?.subnet, ipv6: before.ipv6?.subnet })
+      this.current = next
+      if (next.ipv4?.subnet.text !== before.ipv4?.subnet.text || next.ipv6?.subnet.text !== before.ipv6?.subnet.text) this.opts.onChange?.(next)
+      this.schedule(this.renewMs())
+    } catch (e) {
+      if (this.closed) return
+      this.log(isFerryError(e, 'FERRY_ERR_SUBNETS_EXHAUSTED') ? 'error' : 'warn', `renewing the subnet lease failed: ${describe(e)}; retrying in ${this.delay}ms`)
+      this.schedule(this.delay)
+      this.delay = Math.min(this.delay * 2, this.opts.retry?.maxMs ?? 60_000)
+    }
+  }
+}
+
+async function wrap<T> (what: string, fn: () => Promise<T>): Promise<T> {
+  try { return await fn() } catch (e) {
+    if (isFerryError(e)) throw e
+    throw new FerryError('FERRY_ERR_LEASE', `${what} failed: ${describe(e)}`, {}, { cause: e })
+  }
+}

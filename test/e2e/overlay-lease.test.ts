@@ -1,0 +1,162 @@
+// Subnet leases against a real etcd: claim, renew, expiry, reuse, out of subnets, concurrent claims, watch.
+import t from 'tap'
+import { Etcd3 } from 'etcd3'
+import { isFerryError } from '../../pkg/errors/errors.js'
+import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../../pkg/overlay/lease.js'
+import { decodeAttrs, type LeaseAttrs } from '../../pkg/overlay/lease-codec.js'
+import { writeNetworkConfig } from '../../pkg/overlay/lease-store.js'
+import type { LeaseEvent } from '../../pkg/overlay/lease-watch.js'
+import { startEtcd } from '../helpers/etcd.js'
+
+const etcd = await startEtcd(t)
+const admin = new Etcd3({ hosts: [etcd.endpoint] })
+t.teardown(() => { admin.close() })
+let n = 0
+
+function node (i: number): LeaseAttrs {
+  return { publicIP: `192.0.2.${i}`, backendType: 'vxlan', backendData: { vni: 1, vtepMAC: `02:00:00:00:00:${i.toString(16).padStart(2, '0')}` } }
+}
+
+/** A fresh prefix holding `config`, and a maker of managers on it (all closed at teardown). */
+async function cluster (t: { teardown: (fn: () => unknown) => void }, config: Record<string, unknown>): Promise<{ prefix: string, manager: (o?: Partial<EtcdSubnetManagerOptions>) => EtcdSubnetManager }> {
+  const prefix = `/lease-test-${++n}`
+  await writeNetworkConfig(admin, config, prefix)
+  const all: EtcdSubnetManager[] = []
+  t.teardown(async () => { for (const m of all) await m.close() })
+  return {
+    prefix,
+    manager: (o = {}) => { const m = new EtcdSubnetManager({ endpoints: [etcd.endpoint], prefix, ...o }); all.push(m); return m },
+  }
+}
+
+async function subnetKeys (prefix: string): Promise<Record<string, string>> {
+  return await admin.getAll().prefix(`${prefix}/network/subnets/`).strings()
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+t.test('claim: one key per family under one etcd lease, value as documented', async t => {
+  const c = await cluster(t, { Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:10:244::/56' })
+  const m = c.manager({ ttlSeconds: 60 })
+  const got = await m.acquire(node(1))
+  t.match(got.ipv4?.subnet.text, /^10\.244\.\d+\.0\/24$/)
+  t.match(got.ipv6?.subnet.text, /^fd00:10:244:[0-9a-f]+::\/64$/)
+  const keys = await subnetKeys(c.prefix)
+  t.same(Object.keys(keys).sort(), [got.ipv4?.key, got.ipv6?.key].sort())
+  t.equal(got.ipv4?.key, `${c.prefix}/network/subnets/${got.ipv4?.subnet.text.replace('/', '-')}`)
+  t.same(JSON.parse(keys[got.ipv4?.key ?? ''] ?? ''), { PublicIP: '192.0.2.1', BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02:00:00:00:00:01' } })
+  const live = await admin.leaseClient.leaseTimeToLive({ ID: m.etcdLeaseId, keys: true })
+  t.ok(Number(live.TTL) > 50 && Number(live.grantedTTL) === 60, `TTL ${live.TTL} of ${live.grantedTTL}`)
+  t.equal(live.keys.length, 2, 'both keys hang on the one lease')
+})
+
+t.test('renew keeps a short lease alive; without renewal a watcher sees it expire', async t => {
+  const c = await cluster(t, { Network: '10.244.0.0/16' })
+  const kept = c.manager({ ttlSeconds: 2, renewMs: 500 })
+  const dropped = c.manager({ ttlSeconds: 2, renewMs: 60_000 })
+  const a = await kept.acquire(node(1))
+  const b = await dropped.acquire(node(2))
+  const events: LeaseEvent[] = []
+  const w = await c.manager().watch({ event: ev => { events.push(ev) } })
+  t.teardown(w.stop)
+  t.same(events.map(e => [e.type, e.lease.subnet.text]).sort(), [['added', a.ipv4?.subnet.text], ['added', b.ipv4?.subnet.text]].sort())
+  events.length = 0
+  await dropped.close() // stops renewing, does not revoke
+  const t0 = Date.now()
+  while (events.length === 0 && Date.now() - t0 < 10_000) await sleep(100)
+  t.same(events.map(e => [e.type, e.lease.subnet.text, e.lease.attrs.publicIP]), [['removed', b.ipv4?.subnet.text, '192.0.2.2']], 'the unrenewed lease expired')
+  t.ok(Date.now() - t0 < 6000, `gone after ${Date.now() - t0}ms`)
+  await sleep(1500)
+  const keys = await subnetKeys(c.prefix)
+  t.same(Object.keys(keys), [a.ipv4?.key], 'the renewed lease outlived several TTLs')
+})
+
+t.test('reuse after restart: same PublicIP → same subnet; a lost lease is claimed again', async t => {
+  const c = await cluster(t, { Network: '10.244.0.0/16' })
+  const first = c.manager({ ttlSeconds: 30 })
+  const a = await first.acquire(node(7))
+  await first.close()
+  const second = c.manager({ ttlSeconds: 30 })
+  const b = await second.acquire({ ...node(7), backendData: { vni: 1, vtepMAC: '02:00:00:00:00:77' } })
+  t.equal(b.ipv4?.subnet.text, a.ipv4?.subnet.text)
+  t.not(second.etcdLeaseId, first.etcdLeaseId, 'a fresh etcd lease')
+  const keys = await subnetKeys(c.prefix)
+  t.same(Object.keys(keys), [a.ipv4?.key], 'still one key')
+  t.equal(decodeAttrs('k', keys[a.ipv4?.key ?? ''] ?? '').backendData?.vtepMAC, '02:00:00:00:00:77', 'new MAC published')
+  // A reservation (key without an etcd lease) is reused and stays a reservation.
+  await admin.put(`${c.prefix}/network/subnets/10.244.200.0-24`).value(JSON.stringify({ PublicIP: '192.0.2.9', BackendType: 'host-gw' }))
+  const r = c.manager({ ttlSeconds: 30 })
+  const got = await r.acquire({ publicIP: '192.0.2.9', backendType: 'host-gw' })
+  t.equal(got.ipv4?.subnet.text, '10.244.200.0/24')
+  t.equal(got.ipv4?.leaseId, '0')
+  t.equal((await admin.get(`${c.prefix}/network/subnets/10.244.200.0-24`).exec()).kvs[0]?.lease, '0', 'no TTL attached')
+  // Revoked behind the manager's back: the next renewal claims the same subnet again.
+  const lost = c.manager({ ttlSeconds: 30, renewMs: 300 })
+  const l = await lost.acquire(node(8))
+  await admin.leaseClient.leaseRevoke({ ID: lost.etcdLeaseId })
+  t.equal(Object.keys(await subnetKeys(c.prefix)).includes(l.ipv4?.key ?? ''), false)
+  await sleep(1000)
+  t.equal(lost.leases?.ipv4?.subnet.text, l.ipv4?.subnet.text)
+  t.ok(Object.keys(await subnetKeys(c.prefix)).includes(l.ipv4?.key ?? ''), 'reclaimed')
+})
+
+t.test('out of subnets: a coded error once SubnetMin..SubnetMax is taken', async t => {
+  const c = await cluster(t, { Network: '10.9.0.0/22', SubnetLen: 24, SubnetMin: '10.9.1.0', SubnetMax: '10.9.2.0' })
+  const a = await c.manager({ ttlSeconds: 30 }).acquire(node(1))
+  const b = await c.manager({ ttlSeconds: 30 }).acquire(node(2))
+  t.same([a.ipv4?.subnet.text, b.ipv4?.subnet.text].sort(), ['10.9.1.0/24', '10.9.2.0/24'])
+  try {
+    await c.manager({ ttlSeconds: 30 }).acquire(node(3))
+    t.fail('third node got a subnet')
+  } catch (e) {
+    t.ok(isFerryError(e, 'FERRY_ERR_SUBNETS_EXHAUSTED'), String(e))
+    t.match((e as Error).message, /out of subnets.*10\.9\.0\.0\/22.*10\.9\.1\.0\/24.*10\.9\.2\.0\/24/)
+  }
+  t.equal(Object.keys(await subnetKeys(c.prefix)).length, 2, 'nothing written by the failed claim')
+})
+
+t.test('concurrent claims get distinct subnets, lost races retried in-process', async t => {
+  const c = await cluster(t, { Network: '10.8.0.0/20' })
+  const N = 8
+  // random() = 0: every node aims at the first free subnet, so all but one lose each round.
+  const got = await Promise.all(Array.from({ length: N }, async (_, i) => await c.manager({ ttlSeconds: 30, random: () => 0 }).acquire(node(10 + i))))
+  const subnets = got.map(g => g.ipv4?.subnet.text)
+  t.equal(new Set(subnets).size, N, subnets.join(' '))
+  t.equal(Object.keys(await subnetKeys(c.prefix)).length, N)
+  // Bounded: with one retry allowed, a forced collision fails with a coded error instead of exiting.
+  await admin.put(`${c.prefix}/network/subnets/10.8.12.0-24`).value(JSON.stringify({ PublicIP: '192.0.2.99', BackendType: 'host-gw' }))
+  const racers = await Promise.allSettled(Array.from({ length: 4 }, async (_, i) => await c.manager({ ttlSeconds: 30, random: () => 0, raceRetries: 1 }).acquire(node(40 + i))))
+  const failed = racers.filter(r => r.status === 'rejected')
+  t.ok(failed.length >= 1 && failed.every(r => isFerryError(r.reason, 'FERRY_ERR_LEASE')), `${failed.length} lost with FERRY_ERR_LEASE`)
+})
+
+t.test('watch: changed on a new VtepMAC, full resync after a compaction', async t => {
+  const c = await cluster(t, { Network: '10.244.0.0/16' })
+  const events: LeaseEvent[] = []
+  let syncs = 0
+  const w = await c.manager().watch({ event: ev => { events.push(ev) }, synced: () => { syncs++ } })
+  t.teardown(w.stop)
+  const key = `${c.prefix}/network/subnets/10.244.5.0-24`
+  const val = (mac: string): string => JSON.stringify({ PublicIP: '192.0.2.5', BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: mac } })
+  await admin.put(key).value(val('02:00:00:00:00:05'))
+  await admin.put(key).value(val('02:00:00:00:00:05')) // same value: no event
+  await admin.put(key).value(val('02:00:00:00:00:55'))
+  const wait = async (k: number): Promise<void> => { const t0 = Date.now(); while (events.length < k && Date.now() - t0 < 5000) await sleep(50) }
+  await wait(2)
+  t.same(events.map(e => [e.type, e.lease.attrs.backendData?.vtepMAC, e.previous?.attrs.backendData?.vtepMAC]),
+    [['added', '02:00:00:00:00:05', undefined], ['changed', '02:00:00:00:00:55', '02:00:00:00:00:05']])
+  events.length = 0
+  // Outage and compaction: the stream breaks, the watcher reconnects and re-lists; the MAC written meanwhile
+  // still comes out as one "changed" (a resync diffs values, not just keys).
+  await etcd.stop()
+  await etcd.restart()
+  await admin.put(key).value(val('02:00:00:00:00:66'))
+  await etcd.compact()
+  await wait(1)
+  t.same(events.map(e => [e.type, e.lease.attrs.backendData?.vtepMAC]), [['changed', '02:00:00:00:00:66']])
+  t.ok(syncs >= 1)
+  events.length = 0
+  await admin.delete().key(key)
+  await wait(1)
+  t.same(events.map(e => [e.type, e.lease.subnet.text]), [['removed', '10.244.5.0/24']])
+})
