@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parse as parseYAML } from 'yaml'
 import { FerryError, errorMessage } from '../errors/errors.js'
-import { isLoopback, parseCIDR, type IPFamily } from '../net/ip.js'
+import { cidrContains, isLoopback, parseCIDR, parseIP, type IPFamily } from '../net/ip.js'
 import { checkAccessSettings } from '../etcd/access.js'
 import { parseEndpoint, redact } from '../etcd/url.js'
 import { formatHostPort, isDNSName, parseHostPort, parseResolvConf, type HostPort } from './dns-addresses.js'
@@ -77,7 +77,28 @@ export interface Config {
   readonly dnsQueryLog: boolean
   /** Seconds; longest a forwarded answer is cached (0: not cached). */
   readonly dnsCacheMaxTTL: number
+  /** Pod networking: a subnet lease, routes to the other nodes' subnets, the node file for ferry-cni. */
+  readonly overlay: boolean
+  /** The backend without etcd; with etcd the network config's Backend.Type decides. */
+  readonly overlayBackend: OverlayBackend
+  /** This node's pod subnets without etcd (at most one per family); the network is --cluster-cidr. */
+  readonly podCIDRs: readonly string[]
+  /** The uplink carrying overlay traffic (default: the default route's interface). */
+  readonly overlayIface?: string
+  /** This node's address on the underlay (default: the uplink's first address of that family). */
+  readonly publicIP?: string
+  readonly subnetFile: string
+  /** FERRY_IPMASQ in the node file: ferry-cni masquerades traffic leaving the cluster network. */
+  readonly ipMasq: boolean
+  readonly subnetLeaseTTLMs: number
+  readonly vxlanVNI: number
+  readonly vxlanPort: number
 }
+
+export type OverlayBackend = 'vxlan' | 'host-gw'
+
+/** The overlay component's slice of the config. */
+export type OverlayConfig = Pick<Config, 'overlay' | 'overlayBackend' | 'podCIDRs' | 'overlayIface' | 'publicIP' | 'subnetFile' | 'ipMasq' | 'subnetLeaseTTLMs' | 'vxlanVNI' | 'vxlanPort' | 'clusterCIDRs' | 'nodeName' | 'etcdEndpoints' | 'etcdPrefix' | 'etcdCAFile' | 'etcdCertFile' | 'etcdKeyFile' | 'etcdUsername' | 'etcdPasswordFile'>
 
 /** The DNS component's slice of the config. */
 export type DnsConfig = Pick<Config, 'dnsListen' | 'clusterDomain' | 'dnsUpstreams' | 'dnsSearch' | 'dnsPodRecords' | 'dnsTTL' | 'dnsAutopath' | 'dnsQueryLog' | 'dnsCacheMaxTTL'>
@@ -131,6 +152,16 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'dns-ttl', key: 'dnsTTL', kind: 'int', def: '5', help: 'TTL in seconds of cluster records (0-3600)' },
   { flag: 'dns-autopath', key: 'dnsAutopath', kind: 'boolean', def: 'false', help: 'complete pods\' search paths in the server, one round trip per name (needs --dns-pod-records verified)' },
   { flag: 'dns-query-log', key: 'dnsQueryLog', kind: 'boolean', def: 'false', help: 'log every DNS query and its answer\'s rcode' },
+  { flag: 'overlay', key: 'overlay', kind: 'boolean', def: 'false', help: 'run pod networking: lease this node\'s pod subnet (etcd, or --pod-cidr), route to the other nodes\' subnets, write --subnet-file for ferry-cni' },
+  { flag: 'overlay-backend', key: 'overlayBackend', kind: 'string', def: 'vxlan', help: 'vxlan | host-gw, without etcd (with etcd, the network config\'s Backend.Type decides)' },
+  { flag: 'pod-cidr', key: 'podCIDRs', kind: 'list', file: 'podCIDR', help: 'without etcd: this node\'s pod subnet, one per family (the cluster network is --cluster-cidr)' },
+  { flag: 'overlay-iface', key: 'overlayIface', kind: 'string', help: 'the uplink interface for overlay traffic (default: the default route\'s interface)' },
+  { flag: 'public-ip', key: 'publicIP', kind: 'string', help: 'this node\'s underlay address, published in its lease (default: the uplink\'s first IPv4 address)' },
+  { flag: 'subnet-file', key: 'subnetFile', kind: 'string', def: '/run/ferry/subnet.env', help: 'the node file ferry-cni reads: network, subnet, MTU, masquerade' },
+  { flag: 'ip-masq', key: 'ipMasq', kind: 'boolean', def: 'false', help: 'pods\' traffic leaving the cluster network is masqueraded (FERRY_IPMASQ in the node file)' },
+  { flag: 'subnet-lease-ttl', key: 'subnetLeaseTTLMs', kind: 'duration', def: '24h', help: 'TTL of the subnet lease in etcd; renewed long before it runs out' },
+  { flag: 'vxlan-vni', key: 'vxlanVNI', kind: 'int', def: '1', help: 'VXLAN network identifier without etcd' },
+  { flag: 'vxlan-port', key: 'vxlanPort', kind: 'int', def: '8472', help: 'VXLAN UDP port without etcd' },
   { flag: 'dns-cache-max-ttl', key: 'dnsCacheMaxTTL', kind: 'int', def: '3600', help: 'longest time in seconds a forwarded answer is cached (0-86400; 0: no cache)' },
 ]
 
@@ -318,6 +349,46 @@ function check (raw: Record<string, unknown>, readFile: (p: string) => string, r
     logFormat: oneOf('logFormat', ['json', 'text'] as const),
     cleanup: raw.cleanup as boolean,
     ...checkDNS(raw, readFile, resolvConf),
+    ...checkOverlay(raw, clusterCIDRs, etcdEndpoints.length > 0),
+  }
+}
+
+type OverlaySettings = Pick<Config, 'overlay' | 'overlayBackend' | 'podCIDRs' | 'overlayIface' | 'publicIP' | 'subnetFile' | 'ipMasq' | 'subnetLeaseTTLMs' | 'vxlanVNI' | 'vxlanPort'>
+
+/** The overlay flags: without etcd, each pod subnet must sit in the cluster CIDR of its family. */
+function checkOverlay (raw: Record<string, unknown>, clusterCIDRs: readonly string[], etcd: boolean): OverlaySettings {
+  const overlay = raw.overlay as boolean
+  const backend = String(raw.overlayBackend)
+  if (backend !== 'vxlan' && backend !== 'host-gw') fail('overlayBackend', `must be vxlan or host-gw, got ${JSON.stringify(backend)}`)
+  const podCIDRs: string[] = []
+  for (const text of (raw.podCIDRs as string[] | undefined) ?? []) {
+    const c = parseCIDR(text)
+    if (c === null) fail('podCIDR', `must be a CIDR, got ${JSON.stringify(text)}`)
+    if (podCIDRs.some(p => parseCIDR(p)?.family === c.family)) fail('podCIDR', `at most one ${c.family} CIDR, got ${JSON.stringify(text)} too`)
+    const net = clusterCIDRs.map(x => parseCIDR(x)).find(n => n?.family === c.family)
+    if (overlay && !etcd && (net === undefined || net === null || net.prefix > c.prefix || !cidrContains(net, c.ip))) {
+      fail('podCIDR', `${c.text} must lie inside the --cluster-cidr of its family (${net?.text ?? 'none given'})`)
+    }
+    podCIDRs.push(c.text)
+  }
+  if (overlay && !etcd && podCIDRs.length === 0) fail('podCIDR', '--overlay without etcd needs --pod-cidr (this node\'s subnet) and --cluster-cidr (the network)')
+  const publicIP = raw.publicIP === undefined ? undefined : String(raw.publicIP)
+  if (publicIP !== undefined && parseIP(publicIP) === null) fail('publicIP', `must be an IP address, got ${JSON.stringify(publicIP)}`)
+  const vni = raw.vxlanVNI as number
+  if (vni < 1 || vni > 16777215) fail('vxlanVNI', `must be 1-16777215, got ${vni}`)
+  const vport = raw.vxlanPort as number
+  if (vport < 1 || vport > 65535) fail('vxlanPort', `must be 1-65535, got ${vport}`)
+  return {
+    overlay,
+    overlayBackend: backend,
+    podCIDRs,
+    ...(raw.overlayIface !== undefined ? { overlayIface: String(raw.overlayIface) } : {}),
+    ...(publicIP !== undefined ? { publicIP } : {}),
+    subnetFile: String(raw.subnetFile),
+    ipMasq: raw.ipMasq as boolean,
+    subnetLeaseTTLMs: raw.subnetLeaseTTLMs as number,
+    vxlanVNI: vni,
+    vxlanPort: vport,
   }
 }
 
