@@ -1,0 +1,242 @@
+// The real dataplane: the host side in ONE `ip -batch -`, the pod side in ONE `nsenter --net=NETNS ip
+// -batch -` (OVERLAY.md §5.3(a)), masquerade with iptables-restore. Reads go to /sys and /proc where
+// they can, since every spawned process costs milliseconds of an ADD.
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
+import { spawnExec, type Exec } from '../pkg/exec/exec.js'
+import type { BridgeSpec, Dataplane, MasqSpec, Observed, PodSpec, VethSpec } from './dataplane.js'
+import { CniCode, CniError } from './errors.js'
+
+const sysNet = (name: string): string => `/sys/class/net/${name}`
+
+export class IpDataplane implements Dataplane {
+  private readonly exec: Exec
+  constructor (exec: Exec = spawnExec) { this.exec = exec }
+
+  async checkNetns (netns: string): Promise<void> {
+    let st
+    try { st = statSync(netns) } catch {
+      throw new CniError(CniCode.INVALID_NETNS, `network namespace ${netns} does not exist`)
+    }
+    const own = statSync('/proc/self/ns/net')
+    if (st.ino === own.ino && st.dev === own.dev) {
+      throw new CniError(CniCode.INVALID_NETNS, `CNI_NETNS ${netns} is the plugin's own network namespace`)
+    }
+  }
+
+  async linkExists (name: string): Promise<boolean> { return existsSync(sysNet(name)) }
+
+  async setupHost (bridge: BridgeSpec, veth: VethSpec): Promise<string> {
+    try {
+      return await this.hostBatch(bridge, veth)
+    } catch (e) {
+      // Another ADD created the bridge between our look and our batch: once more, now finding it.
+      if (e instanceof BatchError && e.line === 1 && /File exists/.test(e.message)) return await this.hostBatch(bridge, veth)
+      throw e
+    }
+  }
+
+  private async hostBatch (bridge: BridgeSpec, veth: VethSpec): Promise<string> {
+    const lines: string[] = []
+    const exists = existsSync(sysNet(bridge.name))
+    if (!exists) lines.push(`link add ${bridge.name} address ${bridge.mac} mtu ${bridge.mtu} type bridge`)
+    else for (const stale of await this.staleBridgeAddresses(bridge)) lines.push(`addr del ${stale} dev ${bridge.name}`)
+    for (const a of bridge.addresses) lines.push(`addr replace ${a} dev ${bridge.name}${a.includes(':') ? ' nodad' : ''}`)
+    lines.push(`link set ${bridge.name} mtu ${bridge.mtu} up`)
+    const vethLine = lines.length + 1
+    lines.push(`link add ${veth.hostName} mtu ${veth.mtu} address ${veth.hostMac} type veth peer name ${veth.podName} mtu ${veth.mtu} address ${veth.podMac} netns ${veth.netns}`)
+    lines.push(`link set ${veth.hostName} master ${bridge.name} up`)
+    if (veth.hairpin) lines.push(`link set ${veth.hostName} type bridge_slave hairpin on`)
+    try {
+      await this.batch(['ip', '-batch', '-'], lines)
+    } catch (e) {
+      if (e instanceof BatchError && e.line === vethLine && /File exists/.test(e.message)) {
+        throw new CniError(CniCode.INTERFACE_EXISTS, `container veth name "${veth.podName}" already exists in ${veth.netns}`)
+      }
+      throw e
+    }
+    return exists ? readFileSync(`${sysNet(bridge.name)}/address`, 'utf8').trim() : bridge.mac
+  }
+
+  /**
+   * Global addresses on an existing bridge other than the wanted ones (a node subnet that changed).
+   * /proc/net/route tells cheaply whether an IPv4 subnet other than ours is on the bridge; only then
+   * is the address list read with a process.
+   */
+  private async staleBridgeAddresses (bridge: BridgeSpec): Promise<string[]> {
+    const wantV4 = bridge.addresses.filter(a => !a.includes(':')).map(v4Network)
+    const routes = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1)
+    const foreign = routes.some(l => {
+      const f = l.trim().split(/\s+/)
+      if (f[0] !== bridge.name || f[2] !== '00000000') return false
+      return !wantV4.includes(`${hexToV4(f[1] ?? '')}/${maskBits(f[7] ?? '')}`)
+    })
+    const v6 = readFileSync('/proc/net/if_inet6', 'utf8').split('\n').filter(l => l.trim().endsWith(` ${bridge.name}`))
+    const want6 = bridge.addresses.filter(a => a.includes(':'))
+    const foreign6 = v6.filter(l => {
+      const f = l.trim().split(/\s+/)
+      if (f[3] !== '00') return false // global scope only
+      return !want6.includes(`${hexToV6(f[0] ?? '')}/${Number.parseInt(f[2] ?? '0', 16)}`)
+    }).map(l => {
+      const f = l.trim().split(/\s+/)
+      return `${hexToV6(f[0] ?? '')}/${Number.parseInt(f[2] ?? '0', 16)}`
+    })
+    if (!foreign) return foreign6
+    const out = [...foreign6]
+    // Rare path (the subnet moved): list IPv4 addresses with ip.
+    const r = await this.exec(['ip', '-j', '-4', 'addr', 'show', 'dev', bridge.name])
+    const parsed = JSON.parse(r.code === 0 ? r.stdout : '[]') as Array<{ addr_info?: Array<{ local: string, prefixlen: number, scope: string }> }>
+    for (const a of parsed[0]?.addr_info ?? []) {
+      const text = `${a.local}/${a.prefixlen}`
+      if (a.scope === 'global' && !bridge.addresses.includes(text)) out.push(text)
+    }
+    return out
+  }
+
+  async setupPod (pod: PodSpec): Promise<void> {
+    const lines: string[] = []
+    for (const a of pod.addresses) lines.push(`addr add ${a.ip}/${a.prefix} dev ${pod.ifname}${a.family === 'IPv6' ? ' nodad' : ''}`)
+    lines.push(`link set ${pod.ifname} up`)
+    for (const a of pod.addresses) lines.push(`route add default via ${a.gateway} dev ${pod.ifname}`)
+    const v6 = pod.addresses.some(a => a.family === 'IPv6')
+    // IPv6: duplicate address detection off first (accept_dad=0), in the same process that runs ip.
+    const argv = v6
+      ? ['nsenter', `--net=${pod.netns}`, 'sh', '-c', 'echo 0 > "/proc/sys/net/ipv6/conf/$1/accept_dad" && exec ip -batch -', 'sh', pod.ifname]
+      : ['nsenter', `--net=${pod.netns}`, 'ip', '-batch', '-']
+    await this.batch(argv, lines)
+  }
+
+  async enableForwarding (families: ReadonlyArray<'IPv4' | 'IPv6'>): Promise<void> {
+    const files = new Set(families.map(f => f === 'IPv4' ? '/proc/sys/net/ipv4/ip_forward' : '/proc/sys/net/ipv6/conf/all/forwarding'))
+    for (const f of files) if (readFileSync(f, 'utf8').trim() !== '1') writeFileSync(f, '1')
+  }
+
+  async removeVeth (hostName: string): Promise<void> {
+    if (!existsSync(sysNet(hostName))) return
+    const r = await this.exec(['ip', 'link', 'del', hostName])
+    if (r.code !== 0 && existsSync(sysNet(hostName))) throw new Error(`ip link del ${hostName}: ${r.stderr.trim()}`)
+  }
+
+  async masquerade (m: MasqSpec): Promise<void> {
+    for (const fam of ['IPv4', 'IPv6'] as const) {
+      const sources = m.sources.filter(s => s.family === fam)
+      if (sources.length === 0) continue
+      const v6 = fam === 'IPv6'
+      const rules = ['*nat', `:${m.chain} - [0:0]`]
+      for (const n of m.clusterNetworks.filter(n => n.includes(':') === v6)) rules.push(`-A ${m.chain} -d ${n} -j ACCEPT`)
+      rules.push(`-A ${m.chain} ! -d ${v6 ? 'ff00::/8' : '224.0.0.0/4'} -j MASQUERADE`)
+      for (const s of sources) rules.push(`-A POSTROUTING -s ${s.ip} -m comment --comment ${comment(m.network)} -j ${m.chain}`)
+      rules.push('COMMIT')
+      await this.run([v6 ? 'ip6tables-restore' : 'iptables-restore', '-w', '--noflush'], rules.join('\n') + '\n')
+    }
+  }
+
+  async unmasquerade (chain: string): Promise<void> {
+    for (const v6 of [false, true]) {
+      const saved = await this.exec([v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'])
+      if (saved.code !== 0) { if (v6) continue; throw new Error(`iptables-save: ${saved.stderr.trim()}`) }
+      const lines = saved.stdout.split('\n')
+      if (!lines.some(l => l.startsWith(`:${chain} `))) continue
+      const rules = ['*nat']
+      for (const l of lines) if (l.startsWith('-A POSTROUTING ') && l.endsWith(` -j ${chain}`)) rules.push(l.replace(/^-A /, '-D '))
+      rules.push(`-F ${chain}`, `-X ${chain}`, 'COMMIT')
+      await this.run([v6 ? 'ip6tables-restore' : 'iptables-restore', '-w', '--noflush'], rules.join('\n') + '\n')
+    }
+  }
+
+  async masqChains (network: string): Promise<string[]> {
+    const out = new Set<string>()
+    for (const v6 of [false, true]) {
+      const saved = await this.exec([v6 ? 'ip6tables-save' : 'iptables-save', '-t', 'nat'])
+      if (saved.code !== 0) continue
+      for (const l of saved.stdout.split('\n')) {
+        if (!l.startsWith('-A POSTROUTING ')) continue
+        const t = l.split(/\s+/)
+        const c = t.indexOf('--comment')
+        const j = t.indexOf('-j')
+        if (c < 0 || j < 0) continue
+        if ((t[c + 1] ?? '').replace(/^"|"$/g, '') === comment(network) && /^FY-[0-9a-f]{24}$/.test(t[j + 1] ?? '')) out.add(t[j + 1] ?? '')
+      }
+    }
+    return [...out]
+  }
+
+  async observe (netns: string, ifname: string, hostName: string): Promise<Observed> {
+    let hostMaster: string | null = null
+    if (existsSync(sysNet(hostName))) {
+      try { hostMaster = readlinkSync(`${sysNet(hostName)}/master`).split('/').pop() ?? '' } catch { hostMaster = '' }
+    }
+    const r = await this.exec(['nsenter', `--net=${netns}`, 'sh', '-c',
+      'ip -j addr show dev "$1" && ip -j -4 route show dev "$1" && ip -j -6 route show dev "$1"', 'sh', ifname])
+    if (r.code !== 0) return { hostMaster, pod: null }
+    const [links, r4, r6] = r.stdout.trim().split('\n').map(l => JSON.parse(l) as Array<Record<string, unknown>>)
+    const link = links?.[0]
+    if (link === undefined) return { hostMaster, pod: null }
+    const info = (link.addr_info ?? []) as Array<{ local: string, prefixlen: number, scope: string }>
+    const routes = [...(r4 ?? []).map(x => ({ x, v6: false })), ...(r6 ?? []).map(x => ({ x, v6: true }))].map(({ x, v6 }) => {
+      const dst = x.dst === 'default' ? (v6 ? '::/0' : '0.0.0.0/0') : String(x.dst)
+      return typeof x.gateway === 'string' ? { dst, gw: x.gateway } : { dst }
+    })
+    return {
+      hostMaster,
+      pod: {
+        mac: String(link.address ?? ''),
+        mtu: Number(link.mtu ?? 0),
+        up: ((link.flags ?? []) as string[]).includes('UP'),
+        addresses: info.filter(a => a.scope === 'global').map(a => `${a.local}/${a.prefixlen}`),
+        routes,
+      },
+    }
+  }
+
+  async bridgePorts (bridge: string): Promise<string[]> {
+    try { return readdirSync(`${sysNet(bridge)}/brif`) } catch { return [] }
+  }
+
+  private async run (argv: string[], stdin: string): Promise<void> {
+    const r = await this.exec(argv, stdin)
+    if (r.code !== 0) throw new Error(`${argv[0] ?? ''}: exit ${r.code}: ${r.stderr.trim()}`)
+  }
+
+  private async batch (argv: string[], lines: string[]): Promise<void> {
+    const r = await this.exec(argv, lines.join('\n') + '\n')
+    if (r.code === 0) return
+    // ip -batch stops at the first failing line and reports "Command failed -:N".
+    const m = /Command failed -:(\d+)/.exec(r.stderr)
+    const line = m?.[1] === undefined ? 0 : Number(m[1])
+    throw new BatchError(`${argv.join(' ')}: ${r.stderr.trim()}${line > 0 ? ` (at "${lines[line - 1] ?? ''}")` : ''}`, line)
+  }
+}
+
+class BatchError extends Error {
+  readonly line: number
+  constructor (msg: string, line: number) { super(msg); this.line = line }
+}
+
+const comment = (network: string): string => `ferry-cni/${network}`
+
+function hexToV4 (hex: string): string {
+  // /proc/net/route prints addresses little-endian.
+  const n = Number.parseInt(hex, 16)
+  return [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24].join('.')
+}
+
+function maskBits (hex: string): number {
+  let n = Number.parseInt(hex, 16) >>> 0
+  let bits = 0
+  while (n !== 0) { bits += n & 1; n >>>= 1 }
+  return bits
+}
+
+function v4Network (cidr: string): string {
+  const [ip = '', p = '32'] = cidr.split('/')
+  const prefix = Number(p)
+  const n = ip.split('.').reduce((acc, o) => (acc * 256) + Number(o), 0)
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+  const net = (n & mask) >>> 0
+  return `${[net >>> 24, (net >>> 16) & 0xff, (net >>> 8) & 0xff, net & 0xff].join('.')}/${prefix}`
+}
+
+function hexToV6 (hex: string): string {
+  const groups = hex.match(/.{4}/g) ?? []
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1)
+}
