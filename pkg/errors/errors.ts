@@ -13,6 +13,9 @@ export const ErrorCodes = {
   FERRY_ERR_NOT_FOUND: 'the named object does not exist',
   FERRY_ERR_IPVS_UNAVAILABLE: 'IPVS is not available in this kernel: the generic netlink family "IPVS" is missing (module ip_vs not loaded)',
   FERRY_ERR_NETLINK: 'a netlink exchange failed as a whole (socket error, lost or malformed reply, refused dump); per-message kernel errors are returned as errnos, not thrown',
+  FERRY_ERR_IPAM_EXHAUSTED: 'a pod IP range has no free address left ("no IP addresses available in range …"); the message names the range',
+  FERRY_ERR_IPAM_STORE: 'the IPAM store under the CNI data dir failed: an I/O error, a corrupt entry, or its lock could not be taken in time',
+  FERRY_ERR_IPAM_RANGE: 'an IPAM range is invalid: unparsable, too small to allocate from, or with a gateway or start/end outside its subnet',
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes
