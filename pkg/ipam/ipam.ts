@@ -22,8 +22,7 @@ export function createIpam (store: IpamStore, configured: readonly IpamRange[]):
     ({ family: r.family, ip, prefix: r.prefix, gateway: r.gatewayText })
 
   /** The IPs a holds now: from its record, or by owner search when a crash left the record incomplete. */
-  function held (a: Attachment): string[] {
-    const rec = store.readRecord(a)
+  function held (a: Attachment, rec = store.readRecord(a)): string[] {
     if (rec === null) return []
     const ips = rec.complete ? rec.ips : store.listReserved()
     return ips.filter(ip => sameAttachment(a, store.owner(ip)))
@@ -48,7 +47,7 @@ export function createIpam (store: IpamStore, configured: readonly IpamRange[]):
 
   function allocateLocked (a: Attachment): Allocation[] {
     const rec = store.readRecord(a)
-    const mine = held(a)
+    const mine = held(a, rec)
     const have = byRange(mine)
     if (rec?.complete === true && have.every(x => x !== undefined)) return have as Allocation[]
     // Intent first: from here on a crash leaves a record that makes DEL and GC search by owner.
