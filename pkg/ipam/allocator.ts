@@ -1,6 +1,6 @@
 // Which address comes next: pure round-robin over one range, and the probe loop that claims it from a store.
 import { bigintToIp, ipToBigint, type ResolvedRange } from './range.js'
-import type { Attachment, IpamStore } from './types.js'
+import type { IpamStore } from './types.js'
 
 /**
  * Every allocatable address of r exactly once: from the one after `last` (or rangeStart when there is no
@@ -22,25 +22,28 @@ export function nextFree (r: ResolvedRange, last: bigint | null, taken: (n: bigi
   return null
 }
 
-/** Probes by create-exclusive before listing the store: enough for a sparse pool, cheap against a readdir. */
+/** Probes one entry at a time before listing the store: enough for a sparse pool, cheap against a readdir. */
 export const PROBES_BEFORE_LISTING = 32
 
 /**
- * Claims the next free address of r for a, under the store's lock. Each candidate is tried with an exclusive
- * create; after PROBES_BEFORE_LISTING misses (a nearly full pool) the store is listed once and reserved
- * addresses are skipped in memory, so a full /16 costs one readdir, not 65 000 failed opens.
+ * The next free address of r after `last`, under the store's lock, skipping `skip` (addresses already lost to
+ * a race). Candidates are probed one lookup each; after PROBES_BEFORE_LISTING misses (a nearly full pool) the
+ * store is listed once and reserved addresses are skipped in memory, so a full /16 costs one readdir, not
+ * 65 000 lookups. The caller claims the result with store.reserve, whose exclusive create has the last word.
  */
-export function claimNext (store: IpamStore, r: ResolvedRange, a: Attachment, last: bigint | null): bigint | null {
+export function pickNext (store: IpamStore, r: ResolvedRange, last: bigint | null, skip: ReadonlySet<bigint> = new Set()): bigint | null {
   let misses = 0
   let known = null as Set<bigint> | null
   for (const n of candidates(r, last)) {
-    if (known?.has(n) === true) continue
-    if (store.reserve(bigintToIp(n, r.family), a)) return n
-    known?.add(n)
-    if (known === null && ++misses === PROBES_BEFORE_LISTING) {
-      known = reservedIn(store, r)
-      if (BigInt(known.size) >= r.size) return null
-    }
+    if (skip.has(n) || known?.has(n) === true) continue
+    if (known === null) {
+      if (store.owner(bigintToIp(n, r.family)) === null) return n
+      if (++misses === PROBES_BEFORE_LISTING) {
+        known = reservedIn(store, r)
+        for (const x of skip) known.add(x)
+        if (BigInt(known.size) >= r.size) return null
+      }
+    } else return n
   }
   return null
 }

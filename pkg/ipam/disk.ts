@@ -2,7 +2,7 @@
 // same way: one file per reserved IP, created O_EXCL and holding "<containerID>\r\n<ifname>", and
 // last_reserved_ip.<range>. ferry adds attachments/<cid>:<ifname> (the ownership record, see types.ts) and
 // ferry.lock (see lock.ts). No fsync: after a power loss the runtime's GC is the recovery path, as for host-local.
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { FerryError, errorMessage } from '../errors/errors.js'
 import { parseIP } from '../net/ip.js'
@@ -126,12 +126,11 @@ export class DiskIpamStore implements IpamStore {
   }
 
   writeRecord (a: Attachment, r: AttachmentRecord): void {
+    // Written in place, not aside-and-renamed: ext4 flushes a rename over (or a truncate of) a file with data
+    // (auto_da_alloc), ~3 ms here against ~0.4 ms for a create. A torn record reads as incomplete, and
+    // readers of an incomplete record search the entries by owner, so nothing is lost.
     const path = this.recordPath(a)
-    // Write aside and rename, so a reader sees the old record or the new one, never half of one.
-    io('write', path, () => {
-      writeFileSync(`${path}.tmp`, JSON.stringify({ ips: r.ips, complete: r.complete }), { mode: 0o600 })
-      renameSync(`${path}.tmp`, path)
-    })
+    io('write', path, () => writeFileSync(path, JSON.stringify({ ips: r.ips, complete: r.complete }), { mode: 0o600 }))
   }
 
   deleteRecord (a: Attachment): void {
@@ -146,7 +145,7 @@ export class DiskIpamStore implements IpamStore {
     const out: Attachment[] = []
     for (const name of names) {
       const cut = name.indexOf(':')
-      if (cut < 0 || name.endsWith('.tmp')) continue
+      if (cut < 0) continue
       try {
         out.push({ containerID: decodeURIComponent(name.slice(0, cut)), ifname: decodeURIComponent(name.slice(cut + 1)) })
       } catch {} // not a name ferry wrote
@@ -161,8 +160,12 @@ export class DiskIpamStore implements IpamStore {
   }
 
   setLastReserved (range: number, ip: string): void {
+    // Overwritten in place, padded to a fixed width: no truncate, so no ext4 flush (see writeRecord).
     const path = join(this.dir, `last_reserved_ip.${range}`)
-    io('write', path, () => writeFileSync(path, ip, { mode: 0o600 }))
+    io('write', path, () => {
+      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600)
+      try { writeSync(fd, ip.padEnd(40, ' '), 0) } finally { closeSync(fd) }
+    })
   }
 }
 

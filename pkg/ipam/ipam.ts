@@ -1,7 +1,7 @@
 // The Ipam verbs over any IpamStore: one reservation per (containerID, ifname) per range, an ownership
 // record written around every allocation so DEL and GC recover from a crash at any step.
 import { FerryError } from '../errors/errors.js'
-import { claimNext, reservedIn } from './allocator.js'
+import { pickNext, reservedIn } from './allocator.js'
 import { bigintToIp, rangeLabel, rangeOf, resolveRanges, type ResolvedRange } from './range.js'
 import type { Allocation, Attachment, Ipam, IpamRange, IpamStore, Owner } from './types.js'
 
@@ -50,25 +50,34 @@ export function createIpam (store: IpamStore, configured: readonly IpamRange[]):
     const mine = held(a, rec)
     const have = byRange(mine)
     if (rec?.complete === true && have.every(x => x !== undefined)) return have as Allocation[]
-    // Intent first: from here on a crash leaves a record that makes DEL and GC search by owner.
-    store.writeRecord(a, { ips: mine, complete: false })
-    const fresh: Array<{ r: ResolvedRange, ip: string }> = []
-    for (const r of ranges) {
-      if (have[r.index] !== undefined) continue
-      const n = claimNext(store, r, a, hint(r))
+    // Choose first, record second, create third: every entry a owns is then named in its record, so DEL and
+    // GC never search, and a crash before the create leaves only a record naming an address a does not own.
+    const chosen = new Map<ResolvedRange, bigint>()
+    const lost = new Map<ResolvedRange, Set<bigint>>(ranges.map(r => [r, new Set<bigint>()]))
+    const choose = (r: ResolvedRange): void => {
+      const n = pickNext(store, r, chosen.get(r) ?? hint(r), lost.get(r))
       if (n === null) {
-        for (const f of fresh) store.free(f.ip)
-        if (mine.length === 0) store.deleteRecord(a)
-        else store.writeRecord(a, { ips: mine, complete: true })
         throw new FerryError('FERRY_ERR_IPAM_EXHAUSTED', `no IP addresses available in range ${r.index}: ${rangeLabel(r)}`,
           { range: r.index, subnet: r.subnet, rangeStart: bigintToIp(r.start, r.family), rangeEnd: bigintToIp(r.end, r.family) })
       }
+      chosen.set(r, n)
+    }
+    for (const r of ranges) if (have[r.index] === undefined) choose(r)
+    const ips = (): string[] => [...mine, ...[...chosen].map(([r, n]) => bigintToIp(n, r.family))]
+    store.writeRecord(a, { ips: ips(), complete: true })
+    for (const r of chosen.keys()) {
+      // Lost only when a broken lock let a hung holder create meanwhile: choose again, record, retry.
+      while (!store.reserve(bigintToIp(chosen.get(r) ?? 0n, r.family), a)) {
+        lost.get(r)?.add(chosen.get(r) ?? 0n)
+        choose(r)
+        store.writeRecord(a, { ips: ips(), complete: true })
+      }
+    }
+    for (const [r, n] of chosen) {
       const ip = bigintToIp(n, r.family)
-      fresh.push({ r, ip })
+      store.setLastReserved(r.index, ip)
       have[r.index] = toAllocation(r, ip)
     }
-    store.writeRecord(a, { ips: [...mine, ...fresh.map(f => f.ip)], complete: true })
-    for (const f of fresh) store.setLastReserved(f.r.index, f.ip)
     return have as Allocation[]
   }
 

@@ -7,8 +7,8 @@ export class MemoryIpamStore implements IpamStore {
   readonly entries = new Map<string, Owner>()
   readonly records = new Map<string, { a: Attachment, r: AttachmentRecord }>()
   readonly hints = new Map<number, string>()
-  /** Counts exclusive creates, hit or miss, so tests can see how hard the allocator probed. */
-  reserveCalls = 0
+  /** Counts owner lookups, so tests can see how hard the allocator probed. */
+  ownerCalls = 0
   private queue: Promise<unknown> = Promise.resolve()
 
   async withLock<T> (fn: () => T): Promise<T> {
@@ -18,13 +18,15 @@ export class MemoryIpamStore implements IpamStore {
   }
 
   reserve (ip: string, a: Attachment): boolean {
-    this.reserveCalls++
     if (this.entries.has(ip)) return false
     this.entries.set(ip, { containerID: a.containerID, ifname: a.ifname })
     return true
   }
 
-  owner (ip: string): Owner | null { return this.entries.get(ip) ?? null }
+  owner (ip: string): Owner | null {
+    this.ownerCalls++
+    return this.entries.get(ip) ?? null
+  }
   free (ip: string): boolean { return this.entries.delete(ip) }
   listReserved (): string[] { return [...this.entries.keys()] }
   readRecord (a: Attachment): AttachmentRecord | null { return this.records.get(key(a))?.r ?? null }

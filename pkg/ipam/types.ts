@@ -30,9 +30,10 @@ export interface Ipam {
 }
 
 /**
- * What allocate wrote for one attachment. `complete: false` is written *before* any IP is reserved, so an
- * attachment without a record never owned anything (DEL of an unknown attachment costs one failed open), and
- * a record left `complete: false` by a crash tells release to search the IP entries by owner instead.
+ * What allocate wrote for one attachment, *before* creating its IP entries: every entry an attachment owns is
+ * named in its record, so an attachment without one owns nothing (DEL of an unknown attachment costs one
+ * failed open). A record may name an address the attachment does not own (a crash before the create); readers
+ * check each entry's owner. `complete: false` (or an unreadable record) makes readers search entries by owner.
  */
 export interface AttachmentRecord { readonly ips: readonly string[], readonly complete: boolean }
 

@@ -1,7 +1,7 @@
 // Allocation logic over the in-memory store: order, wrap, exhaustion, idempotency, release, GC, crash recovery.
 import t from 'tap'
 import { isFerryError } from '../../pkg/errors/errors.js'
-import { candidates, claimNext, nextFree, PROBES_BEFORE_LISTING } from '../../pkg/ipam/allocator.js'
+import { candidates, nextFree, pickNext, PROBES_BEFORE_LISTING } from '../../pkg/ipam/allocator.js'
 import { createIpam } from '../../pkg/ipam/ipam.js'
 import { MemoryIpamStore } from '../../pkg/ipam/memory-store.js'
 import { bigintToIp, ipToBigint, resolveRange } from '../../pkg/ipam/range.js'
@@ -127,11 +127,23 @@ t.test('a nearly full /16 costs a bounded number of probes', async t => {
   const r = resolveRange({ subnet: '10.1.0.0/16' }, 0)
   const free = ipToBigint('10.1.3.7', 'IPv4')
   for (const n of candidates(r, null)) if (n !== free) store.entries.set(v4(n), { containerID: 'x', ifname: 'eth0' })
-  t.equal(v4(claimNext(store, r, att(1), ipToBigint('10.1.200.0', 'IPv4')) ?? 0n), '10.1.3.7')
-  t.equal(store.reserveCalls, PROBES_BEFORE_LISTING + 1, 'probes, one listing, then one create')
-  store.reserveCalls = 0
-  t.equal(claimNext(store, r, att(2), null), null, 'full')
-  t.equal(store.reserveCalls, PROBES_BEFORE_LISTING)
+  t.equal(v4(pickNext(store, r, ipToBigint('10.1.200.0', 'IPv4')) ?? 0n), '10.1.3.7')
+  t.equal(store.ownerCalls, PROBES_BEFORE_LISTING, 'probes, then one listing')
+  store.ownerCalls = 0
+  t.equal(pickNext(store, r, null, new Set([free])), null, 'full once the last one is lost to a race')
+  t.equal(store.ownerCalls, PROBES_BEFORE_LISTING)
+})
+
+t.test('a crash after the record, before the exclusive create, leaves nothing to free', async t => {
+  const store = new MemoryIpamStore()
+  const ipam = createIpam(store, [{ subnet: '10.90.0.0/24' }])
+  store.writeRecord(att(1), { ips: ['10.90.0.2'], complete: true }) // recorded, never created
+  t.same(await ipam.reserved(att(1)), [])
+  t.equal((await ipam.allocate(att(2)))[0]?.ip, '10.90.0.2', 'the address is free for others')
+  t.equal((await ipam.allocate(att(1)))[0]?.ip, '10.90.0.3', 'and the retried ADD takes another')
+  await ipam.release(att(1))
+  t.same(store.readRecord(att(1)), null)
+  t.same([...store.entries.keys()], ['10.90.0.2'])
 })
 
 t.test('invalid attachments are refused', async t => {

@@ -25,7 +25,7 @@ for (const file of ['pkg/ipam/disk.ts', 'pkg/ipam/ipam.ts', 'pkg/ipam/allocator.
 }
 writeFileSync(join(js, 'package.json'), '{"type":"module"}')
 
-// op: allocate | release | crash (killed by SIGKILL right before the record that completes the allocation)
+// op: allocate | release | crash (killed by SIGKILL right after the exclusive create, the lock still held)
 const CHILD = `
 import { openDiskIpam, openDiskStore } from ${JSON.stringify(join(js, 'pkg/ipam/disk.js'))}
 import { createIpam } from ${JSON.stringify(join(js, 'pkg/ipam/ipam.js'))}
@@ -34,8 +34,8 @@ const o = { dataDir: DIR, network: 'net', ranges: JSON.parse(process.env.RANGES)
 const a = { containerID: CID, ifname: 'eth0' }
 if (OP === 'crash') {
   const store = openDiskStore(o)
-  const write = store.writeRecord.bind(store)
-  store.writeRecord = (x, r) => { if (r.complete) process.kill(process.pid, 'SIGKILL'); write(x, r) }
+  const reserve = store.reserve.bind(store)
+  store.reserve = (ip, x) => { reserve(ip, x); process.kill(process.pid, 'SIGKILL') }
   await createIpam(store, o.ranges).allocate(a)
 }
 const ipam = openDiskIpam(o)
@@ -79,8 +79,8 @@ t.test('disk layout matches host-local: one O_EXCL file per IP with its owner, a
   t.same(await ipam.allocate(a), await ipam.reserved(a), 'idempotent, and CHECK sees it')
   t.equal(readFileSync(join(dir, 'net', '10.90.0.2'), 'utf8'), 'abc\r\neth0')
   t.equal(readFileSync(join(dir, 'net', 'fd00:10:244:1::2'), 'utf8'), 'abc\r\neth0')
-  t.equal(readFileSync(join(dir, 'net', 'last_reserved_ip.0'), 'utf8'), '10.90.0.2')
-  t.equal(readFileSync(join(dir, 'net', 'last_reserved_ip.1'), 'utf8'), 'fd00:10:244:1::2')
+  t.equal(readFileSync(join(dir, 'net', 'last_reserved_ip.0'), 'utf8').trim(), '10.90.0.2')
+  t.equal(readFileSync(join(dir, 'net', 'last_reserved_ip.1'), 'utf8').trim(), 'fd00:10:244:1::2')
   t.same(JSON.parse(readFileSync(join(dir, 'net', 'attachments', 'abc:eth0'), 'utf8')), { ips: ['10.90.0.2', 'fd00:10:244:1::2'], complete: true })
   t.equal((await ipam.allocate({ containerID: 'def', ifname: 'eth0' }))[0]?.ip, '10.90.0.3')
   t.same((await ipam.available())[0], 251)
