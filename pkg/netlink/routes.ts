@@ -75,8 +75,9 @@ function gatewayOf (gw: string, family: number, cidr: string): Buffer {
 /** RTM_NEWROUTE body for replaceRoute (pure: the unit tests check its bytes). */
 export function routeRequest (spec: RouteSpec): RouteRequest {
   const d = dstOf(spec.dst)
-  const attrs: rt.RouteAttrs = { oif: spec.dev }
+  const attrs: rt.RouteAttrs = {}
   if (d.prefix > 0) attrs.dst = d.bytes
+  attrs.oif = spec.dev
   if (spec.gateway !== undefined) attrs.gateway = gatewayOf(spec.gateway, d.family, d.cidr)
   if (spec.src !== undefined) attrs.prefsrc = gatewayOf(spec.src, d.family, d.cidr)
   const data: rt.Route = {
