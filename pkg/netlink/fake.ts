@@ -1,7 +1,9 @@
 // The kernel's link, address, route, neighbour and FDB tables in memory, for unit tests of the IPVS mode
 // and the overlay. It answers as the kernel does where callers branch on it: EEXIST, ENODEV, ENETDOWN,
-// ENETUNREACH for an off-link gateway, tolerated deletes of missing entries, and the cascade when a
-// link goes (its addresses, routes, neighbours, FDB entries and the vxlan devices riding on it).
+// ENETUNREACH/EHOSTUNREACH for an off-link gateway, MTU clamps, unicast FDB append as a no-op, tolerated
+// deletes of missing entries, and the cascade when a link goes (its addresses, routes, neighbours, FDB
+// entries and the vxlan devices riding on it). test/e2e/netlink-overlay.test.ts runs one scenario
+// against this and the kernel and requires the same answers.
 import { FerryError } from '../errors/errors.js'
 import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../net/ip.js'
 import { parseLinkInfo, vxlanLinkInfo } from './linkinfo.js'
@@ -30,6 +32,8 @@ const ETH_DATA_LEN = 1500
 const snapshot = (l: FakeLink): LinkDetails => ({ ...l })
 const overV6 = (v: VxlanDetails | undefined): boolean => v?.local !== undefined && v.local !== null && parseIP(v.local)?.family === 'IPv6'
 const canon = (ip: string): string => parseIP(ip)?.ip ?? ip
+/** The all-zeros MAC (default remote) and multicast MACs: the FDB entries that take several remotes. */
+const floods = (mac: string): boolean => mac === '00:00:00:00:00:00' || (parseInt(mac.slice(0, 2), 16) & 1) === 1
 
 export class FakeNetlink implements Netlink {
   private readonly links = new Map<number, FakeLink>()
@@ -222,9 +226,9 @@ export class FakeNetlink implements Netlink {
     const dst = parseCIDR(spec.dst)
     if (dst === null) throw refuse(what, 'EINVAL')
     const dev = this.mustIndex(spec.dev, what)
-    if (dst.family === 'IPv4' && !dev.up) throw refuse(what, 'ENETDOWN')
+    if (!dev.up) throw refuse(what, 'ENETDOWN') // both families, measured
     const gateway = spec.gateway !== undefined ? canon(spec.gateway) : null
-    if (gateway !== null && spec.onlink !== true && !this.onLink(dst.family, dev.index, gateway)) throw refuse(`${what} via ${gateway}`, 'ENETUNREACH')
+    if (gateway !== null && spec.onlink !== true && !this.onLink(dst.family, dev.index, gateway)) throw refuse(`${what} via ${gateway}`, dst.family === 'IPv4' ? 'ENETUNREACH' : 'EHOSTUNREACH')
     const route: RouteInfo = {
       family: dst.family,
       dst: dst.text,
@@ -284,7 +288,20 @@ export class FakeNetlink implements Netlink {
     fdbRequest(spec)
     this.mustIndex(spec.dev, `appending FDB ${spec.mac} dev ${spec.dev}`)
     const e: FdbEntry = { dev: spec.dev, mac: spec.mac.toLowerCase(), dst: canon(spec.dst), permanent: true, self: true }
-    if (!this.fdbs.some(o => o.dev === e.dev && o.mac === e.mac && o.dst === e.dst)) this.fdbs.push(e)
+    const known = this.fdbs.filter(o => o.dev === e.dev && o.mac === e.mac)
+    // Several remotes only for the all-zeros and multicast MACs; a unicast MAC keeps its one dst.
+    if (known.length === 0 || (floods(e.mac) && !known.some(o => o.dst === e.dst))) this.fdbs.push(e)
+  }
+
+  async replaceFdb (spec: FdbSpec): Promise<void> {
+    this.enter('replaceFdb')
+    fdbRequest(spec)
+    const what = `replacing FDB ${spec.mac} dst ${spec.dst} dev ${spec.dev}`
+    this.mustIndex(spec.dev, what)
+    const e: FdbEntry = { dev: spec.dev, mac: spec.mac.toLowerCase(), dst: canon(spec.dst), permanent: true, self: true }
+    const known = this.fdbs.some(o => o.dev === e.dev && o.mac === e.mac)
+    if (known && floods(e.mac)) throw refuse(what, 'ENOTSUP')
+    this.fdbs = [...this.fdbs.filter(o => !(o.dev === e.dev && o.mac === e.mac)), e]
   }
 
   async deleteFdb (spec: { readonly dev: number, readonly mac: string, readonly dst?: string }): Promise<void> {

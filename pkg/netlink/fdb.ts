@@ -1,8 +1,10 @@
 // Bridge forwarding entries (AF_BRIDGE, NTF_SELF) on a vxlan device: `<VtepMAC> dst <PublicIP>`, the
-// remote VTEP that frames for a peer's MAC are tunnelled to. Keyed by (MAC, dst): a changed VtepMAC
-// leaves the old entry behind until deleteFdb removes it.
+// remote VTEP that frames for a peer's MAC are tunnelled to. Keyed by MAC: a changed VtepMAC leaves the
+// old entry behind until deleteFdb removes it. Measured (test/e2e/netlink-overlay.test.ts): for a unicast
+// MAC, append with another dst is a silent no-op (only the all-zeros and multicast MACs take several
+// remotes), so a peer whose PublicIP changed needs replaceFdb.
 import type { rt } from 'netlink'
-import { AF_BRIDGE, errnoName, fail, ipBytes, ipText, macBytes, macText, NLM_F_APPEND, NLM_F_CREATE, type RtSocket } from './socket.js'
+import { AF_BRIDGE, errnoName, fail, ipBytes, ipText, macBytes, macText, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, type RtSocket } from './socket.js'
 
 export interface FdbEntry {
   readonly dev: number
@@ -21,8 +23,13 @@ export interface FdbSpec {
 }
 
 export interface Fdb {
-  /** `bridge fdb append <mac> dev <dev> dst <dst> self permanent`; an entry already there is not an error. */
+  /**
+   * `bridge fdb append <mac> dev <dev> dst <dst> self permanent`: creates the entry; adds a remote only for
+   * the all-zeros or a multicast MAC; a unicast MAC already there is left as it is (no error).
+   */
   appendFdb: (spec: FdbSpec) => Promise<void>
+  /** `bridge fdb replace …`: creates the entry or moves a unicast MAC to dst (EOPNOTSUPP for multicast/zero MACs). */
+  replaceFdb: (spec: FdbSpec) => Promise<void>
   /** Deletes (mac, dst), or every dst of mac without one; an entry already gone is not an error. */
   deleteFdb: (spec: { readonly dev: number, readonly mac: string, readonly dst?: string }) => Promise<void>
   /** Entries of one link, or of all links without one. */
@@ -56,6 +63,12 @@ export function fdbOps (s: RtSocket): Fdb {
       const { data, attrs } = fdbRequest(spec)
       try { await s.newNeighbor(data, attrs, { flags: NLM_F_CREATE | NLM_F_APPEND }) } catch (e) {
         if (errnoName(e) !== 'EEXIST') throw fail(`appending FDB ${spec.mac} dst ${spec.dst} dev ${spec.dev}`, e)
+      }
+    },
+    replaceFdb: async spec => {
+      const { data, attrs } = fdbRequest(spec)
+      try { await s.newNeighbor(data, attrs, { flags: NLM_F_CREATE | NLM_F_REPLACE }) } catch (e) {
+        throw fail(`replacing FDB ${spec.mac} dst ${spec.dst} dev ${spec.dev}`, e)
       }
     },
     deleteFdb: async spec => {

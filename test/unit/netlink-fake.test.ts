@@ -94,10 +94,13 @@ t.test('routes: replace by dst, host-gw gateways, IPv6', async t => {
   t.ok((await nl.routes('IPv4')).some(r => r.gateway === '10.99.1.1'), 'a gateway covered by a direct route is on-link')
 
   const br = await nl.createBridge({ name: 'br0' })
+  await t.rejects(nl.replaceRoute({ dst: 'fd00:2::/64', gateway: 'fe80::1', dev: br.index }), refused('ENETDOWN'), 'IPv6 refuses a down link too')
+  await nl.setUp(br.index)
+  await t.rejects(nl.replaceRoute({ dst: 'fd00:3::/64', gateway: 'fd00:9::2', dev: br.index }), refused('EHOSTUNREACH'), 'IPv6 off-link gateway')
   await nl.replaceRoute({ dst: 'fd00:2::/64', gateway: 'fe80::1', dev: br.index })
   await nl.replaceRoute({ dst: 'FD00:3:0::/64', gateway: 'fd00:9::2', dev: br.index, onlink: true })
   t.same((await nl.routes('IPv6')).map(r => [r.dst, r.gateway, r.onlink]), [['fd00:2::/64', 'fe80::1', false], ['fd00:3::/64', 'fd00:9::2', true]],
-    'IPv6: a link-local gateway needs no covering route, and a down link is allowed')
+    'IPv6: a link-local gateway needs no covering route; onlink needs none either')
 })
 
 t.test('neighbours and FDB: replace and append semantics', async t => {
@@ -109,12 +112,21 @@ t.test('neighbours and FDB: replace and append semantics', async t => {
   t.same((await nl.neighbours(vx)).map(n => [n.ip, n.mac, n.permanent]), [['10.244.2.0', '02:aa:bb:cc:dd:ee', true], ['fd00:2::', REMOTE_MAC, false]])
 
   // A changed VtepMAC: the old MAC's entry stays until deleted (the kernel keys the FDB by MAC).
+  const ZERO = '00:00:00:00:00:00'
+  const list = async (): Promise<string[]> => (await nl.fdb(vx)).map(f => `${f.mac} ${f.dst ?? ''}`)
   await nl.appendFdb({ dev: vx, mac: REMOTE_MAC, dst: '192.168.91.2' })
   await nl.appendFdb({ dev: vx, mac: '02:aa:bb:cc:dd:ee', dst: '192.168.91.2' })
   await nl.appendFdb({ dev: vx, mac: REMOTE_MAC, dst: '192.168.91.9' })
-  t.equal((await nl.fdb(vx)).length, 3, 'append: one MAC may have several remotes')
-  await nl.deleteFdb({ dev: vx, mac: REMOTE_MAC, dst: '192.168.91.9' })
-  t.same((await nl.fdb(vx)).map(f => `${f.mac} ${f.dst ?? ''}`), [`${REMOTE_MAC} 192.168.91.2`, '02:aa:bb:cc:dd:ee 192.168.91.2'])
+  t.same(await list(), [`${REMOTE_MAC} 192.168.91.2`, '02:aa:bb:cc:dd:ee 192.168.91.2'], 'append to a unicast MAC: silently nothing')
+  await nl.replaceFdb({ dev: vx, mac: REMOTE_MAC, dst: '192.168.91.9' })
+  t.same(await list(), ['02:aa:bb:cc:dd:ee 192.168.91.2', `${REMOTE_MAC} 192.168.91.9`], 'replace moves a unicast MAC')
+  await nl.appendFdb({ dev: vx, mac: ZERO, dst: '192.168.91.2' })
+  await nl.appendFdb({ dev: vx, mac: ZERO, dst: '192.168.91.3' })
+  t.equal((await nl.fdb(vx)).filter(f => f.mac === ZERO).length, 2, 'the all-zeros MAC takes several remotes')
+  await t.rejects(nl.replaceFdb({ dev: vx, mac: ZERO, dst: '192.168.91.4' }), refused('ENOTSUP'), 'and refuses replace')
+  await nl.deleteFdb({ dev: vx, mac: ZERO, dst: '192.168.91.3' })
+  t.equal((await nl.fdb(vx)).filter(f => f.mac === ZERO).length, 1, 'delete with dst: that remote only')
+  await nl.deleteFdb({ dev: vx, mac: ZERO })
   await nl.deleteFdb({ dev: vx, mac: REMOTE_MAC.toUpperCase() })
   t.same((await nl.fdb(vx)).map(f => f.mac), ['02:aa:bb:cc:dd:ee'], 'without dst: every remote of the MAC')
   await nl.deleteFdb({ dev: vx, mac: REMOTE_MAC })
