@@ -1,14 +1,46 @@
-// A thin typed layer over the netlink package's rtnetlink: links and addresses, as the IPVS mode needs
-// them (its dummy device and the VIPs bound to it) and the overlay will. fake.ts keeps the same
-// semantics in memory for unit tests.
-import netlink from 'netlink'
+// A thin typed layer over the netlink package's rtnetlink: links and their addresses, as the IPVS mode
+// needs them (its dummy device and the VIPs bound to it) and the overlay does (vxlan device, bridge, MTU,
+// up). fake.ts keeps the same semantics in memory for unit tests.
+import type { ifla, rt } from 'netlink'
 import { FerryError } from '../errors/errors.js'
-import { parseIP, type IPFamily } from '../net/ip.js'
+import type { IPFamily } from '../net/ip.js'
+import { kindLinkInfo, parseLinkInfo, vxlanLinkInfo, type VxlanDetails, type VxlanParams } from './linkinfo.js'
+import {
+  AF_INET, errnoName, fail, familyName, ipBytes, ipText, macBytes, macText, NLM_F_CREATE, NLM_F_EXCL, openRtSocket, type RtSocket,
+} from './socket.js'
+
+export type { VxlanDetails } from './linkinfo.js'
 
 export interface LinkInfo {
   readonly index: number
   readonly name: string
+  /** Administratively up (IFF_UP). */
   readonly up: boolean
+}
+
+export interface LinkDetails extends LinkInfo {
+  readonly mtu: number
+  /** Hardware address, lower case; '' for a device without one. */
+  readonly mac: string
+  /** IFLA_INFO_KIND ('vxlan', 'bridge', 'veth', …); '' for a device without one (lo, physical NICs). */
+  readonly kind: string
+  /** Index of the bridge it is enslaved to; 0 when none. */
+  readonly master: number
+  readonly vxlan?: VxlanDetails
+}
+
+export interface VxlanSpec extends VxlanParams {
+  readonly name: string
+  /** Device MTU; the kernel derives it from the uplink when omitted. */
+  readonly mtu?: number
+  /** Device MAC; random when omitted (a recreated device passes the MAC it published). */
+  readonly mac?: string
+}
+
+export interface BridgeSpec {
+  readonly name: string
+  readonly mtu?: number
+  readonly mac?: string
 }
 
 export interface AddressInfo {
@@ -20,8 +52,20 @@ export interface AddressInfo {
 
 export interface Links {
   linkByName: (name: string) => Promise<LinkInfo | null>
+  /** Index, MTU, MAC, kind, master and the vxlan settings of one link; null when it does not exist. */
+  linkDetails: (name: string) => Promise<LinkDetails | null>
+  listLinks: () => Promise<LinkDetails[]>
   /** Creates a dummy device (left down: addresses on it are still local, and it never answers ARP). */
   createDummy: (name: string) => Promise<LinkInfo>
+  /** Creates a vxlan device, left down. An existing name fails with errno EEXIST: the caller compares and recreates. */
+  createVxlan: (spec: VxlanSpec) => Promise<LinkDetails>
+  /** Creates a bridge, left down; an existing bridge of that name is returned as it is. */
+  createBridge: (spec: BridgeSpec) => Promise<LinkDetails>
+  setUp: (index: number) => Promise<void>
+  setMtu: (index: number, mtu: number) => Promise<void>
+  /** Enslaves a link to a bridge; masterIndex 0 releases it. */
+  setMaster: (index: number, masterIndex: number) => Promise<void>
+  /** Deletes a link by name; one already gone is not an error. */
   deleteLink: (name: string) => Promise<void>
   /** Addresses of one link, or of every link without an index. */
   addresses: (index?: number) => Promise<AddressInfo[]>
@@ -32,77 +76,89 @@ export interface Links {
   close: () => void
 }
 
-const NLM_F_CREATE = 0x400
-const NLM_F_EXCL = 0x200
-const AF_INET = 2
-const AF_INET6 = 10
+type LinkMessage = rt.LinkMessage
 
-function errnoName (e: unknown): string {
-  const m = /Request rejected: (E[A-Z]+)/.exec(e instanceof Error ? e.message : String(e))
-  return m?.[1] ?? ''
+export function linkDetailsOf (l: LinkMessage): LinkDetails {
+  const info = parseLinkInfo(l.attrs.linkinfo)
+  const d: LinkDetails = {
+    index: l.data.index ?? 0,
+    name: l.attrs.ifname ?? '',
+    up: l.data.flags?.up === true,
+    mtu: l.attrs.mtu ?? 0,
+    mac: macText(l.attrs.address),
+    kind: info.kind,
+    master: l.attrs.master ?? 0,
+  }
+  return info.vxlan !== undefined ? { ...d, vxlan: info.vxlan } : d
 }
 
-function fail (what: string, e: unknown): FerryError {
-  return new FerryError('FERRY_ERR_NETLINK', `${what}: ${errnoName(e) !== '' ? errnoName(e) : (e instanceof Error ? e.message : String(e))}`, { errno: errnoName(e) })
-}
-
-/** IFLA_LINKINFO holding IFLA_INFO_KIND = kind: a nested attribute the package leaves to us. */
-function linkInfoKind (kind: string): Buffer {
-  const payload = Buffer.from(kind + '\0')
-  const len = 4 + payload.length
-  const out = Buffer.alloc((len + 3) & ~3)
-  out.writeUInt16LE(len, 0)
-  out.writeUInt16LE(1, 2)
-  payload.copy(out, 4)
-  return out
-}
-
-function ipBytes (ip: string): { family: number, bytes: Buffer } {
-  const p = parseIP(ip)
-  if (p === null) throw new FerryError('FERRY_ERR_NETLINK', `not an IP address: ${ip}`)
-  if (p.family === 'IPv4') return { family: AF_INET, bytes: Buffer.from(p.ip.split('.').map(Number)) }
-  const groups = p.ip.split('::')
-  const head = (groups[0] ?? '') === '' ? [] : (groups[0] ?? '').split(':')
-  const tail = groups.length > 1 && (groups[1] ?? '') !== '' ? (groups[1] ?? '').split(':') : []
-  const all = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail]
-  const bytes = Buffer.alloc(16)
-  all.forEach((g, i) => { bytes.writeUInt16BE(parseInt(g, 16), i * 2) })
-  return { family: AF_INET6, bytes }
-}
-
-function ipText (family: number, b: Buffer): string {
-  if (family === AF_INET) return [...b.subarray(0, 4)].join('.')
-  const groups: string[] = []
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16))
-  return parseIP(groups.join(':'))?.ip ?? groups.join(':')
-}
-
-export function openLinks (): Links {
-  const s = netlink.createRtNetlink()
-  const link = (l: { data: { index?: number, flags?: { up?: true } }, attrs: { ifname?: string } }): LinkInfo =>
-    ({ index: l.data.index ?? 0, name: l.attrs.ifname ?? '', up: l.data.flags?.up === true })
-  const api: Links = {
+/** The link operations over a socket the caller owns (openNetlink shares it with routes, neighbours, FDB). */
+export function linkOps (s: RtSocket): Omit<Links, 'close'> {
+  const get = async (name: string): Promise<LinkMessage | null> => {
+    try {
+      const r = await s.getLink({}, { ifname: name })
+      return r[0] ?? null
+    } catch (e) {
+      if (errnoName(e) === 'ENODEV') return null
+      throw fail(`reading link ${name}`, e)
+    }
+  }
+  const mustGet = async (name: string, what: string): Promise<LinkDetails> => {
+    const l = await get(name)
+    if (l === null) throw new FerryError('FERRY_ERR_NETLINK', `${what} ${name} vanished after creation`, { errno: 'ENODEV' })
+    return linkDetailsOf(l)
+  }
+  const create = async (name: string, attrs: ifla.LinkAttrs, what: string): Promise<void> => {
+    await s.newLink({}, { ifname: name, ...attrs }, { flags: NLM_F_CREATE | NLM_F_EXCL }).catch((e: unknown) => { throw fail(`creating ${what} ${name}`, e) })
+  }
+  const set = async (index: number, data: rt.Link, attrs: ifla.LinkAttrs, what: string): Promise<void> => {
+    await s.setLink({ index, ...data }, attrs).catch((e: unknown) => { throw fail(`${what} of link ${index}`, e) })
+  }
+  const api: Omit<Links, 'close'> = {
     linkByName: async name => {
-      try {
-        const r = await s.getLink({}, { ifname: name })
-        return r[0] !== undefined ? link(r[0]) : null
-      } catch (e) {
-        if (errnoName(e) === 'ENODEV') return null
-        throw fail(`reading link ${name}`, e)
-      }
+      const l = await get(name)
+      return l === null ? null : { index: l.data.index ?? 0, name: l.attrs.ifname ?? '', up: l.data.flags?.up === true }
+    },
+    linkDetails: async name => {
+      const l = await get(name)
+      return l === null ? null : linkDetailsOf(l)
+    },
+    listLinks: async () => {
+      try { return (await s.getLinks()).map(linkDetailsOf) } catch (e) { throw fail('listing links', e) }
     },
     createDummy: async name => {
-      try { await s.newLink({}, { ifname: name, linkinfo: linkInfoKind('dummy') }, { flags: NLM_F_CREATE | NLM_F_EXCL }) } catch (e) {
+      try { await create(name, { linkinfo: kindLinkInfo('dummy') }, 'dummy device') } catch (e) {
         if (errnoName(e) !== 'EEXIST') throw fail(`creating dummy device ${name} (is the dummy module available?)`, e)
       }
-      const l = await api.linkByName(name)
-      if (l === null) throw new FerryError('FERRY_ERR_NETLINK', `dummy device ${name} vanished after creation`)
-      return l
+      const l = await mustGet(name, 'dummy device')
+      return { index: l.index, name: l.name, up: l.up }
     },
+    createVxlan: async spec => {
+      const attrs: ifla.LinkAttrs = { linkinfo: vxlanLinkInfo(spec) }
+      if (spec.mtu !== undefined) attrs.mtu = spec.mtu
+      if (spec.mac !== undefined) attrs.address = macBytes(spec.mac)
+      await create(spec.name, attrs, 'vxlan device')
+      return await mustGet(spec.name, 'vxlan device')
+    },
+    createBridge: async spec => {
+      const attrs: ifla.LinkAttrs = { linkinfo: kindLinkInfo('bridge') }
+      if (spec.mtu !== undefined) attrs.mtu = spec.mtu
+      if (spec.mac !== undefined) attrs.address = macBytes(spec.mac)
+      try { await create(spec.name, attrs, 'bridge') } catch (e) {
+        if (errnoName(e) !== 'EEXIST') throw e
+        const known = await mustGet(spec.name, 'bridge')
+        if (known.kind !== 'bridge') throw fail(`creating bridge ${spec.name}: a ${known.kind === '' ? 'non-bridge' : known.kind} link has the name`, e)
+        return known
+      }
+      return await mustGet(spec.name, 'bridge')
+    },
+    setUp: async index => { await set(index, { flags: { up: true }, change: { up: true } }, {}, 'setting up') },
+    setMtu: async (index, mtu) => { await set(index, {}, { mtu }, `setting MTU ${mtu}`) },
+    setMaster: async (index, masterIndex) => { await set(index, {}, { master: masterIndex }, `setting master ${masterIndex}`) },
     deleteLink: async name => {
-      const l = await api.linkByName(name)
+      const l = await get(name)
       if (l === null) return
-      try { await s.delLink({ index: l.index }) } catch (e) {
+      try { await s.delLink({ index: l.data.index ?? 0 }) } catch (e) {
         if (errnoName(e) !== 'ENODEV') throw fail(`deleting link ${name}`, e)
       }
     },
@@ -112,10 +168,11 @@ export function openLinks (): Links {
       const out: AddressInfo[] = []
       for (const a of r) {
         const fam = a.data.family ?? 0
-        if ((fam !== AF_INET && fam !== AF_INET6) || (index !== undefined && a.data.index !== index)) continue
+        const family = familyName(fam)
+        if (family === null || (index !== undefined && a.data.index !== index)) continue
         const raw = a.attrs.local ?? a.attrs.address
         if (raw === undefined) continue
-        out.push({ index: a.data.index ?? 0, family: fam === AF_INET ? 'IPv4' : 'IPv6', ip: ipText(fam, raw), prefix: a.data.prefixlen ?? 0 })
+        out.push({ index: a.data.index ?? 0, family, ip: ipText(fam, raw), prefix: a.data.prefixlen ?? 0 })
       }
       return out
     },
@@ -134,7 +191,11 @@ export function openLinks (): Links {
         if (errnoName(e) !== 'EADDRNOTAVAIL' && errnoName(e) !== 'ENODEV') throw fail(`removing ${ip}/${prefix}`, e)
       }
     },
-    close: () => { s.socket.close() },
   }
   return api
+}
+
+export function openLinks (): Links {
+  const s = openRtSocket()
+  return { ...linkOps(s), close: () => { s.socket.close() } }
 }
