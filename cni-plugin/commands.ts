@@ -49,8 +49,8 @@ function ranges (families: readonly NodeFamily[]): IpamRange[] {
 }
 
 function settings (conf: NetConf, sf: SubnetFile): { families: NodeFamily[], mtu: number, masq: boolean } {
-  // ipMasq in the config overrides the node file; FERRY_IPMASQ=true means ferryd masquerades already.
-  return { families: nodeFamilies(sf), mtu: conf.mtu ?? sf.mtu, masq: conf.ipMasq ?? !sf.ipMasq }
+  // FERRY_IPMASQ=true: pods' traffic leaving the cluster network is masqueraded here; the config's ipMasq overrides it.
+  return { families: nodeFamilies(sf), mtu: conf.mtu ?? sf.mtu, masq: conf.ipMasq ?? sf.ipMasq }
 }
 
 export function makeFuncs (deps: Deps): Funcs {

@@ -1,13 +1,11 @@
 // ferry-cni end to end as root, run exactly as a runtime does (env + stdin JSON), inside a throwaway
-// "node" netns so the bridge lives there; two pod netns. Until pkg/ipam is merged, the plugin runs with a
-// file-backed stand-in IPAM (test/e2e/fixtures/cni-standin.ts) and the real bin/ferry-cni is skipped.
+// "node" netns so the bridge lives there; two pod netns; the real disk IPAM in a temp dir.
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { spawnExec } from '../../pkg/exec/exec.js'
-import { DISK_IPAM_AVAILABLE } from '../../cni-plugin/ipam-disk.js'
 import { hostVethName, masqChainName } from '../../cni-plugin/names.js'
 
 if (process.getuid?.() !== 0) {
@@ -23,11 +21,6 @@ const sh = async (...argv: string[]): Promise<{ code: number, stdout: string, st
 interface Run { code: number, out: Record<string, unknown> | null, raw: string }
 
 type Plugin = string[]
-
-function standin (state: string): Plugin {
-  const loader = resolve(ROOT, 'node_modules/@tapjs/typescript/dist/esm/import.mjs')
-  return ['env', `FERRY_TEST_IPAM_STATE=${state}`, process.execPath, `--import=${loader}`, join(ROOT, 'test/e2e/fixtures/cni-standin.ts')]
-}
 
 async function cni (plugin: Plugin, command: string, env: Record<string, string>, conf: Record<string, unknown>): Promise<Run> {
   const [cmd, ...args] = ['ip', 'netns', 'exec', NODE, ...plugin]
@@ -51,16 +44,15 @@ async function setup (t: Test): Promise<{ dir: string, conf: Record<string, unkn
     for (const ns of [NODE, ...PODS]) await sh('ip', 'netns', 'del', ns)
     rmSync(dir, { recursive: true, force: true })
   })
-  writeFileSync(join(dir, 'subnet.env'), 'FERRY_NETWORK=10.99.0.0/16\nFERRY_SUBNET=10.99.1.1/24\nFERRY_MTU=1400\nFERRY_IPMASQ=true\n')
+  writeFileSync(join(dir, 'subnet.env'), 'FERRY_NETWORK=10.99.0.0/16\nFERRY_SUBNET=10.99.1.1/24\nFERRY_MTU=1400\nFERRY_IPMASQ=false\n')
   return { dir, conf: { cniVersion: '1.0.0', name: 'fytest', type: 'ferry-cni', bridge: 'fybr0', subnetFile: join(dir, 'subnet.env'), dataDir: join(dir, 'ipam') } }
 }
 
 const podEnv = (i: number): Record<string, string> => ({ CNI_CONTAINERID: `fycid${i}`, CNI_NETNS: `/run/netns/${PODS[i] ?? ''}`, CNI_IFNAME: 'eth0' })
 const inNs = async (ns: string, ...argv: string[]): Promise<{ code: number, stdout: string, stderr: string }> => await sh('ip', 'netns', 'exec', ns, ...argv)
 
-async function scenario (t: Test, plugin: (dir: string) => Plugin): Promise<void> {
-  const { dir, conf } = await setup(t)
-  const p = plugin(dir)
+async function scenario (t: Test, p: Plugin): Promise<void> {
+  const { conf } = await setup(t)
   const masqConf = { ...conf, ipMasq: true }
   const results: Array<Record<string, unknown>> = []
   for (const i of [0, 1]) {
@@ -109,10 +101,6 @@ async function scenario (t: Test, plugin: (dir: string) => Plugin): Promise<void
   t.same(ver.out, { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] })
 }
 
-t.test('bin/ferry-cni with the disk IPAM', { skip: DISK_IPAM_AVAILABLE ? false : 'pkg/ipam/disk.js is not merged yet (cni-plugin/ipam-disk.ts is a stand-in)' }, async t => {
-  await scenario(t, () => [join(ROOT, 'bin/ferry-cni')])
-})
-
-t.test('the real dataplane with a file-backed stand-in IPAM', async t => {
-  await scenario(t, dir => standin(join(dir, 'ipam.json')))
+t.test('bin/ferry-cni with the disk IPAM, run as a runtime runs it', async t => {
+  await scenario(t, [join(ROOT, 'bin/ferry-cni')])
 })

@@ -32,7 +32,7 @@ t.test('ADD: bridge with the gateway, veth into the netns, address, route, MTU, 
     { name: HOST_A, mac: '02:00:00:00:00:01' },
     { name: 'eth0', mac: '02:00:00:00:00:02', sandbox: NETNS_A },
   ])
-  t.equal(h.dp.chains.size, 0, 'FERRY_IPMASQ=true: ferryd masquerades, not ferry-cni')
+  t.equal(h.dp.chains.size, 0, 'FERRY_IPMASQ=false: no masquerade')
 })
 
 t.test('ADD: config overrides the node file (mtu, ipMasq, bridge, dataDir)', async t => {
