@@ -55,6 +55,8 @@ export interface StartEtcdOptions {
   args?: string[]
   /** Add user root with this password and enable etcd's auth once healthy. */
   auth?: { password: string }
+  /** Addresses etcd also serves clients on (same port), e.g. a bridge address that network namespaces reach. */
+  extraClientHosts?: string[]
 }
 
 interface Teardownable { teardown: (fn: () => unknown) => void }
@@ -168,7 +170,7 @@ export async function startEtcd (t?: Teardownable, opts: StartEtcdOptions = {}):
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCD')) env[k] = v
     const child = spawn(bin, [
       '--name', 'ferry-test', '--data-dir', dataDir,
-      '--listen-client-urls', client, '--advertise-client-urls', client,
+      '--listen-client-urls', [client, ...(opts.extraClientHosts ?? []).map(h => `${scheme}://${h}:${clientPort}`)].join(','), '--advertise-client-urls', client,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `ferry-test=${peer}`, '--initial-cluster-state', 'new',
       '--logger', 'zap', '--log-level', 'warn', ...tlsArgs, ...(opts.args ?? []),

@@ -230,3 +230,23 @@ t.test('usage names the DNS flags and their defaults', async t => {
   t.match(text, '(default cluster.local)')
   t.match(text, '(default insecure)')
 })
+
+t.test('overlay flags: defaults, static pod CIDRs inside the cluster CIDR, values checked', async t => {
+  const d = load([])
+  t.same([d.overlay, d.overlayBackend, d.podCIDRs, d.subnetFile, d.ipMasq, d.subnetLeaseTTLMs, d.vxlanVNI, d.vxlanPort],
+    [false, 'vxlan', [], '/run/ferry/subnet.env', false, 86_400_000, 1, 8472])
+  const c = load(['--overlay', '--pod-cidr', '10.244.3.0/24', '--cluster-cidr', '10.244.0.0/16', '--overlay-backend', 'host-gw', '--overlay-iface', 'eth1', '--public-ip', '192.168.1.5', '--ip-masq'])
+  t.same([c.overlay, c.overlayBackend, c.podCIDRs, c.overlayIface, c.publicIP, c.ipMasq], [true, 'host-gw', ['10.244.3.0/24'], 'eth1', '192.168.1.5', true])
+  t.same(load(['--overlay', '--etcd-endpoints', 'http://127.0.0.1:2379']).podCIDRs, [], 'with etcd the lease decides the subnet')
+  const bad: Array<[string[], RegExp]> = [
+    [['--overlay'], /podCIDR: --overlay without etcd needs --pod-cidr/],
+    [['--overlay', '--pod-cidr', '10.245.0.0/24', '--cluster-cidr', '10.244.0.0/16'], /podCIDR: 10\.245\.0\.0\/24 must lie inside the --cluster-cidr of its family \(10\.244\.0\.0\/16\)/],
+    [['--overlay', '--pod-cidr', '10.244.3.0/24'], /must lie inside the --cluster-cidr of its family \(none given\)/],
+    [['--overlay-backend', 'udp'], /overlayBackend: must be vxlan or host-gw/],
+    [['--pod-cidr', '10.244.3.0/24,10.244.4.0/24'], /podCIDR: at most one IPv4 CIDR/],
+    [['--public-ip', 'nope'], /publicIP: must be an IP address/],
+    [['--vxlan-vni', '0'], /vxlanVNI: must be 1-16777215/],
+    [['--vxlan-port', '70000'], /vxlanPort: must be 1-65535/],
+  ]
+  for (const [argv, re] of bad) t.throws(() => load(argv), re, argv.join(' '))
+})
