@@ -7,6 +7,7 @@ import { ClusterStore } from '../pkg/cache/store.js'
 import { debugStates, readiness, startAll, stopAll, type Component } from '../pkg/component/component.js'
 import { ProxyComponent } from '../pkg/component/proxy-component.js'
 import { DnsComponent } from '../pkg/dns/component.js'
+import { OverlayComponent } from '../pkg/overlay/component.js'
 import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
@@ -67,6 +68,7 @@ async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number
 function buildComponents (cfg: Config, log: Logger, registry: Registry, store: ClusterStore, backends: Backends, mode: ProxyMode): { proxy: ProxyComponent, components: Component[] } {
   const proxy = new ProxyComponent({ config: cfg, backends, mode, store, registry, log: log.child('proxy'), localAddresses: nodeIPs })
   const components: Component[] = [proxy]
+  if (cfg.overlay) components.push(new OverlayComponent({ config: cfg, log: log.child('overlay') }))
   // DNS follows the proxiers: a name is published once its rules are in the kernel.
   if (cfg.dnsListen.length > 0) {
     components.push(new DnsComponent({ config: cfg, store, registry, log: log.child('dns'), gates: proxy.proxiers, localAddresses: nodeIPs, version: FERRY_VERSION }))
