@@ -131,7 +131,8 @@ class VxlanBackend implements OverlayBackend {
       if (mac === undefined || !UNICAST_MAC.test(mac)) reason = `no unicast VtepMAC (${p.vtepMAC ?? 'none'})`
       else if (pub === null) reason = `public IP ${p.publicIP} is not an address`
       else if (vtep === undefined) reason = `no ${pub.family} underlay device (node has no public ${pub.family})`
-      else if (macOwner.has(`${pub.family}|${mac}`)) reason = `VtepMAC ${mac} already used by ${macOwner.get(`${pub.family}|${mac}`) ?? ''}`
+      // One node's two leases (v4 and v6 subnet over one public IP) share their FDB entry; two dsts cannot.
+      else if ((fdb.get(`${pub.family}|${mac}`)?.dst ?? pub.ip) !== pub.ip) reason = `VtepMAC ${mac} already goes to another node (${macOwner.get(`${pub.family}|${mac}`) ?? ''})`
       if (reason !== undefined || mac === undefined || pub === null || vtep === undefined) {
         skipped.push({ key: p.key, reason: reason ?? '' })
         continue

@@ -290,8 +290,17 @@ t.test('vxlan: configure replaces an older subnet address; dual stack puts each 
   const only4 = await node()
   const c = await vxlan(only4)
   await c.prepare()
-  await c.setPeers([peer6(2)])
-  t.match(c.state(), { skipped: [{ key: peer6(2).key, reason: /no IPv6 underlay device/ }] })
+  await c.configure({ subnets: [cidr('10.244.1.0/24'), cidr('fd00:10:244:1::/64')] })
+  await c.setPeers([peer6(2), peer(3), peer6(3, { publicIP: '192.168.91.3' }), peer(4, { vtepMAC: mac(3) })])
+  t.match(c.state(), { skipped: [{ key: peer6(2).key, reason: /no IPv6 underlay device/ }, { key: peer(4).key, reason: /already goes to another node/ }] })
+  t.same(await tables(only4.fake, 'ferry.1'), {
+    neigh: [`10.244.3.0 ${mac(3)}`, `fd00:10:244:3:: ${mac(3)}`],
+    fdb: [`${mac(3)} 192.168.91.3`],
+    routes: ['10.244.3.0/24 via 10.244.3.0 onlink', 'fd00:10:244:3::/64 via fd00:10:244:3:: onlink'],
+  }, "one node's two leases over one public IP share the FDB entry")
+  t.same((await only4.fake.addresses((await only4.fake.linkDetails('ferry.1'))?.index)).map(a => `${a.ip}/${a.prefix}`).sort(), ['10.244.1.0/32', 'fd00:10:244:1::/128'], 'both families on ferry.1 without ferry-v6.1')
+  await c.setPeers([peer6(3, { publicIP: '192.168.91.3' })])
+  t.same((await tables(only4.fake, 'ferry.1')).fdb, [`${mac(3)} 192.168.91.3`], 'the v4 lease gone, the FDB entry stays for the v6 one')
 })
 
 t.test('host-gw refuses a public IP that is not on the uplink', async t => {
