@@ -118,6 +118,8 @@ network_config_dir = "${join(dir, 'net')}"
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
+tmp_dir = "${join(dir, 'libpod')}"
+events_logger = "none"
 `)
     // podman 4.3's libcni refuses cniVersion 1.1.0.
     writeFileSync(join(dir, 'net', `${opts.network}.conflist`), JSON.stringify({
