@@ -8,6 +8,28 @@ import { CniCode, CniError } from './errors.js'
 
 const sysNet = (name: string): string => `/sys/class/net/${name}`
 
+/** Link names of this process's netns: /proc/self/net follows the caller, /sys the netns that mounted it. */
+function ownLinkNames (): string[] {
+  return readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2).map(l => l.split(':')[0]?.trim() ?? '').filter(n => n !== '')
+}
+
+let sysIsOurs: boolean | undefined
+/**
+ * Whether /sys/class/net shows our netns (a runtime that entered the node's netns without remounting /sys
+ * would otherwise make us miss the bridge we created). Decided once per process, cheaply.
+ */
+function sysShowsOwnNetns (): boolean {
+  if (sysIsOurs === undefined) {
+    let sys: string[] = []
+    try { sys = readdirSync('/sys/class/net') } catch {}
+    const own = ownLinkNames()
+    sysIsOurs = own.length === sys.length && own.every(n => sys.includes(n))
+  }
+  return sysIsOurs
+}
+
+interface IpLink { ifname: string, address?: string, master?: string }
+
 export class IpDataplane implements Dataplane {
   private readonly exec: Exec
   constructor (exec: Exec = spawnExec) { this.exec = exec }
@@ -23,7 +45,21 @@ export class IpDataplane implements Dataplane {
     }
   }
 
-  async linkExists (name: string): Promise<boolean> { return existsSync(sysNet(name)) }
+  async linkExists (name: string): Promise<boolean> { return sysShowsOwnNetns() ? existsSync(sysNet(name)) : ownLinkNames().includes(name) }
+
+  /** One link's MAC and master, from /sys when it shows our netns, else from `ip -j link`. */
+  private async linkInfo (name: string): Promise<{ mac: string, master: string } | null> {
+    if (sysShowsOwnNetns()) {
+      if (!existsSync(sysNet(name))) return null
+      let master = ''
+      try { master = readlinkSync(`${sysNet(name)}/master`).split('/').pop() ?? '' } catch {}
+      return { mac: readFileSync(`${sysNet(name)}/address`, 'utf8').trim(), master }
+    }
+    if (!ownLinkNames().includes(name)) return null
+    const r = await this.exec(['ip', '-j', 'link', 'show', 'dev', name])
+    const l = r.code === 0 ? (JSON.parse(r.stdout) as IpLink[])[0] : undefined
+    return l === undefined ? null : { mac: l.address ?? '', master: l.master ?? '' }
+  }
 
   async setupHost (bridge: BridgeSpec, veth: VethSpec): Promise<string> {
     try {
@@ -37,7 +73,7 @@ export class IpDataplane implements Dataplane {
 
   private async hostBatch (bridge: BridgeSpec, veth: VethSpec): Promise<string> {
     const lines: string[] = []
-    const exists = existsSync(sysNet(bridge.name))
+    const exists = await this.linkExists(bridge.name)
     if (!exists) lines.push(`link add ${bridge.name} address ${bridge.mac} mtu ${bridge.mtu} type bridge`)
     else for (const stale of await this.staleBridgeAddresses(bridge)) lines.push(`addr del ${stale} dev ${bridge.name}`)
     for (const a of bridge.addresses) lines.push(`addr replace ${a} dev ${bridge.name}${a.includes(':') ? ' nodad' : ''}`)
@@ -54,7 +90,7 @@ export class IpDataplane implements Dataplane {
       }
       throw e
     }
-    return exists ? readFileSync(`${sysNet(bridge.name)}/address`, 'utf8').trim() : bridge.mac
+    return exists ? (await this.linkInfo(bridge.name))?.mac ?? bridge.mac : bridge.mac
   }
 
   /**
@@ -111,9 +147,9 @@ export class IpDataplane implements Dataplane {
   }
 
   async removeVeth (hostName: string): Promise<void> {
-    if (!existsSync(sysNet(hostName))) return
+    if (!await this.linkExists(hostName)) return
     const r = await this.exec(['ip', 'link', 'del', hostName])
-    if (r.code !== 0 && existsSync(sysNet(hostName))) throw new Error(`ip link del ${hostName}: ${r.stderr.trim()}`)
+    if (r.code !== 0 && await this.linkExists(hostName)) throw new Error(`ip link del ${hostName}: ${r.stderr.trim()}`)
   }
 
   async masquerade (m: MasqSpec): Promise<void> {
@@ -161,10 +197,7 @@ export class IpDataplane implements Dataplane {
   }
 
   async observe (netns: string, ifname: string, hostName: string): Promise<Observed> {
-    let hostMaster: string | null = null
-    if (existsSync(sysNet(hostName))) {
-      try { hostMaster = readlinkSync(`${sysNet(hostName)}/master`).split('/').pop() ?? '' } catch { hostMaster = '' }
-    }
+    const hostMaster = (await this.linkInfo(hostName))?.master ?? null
     const r = await this.exec(['nsenter', `--net=${netns}`, 'sh', '-c',
       'ip -j addr show dev "$1" && ip -j -4 route show dev "$1" && ip -j -6 route show dev "$1"', 'sh', ifname])
     if (r.code !== 0) return { hostMaster, pod: null }
@@ -189,7 +222,9 @@ export class IpDataplane implements Dataplane {
   }
 
   async bridgePorts (bridge: string): Promise<string[]> {
-    try { return readdirSync(`${sysNet(bridge)}/brif`) } catch { return [] }
+    if (sysShowsOwnNetns()) { try { return readdirSync(`${sysNet(bridge)}/brif`) } catch { return [] } }
+    const r = await this.exec(['ip', '-j', 'link', 'show', 'master', bridge])
+    return r.code === 0 ? (JSON.parse(r.stdout) as IpLink[]).map(l => l.ifname) : []
   }
 
   private async run (argv: string[], stdin: string): Promise<void> {
