@@ -2,7 +2,7 @@
 // "node" netns so the bridge lives there; two pod netns; the real disk IPAM in a temp dir.
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { spawnExec } from '../../pkg/exec/exec.js'
@@ -103,4 +103,27 @@ async function scenario (t: Test, p: Plugin): Promise<void> {
 
 t.test('bin/ferry-cni with the disk IPAM, run as a runtime runs it', async t => {
   await scenario(t, [join(ROOT, 'bin/ferry-cni')])
+})
+
+t.test('50 parallel ADDs get 50 distinct IPs; 50 parallel DELs leave the pool empty', async t => {
+  const { dir, conf } = await setup(t)
+  const pods = Array.from({ length: 50 }, (_, i) => `fycniM${i}`)
+  for (const ns of pods) { await sh('ip', 'netns', 'del', ns); await sh('ip', 'netns', 'add', ns) }
+  t.teardown(async () => { for (const ns of pods) await sh('ip', 'netns', 'del', ns) })
+  const env = (i: number): Record<string, string> => ({ CNI_CONTAINERID: `fymany${i}`, CNI_NETNS: `/run/netns/${pods[i] ?? ''}`, CNI_IFNAME: 'eth0' })
+  const plugin = [join(ROOT, 'bin/ferry-cni')]
+  const adds = await Promise.all(pods.map(async (_, i) => await cni(plugin, 'ADD', env(i), conf)))
+  t.same(adds.filter(r => r.code !== 0).map(r => r.raw), [], 'every ADD succeeded')
+  const ips = adds.map(r => String((r.out?.ips as Array<{ address: string }> | undefined)?.[0]?.address ?? ''))
+  t.equal(new Set(ips).size, 50, '50 distinct addresses')
+  t.notOk(ips.some(ip => ip.startsWith('10.99.1.1/')), 'never the gateway')
+  const ports = (await inNs(NODE, 'ip', '-o', 'link', 'show', 'master', 'fybr0')).stdout.trim().split('\n').filter(l => l !== '')
+  t.equal(ports.length, 50, '50 host veths on the bridge')
+  const dels = await Promise.all(pods.map(async (_, i) => await cni(plugin, 'DEL', env(i), conf)))
+  t.same(dels.filter(r => r.code !== 0).map(r => r.raw), [], 'every DEL succeeded')
+  const store = join(dir, 'ipam', 'fytest')
+  const left = readdirSync(store).filter(f => /^\d+\.\d+\.\d+\.\d+$/.test(f))
+  t.same(left, [], 'no IP reserved in the store')
+  t.same(readdirSync(join(store, 'attachments')), [], 'no ownership record left')
+  t.equal((await inNs(NODE, 'ip', '-o', 'link', 'show', 'master', 'fybr0')).stdout.trim(), '', 'no host veth left')
 })
