@@ -1,0 +1,64 @@
+// The overlay component without etcd (--pod-cidr), over the stateful netlink fake: the device and its
+// address, the node file, readiness, debug state, and a device deleted behind its back.
+import t from 'tap'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig, type Config } from '../../pkg/config/config.js'
+import { silentLogger } from '../../pkg/log/log.js'
+import { FakeNetlink } from '../../pkg/netlink/fake.js'
+import { OverlayComponent } from '../../pkg/overlay/component.js'
+
+function config (dir: string, extra: string[]): Config {
+  const c = loadConfig(['--overlay', '--pod-cidr', '10.244.7.0/24', '--cluster-cidr', '10.244.0.0/16', '--overlay-iface', 'eth0',
+    '--subnet-file', join(dir, 'subnet.env'), ...extra])
+  if (c === 'help') throw new Error('help')
+  return c
+}
+
+function fakeNode (): FakeNetlink {
+  const nl = new FakeNetlink()
+  const eth0 = nl.addLink({ name: 'eth0', mtu: 1500, up: true })
+  void nl.addAddress(eth0.index, '192.168.50.7', 24)
+  return nl
+}
+
+t.test('vxlan: device, address, node file, ready; a deleted device comes back with its MAC', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-ovc-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const nl = fakeNode()
+  const c = new OverlayComponent({ config: config(dir, ['--ip-masq']), log: silentLogger, netlink: nl, reconcileMs: 20 })
+  t.same(c.ready(), { ready: false, reason: 'no subnet lease yet' })
+  await c.start()
+  t.teardown(async () => { await c.stop() })
+  t.same(c.ready(), { ready: true, reason: '' })
+  t.equal(readFileSync(join(dir, 'subnet.env'), 'utf8'), 'FERRY_NETWORK=10.244.0.0/16\nFERRY_SUBNET=10.244.7.1/24\nFERRY_MTU=1450\nFERRY_IPMASQ=true\n')
+  const dev = await nl.linkDetails('ferry.1')
+  t.match(dev, { kind: 'vxlan', up: true, mtu: 1450, vxlan: { vni: 1, port: 8472, local: '192.168.50.7', learning: false } })
+  t.same((await nl.addresses(dev?.index)).map(a => `${a.ip}/${a.prefix}`), ['10.244.7.0/32'], 'the subnet\'s network address, /32')
+  const state = c.debugState() as { overlay: { subnets: string[], uplink: { name: string, publicIP: string } } }
+  t.same([state.overlay.subnets, state.overlay.uplink.name, state.overlay.uplink.publicIP], [['10.244.7.0/24'], 'eth0', '192.168.50.7'])
+  const mac = dev?.mac
+  await nl.deleteLink('ferry.1')
+  const end = Date.now() + 5000
+  while (await nl.linkDetails('ferry.1') === null && Date.now() < end) await new Promise(resolve => setTimeout(resolve, 20))
+  t.equal((await nl.linkDetails('ferry.1'))?.mac, mac, 'the slow-period check recreated the device with the MAC its lease published')
+})
+
+t.test('host-gw: the uplink MTU, no device', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-ovc-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const nl = fakeNode()
+  const c = new OverlayComponent({ config: config(dir, ['--overlay-backend', 'host-gw']), log: silentLogger, netlink: nl })
+  await c.start()
+  t.teardown(async () => { await c.stop() })
+  t.match(readFileSync(join(dir, 'subnet.env'), 'utf8'), /^FERRY_NETWORK=10\.244\.0\.0\/16\nFERRY_SUBNET=10\.244\.7\.1\/24\nFERRY_MTU=1500\nFERRY_IPMASQ=false\n$/)
+  t.equal(await nl.linkDetails('ferry.1'), null)
+})
+
+t.test('a missing uplink is a clear error', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-ovc-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const c = new OverlayComponent({ config: config(dir, []), log: silentLogger, netlink: new FakeNetlink() })
+  await t.rejects(c.start(), /--overlay-iface eth0: no such link/)
+})
