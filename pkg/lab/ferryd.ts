@@ -1,4 +1,5 @@
-// Runs the compiled ferryd inside a lab's node namespace and talks to its HTTP endpoint there.
+// Runs the compiled ferryd inside a lab's node namespace (the one-node Lab's, or a node of an
+// OverlayCluster) and talks to its HTTP endpoint there.
 import type { ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,14 +19,17 @@ export interface LabFerryd {
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-export function startFerryd (lab: Lab, args: string[], opts: { httpPort?: number, env?: NodeJS.ProcessEnv } = {}): LabFerryd {
+/** Where ferryd runs: a namespace, and a way to start and run programs in it (a Lab is one). */
+export type FerrydHost = Pick<Lab, 'nodeNs' | 'spawn' | 'sh'>
+
+export function startFerryd (lab: FerrydHost, args: string[], opts: { httpPort?: number, env?: NodeJS.ProcessEnv } = {}): LabFerryd {
   const httpPort = opts.httpPort ?? 10249
   const proc = lab.spawn(['node', FERRYD_JS, '--http-listen', `127.0.0.1:${httpPort}`, ...args], lab.nodeNs, opts.env !== undefined ? { env: opts.env } : {})
   let out = ''
   proc.stdout?.on('data', (b: Buffer) => { out += b.toString() })
   proc.stderr?.on('data', (b: Buffer) => { out += b.toString() })
   const http = async (path: string): Promise<{ status: number, body: string }> => {
-    const r = await lab.sh(['curl', '-sS', '--max-time', '3', '-w', '\n%{http_code}', `http://127.0.0.1:${httpPort}${path}`]).catch(() => '\n0')
+    const r = await lab.sh(['curl', '-sS', '--max-time', '3', '-w', '\n%{http_code}', `http://127.0.0.1:${httpPort}${path}`], lab.nodeNs).catch(() => '\n0')
     const i = r.lastIndexOf('\n')
     return { status: Number(r.slice(i + 1)), body: r.slice(0, i) }
   }

@@ -3,6 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { spawnExec, run, type Exec } from '../exec/exec.js'
+import { startPodServer } from './pod-server.js'
+import { httpGet, spread, type GetResult } from './probe.js'
 
 /** Address conventions shared by the demo, tests and benches. */
 export const LAB = {
@@ -24,18 +26,6 @@ export function podIP6 (ip: string): string {
   const [, , a = 0, b = 0] = ip.split('.').map(Number)
   return `fd00:10:244::${(a * 256 + b).toString(16)}`
 }
-
-// A tiny dual-stack server answering every TCP request with its pod name and the client's address,
-// and UDP datagrams likewise.
-const SERVER = `
-const http = require('http'); const dgram = require('dgram'); const name = process.argv[1];
-const addr = a => a.replace(/^::ffff:/, '');
-for (const p of process.argv.slice(2).map(Number)) {
-  http.createServer((q, s) => { s.setHeader('connection', 'close'); s.end(name + ' ' + addr(q.socket.remoteAddress) + '\\n') }).listen(p, '::');
-  const u = dgram.createSocket('udp6'); u.on('message', (m, r) => u.send(name + ' ' + addr(r.address) + '\\n', r.port, r.address)); u.bind(p, '::');
-}
-process.stdout.write('ready\\n');
-`
 
 // One datagram from a fixed source port (so conntrack sees the same 5-tuple each time); prints the
 // answer, 'timeout', or 'refused' (the socket is connected, so a REJECT's ICMP surfaces as ECONNREFUSED).
@@ -139,12 +129,7 @@ export class Lab {
   }
 
   private async serve (pod: Pod, ports: number[]): Promise<void> {
-    const child = this.spawn(['node', '-e', SERVER, pod.name, ...ports.map(String)], pod.ns)
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`pod ${pod.name}: server did not start`)) }, 10_000)
-      child.stdout?.once('data', () => { clearTimeout(timer); resolve() })
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`pod ${pod.name}: server exited ${code ?? ''}`)) })
-    })
+    await startPodServer((argv, ns) => this.spawn(argv, ns), pod.name, pod.ns, ports)
   }
 
   /** Starts a long-lived process inside `ns`; the lab kills it on close. */
@@ -158,12 +143,8 @@ export class Lab {
    * One HTTP GET from `ns` with a fresh connection. Returns the body, or the curl error
    * ('refused', 'timeout', or curl's exit code) so tests can tell REJECT from DROP.
    */
-  async get (url: string, ns = this.clientNs, timeoutS = 2): Promise<{ ok: true, body: string } | { ok: false, error: string, ms: number }> {
-    const t0 = Date.now()
-    const r = await this.exec(['ip', 'netns', 'exec', ns, 'curl', '-gsS', '--max-time', String(timeoutS), url])
-    if (r.code === 0) return { ok: true, body: r.stdout.trim() }
-    const error = r.code === 7 ? 'refused' : r.code === 28 ? 'timeout' : `curl exit ${r.code}: ${r.stderr.trim()}`
-    return { ok: false, error, ms: Date.now() - t0 }
+  async get (url: string, ns = this.clientNs, timeoutS = 2): Promise<GetResult> {
+    return await httpGet(this.exec, ns, url, timeoutS)
   }
 
   /** One UDP datagram from `ns`, source port `sport`, to addr:port: the answer ("<pod> <client>"), 'timeout' or 'refused'. */
@@ -173,13 +154,7 @@ export class Lab {
 
   /** `n` GETs; returns how many answers each pod gave (keyed by the first word of the body). */
   async spread (url: string, n: number, ns = this.clientNs): Promise<Map<string, number>> {
-    const counts = new Map<string, number>()
-    for (let i = 0; i < n; i++) {
-      const r = await this.get(url, ns)
-      const key = r.ok ? (r.body.split(' ')[0] ?? '') : `error:${r.error}`
-      counts.set(key, (counts.get(key) ?? 0) + 1)
-    }
-    return counts
+    return await spread(async () => await this.get(url, ns), n)
   }
 
   async close (): Promise<void> {
