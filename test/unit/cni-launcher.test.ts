@@ -3,7 +3,7 @@
 // folder with no dist/, so an input it defers fails with "not built yet" instead of reaching node.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { SUPPORTED_VERSIONS, versionInfo } from '../../cni-plugin/versions.js'
@@ -59,4 +59,32 @@ t.test('other verbs always go to node', async t => {
   const r = run('{"cniVersion":"1.0.0"}', { CNI_COMMAND: 'ADD' })
   t.equal(r.code, 1)
   t.match(r.err, /not built yet/)
+})
+
+t.test('the snapshot only while the node that built it is still that file, else the bundle', async t => {
+  const root = mkdtempSync(join(tmpdir(), 'fy-launcher-snap-'))
+  t.teardown(() => { rmSync(root, { recursive: true, force: true }) })
+  mkdirSync(join(root, 'bin'))
+  const cni = join(root, 'dist', 'cni-plugin')
+  mkdirSync(cni, { recursive: true })
+  const l = join(root, 'bin', 'ferry-cni')
+  copyFileSync(resolve(import.meta.dirname, '../../bin/ferry-cni'), l)
+  // A stand-in "node" that built the blob: it reports how it was started.
+  const fakeNode = join(root, 'node-bin')
+  const script = '#!/bin/sh\necho "snapshot $1 ${2##*/}"\n'
+  writeFileSync(fakeNode, script)
+  chmodSync(fakeNode, 0o755)
+  linkSync(fakeNode, join(cni, 'ferry-cni.node'))
+  writeFileSync(join(cni, 'ferry-cni.snapshot'), `${fakeNode}\n`)
+  writeFileSync(join(cni, 'ferry-cni.blob'), '')
+  writeFileSync(join(cni, 'ferry-cni.cjs'), 'process.stdout.write("bundle")\n')
+  const go = (): string => spawnSync('sh', [l], { input: '{}', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CNI_COMMAND: 'ADD' }, encoding: 'utf8' }).stdout.trim()
+  t.equal(go(), 'snapshot --snapshot-blob ferry-cni.blob', 'same binary: the snapshot')
+  // An upgrade replaces the file (a new inode at the same path): the blob no longer fits it.
+  rmSync(fakeNode)
+  writeFileSync(fakeNode, script)
+  chmodSync(fakeNode, 0o755)
+  t.equal(go(), 'bundle', 'replaced binary: the bundle, with node from PATH')
+  rmSync(join(cni, 'ferry-cni.snapshot'))
+  t.equal(go(), 'bundle', 'no stamp: the bundle')
 })
