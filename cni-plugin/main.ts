@@ -1,5 +1,7 @@
 // ferry-cni entry. VERSION (podman asks it of every plugin on every run) is answered from the small
-// versions module alone; every other verb imports the rest on demand.
+// versions module alone; every other verb imports the rest on demand. bin/ferry-cni answers the usual
+// VERSION inputs itself and runs this file from the one-file bundle (cni-plugin/bundle.ts), so this
+// module must also run as CommonJS: no top-level await.
 import { readFileSync, writeSync } from 'node:fs'
 import { versionInfo } from './versions.js'
 
@@ -21,9 +23,16 @@ function write (text: string): void {
   while (off < buf.length) off += writeSync(1, buf, off)
 }
 
-if (process.env.CNI_COMMAND === 'VERSION') {
-  write(versionInfo(await readStdin().catch(() => '')))
-} else {
+async function main (): Promise<void> {
+  if (process.env.CNI_COMMAND === 'VERSION') {
+    write(versionInfo(await readStdin().catch(() => '')))
+    return
+  }
   const { runPlugin } = await import('./plugin.js')
   process.exitCode = await runPlugin({ getenv: (k) => process.env[k], stdin: readStdin, stdout: write })
 }
+
+main().catch((e: unknown) => {
+  console.error(e)
+  process.exitCode = 1
+})
