@@ -6,7 +6,8 @@ import type { Dataplane } from './dataplane.js'
 import { CniCode, CniError, toCniError } from './errors.js'
 import { HOST_VETH, hostVethName, masqChainName, randomMac } from './names.js'
 import { mergeResults, parseResult, type CniRoute, type Result } from './result.js'
-import { nodeFamilies, parseSubnetFile, type NodeFamily, type SubnetFile } from './subnet-file.js'
+import { parseSubnetFile, type SubnetFile } from '../pkg/overlay/subnet-file.js'
+import { nodeFamilies, type NodeFamily } from './subnet-file.js'
 
 export interface IpamOptions { readonly dataDir: string, readonly network: string, readonly ranges: readonly IpamRange[] }
 

@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parse as parseYAML } from 'yaml'
 import { FerryError, errorMessage } from '../errors/errors.js'
-import { cidrContains, isLoopback, parseCIDR, parseIP, type IPFamily } from '../net/ip.js'
+import { cidrContains, isLoopback, parseCIDR, parseIP, type IPFamily, type ParsedCIDR } from '../net/ip.js'
 import { checkAccessSettings } from '../etcd/access.js'
 import { parseEndpoint, redact } from '../etcd/url.js'
 import { formatHostPort, isDNSName, parseHostPort, parseResolvConf, type HostPort } from './dns-addresses.js'
@@ -290,15 +290,7 @@ function check (raw: Record<string, unknown>, readFile: (p: string) => string, r
     if (f !== 'IPv4' && f !== 'IPv6') fail('ipFamilies', `must be IPv4 and/or IPv6, got ${JSON.stringify(f)}`)
     return f
   })
-  const clusterCIDRs: string[] = []
-  const cidrFamilies = new Set<IPFamily>()
-  for (const text of (raw.clusterCIDRs as string[] | undefined) ?? []) {
-    const c = parseCIDR(text)
-    if (c === null) fail('clusterCIDR', `must be a CIDR, got ${JSON.stringify(text)}`)
-    if (cidrFamilies.has(c.family)) fail('clusterCIDR', `at most one ${c.family} CIDR, got ${JSON.stringify(text)} too`)
-    cidrFamilies.add(c.family)
-    clusterCIDRs.push(c.text)
-  }
+  const clusterCIDRs = cidrsPerFamily('clusterCIDR', raw.clusterCIDRs)
   const nodePortAddresses = (raw.nodePortAddresses as string[] | undefined) ?? []
   for (const c of nodePortAddresses) if (parseCIDR(c) === null) fail('nodePortAddresses', `must be CIDRs, got ${JSON.stringify(c)}`)
   const bit = raw.masqueradeBit as number
@@ -353,6 +345,21 @@ function check (raw: Record<string, unknown>, readFile: (p: string) => string, r
   }
 }
 
+/** A CIDR list option, at most one per family, in canonical form; `each` checks every CIDR in turn. */
+function cidrsPerFamily (key: string, list: unknown, each?: (c: ParsedCIDR) => void): string[] {
+  const out: string[] = []
+  const families = new Set<IPFamily>()
+  for (const text of (list as string[] | undefined) ?? []) {
+    const c = parseCIDR(text)
+    if (c === null) fail(key, `must be a CIDR, got ${JSON.stringify(text)}`)
+    if (families.has(c.family)) fail(key, `at most one ${c.family} CIDR, got ${JSON.stringify(text)} too`)
+    families.add(c.family)
+    each?.(c)
+    out.push(c.text)
+  }
+  return out
+}
+
 type OverlaySettings = Pick<Config, 'overlay' | 'overlayBackend' | 'podCIDRs' | 'overlayIface' | 'publicIP' | 'subnetFile' | 'ipMasq' | 'subnetLeaseTTLMs' | 'vxlanVNI' | 'vxlanPort'>
 
 /** The overlay flags: without etcd, each pod subnet must sit in the cluster CIDR of its family. */
@@ -360,17 +367,12 @@ function checkOverlay (raw: Record<string, unknown>, clusterCIDRs: readonly stri
   const overlay = raw.overlay as boolean
   const backend = String(raw.overlayBackend)
   if (backend !== 'vxlan' && backend !== 'host-gw') fail('overlayBackend', `must be vxlan or host-gw, got ${JSON.stringify(backend)}`)
-  const podCIDRs: string[] = []
-  for (const text of (raw.podCIDRs as string[] | undefined) ?? []) {
-    const c = parseCIDR(text)
-    if (c === null) fail('podCIDR', `must be a CIDR, got ${JSON.stringify(text)}`)
-    if (podCIDRs.some(p => parseCIDR(p)?.family === c.family)) fail('podCIDR', `at most one ${c.family} CIDR, got ${JSON.stringify(text)} too`)
+  const podCIDRs = cidrsPerFamily('podCIDR', raw.podCIDRs, c => {
     const net = clusterCIDRs.map(x => parseCIDR(x)).find(n => n?.family === c.family)
     if (overlay && !etcd && (net === undefined || net === null || net.prefix > c.prefix || !cidrContains(net, c.ip))) {
       fail('podCIDR', `${c.text} must lie inside the --cluster-cidr of its family (${net?.text ?? 'none given'})`)
     }
-    podCIDRs.push(c.text)
-  }
+  })
   if (overlay && !etcd && podCIDRs.length === 0) fail('podCIDR', '--overlay without etcd needs --pod-cidr (this node\'s subnet) and --cluster-cidr (the network)')
   const publicIP = raw.publicIP === undefined ? undefined : String(raw.publicIP)
   if (publicIP !== undefined && parseIP(publicIP) === null) fail('publicIP', `must be an IP address, got ${JSON.stringify(publicIP)}`)

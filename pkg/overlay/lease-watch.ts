@@ -2,9 +2,9 @@
 // changed, DELETE (including an etcd lease expiring) → removed. After a compaction or a broken stream it
 // lists again and diffs the *whole* list against what it last reported, so a VtepMAC that changed while
 // we were away comes out as "changed" (flannel re-announces only unknown subnets and keeps stale MACs).
-import type { Etcd3, IWatchResponse } from 'etcd3'
+import type { Etcd3, IEvent } from 'etcd3'
 import { FerryError, errorMessage } from '../errors/errors.js'
-import { prefixRangeEnd } from '../etcd/keys.js'
+import { watchPrefix, type WatchEnd } from '../etcd/watch.js'
 import { sameAttrs, subnetsPrefix, type Lease } from './lease-codec.js'
 import { listLeases, toLease } from './lease-store.js'
 
@@ -105,43 +105,28 @@ export class LeaseWatcher {
     try { this.h.event(ev) } catch (e) { this.opts.log?.('warn', 'lease handler.event threw', { error: errorMessage(e) }) }
   }
 
-  private async watch (client: Etcd3, from: number, created: () => void): Promise<'compacted' | 'stopped'> {
-    const stream = await client.watchClient.watch()
-    return await new Promise((resolve, reject) => {
-      let settled = false
-      const finish = (fn: () => void): void => {
-        if (settled) return
-        settled = true
-        this.endWatch = undefined
-        try { stream.cancel() } catch {}
-        fn()
+  private async watch (client: Etcd3, from: number, created: () => void): Promise<WatchEnd> {
+    const w = watchPrefix(client, { prefix: this.prefix, fromRevision: from, created, events: evs => { this.apply(evs) } })
+    this.endWatch = w.stop
+    if (this.stopped) w.stop()
+    try { return await w.done } finally { this.endWatch = undefined }
+  }
+
+  private apply (events: IEvent[]): void {
+    for (const ev of events) {
+      const key = ev.kv.key.toString('utf8')
+      if (ev.type === 'Put') {
+        const l = toLease(key, ev.kv.value, ev.kv.lease, ev.kv.mod_revision, this.opts.prefix)
+        if (l instanceof FerryError) { this.h.error?.(l); continue } // keep the last good value
+        const old = this.known.get(key)
+        this.known.set(key, l)
+        if (old === undefined) this.emit({ type: 'added', lease: l })
+        else if (!sameAttrs(old.attrs, l.attrs)) this.emit({ type: 'changed', lease: l, previous: old })
+      } else {
+        const old = this.known.get(key)
+        if (old !== undefined) { this.known.delete(key); this.emit({ type: 'removed', lease: old }) }
       }
-      this.endWatch = () => { finish(() => { resolve('stopped') }) }
-      if (this.stopped) { this.endWatch(); return }
-      stream.on('data', (res: IWatchResponse) => {
-        if (settled) return
-        if (res.compact_revision !== undefined && res.compact_revision !== '0' && res.compact_revision !== '') { finish(() => { resolve('compacted') }); return }
-        if (res.canceled) { finish(() => { reject(new Error(`watch canceled by etcd: ${res.cancel_reason}`)) }); return }
-        if (res.created) created()
-        for (const ev of res.events) {
-          const key = ev.kv.key.toString('utf8')
-          if (ev.type === 'Put') {
-            const l = toLease(key, ev.kv.value, ev.kv.lease, ev.kv.mod_revision, this.opts.prefix)
-            if (l instanceof FerryError) { this.h.error?.(l); continue } // keep the last good value
-            const old = this.known.get(key)
-            this.known.set(key, l)
-            if (old === undefined) this.emit({ type: 'added', lease: l })
-            else if (!sameAttrs(old.attrs, l.attrs)) this.emit({ type: 'changed', lease: l, previous: old })
-          } else {
-            const old = this.known.get(key)
-            if (old !== undefined) { this.known.delete(key); this.emit({ type: 'removed', lease: old }) }
-          }
-        }
-      })
-      stream.on('error', (err: Error) => { finish(() => { reject(err) }) })
-      stream.on('end', () => { finish(() => { reject(new Error('watch stream ended')) }) })
-      stream.write({ create_request: { key: Buffer.from(this.prefix), range_end: prefixRangeEnd(this.prefix), start_revision: from } })
-    })
+    }
   }
 
   private async sleep (ms: number): Promise<void> {

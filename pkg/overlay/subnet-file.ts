@@ -9,8 +9,8 @@
 //   FERRY_NETWORK_IPV6=fd00:10:244::/56 only when dual-stack (both or neither)
 //   FERRY_SUBNET_IPV6=fd00:10:244:1::1/64
 //
-// Users and tests may write it by hand. The CNI plugin keeps its own small parser (start-up time); this one
-// is ferryd's and the tests'.
+// Users and tests may write it by hand. ferryd and ferry-cni share parseSubnetFile, so a file one writes
+// the other reads; this module's imports stay light (node builtins, pkg/net, pkg/errors) for ferry-cni.
 import { open, mkdir, rename, rm } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { dirname, basename, join } from 'node:path'
@@ -100,7 +100,7 @@ export function parseSubnetFile (text: string, origin = 'subnet file'): SubnetFi
   }
   const need = (k: string): string => {
     const v = values.get(k)
-    if (v === undefined || v === '') fail(origin, k, 'missing')
+    if (v === undefined || v === '') fail(origin, k, `missing ${k}=<value>`)
     return v
   }
   const mtuText = need('FERRY_MTU')
@@ -131,7 +131,7 @@ function fail (origin: string, key: string, msg: string): never {
   throw new FerryError('FERRY_ERR_PARSE', `${origin}: ${key}: ${msg}`, { origin, key })
 }
 
-/** Network a CIDR of the family, subnet gateway/prefix inside it, MTU in range, v6 pair complete. */
+/** Network a CIDR of the family, subnet gateway/prefix inside it (not its network address), MTU in range, v6 pair complete. */
 function check (f: SubnetFile, origin: string): void {
   pair(origin, 'FERRY_NETWORK', f.network, 'FERRY_SUBNET', f.subnet, 'IPv4')
   if (!Number.isInteger(f.mtu) || f.mtu < 68 || f.mtu > 65535) fail(origin, 'FERRY_MTU', `must be between 68 and 65535, got ${f.mtu}`)
@@ -146,5 +146,6 @@ function pair (origin: string, nk: string, nv: string, sk: string, sv: string, f
   if (net === null || net.family !== family) fail(origin, nk, `want an ${family} network CIDR, got ${JSON.stringify(nv)}`)
   const gw = parseCidr(sv)
   if (gw === null || gw.family !== family) fail(origin, sk, `want an ${family} gateway/prefix, got ${JSON.stringify(sv)}`)
+  if (parseCidr(sv, { strict: true }) !== null) fail(origin, sk, `${sv} names the network address, not the gateway`)
   if (!containsCidr(net, gw)) fail(origin, sk, `${sv} is not inside ${nk} ${nv}`)
 }

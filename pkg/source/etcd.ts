@@ -1,17 +1,15 @@
 // EtcdSource: list everything under `<prefix>/v1/` at one revision, hand it to `replace`, then watch from
 // the next revision and forward PUT → upsert, DELETE → remove. On compaction (the watch's start revision
 // is gone) or on reconnect after an outage it lists again and calls `replace`, so nothing is missed.
-//
-// Why not etcd3's Watcher: it resumes from the last *header* revision (not the last event it delivered),
-// turns compaction into a generic "error" event (throwing if nobody listens), and keeps its own reconnect
-// timers alive after cancel. We drive the raw Watch stream instead: one stream, one watcher, one loop.
-import type { Etcd3, IDuplexStream, IEvent, IWatchRequest, IWatchResponse } from 'etcd3'
+// The watch is the raw Watch stream (pkg/etcd/watch.ts says why): one stream, one watcher, one loop.
+import type { Etcd3, IEvent } from 'etcd3'
 import type { KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
 import { describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from '../etcd/access.js'
 import { connector, type ClientFactory, type EtcdConnector } from '../etcd/client.js'
 import { decodeValue } from '../etcd/codec.js'
 import { objectsPrefix, parseKey, prefixRangeEnd } from '../etcd/keys.js'
+import { watchPrefix, type WatchEnd } from '../etcd/watch.js'
 import type { Source, SourceHandler } from './source.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
@@ -41,9 +39,6 @@ export interface EtcdSourceOptions {
    */
   beforeWatch?: (fromRevision: number) => void | Promise<void>
 }
-
-type WatchEnd = 'compacted' | 'stopped'
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>
 
 const COMPACTED = /compacted/i
 
@@ -202,42 +197,21 @@ export class EtcdSource implements Source {
 
   /** Watches from `from`; resolves on compaction or stop, rejects on any other end of the stream. */
   private async watch (client: Etcd3, h: SourceHandler, from: number, on: { created: () => void, events: () => void }): Promise<WatchEnd> {
-    const stream: WatchStream = await client.watchClient.watch()
-    return await new Promise<WatchEnd>((resolve, reject) => {
-      let settled = false
-      const finish = (fn: () => void): void => {
-        if (settled) return
-        settled = true
-        this.endWatch = undefined
-        try { stream.cancel() } catch {}
-        fn()
-      }
-      this.endWatch = () => { finish(() => { resolve('stopped') }) }
-      if (this.stopped) { this.endWatch(); return }
-      stream.on('data', (res: IWatchResponse) => {
-        if (settled) return
-        if (res.compact_revision !== undefined && res.compact_revision !== '0' && res.compact_revision !== '') {
-          finish(() => { resolve('compacted') })
-          return
-        }
-        if (res.canceled) {
-          finish(() => { reject(new Error(`watch canceled by etcd: ${res.cancel_reason !== '' ? res.cancel_reason : 'no reason given'}`)) })
-          return
-        }
-        if (res.created) on.created()
-        if (res.events.length > 0) on.events()
-        for (const ev of res.events) this.apply(h, ev)
+    const w = watchPrefix(client, {
+      prefix: this.prefix,
+      fromRevision: from,
+      progressNotify: true,
+      created: on.created,
+      events: (events, res) => {
+        if (events.length > 0) on.events()
+        for (const ev of events) this.apply(h, ev)
         const rev = Number(res.header.revision)
-        if (res.events.length === 0 && rev > this.lastRevision) this.lastRevision = rev // progress notify
-      })
-      stream.on('error', (err: Error) => { finish(() => { reject(err) }) })
-      stream.on('end', () => { finish(() => { reject(new Error('watch stream ended')) }) })
-      stream.write({
-        create_request: {
-          key: Buffer.from(this.prefix), range_end: prefixRangeEnd(this.prefix), start_revision: from, progress_notify: true,
-        },
-      })
+        if (events.length === 0 && rev > this.lastRevision) this.lastRevision = rev // progress notify
+      },
     })
+    this.endWatch = w.stop
+    if (this.stopped) w.stop()
+    try { return await w.done } finally { this.endWatch = undefined }
   }
 
   private apply (h: SourceHandler, ev: IEvent): void {

@@ -3,30 +3,15 @@
 // `ip netns exec fy… node <script>`; `ip -d link`, `ip neigh`, `bridge fdb` and `ip route` are the
 // independent witnesses. A second scenario runs against the kernel and FakeNetlink alike and must give
 // the same answers: the fake's semantics are measured here. The uplink is a veth pair (no dummy driver).
-import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { promisify } from 'node:util'
 import t from 'tap'
 import { FakeNetlink } from '../../pkg/netlink/fake.js'
 import type { Netlink } from '../../pkg/netlink/netlink.js'
+import { json, netnsChildKit, run, sh } from '../helpers/netns-child.js'
 
-if (process.getuid?.() !== 0) {
-  t.plan(0, 'needs root')
-  process.exit(0)
-}
-const DIST = resolve('dist')
-if (!existsSync(join(DIST, 'pkg/netlink/netlink.js'))) {
-  t.fail('dist/pkg/netlink/netlink.js missing: run `npm run build` first')
-  process.exit(1)
-}
-
-const run = promisify(execFile)
+const kit = netnsChildKit('pkg/netlink/netlink.js', 'fy-netlink-')
 const NS = `fynl${randomBytes(3).toString('hex')}`
-const DIR = mkdtempSync(join(tmpdir(), 'fy-netlink-'))
 const VTEP_MAC = '02:00:00:00:01:01'
 const REMOTE_MAC = '02:00:00:00:02:02'
 
@@ -176,13 +161,11 @@ const steps = await import(scenario)
 const nl = openNetlink()
 try { process.stdout.write(JSON.stringify(await steps[step](nl))) } finally { nl.close() }
 `
-writeFileSync(join(DIR, 'scenario.mjs'), SCENARIO)
-writeFileSync(join(DIR, 'child.mjs'), CHILD)
+const SCENARIO_URL = pathToFileURL(kit.script('scenario.mjs', SCENARIO)).href
+const CHILD_PATH = kit.script('child.mjs', CHILD)
 
-const sh = async (...argv: string[]): Promise<string> => (await run(argv[0] ?? '', argv.slice(1))).stdout
-const json = async <T>(...argv: string[]): Promise<T> => JSON.parse(await sh(...argv)) as T
 const inNs = async <T>(step: string): Promise<T> =>
-  await json<T>('ip', 'netns', 'exec', NS, process.execPath, join(DIR, 'child.mjs'), DIST, pathToFileURL(join(DIR, 'scenario.mjs')).href, step)
+  await json<T>('ip', 'netns', 'exec', NS, process.execPath, CHILD_PATH, kit.dist, SCENARIO_URL, step)
 
 async function uplink (): Promise<void> {
   for (const argv of [
@@ -199,7 +182,7 @@ t.before(async () => {
 })
 t.teardown(async () => {
   await run('ip', ['netns', 'del', NS]).catch(() => {})
-  rmSync(DIR, { recursive: true, force: true })
+  kit.cleanup()
 })
 
 interface IpLink { ifindex: number, ifname: string, mtu: number, address: string, flags: string[], linkinfo?: { info_kind: string, info_data?: Record<string, unknown> } }
@@ -272,7 +255,7 @@ t.test('FakeNetlink answers as the kernel does', async t => {
   fake.addLink({ name: 'fyup', kind: 'veth', mtu: 1500 })
   fake.addLink({ name: 'fypeer', kind: 'veth', mtu: 1500 })
   await fake.addAddress((await fake.linkDetails('fyup'))?.index ?? 0, '192.168.91.1', 24)
-  const steps = await import(pathToFileURL(join(DIR, 'scenario.mjs')).href) as { semantics: (nl: Netlink) => Promise<Record<string, unknown>> }
+  const steps = await import(SCENARIO_URL) as { semantics: (nl: Netlink) => Promise<Record<string, unknown>> }
   const emulated = await steps.semantics(fake)
   for (const k of Object.keys(real)) t.same(emulated[k], real[k], k)
   t.same(Object.keys(emulated).sort(), Object.keys(real).sort(), 'same steps')

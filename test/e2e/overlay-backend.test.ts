@@ -4,27 +4,13 @@
 // command per line, so reconcile runs in the same backend that programmed the kernel. Each node holds
 // 10.244.<n>.1/32 on lo as the address of its pod subnet; a ping between those must cross the overlay.
 // `ip`, `bridge`, `iptables` and the device counters are the independent witnesses.
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
-import { promisify } from 'node:util'
 import t from 'tap'
+import { json, netnsChildKit, run, sh } from '../helpers/netns-child.js'
 
-if (process.getuid?.() !== 0) {
-  t.plan(0, 'needs root')
-  process.exit(0)
-}
-const DIST = resolve('dist')
-if (!existsSync(join(DIST, 'pkg/overlay/backend.js'))) {
-  t.fail('dist/pkg/overlay/backend.js missing: run `npm run build` first')
-  process.exit(1)
-}
-
-const run = promisify(execFile)
-const DIR = mkdtempSync(join(tmpdir(), 'fy-ovlbackend-'))
+const kit = netnsChildKit('pkg/overlay/backend.js', 'fy-ovlbackend-')
 const TAG = randomBytes(3).toString('hex')
 const namespaces: string[] = []
 const children: ChildProcessWithoutNullStreams[] = []
@@ -55,10 +41,8 @@ for await (const line of createInterface({ input: process.stdin })) {
 }
 nl.close()
 `
-writeFileSync(join(DIR, 'child.mjs'), CHILD)
+const CHILD_PATH = kit.script('child.mjs', CHILD)
 
-const sh = async (...argv: string[]): Promise<string> => (await run(argv[0] ?? '', argv.slice(1))).stdout
-const json = async <T>(...argv: string[]): Promise<T> => JSON.parse(await sh(...argv)) as T
 const ok = async (...argv: string[]): Promise<boolean> => await run(argv[0] ?? '', argv.slice(1)).then(() => true, () => false)
 
 interface Reply { ok: boolean, value?: unknown, code?: string, message?: string }
@@ -74,7 +58,7 @@ interface Node {
 }
 
 function startChild (ns: string, type: string, uplink: string, publicIP: string): Node['call'] {
-  const c = spawn('ip', ['netns', 'exec', ns, process.execPath, join(DIR, 'child.mjs'), DIST, type, uplink, publicIP])
+  const c = spawn('ip', ['netns', 'exec', ns, process.execPath, CHILD_PATH, kit.dist, type, uplink, publicIP])
   children.push(c)
   const lines = createInterface({ input: c.stdout })[Symbol.asyncIterator]()
   let stderr = ''
@@ -126,7 +110,7 @@ async function unpair (): Promise<void> {
 
 t.teardown(async () => {
   await unpair()
-  rmSync(DIR, { recursive: true, force: true })
+  kit.cleanup()
 })
 
 const ping = async (from: Node, to: Node, extra: string[] = []): Promise<boolean> =>

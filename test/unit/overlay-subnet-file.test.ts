@@ -81,6 +81,7 @@ t.test('parser: hand-written files, comments, errors name the key', async t => {
     [base.replace('true', 'yes'), 'FERRY_IPMASQ'],
     [base.replace('10.244.1.1/24', '10.245.1.1/24'), 'FERRY_SUBNET'],
     [base.replace('10.244.0.0/16', '10.244.0.1/16'), 'FERRY_NETWORK'],
+    [base.replace('10.244.1.1/24', '10.244.1.0/24'), 'FERRY_SUBNET'],
     [base + 'FERRY_NETWORK_IPV6=fd00::/56\n', 'FERRY_SUBNET_IPV6'],
     [base + 'FERRY_NETWORK_IPV6=10.0.0.0/8\nFERRY_SUBNET_IPV6=10.0.0.1/24\n', 'FERRY_NETWORK_IPV6'],
     [base + 'FERRY_MTU=1400\n', 'FERRY_MTU'],
