@@ -14,6 +14,8 @@ PKGS+=(nsd unbound dnsperf)
 # CNI: podman (runc, CNI backend) drives ferry-cni in the tests; the reference plugins are the bench's
 # peer and portmap chains after ferry-cni; busybox-static fills the test containers' rootfs.
 PKGS+=(podman runc containernetworking-plugins busybox-static)
+# bench/overlay-throughput.ts: iperf3 between pods (Debian's package does not start its daemon by default).
+PKGS+=(iperf3)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ] || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
