@@ -144,6 +144,11 @@ export class IpDataplane implements Dataplane {
   async enableForwarding (families: ReadonlyArray<'IPv4' | 'IPv6'>): Promise<void> {
     const files = new Set(families.map(f => f === 'IPv4' ? '/proc/sys/net/ipv4/ip_forward' : '/proc/sys/net/ipv6/conf/all/forwarding'))
     for (const f of files) if (readFileSync(f, 'utf8').trim() !== '1') writeFileSync(f, '1')
+    // A ClusterIP whose endpoint shares the bridge: the bridged reply must meet conntrack to be un-DNATed,
+    // which br_netfilter does only with these on (where the kernel has it).
+    for (const f of families.map(f => f === 'IPv4' ? '/proc/sys/net/bridge/bridge-nf-call-iptables' : '/proc/sys/net/bridge/bridge-nf-call-ip6tables')) {
+      if (existsSync(f) && readFileSync(f, 'utf8').trim() !== '1') writeFileSync(f, '1')
+    }
   }
 
   async removeVeth (hostName: string): Promise<void> {
