@@ -10,6 +10,8 @@ export const RT_TABLE_MAIN = 254
 export const RTPROT_KERNEL = 2
 /** What `ip route` sets; the default for replaceRoute. */
 export const RTPROT_BOOT = 3
+/** The protocol ferry tags its overlay routes with (unassigned in iproute2's rt_protos), so a restarted ferryd knows its own. */
+export const RTPROT_FERRY = 240
 export const RT_SCOPE_UNIVERSE = 0
 export const RT_SCOPE_LINK = 253
 const RT_SCOPE_NOWHERE = 255

@@ -1,11 +1,14 @@
 // The host-gw backend (OVERLAY.md §2.9–2.10): no device, one route per peer `<subnet> via <PublicIP> dev
 // <uplink>`. The nodes must share the uplink's L2 segment, so it refuses a public IP that is not on the
 // uplink (flannel: "probably you're on a NAT"); the pods' MTU is the uplink's. reconcile plays flannel's
-// 10 s routeCheck, but reads the kernel and re-adds only the routes that are missing or changed.
+// 10 s routeCheck, but reads the kernel and re-adds only the routes that are missing or changed. Its
+// routes carry protocol RTPROT_FERRY: after a restart, the routes to peers that left meanwhile are
+// recognised as ours and removed (flannel keeps them until reboot).
 import { FerryError } from '../errors/errors.js'
 import type { Cidr } from '../net/cidr.js'
 import { parseIP, type IPFamily } from '../net/ip.js'
 import { Lane } from '../async/lane.js'
+import { RTPROT_FERRY } from '../netlink/routes.js'
 import type { CheckedDeps, LocalSubnets, OverlayBackend, OverlayPeer } from './backend.js'
 import { EntryTable, Failures } from './backend-sync.js'
 
@@ -22,7 +25,8 @@ class HostGwBackend implements OverlayBackend {
   private skipped: Array<{ key: string, reason: string }> = []
   private readonly routes = new EntryTable<Route>((a, b) => a.gateway === b.gateway && a.dev === b.dev)
   private readonly lane = new Lane()
-  private readonly counters = { restored: 0, reconciles: 0 }
+  private readonly counters = { restored: 0, reconciles: 0, adopted: 0 }
+  private peersKnown = false
 
   constructor (private readonly deps: CheckedDeps) {}
 
@@ -48,6 +52,7 @@ class HostGwBackend implements OverlayBackend {
   async setPeers (peers: readonly OverlayPeer[]): Promise<void> {
     await this.lane.run(async () => {
       this.peers = [...peers]
+      this.peersKnown = true
       this.render()
       await this.sync()
     })
@@ -57,14 +62,25 @@ class HostGwBackend implements OverlayBackend {
     await this.lane.run(async () => {
       this.counters.reconciles++
       const kernel = new Map<string, Route>()
-      const families = new Set([...this.routes.desired.values(), ...this.routes.programmed.values()].map(r => r.family))
-      for (const family of families) {
+      const ours = new Map<string, Route>()
+      for (const family of ['IPv4', 'IPv6'] as const) {
         for (const r of await this.deps.netlink.routes(family)) {
           // Only the uplink's: a route to that dst elsewhere is someone else's (desired: replaced; stale: left).
-          if (r.gateway !== null && r.dev === this.deps.uplink.index) kernel.set(`${family}|${r.dst}`, { family, dst: r.dst, gateway: r.gateway, dev: r.dev })
+          if (r.gateway === null || r.dev !== this.deps.uplink.index) continue
+          const route = { family, dst: r.dst, gateway: r.gateway, dev: r.dev }
+          kernel.set(`${family}|${r.dst}`, route)
+          if (r.protocol === RTPROT_FERRY) ours.set(`${family}|${r.dst}`, route)
         }
       }
       this.routes.refresh(k => kernel.get(k))
+      // Ours from an earlier run, to peers that are gone: stale once the peer set is known.
+      if (this.peersKnown) {
+        for (const [k, r] of ours) {
+          if (this.routes.desired.has(k) || this.routes.programmed.has(k)) continue
+          this.routes.programmed.set(k, r)
+          this.counters.adopted++
+        }
+      }
       const missing = this.routes.missing()
       if (missing.length > 0) {
         this.counters.restored += missing.length
@@ -112,7 +128,7 @@ class HostGwBackend implements OverlayBackend {
       if (await fail.step(`delete route ${r.dst} via ${r.gateway}`, async () => { await nl.deleteRoute({ dst: r.dst, dev: r.dev, gateway: r.gateway }) })) this.routes.programmed.delete(k)
     }
     for (const [k, r] of this.routes.missing()) {
-      if (await fail.step(`route ${r.dst} via ${r.gateway}`, async () => { await nl.replaceRoute({ dst: r.dst, gateway: r.gateway, dev: r.dev }) })) this.routes.programmed.set(k, r)
+      if (await fail.step(`route ${r.dst} via ${r.gateway}`, async () => { await nl.replaceRoute({ dst: r.dst, gateway: r.gateway, dev: r.dev, protocol: RTPROT_FERRY }) })) this.routes.programmed.set(k, r)
     }
     fail.throwIfAny('host-gw')
   }

@@ -211,7 +211,7 @@ t.test('host-gw: routes via the peer on the shared underlay; reconcile restores 
   await b.must('configure', [b.subnet])
   await a.must('setPeers', [{ key: 'b', subnet: b.subnet, publicIP: b.publicIP }])
   await b.must('setPeers', [{ key: 'a', subnet: a.subnet, publicIP: a.publicIP }])
-  const route = `10.244.2.0/24 via ${b.publicIP} dev ${a.uplink}`
+  const route = `10.244.2.0/24 via ${b.publicIP} dev ${a.uplink} proto 240`
   t.equal((await sh('ip', '-n', a.ns, 'route', 'show', b.subnet)).trim(), route, 'ip route on node A')
   const rx = async (): Promise<number> => (await link(b, b.uplink))?.stats64?.rx.packets ?? 0
   const before = await rx()

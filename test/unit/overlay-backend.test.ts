@@ -3,6 +3,7 @@
 // Addresses: underlay 192.168.91.0/24 (node n is .n), pod subnets 10.244.n.0/24 and fd00:10:244:n::/64.
 import t from 'tap'
 import { parseCidr, type Cidr } from '../../pkg/net/cidr.js'
+import { RTPROT_FERRY } from '../../pkg/netlink/routes.js'
 import { FakeNetlink } from '../../pkg/netlink/fake.js'
 import type { Netlink } from '../../pkg/netlink/netlink.js'
 import { createOverlayBackend, type OverlayBackend, type OverlayPeer } from '../../pkg/overlay/backend.js'
@@ -356,4 +357,24 @@ t.test('createOverlayBackend checks its options', async t => {
     ['device name too long', () => createOverlayBackend('vxlan', { ...deps, publicIPv6: 'fd00:91::1' }, { vni: 1234567 })],
   ] as const) t.throws(f, { code: 'FERRY_ERR_CONFIG' }, name)
   t.equal(createOverlayBackend('vxlan', deps, { port: 0 }).state().port, 8472, 'port 0 is the default')
+})
+
+t.test('host-gw tags its routes, and after a restart removes its own routes to peers that left, never others\'', async t => {
+  const n = await node()
+  const u = n.uplink.index
+  const first = createOverlayBackend('host-gw', { netlink: n.nl, uplink: n.uplink, publicIP: '192.168.91.1' }, {})
+  await first.prepare()
+  await first.setPeers([peer(2), peer(3)])
+  t.same((await n.fake.routes('IPv4')).filter(r => r.gateway !== null).map(r => r.protocol), [RTPROT_FERRY, RTPROT_FERRY], 'tagged RTPROT_FERRY')
+  await n.fake.replaceRoute({ dst: '10.244.9.0/24', gateway: '192.168.91.9', dev: u }) // an operator's, protocol boot
+  // ferryd restarts while peer 3 leaves: a new backend over the same kernel.
+  const again = createOverlayBackend('host-gw', { netlink: n.nl, uplink: n.uplink, publicIP: '192.168.91.1' }, {})
+  await again.prepare()
+  await again.reconcile()
+  t.equal((await n.fake.routes('IPv4')).filter(r => r.gateway !== null).length, 3, 'nothing removed before the peer set is known')
+  await again.setPeers([peer(2)])
+  await again.reconcile()
+  const left = (await n.fake.routes('IPv4')).filter(r => r.gateway !== null).map(r => `${r.dst} via ${r.gateway ?? ''}`).sort()
+  t.same(left, ['10.244.2.0/24 via 192.168.91.2', '10.244.9.0/24 via 192.168.91.9'], 'the departed peer\'s route went; the operator\'s stayed')
+  t.match(again.state(), { adopted: 1 })
 })
