@@ -39,8 +39,7 @@ async function scenario (t: Test, backend: 'vxlan' | 'host-gw'): Promise<void> {
   await c.serve(pb)
 
   if (backend === 'vxlan') await c.countUdpOut(a)
-  await waitFor('pod on A reaches pod on B', async () => await ok(['ping', '-c1', '-W1', pb.ip], pa.ns))
-  t.pass(`pod ${pa.ip} on node a pings pod ${pb.ip} on node b`)
+  await t.resolves(waitFor('pod on A reaches pod on B', async () => await ok(['ping', '-c1', '-W1', pb.ip], pa.ns)), `pod ${pa.ip} on node a pings pod ${pb.ip} on node b`)
   t.match(await c.get(`http://${pb.ip}:8080/`, pa.ns), { ok: true, body: `y ${pa.ip}` }, 'and fetches over HTTP from it, unmasqueraded')
   if (backend === 'vxlan') {
     const packets = await c.udpOut(a)
@@ -53,20 +52,17 @@ async function scenario (t: Test, backend: 'vxlan' | 'host-gw'): Promise<void> {
 
   const bNet = await network(b)
   await c.sh(['ip', 'route', 'del', bNet], a.ns)
-  await waitFor('the deleted route restored', async () => await routeTo(a, bNet) !== '', 25_000)
-  t.pass('a route to node b deleted by hand is restored by the slow-period check')
+  await t.resolves(waitFor('the deleted route restored', async () => await routeTo(a, bNet) !== '', 25_000), 'a route to node b deleted by hand is restored by the slow-period check')
 
   const before = await subnetOf(b)
   await b.ferryd?.stop()
   await c.startFerryd(b, ['--subnet-lease-ttl', '60s'])
   t.equal(await subnetOf(b), before, 'node b\'s restart reuses its subnet')
-  await waitFor('pods reach each other after the restart', async () => await ok(['ping', '-c1', '-W1', pb.ip], pa.ns))
-  t.pass('and the pods still reach each other')
+  await t.resolves(waitFor('pods reach each other after the restart', async () => await ok(['ping', '-c1', '-W1', pb.ip], pa.ns)), 'and the pods still reach each other')
 
   await b.ferryd?.stop()
   await etcd.delete().key(`${OVERLAY_LAB.etcdPrefix}/network/subnets/${bNet.replace('/', '-')}`)
-  await waitFor('routes to b removed on a', async () => await routeTo(a, bNet) === '')
-  t.pass('deleting node b\'s lease removes its route on node a')
+  await t.resolves(waitFor('routes to b removed on a', async () => await routeTo(a, bNet) === ''), 'deleting node b\'s lease removes its route on node a')
   if (backend === 'vxlan') {
     t.notMatch(await c.sh(['bridge', 'fdb', 'show', 'dev', OVERLAY_LAB.vxlanDevice], a.ns), b.ip, 'and its FDB entry')
   }
