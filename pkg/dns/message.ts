@@ -1,6 +1,7 @@
 // The DNS message model every part of pkg/dns shares: the parsed query, the records a handler answers
 // with, and the handler chain. Wire encoding lives in wire/; handlers never see bytes except as a raw
 // reply passed through from an upstream.
+import type { RawInfo } from './wire/raw.js'
 
 export const TYPE = {
   A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41,
@@ -91,6 +92,8 @@ export interface Answer {
 export interface RawReply {
   readonly kind: 'raw'
   readonly bytes: Uint8Array
+  /** The walk of `bytes` by whoever already made it (ID, case and TTL patches keep it valid), so no later link walks it again. */
+  readonly info?: RawInfo
 }
 
 export type Reply = Answer | RawReply

@@ -180,7 +180,7 @@ export class DnsServer {
 
   private encode (msg: Uint8Array, parsed: ParsedQuery, reply: Reply, limit: number): Uint8Array {
     if (reply.kind === 'raw') {
-      const info = inspectReply(reply.bytes)
+      const info = reply.info ?? inspectReply(reply.bytes)
       if (info === null) throw new Error('unreadable upstream reply')
       const e = parsed.query.edns
       return patchReply(clientCopy(reply.bytes, info, { edns: e !== undefined, do: e?.do === true }, limit), msg, parsed)

@@ -6,7 +6,7 @@
 // ID and question case; hits carry AA=1 and TTLs counted down from the stored one.
 import type { Registry } from 'prom-client'
 import { TYPE, type Handler, type Plugin, type Query, type Reply, type Request } from '../message.js'
-import { inspectReply, patchId, patchQuestionCase, rewriteTtls } from '../wire/raw.js'
+import { inspectReply, patchId, patchQuestionCase, rewriteTtls, type RawInfo } from '../wire/raw.js'
 import { cacheMetrics, noCacheMetrics, type CacheMetrics } from './metrics.js'
 import { DEFAULT_LIMITS, cacheDecision, type CacheType, type TtlLimits } from './policy.js'
 import { RandomStore } from './store.js'
@@ -40,7 +40,7 @@ export type CachePlugin = Plugin & {
 
 interface Entry {
   readonly bytes: Buffer
-  readonly ttlOffsets: readonly number[]
+  readonly info: RawInfo
   /** Seconds, clamped. */
   readonly ttl: number
   /** Milliseconds on the cache clock. */
@@ -95,16 +95,16 @@ export function cachePlugin (opts: CacheOptions = {}): CachePlugin {
     }
     metrics.hit(type)
     const out = forClient(e.bytes, q)
-    rewriteTtls(out, e.ttlOffsets, left)
+    rewriteTtls(out, e.info.ttlOffsets, left)
     out[2] = (out[2] as number) | AA
-    return { kind: 'raw', bytes: out }
+    return { kind: 'raw', bytes: out, info: e.info }
   }
 
   /** The one fetch a key's concurrent misses share: stores what is cacheable, returns the reply to copy. */
   const fetch = async (next: Handler, req: Request, key: string): Promise<Reply> => {
     const reply = await next(req)
     if (reply.kind !== 'raw') return reply
-    const view = inspectReply(reply.bytes)
+    const view = reply.info ?? inspectReply(reply.bytes)
     if (view === null) return reply
     const decision = cacheDecision(view, limits)
     if (decision === undefined) return reply
@@ -115,9 +115,9 @@ export function cachePlugin (opts: CacheOptions = {}): CachePlugin {
     // A key lives in one cache only: a success replaces a stale denial and the reverse.
     const other = stores[decision.type === 'success' ? 'denial' : 'success']
     if (other.delete(key)) metrics.entries(decision.type === 'success' ? 'denial' : 'success', other.size)
-    if (store.set(key, { bytes, ttlOffsets: view.ttlOffsets, ttl: decision.ttl, stored: now(), type: decision.type }) > 0) metrics.eviction(decision.type)
+    if (store.set(key, { bytes, info: view, ttl: decision.ttl, stored: now(), type: decision.type }) > 0) metrics.eviction(decision.type)
     metrics.entries(decision.type, store.size)
-    return { kind: 'raw', bytes }
+    return { kind: 'raw', bytes, info: view }
   }
 
   const miss = async (next: Handler, req: Request, key: string): Promise<Reply> => {
@@ -130,7 +130,7 @@ export function cachePlugin (opts: CacheOptions = {}): CachePlugin {
       shared.then(done, done)
     }
     const reply = await shared
-    return reply.kind === 'raw' ? { kind: 'raw', bytes: forClient(reply.bytes, req.query) } : reply
+    return reply.kind === 'raw' ? { kind: 'raw', bytes: forClient(reply.bytes, req.query), ...(reply.info !== undefined ? { info: reply.info } : {}) } : reply
   }
 
   // Hits return synchronously: no promise on the hot path.

@@ -165,7 +165,7 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
       if (!matches(got.view, q)) return answer(RCODE.FORMERR, [], [], [], false)
       patchId(got.bytes, q.id)
       patchQuestionCase(got.bytes, q.question.name)
-      return { kind: 'raw', bytes: got.bytes }
+      return { kind: 'raw', bytes: got.bytes, info: got.view }
     }
     return answer(RCODE.SERVFAIL, [], [], [], false)
   }
