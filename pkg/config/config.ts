@@ -4,10 +4,10 @@ import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parse as parseYAML } from 'yaml'
 import { FerryError, errorMessage } from '../errors/errors.js'
-import { cidrContains, isLoopback, parseCIDR, parseIP, type IPFamily, type ParsedCIDR } from '../net/ip.js'
+import { cidrContains, parseCIDR, parseIP, type IPFamily, type ParsedCIDR } from '../net/ip.js'
 import { checkAccessSettings } from '../etcd/access.js'
 import { parseEndpoint, redact } from '../etcd/url.js'
-import { formatHostPort, isDNSName, parseHostPort, parseResolvConf, type HostPort } from './dns-addresses.js'
+import { formatHostPort, isDNSName, loopingUpstreams, parseHostPort, parseResolvConf, type HostPort } from './dns-addresses.js'
 
 export type { HostPort } from './dns-addresses.js'
 
@@ -426,10 +426,8 @@ function checkDNS (raw: Record<string, unknown>, readFile: (p: string) => string
       if (upstreams.length === 0) fail(resolvConf, 'lists no nameserver: give --dns-upstream')
     }
   }
-  // Forwarding to ourselves would loop each unknown name until it times out (DNS.md §7.3).
-  for (const u of upstreams) {
-    const self = dnsListen.find(l => l.port === u.port && (l.host === u.host || ((l.host === '0.0.0.0' || l.host === '::') && isLoopback(u.host))))
-    if (self !== undefined) fail('dnsUpstream', `${formatHostPort(u)} is this server (--dns-listen ${formatHostPort(self)}): forwarding to it would loop`)
+  for (const { upstream: u, self } of loopingUpstreams(upstreams, dnsListen)) {
+    fail('dnsUpstream', `${formatHostPort(u)} is this server (--dns-listen ${formatHostPort(self)}): forwarding to it would loop`)
   }
   return {
     dnsListen,

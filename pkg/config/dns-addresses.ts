@@ -1,6 +1,8 @@
 // The DNS flags' address forms: HOST:PORT with IPv6 in brackets, and the nameserver and search lines of
 // resolv.conf(5), the forwarder's default upstreams (as CoreDNS's `forward . /etc/resolv.conf`).
-import { parseIP, type IPFamily } from '../net/ip.js'
+// Also the one check that no upstream is ferry itself, used by the config and by the forwarder.
+import { networkInterfaces } from 'node:os'
+import { isLoopback, parseIP, type IPFamily } from '../net/ip.js'
 
 export interface HostPort { readonly host: string, readonly port: number }
 
@@ -58,4 +60,45 @@ export function parseResolvConf (text: string): ResolvConf {
 export function isDNSName (name: string): boolean {
   if (name.length === 0 || name.length > 253) return false
   return name.split('.').every(l => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(l))
+}
+
+function canonicalHost (host: string): string {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h)
+  return mapped !== null ? mapped[1] as string : h
+}
+
+function isUnspecified (host: string): boolean {
+  return host === '' || host === '0.0.0.0' || host === '::'
+}
+
+function localAddresses (): string[] {
+  const out: string[] = []
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.push(canonicalHost(a.address))
+  return out
+}
+
+/**
+ * The upstreams that are one of ferry's own listen addresses (DNS.md §7.3: forwarding to ourselves
+ * loops each unknown name until it times out; systemd-resolved's 127.0.0.53 is the classic), each with
+ * the listen address it hits. A wildcard listener (0.0.0.0, ::) owns its port on loopback and on every
+ * local address, so those count too.
+ */
+export function loopingUpstreams (upstreams: readonly HostPort[], self: readonly HostPort[], local: () => readonly string[] = localAddresses): Array<{ upstream: HostPort, self: HostPort }> {
+  let locals: readonly string[] | undefined
+  const out: Array<{ upstream: HostPort, self: HostPort }> = []
+  for (const u of upstreams) {
+    const host = canonicalHost(u.host)
+    const hit = self.find(s => {
+      if (s.port !== u.port) return false
+      const sh = canonicalHost(s.host)
+      if (sh === host) return true
+      if (!isUnspecified(sh)) return false
+      if (isLoopback(host)) return true
+      locals ??= local().map(canonicalHost)
+      return locals.includes(host)
+    })
+    if (hit !== undefined) out.push({ upstream: u, self: hit })
+  }
+  return out
 }

@@ -1,10 +1,9 @@
 // Upstream lists (resolv.conf), the forwarding-loop refusal (DNS.md §7.3) and the query bytes.
 import t from 'tap'
-import { formatHostPort, parseHostPort, parseResolvConf } from '../../pkg/config/dns-addresses.js'
+import { formatHostPort, loopingUpstreams, parseHostPort, parseResolvConf } from '../../pkg/config/dns-addresses.js'
 import { isFerryError } from '../../pkg/errors/errors.js'
 import { forwardPlugin, upstreamQuery } from '../../pkg/dns/forward/forward.js'
 import { PROBE } from '../../pkg/dns/forward/upstream.js'
-import { loopingUpstreams } from '../../pkg/dns/forward/loop.js'
 import type { Query } from '../../pkg/dns/message.js'
 import { inspect } from './fixtures/dns-raw.js'
 

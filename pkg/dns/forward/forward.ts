@@ -2,12 +2,11 @@
 // raw bytes; the errors ferry makes itself (SERVFAIL when every try failed, REFUSED over max_concurrent,
 // FORMERR for a reply to another question) are structured answers, so the cache never stores them.
 import type { Registry } from 'prom-client'
-import { formatHostPort, type HostPort } from '../../config/dns-addresses.js'
+import { formatHostPort, loopingUpstreams, type HostPort } from '../../config/dns-addresses.js'
 import { FerryError } from '../../errors/errors.js'
 import { RCODE, answer, type Handler, type Plugin, type Query, type Reply, type Request } from '../message.js'
 import { inspectReply, patchId, patchQuestionCase, type RawInfo } from '../wire/raw.js'
 import { EDNS_UDP_SIZE, encodeQuery } from '../wire/writer.js'
-import { loopingUpstreams } from './loop.js'
 import { forwardMetrics, noForwardMetrics, type ForwardMetrics } from './metrics.js'
 import { rcodeName } from '../message.js'
 import { ExchangeError, IdSource, tcpExchange } from './transport.js'
@@ -72,7 +71,7 @@ export function forwardPlugin (opts: ForwardOptions): ForwardPlugin {
   if (opts.upstreams.length > MAX_UPSTREAMS) throw new FerryError('FERRY_ERR_CONFIG', `DNS forwarding takes at most ${MAX_UPSTREAMS} upstreams`, { upstreams: opts.upstreams.length })
   const loops = loopingUpstreams(opts.upstreams, opts.selfAddresses ?? [], opts.localAddresses)
   if (loops.length > 0) {
-    const list = loops.map(formatHostPort)
+    const list = loops.map(l => formatHostPort(l.upstream))
     throw new FerryError('FERRY_ERR_CONFIG', `DNS upstream ${list.join(', ')} is one of ferry's own listen addresses (a forwarding loop)`, { upstreams: list })
   }
   const metrics = opts.metrics ?? (opts.registry !== undefined ? forwardMetrics(opts.registry) : noForwardMetrics)
