@@ -19,22 +19,25 @@ export interface LabEtcd {
   readonly stop: () => Promise<void>
 }
 
-/** The etcd binary on PATH (Debian: etcd-server), or an error saying what to install. */
-export function findEtcdBinary (): string {
-  for (const d of (process.env.PATH ?? '').split(delimiter)) {
-    const p = join(d, 'etcd')
-    try { accessSync(p, constants.X_OK); return p } catch {}
+/** The etcd binary ($FERRY_ETCD_BIN, or `etcd` on PATH; Debian: etcd-server), or an error saying what to install. */
+export function findEtcd (bin = process.env.FERRY_ETCD_BIN ?? 'etcd'): string {
+  const candidates = bin.includes('/') ? [bin] : (process.env.PATH ?? '').split(delimiter).map(d => join(d, bin))
+  for (const c of candidates) {
+    try { accessSync(c, constants.X_OK); return c } catch {}
   }
-  throw new Error('etcd not installed: apt-get install etcd-server')
+  throw new Error(`etcd not installed: apt-get install etcd-server (looked for ${JSON.stringify(bin)}${bin.includes('/') ? '' : ' on PATH'})`)
 }
 
-async function freePort (): Promise<number> {
+/** A loopback port that was free a moment ago (bind port 0, read it, close). */
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const srv = createServer()
+    srv.unref()
     srv.once('error', reject)
     srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address()
-      srv.close(() => { resolve(typeof a === 'object' && a !== null ? a.port : 0) })
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+      srv.close(() => { resolve(port) })
     })
   })
 }
@@ -55,7 +58,7 @@ async function healthy (port: number): Promise<boolean> {
 
 /** Starts etcd serving clients on 127.0.0.1 and on each of `listenHosts` (same port). */
 export async function startLabEtcd (listenHosts: string[] = [], timeoutMs = 20_000): Promise<LabEtcd> {
-  const bin = findEtcdBinary()
+  const bin = findEtcd()
   const dataDir = await mkdtemp(join(tmpdir(), 'ferry-demo-etcd-'))
   const [clientPort, peerPort] = [await freePort(), await freePort()]
   const client = (host: string): string => `http://${host}:${clientPort}`

@@ -10,13 +10,15 @@
 //   startEtcd(t, { tls: { ca, cert, key } })              // https:// with client-certificate auth
 //   startEtcd(t, { auth: { password: 'pw' } })            // user root:pw, `auth enable`
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { readFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
+import { findEtcd, freePort } from '../../pkg/lab/etcd.js'
+
+export { findEtcd, freePort }
 
 export interface EtcdHandle {
   /** Client URL, e.g. "http://127.0.0.1:41234". Stable across restart(). */
@@ -83,28 +85,6 @@ function installExitHook (): void {
       if (process.listenerCount(sig) === 0) process.kill(process.pid, sig)
     })
   }
-}
-
-export function findEtcd (bin = process.env.FERRY_ETCD_BIN ?? 'etcd'): string {
-  const candidates = bin.includes('/') ? [bin] : (process.env.PATH ?? '').split(delimiter).map(d => join(d, bin))
-  for (const c of candidates) {
-    try { accessSync(c, constants.X_OK); return c } catch {}
-  }
-  throw new Error(`etcd not installed: apt-get install etcd-server (looked for ${JSON.stringify(bin)}${bin.includes('/') ? '' : ' on PATH'})`)
-}
-
-/** A loopback port that was free a moment ago (bind port 0, read it, close). */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      srv.close(() => { resolve(port) })
-    })
-  })
 }
 
 interface ClientTLS { ca: Buffer, cert: Buffer, key: Buffer }
