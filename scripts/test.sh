@@ -23,6 +23,11 @@ pass=$(grep -oE 'pass: [0-9]+' <<<"$summary" | grep -oE '[0-9]+' || true)
 fail=${fail:-0}; pass=${pass:-0}
 if [ -z "$total" ] || [ "$total" = 0 ]; then fail=$((fail + 1)); fi
 if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then fail=1; fi
+# The failing assertions again at the end, each with its diagnostics, so a truncated log still names them.
+if [ "$fail" != 0 ]; then
+  echo "failing assertions:"
+  awk '/^[[:space:]]*not ok /{p=1; n=0} p{print; n++} p&&/^[[:space:]]*\.\.\.$/{p=0} n>40{p=0}' "$out" | head -200
+fi
 left=$(ip netns list 2>/dev/null | grep -c '^fy' || true)
 if [ "$left" != 0 ]; then echo "error: $left test network namespace(s) left behind"; fail=$((fail + 1)); fi
 skip=$(grep -oE 'skip: [0-9]+' <<<"$summary" | grep -oE '[0-9]+' || true)
