@@ -5,10 +5,12 @@
 // `iptables-legacy-restore --noflush --counters` of the same rules (the iptables-legacy-save of
 // ferryd's netns) into a fresh netns, the whole `ip netns exec ... restore` process timed. Rounds
 // alternate which side goes first; the table shows medians and the median of per-round ratios, and
-// ferryd's peak RSS (VmHWM). At 10k (manifests) it also times one endpoint edit to the new rule. Root only.
+// ferryd's peak RSS (VmHWM). At 10k (manifests) it also times endpoint edits to the new rule. Root only.
+// With `--modes nftables` ferryd runs `--proxy-mode nftables`, and the peer is a bare `nft -f` of the
+// `nft list ruleset` of ferryd's netns; edits are seen through `nft monitor` (no polling of a 10k table).
 //
 //   node dist/bench/startup.js [1000,10000,50000] [--sources manifests,etcd] [--rounds 3] [--big-rounds 1]
-//                              [--no-edit] [--ferryd-arg ARG]...
+//                              [--no-edit] [--edits 5] [--modes iptables,nftables] [--ferryd-arg ARG]...
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -25,17 +27,23 @@ const FERRYD = join(ROOT, 'bin', 'ferryd')
 const HTTP_PORT = 10249
 const ETCD_IP = '169.254.77.1'
 
-interface Args { sizes: number[], sources: SourceKind[], rounds: number, bigRounds: number, edit: boolean, ferrydArgs: string[] }
+type Mode = 'iptables' | 'nftables'
+interface Args { sizes: number[], sources: SourceKind[], rounds: number, bigRounds: number, edit: boolean, edits: number, modes: Mode[], ferrydArgs: string[] }
 
 function args (): Args {
   const argv = process.argv.slice(2)
-  const a: Args = { sizes: [1000, 10000, 50000], sources: ['manifests', 'etcd'], rounds: 3, bigRounds: 1, edit: true, ferrydArgs: [] }
+  const a: Args = { sizes: [1000, 10000, 50000], sources: ['manifests', 'etcd'], rounds: 3, bigRounds: 1, edit: true, edits: 5, modes: ['iptables'], ferrydArgs: [] }
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i] ?? ''
     if (x === '--sources') a.sources = (argv[++i] ?? '').split(',') as SourceKind[]
     else if (x === '--rounds') a.rounds = Number(argv[++i])
     else if (x === '--big-rounds') a.bigRounds = Number(argv[++i])
     else if (x === '--no-edit') a.edit = false
+    else if (x === '--edits') a.edits = Number(argv[++i])
+    else if (x === '--modes') {
+      a.modes = (argv[++i] ?? '').split(',') as Mode[]
+      if (a.modes.some(m => m !== 'iptables' && m !== 'nftables')) throw new Error('--modes lists iptables and/or nftables')
+    }
     else if (x === '--ferryd-arg') a.ferrydArgs.push(argv[++i] ?? '')
     else a.sizes = x.split(',').map(s => Number(s.trim())).filter(n => n > 0)
   }
@@ -166,20 +174,78 @@ async function stopFerryd (r: FerrydRun): Promise<void> {
   clearTimeout(t)
 }
 
-/** Times the whole `ip netns exec NS iptables-legacy-restore --noflush --counters < payload` process. */
-async function bareRestore (ns: string, payload: string): Promise<number> {
+/** Times one whole `ip netns exec NS ARGV... < payload` process. */
+async function timedStdin (ns: string, argv: string[], payload: string): Promise<number> {
   const t0 = performance.now()
   return await new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, 'iptables-legacy-restore', '-w', '5', '--noflush', '--counters'], { stdio: ['pipe', 'ignore', 'pipe'] })
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['pipe', 'ignore', 'pipe'] })
     let err = ''
     child.stderr.on('data', (b: Buffer) => { err += b.toString() })
     child.stdin.on('error', () => {})
-    child.on('close', code => { if (code !== 0) reject(new Error(`bare restore failed: ${err}`)); else resolve(performance.now() - t0) })
+    child.on('close', code => { if (code !== 0) reject(new Error(`bare ${argv[0] ?? ''} failed: ${err.slice(0, 2000)}`)); else resolve(performance.now() - t0) })
     child.stdin.end(payload)
   })
 }
 
-const countRules = (save: string): number => save.split('\n').filter(l => l.startsWith('-A ')).length
+/** What differs between the modes: how to read the kernel, load the peer, and see an edit land. */
+interface ModeBench {
+  /** Everything ferryd put in the kernel, in a form the bare tool loads. */
+  readonly dump: (ns: string) => Promise<string>
+  /** Objects in the dump (rules, or rules and map elements); throws unless the last Service is there. */
+  readonly verify: (dump: string, n: number) => number
+  readonly unit: string
+  readonly bare: (ns: string, payload: string) => Promise<number>
+  /** Starts watching `ns`; the promise it returns settles when `ip` is a DNAT target in the kernel. */
+  readonly watch: (ns: string, ip: string) => Promise<{ readonly landed: Promise<void> }>
+}
+
+const clusterIPOf = (i: number): string => String((service(i).spec as { clusterIP: string }).clusterIP)
+
+const IPTABLES: ModeBench = {
+  dump: async ns => await sh('ip', 'netns', 'exec', ns, 'iptables-legacy-save'),
+  verify: (save, n) => {
+    const rules = save.split('\n').filter(l => l.startsWith('-A ')).length
+    const want = n + 5 * n + n / 20 // SERVICES jumps, SEP DNATs, NodePort jumps: a floor, not the total
+    if (!save.includes(`svc${n - 1}:http cluster IP`) || rules < want) throw new Error(`ferryd ready with ${rules} rules, expected the last service and at least ${want}`)
+    return rules
+  },
+  unit: 'rules',
+  bare: async (ns, payload) => await timedStdin(ns, ['iptables-legacy-restore', '-w', '5', '--noflush', '--counters'], payload),
+  watch: async (ns, ip) => {
+    const done = sh('ip', 'netns', 'exec', ns, 'sh', '-c', `until iptables-legacy-save -t nat | grep -q -- '--to-destination ${ip}:8080'; do sleep 0.05; done`)
+    return { landed: done.then(() => {}) }
+  },
+}
+
+const NFTABLES: ModeBench = {
+  dump: async ns => await sh('ip', 'netns', 'exec', ns, 'nft', 'list', 'ruleset'),
+  verify: (text, n) => {
+    // Map elements are "key : value"; rules are the other indented lines of chains.
+    const elements = text.split(' : ').length - 1
+    const key = `${clusterIPOf(n - 1)} . tcp . 80`
+    if (!text.includes(key) || elements < 6 * n) throw new Error(`ferryd ready with ${elements} map elements, expected the last service (${key}) and at least ${6 * n}`)
+    return elements
+  },
+  unit: 'map elements',
+  bare: async (ns, payload) => await timedStdin(ns, ['nft', '-f', '-'], payload),
+  watch: async (ns, ip) => {
+    // nft monitor reports each committed element as the transaction lands: no polling of a big table.
+    const mon = spawn('ip', ['netns', 'exec', ns, 'nft', 'monitor', 'new', 'elements'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    const seen = new Promise<void>((resolve, reject) => {
+      let buf = ''
+      mon.stdout.on('data', (b: Buffer) => {
+        buf = (buf + b.toString()).slice(-4096)
+        if (buf.includes(`: ${ip} . 8080`)) { mon.kill('SIGKILL'); resolve() }
+      })
+      mon.on('exit', () => { reject(new Error(`nft monitor ended before ${ip} appeared`)) })
+    })
+    seen.catch(() => {})
+    await new Promise(resolve => setTimeout(resolve, 150)) // the monitor subscribes before the edit
+    return { landed: seen }
+  },
+}
+
+const MODES: Record<Mode, ModeBench> = { iptables: IPTABLES, nftables: NFTABLES }
 
 // ---- etcd: one member in its own netns, reached from each ferryd netns over a veth pair ----
 
@@ -248,7 +314,7 @@ async function linkToEtcd (e: Etcd, ns: string, idx: number): Promise<void> {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 const f0 = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : '-'
 
-interface Row { n: number, source: SourceKind, rounds: number, ferryMs: number, syncedMs: number, bareMs: number, ratio: number, rssMiB: number, rules: number }
+interface Row { n: number, source: SourceKind, mode: Mode, unit: string, rounds: number, ferryMs: number, syncedMs: number, bareMs: number, ratio: number, rssMiB: number, rules: number }
 
 async function main (): Promise<void> {
   if (process.argv[2] === '--load') { await loadMode(process.argv[3] ?? '', Number(process.argv[4])); return }
@@ -271,7 +337,8 @@ async function main (): Promise<void> {
     for (const n of a.sizes) {
       const dir = join(work, `m${n}`)
       writeManifests(dir, n)
-      for (const source of a.sources) {
+      for (const source of a.sources) for (const modeName of a.modes) {
+        const mode = MODES[modeName]
         let sourceArgs = ['--manifests', dir]
         if (source === 'etcd') {
           etcd ??= await startEtcd(sfx)
@@ -294,57 +361,65 @@ async function main (): Promise<void> {
           let ferryMs = NaN
           let bareMs = NaN
           const ferry = async (): Promise<void> => {
-            const r = await startFerryd(ferryNs, sourceArgs, a.ferrydArgs, limitMs)
+            const r = await startFerryd(ferryNs, sourceArgs, ['--proxy-mode', modeName, ...a.ferrydArgs], limitMs)
             ferryMs = r.ms
             fr.push(r.ms); sy.push(r.sourceSyncedMs); rss.push(r.rssMiB)
             // The peer's payload: everything ferryd put in the kernel, every table.
-            payload = await sh('ip', 'netns', 'exec', ferryNs, 'iptables-legacy-save')
-            rules = countRules(payload)
-            const want = n + 5 * n + n / 20 // SERVICES jumps, SEP DNATs, NodePort jumps: a floor, not the total
-            if (!payload.includes(`svc${n - 1}:http cluster IP`) || rules < want) throw new Error(`ferryd ready with ${rules} rules, expected the last service and at least ${want}`)
-            if (source === 'manifests' && n === 10000 && a.edit && round === 0) notes.push(await editLatency(ferryNs, dir, n))
+            payload = await mode.dump(ferryNs)
+            rules = mode.verify(payload, n)
+            if (source === 'manifests' && n === 10000 && a.edit && round === 0) notes.push(`${modeName}: ${await editLatency(mode, ferryNs, dir, n, a.edits)}`)
             await stopFerryd(r)
           }
           const bare = async (): Promise<void> => {
             if (payload === '') throw new Error('no payload yet')
-            bareMs = await bareRestore(bareNs, payload)
+            bareMs = await mode.bare(bareNs, payload)
             br.push(bareMs)
           }
           // The first round needs ferry's payload, so ferry goes first there; later rounds alternate.
           if (round % 2 === 0) { await ferry(); await bare() } else { await bare(); await ferry() }
           ratios.push(ferryMs / bareMs)
-          console.error(`# ${n} ${source} round ${round}: ferry ${f0(ferryMs)} ms, bare ${f0(bareMs)} ms, ratio ${(ferryMs / bareMs).toFixed(2)}`)
+          console.error(`# ${n} ${source} ${modeName} round ${round}: ferry ${f0(ferryMs)} ms, bare ${f0(bareMs)} ms, ratio ${(ferryMs / bareMs).toFixed(2)}`)
           await netnsDel(ferryNs)
           await netnsDel(bareNs)
         }
-        rows.push({ n, source, rounds, ferryMs: median(fr), syncedMs: median(sy), bareMs: median(br), ratio: median(ratios), rssMiB: Math.max(...rss), rules })
+        rows.push({ n, source, mode: modeName, unit: mode.unit, rounds, ferryMs: median(fr), syncedMs: median(sy), bareMs: median(br), ratio: median(ratios), rssMiB: Math.max(...rss), rules })
       }
       rmSync(dir, { recursive: true, force: true })
     }
   } finally {
     await cleanup()
   }
-  const header = ['services', 'source', 'rounds', 'rules', 'source synced ms', 'ferryd ready ms', 'bare restore ms', 'ferry/bare', 'ferryd VmHWM MiB']
-  const body = rows.map(r => [String(r.n), r.source, String(r.rounds), String(r.rules), f0(r.syncedMs), f0(r.ferryMs), f0(r.bareMs), r.ratio.toFixed(2), f0(r.rssMiB)])
+  const header = ['services', 'source', 'mode', 'rounds', 'kernel objects', 'source synced ms', 'ferryd ready ms', 'bare load ms', 'ferry/bare', 'ferryd VmHWM MiB']
+  const body = rows.map(r => [String(r.n), r.source, r.mode, String(r.rounds), `${r.rules} ${r.unit}`, f0(r.syncedMs), f0(r.ferryMs), f0(r.bareMs), r.ratio.toFixed(2), f0(r.rssMiB)])
   const widths = header.map((h, i) => Math.max(h.length, ...body.map(b => (b[i] ?? '').length)))
   const fmt = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |'
-  console.log(`start-up bench: bin/ferryd from process start to /readyz 200; ${FILES} JSON List files or etcd; ${ENDPOINTS} endpoints per service, a NodePort on every 20th`)
+  console.log(`start-up bench (peer: a bare iptables-legacy-restore or nft -f of what ferryd put in the kernel): bin/ferryd from process start to /readyz 200; ${FILES} JSON List files or etcd; ${ENDPOINTS} endpoints per service, a NodePort on every 20th`)
   console.log(fmt(header))
   console.log('|' + widths.map(w => '-'.repeat(w + 2)).join('|') + '|')
   for (const b of body) console.log(fmt(b))
   for (const l of notes) console.log(l)
 }
 
-/** Rewrites one file with a changed endpoint and times until the new DNAT target is in the kernel. */
-async function editLatency (ns: string, dir: string, n: number): Promise<string> {
-  const i = n - 1
-  const ip = '10.250.0.9'
-  const t0 = performance.now()
-  writeFileSync(join(dir, fileName(i % FILES)), fileOf(n, i % FILES, { i, ip }))
-  await sh('ip', 'netns', 'exec', ns, 'sh', '-c', `until iptables-legacy-save -t nat | grep -q -- '--to-destination ${ip}:8080'; do sleep 0.05; done`)
-  const ms = performance.now() - t0
-  writeFileSync(join(dir, fileName(i % FILES)), fileOf(n, i % FILES)) // back to the generated state
-  return `manifest edit to kernel at ${n} services (one endpoint of one Service, one file rewritten): ${f0(ms)} ms`
+/**
+ * Rewrites one file with one endpoint of one Service changed, `edits` times (a new address each time),
+ * and times each from the write until the new DNAT target is in the kernel; then restores the file.
+ */
+async function editLatency (mode: ModeBench, ns: string, dir: string, n: number, edits: number): Promise<string> {
+  const ms: number[] = []
+  for (let k = 0; k < edits; k++) {
+    const i = n - 1 - k * 7
+    const ip = `10.250.0.${10 + k}`
+    const { landed } = await mode.watch(ns, ip)
+    const t0 = performance.now()
+    writeFileSync(join(dir, fileName(i % FILES)), fileOf(n, i % FILES, { i, ip }))
+    await landed
+    ms.push(performance.now() - t0)
+    writeFileSync(join(dir, fileName(i % FILES)), fileOf(n, i % FILES)) // back to the generated state
+    await new Promise(resolve => setTimeout(resolve, 1500)) // let the restore sync before the next edit
+  }
+  const sorted = [...ms].sort((x, y) => x - y)
+  return `manifest edit to kernel at ${n} services (one endpoint of one Service, one file rewritten), ${edits} edits: ` +
+    `p50 ${f0(median(ms))} ms, min ${f0(sorted[0] ?? NaN)}, max ${f0(sorted.at(-1) ?? NaN)} (${ms.map(f0).join(', ')})`
 }
 
 main().catch(e => { console.error(e); process.exitCode = 1 })
