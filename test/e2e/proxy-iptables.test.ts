@@ -51,7 +51,9 @@ for (const variant of ['legacy', 'nft'] as const) {
     for (const url of ['http://172.30.0.12/', `http://${NODE_IP}:30082/`]) {
       const c = await lab.get(url, lab.clientNs, 4)
       t.match(c, { ok: false, error: 'refused' }, `${url} is refused`)
-      if (!c.ok) t.ok(c.ms < 1500, `${url} refused fast (${c.ms} ms)`)
+      // A timeout takes 5 s; a refusal comes at once or, if the first ICMP error meets the socket lock, on
+      // the 1 s SYN retransmission, later still on a loaded host.
+      if (!c.ok) t.ok(c.ms < 3500, `${url} refused, not timed out (${c.ms} ms)`)
     }
 
     const stuck = await hits('http://172.30.0.13/', 10)
