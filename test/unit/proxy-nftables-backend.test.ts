@@ -13,17 +13,18 @@ import { desired, ep, stateOf, svcInfo } from '../../pkg/proxy/iptables/fixtures
 import { servicePortKey } from '../../pkg/proxy/types.js'
 
 interface Call { argv: string, stdin: string }
-function fakeNft (): { exec: Exec, calls: Call[], fail: Array<ExecResult | undefined>, tables: string } {
-  const f = {
+interface FakeNft { exec: Exec, calls: Call[], fail: Array<ExecResult | undefined>, tables: string }
+function fakeNft (): FakeNft {
+  const f: FakeNft = {
     calls: [] as Call[],
     /** Results for the next `nft -f -` runs, in order (undefined: success). */
     fail: [] as Array<ExecResult | undefined>,
     tables: 'table ip ferry\n',
-    exec: (async (argv, stdin) => {
+    exec: async (argv, stdin) => {
       f.calls.push({ argv: argv.join(' '), stdin: stdinText(stdin) })
       if (argv.join(' ') === 'nft list tables') return { code: 0, stdout: f.tables, stderr: '' }
       return f.fail.shift() ?? { code: 0, stdout: '', stderr: '' }
-    }) satisfies Exec,
+    },
   }
   return f
 }
