@@ -36,6 +36,7 @@ export interface TraceResult {
   readonly reason: string
 }
 
+const FIREWALLED = 'source outside loadBalancerSourceRanges'
 const NOT_HANDLED: TraceResult = { entry: null, verdict: 'not-handled', endpoints: [], reason: 'no service entry point matches' }
 
 function sameIP (a: string, b: string): boolean {
@@ -91,8 +92,9 @@ export function tracePlan (plans: Iterable<PortPlan>, opts: ProxyOptions, env: T
   // address (kube-proxy's filter rules match --dst-type LOCAL).
   if (m.kind === 'nodePort' && r.verdict === 'forward' && !acceptsNodePorts(opts, pkt.dst)) return NOT_HANDLED
   // Refusals of external VIPs guard traffic arriving at the node (INPUT, FORWARD); the node's own
-  // traffic to a remote-looking VIP leaves untouched, as with kube-proxy.
-  if ((m.kind === 'externalIP' || m.kind === 'loadBalancerIP') && r.verdict !== 'forward' && fromNode && !dstLocal) return NOT_HANDLED
+  // traffic to a remote-looking VIP leaves untouched, as with kube-proxy. The source-range firewall is
+  // the exception: it is hooked from OUTPUT too, so it also drops the node's own connections.
+  if ((m.kind === 'externalIP' || m.kind === 'loadBalancerIP') && r.verdict !== 'forward' && fromNode && !dstLocal && r.reason !== FIREWALLED) return NOT_HANDLED
   return r
 }
 
@@ -109,7 +111,7 @@ function decide (p: PortPlan, kind: EntryKind, opts: ProxyOptions, pkt: Packet, 
   if (kind === 'loadBalancerIP' && p.firewall) {
     const allowed = p.sourceRanges.some(r => inCIDR(r, pkt.src)) ||
       (p.allowFromNode && p.sp.info.loadBalancerIPs.some(ip => sameIP(ip, pkt.src)))
-    if (!allowed) return { entry: { servicePort: p.sp.info.spn, kind }, verdict: 'DROP', endpoints: [], reason: 'source outside loadBalancerSourceRanges' }
+    if (!allowed) return { entry: { servicePort: p.sp.info.spn, kind }, verdict: 'DROP', endpoints: [], reason: FIREWALLED }
   }
   if (!p.sp.info.externalPolicyLocal) {
     if (p.externalSet === null) return refuse(p, kind, 'no usable endpoints')

@@ -161,6 +161,9 @@ t.test('10: loadBalancerSourceRanges', async t => {
   flow(t, s, BASE, tcp(NODE_IP, '1.2.3.4', 80), { reach: ['10.180.0.1'], masq: true }, 'node')
   flow(t, s, BASE, tcp('5.6.7.8', '1.2.3.4', 80), { reach: ['10.180.0.1'], masq: true }, 'LB IP as the source')
   flow(t, s, BASE, tcp(BLOCKED, NODE_IP, 3001), { reach: ['10.180.0.1'], masq: true }, 'NodePorts ignore source ranges')
+  // The firewall is hooked from OUTPUT as well: a node address outside the ranges is dropped too.
+  const narrow = stateOf(svc({ ...info, loadBalancerSourceRanges: ['203.0.113.0/25'] }, [remote('10.180.0.1')]))
+  flow(t, narrow, BASE, tcp(NODE_IP, '1.2.3.4', 80), { verdict: 'DROP' }, 'node outside the ranges')
 })
 
 t.test('11: NodePort addresses and localhost', async t => {
