@@ -11,7 +11,7 @@ import { formatHostPort, isDNSName, loopingUpstreams, parseHostPort, parseResolv
 
 export type { HostPort } from './dns-addresses.js'
 
-export type ProxyMode = 'auto' | 'iptables' | 'ipvs'
+export type ProxyMode = 'auto' | 'iptables' | 'ipvs' | 'nftables'
 /** Schedulers ferry accepts for --ipvs-scheduler (IPVS.md §1.5). */
 export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sh', 'mh'] as const
 export type IpvsScheduler = typeof IPVS_SCHEDULERS[number]
@@ -127,7 +127,7 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'etcd-keyfile', key: 'etcdKeyFile', kind: 'string', help: 'PEM private key of --etcd-certfile' },
   { flag: 'etcd-username', key: 'etcdUsername', kind: 'string', help: 'etcd user to log in as (with --etcd-password-file)' },
   { flag: 'etcd-password-file', key: 'etcdPasswordFile', kind: 'string', help: 'file holding the etcd password (one trailing newline ignored); never logged' },
-  { flag: 'proxy-mode', key: 'proxyMode', kind: 'string', def: 'auto', help: 'auto | ipvs | iptables (auto picks IPVS where the kernel has it, else iptables, and logs why)' },
+  { flag: 'proxy-mode', key: 'proxyMode', kind: 'string', def: 'auto', help: 'auto | ipvs | nftables | iptables (auto picks IPVS where the kernel has it, else nftables where nft accepts ferry\'s layout, else iptables, and logs why)' },
   { flag: 'iptables-variant', key: 'iptablesVariant', kind: 'string', def: 'auto', help: 'auto | legacy | nft: which iptables backend to program' },
   { flag: 'ipvs-scheduler', key: 'ipvsScheduler', kind: 'string', def: 'rr', help: 'IPVS scheduler: rr | wrr | lc | wlc | sh | mh (the kernel must have ip_vs_<name>)' },
   { flag: 'ipvs-graceful-termination', key: 'ipvsGracefulTerminationMs', kind: 'duration', def: '15m', help: 'IPVS mode: a removed endpoint drains with weight 0 until its connections end, at most this long' },
@@ -322,7 +322,7 @@ function check (raw: Record<string, unknown>, readFile: (p: string) => string, r
     etcdEndpoints,
     etcdPrefix: String(raw.etcdPrefix),
     ...Object.fromEntries(['etcdCAFile', 'etcdCertFile', 'etcdKeyFile', 'etcdUsername', 'etcdPasswordFile'].filter(k => raw[k] !== undefined).map(k => [k, String(raw[k])])),
-    proxyMode: oneOf('proxyMode', ['auto', 'iptables', 'ipvs'] as const),
+    proxyMode: oneOf('proxyMode', ['auto', 'iptables', 'ipvs', 'nftables'] as const),
     iptablesVariant: oneOf('iptablesVariant', ['auto', 'legacy', 'nft'] as const),
     ipvsScheduler: oneOf('ipvsScheduler', IPVS_SCHEDULERS),
     ipvsGracefulTerminationMs: raw.ipvsGracefulTerminationMs as number,

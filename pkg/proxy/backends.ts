@@ -14,8 +14,10 @@ import { spawnExec } from '../exec/exec.js'
 import { Chain } from './iptables/names.js'
 import { toolName } from './iptables/restore.js'
 import { cleanupIpvsMode, createIpvsBackend, ipvsModePresent, type IpvsConfig } from './ipvs/mode.js'
+import { cleanupNftablesMode, createNftablesBackend, nftablesModePresent } from './nftables/mode.js'
+import { nftablesRequired, probeNftables, type NftablesProbe } from './nftables/probe.js'
 
-export type ProxyModeName = 'iptables' | 'ipvs'
+export type ProxyModeName = 'iptables' | 'ipvs' | 'nftables'
 
 /** The iptables mode's slice of the config. */
 export interface IptablesConfig {
@@ -83,6 +85,14 @@ const MODES: Record<ProxyModeName, ProxyMode> = {
     present: async () => await ipvsModePresent(),
     cleanup: async ({ proxy, iptables, log }) => await cleanupIpvsMode({ proxy, masqueradeBit: iptables.masqueradeBit, log }),
   },
+  nftables: {
+    create: async ({ family, proxy, iptables, log, registry }) => createNftablesBackend({
+      family, proxy, masqueradeBit: iptables.masqueradeBit, log,
+      ...(registry !== undefined ? { registry } : {}),
+    }),
+    present: async () => await nftablesModePresent(),
+    cleanup: async () => await cleanupNftablesMode(),
+  },
 }
 
 /** The neutral options and each mode's slice, from the one config (STYLE.md §7). */
@@ -106,18 +116,27 @@ export function backendDeps (cfg: Config, family: IPFamily, nodeIPs: readonly st
 }
 
 /**
- * Resolves the mode: `auto` picks IPVS when the kernel has it (and the scheduler), else iptables;
- * `ipvs` without IPVS is a start-up error, never a silent fallback.
+ * Resolves the mode: `auto` picks IPVS when the kernel has it (and the scheduler), else nftables when
+ * its probe passes, else iptables; `ipvs` or `nftables` without kernel support is a start-up error,
+ * never a silent fallback.
  */
-export async function chooseProxyMode (cfg: Pick<Config, 'proxyMode' | 'ipvsScheduler'>, probe: (scheduler: string) => Promise<IpvsProbe> = probeIpvs): Promise<{ mode: ProxyModeName, reason: string }> {
+export async function chooseProxyMode (cfg: Pick<Config, 'proxyMode' | 'ipvsScheduler'>,
+  probe: (scheduler: string) => Promise<IpvsProbe> = probeIpvs,
+  nftProbe: () => Promise<NftablesProbe> = probeNftables): Promise<{ mode: ProxyModeName, reason: string }> {
   if (cfg.proxyMode === 'iptables') return { mode: 'iptables', reason: 'configured' }
+  if (cfg.proxyMode === 'nftables') {
+    nftablesRequired(await nftProbe())
+    return { mode: 'nftables', reason: 'configured' }
+  }
   const p = await probe(cfg.ipvsScheduler)
   if (cfg.proxyMode === 'ipvs') {
     ipvsRequired(cfg.ipvsScheduler, p)
     return { mode: 'ipvs', reason: 'configured' }
   }
   if (p.ok) return { mode: 'ipvs', reason: `auto: the kernel has IPVS and its ${cfg.ipvsScheduler} scheduler` }
-  return { mode: 'iptables', reason: `auto: IPVS unavailable (${p.reason}); using iptables` }
+  const n = await nftProbe()
+  if (n.ok) return { mode: 'nftables', reason: `auto: IPVS unavailable (${p.reason}); the nftables probe passed` }
+  return { mode: 'iptables', reason: `auto: IPVS unavailable (${p.reason}) and nftables unusable (${n.reason}); using iptables` }
 }
 
 export async function createBackend (mode: ProxyModeName, deps: BackendDeps): Promise<Backend> {

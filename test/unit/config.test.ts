@@ -32,6 +32,10 @@ t.test('flags override the file, the file overrides defaults', async t => {
   t.same(c.httpListen, { host: '::1', port: 9000 })
 })
 
+t.test('every proxy mode is accepted', async t => {
+  for (const mode of ['auto', 'iptables', 'ipvs', 'nftables']) t.equal(load(['--proxy-mode', mode]).proxyMode, mode)
+})
+
 t.test('dual-stack cluster CIDRs', async t => {
   t.same(load(['--cluster-cidr', '10.244.0.0/16,fd00:10:244::/48', '--ip-families', 'IPv4,IPv6']).clusterCIDRs, ['10.244.0.0/16', 'fd00:10:244::/48'])
   t.same(load(['--config', '/c.yaml'], { '/c.yaml': 'clusterCIDR: [10.244.0.0/16, "fd00:10:244::/48"]\n' }).clusterCIDRs, ['10.244.0.0/16', 'fd00:10:244::/48'])
@@ -40,7 +44,7 @@ t.test('dual-stack cluster CIDRs', async t => {
 
 t.test('bad values name the flag or key', async t => {
   const bad: Array<[string[], Record<string, string>, RegExp]> = [
-    [['--proxy-mode', 'ipvsx'], {}, /proxyMode: must be one of auto, iptables/],
+    [['--proxy-mode', 'ipvsx'], {}, /proxyMode: must be one of auto, iptables, ipvs, nftables/],
     [['--cluster-cidr', '10.0.0.0'], {}, /clusterCIDR: must be a CIDR/],
     [['--cluster-cidr', '10.0.0.0/8,10.1.0.0/16'], {}, /clusterCIDR: at most one IPv4 CIDR/],
     [['--min-sync-period', 'soon'], {}, /--min-sync-period: must be a duration/],

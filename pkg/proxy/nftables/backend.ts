@@ -1,0 +1,186 @@
+// NftablesBackend: render (pure) + one `nft -f -` per sync. Full syncs (the first, after a failure, when
+// asked, or when the table vanished) replace the table atomically; partial syncs send element deltas
+// and the changed Services' own chains, diffed against the ownership the last sync left in memory, so
+// no sync ever lists the kernel. Chains a partial sync flushed are deleted by a separate transaction
+// at the start of a sync at least STALE_CHAIN_DELAY_MS later: on kernels before 6.2 a chain whose last
+// map reference was just removed can still look referenced (NFTABLES.md §1.11, §4.3).
+import { Lane } from '../../async/lane.js'
+import { FerryError, errorMessage } from '../../errors/errors.js'
+import { spawnExec, type Exec } from '../../exec/exec.js'
+import { silentLogger, type Logger } from '../../log/log.js'
+import type { IPFamily } from '../../net/ip.js'
+import type { Backend, DesiredState, SyncResult } from '../types.js'
+import type { NftablesMetrics } from './metrics.js'
+import { deleteTableText, ferryTables, nftApply } from './nft.js'
+import { resolveNftablesOptions, type NftablesOptions, type NftablesOptionsInput } from './options.js'
+import type { NftOwned } from './owned.js'
+import { renderDeleteChains, renderFull, renderPartial, type NftRender } from './render.js'
+
+export const STALE_CHAIN_DELAY_MS = 1000
+
+export interface NftablesBackendOptions extends Omit<NftablesOptionsInput, 'family'> {
+  readonly family: IPFamily
+  /** Defaults to spawning nft directly. */
+  readonly exec?: Exec
+  readonly log?: Logger
+  /** Where the mode's own metrics go; none in tests that do not look. */
+  readonly metrics?: NftablesMetrics
+  /** Milliseconds, monotonic; for the deferred chain deletion. */
+  readonly now?: () => number
+}
+
+export interface NftSyncTimings {
+  readonly renderMs: number
+  /** `nft -f -` start to exit. */
+  readonly applyMs: number
+  readonly bytes: number
+  /** The deferred `delete chain` transaction that ran first, if any. */
+  readonly deleteMs: number
+}
+
+export class NftablesBackend implements Backend {
+  readonly name = 'nftables'
+  readonly family: IPFamily
+  readonly options: NftablesOptions
+  private readonly exec: Exec
+  private readonly log: Logger
+  private readonly metrics: NftablesMetrics | undefined
+  private readonly now: () => number
+  private readonly lane = new Lane()
+  private owned: NftOwned | null = null
+  private full = true
+  /** Stale chain → when the sync that flushed it succeeded. */
+  private readonly staleSince = new Map<string, number>()
+  /** Timings of the last successful sync (bench, debug logs). */
+  lastTimings: NftSyncTimings | undefined
+
+  constructor (opts: NftablesBackendOptions) {
+    this.family = opts.family
+    this.exec = opts.exec ?? spawnExec
+    this.log = (opts.log ?? silentLogger).child('nftables')
+    this.metrics = opts.metrics
+    this.now = opts.now ?? (() => performance.now())
+    const { exec: _e, log: _l, metrics: _m, now: _n, ...render } = opts
+    this.options = resolveNftablesOptions(render)
+  }
+
+  /** True when the next sync will be full. */
+  get needFullSync (): boolean { return this.full || this.owned === null }
+
+  /** Chains flushed by earlier partial syncs, not yet deleted. */
+  get pendingStaleChains (): readonly string[] { return this.owned === null ? [] : [...this.owned.stale] }
+
+  requestFullSync (): void { this.full = true }
+
+  async sync (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
+    return await this.lane.run(async () => await this.syncNow(state, changed))
+  }
+
+  /** The table's presence (`nft list tables`): a `nft flush ruleset` or a firewall reload removes it. */
+  async rulesIntact (): Promise<boolean> {
+    return await this.lane.run(async () => {
+      if (this.owned === null) return true
+      let present: boolean
+      try {
+        present = (await ferryTables(this.exec)).has(this.family)
+      } catch (e) {
+        this.log.warn('cannot list nftables tables; next sync is full', { error: errorMessage(e) })
+        present = false
+      }
+      if (!present) {
+        this.full = true
+        this.log.warn('ferry nftables table missing: rules were flushed; next sync is full', { family: this.family })
+      }
+      return present
+    })
+  }
+
+  /** Deletes this family's table (absent is fine). */
+  async cleanup (): Promise<void> {
+    await this.lane.run(async () => {
+      await nftApply(this.exec, deleteTableText([this.family]), 'deleting the ferry table')
+      this.owned = null
+      this.full = true
+      this.staleSince.clear()
+    })
+  }
+
+  private async syncNow (state: DesiredState, changed: ReadonlySet<string> | null): Promise<SyncResult> {
+    if (state.family !== this.family) {
+      throw new FerryError('FERRY_ERR_APPLY', `state is ${state.family} but this backend programs ${this.family}`)
+    }
+    let full = changed === null || this.full || this.owned === null
+    const t0 = this.now()
+    if (!full) full = !await this.deleteDueStaleChains()
+    const t1 = this.now()
+    let r: NftRender
+    try {
+      const owned = this.owned
+      r = full || owned === null ? renderFull(state, this.options) : renderPartial(state, changed ?? new Set(), owned, this.options)
+    } catch (e) {
+      this.fail()
+      throw e
+    }
+    // The render took the ownership over: until this sync succeeds there is none.
+    this.owned = null
+    const t2 = this.now()
+    if (r.text !== '') {
+      try {
+        await nftApply(this.exec, r.text, `nftables ${r.kind} sync`)
+      } catch (e) {
+        this.fail()
+        this.metrics?.syncFailures.inc({ ip_family: this.family })
+        this.log.warn('nftables sync failed; next sync is full', { kind: r.kind, error: errorMessage(e) })
+        throw e
+      }
+    }
+    const t3 = this.now()
+    this.owned = r.owned
+    this.full = false
+    if (r.kind === 'full') this.staleSince.clear()
+    for (const c of r.staleChains) this.staleSince.set(c, t3)
+    this.lastTimings = { renderMs: t2 - t1, applyMs: t3 - t2, bytes: r.text.length, deleteMs: t1 - t0 }
+    this.log.debug('nftables synced', { kind: r.kind, renderMs: Math.round(t2 - t1), applyMs: Math.round(t3 - t2), stale: r.staleChains.length, ...r.written })
+    for (const kind of ['rules', 'elements', 'chains'] as const) {
+      this.metrics?.objectsTotal.set({ ip_family: this.family, kind }, r.totals[kind])
+      this.metrics?.objectsLast.set({ ip_family: this.family, kind }, r.written[kind])
+    }
+    return {
+      kind: r.kind,
+      summary: {
+        rules: r.written.rules, elements: r.written.elements, chains: r.written.chains,
+        rulesTotal: r.totals.rules, elementsTotal: r.totals.elements, chainsTotal: r.totals.chains,
+      },
+    }
+  }
+
+  /**
+   * Deletes the stale chains flushed at least STALE_CHAIN_DELAY_MS ago, in their own transaction.
+   * Returns false when that failed (logged, counted): the caller then syncs fully, which replaces the
+   * table and with it every stale chain.
+   */
+  private async deleteDueStaleChains (): Promise<boolean> {
+    const owned = this.owned
+    if (owned === null || owned.stale.size === 0) return true
+    const cutoff = this.now() - STALE_CHAIN_DELAY_MS
+    const due = [...owned.stale].filter(c => (this.staleSince.get(c) ?? -Infinity) <= cutoff)
+    if (due.length === 0) return true
+    try {
+      await nftApply(this.exec, renderDeleteChains(this.family, due), 'deleting stale nftables chains')
+    } catch (e) {
+      this.metrics?.cleanupFailures.inc({ ip_family: this.family })
+      this.log.warn('deleting stale chains failed; this sync is full', { chains: due.length, error: errorMessage(e) })
+      this.full = true
+      return false
+    }
+    owned.forgetStale(due)
+    for (const c of due) this.staleSince.delete(c)
+    return true
+  }
+
+  private fail (): void {
+    this.full = true
+    this.owned = null
+    this.staleSince.clear()
+  }
+}

@@ -1,0 +1,52 @@
+// Running `nft` through the injectable Exec seam: one `nft -f -` per transaction (the text on stdin),
+// `nft list tables` for the cheap presence check. A refused transaction becomes FERRY_ERR_APPLY quoting
+// nft's own error, which names the offending line.
+import { FerryError } from '../../errors/errors.js'
+import type { Exec } from '../../exec/exec.js'
+import type { IPFamily } from '../../net/ip.js'
+import { lineAt } from '../iptables/restore.js'
+import { TABLE, familyWords } from './names.js'
+
+/** nft's stderr can repeat a long line per error: keep the message readable. */
+const STDERR_MAX = 4000
+
+export async function nftApply (exec: Exec, text: string, what = 'nft -f -'): Promise<void> {
+  const r = await exec(['nft', '-f', '-'], text)
+  if (r.code === 0) return
+  const stderr = r.stderr.trim().slice(0, STDERR_MAX)
+  // "/dev/stdin:12:39-59: Error: Could not process rule: No such file or directory"
+  const m = /^\/dev\/stdin:(\d+):[^ ]* (Error: .*)$/m.exec(stderr)
+  const details: Record<string, unknown> = { code: r.code, stderr }
+  let where = ''
+  if (m?.[1] !== undefined) {
+    const line = Number(m[1])
+    details.line = line
+    details.lineText = lineAt(text, line)
+    where = ` at line ${line} (${String(details.lineText).slice(0, 300)})`
+  }
+  const first = m?.[2] ?? stderr.split('\n')[0] ?? `exit ${r.code}`
+  throw new FerryError('FERRY_ERR_APPLY', `${what} failed${where}: ${first}`, details)
+}
+
+/** Families whose ferry table exists, from `nft list tables`. */
+export async function ferryTables (exec: Exec): Promise<Set<IPFamily>> {
+  const r = await exec(['nft', 'list', 'tables'])
+  if (r.code !== 0) throw new FerryError('FERRY_ERR_EXEC', `nft list tables failed: ${r.stderr.trim()}`, { code: r.code })
+  const out = new Set<IPFamily>()
+  for (const line of r.stdout.split('\n')) {
+    const t = line.trim()
+    if (t === `table ip ${TABLE}`) out.add('IPv4')
+    if (t === `table ip6 ${TABLE}`) out.add('IPv6')
+  }
+  return out
+}
+
+/** Deletes the family's ferry table; absent is fine (declaring it first makes the delete always valid). */
+export function deleteTableText (families: Iterable<IPFamily>): string {
+  const out: string[] = []
+  for (const f of families) {
+    const obj = familyWords(f).obj
+    out.push(`add table ${obj}`, `delete table ${obj}`)
+  }
+  return out.join('\n') + '\n'
+}

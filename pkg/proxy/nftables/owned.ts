@@ -1,0 +1,61 @@
+// What the kernel holds once a rendered transaction is applied, kept in memory so a partial sync diffs
+// against it and never lists the kernel (NFTABLES.md §5 cross-cutting 3): per service port its objects,
+// who owns each entry key, the hairpin refcounts, the shared objects that exist, and the flushed chains
+// still waiting for their deferred `delete chain`.
+//
+// A partial render updates these maps in place (copying 10k-entry maps per sync cost more than the
+// sync itself) and hands them on in a new NftOwned; the one it read from is then consumed and may not be
+// rendered from again. A failed transaction therefore leaves no usable ownership: a full sync follows.
+import type { IPFamily } from '../../net/ip.js'
+import type { ServiceObjects } from './objects.js'
+
+export interface NftCounts {
+  readonly rules: number
+  readonly elements: number
+  readonly chains: number
+}
+
+export class NftOwned {
+  private used = false
+  constructor (
+    readonly family: IPFamily,
+    /** Keyed by servicePortKey. */
+    readonly services: Map<string, ServiceObjects>,
+    /** Entry key ("10.96.0.10 . tcp . 80", "tcp . 30080") → the servicePortKey that owns it. */
+    readonly claims: Map<string, string>,
+    /** Endpoint IP → how many service ports use it (its `hairpin` element exists while > 0). */
+    readonly hairpin: Map<string, number>,
+    /** IDs of the shared maps and chains that exist (names.ts); they stay until the next full sync. */
+    readonly shared: Set<string>,
+    /** Per-service chains flushed by a partial sync that still exist, waiting for a later `delete chain`. */
+    readonly stale: Set<string>,
+    /** Everything the table holds (stale chains excluded). */
+    readonly totals: NftCounts,
+  ) {}
+
+  static empty (family: IPFamily): NftOwned {
+    return new NftOwned(family, new Map(), new Map(), new Map(), new Set(), new Set(), { rules: 0, elements: 0, chains: 0 })
+  }
+
+  /** Whether a partial render already took this ownership over. */
+  get consumed (): boolean { return this.used }
+
+  /** For the renderer: hands the state on; a second take is a bug (it would diff against a future). */
+  take (): this {
+    if (this.used) throw new Error('NftOwned already consumed by a partial render: render from its successor')
+    this.used = true
+    return this
+  }
+
+  /** Drops chains from the stale list once a `delete chain` transaction removed them. */
+  forgetStale (deleted: Iterable<string>): void {
+    for (const c of deleted) this.stale.delete(c)
+  }
+}
+
+/** Rules, elements and chains one service port owns. */
+export function countsOf (o: ServiceObjects): NftCounts {
+  let rules = 0
+  for (const c of o.chains) rules += c.rules.length
+  return { rules, elements: o.elements.length / 2, chains: o.chains.length }
+}

@@ -1,0 +1,132 @@
+// The nftables backend against the real kernel and nft, inside throwaway network namespaces (root only).
+//
+//   client (192.168.77.2) --veth-- node (192.168.77.1; 10.244.0.1 on each pod veth) --veth-- pod1, pod2 (10.244.1.N)
+//
+// The lab (pkg/lab) builds it; NftablesBackend programs the node namespace (exec wrapped in `ip netns
+// exec`); each pod answers HTTP on :8080 with its name.
+import t from 'tap'
+import { NftablesBackend } from '../../pkg/proxy/nftables/backend.js'
+import { probeNftables } from '../../pkg/proxy/nftables/probe.js'
+import { desired, ep, stateOf, svcInfo, syntheticState } from '../../pkg/proxy/iptables/fixtures.js'
+import { netnsExec, run } from '../../pkg/exec/exec.js'
+import { Lab, LAB } from '../../pkg/lab/lab.js'
+import { servicePortKey, type DesiredServicePort, type DesiredState } from '../../pkg/proxy/types.js'
+
+if (process.getuid?.() !== 0) {
+  t.plan(0, 'needs root')
+  process.exit(0)
+}
+
+let lab: Lab
+t.before(async () => {
+  lab = await Lab.create()
+  for (let i = 1; i <= 2; i++) await lab.addPod(`pod${i}`, `10.244.1.${i}`)
+})
+t.teardown(async () => { await lab.close() })
+
+const key = (s: DesiredServicePort): string => servicePortKey(s.info)
+const nft = async (...args: string[]): Promise<string> => await run(['ip', 'netns', 'exec', lab.nodeNs, 'nft', ...args])
+const backend = (): NftablesBackend => new NftablesBackend({ family: 'IPv4', exec: netnsExec(lab.nodeNs), clusterCIDR: LAB.podCIDR })
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+/** Elements of every map and set of the table but the affinity sets (traffic fills those). */
+async function elementCount (): Promise<number> {
+  const j = JSON.parse(await nft('-j', 'list', 'table', 'ip', 'ferry')) as { nftables: Array<Record<string, { name?: string, elem?: unknown[] }>> }
+  let n = 0
+  for (const o of j.nftables) {
+    const s = o.map ?? o.set
+    if (s !== undefined && s.name?.startsWith('aff-') !== true) n += s.elem?.length ?? 0
+  }
+  return n
+}
+async function chains (): Promise<string[]> {
+  return (await nft('list', 'chains', 'ip')).split('\n').map(l => /^\s*chain (\S+)/.exec(l)?.[1]).filter((c): c is string => c !== undefined)
+}
+
+const pod = (i: number): ReturnType<typeof ep> => ep(`10.244.1.${i + 1}`, 8080)
+const web = desired(svcInfo({ name: 'web', clusterIP: '172.30.0.10', nodePort: 30080 }), { cluster: [pod(0), pod(1)] })
+const api = desired(svcInfo({ name: 'api', clusterIP: '172.30.0.11' }), { cluster: [pod(0)] })
+const empty = desired(svcInfo({ name: 'empty', clusterIP: '172.30.0.12', nodePort: 30082 }), { cluster: [], hasAny: false })
+const sticky = desired(svcInfo({ name: 'sticky', clusterIP: '172.30.0.13', stickyMaxAgeSeconds: 10800 }), { cluster: [pod(0), pod(1)] })
+const everyPod = new Set(['pod1', 'pod2'])
+
+t.test('the probe passes here', async t => {
+  t.same(await probeNftables(netnsExec(lab.nodeNs)), { ok: true })
+})
+
+t.test('traffic, partial syncs, stale chains, a flushed ruleset, cleanup', async t => {
+  const be = backend()
+  const base = [web, api, empty, sticky]
+  t.equal((await be.sync(stateOf(base), null)).kind, 'full')
+  t.match(await nft('list', 'table', 'ip', 'ferry'), /map service-ips/)
+
+  const spread = await lab.spread('http://172.30.0.10/', 60)
+  t.same(new Set(spread.keys()), everyPod, `ClusterIP reaches both endpoints: ${JSON.stringify([...spread])}`)
+  for (const p of everyPod) t.ok((spread.get(p) ?? 0) >= 15, `${p} got ${spread.get(p) ?? 0} of 60: numgen spreads evenly`)
+  t.same(new Set((await lab.spread(`http://${LAB.nodeExternalIP}:30080/`, 20)).keys()), everyPod, 'NodePort reaches both endpoints')
+  for (const url of ['http://172.30.0.12/', `http://${LAB.nodeExternalIP}:30082/`]) {
+    const c = await lab.get(url, lab.clientNs, 4)
+    t.match(c, { ok: false, error: 'refused' }, `${url} is refused (REJECT)`)
+  }
+  t.equal((await lab.spread('http://172.30.0.13/', 10)).size, 1, 'ClientIP affinity sticks to one endpoint')
+
+  // Partial sync: api moves from pod1 to pod2.
+  const api2 = desired(api.info, { cluster: [pod(1)] })
+  t.equal((await be.sync(stateOf([web, api2, empty, sticky]), new Set([key(api)]))).kind, 'partial')
+  t.same([...(await lab.spread('http://172.30.0.11/', 5)).keys()], ['pod2'], 'the changed service follows its new endpoint')
+
+  // The affinity service goes: its chains are flushed now and deleted by a sync at least 1 s later.
+  await be.sync(stateOf([web, api2, empty]), new Set([key(sticky)]))
+  const stale = be.pendingStaleChains
+  t.equal(stale.length, 4)
+  const listed = await chains()
+  t.ok(stale.every(c => listed.includes(c)), 'stale chains still exist after the partial sync')
+  await sleep(1100)
+  await be.sync(stateOf([web, api2, empty]), new Set())
+  const after = await chains()
+  t.notOk(stale.some(c => after.includes(c)), 'stale chains deleted by the later sync')
+  t.same(be.pendingStaleChains, [])
+
+  // A firewall reload flushes everything: detected, and the next sync rebuilds the table.
+  await nft('flush', 'ruleset')
+  t.equal(await be.rulesIntact(), false)
+  t.equal((await be.sync(stateOf([web, api2, empty]), new Set([key(api)]))).kind, 'full')
+  t.equal(await be.rulesIntact(), true)
+  t.same(new Set((await lab.spread('http://172.30.0.10/', 20)).keys()), everyPod, 'rebuilt rules carry traffic')
+
+  await be.cleanup()
+  t.notMatch(await nft('list', 'tables'), /table ip ferry/, 'cleanup removed the table')
+  await be.cleanup()
+  t.pass('a second cleanup finds nothing and does not fail')
+})
+
+t.test('30 random partial syncs apply and end equal to a fresh full sync', async t => {
+  let seed = 7
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+  const originals = [...syntheticState(60, 3).services.values()]
+  const services = new Map(originals.map(s => [key(s), s]))
+  const be = backend()
+  let state: DesiredState = { family: 'IPv4', services: new Map(services) }
+  await be.sync(state, null)
+  for (let i = 0; i < 30; i++) {
+    const changed = new Set<string>()
+    for (let j = 0; j <= rnd(3); j++) {
+      const base = originals[rnd(originals.length)] as DesiredServicePort
+      const k = key(base)
+      changed.add(k)
+      const kind = rnd(6)
+      if (kind === 0) { services.delete(k); continue }
+      const n = rnd(7)
+      const info = { ...base.info, stickyMaxAgeSeconds: kind === 1 ? 30 : 0, loadBalancerIPs: kind === 2 ? [`1.2.3.${rnd(4)}`] : [], loadBalancerSourceRanges: kind === 2 ? ['203.0.113.0/25'] : [], externalPolicyLocal: kind === 3 }
+      const list = Array.from({ length: n }, (_, x) => ep(`10.200.${rnd(3)}.${x}`, 8080))
+      services.set(k, desired(info, { cluster: list, local: kind === 3 ? list.slice(0, rnd(n + 1)) : null, hasAny: n > 0 || rnd(2) === 0 }))
+    }
+    state = { family: 'IPv4', services: new Map(services) }
+    const r = await be.sync(state, changed)
+    t.equal(r.kind, 'partial', `partial sync ${i} applied`)
+  }
+  const partialCount = await elementCount()
+  await be.sync(state, null)
+  t.equal(partialCount, await elementCount(), 'same element count as a fresh full sync')
+  await be.cleanup()
+})

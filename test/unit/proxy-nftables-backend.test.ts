@@ -1,0 +1,137 @@
+// NftablesBackend over a fake Exec: full/partial choice, nft errors quoted, deferred stale-chain
+// deletion on an injected clock, the presence check, cleanup, metrics; and the mode choice with probes.
+import t from 'tap'
+import { Registry } from 'prom-client'
+import { NftablesBackend, STALE_CHAIN_DELAY_MS } from '../../pkg/proxy/nftables/backend.js'
+import { nftablesMetrics } from '../../pkg/proxy/nftables/metrics.js'
+import { PROBE_TEXT, probeNftables } from '../../pkg/proxy/nftables/probe.js'
+import { chooseProxyMode } from '../../pkg/proxy/backends.js'
+import type { Exec, ExecResult } from '../../pkg/exec/exec.js'
+import { stdinText } from '../../pkg/exec/exec.js'
+import { isFerryError } from '../../pkg/errors/errors.js'
+import { desired, ep, stateOf, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
+import { servicePortKey } from '../../pkg/proxy/types.js'
+
+interface Call { argv: string, stdin: string }
+interface FakeNft { exec: Exec, calls: Call[], fail: Array<ExecResult | undefined>, tables: string }
+function fakeNft (): FakeNft {
+  const f: FakeNft = {
+    calls: [] as Call[],
+    /** Results for the next `nft -f -` runs, in order (undefined: success). */
+    fail: [] as Array<ExecResult | undefined>,
+    tables: 'table ip ferry\n',
+    exec: async (argv, stdin) => {
+      f.calls.push({ argv: argv.join(' '), stdin: stdinText(stdin) })
+      if (argv.join(' ') === 'nft list tables') return { code: 0, stdout: f.tables, stderr: '' }
+      return f.fail.shift() ?? { code: 0, stdout: '', stderr: '' }
+    },
+  }
+  return f
+}
+
+const web = desired(svcInfo({ name: 'web', clusterIP: '172.30.0.10' }), { cluster: [ep('10.180.0.1'), ep('10.180.0.2')] })
+const sticky = desired(svcInfo({ name: 'sticky', clusterIP: '172.30.0.13', stickyMaxAgeSeconds: 60 }), { cluster: [ep('10.180.0.3')] })
+const key = servicePortKey
+
+t.test('full first, partial after, full on demand', async t => {
+  const f = fakeNft()
+  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec })
+  t.equal((await be.sync(stateOf([web]), new Set([key(web.info)]))).kind, 'full', 'first sync is full whatever changed')
+  t.equal(f.calls.length, 1)
+  t.equal(f.calls[0]?.argv, 'nft -f -')
+  t.match(f.calls[0]?.stdin, /^add table ip ferry\ndelete table ip ferry\n/)
+  const web3 = desired(web.info, { cluster: [ep('10.180.0.1'), ep('10.180.0.2'), ep('10.180.0.9')] })
+  const p = await be.sync(stateOf([web3]), new Set([key(web.info)]))
+  t.equal(p.kind, 'partial')
+  t.notMatch(f.calls[1]?.stdin, /table/, 'no table replace in a partial sync')
+  t.ok((p.summary.elements ?? 0) > 0)
+  const none = await be.sync(stateOf([web3]), new Set())
+  t.equal(none.kind, 'partial')
+  t.equal(f.calls.length, 2, 'nothing to change: no nft run')
+  t.equal((await be.sync(stateOf([web3]), null)).kind, 'full')
+})
+
+t.test('a refused transaction quotes nft, counts, and makes the next sync full', async t => {
+  const f = fakeNft()
+  const registry = new Registry()
+  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec, metrics: nftablesMetrics(registry) })
+  await be.sync(stateOf([web]), null)
+  f.fail.push({ code: 1, stdout: '', stderr: '/dev/stdin:1:39-59: Error: Could not process rule: No such file or directory\ndelete element ip ferry vip-cluster-2 { x }\n      ^^^\n' })
+  const err = await be.sync(stateOf([]), new Set([key(web.info)])).catch((e: unknown) => e)
+  t.ok(isFerryError(err, 'FERRY_ERR_APPLY'))
+  if (isFerryError(err)) {
+    t.match(err.message, /partial sync failed at line 1 \(delete element ip ferry .*\): Error: Could not process rule: No such file or directory/)
+    t.equal(err.details.line, 1)
+  }
+  t.ok(be.needFullSync)
+  t.match(await registry.getSingleMetricAsString('kubeproxy_sync_proxy_rules_nftables_sync_failures_total'), /ip_family="IPv4"} 1/)
+  t.equal((await be.sync(stateOf([]), new Set([key(web.info)]))).kind, 'full')
+  t.match(await registry.getSingleMetricAsString('ferry_sync_proxy_rules_nftables_total'), /kind="rules"} \d+/)
+})
+
+t.test('stale chains are deleted in their own transaction at least 1 s later', async t => {
+  const f = fakeNft()
+  let now = 0
+  const registry = new Registry()
+  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec, now: () => now, metrics: nftablesMetrics(registry) })
+  await be.sync(stateOf([web, sticky]), null)
+  now = 100
+  await be.sync(stateOf([web]), new Set([key(sticky.info)]))
+  t.equal(be.pendingStaleChains.length, 3, 'svc, aff and one ep chain flushed')
+  t.match(f.calls[1]?.stdin, /flush chain ip ferry svc-/)
+  now = 100 + STALE_CHAIN_DELAY_MS - 1
+  await be.sync(stateOf([web]), new Set([key(web.info)]))
+  t.equal(f.calls.length, 2, 'too early: no delete, and nothing else to do')
+  now = 100 + STALE_CHAIN_DELAY_MS
+  const web1 = desired(web.info, { cluster: [ep('10.180.0.1')] })
+  t.equal((await be.sync(stateOf([web1]), new Set([key(web.info)]))).kind, 'partial')
+  t.equal(f.calls.length, 4, 'delete transaction, then the sync')
+  t.same(f.calls[2]?.stdin.split('\n').filter(l => l !== '').map(l => l.replace(/ [a-z]+-[0-9a-f]{12}.*$/, '')), ['delete chain ip ferry', 'delete chain ip ferry', 'delete chain ip ferry'])
+  t.same(be.pendingStaleChains, [])
+  // A failed delete is logged and counted, and that sync is full.
+  await be.sync(stateOf([web1, sticky]), new Set([key(sticky.info)]))
+  await be.sync(stateOf([web1]), new Set([key(sticky.info)]))
+  now += 5000
+  f.fail.push({ code: 1, stdout: '', stderr: '/dev/stdin:1:1-30: Error: Could not process rule: Device or resource busy\n' })
+  t.equal((await be.sync(stateOf([web1]), new Set())).kind, 'full')
+  t.match(await registry.getSingleMetricAsString('kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total'), /ip_family="IPv4"} 1/)
+  t.same(be.pendingStaleChains, [], 'the full sync replaced the table and its stale chains')
+})
+
+t.test('rulesIntact checks the table; cleanup deletes it', async t => {
+  const f = fakeNft()
+  const be = new NftablesBackend({ family: 'IPv6', exec: f.exec })
+  t.equal(await be.rulesIntact(), true, 'nothing synced yet: nothing to miss')
+  await be.sync(stateOf([], 'IPv6'), null)
+  f.tables = 'table ip ferry\ntable ip6 ferry\n'
+  t.equal(await be.rulesIntact(), true)
+  t.notOk(be.needFullSync)
+  f.tables = 'table ip ferry\ntable inet other\n'
+  t.equal(await be.rulesIntact(), false)
+  t.ok(be.needFullSync)
+  await be.cleanup()
+  t.equal(f.calls.at(-1)?.stdin, 'add table ip6 ferry\ndelete table ip6 ferry\n')
+})
+
+t.test('probeNftables', async t => {
+  const seen: string[] = []
+  const ok = await probeNftables(async (argv, stdin) => { seen.push(argv.join(' ')); t.equal(stdinText(stdin), PROBE_TEXT); return { code: 0, stdout: '', stderr: '' } })
+  t.same(ok, { ok: true })
+  t.same(seen, ['nft --check -f -'])
+  const refused = await probeNftables(async () => ({ code: 1, stdout: '', stderr: 'x\n/dev/stdin:2:1-9: Error: syntax error, unexpected typeof\n' }))
+  t.match(refused, { ok: false, reason: /refused.*Error: syntax error/ })
+  const missing = await probeNftables(async () => { throw new Error('spawn nft ENOENT') })
+  t.match(missing, { ok: false, reason: /not installed.*ENOENT/ })
+})
+
+t.test('chooseProxyMode', async t => {
+  const yes = async (): Promise<{ ok: true }> => ({ ok: true })
+  const no = (reason: string) => async (): Promise<{ ok: false, reason: string }> => ({ ok: false, reason })
+  const cfg = (proxyMode: 'auto' | 'iptables' | 'ipvs' | 'nftables') => ({ proxyMode, ipvsScheduler: 'rr' as const })
+  t.same(await chooseProxyMode(cfg('auto'), yes, yes), { mode: 'ipvs', reason: 'auto: the kernel has IPVS and its rr scheduler' })
+  t.match(await chooseProxyMode(cfg('auto'), no('no ip_vs'), yes), { mode: 'nftables', reason: /IPVS unavailable \(no ip_vs\).*nftables probe passed/ })
+  t.match(await chooseProxyMode(cfg('auto'), no('no ip_vs'), no('no nft')), { mode: 'iptables', reason: /no ip_vs.*no nft/ })
+  t.same(await chooseProxyMode(cfg('nftables'), no('unused'), yes), { mode: 'nftables', reason: 'configured' })
+  await t.rejects(chooseProxyMode(cfg('nftables'), yes, no('nft is not installed')), { code: 'FERRY_ERR_CONFIG', message: /--proxy-mode nftables: nft is not installed/ })
+  t.same(await chooseProxyMode(cfg('iptables'), no('x'), no('y')), { mode: 'iptables', reason: 'configured' })
+})
