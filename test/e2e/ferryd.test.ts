@@ -8,7 +8,7 @@ import { LAB } from '../../pkg/lab/lab.js'
 import { webLab, webManifests, EMPTY_SVC, waitUntil, PROXY_MODES, proxyRules, flushProxyRules, iptablesState, nftState, type LabProxyMode } from '../helpers/web-lab.js'
 
 const SYNC_PERIOD_MS = 2000
-const AUTO_PICKS_NFTABLES = /"msg":"proxy mode","mode":"nftables","reason":"auto: IPVS unavailable \(IPVS is not available in this kernel[^"]*nftables/
+const AUTO_PICKS_NFTABLES = /"msg":"proxy mode","mode":"nftables","reason":"auto: IPVS unavailable \(IPVS is not available in this kernel.*\); the nftables probe passed"\}/
 
 // Connects to HOST:PORT, says "connected", and sends its HTTP request only on SIGUSR1.
 const ESTABLISHED_FLOW = `
@@ -28,7 +28,7 @@ const BY_MODE: Record<LabProxyMode, { web: RegExp, empty: RegExp, ruleMetric: Re
     // The VIP's dispatch element, or any of its endpoints in a map or the hairpin set.
     web: /10\.96\.0\.10 |10\.244\.0\.1[123]\b/,
     empty: /10\.96\.0\.20 \. tcp \. 80 : goto reject-chain/,
-    ruleMetric: /TODO_NFT_METRIC/,
+    ruleMetric: /ferry_sync_proxy_rules_nftables_total\{ip_family="IPv4",kind="elements"\} [1-9]/,
   },
 }
 
