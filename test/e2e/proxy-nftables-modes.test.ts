@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FERRYD_JS, startFerryd, type LabFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB, type Lab, type Pod } from '../../pkg/lab/lab.js'
-import { iptablesState, nftState, sliceYAML, waitUntil, webLab, type LabProxyMode } from '../helpers/web-lab.js'
+import { flushUntilBroken, iptablesState, nftState, sliceYAML, waitUntil, webLab, type LabProxyMode } from '../helpers/web-lab.js'
 
 const SYNC_PERIOD_MS = 2000
 const WEB_IPS = ['10.244.0.11', '10.244.0.12', '10.244.0.13', '10.244.0.14']
@@ -80,21 +80,10 @@ t.test('a flushed nftables table is rebuilt within syncPeriod, in both families'
   for (const c of cases) {
     await t.test(c.what, async t => {
       const vanished = (): number => ferryd.logs().split('rules vanished from the kernel').length - 1
-      // ferryd's check may run between the flush and a probe's first packet, repairing the table before
-      // anyone looked; then flush again (the probes only count if they saw the breakage).
-      let gone = 0
-      let before = 0
-      let seenBroken = false
-      for (let attempt = 1; attempt <= 3 && !seenBroken; attempt++) {
-        before = vanished()
-        await lab.sh(c.cmd)
-        gone = Date.now()
-        const probes = await Promise.all(c.broken.map(async url => await lab.get(url, client.ns, 1)))
-        seenBroken = probes.every(p => !p.ok)
-        if (!seenBroken && vanished() === before) break // served without a repair: the flush broke nothing
-        if (!seenBroken) await waitUntil('the early repair is done', async () => (await Promise.all(c.broken.map(async url => (await lab.get(url, client.ns, 1)).ok))).every(Boolean))
-      }
-      t.ok(seenBroken, `${c.broken.join(' and ')} stop working after it`)
+      const probe = async (): Promise<boolean[]> => await Promise.all(c.broken.map(async url => (await lab.get(url, client.ns, 1)).ok))
+      const flushed = await flushUntilBroken(async () => { await lab.sh(c.cmd) }, probe, vanished)
+      t.ok(flushed, `${c.broken.join(' and ')} stop working after it`)
+      const { at: gone, repairsBefore: before } = flushed ?? { at: Date.now(), repairsBefore: vanished() }
       for (const url of c.broken) {
         await t.resolves(waitUntil(`${url} is served again`, async () => (await lab.get(url, client.ns, 1)).ok, 4 * SYNC_PERIOD_MS), `${url} repaired`)
       }

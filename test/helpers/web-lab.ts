@@ -95,3 +95,23 @@ export async function flushProxyRules (lab: Pick<Lab, 'sh'>, mode: LabProxyMode)
     : 'nft flush ruleset'
   await lab.sh(['sh', '-c', cmd])
 }
+
+/**
+ * Runs `flush`, then `probe` (true per URL that still answered) at once, until every probe fails.
+ * ferryd's periodic check may repair the rules between the flush and a probe's first packet; a
+ * `repairs()` count that went up tells that apart from a flush that broke nothing, and then it waits
+ * for the repair and flushes again. Returns the time of the flush whose breakage was seen and the
+ * repair count just before it, or undefined if none was seen.
+ */
+export async function flushUntilBroken (flush: () => Promise<void>, probe: () => Promise<boolean[]>, repairs: () => number, attempts = 3): Promise<{ at: number, repairsBefore: number } | undefined> {
+  for (let i = 0; i < attempts; i++) {
+    const repairsBefore = repairs()
+    await flush()
+    const at = Date.now()
+    const answered = await probe()
+    if (answered.every(ok => !ok)) return { at, repairsBefore }
+    if (repairs() === repairsBefore) return undefined
+    await waitUntil('the early repair is done', async () => (await probe()).every(Boolean))
+  }
+  return undefined
+}
