@@ -100,6 +100,29 @@ t.test('traffic, partial syncs, stale chains, a flushed ruleset, cleanup', async
   t.pass('a second cleanup finds nothing and does not fail')
 })
 
+t.test('every shape of the layout loads, in both families', async t => {
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    const v6 = family === 'IPv6'
+    const a = (v4: string, six: string): string => v6 ? six : v4
+    const e = (v4: string, six: string, port = 80): ReturnType<typeof ep> => ep(a(v4, six), port)
+    const be = new NftablesBackend({ family, exec: netnsExec(lab.nodeNs), clusterCIDR: a('10.0.0.0/8', 'fd00:10::/64'), nodeIPs: [a('192.168.0.2', 'fd00:77::1')], nodePortAddresses: [a('192.168.0.0/24', 'fd00:77::/64'), a('127.0.0.1/32', '::1/128')] })
+    const svc = (name: string, o: Parameters<typeof svcInfo>[0]): ReturnType<typeof svcInfo> => svcInfo({ name, family, ...o })
+    const state = stateOf([
+      desired(svc('np', { clusterIP: a('172.30.0.41', 'fd00:30::41'), nodePort: 3001 }), { cluster: [e('10.180.0.1', 'fd00:10::1'), e('10.180.0.2', 'fd00:10::2')] }),
+      desired(svc('etp', { clusterIP: a('172.30.0.43', 'fd00:30::43'), nodePort: 3002, loadBalancerIPs: [a('5.6.7.8', 'fd00:56::8')], externalPolicyLocal: true, stickyMaxAgeSeconds: 100 }),
+        { cluster: [e('10.180.0.4', 'fd00:10::4'), e('10.180.1.4', 'fd00:10::14')], local: [e('10.180.0.4', 'fd00:10::4')] }),
+      desired(svc('itp', { clusterIP: a('172.30.0.44', 'fd00:30::44'), internalPolicyLocal: true }), { cluster: null, local: [e('10.180.0.5', 'fd00:10::5')] }),
+      desired(svc('none', { clusterIP: a('172.30.0.45', 'fd00:30::45'), nodePort: 3005, externalIPs: [a('192.168.99.11', 'fd00:99::11')] }), { cluster: [], hasAny: false }),
+      desired(svc('drop', { clusterIP: a('172.30.0.46', 'fd00:30::46'), nodePort: 3006, externalPolicyLocal: true, internalPolicyLocal: true }), { cluster: [], local: [], hasAny: true }),
+      desired(svc('lb', { clusterIP: a('172.30.0.47', 'fd00:30::47'), loadBalancerIPs: [a('1.2.3.4', 'fd00:12::34')], loadBalancerSourceRanges: [a('192.168.0.0/24', 'fd00:77::/64')] }), { cluster: [e('10.180.0.7', 'fd00:10::7')] }),
+      desired(svc('udp', { clusterIP: a('172.30.0.48', 'fd00:30::48'), protocol: 'UDP', port: 53, stickyMaxAgeSeconds: 60 }), { cluster: [e('10.180.0.8', 'fd00:10::8', 53)] }),
+    ], family)
+    t.equal((await be.sync(state, null)).kind, 'full', `${family} full sync loads`)
+    t.match(await nft('list', 'table', v6 ? 'ip6' : 'ip', 'ferry'), /fib daddr type local/)
+    await be.cleanup()
+  }
+})
+
 t.test('30 random partial syncs apply and end equal to a fresh full sync', async t => {
   let seed = 7
   const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }

@@ -6,6 +6,7 @@ import { NftablesBackend, STALE_CHAIN_DELAY_MS } from '../../pkg/proxy/nftables/
 import { nftablesMetrics } from '../../pkg/proxy/nftables/metrics.js'
 import { PROBE_TEXT, probeNftables } from '../../pkg/proxy/nftables/probe.js'
 import { chooseProxyMode } from '../../pkg/proxy/backends.js'
+import { cleanupNftablesMode, nftablesModePresent } from '../../pkg/proxy/nftables/mode.js'
 import type { Exec, ExecResult } from '../../pkg/exec/exec.js'
 import { stdinText } from '../../pkg/exec/exec.js'
 import { isFerryError } from '../../pkg/errors/errors.js'
@@ -134,4 +135,18 @@ t.test('chooseProxyMode', async t => {
   t.same(await chooseProxyMode(cfg('nftables'), no('unused'), yes), { mode: 'nftables', reason: 'configured' })
   await t.rejects(chooseProxyMode(cfg('nftables'), yes, no('nft is not installed')), { code: 'FERRY_ERR_CONFIG', message: /--proxy-mode nftables: nft is not installed/ })
   t.same(await chooseProxyMode(cfg('iptables'), no('x'), no('y')), { mode: 'iptables', reason: 'configured' })
+})
+
+t.test('mode: present and cleanup cover both families; no nft means nothing to remove', async t => {
+  const f = fakeNft()
+  f.tables = 'table inet filter\ntable ip ferry\ntable ip6 ferry\n'
+  t.equal(await nftablesModePresent(f.exec), true)
+  t.same(await cleanupNftablesMode(f.exec), [])
+  t.equal(f.calls.at(-1)?.stdin, 'add table ip ferry\ndelete table ip ferry\nadd table ip6 ferry\ndelete table ip6 ferry\n')
+  const missing: Exec = async () => { throw new Error('spawn nft ENOENT') }
+  t.equal(await nftablesModePresent(missing), false)
+  t.same(await cleanupNftablesMode(missing), [])
+  f.tables = 'table ip6 ferry\n'
+  f.fail.push({ code: 1, stdout: '', stderr: 'Error: Operation not permitted\n' })
+  t.match(await cleanupNftablesMode(f.exec), [{ what: 'nftables tables IPv6' }])
 })

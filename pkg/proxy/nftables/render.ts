@@ -25,9 +25,10 @@ export interface NftRender {
 }
 
 /**
- * Elements per `add element` / `delete element` line. Measured with nft 1.0.6 on 10k Services × 5
- * endpoints (see the report of issue 13): 250 to 4000 load within noise of each other; much smaller
- * batches cost parser overhead per command.
+ * Elements per `add element` / `delete element` line. Measured with nft 1.0.6 loading 10k Services × 5
+ * endpoints (113k elements) in a throwaway netns: batches of 250, 1000, 4000 and one line per map all
+ * loaded in 1.0–1.7 s, within the noise of a shared 2-core machine; 1000 keeps lines (and nft's error
+ * quotes) short without a measurable cost.
  */
 export const ELEMENT_BATCH = 1000
 
