@@ -84,16 +84,14 @@ t.test('a flushed nftables table is rebuilt within syncPeriod, in both families'
       const flushed = await flushUntilBroken(async () => { await lab.sh(c.cmd) }, probe, vanished)
       t.ok(flushed, `${c.broken.join(' and ')} stop working after it`)
       const { at: gone, repairsBefore: before } = flushed ?? { at: Date.now(), repairsBefore: vanished() }
-      for (const url of c.broken) {
-        await t.resolves(waitUntil(`${url} is served again`, async () => (await lab.get(url, client.ns, 1)).ok, 4 * SYNC_PERIOD_MS), `${url} repaired`)
-      }
-      // The check runs every syncPeriod; a probe that timed out just before the repair adds up to 1.2 s.
+      // Rebuilt in the kernel: ferryd checks every syncPeriod, so both tables are back within it (plus the sync, on a busy machine).
+      await t.resolves(waitUntil('both tables are back', async () => /table ip ferry \{[\s\S]*table ip6 ferry \{/.test(await nftState(lab)), 4 * SYNC_PERIOD_MS), 'both tables are back')
       const ms = Date.now() - gone
-      t.ok(ms < SYNC_PERIOD_MS + 2500, `repaired ${ms} ms after the flush (syncPeriod ${SYNC_PERIOD_MS} ms)`)
+      t.ok(ms < SYNC_PERIOD_MS + 1000, `tables rebuilt ${ms} ms after the flush (syncPeriod ${SYNC_PERIOD_MS} ms)`)
+      for (const url of c.broken) t.ok((await lab.get(url, client.ns, 2)).ok, `${url} is served again`)
       t.ok(vanished() - before >= c.broken.length, `the log says why, once per family hit: ${vanished() - before} times 'rules vanished from the kernel'`)
       t.same(await answered(v4), WEB3, 'IPv4 serves every endpoint again')
       t.same(await answered(v6), WEB3, 'IPv6 serves every endpoint again')
-      t.match(await nftState(lab), /table ip ferry \{[\s\S]*table ip6 ferry \{/, 'both tables are back')
     })
   }
 })
