@@ -1,10 +1,11 @@
-// Dual-stack: one ferryd, one proxier per family, a Service with an IPv4 and an IPv6 ClusterIP.
+// Dual-stack: one ferryd, one proxier per family, a Service with an IPv4 and an IPv6 ClusterIP; once per
+// proxy mode (iptables, then nftables), each in its own lab.
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startFerryd } from '../../pkg/lab/ferryd.js'
+import { FERRYD_JS, startFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB } from '../../pkg/lab/lab.js'
-import { sliceYAML, webLab, webManifests, waitUntil } from '../helpers/web-lab.js'
+import { sliceYAML, webLab, webManifests, waitUntil, PROXY_MODES, proxyRules, iptablesState, nftState } from '../helpers/web-lab.js'
 
 const WEB6_SLICE = (ips: string[]): string => `---
 ${sliceYAML({ name: 'web-v6', service: 'web', addressType: 'IPv6', port: { name: 'http', port: 8080 }, endpoints: ips.map(ip => ({ ip })) })}`
@@ -18,7 +19,7 @@ spec:
   ports: [{port: 80}]
 `
 
-t.test('IPv4 and IPv6 ClusterIPs and NodePorts through one ferryd', async t => {
+for (const mode of PROXY_MODES) t.test(`${mode}: IPv4 and IPv6 ClusterIPs and NodePorts through one ferryd`, async t => {
   const { lab, dir, client } = await webLab(t)
   const ip6s = lab.pods.filter(p => p.name.startsWith('web-')).map(p => p.ip6)
   const dual = webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13'])
@@ -27,7 +28,7 @@ t.test('IPv4 and IPv6 ClusterIPs and NodePorts through one ferryd', async t => {
   await writeFile(join(dir, 'empty6.yaml'), EMPTY6)
   const ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--ip-families', 'IPv4,IPv6',
     '--cluster-cidr', `${LAB.podCIDR},${LAB.podCIDR6}`, '--min-sync-period', '100ms',
-    '--dns-listen', `[${LAB.podGateway6}]:53`, '--dns-upstream', '127.0.0.1:53'])
+    '--dns-listen', `[${LAB.podGateway6}]:53`, '--dns-upstream', '127.0.0.1:53', '--proxy-mode', mode])
   t.teardown(async () => { await ferryd.stop() })
   await ferryd.waitReady()
 
@@ -68,4 +69,19 @@ t.test('IPv4 and IPv6 ClusterIPs and NodePorts through one ferryd', async t => {
   t.match(metrics, /kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} \d/)
   const hz = JSON.parse((await ferryd.http('/healthz')).body) as { status: Record<string, { healthy: boolean }> }
   t.same(Object.keys(hz.status).sort(), ['IPv4', 'IPv6'], '/healthz reports both families')
+
+  // Each family's rules are in the kernel in the mode's own form, and --cleanup removes both.
+  const rules = await proxyRules(lab, mode)
+  if (mode === 'iptables') {
+    t.match(rules, /-A FERRY-SERVICES -d fd00:96::10\/128 .*--dport 80 /, 'ip6tables holds the IPv6 ClusterIP')
+    t.match(rules, /-A FERRY-SERVICES -d 10\.96\.0\.10\/32 .*--dport 80 /, 'iptables holds the IPv4 ClusterIP')
+  } else {
+    t.match(rules, /table ip6 ferry \{[\s\S]*fd00:96::10 \. tcp \. 80 : goto /, 'table ip6 ferry dispatches the IPv6 ClusterIP')
+    t.match(rules, /table ip ferry \{[\s\S]*10\.96\.0\.10 \. tcp \. 80 : goto /, 'table ip ferry dispatches the IPv4 ClusterIP')
+  }
+  t.equal(await ferryd.stop(), 0)
+  await lab.sh(['node', FERRYD_JS, '--cleanup'])
+  t.notMatch(await iptablesState(lab), /FERRY-/, 'no FERRY- chain is left in either family or variant')
+  t.equal(await nftState(lab), '', 'no table ip ferry or ip6 ferry is left')
+  t.match(await lab.get('http://[fd00:96::10]/', client.ns, 1), { ok: false }, 'the IPv6 ClusterIP is no longer handled')
 })

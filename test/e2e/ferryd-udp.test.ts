@@ -1,11 +1,12 @@
 // UDP through ferryd (PROXY.md §7 scenario 18): a flow pinned to one endpoint moves to the new one as
-// soon as ferryd syncs, because ferryd deletes the stale conntrack entries after the rules change.
+// soon as ferryd syncs, because ferryd deletes the stale conntrack entries after the rules change; once per
+// proxy mode (iptables, then nftables), each in its own lab.
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB } from '../../pkg/lab/lab.js'
-import { sliceYAML, webLab, waitUntil } from '../helpers/web-lab.js'
+import { sliceYAML, webLab, waitUntil, PROXY_MODES } from '../helpers/web-lab.js'
 
 const dns = (ip: string): string => `apiVersion: v1
 kind: Service
@@ -16,10 +17,10 @@ spec:
 ---
 ${sliceYAML({ name: 'dns-1', service: 'dns', port: { name: 'dns', port: 8080, protocol: 'UDP' }, endpoints: [{ ip }] })}`
 
-t.test('a UDP flow follows its Service to the new endpoint', async t => {
+for (const mode of PROXY_MODES) t.test(`${mode}: a UDP flow follows its Service to the new endpoint`, async t => {
   const { lab, dir, client } = await webLab(t)
   await writeFile(join(dir, 'dns.yaml'), dns('10.244.0.11'))
-  const ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms'])
+  const ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--proxy-mode', mode])
   t.teardown(async () => { await ferryd.stop() })
   await ferryd.waitReady()
 

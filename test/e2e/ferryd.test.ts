@@ -1,10 +1,14 @@
-// ferryd end to end on the built-in manifest source: real netns, real iptables rules, real curl.
+// ferryd end to end on the built-in manifest source: real netns, real rules, real curl; once per proxy
+// mode (iptables, then nftables), each in its own lab.
 import t from 'tap'
 import { writeFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FERRYD_JS, startFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB } from '../../pkg/lab/lab.js'
-import { webLab, webManifests, EMPTY_SVC, waitUntil } from '../helpers/web-lab.js'
+import { webLab, webManifests, EMPTY_SVC, waitUntil, PROXY_MODES, proxyRules, flushProxyRules, flushUntilBroken, iptablesState, nftState, type LabProxyMode } from '../helpers/web-lab.js'
+
+const SYNC_PERIOD_MS = 2000
+const AUTO_PICKS_NFTABLES = /"msg":"proxy mode","mode":"nftables","reason":"auto: IPVS unavailable \(IPVS is not available in this kernel.*\); the nftables probe passed"\}/
 
 // Connects to HOST:PORT, says "connected", and sends its HTTP request only on SIGUSR1.
 const ESTABLISHED_FLOW = `
@@ -13,12 +17,29 @@ let body = ''; s.on('data', d => { body += d }); s.on('end', () => { console.log
 process.on('SIGUSR1', () => s.write('GET / HTTP/1.0\\r\\n\\r\\n'));
 `
 
-t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t => {
+/** What differs between the modes: how the kernel shows a Service's rules, and the mode's own metrics. */
+const BY_MODE: Record<LabProxyMode, { web: RegExp, empty: RegExp, ruleMetric: RegExp }> = {
+  iptables: {
+    web: /demo\/web/,
+    empty: /demo\/empty/,
+    ruleMetric: /kubeproxy_sync_proxy_rules_iptables_total\{ip_family="IPv4",table="nat"\} [1-9]/,
+  },
+  nftables: {
+    // The VIP's dispatch element, or any of its endpoints in a map or the hairpin set.
+    web: /10\.96\.0\.10 |10\.244\.0\.1[123]\b/,
+    empty: /10\.96\.0\.20 \. tcp \. 80 : goto reject-chain/,
+    ruleMetric: /ferry_sync_proxy_rules_nftables_total\{ip_family="IPv4",kind="elements"\} [1-9]/,
+  },
+}
+
+for (const mode of PROXY_MODES) t.test(`${mode}: ferryd serves ClusterIP and NodePort from a manifest directory`, async t => {
+  const { web, empty, ruleMetric } = BY_MODE[mode]
   const { lab, dir, client } = await webLab(t)
   await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
   await writeFile(join(dir, 'empty.yaml'), EMPTY_SVC)
 
-  let ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms'])
+  const args = ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms']
+  let ferryd = startFerryd(lab, [...args, '--proxy-mode', mode])
   t.teardown(async () => { await ferryd.stop() })
   await ferryd.waitReady()
 
@@ -36,9 +57,10 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
     t.match(r, { ok: true, body: /^web-\d 10\.244\.0\.1$/ }, 'the backend sees the node, so replies return through it')
   })
 
-  await t.test('auto picks iptables on this kernel, which has no IPVS, and says why', async t => {
-    t.match(ferryd.logs(), /"msg":"proxy mode","mode":"iptables","reason":"auto: IPVS unavailable \(IPVS is not available in this kernel/)
-    t.match((await ferryd.http('/metrics')).body, /ferry_proxy_mode\{mode="iptables"\} 1/)
+  await t.test(`the ${mode} mode is in use, as configured`, async t => {
+    t.match(ferryd.logs(), new RegExp(`"msg":"proxy mode","mode":"${mode}","reason":"configured"`))
+    t.match((await ferryd.http('/metrics')).body, new RegExp(`ferry_proxy_mode\\{mode="${mode}"\\} 1`))
+    t.match(await proxyRules(lab, mode), mode === 'iptables' ? /FERRY-SERVICES/ : /table ip ferry/, 'the kernel holds the mode\'s rules')
     const forced = await lab.sh(['sh', '-c', `node ${FERRYD_JS} --proxy-mode ipvs --manifests ${dir} --http-listen 127.0.0.1:10259 2>&1; echo "exit=$?"`])
     t.match(forced, /--proxy-mode ipvs: IPVS is not available in this kernel[\s\S]*exit=1/, '--proxy-mode ipvs refuses to start, naming the reason; no silent fallback')
   })
@@ -94,11 +116,12 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
   })
 
   await t.test('deleting the Service removes its rules', async t => {
+    t.match(await proxyRules(lab, mode), web, 'before: the kernel holds demo/web\'s rules')
     await unlink(join(dir, 'web.yaml'))
     await waitUntil('web gone', async () => !(await lab.get('http://10.96.0.10/', client.ns, 1)).ok)
-    const save = await lab.sh(['sh', '-c', 'iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null'])
-    t.notMatch(save, /demo\/web/, 'no rule mentions demo/web')
-    t.match(save, /demo\/empty/, 'the other Service keeps its rules')
+    const rules = await proxyRules(lab, mode)
+    t.notMatch(rules, web, 'no rule mentions demo/web')
+    t.match(rules, empty, 'the other Service keeps its rules')
   })
 
   await t.test('restart keeps rules in place and established flows alive', async t => {
@@ -111,7 +134,9 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
     await waitUntil('flow connected', async () => flowOut.includes('connected'))
     t.equal(await ferryd.stop(), 0, 'SIGTERM exits 0')
     t.ok((await lab.get('http://10.96.0.10/', client.ns)).ok, 'traffic flows while ferryd is down')
-    ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--sync-period', '2s'])
+    // The nftables run restarts with --proxy-mode auto: on this kernel (nftables, no IPVS) auto must
+    // pick nftables again, keeping the rules and the flow.
+    ferryd = startFerryd(lab, [...args, '--sync-period', `${SYNC_PERIOD_MS}ms`, ...(mode === 'iptables' ? ['--proxy-mode', mode] : [])])
     await ferryd.waitReady()
     flow.kill('SIGUSR1')
     await t.resolves(waitUntil('flow answered', async () => /answer: web-\d 10\.244\.0\.50/.test(flowOut)), 'a connection established before the restart still works after it')
@@ -120,25 +145,33 @@ t.test('ferryd serves ClusterIP and NodePort from a manifest directory', async t
     const metrics = (await ferryd.http('/metrics')).body
     t.match(metrics, /kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} [1-9]/)
     t.match(metrics, /kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} \d/)
-    t.match(metrics, /kubeproxy_sync_proxy_rules_iptables_total\{ip_family="IPv4",table="nat"\} [1-9]/)
+    t.match(metrics, ruleMetric, `the ${mode} mode's own rule metric`)
+    if (mode === 'nftables') {
+      t.match(ferryd.logs(), AUTO_PICKS_NFTABLES, 'auto picks nftables on this kernel, which has no IPVS, and says why')
+      t.match(metrics, /ferry_proxy_mode\{mode="nftables"\} 1/)
+    }
     const hz = await ferryd.http('/healthz')
     t.equal(hz.status, 200)
     t.match(JSON.parse(hz.body), { healthy: true, nodeEligible: true })
   })
 
   await t.test('a firewall reload that deletes every chain is repaired within syncPeriod', async t => {
-    const v = (await lab.sh(['sh', '-c', 'iptables-legacy-save -t nat | grep -q FERRY- && echo legacy || echo nft'])).trim()
-    await lab.sh(['sh', '-c', `iptables-${v} -t nat -F && iptables-${v} -t nat -X`])
-    t.notOk((await lab.get('http://10.96.0.10/', client.ns, 1)).ok, 'the flush breaks the ClusterIP')
+    const repairs = (): number => ferryd.logs().split('rules vanished from the kernel').length - 1
+    const flushed = await flushUntilBroken(async () => { await flushProxyRules(lab, mode) }, async () => [(await lab.get('http://10.96.0.10/', client.ns, 1)).ok], repairs)
+    t.ok(flushed, 'the flush breaks the ClusterIP')
+    const { at: flushedAt, repairsBefore } = flushed ?? { at: Date.now(), repairsBefore: repairs() }
     await waitUntil('ferryd repairs the rules', async () => (await lab.get('http://10.96.0.10/', client.ns, 1)).ok, 20_000)
-    t.match(ferryd.logs(), /rules vanished from the kernel/)
+    // The check runs every syncPeriod; a probe that timed out just before the repair adds up to 1.2 s.
+    const ms = Date.now() - flushedAt
+    t.ok(ms < SYNC_PERIOD_MS + 2500, `repaired ${ms} ms after the flush (syncPeriod ${SYNC_PERIOD_MS} ms)`)
+    t.ok(repairs() > repairsBefore, 'the log says why: rules vanished from the kernel')
   })
 
   await t.test('ferryd --cleanup removes every rule ferry owns', async t => {
     t.equal(await ferryd.stop(), 0)
     await lab.sh(['node', FERRYD_JS, '--cleanup'])
-    const save = await lab.sh(['sh', '-c', 'iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null'])
-    t.notMatch(save, /FERRY-/, 'no FERRY- chain or jump is left in either variant')
+    t.notMatch(await iptablesState(lab), /FERRY-/, 'no FERRY- chain or jump is left in either variant or family')
+    t.equal(await nftState(lab), '', 'no table ip ferry or ip6 ferry is left')
     const r = await lab.get('http://10.96.0.10/', client.ns, 1)
     t.equal(r.ok, false, 'the ClusterIP is no longer handled')
   })

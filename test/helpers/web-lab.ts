@@ -65,3 +65,53 @@ export async function waitUntil (what: string, check: () => Promise<boolean>, ti
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`)
 }
+
+/** The proxy modes the end-to-end scenarios run over, one after the other. */
+export const PROXY_MODES = ['iptables', 'nftables'] as const
+export type LabProxyMode = typeof PROXY_MODES[number]
+
+/** Every iptables rule in the lab's node namespace: IPv4 and IPv6, legacy and nft variants. */
+export async function iptablesState (lab: Pick<Lab, 'sh'>): Promise<string> {
+  return await lab.sh(['sh', '-c', 'for f in iptables ip6tables; do for v in legacy nft; do $f-$v-save 2>/dev/null; done; done; true'])
+}
+
+/** ferry's nftables tables (`ip ferry`, `ip6 ferry`) in the lab's node namespace, listed; '' when neither exists. */
+export async function nftState (lab: Pick<Lab, 'sh'>): Promise<string> {
+  return await lab.sh(['sh', '-c', 'nft list table ip ferry 2>/dev/null; nft list table ip6 ferry 2>/dev/null; true'])
+}
+
+/** What the kernel holds of `mode`'s rules: iptables-save output or the nft listing of ferry's tables. */
+export async function proxyRules (lab: Pick<Lab, 'sh'>, mode: LabProxyMode): Promise<string> {
+  return mode === 'iptables' ? await iptablesState(lab) : await nftState(lab)
+}
+
+/**
+ * A firewall reload as the mode's admin would do it: for iptables, flush and delete every nat chain of
+ * the variant ferry writes; for nftables, `nft flush ruleset` (every table goes).
+ */
+export async function flushProxyRules (lab: Pick<Lab, 'sh'>, mode: LabProxyMode): Promise<void> {
+  const cmd = mode === 'iptables'
+    ? 'v=$(iptables-legacy-save -t nat | grep -q FERRY- && echo legacy || echo nft); iptables-$v -t nat -F && iptables-$v -t nat -X'
+    : 'nft flush ruleset'
+  await lab.sh(['sh', '-c', cmd])
+}
+
+/**
+ * Runs `flush`, then `probe` (true per URL that still answered) at once, until every probe fails.
+ * ferryd's periodic check may repair the rules between the flush and a probe's first packet; a
+ * `repairs()` count that went up tells that apart from a flush that broke nothing, and then it waits
+ * for the repair and flushes again. Returns the time of the flush whose breakage was seen and the
+ * repair count just before it, or undefined if none was seen.
+ */
+export async function flushUntilBroken (flush: () => Promise<void>, probe: () => Promise<boolean[]>, repairs: () => number, attempts = 3): Promise<{ at: number, repairsBefore: number } | undefined> {
+  for (let i = 0; i < attempts; i++) {
+    const repairsBefore = repairs()
+    await flush()
+    const at = Date.now()
+    const answered = await probe()
+    if (answered.every(ok => !ok)) return { at, repairsBefore }
+    if (repairs() === repairsBefore) return undefined
+    await waitUntil('the early repair is done', async () => (await probe()).every(Boolean))
+  }
+  return undefined
+}
