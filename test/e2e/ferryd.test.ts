@@ -81,7 +81,7 @@ for (const mode of PROXY_MODES) t.test(`${mode}: ferryd serves ClusterIP and Nod
   await t.test('a Service without endpoints is refused at once', async t => {
     const r = await lab.get('http://10.96.0.20/', client.ns, 5)
     t.match(r, { ok: false, error: 'refused' })
-    if (!r.ok) t.ok(r.ms < 1500, `refused after ${r.ms} ms, not a timeout`)
+    if (!r.ok) t.ok(r.ms < 3500, `refused after ${r.ms} ms, not a 5 s timeout`)
   })
 
   await t.test('scaling endpoints down and up is followed', async t => {
@@ -163,7 +163,8 @@ for (const mode of PROXY_MODES) t.test(`${mode}: ferryd serves ClusterIP and Nod
     await waitUntil('ferryd repairs the rules', async () => (await lab.get('http://10.96.0.10/', client.ns, 1)).ok, 20_000)
     // The check runs every syncPeriod; a probe that timed out just before the repair adds up to 1.2 s.
     const ms = Date.now() - flushedAt
-    t.ok(ms < SYNC_PERIOD_MS + 2500, `repaired ${ms} ms after the flush (syncPeriod ${SYNC_PERIOD_MS} ms)`)
+    // Loose on purpose (loaded CI hosts): it proves the periodic check repairs, not how fast.
+    t.ok(ms < 2 * SYNC_PERIOD_MS + 5000, `repaired ${ms} ms after the flush (syncPeriod ${SYNC_PERIOD_MS} ms)`)
     t.ok(repairs() > repairsBefore, 'the log says why: rules vanished from the kernel')
   })
 

