@@ -24,6 +24,11 @@ function fakeNft (): FakeNft {
     exec: async (argv, stdin) => {
       f.calls.push({ argv: argv.join(' '), stdin: stdinText(stdin) })
       if (argv.join(' ') === 'nft list tables') return { code: 0, stdout: f.tables, stderr: '' }
+      if (argv[1] === 'list' && argv[2] === 'set') {
+        return f.tables.includes(`table ${argv[3] ?? ''} ${argv[4] ?? ''}\n`)
+          ? { code: 0, stdout: '', stderr: '' }
+          : { code: 1, stdout: '', stderr: `Error: No such file or directory\nlist set ${argv.slice(3).join(' ')}\n` }
+      }
       return f.fail.shift() ?? { code: 0, stdout: '', stderr: '' }
     },
   }

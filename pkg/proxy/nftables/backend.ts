@@ -11,7 +11,7 @@ import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
 import type { Backend, DesiredState, SyncResult } from '../types.js'
 import type { NftablesMetrics } from './metrics.js'
-import { deleteTableText, ferryTables, nftApply } from './nft.js'
+import { deleteTableText, nftApply, tablePresent } from './nft.js'
 import { resolveNftablesOptions, type NftablesOptions, type NftablesOptionsInput } from './options.js'
 import type { NftOwned } from './owned.js'
 import { renderDeleteChains, renderFull, renderPartial, type NftRender } from './render.js'
@@ -76,15 +76,15 @@ export class NftablesBackend implements Backend {
     return await this.lane.run(async () => await this.syncNow(state, changed))
   }
 
-  /** The table's presence (`nft list tables`): a `nft flush ruleset` or a firewall reload removes it. */
+  /** The table's presence (one small set listed): a `nft flush ruleset` or a firewall reload removes it. */
   async rulesIntact (): Promise<boolean> {
     return await this.lane.run(async () => {
       if (this.owned === null) return true
       let present: boolean
       try {
-        present = (await ferryTables(this.exec)).has(this.family)
+        present = await tablePresent(this.exec, this.family)
       } catch (e) {
-        this.log.warn('cannot list nftables tables; next sync is full', { error: errorMessage(e) })
+        this.log.warn('cannot check the nftables table; next sync is full', { error: errorMessage(e) })
         present = false
       }
       if (!present) {

@@ -90,6 +90,14 @@ export class FakeNft {
         throw e
       }
     }
+    if ((what === 'set' || what === 'map') && a !== undefined && b !== undefined) {
+      const [, , , setName] = args
+      const family = a as NftFamily
+      if (setName === undefined || this.model.set(family, b, setName) === undefined) {
+        return fail(`Error: No such file or directory\nlist ${what} ${args.slice(1).join(' ')}\n`)
+      }
+      return ok(`table ${family} ${b} {\n\t${what} ${setName} {\n\t\telements = { ${this.model.elements(family, b, setName).join(', ')} }\n\t}\n}\n`)
+    }
     if (what === 'ruleset') return ok(this.model.tables().map(t => this.model.listTable(t.family, t.name)).join(''))
     return fail(`Error: syntax error, unsupported in the fake: list ${args.join(' ')}\n`)
   }
