@@ -7,7 +7,7 @@
 // alternate which side goes first; the table shows medians and the median of per-round ratios, and
 // ferryd's peak RSS (VmHWM). At 10k (manifests) it also times endpoint edits to the new rule. Root only.
 // With `--modes nftables` ferryd runs `--proxy-mode nftables`, and the peer is a bare `nft -f` of the
-// `nft list ruleset` of ferryd's netns; edits are seen through `nft monitor` (no polling of a 10k table).
+// `nft list ruleset` of ferryd's netns; edits are seen in the kernel's commit notifications (nft-watch.ts).
 //
 //   node dist/bench/startup.js [1000,10000,50000] [--sources manifests,etcd] [--rounds 3] [--big-rounds 1]
 //                              [--no-edit] [--edits 5] [--modes iptables,nftables] [--ferryd-arg ARG]...
@@ -24,6 +24,7 @@ const FILES = 200
 const ENDPOINTS = 5
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const FERRYD = join(ROOT, 'bin', 'ferryd')
+const WATCH = join(ROOT, 'dist', 'bench', 'nft-watch.js')
 const HTTP_PORT = 10249
 const ETCD_IP = '169.254.77.1'
 
@@ -229,19 +230,19 @@ const NFTABLES: ModeBench = {
   unit: 'map elements',
   bare: async (ns, payload) => await timedStdin(ns, ['nft', '-f', '-'], payload),
   watch: async (ns, ip) => {
-    // nft monitor reports each committed element as the transaction lands: no polling of a big table.
-    const mon = spawn('ip', ['netns', 'exec', ns, 'nft', 'monitor', 'new', 'elements'], { stdio: ['ignore', 'pipe', 'ignore'] })
-    const seen = new Promise<void>((resolve, reject) => {
-      let buf = ''
-      mon.stdout.on('data', (b: Buffer) => {
-        buf = (buf + b.toString()).slice(-4096)
-        if (buf.includes(`: ${ip} . 8080`)) { mon.kill('SIGKILL'); resolve() }
-      })
-      mon.on('exit', () => { reject(new Error(`nft monitor ended before ${ip} appeared`)) })
+    // The kernel's commit notifications, read by a small listener inside the netns (bench/nft-watch.ts).
+    const w = spawn('ip', ['netns', 'exec', ns, process.execPath, WATCH, ip], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    const said = async (word: string): Promise<void> => await new Promise((resolve, reject) => {
+      const check = (): void => { if (out.includes(word)) resolve() }
+      w.stdout.on('data', (b: Buffer) => { out += b.toString(); check() })
+      w.on('exit', code => { reject(new Error(`nft-watch exited (${String(code)}) before "${word}"`)) })
+      check()
     })
-    seen.catch(() => {})
-    await new Promise(resolve => setTimeout(resolve, 150)) // the monitor subscribes before the edit
-    return { landed: seen }
+    await said('ready')
+    const landed = said('landed')
+    landed.catch(() => {})
+    return { landed }
   },
 }
 
