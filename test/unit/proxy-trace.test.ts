@@ -1,6 +1,8 @@
-// PROXY.md §7's scenarios as packet flows. Each expectation is checked twice: against the neutral plan's
-// tracer (the policy) and against a trace of the rules the iptables renderer writes for the same state
-// (the rendering). Then a battery of generated services and packets checks that the two always agree.
+// PROXY.md §7's scenarios as packet flows. Each expectation is checked against the neutral plan's tracer
+// (the policy) and against a trace of the rules the iptables renderer writes for the same state (the
+// rendering); the nftables renderer's rules, loaded into the ruleset model, must agree with the plan under
+// that mode's options (it offers no localhost NodePorts). Then a battery of generated services and packets
+// checks that plan and iptables rules always agree (test/unit/proxy-nftables-trace.test.ts has nft's).
 import t, { type Test } from 'tap'
 import { resolveProxyOptions, type ProxyOptionsInput } from '../../pkg/proxy/options.js'
 import { planPort } from '../../pkg/proxy/plan.js'
@@ -9,6 +11,10 @@ import { svcInfo, localEp as local, remoteEp as remote, categorized as svc } fro
 import { renderFull } from '../../pkg/proxy/iptables/render.js'
 import { fullSyncExtras, jumps } from '../../pkg/proxy/iptables/restore.js'
 import { loadRestore, traceIptables } from '../../pkg/proxy/iptables/trace.js'
+import { NftModel } from '../../pkg/proxy/nftables/model.js'
+import { resolveNftablesOptions } from '../../pkg/proxy/nftables/options.js'
+import { renderFull as renderNft } from '../../pkg/proxy/nftables/render.js'
+import { traceNft } from '../../pkg/proxy/nftables/trace.js'
 import { servicePortKey, type DesiredServicePort, type DesiredState, type EndpointInfo, type ServicePortInfo } from '../../pkg/proxy/types.js'
 import type { Protocol } from '../../pkg/api/types.js'
 
@@ -36,6 +42,7 @@ function flow (t: Test, state: DesiredState, opts: ProxyOptionsInput, pkt: Packe
   const byPlan = tracePlan(plans, o, ENV, pkt)
   const tables = loadRestore([renderFull(state, opts, new Set(), fullSyncExtras(jumps('IPv4'))).payload])
   const byRules = traceIptables(tables, 'IPv4', ENV, pkt)
+  nftFlow(t, state, opts, pkt, name)
   if ('verdict' in want) {
     t.equal(byPlan.verdict, want.verdict, `${name}: plan says ${want.verdict}`)
     t.equal(byRules.verdict, want.verdict, `${name}: iptables rules say ${want.verdict}`, { paths: byRules.paths })
@@ -49,6 +56,17 @@ function flow (t: Test, state: DesiredState, opts: ProxyOptionsInput, pkt: Packe
   t.equal(fmt(byPlan.endpoints), expected, `${name}: plan reaches ${expected}`)
   t.equal(byRules.verdict, 'forward', `${name}: iptables forwards`, { paths: byRules.paths })
   t.equal(fmt(byRules.endpoints), expected, `${name}: iptables reaches ${expected}`, { paths: byRules.paths })
+}
+
+/** The nftables rules of the same state against the plan under that mode's options, spread included. */
+function nftFlow (t: Test, state: DesiredState, opts: ProxyOptionsInput, pkt: Packet, name: string): void {
+  const o = resolveNftablesOptions(opts)
+  const byPlan = tracePlan([...state.services.values()].map(sp => planPort(sp, o)), o, ENV, pkt)
+  const model = new NftModel()
+  model.apply(renderNft(state, o).text)
+  const byNft = traceNft(model, 'IPv4', ENV, pkt)
+  t.same([byNft.verdict, fmt(byNft.endpoints)], [byPlan.verdict, fmt(byPlan.endpoints)], `${name}: nft rules agree with the plan (${byPlan.verdict} ${fmt(byPlan.endpoints)})`, { paths: byNft.paths })
+  if (byNft.verdict === 'forward') t.ok(byNft.shares.every(x => Math.abs(x - 1 / byNft.shares.length) < 1e-9), `${name}: nft spreads evenly`, { shares: byNft.shares })
 }
 
 const tcp = (src: string, dst: string, port: number, protocol: Protocol = 'TCP'): Packet => ({ src, dst, port, protocol })
