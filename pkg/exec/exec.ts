@@ -41,11 +41,23 @@ export const spawnExec: Exec = async (argv, stdin) => await new Promise((resolve
   })
 })
 
+/**
+ * Characters written between turns of the event loop: a pipe holds 64 KiB, and only a turn of the loop
+ * refills it, so without these turns the reader would wait for the whole render before its second piece.
+ */
+const TURN = 128 * 1024
+
 /** Writes pieces as they come, running ahead of the reader by up to AHEAD bytes. */
 async function feed (w: Writable, pieces: Iterable<string>): Promise<void> {
+  let sinceTurn = 0
   for (const piece of pieces) {
     if (w.destroyed) return
     w.write(piece)
+    sinceTurn += piece.length
+    if (sinceTurn >= TURN && w.writableLength <= AHEAD) {
+      sinceTurn = 0
+      await new Promise<void>(resolve => { setImmediate(resolve) })
+    }
     if (w.writableLength > AHEAD) {
       await new Promise<void>(resolve => {
         const done = (): void => { w.off('drain', done); w.off('close', done); resolve() }

@@ -57,6 +57,21 @@ t.test('full first, partial after, full on demand', async t => {
   t.equal((await be.sync(stateOf([web3]), null)).kind, 'full')
 })
 
+t.test('a refused streamed full sync quotes its line from a second render, and owns nothing', async t => {
+  const f = fakeNft()
+  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec })
+  f.fail.push({ code: 1, stdout: '', stderr: '/dev/stdin:4:1-9: Error: Could not process rule: Cannot allocate memory\n' })
+  const err = await be.sync(stateOf([web]), null).catch((e: unknown) => e)
+  t.ok(isFerryError(err, 'FERRY_ERR_APPLY'))
+  if (isFerryError(err)) {
+    t.match(err.message, /full sync failed at line 4 \(add chain ip ferry nat-prerouting \{ type nat hook prerouting/)
+    t.equal(err.details.lineText, (f.calls.at(-1)?.stdin ?? '').split('\n')[3], 'the line nft was sent')
+  }
+  t.ok(be.needFullSync)
+  t.equal((await be.sync(stateOf([web]), null)).kind, 'full')
+  t.equal(be.lastTimings?.bytes, f.calls.at(-1)?.stdin.length, 'the streamed bytes are counted')
+})
+
 t.test('a refused transaction quotes nft, counts, and makes the next sync full', async t => {
   const f = fakeNft()
   const registry = new Registry()

@@ -14,7 +14,7 @@ import type { NftablesMetrics } from './metrics.js'
 import { deleteTableText, nftApply, tablePresent } from './nft.js'
 import { resolveNftablesOptions, type NftablesOptions, type NftablesOptionsInput } from './options.js'
 import type { NftOwned } from './owned.js'
-import { renderDeleteChains, renderFull, renderPartial, type NftRender } from './render.js'
+import { renderDeleteChains, renderFull, renderPartial, streamFull, type NftRender, type NftStreamed } from './render.js'
 
 export const STALE_CHAIN_DELAY_MS = 1000
 
@@ -113,34 +113,62 @@ export class NftablesBackend implements Backend {
     const t0 = this.now()
     if (!full) full = !await this.deleteDueStaleChains()
     const t1 = this.now()
-    let r: NftRender
-    try {
-      const owned = this.owned
-      r = full || owned === null ? renderFull(state, this.options) : renderPartial(state, changed ?? new Set(), owned, this.options)
-    } catch (e) {
-      this.fail()
-      throw e
+    let partial: NftRender | undefined
+    let streamed: NftStreamed | undefined
+    let bytes = 0
+    let renderMs = 0
+    let text: string | Iterable<string>
+    if (full || this.owned === null) {
+      // Pulled by the pipe: the render runs while nft already parses the earlier pieces.
+      const stream = streamFull(state, this.options)
+      const now = this.now
+      text = (function * (): Generator<string, void, undefined> {
+        for (;;) {
+          const s = now()
+          const next = stream.next()
+          renderMs += now() - s
+          if (next.done === true) { streamed = next.value; return }
+          bytes += next.value.length
+          yield next.value
+        }
+      })()
+    } else {
+      try {
+        partial = renderPartial(state, changed ?? new Set(), this.owned, this.options)
+      } catch (e) {
+        this.fail()
+        throw e
+      }
+      text = partial.text
+      bytes = partial.text.length
+      renderMs = this.now() - t1
     }
     // The render took the ownership over: until this sync succeeds there is none.
     this.owned = null
     const t2 = this.now()
-    if (r.text !== '') {
+    if (text !== '') {
       try {
-        await nftApply(this.exec, r.text, `nftables ${r.kind} sync`)
+        await nftApply(this.exec, text, `nftables ${partial?.kind ?? 'full'} sync`, () => partial?.text ?? renderFull(state, this.options).text)
       } catch (e) {
         this.fail()
         this.metrics?.syncFailures.inc({ ip_family: this.family })
-        this.log.warn('nftables sync failed; next sync is full', { kind: r.kind, error: errorMessage(e) })
+        this.log.warn('nftables sync failed; next sync is full', { kind: partial?.kind ?? 'full', error: errorMessage(e) })
         throw e
       }
     }
     const t3 = this.now()
+    const r = partial ?? streamed
+    if (r === undefined) {
+      // nft exited 0 without reading all of its input: nothing says what the kernel holds.
+      this.fail()
+      throw new FerryError('FERRY_ERR_APPLY', 'nft exited before reading the whole full-sync transaction')
+    }
     this.owned = r.owned
     this.full = false
     if (r.kind === 'full') this.staleSince.clear()
     for (const c of r.staleChains) this.staleSince.set(c, t3)
-    this.lastTimings = { renderMs: t2 - t1, applyMs: t3 - t2, bytes: r.text.length, deleteMs: t1 - t0 }
-    this.log.debug('nftables synced', { kind: r.kind, renderMs: Math.round(t2 - t1), applyMs: Math.round(t3 - t2), stale: r.staleChains.length, ...r.written })
+    this.lastTimings = { renderMs, applyMs: t3 - t2 - (r.kind === 'full' ? renderMs : 0), bytes, deleteMs: t1 - t0 }
+    this.log.debug('nftables synced', { kind: r.kind, renderMs: Math.round(renderMs), applyMs: Math.round(this.lastTimings.applyMs), stale: r.staleChains.length, ...r.written })
     for (const kind of ['rules', 'elements', 'chains'] as const) {
       this.metrics?.objectsTotal.set({ ip_family: this.family, kind }, r.totals[kind])
       this.metrics?.objectsLast.set({ ip_family: this.family, kind }, r.written[kind])

@@ -2,7 +2,7 @@
 // one small set listed for the cheap presence check. A refused transaction becomes FERRY_ERR_APPLY quoting
 // nft's own error, which names the offending line.
 import { FerryError } from '../../errors/errors.js'
-import type { Exec } from '../../exec/exec.js'
+import { stdinText, type Exec } from '../../exec/exec.js'
 import type { IPFamily } from '../../net/ip.js'
 import { lineAt } from '../iptables/restore.js'
 import { MapName, TABLE, familyWords } from './names.js'
@@ -10,7 +10,11 @@ import { MapName, TABLE, familyWords } from './names.js'
 /** nft's stderr can repeat a long line per error: keep the message readable. */
 const STDERR_MAX = 4000
 
-export async function nftApply (exec: Exec, text: string, what = 'nft -f -'): Promise<void> {
+/**
+ * Runs one `nft -f -` transaction. `text` may be pieces rendered while nft parses the earlier ones; a
+ * refusal then quotes its line from `whole()`, the same text rendered again.
+ */
+export async function nftApply (exec: Exec, text: string | Iterable<string>, what = 'nft -f -', whole: () => string = () => stdinText(text)): Promise<void> {
   const r = await exec(['nft', '-f', '-'], text)
   if (r.code === 0) return
   const stderr = r.stderr.trim().slice(0, STDERR_MAX)
@@ -21,7 +25,7 @@ export async function nftApply (exec: Exec, text: string, what = 'nft -f -'): Pr
   if (m?.[1] !== undefined) {
     const line = Number(m[1])
     details.line = line
-    details.lineText = lineAt(text, line)
+    details.lineText = lineAt(whole(), line)
     where = ` at line ${line} (${String(details.lineText).slice(0, 300)})`
   }
   const first = m?.[2] ?? stderr.split('\n')[0] ?? `exit ${r.code}`

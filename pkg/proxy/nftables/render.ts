@@ -32,6 +32,8 @@ export interface NftRender {
  */
 export const ELEMENT_BATCH = 1000
 
+interface LineSink { push: (line: string) => unknown }
+
 class Elements {
   private readonly byMap = new Map<string, string[]>()
   count = 0
@@ -43,12 +45,39 @@ class Elements {
     this.count++
   }
 
-  lines (verb: 'add' | 'delete', obj: string, out: string[]): void {
+  lines (verb: 'add' | 'delete', obj: string, out: LineSink): void {
     for (const [map, list] of this.byMap) {
       for (let i = 0; i < list.length; i += ELEMENT_BATCH) {
         out.push(`${verb} element ${obj} ${map} { ${list.slice(i, i + ELEMENT_BATCH).join(', ')} }`)
       }
     }
+  }
+
+  /** Adds an element and prints its map's batch once it holds ELEMENT_BATCH (a full render's stream). */
+  addFlushing (map: string, element: string, obj: string, out: LineSink): void {
+    this.add(map, element)
+    const list = this.byMap.get(map) as string[]
+    if (list.length >= ELEMENT_BATCH) { out.push(`add element ${obj} ${map} { ${list.join(', ')} }`); this.byMap.delete(map) }
+  }
+}
+
+/**
+ * Characters per streamed piece of a full render: about a pipe's capacity, so `nft -f -` parses one
+ * piece while the next is rendered.
+ */
+export const PIECE_CHARS = 64 * 1024
+
+/** Lines collected into pieces of about PIECE_CHARS, each ending in a newline. */
+class Lines {
+  private lines: string[] = []
+  private size = 0
+  push (line: string): void { this.lines.push(line); this.size += line.length + 1 }
+  get ready (): boolean { return this.size >= PIECE_CHARS }
+  take (): string {
+    const piece = this.lines.length === 0 ? '' : this.lines.join('\n') + '\n'
+    this.lines = []
+    this.size = 0
+    return piece
   }
 }
 
@@ -58,7 +87,7 @@ function chainLine (obj: string, c: ChainDecl): string {
 function setLine (obj: string, s: SetDecl): string {
   return `add ${s.kind} ${obj} ${s.name} { ${s.body} }`
 }
-function ruleLines (obj: string, c: ChainDecl, out: string[]): number {
+function ruleLines (obj: string, c: ChainDecl, out: LineSink): number {
   for (const r of c.rules) out.push(`add rule ${obj} ${c.name} ${r}`)
   return c.rules.length
 }
@@ -70,13 +99,36 @@ function rulesOf (d: Decls): number {
   return n
 }
 
-export function renderFull (state: DesiredState, opts: NftablesOptions): NftRender {
+/** A full render without its text, which went out in pieces. */
+export type NftStreamed = Omit<NftRender, 'text'>
+
+/**
+ * The full transaction in pieces, rendered while they are consumed: the table's replacement and the
+ * fixed objects first, then service by service the shared objects and chains it is the first to use
+ * (chains, sets, then rules: every reference resolves to an earlier line) and its elements, printed
+ * per map in batches of ELEMENT_BATCH. The generator's return value is the render's outcome.
+ */
+export function * streamFull (state: DesiredState, opts: NftablesOptions): Generator<string, NftStreamed, undefined> {
   const w = familyWords(state.family)
   const obj = w.obj
   const claims = new Map<string, string>()
   const services = new Map<string, ServiceObjects>()
   const hairpin = new Map<string, number>()
   const shared = new Set<string>()
+  const out = new Lines()
+  const elements = new Elements()
+  let chains = 0
+  let rules = 0
+  const declare = (decls: readonly Decls[]): void => {
+    for (const d of decls) for (const c of d.chains) { out.push(chainLine(obj, c)); chains++ }
+    for (const d of decls) for (const s of d.sets) out.push(setLine(obj, s))
+    for (const d of decls) for (const c of d.chains) rules += ruleLines(obj, c, out)
+  }
+
+  out.push(`add table ${obj}`)
+  out.push(`delete table ${obj}`)
+  out.push(`add table ${obj}`)
+  declare([fixedObjects(w, opts)])
   for (const [key, sp] of state.services) {
     const o = serviceObjects(key, planPort(sp, opts), w, opts, entry => {
       if (claims.has(entry)) return false
@@ -84,36 +136,39 @@ export function renderFull (state: DesiredState, opts: NftablesOptions): NftRend
       return true
     })
     services.set(key, o)
-    for (const ip of o.hairpin) hairpin.set(ip, (hairpin.get(ip) ?? 0) + 1)
-    for (const id of o.shared) shared.add(id)
-  }
-
-  const decls: Decls[] = [fixedObjects(w, opts)]
-  for (const id of shared) decls.push(sharedObjects(id, w, opts))
-  for (const o of services.values()) if (o.chains.length > 0 || o.sets.length > 0) decls.push(o)
-
-  const out: string[] = [`add table ${obj}`, `delete table ${obj}`, `add table ${obj}`]
-  let chains = 0
-  let rules = 0
-  for (const d of decls) for (const c of d.chains) { out.push(chainLine(obj, c)); chains++ }
-  for (const d of decls) for (const s of d.sets) out.push(setLine(obj, s))
-  for (const d of decls) for (const c of d.chains) rules += ruleLines(obj, c, out)
-  const elements = new Elements()
-  for (const o of services.values()) {
+    const decls: Decls[] = []
+    for (const id of o.shared) if (!shared.has(id)) { shared.add(id); decls.push(sharedObjects(id, w, opts)) }
+    if (o.chains.length > 0 || o.sets.length > 0) decls.push(o)
+    if (decls.length > 0) declare(decls)
     const e = o.elements
-    for (let i = 0; i < e.length; i += 2) elements.add(e[i] as string, e[i + 1] as string)
+    for (let i = 0; i < e.length; i += 2) elements.addFlushing(e[i] as string, e[i + 1] as string, obj, out)
+    for (const ip of o.hairpin) {
+      const n = hairpin.get(ip) ?? 0
+      hairpin.set(ip, n + 1)
+      if (n === 0) elements.addFlushing(MapName.HAIRPIN, hairpinKey(ip), obj, out)
+    }
+    if (out.ready) yield out.take()
   }
-  for (const ip of hairpin.keys()) elements.add(MapName.HAIRPIN, hairpinKey(ip))
   elements.lines('add', obj, out)
-  out.push('')
+  yield out.take()
   const totals = { rules, elements: elements.count, chains }
   return {
     kind: 'full',
-    text: out.join('\n'),
     owned: new NftOwned(state.family, services, claims, hairpin, shared, new Set(), totals),
     staleChains: [],
     written: totals,
     totals,
+  }
+}
+
+/** The full transaction as one text (tests, error quotes): streamFull's pieces joined. */
+export function renderFull (state: DesiredState, opts: NftablesOptions): NftRender {
+  const pieces: string[] = []
+  const it = streamFull(state, opts)
+  for (;;) {
+    const next = it.next()
+    if (next.done === true) return { ...next.value, text: pieces.join('') }
+    pieces.push(next.value)
   }
 }
 
