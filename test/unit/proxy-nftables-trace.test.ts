@@ -10,7 +10,8 @@ import { resolveNftablesOptions, type NftablesOptionsInput } from '../../pkg/pro
 import { renderFull, renderPartial } from '../../pkg/proxy/nftables/render.js'
 import { planPort, type PortPlan } from '../../pkg/proxy/plan.js'
 import type { ProxyOptions } from '../../pkg/proxy/options.js'
-import { tracePlan, type TracedEndpoint } from '../../pkg/proxy/trace.js'
+import { tracePlan } from '../../pkg/proxy/trace.js'
+import { expectFlow, fmtEps, type Want } from '../helpers/trace-flow.js'
 import { svcInfo, localEp as local, remoteEp as remote, categorized as svc } from '../../pkg/proxy/iptables/fixtures.js'
 import { servicePortKey, type DesiredServicePort, type DesiredState, type EndpointInfo, type ServicePortInfo } from '../../pkg/proxy/types.js'
 
@@ -271,8 +272,8 @@ t.test('IPv6: the same layout with ip6 words', async t => {
 })
 
 // ---- The renderer against the plan. PROXY.md §7's scenarios run over every renderer in
-// proxy-trace.test.ts; here are the ones particular to this mode (no localhost NodePorts: the options force
-// them off; affinity, which the iptables tracer does not model), then a generated battery.
+// proxy-trace.test.ts (there the nft rules are held to the plan under this mode's options, which force
+// localhost NodePorts off); here is affinity, which the iptables tracer does not model, then a generated battery.
 
 const BASE_OPTS: NftablesOptionsInput = { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2', '192.168.1.2'] }
 const SCENARIO_ENV: TraceEnv = { localAddresses: ['192.168.0.2', '192.168.1.2', '127.0.0.1'] }
@@ -289,50 +290,15 @@ function rendered (state: DesiredState, opts: NftablesOptionsInput): NftModel {
   return m
 }
 
-type Want = { verdict: 'REJECT' | 'DROP' | 'not-handled' } | { reach: readonly string[], masq: boolean }
-const fmtEps = (eps: readonly TracedEndpoint[]): string => eps.map(e => `${e.ip}:${e.port}${e.masquerade ? '(masq)' : ''}`).join(' ')
-
-/** One packet against the plan tracer and the nft rules of the same state. */
+/** One packet against the plan tracer and the nft rules of the same state, spread included. */
 function flow (t: Test, state: DesiredState, opts: NftablesOptionsInput, p: Packet, want: Want, name: string): void {
   const o = resolveNftablesOptions(opts)
   const byPlan = tracePlan([...state.services.values()].map(sp => planPort(sp, o)), o, SCENARIO_ENV, p)
   const byRules = traceNft(rendered(state, opts), 'IPv4', SCENARIO_ENV, p)
-  if ('verdict' in want) {
-    t.equal(byPlan.verdict, want.verdict, `${name}: plan says ${want.verdict}`)
-    t.equal(byRules.verdict, want.verdict, `${name}: nft rules say ${want.verdict}`, { paths: byRules.paths })
-    return
-  }
-  const expected = want.reach.map(r => {
-    const [ip, port] = r.split(':')
-    return `${ip ?? ''}:${port ?? '80'}${want.masq || ip === p.src ? '(masq)' : ''}`
-  }).sort().join(' ')
-  t.equal(byPlan.verdict, 'forward', `${name}: plan forwards`)
-  t.equal(fmtEps(byPlan.endpoints), expected, `${name}: plan reaches ${expected}`)
-  t.equal(byRules.verdict, 'forward', `${name}: nft forwards`, { paths: byRules.paths })
-  t.equal(fmtEps(byRules.endpoints), expected, `${name}: nft reaches ${expected}`, { paths: byRules.paths })
+  expectFlow(t, p, want, name, [['plan', byPlan], ['nft rules', byRules]])
   const n = byRules.endpoints.length
-  t.ok(byRules.shares.every(s => Math.abs(s - 1 / n) < 1e-9), `${name}: even spread`, { shares: byRules.shares })
+  if (byRules.verdict === 'forward') t.ok(byRules.shares.every(s => Math.abs(s - 1 / n) < 1e-9), `${name}: even spread`, { shares: byRules.shares })
 }
-
-const lbInfo = (o: Partial<ServicePortInfo> = {}): ServicePortInfo => svcInfo({
-  clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'], nodePort: 3001, loadBalancerIPs: ['1.2.3.4'], ...o,
-})
-
-const svc2Local = (o: Partial<ServicePortInfo> = {}): ServicePortInfo => svcInfo({
-  name: 'svc2', clusterIP: '172.30.0.42', loadBalancerIPs: ['5.6.7.8'], nodePort: 3002, healthCheckNodePort: 30002, externalPolicyLocal: true, ...o,
-})
-
-t.test('§7.11: NodePort addresses; no localhost NodePorts in this mode', async t => {
-  const s = stateOf(svc(svcInfo({ clusterIP: '172.30.0.41', nodePort: 3001 }), [remote('10.180.0.1'), local('10.180.2.1')]))
-  const both = ['10.180.0.1', '10.180.2.1']
-  flow(t, s, BASE_OPTS, pkt(EXT, NODE, 3001), { reach: both, masq: true }, 'primary IP')
-  flow(t, s, BASE_OPTS, pkt(EXT, '192.168.1.2', 3001), { reach: both, masq: true }, 'second IP, no nodePortAddresses')
-  const limited = { ...BASE_OPTS, nodePortAddresses: ['192.168.0.0/24', '127.0.0.1/32'] }
-  flow(t, s, limited, pkt(EXT, '192.168.1.2', 3001), { verdict: 'not-handled' }, 'second IP outside nodePortAddresses')
-  flow(t, s, limited, pkt(EXT, NODE, 3001), { reach: both, masq: true }, 'primary IP inside nodePortAddresses')
-  flow(t, s, BASE_OPTS, pkt('127.0.0.1', '127.0.0.1', 3001), { verdict: 'not-handled' }, 'localhost NodePort')
-  flow(t, s, { ...BASE_OPTS, localhostNodePorts: true }, pkt('127.0.0.1', '127.0.0.1', 3001), { verdict: 'not-handled' }, 'localhost NodePort, asked for')
-})
 
 t.test('§7.16: ClientIP affinity, on the ClusterIP and external entry points', async t => {
   const info = svcInfo({ clusterIP: '172.30.0.70', nodePort: 3007, loadBalancerIPs: ['1.2.3.7'], stickyMaxAgeSeconds: 10800 })

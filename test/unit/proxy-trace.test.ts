@@ -15,6 +15,7 @@ import { NftModel } from '../../pkg/proxy/nftables/model.js'
 import { resolveNftablesOptions } from '../../pkg/proxy/nftables/options.js'
 import { renderFull as renderNft } from '../../pkg/proxy/nftables/render.js'
 import { traceNft } from '../../pkg/proxy/nftables/trace.js'
+import { expectFlow, fmtEps, type Want } from '../helpers/trace-flow.js'
 import { servicePortKey, type DesiredServicePort, type DesiredState, type EndpointInfo, type ServicePortInfo } from '../../pkg/proxy/types.js'
 import type { Protocol } from '../../pkg/api/types.js'
 
@@ -31,31 +32,14 @@ function stateOf (...sps: DesiredServicePort[]): DesiredState {
   return { family: 'IPv4', services: new Map(sps.map(s => [servicePortKey(s.info), s])) }
 }
 
-type Want = { verdict: 'REJECT' | 'DROP' | 'not-handled' } | { reach: readonly string[], masq: boolean }
-
-const fmt = (eps: readonly TracedEndpoint[]): string => eps.map(e => `${e.ip}:${e.port}${e.masquerade ? '(masq)' : ''}`).join(' ')
-
-/** Checks one packet against the plan tracer and the iptables rules of the same state. */
+/** Checks one packet against the plan tracer and the iptables rules of the same state (and nft's, below). */
 function flow (t: Test, state: DesiredState, opts: ProxyOptionsInput, pkt: Packet, want: Want, name: string): void {
   const o = resolveProxyOptions(opts)
   const plans = [...state.services.values()].map(sp => planPort(sp, o))
   const byPlan = tracePlan(plans, o, ENV, pkt)
   const tables = loadRestore([renderFull(state, opts, new Set(), fullSyncExtras(jumps('IPv4'))).payload])
-  const byRules = traceIptables(tables, 'IPv4', ENV, pkt)
+  expectFlow(t, pkt, want, name, [['plan', byPlan], ['iptables rules', traceIptables(tables, 'IPv4', ENV, pkt)]])
   nftFlow(t, state, opts, pkt, name)
-  if ('verdict' in want) {
-    t.equal(byPlan.verdict, want.verdict, `${name}: plan says ${want.verdict}`)
-    t.equal(byRules.verdict, want.verdict, `${name}: iptables rules say ${want.verdict}`, { paths: byRules.paths })
-    return
-  }
-  const expected = want.reach.map(r => {
-    const [ip, port] = r.split(':')
-    return `${ip ?? ''}:${port ?? '80'}${want.masq || ip === pkt.src ? '(masq)' : ''}`
-  }).sort().join(' ')
-  t.equal(byPlan.verdict, 'forward', `${name}: plan forwards`)
-  t.equal(fmt(byPlan.endpoints), expected, `${name}: plan reaches ${expected}`)
-  t.equal(byRules.verdict, 'forward', `${name}: iptables forwards`, { paths: byRules.paths })
-  t.equal(fmt(byRules.endpoints), expected, `${name}: iptables reaches ${expected}`, { paths: byRules.paths })
 }
 
 /** The nftables rules of the same state against the plan under that mode's options, spread included. */
@@ -65,7 +49,7 @@ function nftFlow (t: Test, state: DesiredState, opts: ProxyOptionsInput, pkt: Pa
   const model = new NftModel()
   model.apply(renderNft(state, o).text)
   const byNft = traceNft(model, 'IPv4', ENV, pkt)
-  t.same([byNft.verdict, fmt(byNft.endpoints)], [byPlan.verdict, fmt(byPlan.endpoints)], `${name}: nft rules agree with the plan (${byPlan.verdict} ${fmt(byPlan.endpoints)})`, { paths: byNft.paths })
+  t.same([byNft.verdict, fmtEps(byNft.endpoints)], [byPlan.verdict, fmtEps(byPlan.endpoints)], `${name}: nft rules agree with the plan (${byPlan.verdict} ${fmtEps(byPlan.endpoints)})`, { paths: byNft.paths })
   if (byNft.verdict === 'forward') t.ok(byNft.shares.every(x => Math.abs(x - 1 / byNft.shares.length) < 1e-9), `${name}: nft spreads evenly`, { shares: byNft.shares })
 }
 
@@ -193,6 +177,7 @@ t.test('11: NodePort addresses and localhost', async t => {
   flow(t, s, limited, tcp(EXT, '192.168.1.2', 3001), { verdict: 'not-handled' }, 'second IP outside nodePortAddresses')
   flow(t, s, limited, tcp(EXT, NODE_IP, 3001), { reach: both, masq: true }, 'primary IP inside nodePortAddresses')
   flow(t, s, BASE, tcp('127.0.0.1', '127.0.0.1', 3001), { verdict: 'not-handled' }, 'localhost NodePorts off')
+  // The nftables mode offers no localhost NodePorts: its rules are held to the plan with them off (not-handled).
   flow(t, s, { ...BASE, localhostNodePorts: true }, tcp('127.0.0.1', '127.0.0.1', 3001), { reach: both, masq: true }, 'localhost NodePorts on')
 })
 
@@ -272,8 +257,8 @@ t.test('generated services: the iptables rules agree with the plan on every pack
           const a = tracePlan(plans, o, ENV, pkt)
           const b = traceIptables(tables, 'IPv4', ENV, pkt)
           compared++
-          if (a.verdict !== b.verdict || fmt(a.endpoints) !== fmt(b.endpoints)) {
-            t.fail(`${info.spn} ${src} -> ${dst}:${port}/${info.protocol}: plan ${a.verdict} ${fmt(a.endpoints)}, iptables ${b.verdict} ${fmt(b.endpoints)}`, { paths: b.paths, reason: a.reason })
+          if (a.verdict !== b.verdict || fmtEps(a.endpoints) !== fmtEps(b.endpoints)) {
+            t.fail(`${info.spn} ${src} -> ${dst}:${port}/${info.protocol}: plan ${a.verdict} ${fmtEps(a.endpoints)}, iptables ${b.verdict} ${fmtEps(b.endpoints)}`, { paths: b.paths, reason: a.reason })
           }
         }
       }
