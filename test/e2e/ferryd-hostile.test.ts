@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { startFerryd, type LabFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB } from '../../pkg/lab/lab.js'
 import { aliasBomb, bigSelectorService } from '../helpers/hostile.js'
-import { waitUntil, webLab, webManifests } from '../helpers/web-lab.js'
+import { anyProxyRules, waitUntil, webLab, webManifests } from '../helpers/web-lab.js'
 
 const ALL = ['10.244.0.11', '10.244.0.12', '10.244.0.13']
 const ARGS = ['--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--sync-period', '2s']
@@ -66,12 +66,12 @@ t.test('hostile files never stop ferryd; the rest is served', async t => {
     await t.resolves(waitUntil('all three answer again', async () => {
       const hz = await ferryd.http('/healthz')
       if (hz.status !== 200) throw new Error(`/healthz answered ${hz.status} during the decode`)
-      if ((await lab.sh(['sh', '-c', 'iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null'])).includes('10.96.77.7')) bigLoadedFirst = true
+      if ((await anyProxyRules(lab)).includes('10.96.77.7')) bigLoadedFirst = true
       return (await lab.spread('http://10.96.0.10/', 45, client.ns)).size === 3
     }, 30_000), 'the edit to web.yaml did not wait for big.yaml')
     t.notOk(bigLoadedFirst, 'web.yaml was applied before big.yaml finished decoding')
     t.notMatch(ferryd.logs(), /big\.yaml/, 'big.yaml decoded without an error')
-    await t.resolves(waitUntil('big.yaml loaded', async () => (await lab.sh(['sh', '-c', 'iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null'])).includes('10.96.77.7'), 120_000))
+    await t.resolves(waitUntil('big.yaml loaded', async () => (await anyProxyRules(lab)).includes('10.96.77.7'), 120_000))
     await unlink(join(dir, 'big.yaml'))
   })
 

@@ -80,6 +80,11 @@ export async function nftState (lab: Pick<Lab, 'sh'>): Promise<string> {
   return await lab.sh(['sh', '-c', 'nft list table ip ferry 2>/dev/null; nft list table ip6 ferry 2>/dev/null; true'])
 }
 
+/** Every rule ferry holds in the lab's node namespace, whichever mode wrote it (iptables saves, then nft tables). */
+export async function anyProxyRules (lab: Pick<Lab, 'sh'>): Promise<string> {
+  return await iptablesState(lab) + await nftState(lab)
+}
+
 /** What the kernel holds of `mode`'s rules: iptables-save output or the nft listing of ferry's tables. */
 export async function proxyRules (lab: Pick<Lab, 'sh'>, mode: LabProxyMode): Promise<string> {
   return mode === 'iptables' ? await iptablesState(lab) : await nftState(lab)
