@@ -129,7 +129,7 @@ t.test('switching modes leaves no state of the old mode', async t => {
 })
 
 t.test('nftables: connections spread uniformly over endpoints, and ClientIP affinity holds', async t => {
-  await writeFile(join(dir, 'four.yaml'), service({ name: 'four', ip: '10.96.0.40', n: 4 }, lab.pods) + '---\n' +
+  await writeFile(join(dir, 'four.yaml'), service({ name: 'four', ip: '10.96.0.40', n: 4, nodePort: 30040 }, lab.pods) + '---\n' +
     service({ name: 'sticky', ip: '10.96.0.41', n: 4, sticky: true }, lab.pods))
   t.teardown(async () => { await lab.sh(['rm', '-f', join(dir, 'four.yaml')]) })
   const ferryd = await ferrydIn(t, 'nftables')
@@ -141,6 +141,10 @@ t.test('nftables: connections spread uniformly over endpoints, and ClientIP affi
   const counts = Object.fromEntries([...spread].sort())
   t.same(Object.keys(counts), ['web-1', 'web-2', 'web-3', 'web-4'], `every endpoint answers, and nothing else: ${JSON.stringify(counts)}`)
   for (const [pod, n] of Object.entries(counts)) t.ok(n >= 25 && n <= 80, `${pod} got ${n} of 200 (25..80)`)
+  // The NodePort picks from its own map (keyed by protocol and port, not by address): the same bound.
+  const np = Object.fromEntries([...await lab.spread(`http://${LAB.nodeExternalIP}:30040/`, 200)].sort())
+  t.same(Object.keys(np), ['web-1', 'web-2', 'web-3', 'web-4'], `every endpoint answers on the NodePort: ${JSON.stringify(np)}`)
+  for (const [pod, n] of Object.entries(np)) t.ok(n >= 25 && n <= 80, `NodePort: ${pod} got ${n} of 200 (25..80)`)
 
   const stuck = await lab.spread('http://10.96.0.41/', 20, client.ns)
   t.equal(stuck.size, 1, `20 connections from one client land on one endpoint: ${JSON.stringify([...stuck])}`)
