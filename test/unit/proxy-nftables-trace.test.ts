@@ -12,8 +12,9 @@ import { planPort, type PortPlan } from '../../pkg/proxy/plan.js'
 import type { ProxyOptions } from '../../pkg/proxy/options.js'
 import { tracePlan } from '../../pkg/proxy/trace.js'
 import { expectFlow, fmtEps, type Want } from '../helpers/trace-flow.js'
+import { generatedServices } from '../helpers/generated-services.js'
 import { svcInfo, localEp as local, remoteEp as remote, categorized as svc } from '../../pkg/proxy/iptables/fixtures.js'
-import { servicePortKey, type DesiredServicePort, type DesiredState, type EndpointInfo, type ServicePortInfo } from '../../pkg/proxy/types.js'
+import { servicePortKey, type DesiredServicePort, type DesiredState } from '../../pkg/proxy/types.js'
 
 const ENV: TraceEnv = { localAddresses: ['192.168.0.2', '192.168.1.2', '127.0.0.1', 'fd00:192::2', '::1'] }
 const POD = '10.0.0.2'
@@ -278,7 +279,6 @@ t.test('IPv6: the same layout with ip6 words', async t => {
 const BASE_OPTS: NftablesOptionsInput = { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2', '192.168.1.2'] }
 const SCENARIO_ENV: TraceEnv = { localAddresses: ['192.168.0.2', '192.168.1.2', '127.0.0.1'] }
 const BLOCKED = '203.0.113.130'
-const terminating = { ready: false, serving: true, terminating: true }
 
 function stateOf (...sps: DesiredServicePort[]): DesiredState {
   return { family: 'IPv4', services: new Map(sps.map(s => [servicePortKey(s.info), s])) }
@@ -309,36 +309,9 @@ t.test('§7.16: ClientIP affinity, on the ClusterIP and external entry points', 
   flow(t, s, BASE_OPTS, pkt(EXT, NODE, 3007), { reach: all, masq: true }, 'external to NodePort')
 })
 
-/** Generated services: every protocol, policy, entry kind, terminating state and affinity, from a seed. */
-function generated (seed: number, count: number, prefix: string): DesiredServicePort[] {
-  let s = seed
-  const rnd = (n: number): number => { s = (s * 1103515245 + 12345) % 2147483648; return s % n }
-  const sps: DesiredServicePort[] = []
-  for (let i = 0; i < count; i++) {
-    const eps: EndpointInfo[] = []
-    const n = rnd(5)
-    for (let j = 0; j < n; j++) {
-      const ip = `10.180.${i}.${j + 1}`
-      const kind = rnd(5)
-      const o = kind === 3 ? terminating : kind === 4 ? { ready: false, serving: false, terminating: true } : {}
-      eps.push(rnd(2) === 0 ? local(ip, 8080, o) : remote(ip, 8080, o))
-    }
-    const info = svcInfo({
-      name: `${prefix}${i}`,
-      clusterIP: `172.30.2.${i + 1}`,
-      protocol: rnd(4) === 0 ? 'UDP' : 'TCP',
-      nodePort: rnd(2) === 0 ? 31000 + i : 0,
-      externalIPs: rnd(4) === 0 ? [`192.168.99.${i + 1}`] : [],
-      loadBalancerIPs: rnd(3) === 0 ? [`198.51.100.${i + 1}`] : [],
-      loadBalancerSourceRanges: rnd(3) === 0 ? ['203.0.113.0/25'] : [],
-      externalPolicyLocal: rnd(2) === 0,
-      internalPolicyLocal: rnd(4) === 0,
-      stickyMaxAgeSeconds: rnd(5) === 0 ? 600 : 0,
-    })
-    sps.push(svc(info, eps))
-  }
-  return sps
-}
+/** Generated services with affinity (this mode's tracer models it), up to 4 endpoints each. */
+const generated = (seed: number, count: number, prefix: string): DesiredServicePort[] =>
+  generatedServices({ seed, count, prefix, endpointsBelow: 5, affinity: true })
 
 const OPTION_SETS: readonly NftablesOptionsInput[] = [
   BASE_OPTS,

@@ -16,7 +16,8 @@ import { resolveNftablesOptions } from '../../pkg/proxy/nftables/options.js'
 import { renderFull as renderNft } from '../../pkg/proxy/nftables/render.js'
 import { traceNft } from '../../pkg/proxy/nftables/trace.js'
 import { expectFlow, fmtEps, type Want } from '../helpers/trace-flow.js'
-import { servicePortKey, type DesiredServicePort, type DesiredState, type EndpointInfo, type ServicePortInfo } from '../../pkg/proxy/types.js'
+import { generatedServices } from '../helpers/generated-services.js'
+import { servicePortKey, type DesiredServicePort, type DesiredState, type ServicePortInfo } from '../../pkg/proxy/types.js'
 import type { Protocol } from '../../pkg/api/types.js'
 
 const ENV: TraceEnv = { localAddresses: ['192.168.0.2', '192.168.1.2', '127.0.0.1'] }
@@ -212,31 +213,8 @@ t.test('13, 14, 15: terminating endpoints', async t => {
 })
 
 t.test('generated services: the iptables rules agree with the plan on every packet', async t => {
-  let seed = 7
-  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
-  const sps: DesiredServicePort[] = []
-  for (let i = 0; i < 40; i++) {
-    const eps: EndpointInfo[] = []
-    const n = rnd(4)
-    for (let j = 0; j < n; j++) {
-      const ip = `10.180.${i}.${j + 1}`
-      const kind = rnd(5)
-      const o = kind === 3 ? terminating : kind === 4 ? { ready: false, serving: false, terminating: true } : {}
-      eps.push(rnd(2) === 0 ? local(ip, 8080, o) : remote(ip, 8080, o))
-    }
-    const info = svcInfo({
-      name: `g${i}`,
-      clusterIP: `172.30.2.${i + 1}`,
-      protocol: rnd(4) === 0 ? 'UDP' : 'TCP',
-      nodePort: rnd(2) === 0 ? 31000 + i : 0,
-      externalIPs: rnd(4) === 0 ? [`192.168.99.${i + 1}`] : [],
-      loadBalancerIPs: rnd(3) === 0 ? [`198.51.100.${i + 1}`] : [],
-      loadBalancerSourceRanges: rnd(3) === 0 ? ['203.0.113.0/25'] : [],
-      externalPolicyLocal: rnd(2) === 0,
-      internalPolicyLocal: rnd(4) === 0,
-    })
-    sps.push(svc(info, eps))
-  }
+  // No affinity: the iptables tracer does not model `-m recent`.
+  const sps = generatedServices({ seed: 7, count: 40, prefix: 'g', endpointsBelow: 4, affinity: false })
   const state = stateOf(...sps)
   const sources = [POD, EXT, BLOCKED, NODE_IP, '127.0.0.1', '10.180.3.1', '198.51.100.4']
   let compared = 0
