@@ -16,6 +16,7 @@ import { resolveRenderOptions, type RenderOptions, type RenderOptionsInput } fro
 import { OwnedChains } from './owned.js'
 import { collect, streamFull, streamPartial, type RenderStream } from './render.js'
 import { spawnExec, type Exec } from '../../exec/exec.js'
+import { MeteredPieces } from '../../exec/metered.js'
 import { chainsInSave, fullSyncExtras, jumpPresent, jumps, lineAt, removeJumps, restore, save, toolName, type Table, type Variant } from './restore.js'
 
 export interface IptablesBackendOptions extends Omit<RenderOptionsInput, 'family'> {
@@ -170,21 +171,9 @@ export class IptablesBackend implements Backend {
     }
     const t1 = performance.now()
     // The nat rules are rendered while iptables-restore already parses the first pieces.
-    let bytes = 0
-    let streamMs = 0
-    const pieces = function * (): Generator<string, void, undefined> {
-      const it = rendered.chunks()
-      for (;;) {
-        const s = performance.now()
-        const next = it.next()
-        streamMs += performance.now() - s
-        if (next.done === true) return
-        bytes += next.value.length
-        yield next.value
-      }
-    }
+    const pieces = new MeteredPieces(rendered.chunks())
     try {
-      await restore(this.exec, variant, this.family, pieces(), n => lineAt(collect(again()).payload, n))
+      await restore(this.exec, variant, this.family, pieces, n => lineAt(collect(again()).payload, n))
     } catch (e) {
       // The restore is one transaction per table and the next full sync recomputes everything.
       this.full = true
@@ -195,9 +184,9 @@ export class IptablesBackend implements Backend {
     const t2 = performance.now()
     this.owned = rendered.ownedChains
     this.full = false
-    this.lastTimings = { renderMs: t1 - t0 + streamMs, applyMs: t2 - t1, payloadBytes: bytes }
+    this.lastTimings = { renderMs: t1 - t0 + pieces.produceMs, applyMs: t2 - t1, payloadBytes: pieces.chars }
     this.log.debug('iptables synced', {
-      kind: rendered.kind, renderMs: Math.round(t1 - t0 + streamMs), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
+      kind: rendered.kind, renderMs: Math.round(t1 - t0 + pieces.produceMs), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
     })
     const written = rendered.rulesWritten
     const total = rendered.rulesTotal

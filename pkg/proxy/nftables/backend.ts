@@ -7,6 +7,7 @@
 import { Lane } from '../../async/lane.js'
 import { FerryError, errorMessage } from '../../errors/errors.js'
 import { spawnExec, type Exec } from '../../exec/exec.js'
+import { MeteredPieces } from '../../exec/metered.js'
 import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
 import type { Backend, DesiredState, SyncResult } from '../types.js'
@@ -114,24 +115,12 @@ export class NftablesBackend implements Backend {
     if (!full) full = !await this.deleteDueStaleChains()
     const t1 = this.now()
     let partial: NftRender | undefined
-    let streamed: NftStreamed | undefined
-    let bytes = 0
-    let renderMs = 0
+    let streamed: MeteredPieces<NftStreamed> | undefined
     let text: string | Iterable<string>
     if (full || this.owned === null) {
       // Pulled by the pipe: the render runs while nft already parses the earlier pieces.
-      const stream = streamFull(state, this.options)
-      const now = this.now
-      text = (function * (): Generator<string, void, undefined> {
-        for (;;) {
-          const s = now()
-          const next = stream.next()
-          renderMs += now() - s
-          if (next.done === true) { streamed = next.value; return }
-          bytes += next.value.length
-          yield next.value
-        }
-      })()
+      streamed = new MeteredPieces(streamFull(state, this.options), this.now)
+      text = streamed
     } else {
       try {
         partial = renderPartial(state, changed ?? new Set(), this.owned, this.options)
@@ -140,8 +129,6 @@ export class NftablesBackend implements Backend {
         throw e
       }
       text = partial.text
-      bytes = partial.text.length
-      renderMs = this.now() - t1
     }
     // The render took the ownership over: until this sync succeeds there is none.
     this.owned = null
@@ -157,7 +144,7 @@ export class NftablesBackend implements Backend {
       }
     }
     const t3 = this.now()
-    const r = partial ?? streamed
+    const r = partial ?? streamed?.result
     if (r === undefined) {
       // nft exited 0 without reading all of its input: nothing says what the kernel holds.
       this.fail()
@@ -167,7 +154,10 @@ export class NftablesBackend implements Backend {
     this.full = false
     if (r.kind === 'full') this.staleSince.clear()
     for (const c of r.staleChains) this.staleSince.set(c, t3)
-    this.lastTimings = { renderMs, applyMs: t3 - t2 - (r.kind === 'full' ? renderMs : 0), bytes, deleteMs: t1 - t0 }
+    // A full render is interleaved with nft's reading; a partial one ran before t2.
+    const renderMs = streamed?.produceMs ?? t2 - t1
+    const bytes = streamed?.chars ?? partial?.text.length ?? 0
+    this.lastTimings = { renderMs, applyMs: t3 - t2 - (streamed?.produceMs ?? 0), bytes, deleteMs: t1 - t0 }
     this.log.debug('nftables synced', { kind: r.kind, renderMs: Math.round(renderMs), applyMs: Math.round(this.lastTimings.applyMs), stale: r.staleChains.length, ...r.written })
     for (const kind of ['rules', 'elements', 'chains'] as const) {
       this.metrics?.objectsTotal.set({ ip_family: this.family, kind }, r.totals[kind])
