@@ -9,6 +9,7 @@ import { NftablesBackend } from '../../pkg/proxy/nftables/backend.js'
 import { probeNftables } from '../../pkg/proxy/nftables/probe.js'
 import { desired, ep, stateOf, svcInfo, syntheticState } from '../../pkg/proxy/iptables/fixtures.js'
 import { netnsExec, run } from '../../pkg/exec/exec.js'
+import type { RuleCounter } from '../../pkg/proxy/nftables/rule-probe.js'
 import { Lab, LAB } from '../../pkg/lab/lab.js'
 import { servicePortKey, type DesiredServicePort, type DesiredState } from '../../pkg/proxy/types.js'
 
@@ -26,7 +27,16 @@ t.teardown(async () => { await lab.close() })
 
 const key = (s: DesiredServicePort): string => servicePortKey(s.info)
 const nft = async (...args: string[]): Promise<string> => await run(['ip', 'netns', 'exec', lab.nodeNs, 'nft', ...args])
-const backend = (): NftablesBackend => new NftablesBackend({ family: 'IPv4', exec: netnsExec(lab.nodeNs), clusterCIDR: LAB.podCIDR })
+/**
+ * The rule count asked in the node netns. The real counter speaks netlink from the calling process,
+ * which sits in the host netns here, so this one reads `nft list chain` (a small table: cheap).
+ */
+const countRules: RuleCounter = async (family, chain) => {
+  const r = await netnsExec(lab.nodeNs)(['nft', 'list', 'chain', family === 'IPv4' ? 'ip' : 'ip6', 'ferry', chain])
+  if (r.code !== 0) return 0
+  return r.stdout.split('\n').filter(l => /^\t\t\S/.test(l) && !/^\t\ttype /.test(l)).length
+}
+const backend = (): NftablesBackend => new NftablesBackend({ family: 'IPv4', exec: netnsExec(lab.nodeNs), clusterCIDR: LAB.podCIDR, countRules })
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 /** Elements of every map and set of the table but the affinity sets (traffic fills those). */
@@ -93,6 +103,13 @@ t.test('traffic, partial syncs, stale chains, a flushed ruleset, cleanup', async
   t.equal((await be.sync(stateOf([web, api2, empty]), new Set([key(api)]))).kind, 'full')
   t.equal(await be.rulesIntact(), true)
   t.same(new Set((await lab.spread('http://172.30.0.10/', 20)).keys()), everyPod, 'rebuilt rules carry traffic')
+
+  // `nft flush table` keeps the table, its sets and maps, and empties every chain: detected too.
+  await nft('flush', 'table', 'ip', 'ferry')
+  t.equal(await be.rulesIntact(), false, 'a flushed table is missing rules')
+  t.equal((await be.sync(stateOf([web, api2, empty]), new Set())).kind, 'full')
+  t.equal(await be.rulesIntact(), true)
+  t.same(new Set((await lab.spread('http://172.30.0.10/', 20)).keys()), everyPod, 'rebuilt after the flush')
 
   await be.cleanup()
   t.notMatch(await nft('list', 'tables'), /table ip ferry/, 'cleanup removed the table')

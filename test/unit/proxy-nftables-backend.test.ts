@@ -119,16 +119,28 @@ t.test('stale chains are deleted in their own transaction at least 1 s later', a
   t.same(be.pendingStaleChains, [], 'the full sync replaced the table and its stale chains')
 })
 
-t.test('rulesIntact checks the table; cleanup deletes it', async t => {
+t.test('rulesIntact asks how many rules the prerouting chain holds; cleanup deletes the table', async t => {
   const f = fakeNft()
-  const be = new NftablesBackend({ family: 'IPv6', exec: f.exec })
+  const asked: string[] = []
+  let rules: number | Error = 1
+  const countRules = async (family: string, chain: string): Promise<number> => {
+    asked.push(`${family} ${chain}`)
+    if (rules instanceof Error) throw rules
+    return rules
+  }
+  const be = new NftablesBackend({ family: 'IPv6', exec: f.exec, countRules })
   t.equal(await be.rulesIntact(), true, 'nothing synced yet: nothing to miss')
+  t.same(asked, [], 'and nothing asked')
   await be.sync(stateOf([], 'IPv6'), null)
-  f.tables = 'table ip ferry\ntable ip6 ferry\n'
   t.equal(await be.rulesIntact(), true)
+  t.same(asked, ['IPv6 nat-prerouting'])
   t.notOk(be.needFullSync)
-  f.tables = 'table ip ferry\ntable inet other\n'
+  rules = 0 // `nft flush table ip6 ferry` (sets kept, chains empty) or the table deleted
   t.equal(await be.rulesIntact(), false)
+  t.ok(be.needFullSync, 'the next sync replaces the table')
+  t.equal((await be.sync(stateOf([], 'IPv6'), new Set())).kind, 'full')
+  rules = new Error('netlink: EPERM')
+  t.equal(await be.rulesIntact(), false, 'a check that cannot answer counts as missing rules')
   t.ok(be.needFullSync)
   await be.cleanup()
   t.equal(f.calls.at(-1)?.stdin, 'add table ip6 ferry\ndelete table ip6 ferry\n')

@@ -12,9 +12,11 @@ import { silentLogger, type Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
 import type { Backend, DesiredState, SyncResult } from '../types.js'
 import type { NftablesMetrics } from './metrics.js'
-import { deleteTableText, nftApply, tablePresent } from './nft.js'
+import { Chain } from './names.js'
+import { deleteTableText, nftApply } from './nft.js'
 import { resolveNftablesOptions, type NftablesOptions, type NftablesOptionsInput } from './options.js'
 import type { NftOwned } from './owned.js'
+import { netlinkRuleCount, type RuleCounter } from './rule-probe.js'
 import { renderDeleteChains, renderFull, renderPartial, streamFull, type NftRender, type NftStreamed } from './render.js'
 
 export const STALE_CHAIN_DELAY_MS = 1000
@@ -28,6 +30,8 @@ export interface NftablesBackendOptions extends Omit<NftablesOptionsInput, 'fami
   readonly metrics?: NftablesMetrics
   /** Milliseconds, monotonic; for the deferred chain deletion. */
   readonly now?: () => number
+  /** Defaults to asking the kernel over nf_tables netlink. */
+  readonly countRules?: RuleCounter
 }
 
 export interface NftSyncTimings {
@@ -47,6 +51,7 @@ export class NftablesBackend implements Backend {
   private readonly log: Logger
   private readonly metrics: NftablesMetrics | undefined
   private readonly now: () => number
+  private readonly countRules: RuleCounter
   private readonly lane = new Lane()
   private owned: NftOwned | null = null
   private full = true
@@ -61,7 +66,8 @@ export class NftablesBackend implements Backend {
     this.log = (opts.log ?? silentLogger).child('nftables')
     this.metrics = opts.metrics
     this.now = opts.now ?? (() => performance.now())
-    const { exec: _e, log: _l, metrics: _m, now: _n, ...render } = opts
+    this.countRules = opts.countRules ?? netlinkRuleCount
+    const { exec: _e, log: _l, metrics: _m, now: _n, countRules: _c, ...render } = opts
     this.options = resolveNftablesOptions(render)
   }
 
@@ -77,20 +83,24 @@ export class NftablesBackend implements Backend {
     return await this.lane.run(async () => await this.syncNow(state, changed))
   }
 
-  /** The table's presence (one small set listed): a `nft flush ruleset` or a firewall reload removes it. */
+  /**
+   * Whether the table still holds rules: its prerouting chain always jumps to `services`, so an empty one
+   * means the table is gone (`nft flush ruleset`, a firewall reload) or was flushed (`nft flush table`,
+   * which keeps the sets and maps but empties every chain).
+   */
   async rulesIntact (): Promise<boolean> {
     return await this.lane.run(async () => {
       if (this.owned === null) return true
       let present: boolean
       try {
-        present = await tablePresent(this.exec, this.family)
+        present = await this.countRules(this.family, Chain.NAT_PREROUTING) > 0
       } catch (e) {
         this.log.warn('cannot check the nftables table; next sync is full', { error: errorMessage(e) })
         present = false
       }
       if (!present) {
         this.full = true
-        this.log.warn('ferry nftables table missing: rules were flushed; next sync is full', { family: this.family })
+        this.log.warn('ferry nftables rules missing (table deleted or flushed); next sync is full', { family: this.family })
       }
       return present
     })
