@@ -183,7 +183,30 @@ t.test('an affinity Service removed: chains flushed and listed stale, sets delet
   t.throws(() => renderPartial(BASE, new Set(), p.owned, OPTS), /consumed/, 'an ownership is rendered from once')
 })
 
-t.test('30 random partial syncs never fail and end equal to a fresh full render', async t => {
+t.test('two Services claiming one VIP and NodePort: the first owns them, the other takes over when it goes', async t => {
+  const first = desired(svcInfo({ name: 'first', clusterIP: '172.30.0.50', nodePort: 30050 }), { cluster: eps(2, 1) })
+  const second = desired(svcInfo({ name: 'second', clusterIP: '172.30.0.50', nodePort: 30050 }), { cluster: eps(3, 10) })
+  const both = stateOf([web, first, second])
+  const { kernel, r } = fresh(both)
+  const vip = (k: Kernel): string[] => (k.snapshot().elements['service-ips'] ?? []).filter(e => e.startsWith('172.30.0.50 '))
+  t.same(vip(kernel), ['172.30.0.50 . tcp . 80 : goto cip-cluster-2'], 'the first Service in order owns the VIP')
+  t.same(r.owned.waiting.get('172.30.0.50 . tcp . 80'), new Set([key(second)]), 'the other one waits for it')
+
+  // The owner goes: one partial sync hands both keys to the waiting Service, as a full render would.
+  const after = stateOf([web, second])
+  const p = renderPartial(after, new Set([key(first)]), r.owned, OPTS)
+  kernel.apply(p.text)
+  t.same(vip(kernel), ['172.30.0.50 . tcp . 80 : goto cip-cluster-3'], 'the waiting Service owns the VIP now')
+  t.match(p.text, /add element ip ferry service-nodeports \{ tcp \. 30050 : goto ext-np-3 \}/, 'and the NodePort')
+  t.equal(p.owned.waiting.size, 0, 'nobody waits any more')
+  sameAsFresh(t, kernel, after, 'after the hand-over')
+
+  // An unrelated change walks no heir: the unchanged Service is not re-rendered.
+  const p2 = renderPartial(stateOf([web, second]), new Set([key(web)]), p.owned, OPTS)
+  t.equal(p2.text, '', 'nothing changed, nothing written')
+})
+
+t.test('60 random partial syncs never fail and end equal to a fresh full render', async t => {
   let seed = 13
   const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
   const services = new Map<string, DesiredServicePort>()
@@ -192,7 +215,7 @@ t.test('30 random partial syncs never fail and end equal to a fresh full render'
   const { kernel, r } = fresh(state)
   let owned = r.owned
   const names = [...services.keys()]
-  for (let i = 0; i < 30; i++) {
+  for (let i = 0; i < 60; i++) {
     const changed = new Set<string>()
     for (let j = 0; j <= rnd(3); j++) {
       const k = names[rnd(names.length)] as string
@@ -202,7 +225,9 @@ t.test('30 random partial syncs never fail and end equal to a fresh full render'
       const kind = rnd(6)
       const base = sp ?? [...syntheticState(40, 3).services.values()][names.indexOf(k)] as DesiredServicePort
       if (kind === 0) { services.delete(k); continue }
-      const info = { ...base.info, stickyMaxAgeSeconds: kind === 1 ? 30 + rnd(3) : 0, loadBalancerIPs: kind === 2 ? [`1.2.3.${rnd(4)}`] : [], loadBalancerSourceRanges: kind === 2 ? ['203.0.113.0/25'] : [], externalPolicyLocal: kind === 3 }
+      // kind 5: a contested VIP and port, so keys pass between Services as owners change or go.
+      const contested = kind === 5 ? { clusterIP: `172.30.99.${rnd(2)}`, port: 80, protocol: 'TCP' as const } : {}
+      const info = { ...base.info, ...contested, stickyMaxAgeSeconds: kind === 1 ? 30 + rnd(3) : 0, loadBalancerIPs: kind === 2 ? [`1.2.3.${rnd(4)}`] : [], loadBalancerSourceRanges: kind === 2 ? ['203.0.113.0/25'] : [], externalPolicyLocal: kind === 3 }
       const list = Array.from({ length: n }, (_, x) => ep(`10.200.${rnd(3)}.${x}`, 8080))
       services.set(k, desired(info, { cluster: list, local: kind === 3 ? list.slice(0, rnd(n + 1)) : null, hasAny: n > 0 || rnd(2) === 0 }))
     }
@@ -211,6 +236,6 @@ t.test('30 random partial syncs never fail and end equal to a fresh full render'
     t.doesNotThrow(() => kernel.apply(p.text), `partial ${i}`)
     owned = p.owned
   }
-  sameAsFresh(t, kernel, state, 'after 30 partial syncs')
+  sameAsFresh(t, kernel, state, 'after 60 partial syncs')
   t.equal(owned.totals.elements, fresh(state).r.totals.elements, 'element total tracked')
 })

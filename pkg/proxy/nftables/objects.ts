@@ -10,6 +10,8 @@ import type { NftablesOptions } from './options.js'
 export interface ServiceObjects {
   /** Entry keys this service port dispatches or refuses ("10.96.0.10 . tcp . 80", "tcp . 30080"); one owner each. */
   readonly entries: readonly string[]
+  /** Entry keys it wanted while another service port owned them: it takes them over when they are freed. */
+  readonly lost: readonly string[]
   /** Elements as flat pairs: map, element (`key : value` for a map, `key` for a set), ready to print. */
   readonly elements: readonly string[]
   /** Per-service chains with their rules. */
@@ -22,7 +24,7 @@ export interface ServiceObjects {
   readonly shared: readonly string[]
 }
 
-export const NO_OBJECTS: ServiceObjects = Object.freeze({ entries: [], elements: [], chains: [], sets: [], hairpin: [], shared: [] })
+export const NO_OBJECTS: ServiceObjects = Object.freeze({ entries: [], lost: [], elements: [], chains: [], sets: [], hairpin: [], shared: [] })
 
 function byAddress (a: EndpointInfo, b: EndpointInfo): number {
   return a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port
@@ -38,10 +40,19 @@ function sorted (eps: readonly EndpointInfo[]): readonly EndpointInfo[] {
 }
 
 /**
- * The objects of service port `key` with plan `p`. `claim(entryKey)` says whether this service may own
- * an entry key (false when another service, or an earlier entry of this one, already does).
+ * Who owns each entry key: the first service port to claim it. `owner` is called with a key nobody else
+ * holds; a port that wants a key another one holds records it in its `lost` list.
  */
-export function serviceObjects (key: string, p: PortPlan, w: FamilyWords, opts: NftablesOptions, claim: (entry: string) => boolean): ServiceObjects {
+export interface EntryClaims {
+  get: (entry: string) => string | undefined
+  set: (entry: string, key: string) => unknown
+}
+
+/**
+ * The objects of service port `key` with plan `p`. It owns each entry key that is free or already its
+ * own in `claims` (once: a key twice in one service, as in a repeated externalIP, is used once).
+ */
+export function serviceObjects (key: string, p: PortPlan, w: FamilyWords, opts: NftablesOptions, claims: EntryClaims): ServiceObjects {
   const info = p.sp.info
   const proto = info.protocol.toLowerCase()
   const sticky = info.stickyMaxAgeSeconds > 0
@@ -49,13 +60,19 @@ export function serviceObjects (key: string, p: PortPlan, w: FamilyWords, opts: 
   const refuse = p.refusal === 'REJECT' ? `goto ${Chain.REJECT}` : 'drop'
   const eps: Record<EndpointSet, readonly EndpointInfo[]> = { cluster: sorted(p.clusterEndpoints), local: sorted(p.localEndpoints) }
   const entries: string[] = []
+  const lost: string[] = []
   const elements: string[] = []
   const chains: ChainDecl[] = []
   const sets: SetDecl[] = []
   const shared = new Set<string>()
 
+  const mine = new Set<string>()
   const take = (entry: string): boolean => {
-    if (!claim(entry)) return false
+    if (mine.has(entry)) return false
+    const owner = claims.get(entry)
+    if (owner !== undefined && owner !== key) { lost.push(entry); return false }
+    claims.set(entry, key)
+    mine.add(entry)
     entries.push(entry)
     return true
   }
@@ -161,5 +178,5 @@ export function serviceObjects (key: string, p: PortPlan, w: FamilyWords, opts: 
   const hairpin: string[] = []
   const seen = new Set<string>()
   for (const e of p.allEndpoints) if (!seen.has(e.ip)) { seen.add(e.ip); hairpin.push(e.ip) }
-  return { entries, elements, chains, sets, hairpin, shared: [...shared] }
+  return { entries, lost, elements, chains, sets, hairpin, shared: [...shared] }
 }

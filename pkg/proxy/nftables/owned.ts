@@ -23,6 +23,8 @@ export class NftOwned {
     readonly services: Map<string, ServiceObjects>,
     /** Entry key ("10.96.0.10 . tcp . 80", "tcp . 30080") → the servicePortKey that owns it. */
     readonly claims: Map<string, string>,
+    /** Entry key → the other service ports that want it (their `lost`), to hand it to when it is freed. */
+    readonly waiting: Map<string, Set<string>>,
     /** Endpoint IP → how many service ports use it (its `hairpin` element exists while > 0). */
     readonly hairpin: Map<string, number>,
     /** IDs of the shared maps and chains that exist (names.ts); they stay until the next full sync. */
@@ -34,7 +36,7 @@ export class NftOwned {
   ) {}
 
   static empty (family: IPFamily): NftOwned {
-    return new NftOwned(family, new Map(), new Map(), new Map(), new Set(), new Set(), { rules: 0, elements: 0, chains: 0 })
+    return new NftOwned(family, new Map(), new Map(), new Map(), new Map(), new Set(), new Set(), { rules: 0, elements: 0, chains: 0 })
   }
 
   /** Whether a partial render already took this ownership over. */
@@ -50,6 +52,20 @@ export class NftOwned {
   /** Drops chains from the stale list once a `delete chain` transaction removed them. */
   forgetStale (deleted: Iterable<string>): void {
     for (const c of deleted) this.stale.delete(c)
+  }
+}
+
+/** Records (d = +1) or drops (d = -1) a service port's wish for the entry keys it lost. */
+export function wait (waiting: Map<string, Set<string>>, key: string, o: ServiceObjects, d: 1 | -1): void {
+  for (const entry of o.lost) {
+    let keys = waiting.get(entry)
+    if (d > 0) {
+      if (keys === undefined) waiting.set(entry, keys = new Set())
+      keys.add(key)
+    } else if (keys !== undefined) {
+      keys.delete(key)
+      if (keys.size === 0) waiting.delete(entry)
+    }
   }
 }
 

@@ -3,13 +3,14 @@
 // render diffs the changed service ports against what the kernel holds (NftOwned) and emits only element
 // deltas, new shared objects and the changed Services' own chains. Pure: no kernel access, no clock.
 import type { IPFamily } from '../../net/ip.js'
-import { planPort } from '../plan.js'
+import { planPort, type PortPlan } from '../plan.js'
 import type { DesiredState } from '../types.js'
 import { fixedObjects, sharedObjects, type ChainDecl, type Decls, type SetDecl } from './layout.js'
 import { MapName, familyWords, type FamilyWords } from './names.js'
+import { settleContests, UNCLAIMED } from './contest.js'
 import { NO_OBJECTS, serviceObjects, type ServiceObjects } from './objects.js'
 import type { NftablesOptions } from './options.js'
-import { NftOwned, countsOf, type NftCounts } from './owned.js'
+import { NftOwned, countsOf, wait, type NftCounts } from './owned.js'
 
 export interface NftRender {
   readonly kind: 'full' | 'partial'
@@ -112,6 +113,7 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions): Gener
   const w = familyWords(state.family)
   const obj = w.obj
   const claims = new Map<string, string>()
+  const waiting = new Map<string, Set<string>>()
   const services = new Map<string, ServiceObjects>()
   const hairpin = new Map<string, number>()
   const shared = new Set<string>()
@@ -130,12 +132,9 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions): Gener
   out.push(`add table ${obj}`)
   declare([fixedObjects(w, opts)])
   for (const [key, sp] of state.services) {
-    const o = serviceObjects(key, planPort(sp, opts), w, opts, entry => {
-      if (claims.has(entry)) return false
-      claims.set(entry, key)
-      return true
-    })
+    const o = serviceObjects(key, planPort(sp, opts), w, opts, claims)
     services.set(key, o)
+    wait(waiting, key, o, 1)
     const decls: Decls[] = []
     for (const id of o.shared) if (!shared.has(id)) { shared.add(id); decls.push(sharedObjects(id, w, opts)) }
     if (o.chains.length > 0 || o.sets.length > 0) decls.push(o)
@@ -154,7 +153,7 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions): Gener
   const totals = { rules, elements: elements.count, chains }
   return {
     kind: 'full',
-    owned: new NftOwned(state.family, services, claims, hairpin, shared, new Set(), totals),
+    owned: new NftOwned(state.family, services, claims, waiting, hairpin, shared, new Set(), totals),
     staleChains: [],
     written: totals,
     totals,
@@ -193,15 +192,23 @@ function elementMap (o: ServiceObjects): Map<string, string> {
 export function renderPartial (state: DesiredState, changed: ReadonlySet<string>, prev: NftOwned, opts: NftablesOptions): NftRender {
   const w = familyWords(state.family)
   const obj = w.obj
-  const { services, claims, hairpin, shared, stale } = prev.take()
+  const { services, claims, waiting, hairpin, shared, stale } = prev.take()
   let { rules, elements: elementTotal, chains: chainTotal } = prev.totals
   const olds = new Map<string, ServiceObjects>()
-  for (const key of changed) olds.set(key, services.get(key) ?? NO_OBJECTS)
+  const plans = new Map<string, PortPlan>()
+  for (const key of changed) {
+    olds.set(key, services.get(key) ?? NO_OBJECTS)
+    const sp = state.services.get(key)
+    if (sp !== undefined) plans.set(key, planPort(sp, opts))
+  }
 
   // Release the changed services' entry keys first, so keys can move between them in one sync.
+  const released: string[] = []
   for (const key of changed) {
     const old = services.get(key)
-    if (old !== undefined) for (const e of old.entries) if (claims.get(e) === key) claims.delete(e)
+    if (old === undefined) continue
+    wait(waiting, key, old, -1)
+    for (const e of old.entries) if (claims.get(e) === key) { claims.delete(e); released.push(e) }
   }
 
   const adds = new Elements()
@@ -221,18 +228,11 @@ export function renderPartial (state: DesiredState, changed: ReadonlySet<string>
     else hairpin.set(ip, n + d)
   }
 
-  for (const key of changed) {
-    const old = olds.get(key) ?? NO_OBJECTS
-    const sp = state.services.get(key)
-    const nu = sp === undefined
-      ? NO_OBJECTS
-      : serviceObjects(key, planPort(sp, opts), w, opts, entry => {
-        if (claims.has(entry)) return false
-        claims.set(entry, key)
-        return true
-      })
-    if (sp === undefined) services.delete(key)
+  const renderOne = (key: string, old: ServiceObjects, p: PortPlan | undefined): void => {
+    const nu = p === undefined ? NO_OBJECTS : serviceObjects(key, p, w, opts, claims)
+    if (p === undefined) services.delete(key)
     else services.set(key, nu)
+    wait(waiting, key, nu, 1)
     const oc = countsOf(old)
     const nc = countsOf(nu)
     rules += nc.rules - oc.rules
@@ -280,6 +280,18 @@ export function renderPartial (state: DesiredState, changed: ReadonlySet<string>
     for (const ip of nu.hairpin) touch(ip, +1)
     for (const id of nu.shared) if (!shared.has(id)) { shared.add(id); newShared.push(id) }
   }
+  // Keys wanted by more than one service port go where a full render puts them: that may re-render
+  // unchanged ones (keeping their own keys), all in claim order.
+  const wants = new Map<string, readonly string[]>()
+  for (const [key, p] of plans) wants.set(key, serviceObjects(key, p, w, opts, UNCLAIMED).entries)
+  const { heirs, order } = settleContests({ changed, wants, released, claims, waiting, services, state })
+  for (const key of order) {
+    if (!heirs.has(key)) { renderOne(key, olds.get(key) ?? NO_OBJECTS, plans.get(key)); continue }
+    const old = services.get(key) ?? NO_OBJECTS
+    const sp = state.services.get(key)
+    wait(waiting, key, old, -1)
+    renderOne(key, old, sp === undefined ? undefined : planPort(sp, opts))
+  }
   for (const [ip, n] of hairpinBefore) {
     const now = hairpin.get(ip) ?? 0
     if (n > 0 && now === 0) { dels.add(MapName.HAIRPIN, hairpinKey(ip)); elementTotal-- }
@@ -306,7 +318,7 @@ export function renderPartial (state: DesiredState, changed: ReadonlySet<string>
   return {
     kind: 'partial',
     text: out.join('\n'),
-    owned: new NftOwned(state.family, services, claims, hairpin, shared, stale, totals),
+    owned: new NftOwned(state.family, services, claims, waiting, hairpin, shared, stale, totals),
     staleChains,
     written: { rules: rulesWritten, elements: adds.count + dels.count, chains: chainsWritten + staleChains.length },
     totals,
