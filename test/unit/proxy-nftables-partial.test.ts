@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { renderFull, renderPartial, type NftRender } from '../../pkg/proxy/nftables/render.js'
 import { resolveNftablesOptions } from '../../pkg/proxy/nftables/options.js'
-import { serviceHash } from '../../pkg/proxy/nftables/names.js'
+import { endpointTag, serviceHash } from '../../pkg/proxy/nftables/names.js'
 import { desired, ep, stateOf, svcInfo, syntheticState } from '../../pkg/proxy/iptables/fixtures.js'
 import { servicePortKey, type DesiredServicePort, type DesiredState, type EndpointInfo } from '../../pkg/proxy/types.js'
 
@@ -164,14 +164,15 @@ t.test('deleting Services: elements go, refcounted hairpin elements stay while u
 t.test('an affinity Service removed: chains flushed and listed stale, sets deleted at once', async t => {
   const { kernel, r } = fresh(BASE)
   const h = serviceHash(key(sticky))
+  const [e0, e1] = [endpointTag('10.180.0.20', 8080), endpointTag('10.180.0.21', 8080)]
   const p = renderPartial(stateOf([web, api]), new Set([key(sticky)]), r.owned, OPTS)
   const l = lines(p.text)
-  const chains = [`ep-${h}-cluster-0`, `ep-${h}-cluster-1`, `aff-${h}-cluster`, `svc-${h}`]
+  const chains = [`ep-${h}-cluster-${e0}`, `ep-${h}-cluster-${e1}`, `aff-${h}-cluster`, `svc-${h}`]
   t.same([...p.staleChains].sort(), [...chains].sort())
   for (const c of chains) t.ok(l.includes(`flush chain ip ferry ${c}`), `flush ${c}`)
-  t.ok(l.includes(`delete set ip ferry aff-${h}-cluster-0`) && l.includes(`delete set ip ferry aff-${h}-cluster-1`))
+  t.ok(l.includes(`delete set ip ferry aff-${h}-cluster-${e0}`) && l.includes(`delete set ip ferry aff-${h}-cluster-${e1}`))
   t.ok(l.indexOf('delete element ip ferry service-ips { 172.30.0.13 . tcp . 80 }') < l.indexOf(`flush chain ip ferry svc-${h}`), 'dispatch removed before the flush')
-  t.ok(l.indexOf(`flush chain ip ferry ep-${h}-cluster-0`) < l.indexOf(`delete set ip ferry aff-${h}-cluster-0`), 'set deleted after the chain that used it is flushed')
+  t.ok(l.indexOf(`flush chain ip ferry ep-${h}-cluster-${e0}`) < l.indexOf(`delete set ip ferry aff-${h}-cluster-${e0}`), 'set deleted after the chain that used it is flushed')
   t.notOk(l.some(e => e.startsWith('delete chain')), 'chains are deleted by a later transaction')
   kernel.apply(p.text)
   t.same([...p.owned.stale].sort(), [...chains].sort())
@@ -181,6 +182,25 @@ t.test('an affinity Service removed: chains flushed and listed stale, sets delet
   t.same(q.owned.stale.size, 0)
   sameAsFresh(t, kernel, BASE, 'after')
   t.throws(() => renderPartial(BASE, new Set(), p.owned, OPTS), /consumed/, 'an ownership is rendered from once')
+})
+
+t.test('an endpoint joining or leaving an affinity Service keeps the others\' remembered clients', async t => {
+  const { kernel, r } = fresh(BASE)
+  const h = serviceHash(key(sticky))
+  const keep = `aff-${h}-cluster-${endpointTag('10.180.0.21', 8080)}`
+  // A client the kernel remembered for 10.180.0.21 (the second endpoint in address order).
+  kernel.apply(`add element ip ferry ${keep} { 10.0.0.99 }\n`)
+  // 10.180.0.19 joins and sorts first; 10.180.0.20 leaves: 10.180.0.21 is now the second of 2 again, but a
+  // different pair. Its set and chain are the same objects, untouched.
+  const moved = desired(sticky.info, { cluster: [ep('10.180.0.19', 8080), ep('10.180.0.21', 8080)] })
+  const p = renderPartial(stateOf([web, api, moved]), new Set([key(sticky)]), r.owned, OPTS)
+  const l = lines(p.text)
+  t.notOk(l.some(x => x.includes(`set ip ferry ${keep}`)), 'the set of the endpoint that stays is neither deleted nor redeclared')
+  t.ok(l.includes(`delete set ip ferry aff-${h}-cluster-${endpointTag('10.180.0.20', 8080)}`), 'the set of the endpoint that left is deleted')
+  kernel.apply(p.text)
+  t.same(kernel.snapshot().elements[keep], ['10.0.0.99'], 'the remembered client is still there')
+  t.same(kernel.snapshot().chains[`ep-${h}-cluster-${endpointTag('10.180.0.21', 8080)}`],
+    [`update @${keep} { ip saddr }`, 'meta l4proto tcp dnat ip to 10.180.0.21:8080'], 'and its chain still leads to 10.180.0.21')
 })
 
 t.test('two Services claiming one VIP and NodePort: the first owns them, the other takes over when it goes', async t => {

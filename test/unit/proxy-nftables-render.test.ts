@@ -5,7 +5,7 @@ import { PIECE_CHARS, renderDeleteChains, renderFull, streamFull } from '../../p
 import { NftModel } from '../../pkg/proxy/nftables/model.js'
 import { syntheticState } from '../../pkg/proxy/iptables/fixtures.js'
 import { resolveNftablesOptions, type NftablesOptionsInput } from '../../pkg/proxy/nftables/options.js'
-import { serviceHash } from '../../pkg/proxy/nftables/names.js'
+import { endpointTag, serviceHash } from '../../pkg/proxy/nftables/names.js'
 import { desired, ep, stateOf, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
 import { servicePortKey, type DesiredServicePort } from '../../pkg/proxy/types.js'
 
@@ -127,17 +127,18 @@ t.test('ClientIP affinity: own chains, one timeout set per endpoint, uniform cas
   const h = H(sticky)
   t.ok(elementsOf(r.text, 'service-ips').includes(`172.30.0.48 . udp . 53 : goto svc-${h}`))
   t.same(rulesOf(r.text, `svc-${h}`), ['ip saddr != 10.0.0.0/8 jump mark-for-masquerade', `goto aff-${h}-cluster`])
+  // Sorted by ip as text: 10.180.0.10 < 10.180.0.8 < 10.180.0.9; objects are named by endpoint, not position.
+  const [a, b, c] = ['10.180.0.10', '10.180.0.8', '10.180.0.9'].map(ip => endpointTag(ip, 53))
   t.same(rulesOf(r.text, `aff-${h}-cluster`), [
-    `ip saddr @aff-${h}-cluster-0 goto ep-${h}-cluster-0`,
-    `ip saddr @aff-${h}-cluster-1 goto ep-${h}-cluster-1`,
-    `ip saddr @aff-${h}-cluster-2 goto ep-${h}-cluster-2`,
-    `numgen random mod 3 == 0 goto ep-${h}-cluster-0`,
-    `numgen random mod 2 == 0 goto ep-${h}-cluster-1`,
-    `goto ep-${h}-cluster-2`,
+    `ip saddr @aff-${h}-cluster-${a} goto ep-${h}-cluster-${a}`,
+    `ip saddr @aff-${h}-cluster-${b} goto ep-${h}-cluster-${b}`,
+    `ip saddr @aff-${h}-cluster-${c} goto ep-${h}-cluster-${c}`,
+    `numgen random mod 3 == 0 goto ep-${h}-cluster-${a}`,
+    `numgen random mod 2 == 0 goto ep-${h}-cluster-${b}`,
+    `goto ep-${h}-cluster-${c}`,
   ])
-  // Sorted by ip as text: 10.180.0.10 < 10.180.0.8 < 10.180.0.9.
-  t.same(rulesOf(r.text, `ep-${h}-cluster-0`), [`update @aff-${h}-cluster-0 { ip saddr }`, 'meta l4proto udp dnat ip to 10.180.0.10:53'])
-  t.ok(lines(r.text).includes(`add set ip ferry aff-${h}-cluster-2 { type ipv4_addr ; flags dynamic,timeout ; timeout 600s ; }`))
+  t.same(rulesOf(r.text, `ep-${h}-cluster-${a}`), [`update @aff-${h}-cluster-${a} { ip saddr }`, 'meta l4proto udp dnat ip to 10.180.0.10:53'])
+  t.ok(lines(r.text).includes(`add set ip ferry aff-${h}-cluster-${c} { type ipv4_addr ; flags dynamic,timeout ; timeout 600s ; }`))
   t.notOk(lines(r.text).some(l => l.includes('vip-cluster-3')), 'affinity services use no shared endpoint map')
 })
 
@@ -184,8 +185,9 @@ t.test('IPv6: ip6 words, endpoint values and affinity dnat', async t => {
   t.ok(lines(r.text).includes('add rule ip6 ferry services fib daddr type local ip6 daddr != ::1 meta l4proto . th dport vmap @service-nodeports'))
   t.ok(lines(r.text).includes('add rule ip6 ferry cip-cluster-2 ip6 saddr != fd00:10::/64 jump mark-for-masquerade'))
   const h = H(st)
-  t.ok(lines(r.text).includes(`add rule ip6 ferry ep-${h}-cluster-0 meta l4proto tcp dnat ip6 to [fd00:10::3]:8080`))
-  t.ok(lines(r.text).includes(`add rule ip6 ferry ep-${h}-cluster-0 update @aff-${h}-cluster-0 { ip6 saddr }`))
+  const e = endpointTag('fd00:10::3', 8080)
+  t.ok(lines(r.text).includes(`add rule ip6 ferry ep-${h}-cluster-${e} meta l4proto tcp dnat ip6 to [fd00:10::3]:8080`))
+  t.ok(lines(r.text).includes(`add rule ip6 ferry ep-${h}-cluster-${e} update @aff-${h}-cluster-${e} { ip6 saddr }`))
 })
 
 t.test('an entry key has one owner: a second Service with the same VIP and port gets nothing for it', async t => {

@@ -76,15 +76,21 @@ export function serviceHash (key: string): string {
   return h
 }
 
+/** An endpoint's part of its per-service object names: a hash of its address and port. */
+export const endpointTag = (ip: string, port: number): string => serviceHash(`${ip}:${port}`)
+
 /** Per-service object names (only Services with ClientIP affinity or source ranges have them). */
 export const PerService = {
   firewall: (h: string): string => `fw-${h}`,
   cluster: (h: string): string => `svc-${h}`,
   external: (h: string): string => `ext-${h}`,
   affinity: (h: string, s: EndpointSet): string => `aff-${h}-${s}`,
-  /** The affinity set of endpoint i shares this name with its chain's suffix. */
-  affinitySet: (h: string, s: EndpointSet, i: number): string => `aff-${h}-${s}-${i}`,
-  endpoint: (h: string, s: EndpointSet, i: number): string => `ep-${h}-${s}-${i}`,
+  /**
+   * The affinity set of one endpoint (`e`: endpointTag) shares this name with its chain's suffix. Named by
+   * the endpoint, not its position, so remembered clients stay with their endpoint when others come or go.
+   */
+  affinitySet: (h: string, s: EndpointSet, e: string): string => `aff-${h}-${s}-${e}`,
+  endpoint: (h: string, s: EndpointSet, e: string): string => `ep-${h}-${s}-${e}`,
 } as const
 
 /** "0x4000" for bit 14. */

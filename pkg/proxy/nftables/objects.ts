@@ -4,7 +4,7 @@
 import type { EndpointInfo } from '../types.js'
 import type { EndpointSet, PortPlan } from '../plan.js'
 import { clusterMasqRule, externalLocalRules, type ChainDecl, type SetDecl } from './layout.js'
-import { Chain, MapName, PerService, cipID, extID, pickChain, pickID, serviceHash, xlID, type EntryClass, type FamilyWords } from './names.js'
+import { Chain, MapName, PerService, cipID, endpointTag, extID, pickChain, pickID, serviceHash, xlID, type EntryClass, type FamilyWords } from './names.js'
 import type { NftablesOptions } from './options.js'
 
 export interface ServiceObjects {
@@ -98,8 +98,9 @@ export function serviceObjects (key: string, p: PortPlan, w: FamilyWords, opts: 
     const cascade: string[] = []
     for (let i = 0; i < list.length; i++) {
       const e = list[i] as EndpointInfo
-      const set = PerService.affinitySet(h, s, i)
-      const chain = PerService.endpoint(h, s, i)
+      const tag = endpointTag(e.ip, e.port)
+      const set = PerService.affinitySet(h, s, tag)
+      const chain = PerService.endpoint(h, s, tag)
       sets.push({ kind: 'set', name: set, body: `type ${w.type} ; flags dynamic,timeout ; timeout ${info.stickyMaxAgeSeconds}s ;` })
       const to = w.family === 'IPv6' ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`
       chains.push({ name: chain, rules: [`update @${set} { ${w.addr} saddr }`, `meta l4proto ${proto} dnat ${w.addr} to ${to}`] })
