@@ -86,6 +86,8 @@ for (const n of sizes) {
       await sleep(2)
     }
     lat.push(performance.now() - s)
+    // With --log: the write's wall time, to line up with ferryd's log timestamps.
+    if (argv.includes('--log')) { const l = lat[lat.length - 1]; console.error(`# edit ${e}: written ${new Date(Date.now() - (performance.now() - s)).toISOString()}, in the kernel after ${Math.round(l)} ms`) }
     await sleep(300)
     const m = /"msg":"synced","kind":"partial","changed":\d+,"durationMs":(\d+)/.exec(log.slice(before))
     if (m !== null) syncMs.push(Number(m[1]))

@@ -61,6 +61,8 @@ export class Proxier {
   private readonly svcMap = new Map<string, ServicePortInfo>()
   private readonly epMap = new Map<string, EndpointInfo[]>()
   private readonly desired = new Map<string, DesiredServicePort>()
+  /** Service ports with endpoints but none local under an internal / external Local policy (the gauges). */
+  private readonly noLocal = { internal: new Set<string>(), external: new Set<string>() }
   private readonly runner: BoundedFrequencyRunner
   private readonly clock: Clock
   private topology: NodeTopology
@@ -190,10 +192,14 @@ export class Proxier {
     const recompute = full ? this.svcMap.keys() : changed.values()
     for (const key of recompute) {
       const info = this.svcMap.get(key)
-      if (info === undefined) { this.desired.delete(key); continue }
-      this.desired.set(key, { info, ...categorizeEndpoints(this.epMap.get(key) ?? [], info, this.topology) })
+      if (info === undefined) { this.desired.delete(key); this.noteNoLocal(key, undefined); continue }
+      const d: DesiredServicePort = { info, ...categorizeEndpoints(this.epMap.get(key) ?? [], info, this.topology) }
+      this.desired.set(key, d)
+      this.noteNoLocal(key, d)
     }
-    if (full) for (const key of [...this.desired.keys()]) if (!this.svcMap.has(key)) this.desired.delete(key)
+    if (full) {
+      for (const key of [...this.desired.keys()]) if (!this.svcMap.has(key)) { this.desired.delete(key); this.noteNoLocal(key, undefined) }
+    }
 
     const family = this.o.family
     let result: SyncResult
@@ -234,16 +240,18 @@ export class Proxier {
     for (const fn of this.programmedListeners) fn()
   }
 
+  /** Keeps the no-local-endpoints sets per recomputed key, so the gauges cost nothing per unchanged service. */
+  private noteNoLocal (key: string, d: DesiredServicePort | undefined): void {
+    const none = d !== undefined && d.hasAnyEndpoints && d.localEndpoints !== null && d.localEndpoints.length === 0
+    if (none && d.info.internalPolicyLocal) this.noLocal.internal.add(key)
+    else this.noLocal.internal.delete(key)
+    if (none && d.info.externalPolicyLocal) this.noLocal.external.add(key)
+    else this.noLocal.external.delete(key)
+  }
+
   private recordNoLocal (): void {
-    let internal = 0
-    let external = 0
-    for (const d of this.desired.values()) {
-      if (!d.hasAnyEndpoints) continue
-      if (d.info.internalPolicyLocal && d.localEndpoints !== null && d.localEndpoints.length === 0) internal++
-      if (d.info.externalPolicyLocal && d.localEndpoints !== null && d.localEndpoints.length === 0) external++
-    }
-    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'internal' }, internal)
-    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'external' }, external)
+    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'internal' }, this.noLocal.internal.size)
+    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'external' }, this.noLocal.external.size)
   }
 
   status (): ProxierStatus {

@@ -221,18 +221,27 @@ t.test('the incremental tracker always equals a fresh build', async t => {
   const o = resolveCompanionOptions(BASE)
   const tracker = new CompanionSetsTracker()
   const kernel = new FakeIpset()
-  let current: Array<{ sp: DesiredServicePort, plan: PortPlan }> = []
+  // Keyed like the backend's plans: a replaced plan keeps its key's place, a new key goes last.
+  const current = new Map<string, PortPlan>()
   let mismatches = 0
+  let visitedPartial = 0
+  let changedPartial = 0
   for (let step = 0; step < 300; step++) {
-    const op = rnd(4)
-    if (op === 0 && current.length > 0) current.splice(rnd(current.length), 1)
-    else if (op === 1 && current.length > 0) { const i = rnd(current.length); const sp = make(step); current[i] = { sp, plan: planPort(sp, o) } }
-    else { const sp = make(step); current.push({ sp, plan: planPort(sp, o) }) }
-    // Now and then the same content comes back as new objects (a full resync), or in another order.
-    if (step % 37 === 0) current = current.map(c => ({ sp: c.sp, plan: planPort(c.sp, o) }))
-    const plans = current.map(c => c.plan)
-    const inc = tracker.update(plans, o)
-    const fresh = buildCompanionSets(plans, o)
+    const changed = new Set<string>()
+    // One to three changes per step, sometimes to the same key twice.
+    for (let n = 1 + rnd(3); n > 0; n--) {
+      const keys = [...current.keys()]
+      const op = rnd(4)
+      if (op === 0 && keys.length > 0) { const k = keys[rnd(keys.length)] as string; current.delete(k); changed.add(k) }
+      else if (op === 1 && keys.length > 0) { const k = keys[rnd(keys.length)] as string; current.set(k, planPort(make(step), o)); changed.add(k) }
+      else { const k = `k${step}-${n}`; current.set(k, planPort(make(step), o)); changed.add(k) }
+    }
+    // Now and then the same content comes back as new objects with every key visited (a full resync).
+    const resync = step % 37 === 0
+    if (resync) for (const [k, p] of current) current.set(k, planPort(p.sp, o))
+    const inc = tracker.update(current, resync ? null : changed, o)
+    if (!resync) { visitedPartial += inc.visited; changedPartial += changed.size }
+    const fresh = buildCompanionSets(current.values(), o)
     const a = inc.sets.map(s => `${s.spec.name}=${[...s.entries].sort().join(' ')}`).join('\n')
     const b = fresh.sets.map(s => `${s.spec.name}=${[...s.entries].sort().join(' ')}`).join('\n')
     const sa = JSON.stringify(inc.shortCircuits)
@@ -252,8 +261,32 @@ t.test('the incremental tracker always equals a fresh build', async t => {
     }
   }
   t.equal(mismatches, 0, '300 steps of adds, removals, replacements and resyncs')
-  const again = tracker.update(current.map(c => c.plan), resolveCompanionOptions({ ...BASE, nodePortAddresses: ['192.168.0.0/24'] }))
+  t.ok(visitedPartial <= changedPartial, `a partial update visits only the changed keys (${visitedPartial} visits for ${changedPartial} changed keys)`)
+  const again = tracker.update(current, null, resolveCompanionOptions({ ...BASE, nodePortAddresses: ['192.168.0.0/24'] }))
   t.ok(again.reset, 'changed addresses start the tracker over')
+})
+
+t.test('a partial update never reads a plan it is not told about', async t => {
+  const o = resolveCompanionOptions(BASE)
+  const tracker = new CompanionSetsTracker()
+  const plans = new Map<string, PortPlan>()
+  for (let i = 0; i < 50; i++) {
+    plans.set(`k${i}`, planPort(svc(svcInfo({ name: `s${i}`, clusterIP: `172.30.1.${i + 1}`, nodePort: 31000 + i }), [local(`10.180.5.${i + 1}`)]), o))
+  }
+  tracker.update(plans, null, o)
+  // Every plan but the changed one now throws if anything reads it.
+  const poisoned = new Map<string, PortPlan>()
+  for (const [k, p] of plans) poisoned.set(k, new Proxy(p, { get: () => { throw new Error(`${k} was read`) } }))
+  const edited = planPort(svc(svcInfo({ name: 's7', clusterIP: '172.30.1.8', nodePort: 31007 }), [local('10.180.6.1')]), o)
+  poisoned.set('k7', edited)
+  const u = tracker.update(poisoned, new Set(['k7']), o)
+  t.equal(u.visited, 1, 'one plan visited')
+  const change = u.changes.get('FERRY-LOOP-BACK')
+  t.same([...(change?.add ?? [])], ['10.180.6.1,tcp:80,10.180.6.1'])
+  t.same([...(change?.del ?? [])], ['10.180.5.8,tcp:80,10.180.5.8'])
+  t.notOk(u.circuitsChanged, 'no short-circuit came or went: the rules need no render')
+  const rest = [...u.changes].filter(([name, c]) => name !== 'FERRY-LOOP-BACK' && (c.add.size > 0 || c.del.size > 0))
+  t.same(rest, [], 'no other set changed')
 })
 
 t.test('options are validated once', async t => {

@@ -22,8 +22,12 @@ import { VipBinder } from './vips.js'
 
 /** The sets and fixed iptables rules of IPVS mode (IpvsCompanion in companion-apply.ts). */
 export interface CompanionRules {
-  /** Brings sets and rules to these plans (unchanged PortPlan objects are reused cheaply). */
-  sync: (plans: Iterable<PortPlan>, addresses: { readonly boundAddresses?: readonly string[], readonly nodePortIPs?: readonly string[] }) => Promise<unknown>
+  /**
+   * Brings sets and rules to these plans (keyed by service port). `changed`: the only keys whose plans
+   * may differ since the last call (null: any); a partial sync visits only those.
+   */
+  sync: (plans: ReadonlyMap<string, PortPlan>, addresses: { readonly boundAddresses?: readonly string[], readonly nodePortIPs?: readonly string[] },
+    changed: ReadonlySet<string> | null) => Promise<unknown>
   /** Whether the rules and sets are still in the kernel (a firewall reload flushes them). */
   rulesIntact: () => Promise<boolean>
   requestFullSync: () => void
@@ -63,6 +67,9 @@ export class IpvsBackend implements Backend {
    */
   private merged = new Map<string, DesiredVirtualServer>()
   private readonly claims = new Map<string, number>()
+  /** Each service port's VIPs to bind, and how many service ports want each VIP (boundVIPs() per plan). */
+  private readonly vipsOf = new Map<string, readonly string[]>()
+  private readonly vipClaims = new Map<string, number>()
   private readonly reconciler: IpvsReconciler
   private readonly vips: VipBinder
   private readonly metrics: IpvsMetrics | undefined
@@ -90,8 +97,24 @@ export class IpvsBackend implements Backend {
     if (state.family !== this.family) throw new FerryError('FERRY_ERR_APPLY', `state is ${state.family} but this backend programs ${this.family}`)
     const nodePortIPs = this.nodePortIPs
     let remerge = false
+    /** The virtual server keys that may have changed: the reconciler compares only these on a partial sync. */
+    const touched = new Set<string>()
+    /** VIPs whose claim count changed: bound or unbound by this sync. */
+    const vipsTouched = new Set<string>()
+    const claimVIPs = (key: string, ips: readonly string[] | undefined): void => {
+      for (const ip of this.vipsOf.get(key) ?? []) {
+        const n = (this.vipClaims.get(ip) ?? 0) - 1
+        if (n > 0) this.vipClaims.set(ip, n)
+        else this.vipClaims.delete(ip)
+        vipsTouched.add(ip)
+      }
+      if (ips === undefined) { this.vipsOf.delete(key); return }
+      this.vipsOf.set(key, ips)
+      for (const ip of ips) { this.vipClaims.set(ip, (this.vipClaims.get(ip) ?? 0) + 1); vipsTouched.add(ip) }
+    }
     const replan = (key: string): void => {
       for (const [vk, d] of this.entries.get(key) ?? []) {
+        touched.add(vk)
         const left = (this.claims.get(vk) ?? 1) - 1
         if (left === 0) this.claims.delete(vk)
         else this.claims.set(vk, left)
@@ -101,12 +124,15 @@ export class IpvsBackend implements Backend {
         }
       }
       const sp = state.services.get(key)
-      if (sp === undefined) { this.plans.delete(key); this.entries.delete(key); return }
+      if (sp === undefined) { this.plans.delete(key); this.entries.delete(key); claimVIPs(key, undefined); return }
       const plan = planPort(sp, this.opts)
       this.plans.set(key, plan)
+      // What goes on ferry-ipvs0: ClusterIPs, externalIPs and LB IPs that are not node addresses already.
+      claimVIPs(key, boundVIPs([plan], this.opts))
       const list = [...desiredVirtualServers([plan], { family: this.family, scheduler: this.o.scheduler, nodePortIPs })]
       this.entries.set(key, list)
       for (const [vk, d] of list) {
+        touched.add(vk)
         this.claims.set(vk, (this.claims.get(vk) ?? 0) + 1)
         const have = this.merged.get(vk)
         if (have === undefined) this.merged.set(vk, d)
@@ -119,6 +145,8 @@ export class IpvsBackend implements Backend {
       this.entries.clear()
       this.claims.clear()
       this.merged.clear()
+      this.vipsOf.clear()
+      this.vipClaims.clear()
       remerge = true
       for (const key of state.services.keys()) replan(key)
       this.reconciler.resync()
@@ -127,17 +155,16 @@ export class IpvsBackend implements Backend {
     } else {
       for (const key of changed) replan(key)
     }
-    const plans = [...this.plans.values()]
-    // What goes on ferry-ipvs0: ClusterIPs, externalIPs and LB IPs that are not node addresses already.
-    const bound = boundVIPs(plans, this.opts)
+    // A partial sync binds and unbinds only the VIPs whose claims changed; a full one compares them all.
+    const wanted: ReadonlySet<string> = changed === null ? new Set(this.vipClaims.keys()) : new Set([...vipsTouched].filter(ip => this.vipClaims.has(ip)))
     const t0 = performance.now()
     let t1 = t0
     let t2 = t0
     try {
       // The companion derives the bound VIPs itself, incrementally (the same rule as boundVIPs()).
-      await this.o.companion.sync(plans, { nodePortIPs })
+      await this.o.companion.sync(this.plans, { nodePortIPs }, changed)
       t1 = performance.now()
-      await this.vips.bind(new Set(bound))
+      await this.vips.bind(wanted)
       t2 = performance.now()
     } catch (e) {
       this.metrics?.syncFailures.inc({ ip_family: this.family })
@@ -145,7 +172,8 @@ export class IpvsBackend implements Backend {
     }
     if (remerge) this.merged = this.desired()
     const desired = this.merged
-    const r = await this.reconciler.reconcile(desired, { full: changed === null }).catch((e: unknown) => {
+    const only = changed === null || remerge ? undefined : touched
+    const r = await this.reconciler.reconcile(desired, { full: changed === null, ...(only !== undefined ? { only } : {}) }).catch((e: unknown) => {
       this.metrics?.syncFailures.inc({ ip_family: this.family })
       throw e
     })
@@ -155,10 +183,11 @@ export class IpvsBackend implements Backend {
       throw new FerryError('FERRY_ERR_APPLY', `IPVS: the kernel refused ${r.failed.length} change(s); first: ${r.failed[0]?.what ?? '?'}`, { failed: r.failed.slice(0, 20) })
     }
     const t3 = performance.now()
-    await this.vips.unbindStale(new Set(bound))
+    if (changed === null) await this.vips.unbindStale(wanted)
+    else await this.vips.unbind([...vipsTouched].filter(ip => !this.vipClaims.has(ip)))
     const status = this.reconciler.status()
     this.log.debug('ipvs synced', {
-      kind: r.kind, ops: r.ops, companionMs: Math.round(t1 - t0), vipsMs: Math.round(t2 - t1), reconcileMs: Math.round(t3 - t2), unbindMs: Math.round(performance.now() - t3),
+      kind: r.kind, ops: r.ops, servicePorts: changed?.size ?? this.plans.size, virtualServers: only?.size ?? desired.size, companionMs: Math.round(t1 - t0), vipsMs: Math.round(t2 - t1), reconcileMs: Math.round(t3 - t2), unbindMs: Math.round(performance.now() - t3),
     })
     this.metrics?.virtualServers.set({ ip_family: this.family }, status.virtualServers)
     this.metrics?.realServers.set({ ip_family: this.family }, status.destinations)

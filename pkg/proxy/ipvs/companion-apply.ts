@@ -17,7 +17,7 @@ import { chooseVariant } from '../iptables/mode.js'
 import { jumpPresent, restore, save, toolName, type Table, type Variant } from '../iptables/restore.js'
 import { resolveCompanionOptions, type CompanionOptionsInput } from './companion-options.js'
 import { companionJumps, IPVS_CHAIN_PREFIX, IPVS_CHAINS, removeChainsPayload, renderRules, TABLE_ORDER, type RuleCounts } from './companion-rules.js'
-import { companionSetSpecs, CompanionSetsTracker } from './companion-sets.js'
+import { companionSetSpecs, CompanionSetsTracker, plansByIndex } from './companion-sets.js'
 import { destroyRestore, ipsetNames, ipsetRestore, swapRestore, tempName } from './ipset.js'
 
 export interface IpvsCompanionOptions extends CompanionOptionsInput {
@@ -41,6 +41,8 @@ export interface CompanionSyncResult {
   readonly members: number
   /** Whether `iptables-restore` ran. */
   readonly rulesWritten: boolean
+  /** Plans whose share of the sets was rebuilt or dropped (a partial sync visits only the changed ones). */
+  readonly plansVisited: number
   readonly rules: RuleCounts
   readonly ipsetMs: number
   readonly iptablesMs: number
@@ -59,8 +61,9 @@ export class IpvsCompanion {
   private full = true
   /** The rules payload (without jumps) of the last successful sync. */
   private lastRules: string | undefined
+  private lastCounts: RuleCounts | undefined
   private readonly lane = new Lane()
-  private readonly tracker = new CompanionSetsTracker()
+  private tracker = new CompanionSetsTracker()
 
   constructor (opts: IpvsCompanionOptions) {
     const { exec, variant, log, ...input } = opts
@@ -77,11 +80,14 @@ export class IpvsCompanion {
   requestFullSync (): void { this.full = true }
 
   /**
-   * Loads the companion state for `plans`. Keep a service port's PortPlan object while it is unchanged:
-   * a sync then rebuilds the sets from strings it already has.
+   * Loads the companion state for `plans`, keyed by service port (a plain list is keyed by position).
+   * `changed`: the keys whose plans may differ from the previous sync's; only those are visited, so keep
+   * the map up to date in place (a new key goes last). null visits every key, skipping PortPlan objects
+   * seen before. A full sync (the first, after a failure, or requested) rebuilds from scratch either way.
    */
-  async sync (plans: Iterable<PortPlan>, addresses: CompanionAddresses = {}): Promise<CompanionSyncResult> {
-    return await this.lane.run(async () => await this.syncNow([...plans], addresses))
+  async sync (plans: ReadonlyMap<string, PortPlan> | Iterable<PortPlan>, addresses: CompanionAddresses = {}, changed: ReadonlySet<string> | null = null): Promise<CompanionSyncResult> {
+    const keyed = plans instanceof Map ? plans as ReadonlyMap<string, PortPlan> : plansByIndex(plans as Iterable<PortPlan>)
+    return await this.lane.run(async () => await this.syncNow(keyed, addresses, changed))
   }
 
   /** Whether the companion chains and sets are still there (a firewall reload or a flush removes them). */
@@ -127,12 +133,14 @@ export class IpvsCompanion {
     return choice.variant
   }
 
-  private async syncNow (plans: PortPlan[], addresses: CompanionAddresses): Promise<CompanionSyncResult> {
+  private async syncNow (plans: ReadonlyMap<string, PortPlan>, addresses: CompanionAddresses, changed: ReadonlySet<string> | null): Promise<CompanionSyncResult> {
     const opts = resolveCompanionOptions({ ...this.input, ...addresses })
     const full = this.full
     try {
       const variant = await this.variantNow()
-      const built = this.tracker.update(plans, opts)
+      // A full sync starts the sets over: nothing the tracker held is trusted.
+      if (full) this.tracker = new CompanionSetsTracker()
+      const built = this.tracker.update(plans, full ? null : changed, opts)
 
       // Sets first: the rules refer to them by name.
       const t0 = performance.now()
@@ -153,7 +161,9 @@ export class IpvsCompanion {
       if (lines.length > 0) await ipsetRestore(this.exec, lines.join(''))
       const t1 = performance.now()
 
-      const rules = renderRules(built, opts, [])
+      // The rules follow the Services only through the short-circuits: unchanged ones keep the last payload.
+      const sameRules = !full && !built.reset && !built.circuitsChanged && this.lastRules !== undefined && this.lastCounts !== undefined
+      const rules = sameRules ? { payload: this.lastRules as string, rules: this.lastCounts as RuleCounts } : renderRules(built, opts, [])
       let rulesWritten = false
       if (full || rules.payload !== this.lastRules) {
         const missing = full ? await this.missingJumps(variant) : []
@@ -164,9 +174,10 @@ export class IpvsCompanion {
       const t2 = performance.now()
 
       this.lastRules = rules.payload
+      this.lastCounts = rules.rules
       this.full = false
-      this.log.debug('companion synced', { full, setsWritten, members, rulesWritten, ipsetMs: Math.round(t1 - t0), iptablesMs: Math.round(t2 - t1) })
-      return { kind: full ? 'full' : 'partial', setsWritten, members, rulesWritten, rules: rules.rules, ipsetMs: t1 - t0, iptablesMs: t2 - t1 }
+      this.log.debug('companion synced', { full, plansVisited: built.visited, setsWritten, members, rulesWritten, ipsetMs: Math.round(t1 - t0), iptablesMs: Math.round(t2 - t1) })
+      return { kind: full ? 'full' : 'partial', setsWritten, members, rulesWritten, plansVisited: built.visited, rules: rules.rules, ipsetMs: t1 - t0, iptablesMs: t2 - t1 }
     } catch (e) {
       // ipset restore is not a transaction and the sets may be half-written: start again from scratch.
       this.full = true

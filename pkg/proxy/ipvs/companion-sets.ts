@@ -182,12 +182,21 @@ function planParts (p: PortPlan, ctx: Context): PlanParts {
 }
 
 interface Claim {
-  readonly plan: PortPlan
+  /** The service port key of the plan that claims. */
+  readonly owner: string
   readonly parts: EntryParts
-  /** VIP claims win over NodePort claims; then plan order, then order within the plan. */
+  /** VIP claims win over NodePort claims; then plan order (seq), then order within the plan (idx). */
   readonly vip: boolean
   readonly seq: number
+  readonly idx: number
 }
+
+/** Whether claim a wins over b. */
+const before = (a: Claim, b: Claim): boolean =>
+  a.vip !== b.vip ? a.vip : a.seq !== b.seq ? a.seq < b.seq : a.idx < b.idx
+
+/** A plan the tracker holds: its parts and its place in plan order (kept while its key stays). */
+interface Held { readonly plan: PortPlan, readonly parts: PlanParts, readonly seq: number }
 
 export interface SetChange { readonly add: ReadonlySet<string>, readonly del: ReadonlySet<string> }
 
@@ -196,28 +205,38 @@ export interface CompanionSetsUpdate extends CompanionSets {
   readonly changes: ReadonlyMap<string, SetChange>
   /** The tracker started over (first update, or the addresses changed): `changes` do not remove what was there. */
   readonly reset: boolean
+  /** Whether shortCircuits (the only part of the rules that follows the Services) differ from the previous update's. */
+  readonly circuitsChanged: boolean
+  /** Plans whose parts were (re)built or dropped by this update: what it cost. */
+  readonly visited: number
 }
 
 /**
- * The sets, kept up to date from one sync to the next. A plan object seen before keeps its parts, so a
- * sync touches only the plans that came or went: the proxier keeps a service port's DesiredServicePort
- * while it is unchanged, and a backend that keeps its PortPlan likewise makes one endpoint change cost a
- * few set operations at any scale. Entry points are claimed like the virtual servers (desired.ts): by
- * (address, protocol, port), every VIP before any NodePort, the first in plan order winning.
+ * The sets, kept up to date from one sync to the next, per service port key. An update is told which
+ * keys changed, and visits only those: a plan it is not told about costs nothing, not even a lookup, so
+ * one endpoint change costs a few set operations at any scale. Entry points are claimed like the virtual
+ * servers (desired.ts): by (address, protocol, port), every VIP before any NodePort, then plan order.
+ * Plan order is the order of `plans` (a Map): a key keeps its place while it stays, and a new key goes
+ * last, as in a Map that the caller updates in place.
  */
 export class CompanionSetsTracker {
   private fingerprint: string | undefined
-  private parts = new WeakMap<PortPlan, PlanParts>()
-  private current = new Map<PortPlan, PlanParts>()
+  private held = new Map<string, Held>()
+  private nextSeq = 0
   private claimants = new Map<string, Claim[]>()
   private winners = new Map<string, Claim>()
   private counts = new Map<SetKind, Map<string, number>>()
   private contents = new Map<SetKind, Set<string>>()
   private circuits = new Map<ShortCircuit, number>()
+  private sortedCircuits: readonly ShortCircuit[] = []
   private bound = new Set<string>()
 
-  /** The sets for `plans`. Their member sets are live views, valid until the next update. */
-  update (allPlans: Iterable<PortPlan>, opts: CompanionOptions): CompanionSetsUpdate {
+  /**
+   * The sets for `plans` (keyed by service port; other families are ignored). `changed`: the keys that
+   * may differ from the previous update (added, removed or replaced); null visits every key, skipping
+   * plans that are the same objects as before. Member sets are live views, valid until the next update.
+   */
+  update (plans: ReadonlyMap<string, PortPlan>, changed: ReadonlySet<string> | null, opts: CompanionOptions): CompanionSetsUpdate {
     const served = nodePortIPsOf(opts)
     const ctx: Context = {
       served: new Set(served),
@@ -248,56 +267,71 @@ export class CompanionSetsTracker {
       if (!ch.add.delete(m)) ch.del.add(m)
     }
 
-    const next = new Map<PortPlan, PlanParts>()
-    const order = new Map<PortPlan, number>()
-    for (const p of allPlans) {
-      if (p.sp.info.family !== opts.family || next.has(p)) continue
-      let pp = this.parts.get(p)
-      if (pp === undefined) { pp = planParts(p, ctx); this.parts.set(p, pp) }
-      order.set(p, next.size)
-      next.set(p, pp)
-    }
     const touched = new Set<string>()
-    for (const [p, pp] of this.current) {
-      if (next.has(p)) continue
-      for (const [k, m] of pp.always) dec(k, m)
-      if (!explicitBound) for (const ip of pp.bound) dec('BOUND-IPS', ip)
-      for (const e of [...pp.vips, ...pp.nodePorts]) {
-        const list = (this.claimants.get(e.key) ?? []).filter(c => c.plan !== p)
+    let visited = 0
+    const drop = (key: string, h: Held): void => {
+      for (const [k, m] of h.parts.always) dec(k, m)
+      if (!explicitBound) for (const ip of h.parts.bound) dec('BOUND-IPS', ip)
+      for (const e of [...h.parts.vips, ...h.parts.nodePorts]) {
+        const list = (this.claimants.get(e.key) ?? []).filter(c => c.owner !== key)
         if (list.length > 0) this.claimants.set(e.key, list)
         else this.claimants.delete(e.key)
         touched.add(e.key)
       }
     }
-    for (const [p, pp] of next) {
-      if (this.current.has(p)) continue
-      for (const [k, m] of pp.always) inc(k, m)
-      if (!explicitBound) for (const ip of pp.bound) inc('BOUND-IPS', ip)
-      const claim = (e: EntryParts, vip: boolean, seq: number): void => {
+    const take = (key: string, plan: PortPlan, seq: number): void => {
+      const parts = planParts(plan, ctx)
+      this.held.set(key, { plan, parts, seq })
+      for (const [k, m] of parts.always) inc(k, m)
+      if (!explicitBound) for (const ip of parts.bound) inc('BOUND-IPS', ip)
+      const claim = (e: EntryParts, vip: boolean, idx: number): void => {
+        const c: Claim = { owner: key, parts: e, vip, seq, idx }
         const list = this.claimants.get(e.key)
-        if (list === undefined) this.claimants.set(e.key, [{ plan: p, parts: e, vip, seq }])
-        else list.push({ plan: p, parts: e, vip, seq })
+        if (list === undefined) this.claimants.set(e.key, [c])
+        else list.push(c)
         touched.add(e.key)
       }
-      pp.vips.forEach((e, i) => { claim(e, true, i) })
-      pp.nodePorts.forEach((e, i) => { claim(e, false, i) })
+      parts.vips.forEach((e, i) => { claim(e, true, i) })
+      parts.nodePorts.forEach((e, i) => { claim(e, false, i) })
     }
-    const rank = (c: Claim): number => (c.vip ? 0 : 1e12) + (order.get(c.plan) ?? 0) * 1e4 + c.seq
+    const visit = (key: string): void => {
+      const p = plans.get(key)
+      const plan = p !== undefined && p.sp.info.family === opts.family ? p : undefined
+      const h = this.held.get(key)
+      if (h?.plan === plan) return
+      visited++
+      if (h !== undefined) drop(key, h)
+      if (plan === undefined) { this.held.delete(key); return }
+      // A replaced plan keeps its key's place in plan order.
+      take(key, plan, h?.seq ?? this.nextSeq++)
+    }
+    if (changed === null) {
+      for (const key of [...this.held.keys()]) if (!plans.has(key)) visit(key)
+      for (const key of plans.keys()) visit(key)
+    } else {
+      for (const key of changed) visit(key)
+    }
+
+    let circuitsChanged = reset
+    const circuitDelta = (sc: ShortCircuit, by: number): void => {
+      const n = (this.circuits.get(sc) ?? 0) + by
+      if (n > 0) this.circuits.set(sc, n)
+      else this.circuits.delete(sc)
+      circuitsChanged = true
+    }
     for (const key of touched) {
       let best: Claim | undefined
-      for (const c of this.claimants.get(key) ?? []) if (best === undefined || rank(c) < rank(best)) best = c
+      for (const c of this.claimants.get(key) ?? []) if (best === undefined || before(c, best)) best = c
       const old = this.winners.get(key)
       if (old?.parts === best?.parts) continue
       if (old !== undefined) {
         for (const [k, m] of old.parts.members) dec(k, m)
-        const sc = old.parts.shortCircuit
-        if (sc !== null) { const n = (this.circuits.get(sc) ?? 0) - 1; if (n > 0) this.circuits.set(sc, n); else this.circuits.delete(sc) }
+        if (old.parts.shortCircuit !== null) circuitDelta(old.parts.shortCircuit, -1)
       }
       if (best === undefined) { this.winners.delete(key); continue }
       this.winners.set(key, best)
       for (const [k, m] of best.parts.members) inc(k, m)
-      const sc = best.parts.shortCircuit
-      if (sc !== null) this.circuits.set(sc, (this.circuits.get(sc) ?? 0) + 1)
+      if (best.parts.shortCircuit !== null) circuitDelta(best.parts.shortCircuit, 1)
     }
     if (explicitBound) {
       const want = new Set(opts.boundAddresses)
@@ -305,11 +339,12 @@ export class CompanionSetsTracker {
       for (const ip of want) if (!this.bound.has(ip)) inc('BOUND-IPS', ip)
       this.bound = want
     }
-    this.current = next
 
     // VIP rules first (a NodePort rule matches any address the set let through), then a stable order.
-    const shortCircuits = [...this.circuits.keys()].sort((a, b) => (a.address === null ? 1 : 0) - (b.address === null ? 1 : 0) ||
-      (a.spn < b.spn ? -1 : a.spn > b.spn ? 1 : 0) || (a.address ?? '').localeCompare(b.address ?? '') || a.port - b.port)
+    if (circuitsChanged) {
+      this.sortedCircuits = [...this.circuits.keys()].sort((a, b) => (a.address === null ? 1 : 0) - (b.address === null ? 1 : 0) ||
+        (a.spn < b.spn ? -1 : a.spn > b.spn ? 1 : 0) || (a.address ?? '').localeCompare(b.address ?? '') || a.port - b.port)
+    }
     const sets: IpsetContent[] = []
     const named = new Map<string, SetChange>()
     for (const kind of SET_KIND_LIST) {
@@ -317,24 +352,32 @@ export class CompanionSetsTracker {
       sets.push({ spec: { name, type: SET_KINDS[kind], family: opts.family }, entries: this.contents.get(kind) as Set<string> })
       named.set(name, changes.get(kind) as SetChange)
     }
-    return { sets, shortCircuits, changes: named, reset }
+    return { sets, shortCircuits: this.sortedCircuits, changes: named, reset, circuitsChanged, visited }
   }
 
   private reset (fingerprint: string): void {
     this.fingerprint = fingerprint
-    this.parts = new WeakMap()
-    this.current = new Map()
+    this.held = new Map()
+    this.nextSeq = 0
     this.claimants = new Map()
     this.winners = new Map()
     this.counts = new Map(SET_KIND_LIST.map(k => [k, new Map<string, number>()]))
     this.contents = new Map(SET_KIND_LIST.map(k => [k, new Set<string>()]))
     this.circuits = new Map()
+    this.sortedCircuits = []
     this.bound = new Set()
   }
 }
 
+/** Plans in their order, keyed by position: for callers that hold a list rather than a keyed map. */
+export function plansByIndex (plans: Iterable<PortPlan>): Map<string, PortPlan> {
+  const out = new Map<string, PortPlan>()
+  for (const p of plans) out.set(String(out.size), p)
+  return out
+}
+
 /** The sets for `plans` from scratch (pure: a fresh tracker). */
 export function buildCompanionSets (plans: Iterable<PortPlan>, opts: CompanionOptions): CompanionSets {
-  const u = new CompanionSetsTracker().update(plans, opts)
+  const u = new CompanionSetsTracker().update(plansByIndex(plans), null, opts)
   return { sets: u.sets, shortCircuits: u.shortCircuits }
 }

@@ -57,19 +57,26 @@ export function sameDestination (a: RealServer, b: RealServer): boolean {
   return a.weight === b.weight && a.forward === b.forward && a.upperThreshold === b.upperThreshold && a.lowerThreshold === b.lowerThreshold
 }
 
-export function diffTable (table: ReadonlyMap<string, TableEntry>, desired: ReadonlyMap<string, DesiredVirtualServer>, o: DiffOptions): TableDiff {
+/**
+ * `only`: the virtual server keys that may differ (a partial sync: those of the changed service ports and
+ * those with draining dests). Every other entry is taken to be in place and is not visited, so the cost
+ * follows the change, not the table. Undefined compares every desired and every held entry.
+ */
+export function diffTable (table: ReadonlyMap<string, TableEntry>, desired: ReadonlyMap<string, DesiredVirtualServer>, o: DiffOptions,
+  only?: Iterable<string>): TableDiff {
   const ops: IpvsOp[] = []
   const quietDrains: Array<{ vs: string, rs: string }> = []
   const compared: Array<{ vs: string, want: DesiredVirtualServer }> = []
-  for (const [vk, want] of desired) {
+  const deletes: IpvsOp[] = []
+  const one = (vk: string, want: DesiredVirtualServer): void => {
     const service = want.service
     const have = table.get(vk)
-    if (have !== undefined && o.trustApplied && have.applied === want && !o.hasDrains(vk)) continue
+    if (have !== undefined && o.trustApplied && have.applied === want && !o.hasDrains(vk)) return
     compared.push({ vs: vk, want })
     if (have === undefined) {
       ops.push({ op: 'addService', service })
       for (const destination of want.destinations) ops.push({ op: 'addDestination', service, destination })
-      continue
+      return
     }
     // A changed scheduler, persistence or netmask is an edit in place: deleting would cut every connection.
     if (!sameService(have.service, service)) ops.push({ op: 'updateService', service })
@@ -83,7 +90,7 @@ export function diffTable (table: ReadonlyMap<string, TableEntry>, desired: Read
         if (!sameDestination(cur, destination)) ops.push({ op: 'updateDestination', service, destination })
       }
     }
-    if (kept === have.dests.size) continue // every dest the kernel has is wanted
+    if (kept === have.dests.size) return // every dest the kernel has is wanted
     const wanted = new Set(want.destinations.map(rsKey))
     const graceful = o.graceful && drainsGracefully(service.protocol)
     for (const [rk, cur] of have.dests) {
@@ -102,9 +109,18 @@ export function diffTable (table: ReadonlyMap<string, TableEntry>, desired: Read
   }
   // A virtual server no longer wanted goes with its dests at once, draining none: new connections to it
   // could not be routed anyway, and kube-proxy deletes it the same way.
-  for (const [vk, have] of table) {
-    if (!desired.has(vk)) ops.push({ op: 'deleteService', service: keyOf(have.service) })
+  if (only === undefined) {
+    for (const [vk, want] of desired) one(vk, want)
+    for (const [vk, have] of table) if (!desired.has(vk)) deletes.push({ op: 'deleteService', service: keyOf(have.service) })
+  } else {
+    for (const vk of new Set(only)) {
+      const want = desired.get(vk)
+      if (want !== undefined) { one(vk, want); continue }
+      const have = table.get(vk)
+      if (have !== undefined) deletes.push({ op: 'deleteService', service: keyOf(have.service) })
+    }
   }
+  for (const d of deletes) ops.push(d)
   return { ops, quietDrains, compared }
 }
 

@@ -63,6 +63,8 @@ export class IpvsReconciler {
   private readonly checkMs: number
   private readonly log: Logger
   private table: IpvsTable = new Map()
+  /** Dests in `table`, all virtual servers together. */
+  private destinations = 0
   private readonly drains = new DrainSet()
   /** Read the kernel before the next diff: first sync, resync(), any failure. */
   private needFull = true
@@ -86,9 +88,14 @@ export class IpvsReconciler {
     this.log = (o.log ?? silentLogger).child(`ipvs-reconciler-${o.family === 'IPv4' ? 'v4' : 'v6'}`)
   }
 
-  /** Brings the owned table to `desired` (keyed by vsKey, of this family). Throws FERRY_ERR_APPLY when the kernel cannot be read or written at all. */
-  async reconcile (desired: ReadonlyMap<string, DesiredVirtualServer>, opts: { full?: boolean } = {}): Promise<ReconcileResult> {
-    return await this.lane.run(async () => await this.reconcileNow(desired, opts.full === true))
+  /**
+   * Brings the owned table to `desired` (keyed by vsKey, of this family). Throws FERRY_ERR_APPLY when the
+   * kernel cannot be read or written at all. `only` (a partial sync): the only keys whose desired entry
+   * may have changed since the last reconcile; every other entry is neither read nor compared. It is
+   * ignored when the kernel must be read first (full, resync(), after a failure).
+   */
+  async reconcile (desired: ReadonlyMap<string, DesiredVirtualServer>, opts: { full?: boolean, only?: ReadonlySet<string> } = {}): Promise<ReconcileResult> {
+    return await this.lane.run(async () => await this.reconcileNow(desired, opts.full === true, opts.only))
   }
 
   /** The next reconcile reads the kernel again (the slow periodic resync). */
@@ -96,10 +103,9 @@ export class IpvsReconciler {
     this.needFull = true
   }
 
+  /** O(1): the destination count is kept as the table changes (a gauge set on every sync). */
   status (): ReconcilerStatus {
-    let destinations = 0
-    for (const e of this.table.values()) destinations += e.dests.size
-    return { virtualServers: this.table.size, destinations, draining: this.drains.size }
+    return { virtualServers: this.table.size, destinations: this.destinations, draining: this.drains.size }
   }
 
   /** The owned table as ferry believes the kernel holds it, for /debug/state. */
@@ -118,7 +124,7 @@ export class IpvsReconciler {
     this.timer = undefined
   }
 
-  private async reconcileNow (desired: ReadonlyMap<string, DesiredVirtualServer>, forceFull: boolean): Promise<ReconcileResult> {
+  private async reconcileNow (desired: ReadonlyMap<string, DesiredVirtualServer>, forceFull: boolean, only: ReadonlySet<string> | undefined): Promise<ReconcileResult> {
     const full = forceFull || this.needFull
     if (full) {
       this.needFull = true
@@ -132,7 +138,7 @@ export class IpvsReconciler {
       graceful: this.capMs > 0,
       trustApplied: !full,
       hasDrains: vs => this.drains.hasService(vs),
-    })
+    }, full || only === undefined ? undefined : this.partialKeys(only))
     for (const { vs, rs } of diff.quietDrains) this.drains.start(vs, rs, now)
     const results = await this.apply(diff.ops)
     const out = this.absorb(results)
@@ -148,6 +154,14 @@ export class IpvsReconciler {
     await this.saveOwnership()
     this.armTimer()
     return { kind: full ? 'full' : 'partial', ops: diff.ops.length, failed: out.failed, removedUDPDestinations: out.removedUDP, draining: this.drains.size }
+  }
+
+  /** The changed keys and those with draining dests (an expired drain is deleted by the next sync, as in a full diff). */
+  private partialKeys (only: ReadonlySet<string>): Iterable<string> {
+    if (this.drains.size === 0) return only
+    const keys = new Set(only)
+    for (const [vk] of this.drains.services()) keys.add(vk)
+    return keys
   }
 
   /** Rebuilds the table from the kernel: the owned virtual servers (adopting desired ones found there) and their dests. */
@@ -172,6 +186,8 @@ export class IpvsReconciler {
     })
     const adopted = [...table.keys()].filter(k => !owned.has(k)).length
     this.table = table
+    this.destinations = 0
+    for (const e of table.values()) this.destinations += e.dests.size
     this.ownedChanged = this.saved === undefined || !sameSet(this.saved, new Set(table.keys()))
     this.started = true
     // Dests that vanished stop draining; those still there keep their start time.
@@ -230,6 +246,7 @@ export class IpvsReconciler {
             const service = keyOf(op.service)
             for (const d of entry.dests.values()) out.removedUDP.push({ service, destination: { address: d.address, port: d.port } })
           }
+          if (entry !== undefined) this.destinations -= entry.dests.size
           if (this.table.delete(vk)) this.ownedChanged = true
           this.drains.dropService(vk)
           break
@@ -237,6 +254,7 @@ export class IpvsReconciler {
         case 'updateDestination': {
           const rk = rsKey(op.destination)
           if (entry === undefined) break // its service was not ours (EEXIST): the coming re-read decides
+          if (!entry.dests.has(rk)) this.destinations++
           entry.dests.set(rk, op.destination)
           if (op.destination.weight === 0) this.drains.start(vk, rk, now)
           else this.drains.stop(vk, rk)
@@ -244,7 +262,7 @@ export class IpvsReconciler {
         }
         case 'deleteDestination': {
           const rk = rsKey(op.destination)
-          entry?.dests.delete(rk)
+          if (entry?.dests.delete(rk) === true) this.destinations--
           this.drains.stop(vk, rk)
           if (op.service.protocol === 'UDP') out.removedUDP.push({ service: keyOf(op.service), destination: { address: op.destination.address, port: op.destination.port } })
           break
@@ -311,7 +329,7 @@ export class IpvsReconciler {
         const d = listed.get(rk)
         const verdict = drainVerdict(d, since, now, this.capMs)
         if (verdict === 'gone' || d === undefined) {
-          this.table.get(vk)?.dests.delete(rk)
+          if (this.table.get(vk)?.dests.delete(rk) === true) this.destinations--
           this.drains.stop(vk, rk)
         } else if (verdict === 'delete') ops.push(deleteOp(service, d))
       }

@@ -53,6 +53,15 @@ export class VipBinder {
     return stale.length
   }
 
+  /** Unbinds these VIPs where bound (a partial sync: those no service port wants any more). */
+  async unbind (ips: Iterable<string>): Promise<number> {
+    const bound = await this.load()
+    const prefix = this.o.family === 'IPv4' ? 32 : 128
+    const stale = [...ips].filter(ip => bound.has(ip))
+    await this.each(stale, async ip => { await this.o.links.deleteAddress(this.index, ip, prefix); bound.delete(ip) })
+    return stale.length
+  }
+
   /**
    * Runs the changes with up to WINDOW requests in flight on the one socket (requests are matched to
    * replies by sequence number): at start-up, 10k VIPs one round trip at a time took seconds. Any
