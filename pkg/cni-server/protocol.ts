@@ -6,15 +6,19 @@
 //             "\n"
 //             "<stdin byte length>\n" <stdin bytes>
 //   response: "<exit code>\n" <the plugin's stdout>            (then ferryd closes)
-//         or  "refused\n": the token did not match; nothing ran, so the front may run the verb itself.
+//         or  "refused\n": nothing ran, so the front runs the verb itself (the token did not match, or
+//             ferryd does not see the caller's CNI_NETNS as the same namespace: another mount namespace).
 //
 // No NUL anywhere (bash strings cannot hold one). The parser is incremental: it is fed chunks as they
 // arrive and says when a request is complete, malformed or too big, so the server can stop reading early.
 
 export const MAGIC = 'ferry-cni/1'
 
-/** The runtime's CNI variables the front forwards, and PWD (the front's cwd, for relative paths in the config). */
-export const REQUEST_VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH', 'PWD'] as const
+/**
+ * The runtime's CNI variables the front forwards; PWD, the front's cwd (relative paths in the config); PID,
+ * the front's pid (ferryd checks that CNI_NETNS names the same namespace in the front's mount namespace).
+ */
+export const REQUEST_VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH', 'PWD', 'PID'] as const
 export type RequestVar = typeof REQUEST_VARS[number]
 
 export const REFUSED = 'refused\n'

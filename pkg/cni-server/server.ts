@@ -14,7 +14,7 @@ export type RunVerb = (req: CniRequest) => Promise<RunResult>
 /** Counts for /metrics; ferryd passes prom-client counters, tests a recorder. */
 export interface CniServerMetrics {
   served: (command: string, code: number) => void
-  rejected: (reason: 'token' | 'malformed' | 'oversized' | 'timeout') => void
+  rejected: (reason: 'token' | 'view' | 'malformed' | 'oversized' | 'timeout') => void
 }
 
 export interface CniServerOptions {
@@ -23,6 +23,8 @@ export interface CniServerOptions {
   readonly port: number
   readonly token: string
   readonly run: RunVerb
+  /** Why ferryd cannot run this request where the caller stands (null: it can); the front then runs it. */
+  readonly precheck?: (req: CniRequest) => string | null
   readonly log: Logger
   readonly metrics?: CniServerMetrics
   /** Verbs running at once; more wait in line (default 8: each ADD spawns two processes, on 2 cores). */
@@ -143,6 +145,13 @@ export class CniServer {
     if (!timingSafeEqual(digest(req.token), this.want)) {
       this.o.metrics?.rejected('token')
       this.logRefusal()
+      socket.end(REFUSED)
+      return
+    }
+    const problem = this.o.precheck?.(req) ?? null
+    if (problem !== null) {
+      this.o.metrics?.rejected('view')
+      this.o.log.debug('CNI request left to the front', { reason: problem })
       socket.end(REFUSED)
       return
     }

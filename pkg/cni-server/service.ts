@@ -2,6 +2,7 @@
 // plugin's own dispatcher (cni-plugin/plugin.ts) over the request's variables only, count what it did.
 // Started right after the config is valid and never awaited by the start-up: the proxy and readiness
 // do not wait for it, and a failure to listen only means fronts fall back to starting node.
+import { statSync } from 'node:fs'
 import { Counter, type Registry } from 'prom-client'
 import { errorMessage } from '../errors/errors.js'
 import type { Logger } from '../log/log.js'
@@ -33,6 +34,24 @@ export async function runRequest (req: CniRequest): Promise<RunResult> {
   return { code, stdout }
 }
 
+/**
+ * Null when CNI_NETNS (if any) is the same namespace for ferryd as for the front: a runtime in another
+ * mount namespace (podman's own /run/netns, say) may name a path that ferryd sees as a plain file or not
+ * at all. Seen from the front through /proc/<its pid>/root. Anything unsure: let the front run it.
+ */
+export function netnsViewProblem (req: CniRequest, procRoot = '/proc'): string | null {
+  const netns = req.env.get('CNI_NETNS') ?? ''
+  if (netns === '') return null
+  const pid = req.env.get('PID') ?? ''
+  if (!/^[1-9][0-9]*$/.test(pid)) return 'no caller pid to compare CNI_NETNS with'
+  try {
+    const mine = statSync(netns)
+    const theirs = statSync(`${procRoot}/${pid}/root${netns.startsWith('/') ? '' : '/'}${netns}`)
+    if (mine.dev === theirs.dev && mine.ino === theirs.ino) return null
+  } catch {}
+  return `CNI_NETNS ${netns} is not the same file for ferryd as for the caller (another mount namespace)`
+}
+
 export function startCniService (cfg: CniServiceConfig, log: Logger, registry: Registry): CniService {
   const listen = cfg.cniListen
   if (listen === undefined) return { started: Promise.resolve(), stop: async () => {} }
@@ -44,6 +63,7 @@ export function startCniService (cfg: CniServiceConfig, log: Logger, registry: R
     port: listen.port,
     token,
     run: runRequest,
+    precheck: req => netnsViewProblem(req),
     log,
     metrics: {
       served: (command, code) => { requests.inc({ command, code: String(code) }) },

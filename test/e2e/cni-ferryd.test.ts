@@ -138,7 +138,8 @@ t.test('ADD, CHECK and DEL go through ferryd, with no node started, and answer a
     t.same([viaD.code, viaD.raw], [viaN.code, viaN.raw], `${cmd} ${JSON.stringify(env)}: ${viaD.raw}`)
   }
   const mid = await served()
-  t.equal(mid, before + 2 + cases.length, 'each went through ferryd')
+  // All but the missing netns: ferryd cannot see it as the caller's namespace, so the front ran it.
+  t.equal(mid, before + 2 + cases.length - 1, 'each went through ferryd but the missing netns')
 
   for (const [cid, ns] of [['fycd1', 'fycdP1'], ['fycd2', 'fycdP2']] as const) {
     const del = await cni(c.serverFile, 'DEL', podEnv(cid, ns), c.conf, hasStrace)

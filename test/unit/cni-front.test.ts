@@ -53,11 +53,13 @@ t.test('the variables, cwd and stdin arrive byte for byte; code and stdout come 
   const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/p', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin', CNI_ARGS: '0' }
   const r = await run(env, CONF)
   t.same([r.code, r.out], [0, `out:${CONF}`])
-  t.same(Object.fromEntries(seen[0]?.env ?? []), { ...env, PWD: dir })
+  const { PID: pid, ...rest } = Object.fromEntries(seen[0]?.env ?? [])
+  t.same(rest, { ...env, PWD: dir })
+  t.match(pid, /^[1-9][0-9]*$/, 'and the front\'s pid')
   t.equal(seen[0]?.stdin, CONF, 'multi-byte characters, escapes and trailing newlines kept')
   const failed = await run({ CNI_COMMAND: 'DEL', CNI_ARGS: '7' }, '')
   t.same([failed.code, failed.out], [7, 'out:'], 'the exit code and an empty stdin')
-  t.same(Object.fromEntries(seen[1]?.env ?? []), { CNI_COMMAND: 'DEL', CNI_ARGS: '7', PWD: dir }, 'unset variables stay unset')
+  t.same(Object.keys(Object.fromEntries(seen[1]?.env ?? [])).sort(), ['CNI_ARGS', 'CNI_COMMAND', 'PID', 'PWD'], 'unset variables stay unset')
 })
 
 t.test('falls back to node whenever it must not (or cannot) hand over', async t => {

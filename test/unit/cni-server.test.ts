@@ -9,6 +9,8 @@ import { createLogger } from '../../pkg/log/log.js'
 import { encodeRequest, type CniRequest } from '../../pkg/cni-server/protocol.js'
 import { CniServer, type CniServerOptions, type RunResult } from '../../pkg/cni-server/server.js'
 import { newToken, removeServerFile, writeServerFile } from '../../pkg/cni-server/server-file.js'
+import { netnsViewProblem } from '../../pkg/cni-server/service.js'
+import { mkdirSync, symlinkSync } from 'node:fs'
 
 const TOKEN = newToken()
 
@@ -150,4 +152,30 @@ t.test('server file: 0600, exactly host, port and token; removed only while it i
   await writeServerFile(path, { host: '127.0.0.1', port: 1, token })
   t.equal(await removeServerFile(path, token), true)
   t.throws(() => statSync(path), 'gone')
+})
+
+t.test('a request ferryd cannot run where the caller stands is left to the front: "refused", nothing runs', async t => {
+  const h = await start(t, { precheck: req => req.env.get('CNI_NETNS') === '/elsewhere' ? 'not the same netns' : null })
+  t.equal((await send(h.port, encodeRequest(TOKEN, { CNI_COMMAND: 'ADD', CNI_NETNS: '/elsewhere' }, '{}'))).text, 'refused\n')
+  t.equal(h.ran.length, 0)
+  t.same(h.counts, ['rejected view'])
+  t.notOk(h.logs.some(l => l.includes('wrong token')), 'not logged as a wrong token')
+})
+
+t.test('netnsViewProblem: CNI_NETNS must be the same file through the caller\'s /proc/PID/root', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-cniview-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const ns = join(dir, 'ns')
+  writeFileSync(ns, '')
+  mkdirSync(join(dir, 'proc', '42'), { recursive: true })
+  symlinkSync('/', join(dir, 'proc', '42', 'root')) // pid 42 sees our root
+  mkdirSync(join(dir, 'proc', '43', 'root', ...dir.split('/').filter(x => x !== '')), { recursive: true })
+  writeFileSync(join(dir, 'proc', '43', 'root', dir, 'ns'), '') // pid 43: another file at the same path
+  const req = (env: Record<string, string>): Parameters<typeof netnsViewProblem>[0] => ({ token: '', stdin: '', env: new Map(Object.entries(env)) as never })
+  const proc = join(dir, 'proc')
+  t.equal(netnsViewProblem(req({ CNI_NETNS: ns, PID: '42' }), proc), null, 'same file')
+  t.match(netnsViewProblem(req({ CNI_NETNS: ns, PID: '43' }), proc), /not the same file/)
+  t.match(netnsViewProblem(req({ CNI_NETNS: ns, PID: '44' }), proc), /not the same file/, 'no such caller')
+  t.match(netnsViewProblem(req({ CNI_NETNS: ns }), proc), /no caller pid/)
+  t.equal(netnsViewProblem(req({ CNI_NETNS: '', PID: '42' }), proc), null, 'DEL without a netns')
 })
