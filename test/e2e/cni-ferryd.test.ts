@@ -53,6 +53,7 @@ async function cni (serverFile: string, command: string, env: Record<string, str
 }
 
 async function served (): Promise<number> {
+  await new Promise(resolve => setTimeout(resolve, 1100)) // /metrics reuses a render for 1 s (pkg/http/metrics-render.ts)
   const r = await inNs(NODE, 'curl', '-s', '--max-time', '3', 'http://127.0.0.1:10249/metrics')
   return r.stdout.split('\n').filter(l => l.startsWith('ferry_cni_requests_total{')).reduce((n, l) => n + Number(l.split(' ').pop()), 0)
 }
@@ -139,7 +140,7 @@ t.test('ADD, CHECK and DEL go through ferryd, with no node started, and answer a
   }
   const mid = await served()
   // All but the missing netns: ferryd cannot see it as the caller's namespace, so the front ran it.
-  t.equal(mid, before + 2 + cases.length - 1, 'each went through ferryd but the missing netns')
+  t.equal(mid, before + 2 + cases.length - 1, `each went through ferryd but the missing netns: ${c.logs().split('\n').filter(l => l.includes('left to the front')).join('\n')}`)
 
   for (const [cid, ns] of [['fycd1', 'fycdP1'], ['fycd2', 'fycdP2']] as const) {
     const del = await cni(c.serverFile, 'DEL', podEnv(cid, ns), c.conf, hasStrace)
