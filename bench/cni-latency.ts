@@ -10,11 +10,17 @@
 //
 // The plugins see this process's whole environment plus the CNI_* variables, as libcni passes them.
 //
-//   node dist/bench/cni-latency.js [--samples 50] [--ferry NAME=PATH]...
+// Each ferry-cni launcher runs twice over: "NAME (ferryd)" with the real bin/ferryd running in its node
+// netns and serving the verbs (--cni-listen on a free loopback port, --cni-server-file in the work dir,
+// FERRY_CNI_SERVER_FILE pointing the front at it), and "NAME (node)" with no ferryd (FERRY_CNI_SERVER_FILE
+// naming no file), so the front starts node as before.
+//
+//   node dist/bench/cni-latency.js [--samples 50] [--ferry NAME=PATH]... [--ferryd PATH] [--no-ferryd]
 //     --ferry: ferry-cni launchers to compare, all interleaved (default ferry-cni=bin/ferry-cni)
+//     --ferryd: the ferryd to serve them (default bin/ferryd); --no-ferryd: only the node path
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -85,16 +91,18 @@ const made = new Set<string>()
 async function netnsAdd (name: string): Promise<void> { await sh('ip', 'netns', 'add', name); made.add(name) }
 async function netnsDel (name: string): Promise<void> { made.delete(name); await spawnExec(['ip', 'netns', 'del', name]) }
 
-interface Args { samples: number, ferry: Array<{ name: string, path: string }> }
+interface Args { samples: number, ferry: Array<{ name: string, path: string }>, ferryd: string | null }
 function args (): Args {
-  const a: Args = { samples: 50, ferry: [] }
+  const a: Args = { samples: 50, ferry: [], ferryd: join(ROOT, 'bin', 'ferryd') }
   const argv = process.argv.slice(2)
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--samples') a.samples = Number(argv[++i])
     else if (argv[i] === '--ferry') {
       const [name = '', path = ''] = (argv[++i] ?? '').split('=')
       a.ferry.push({ name, path: resolve(path) })
-    } else throw new Error(`unknown argument ${argv[i] ?? ''}`)
+    } else if (argv[i] === '--ferryd') a.ferryd = resolve(argv[++i] ?? '')
+    else if (argv[i] === '--no-ferryd') a.ferryd = null
+    else throw new Error(`unknown argument ${argv[i] ?? ''}`)
   }
   if (a.ferry.length === 0) a.ferry.push({ name: 'ferry-cni', path: join(ROOT, 'bin', 'ferry-cni') })
   return a
@@ -117,8 +125,15 @@ async function main (): Promise<void> {
   const sfx = randomBytes(2).toString('hex')
   const work = mkdtempSync(join(tmpdir(), 'fy-cnibench-'))
   const agents: Agent[] = []
+  const daemons: ChildProcess[] = []
   const cleanup = async (): Promise<void> => {
     for (const ag of agents) ag.stop()
+    for (const d of daemons) {
+      if (d.exitCode !== null || d.signalCode !== null) continue
+      const gone = new Promise(resolve => { d.once('exit', resolve) })
+      d.kill('SIGTERM')
+      await gone
+    }
     for (const n of [...made]) await netnsDel(n)
     rmSync(work, { recursive: true, force: true })
   }
@@ -135,14 +150,39 @@ async function main (): Promise<void> {
       ipam: { type: 'host-local', ranges: [[{ subnet: '10.98.1.0/24', gateway: '10.98.1.1' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(work, 'ref-ipam') },
     }
     // One node netns (and agent) per plugin; each ferry variant keeps its own IPAM store.
-    const side = async (name: string, argv: string[], conf: Record<string, unknown>, i: number): Promise<Side> => {
+    const side = async (name: string, argv: string[], conf: Record<string, unknown>, i: number, env = baseEnv, before?: (ns: string) => Promise<void>): Promise<Side> => {
       const ns = `fyN${sfx}${i}`
       await netnsAdd(ns)
-      return { name, agent: new Agent(ns), argv, conf: JSON.stringify(conf), env: baseEnv, add: [], del: [], version: [] }
+      await before?.(ns)
+      return { name, agent: new Agent(ns), argv, conf: JSON.stringify(conf), env, add: [], del: [], version: [] }
+    }
+    // The real ferryd in the side's node netns, serving the CNI verbs on a free loopback port.
+    const startFerryd = async (ns: string, serverFile: string): Promise<void> => {
+      if (a.ferryd === null) return
+      const manifests = join(work, `manifests-${ns}`)
+      mkdirSync(manifests)
+      await sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up')
+      const d = spawn('ip', ['netns', 'exec', ns, a.ferryd, '--manifests', manifests, '--proxy-mode', 'iptables', '--http-listen', '127.0.0.1:0',
+        '--cni-listen', '127.0.0.1:0', '--cni-server-file', serverFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] })
+      daemons.push(d)
+      const end = Date.now() + 30_000
+      while (!existsSync(serverFile)) {
+        if (d.exitCode !== null || Date.now() > end) throw new Error(`ferryd in ${ns} did not publish ${serverFile}`)
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
     }
     const ref = await side('bridge+host-local', [join(REF_DIR, 'bridge')], refConf, 0)
     const ferries: Side[] = []
-    for (const [i, f] of a.ferry.entries()) ferries.push(await side(f.name, [f.path], { ...ferryConf, dataDir: join(work, `ipam-${i}`) }, i + 1))
+    let n = 1
+    for (const [i, f] of a.ferry.entries()) {
+      if (a.ferryd !== null) {
+        const serverFile = join(work, `cni-server-${i}.env`)
+        ferries.push(await side(`${f.name} (ferryd)`, [f.path], { ...ferryConf, dataDir: join(work, `ipam-d${i}`) }, n++,
+          { ...baseEnv, FERRY_CNI_SERVER_FILE: serverFile }, async ns => { await startFerryd(ns, serverFile) }))
+      }
+      ferries.push(await side(`${f.name} (node)`, [f.path], { ...ferryConf, dataDir: join(work, `ipam-${i}`) }, n++,
+        { ...baseEnv, FERRY_CNI_SERVER_FILE: join(work, 'no-server.env') }))
+    }
     const sides = [...ferries, ref]
     agents.push(...sides.map(s => s.agent))
     const floor: number[] = []
@@ -186,7 +226,7 @@ async function main (): Promise<void> {
     const header = ['verb', 'plugin', 'p50 ms', 'p95 ms', 'min ms', 'p50 / ref', 'p95 / ref']
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
     const fmt = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |'
-    console.log(`CNI bench: ${a.samples} interleaved samples per verb and plugin; ${a.ferry.map(f => `${f.name} = ${f.path}`).join(', ')}; ref = ${REF_DIR}/bridge + host-local; cniVersion ${CNI_VERSION}`)
+    console.log(`CNI bench: ${a.samples} interleaved samples per verb and plugin; ${a.ferry.map(f => `${f.name} = ${f.path}`).join(', ')}; ferryd = ${a.ferryd ?? 'none'}; ref = ${REF_DIR}/bridge + host-local; cniVersion ${CNI_VERSION}`)
     console.log(fmt(header))
     console.log('|' + widths.map(w => '-'.repeat(w + 2)).join('|') + '|')
     for (const r of rows) console.log(fmt(r))

@@ -4,6 +4,7 @@ import { networkInterfaces } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { ClusterStore } from '../pkg/cache/store.js'
+import { startCniService, type CniService } from '../pkg/cni-server/service.js'
 import { debugStates, readiness, startAll, stopAll, type Component } from '../pkg/component/component.js'
 import { ProxyComponent } from '../pkg/component/proxy-component.js'
 import { DnsComponent } from '../pkg/dns/component.js'
@@ -42,6 +43,8 @@ async function main (argv: string[]): Promise<number> {
   const ips = nodeIPs()
   if (cfg.cleanup) return await cleanup(cfg, ips, log)
   const registry = new Registry()
+  // Not awaited: bin/ferry-cni falls back to starting node until (or unless) this listens.
+  const cni = startCniService(cfg, log.child('cni'), registry)
   new Gauge({ name: 'ferry_proxy_mode', help: 'The active proxy mode (1 for the mode in use)', labelNames: ['mode'], registers: [registry] }).set({ mode: mode.mode }, 1)
   // A switch of mode leaves nothing of the old one: its rules would still catch traffic.
   for (const f of await cleanupOtherModes(mode.mode, backendDeps(cfg, 'IPv4', ips, log))) log.warn('could not remove the previous mode\'s state', { mode: f.mode, what: f.what, err: f.err })
@@ -50,7 +53,7 @@ async function main (argv: string[]): Promise<number> {
     const deps = backendDeps(cfg, family, ips, log.child(`proxy.${family}`), registry)
     backends.set(family, { backend: await createBackend(mode.mode, deps), options: resolveProxyOptions(deps.proxy) })
   }
-  return await serve(cfg, log, registry, backends, mode)
+  return await serve(cfg, log, registry, backends, mode, cni)
 }
 
 /** Removes the state of every proxy mode in both families, whatever is configured now. */
@@ -76,7 +79,7 @@ function buildComponents (cfg: Config, log: Logger, registry: Registry, store: C
   return { proxy, components }
 }
 
-async function serve (cfg: Config, log: Logger, registry: Registry, backends: Backends, mode: ProxyMode): Promise<number> {
+async function serve (cfg: Config, log: Logger, registry: Registry, backends: Backends, mode: ProxyMode, cni: CniService): Promise<number> {
   collectDefaultMetrics({ register: registry })
   const store = new ClusterStore()
   const sourceLog = log.child('source')
@@ -116,6 +119,7 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
     // Whatever hangs, a stop request is honoured.
     setTimeout(() => { log.warn('shutdown took over 10 s; exiting anyway'); process.exit(0) }, 10_000).unref()
     await notify({ STOPPING: '1' })
+    await cni.stop()
     await source.stop()
     await stopAll(components, log)
     await (await httpStarted?.catch(() => undefined))?.close()

@@ -1,15 +1,28 @@
-// Real wiring for every verb but VERSION: loaded by main.ts with import() so VERSION never pays for it.
+// Real wiring for every verb but VERSION: loaded by main.ts with import() so VERSION never pays for it,
+// and by ferryd's CNI server (pkg/cni-server), which runs many verbs at once in one process: so nothing
+// here may touch process-wide state (process.env, exit, cwd, signals). The verbs spawn `ip` and
+// `nsenter` for kernel work and so never switch the caller's netns.
 import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { makeFuncs } from './commands.js'
 import { IpDataplane } from './dataplane-ip.js'
 import { openDiskIpam } from './ipam-disk.js'
 import { dispatch, type Io } from './skel.js'
 
-export async function runPlugin (io: Io): Promise<number> {
+export interface PluginOptions {
+  /**
+   * The caller's working directory: relative subnetFile and dataDir paths in the config resolve against
+   * it (ferryd's own cwd is not the runtime's). Default: this process's cwd.
+   */
+  readonly cwd?: string
+}
+
+export async function runPlugin (io: Io, o: PluginOptions = {}): Promise<number> {
+  const at = (path: string): string => o.cwd === undefined ? path : resolve(o.cwd, path)
   const funcs = makeFuncs({
     dataplane: new IpDataplane(),
-    openIpam: openDiskIpam,
-    readFile: async (path) => await readFile(path, 'utf8'),
+    openIpam: (opts) => openDiskIpam({ ...opts, dataDir: at(opts.dataDir) }),
+    readFile: async (path) => await readFile(at(path), 'utf8'),
   })
   return await dispatch(funcs, io)
 }

@@ -93,6 +93,10 @@ export interface Config {
   readonly subnetLeaseTTLMs: number
   readonly vxlanVNI: number
   readonly vxlanPort: number
+  /** Where ferryd serves bin/ferry-cni's verbs (loopback only); undefined: off, every call starts node. */
+  readonly cniListen?: HostPort
+  /** Port and token of the CNI server, for bin/ferry-cni (mode 0600). */
+  readonly cniServerFile: string
 }
 
 export type OverlayBackend = 'vxlan' | 'host-gw'
@@ -162,6 +166,8 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'subnet-lease-ttl', key: 'subnetLeaseTTLMs', kind: 'duration', def: '24h', help: 'TTL of the subnet lease in etcd; renewed long before it runs out' },
   { flag: 'vxlan-vni', key: 'vxlanVNI', kind: 'int', def: '1', help: 'VXLAN network identifier without etcd' },
   { flag: 'vxlan-port', key: 'vxlanPort', kind: 'int', def: '8472', help: 'VXLAN UDP port without etcd' },
+  { flag: 'cni-listen', key: 'cniListen', kind: 'string', def: '127.0.0.1:10251', arg: 'IP:PORT', help: 'serve bin/ferry-cni\'s verbs here so a CNI call starts no node (loopback only, IPv6 as [::1]:PORT; port 0: any free port; empty: off)' },
+  { flag: 'cni-server-file', key: 'cniServerFile', kind: 'string', def: '/run/ferry/cni-server.env', help: 'where ferryd publishes the CNI server\'s address and token for bin/ferry-cni (mode 0600; removed on exit)' },
   { flag: 'dns-cache-max-ttl', key: 'dnsCacheMaxTTL', kind: 'int', def: '3600', help: 'longest time in seconds a forwarded answer is cached (0-86400; 0: no cache)' },
 ]
 
@@ -342,7 +348,21 @@ function check (raw: Record<string, unknown>, readFile: (p: string) => string, r
     cleanup: raw.cleanup as boolean,
     ...checkDNS(raw, readFile, resolvConf),
     ...checkOverlay(raw, clusterCIDRs, etcdEndpoints.length > 0),
+    ...checkCni(raw),
   }
+}
+
+/** The CNI server: loopback only, since anything that reaches it may ask for pod interfaces. */
+function checkCni (raw: Record<string, unknown>): Pick<Config, 'cniListen' | 'cniServerFile'> {
+  const text = String(raw.cniListen).trim()
+  const cniServerFile = String(raw.cniServerFile)
+  if (cniServerFile === '') fail('cniServerFile', 'must be a path')
+  if (text === '') return { cniServerFile }
+  const hp = parseHostPort(text)
+  if (hp === null || !/:\d+$/.test(text)) fail('cniListen', `must be IP:PORT (IPv6 as [::1]:PORT) or empty, got ${JSON.stringify(text)}`)
+  const loopback = hp.family === 'IPv4' ? hp.host.startsWith('127.') : hp.host === '::1'
+  if (!loopback) fail('cniListen', `must be a loopback address (127.0.0.0/8 or ::1): any host that reaches it could ask for pod interfaces, got ${JSON.stringify(text)}`)
+  return { cniListen: { host: hp.host, port: hp.port }, cniServerFile }
 }
 
 /** A CIDR list option, at most one per family, in canonical form; `each` checks every CIDR in turn. */

@@ -254,3 +254,16 @@ t.test('overlay flags: defaults, static pod CIDRs inside the cluster CIDR, value
   ]
   for (const [argv, re] of bad) t.throws(() => load(argv), re, argv.join(' '))
 })
+
+t.test('the CNI server: on at 127.0.0.1:10251 by default, loopback only, empty turns it off', async t => {
+  const d = load([])
+  t.same(d.cniListen, { host: '127.0.0.1', port: 10251 })
+  t.equal(d.cniServerFile, '/run/ferry/cni-server.env')
+  t.same(load(['--cni-listen', '[::1]:0']).cniListen, { host: '::1', port: 0 })
+  t.same(load(['--cni-listen', '127.0.0.2:9']).cniListen, { host: '127.0.0.2', port: 9 })
+  t.equal(load(['--cni-listen', '']).cniListen, undefined, 'off')
+  t.equal(load(['--config', '/c.yaml'], { '/c.yaml': 'cniListen: ""\ncniServerFile: /x/s.env\n' }).cniServerFile, '/x/s.env', 'file keys')
+  for (const [arg, re] of [['0.0.0.0:10251', /loopback/], ['10.0.0.1:10251', /loopback/], ['[::]:1', /loopback/], ['127.0.0.1', /IP:PORT/], ['localhost:1', /IP:PORT/]] as const) {
+    t.throws(() => load(['--cni-listen', arg]), { code: 'FERRY_ERR_CONFIG', message: re }, arg)
+  }
+})
