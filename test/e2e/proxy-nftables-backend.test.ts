@@ -10,6 +10,8 @@ import { probeNftables } from '../../pkg/proxy/nftables/probe.js'
 import { desired, ep, stateOf, svcInfo, syntheticState } from '../../pkg/proxy/iptables/fixtures.js'
 import { netnsExec, run } from '../../pkg/exec/exec.js'
 import type { RuleCounter } from '../../pkg/proxy/nftables/rule-probe.js'
+import type { RememberedClient } from '../../pkg/proxy/nftables/affinity-read.js'
+import { endpointTag, serviceHash } from '../../pkg/proxy/nftables/names.js'
 import { Lab, LAB } from '../../pkg/lab/lab.js'
 import { servicePortKey, type DesiredServicePort, type DesiredState } from '../../pkg/proxy/types.js'
 
@@ -36,7 +38,9 @@ const countRules: RuleCounter = async (family, chain) => {
   if (r.code !== 0) return 0
   return r.stdout.split('\n').filter(l => /^\t\t\S/.test(l) && !/^\t\ttype /.test(l)).length
 }
-const backend = (): NftablesBackend => new NftablesBackend({ family: 'IPv4', exec: netnsExec(lab.nodeNs), clusterCIDR: LAB.podCIDR, countRules })
+/** The real reader speaks netlink from the host netns here too: these tests hand their own clients in. */
+const noneRemembered = async (): Promise<Map<string, RememberedClient[]>> => new Map()
+const backend = (readAffinity = noneRemembered): NftablesBackend => new NftablesBackend({ family: 'IPv4', exec: netnsExec(lab.nodeNs), clusterCIDR: LAB.podCIDR, countRules, readAffinity })
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 /** Elements of every map and set of the table but the affinity sets (traffic fills those). */
@@ -116,12 +120,25 @@ t.test('traffic, partial syncs, stale chains, a flushed ruleset, cleanup', async
   await t.resolves(be.cleanup(), 'a second cleanup finds nothing and does not fail')
 })
 
+t.test('a full sync puts remembered affinity clients back, with their time left', async t => {
+  const sticky = desired(svcInfo({ name: 'sticky', clusterIP: '172.30.0.13', stickyMaxAgeSeconds: 600 }), { cluster: [ep('10.244.1.2', 8080)] })
+  const set = `aff-${serviceHash(key(sticky))}-cluster-${endpointTag('10.244.1.2', 8080)}`
+  const be = backend(async () => new Map([[set, [{ ip: '10.244.1.99', expiresMs: 120_000 }]]]))
+  t.teardown(async () => { await be.cleanup() })
+  await be.sync(stateOf([sticky]), null)
+  const listed = await nft('list', 'set', 'ip', 'ferry', set)
+  const left = /10\.244\.1\.99 expires (\d+)m(\d+)s/.exec(listed)
+  t.ok(left !== null, `the client is in the kernel's set: ${listed}`)
+  const seconds = Number(left?.[1]) * 60 + Number(left?.[2])
+  t.ok(seconds > 100 && seconds <= 120, `with about the time it had left (${seconds} s of 120)`)
+})
+
 t.test('every shape of the layout loads, in both families', async t => {
   for (const family of ['IPv4', 'IPv6'] as const) {
     const v6 = family === 'IPv6'
     const a = (v4: string, six: string): string => v6 ? six : v4
     const e = (v4: string, six: string, port = 80): ReturnType<typeof ep> => ep(a(v4, six), port)
-    const be = new NftablesBackend({ family, exec: netnsExec(lab.nodeNs), clusterCIDR: a('10.0.0.0/8', 'fd00:10::/64'), nodeIPs: [a('192.168.0.2', 'fd00:77::1')], nodePortAddresses: [a('192.168.0.0/24', 'fd00:77::/64'), a('127.0.0.1/32', '::1/128')] })
+    const be = new NftablesBackend({ family, exec: netnsExec(lab.nodeNs), clusterCIDR: a('10.0.0.0/8', 'fd00:10::/64'), nodeIPs: [a('192.168.0.2', 'fd00:77::1')], nodePortAddresses: [a('192.168.0.0/24', 'fd00:77::/64'), a('127.0.0.1/32', '::1/128')], countRules, readAffinity: noneRemembered })
     const svc = (name: string, o: Parameters<typeof svcInfo>[0]): ReturnType<typeof svcInfo> => svcInfo({ name, family, ...o })
     const state = stateOf([
       desired(svc('np', { clusterIP: a('172.30.0.41', 'fd00:30::41'), nodePort: 3001 }), { cluster: [e('10.180.0.1', 'fd00:10::1'), e('10.180.0.2', 'fd00:10::2')] }),

@@ -13,8 +13,8 @@ const SYNC_PERIOD_MS = 2000
 const WEB_IPS = ['10.244.0.11', '10.244.0.12', '10.244.0.13', '10.244.0.14']
 
 /** Service demo/`name`: its IPv4 (and, given, IPv6) ClusterIP on :80 over web-1..`n` on 8080, with options. */
-function service (o: { name: string, ip: string, ip6?: string, n: number, nodePort?: number, sticky?: boolean }, pods: Pod[]): string {
-  const web = pods.filter(p => p.name.startsWith('web-')).slice(0, o.n)
+function service (o: { name: string, ip: string, ip6?: string, n: number, nodePort?: number, sticky?: boolean, only?: string[] }, pods: Pod[]): string {
+  const web = pods.filter(p => p.name.startsWith('web-') && (o.only === undefined || o.only.includes(p.name))).slice(0, o.n)
   const families = o.ip6 !== undefined ? `  clusterIPs: [${o.ip}, "${o.ip6}"]\n  ipFamilies: [IPv4, IPv6]\n  ipFamilyPolicy: RequireDualStack\n` : ''
   const port = { name: 'http', port: 8080 }
   return `apiVersion: v1
@@ -155,4 +155,29 @@ t.test('nftables: connections spread uniformly over endpoints, and ClientIP affi
   t.match(await nftState(lab), /10\.244\.0\.50 (timeout \S+ )?expires /, 'the client is remembered in an affinity set with a timeout')
   const other = await lab.spread('http://10.96.0.41/', 20)
   t.equal(other.size, 1, `another client sticks too: ${JSON.stringify([...other])}`)
+})
+
+t.test('nftables: a remembered client stays with its endpoint when others join, and across a restart', async t => {
+  const file = join(dir, 'sticky-moves.yaml')
+  const write = async (only: string[]): Promise<void> => { await writeFile(file, service({ name: 'moves', ip: '10.96.0.43', n: 4, sticky: true, only }, lab.pods)) }
+  // Only web-4 at first: the client is remembered for it. web-4 has the highest address, so once web-1..3
+  // join it is the last of four in address order; a set named by position would now send the client to web-1.
+  await write(['web-4'])
+  t.teardown(async () => { await lab.sh(['rm', '-f', file]) })
+  let ferryd = await ferrydIn(t, 'nftables')
+  t.teardown(async () => { await stopAndClean(ferryd) })
+  t.same([...(await lab.spread('http://10.96.0.43/', 5, client.ns)).keys()], ['web-4'], 'remembered for web-4')
+
+  await write(['web-1', 'web-2', 'web-3', 'web-4'])
+  await waitUntil('web-1 serves the Service', async () => (await nftState(lab)).includes('10.244.0.11:8080'), 10000)
+  const after = await lab.spread('http://10.96.0.43/', 20, client.ns)
+  t.same([...after], [['web-4', 20]], 'the remembered client stays with web-4 after three endpoints joined')
+  const fresh = await lab.spread('http://10.96.0.43/', 20)
+  t.equal(fresh.size, 1, `a new client is remembered for one endpoint: ${JSON.stringify([...fresh])}`)
+
+  // A restart's first sync replaces the table: the remembered clients are carried over.
+  await ferryd.stop()
+  ferryd = await ferrydIn(t, 'nftables')
+  t.same([...await lab.spread('http://10.96.0.43/', 20, client.ns)], [['web-4', 20]], 'still web-4 after ferryd restarted')
+  t.same([...await lab.spread('http://10.96.0.43/', 20)], [...fresh], 'and the other client keeps its endpoint too')
 })

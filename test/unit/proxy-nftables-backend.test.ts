@@ -12,6 +12,8 @@ import { stdinText } from '../../pkg/exec/exec.js'
 import { isFerryError } from '../../pkg/errors/errors.js'
 import { desired, ep, stateOf, svcInfo } from '../../pkg/proxy/iptables/fixtures.js'
 import { servicePortKey } from '../../pkg/proxy/types.js'
+import { endpointTag, serviceHash } from '../../pkg/proxy/nftables/names.js'
+import type { RememberedClient } from '../../pkg/proxy/nftables/affinity-read.js'
 
 interface Call { argv: string, stdin: string }
 interface FakeNft { exec: Exec, calls: Call[], fail: Array<ExecResult | undefined>, tables: string }
@@ -35,13 +37,16 @@ function fakeNft (): FakeNft {
   return f
 }
 
+/** Kernel reads answered without a kernel: the rules are there, nothing is remembered. */
+const NO_KERNEL = { countRules: async (): Promise<number> => 1, readAffinity: async () => new Map<string, RememberedClient[]>() }
+
 const web = desired(svcInfo({ name: 'web', clusterIP: '172.30.0.10' }), { cluster: [ep('10.180.0.1'), ep('10.180.0.2')] })
 const sticky = desired(svcInfo({ name: 'sticky', clusterIP: '172.30.0.13', stickyMaxAgeSeconds: 60 }), { cluster: [ep('10.180.0.3')] })
 const key = servicePortKey
 
 t.test('full first, partial after, full on demand', async t => {
   const f = fakeNft()
-  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec })
+  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec, ...NO_KERNEL })
   t.equal((await be.sync(stateOf([web]), new Set([key(web.info)]))).kind, 'full', 'first sync is full whatever changed')
   t.equal(f.calls.length, 1)
   t.equal(f.calls[0]?.argv, 'nft -f -')
@@ -59,7 +64,7 @@ t.test('full first, partial after, full on demand', async t => {
 
 t.test('a refused streamed full sync quotes its line from a second render, and owns nothing', async t => {
   const f = fakeNft()
-  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec })
+  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec, ...NO_KERNEL })
   f.fail.push({ code: 1, stdout: '', stderr: '/dev/stdin:4:1-9: Error: Could not process rule: Cannot allocate memory\n' })
   const err = await be.sync(stateOf([web]), null).catch((e: unknown) => e)
   t.ok(isFerryError(err, 'FERRY_ERR_APPLY'))
@@ -75,7 +80,7 @@ t.test('a refused streamed full sync quotes its line from a second render, and o
 t.test('a refused transaction quotes nft, counts, and makes the next sync full', async t => {
   const f = fakeNft()
   const registry = new Registry()
-  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec, metrics: nftablesMetrics(registry) })
+  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec, metrics: nftablesMetrics(registry), ...NO_KERNEL })
   await be.sync(stateOf([web]), null)
   f.fail.push({ code: 1, stdout: '', stderr: '/dev/stdin:1:39-59: Error: Could not process rule: No such file or directory\ndelete element ip ferry vip-cluster-2 { x }\n      ^^^\n' })
   const err = await be.sync(stateOf([]), new Set([key(web.info)])).catch((e: unknown) => e)
@@ -94,7 +99,7 @@ t.test('stale chains are deleted in their own transaction at least 1 s later', a
   const f = fakeNft()
   let now = 0
   const registry = new Registry()
-  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec, now: () => now, metrics: nftablesMetrics(registry) })
+  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec, now: () => now, metrics: nftablesMetrics(registry), ...NO_KERNEL })
   await be.sync(stateOf([web, sticky]), null)
   now = 100
   await be.sync(stateOf([web]), new Set([key(sticky.info)]))
@@ -128,7 +133,7 @@ t.test('rulesIntact asks how many rules the prerouting chain holds; cleanup dele
     if (rules instanceof Error) throw rules
     return rules
   }
-  const be = new NftablesBackend({ family: 'IPv6', exec: f.exec, countRules })
+  const be = new NftablesBackend({ family: 'IPv6', exec: f.exec, countRules, readAffinity: NO_KERNEL.readAffinity })
   t.equal(await be.rulesIntact(), true, 'nothing synced yet: nothing to miss')
   t.same(asked, [], 'and nothing asked')
   await be.sync(stateOf([], 'IPv6'), null)
@@ -144,6 +149,35 @@ t.test('rulesIntact asks how many rules the prerouting chain holds; cleanup dele
   t.ok(be.needFullSync)
   await be.cleanup()
   t.equal(f.calls.at(-1)?.stdin, 'add table ip6 ferry\ndelete table ip6 ferry\n')
+})
+
+t.test('a full sync carries the remembered affinity clients of the sets it declares, capped at their timeout', async t => {
+  const f = fakeNft()
+  const h = serviceHash(key(sticky.info))
+  const set = `aff-${h}-cluster-${endpointTag('10.180.0.3', 80)}`
+  let remembered: Map<string, RememberedClient[]> | Error = new Map([
+    [set, [{ ip: '10.0.0.7', expiresMs: 5000 }, { ip: '10.0.0.8', expiresMs: 90_000 }]],
+    ['aff-gone-cluster-x', [{ ip: '10.0.0.9', expiresMs: 5000 }]],
+  ])
+  const readAffinity = async (): Promise<Map<string, RememberedClient[]>> => { if (remembered instanceof Error) throw remembered; return remembered }
+  const be = new NftablesBackend({ family: 'IPv4', exec: f.exec, countRules: NO_KERNEL.countRules, readAffinity })
+  await be.sync(stateOf([web, sticky]), null)
+  const text = f.calls.at(-1)?.stdin ?? ''
+  const lines = text.split('\n')
+  // sticky's timeout is 60 s: 90 s left on an old entry is capped to it.
+  t.ok(lines.includes(`add element ip ferry ${set} { 10.0.0.7 expires 5000ms, 10.0.0.8 expires 60000ms }`), 'put back, capped')
+  t.ok(lines.findIndex(l => l.startsWith(`add set ip ferry ${set} `)) < lines.findIndex(l => l.startsWith(`add element ip ferry ${set} `)), 'after the set is declared')
+  t.notOk(text.includes('aff-gone'), 'a set the new table does not declare gets nothing')
+  // A partial sync reads nothing and carries nothing; a reader that fails leaves a full sync without them.
+  const before = f.calls.length
+  const moved = desired(web.info, { cluster: [ep('10.180.0.1'), ep('10.180.0.9')] })
+  await be.sync(stateOf([moved, sticky]), new Set([key(web.info)]))
+  t.equal(f.calls.length, before + 1, 'one partial transaction')
+  t.notOk(f.calls.at(-1)?.stdin.includes('expires'), 'with no carried clients')
+  remembered = new Error('EPERM')
+  be.requestFullSync()
+  t.equal((await be.sync(stateOf([web, sticky]), new Set())).kind, 'full')
+  t.notOk(f.calls.at(-1)?.stdin.includes('expires'), 'no clients when they cannot be read')
 })
 
 t.test('probeNftables', async t => {

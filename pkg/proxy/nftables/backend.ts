@@ -17,6 +17,8 @@ import { deleteTableText, nftApply } from './nft.js'
 import { resolveNftablesOptions, type NftablesOptions, type NftablesOptionsInput } from './options.js'
 import type { NftOwned } from './owned.js'
 import { netlinkRuleCount, type RuleCounter } from './rule-probe.js'
+import { netlinkAffinityRead, type AffinityReader, type RememberedClient } from './affinity-read.js'
+import { withRemembered } from './affinity-carry.js'
 import { renderDeleteChains, renderFull, renderPartial, streamFull, type NftRender, type NftStreamed } from './render.js'
 
 export const STALE_CHAIN_DELAY_MS = 1000
@@ -32,6 +34,8 @@ export interface NftablesBackendOptions extends Omit<NftablesOptionsInput, 'fami
   readonly now?: () => number
   /** Defaults to asking the kernel over nf_tables netlink. */
   readonly countRules?: RuleCounter
+  /** The remembered affinity clients a full sync carries over; defaults to reading them over netlink. */
+  readonly readAffinity?: AffinityReader
 }
 
 export interface NftSyncTimings {
@@ -52,6 +56,7 @@ export class NftablesBackend implements Backend {
   private readonly metrics: NftablesMetrics | undefined
   private readonly now: () => number
   private readonly countRules: RuleCounter
+  private readonly readAffinity: AffinityReader
   private readonly lane = new Lane()
   private owned: NftOwned | null = null
   private full = true
@@ -67,7 +72,8 @@ export class NftablesBackend implements Backend {
     this.metrics = opts.metrics
     this.now = opts.now ?? (() => performance.now())
     this.countRules = opts.countRules ?? netlinkRuleCount
-    const { exec: _e, log: _l, metrics: _m, now: _n, countRules: _c, ...render } = opts
+    this.readAffinity = opts.readAffinity ?? netlinkAffinityRead
+    const { exec: _e, log: _l, metrics: _m, now: _n, countRules: _c, readAffinity: _a, ...render } = opts
     this.options = resolveNftablesOptions(render)
   }
 
@@ -129,7 +135,7 @@ export class NftablesBackend implements Backend {
     let text: string | Iterable<string>
     if (full || this.owned === null) {
       // Pulled by the pipe: the render runs while nft already parses the earlier pieces.
-      streamed = new MeteredPieces(streamFull(state, this.options), this.now)
+      streamed = new MeteredPieces(withRemembered(streamFull(state, this.options), this.family, await this.remembered()), this.now)
       text = streamed
     } else {
       try {
@@ -179,6 +185,18 @@ export class NftablesBackend implements Backend {
         rules: r.written.rules, elements: r.written.elements, chains: r.written.chains,
         rulesTotal: r.totals.rules, elementsTotal: r.totals.elements, chainsTotal: r.totals.chains,
       },
+    }
+  }
+
+  /** The clients the kernel's affinity sets remember now; none (logged) when they cannot be read. */
+  private async remembered (): Promise<Map<string, RememberedClient[]>> {
+    try {
+      const r = await this.readAffinity(this.family)
+      if (r.size > 0) this.log.info('carrying ClientIP affinity over the full sync', { sets: r.size, clients: [...r.values()].reduce((n, c) => n + c.length, 0) })
+      return r
+    } catch (e) {
+      this.log.warn('cannot read the affinity sets; a full sync forgets remembered clients', { error: errorMessage(e) })
+      return new Map()
     }
   }
 
