@@ -48,7 +48,7 @@ export class OverlayComponent implements Component {
     const cfg = this.o.config
     const log = this.o.log
     const nl = this.nl = this.o.netlink ?? (await import('../netlink/netlink.js')).openNetlink()
-    const uplink = this.uplink = await findUplink(nl, { iface: cfg.overlayIface, publicIP: cfg.publicIP })
+    const uplink = this.uplink = await findUplink(nl, { iface: cfg.overlayIface, publicIP: cfg.publicIP, publicIPv6: cfg.publicIPv6 })
     const etcd = cfg.etcdEndpoints.length > 0 ? this.etcdOptions() : undefined
     const network = etcd !== undefined ? await this.networkConfig(etcd) : this.staticManager().config
     const type = etcd !== undefined ? network.backend.type : cfg.overlayBackend

@@ -62,3 +62,26 @@ t.test('a missing uplink is a clear error', async t => {
   const c = new OverlayComponent({ config: config(dir, []), log: silentLogger, netlink: new FakeNetlink() })
   await t.rejects(c.start(), /--overlay-iface eth0: no such link/)
 })
+
+t.test('dual-stack: --public-ipv6 picks the IPv6 underlay address; a device per family; the node file\'s _IPV6 keys', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'fy-ovc-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const nl = fakeNode()
+  const eth0 = await nl.linkDetails('eth0')
+  await nl.addAddress(eth0?.index ?? 0, 'fd00:50::7', 64)
+  await nl.addAddress(eth0?.index ?? 0, 'fd00:50::77', 64)
+  const cfg = loadConfig(['--overlay', '--pod-cidr', '10.244.7.0/24,fd00:10:244:7::/64', '--cluster-cidr', '10.244.0.0/16,fd00:10:244::/56',
+    '--overlay-iface', 'eth0', '--public-ipv6', 'fd00:50::77', '--subnet-file', join(dir, 'subnet.env')])
+  if (cfg === 'help') throw new Error('help')
+  const c = new OverlayComponent({ config: cfg, log: silentLogger, netlink: nl })
+  await c.start()
+  t.teardown(async () => { await c.stop() })
+  t.equal(readFileSync(join(dir, 'subnet.env'), 'utf8'), 'FERRY_NETWORK=10.244.0.0/16\nFERRY_SUBNET=10.244.7.1/24\nFERRY_MTU=1430\nFERRY_IPMASQ=false\n' +
+    'FERRY_NETWORK_IPV6=fd00:10:244::/56\nFERRY_SUBNET_IPV6=fd00:10:244:7::1/64\n', 'both families; the MTU leaves room for the IPv6 outer header')
+  const v6 = await nl.linkDetails('ferry-v6.1')
+  t.match(v6, { kind: 'vxlan', mtu: 1430, vxlan: { vni: 1, port: 8472, local: 'fd00:50::77' } }, 'the IPv6 device sends from --public-ipv6, not the first address')
+  t.same((await nl.addresses(v6?.index)).map(a => `${a.ip}/${a.prefix}`), ['fd00:10:244:7::/128'])
+  t.match(await nl.linkDetails('ferry.1'), { vxlan: { local: '192.168.50.7' } })
+  const state = c.debugState() as { overlay: { subnets: string[], uplink: { publicIPv6: string } } }
+  t.same([state.overlay.subnets, state.overlay.uplink.publicIPv6], [['10.244.7.0/24', 'fd00:10:244:7::/64'], 'fd00:50::77'])
+})
