@@ -7,7 +7,9 @@ import { join } from 'node:path'
 import { loadConfig, type Config } from '../../pkg/config/config.js'
 import { silentLogger } from '../../pkg/log/log.js'
 import { FakeNetlink } from '../../pkg/netlink/fake.js'
-import { OverlayComponent } from '../../pkg/overlay/component.js'
+import { OverlayComponent, leasePeer } from '../../pkg/overlay/component.js'
+import { parseCidr, type Cidr } from '../../pkg/net/cidr.js'
+import type { Lease } from '../../pkg/overlay/lease-codec.js'
 
 function config (dir: string, extra: string[]): Config {
   const c = loadConfig(['--overlay', '--pod-cidr', '10.244.7.0/24', '--cluster-cidr', '10.244.0.0/16', '--overlay-iface', 'eth0',
@@ -84,4 +86,25 @@ t.test('dual-stack: --public-ipv6 picks the IPv6 underlay address; a device per 
   t.match(await nl.linkDetails('ferry.1'), { vxlan: { local: '192.168.50.7' } })
   const state = c.debugState() as { overlay: { subnets: string[], uplink: { publicIPv6: string } } }
   t.same([state.overlay.subnets, state.overlay.uplink.publicIPv6], [['10.244.7.0/24', 'fd00:10:244:7::/64'], 'fd00:50::77'])
+})
+
+t.test('leasePeer: an IPv6 subnet goes to PublicIPv6 only when both ends have an IPv6 underlay', async t => {
+  const cidr = (s: string): Cidr => parseCidr(s) ?? (() => { throw new Error(s) })()
+  const lease = (subnet: string, publicIPv6?: string): Lease => ({
+    key: `/ferry/network/subnets/${subnet.replace('/', '-')}`, subnet: cidr(subnet), leaseId: '7', modRevision: '3',
+    attrs: { publicIP: '192.168.92.11', ...(publicIPv6 !== undefined ? { publicIPv6 } : {}), backendType: 'vxlan', backendData: { vni: 1, vtepMAC: '02:00:00:00:00:0b' } },
+  })
+  const cases: Array<{ name: string, subnet: string, peer6?: string, ours6: boolean, want: string }> = [
+    { name: 'IPv4 subnet', subnet: '10.244.3.0/24', peer6: 'fd00:92::11', ours6: true, want: '192.168.92.11' },
+    { name: 'IPv6 subnet, both have an IPv6 underlay', subnet: 'fd00:10:244:3::/64', peer6: 'fd00:92::11', ours6: true, want: 'fd00:92::11' },
+    // The bug: these two were dropped, so IPv6 pods had no route to that node at all.
+    { name: 'IPv6 subnet, the peer has no IPv6 underlay', subnet: 'fd00:10:244:3::/64', ours6: true, want: '192.168.92.11' },
+    { name: 'IPv6 subnet, this node has no IPv6 underlay', subnet: 'fd00:10:244:3::/64', peer6: 'fd00:92::11', ours6: false, want: '192.168.92.11' },
+  ]
+  for (const c of cases) {
+    const p = leasePeer(lease(c.subnet, c.peer6), c.ours6)
+    t.same({ publicIP: p.publicIP, subnet: p.subnet.text, vtepMAC: p.vtepMAC }, { publicIP: c.want, subnet: c.subnet, vtepMAC: '02:00:00:00:00:0b' }, c.name)
+  }
+  const hg: Lease = { ...lease('10.244.3.0/24'), attrs: { publicIP: '192.168.92.11', backendType: 'host-gw' } }
+  t.notOk('vtepMAC' in leasePeer(hg, true), 'host-gw leases carry no MAC')
 })
