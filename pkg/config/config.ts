@@ -85,8 +85,10 @@ export interface Config {
   readonly podCIDRs: readonly string[]
   /** The uplink carrying overlay traffic (default: the default route's interface). */
   readonly overlayIface?: string
-  /** This node's address on the underlay (default: the uplink's first address of that family). */
+  /** This node's IPv4 address on the underlay (default: the uplink's first IPv4 address). */
   readonly publicIP?: string
+  /** Dual-stack: this node's IPv6 address on the underlay (default: the uplink's first global IPv6 address). */
+  readonly publicIPv6?: string
   readonly subnetFile: string
   /** FERRY_IPMASQ in the node file: ferry-cni masquerades traffic leaving the cluster network. */
   readonly ipMasq: boolean
@@ -102,7 +104,7 @@ export interface Config {
 export type OverlayBackend = 'vxlan' | 'host-gw'
 
 /** The overlay component's slice of the config. */
-export type OverlayConfig = Pick<Config, 'overlay' | 'overlayBackend' | 'podCIDRs' | 'overlayIface' | 'publicIP' | 'subnetFile' | 'ipMasq' | 'subnetLeaseTTLMs' | 'vxlanVNI' | 'vxlanPort' | 'clusterCIDRs' | 'nodeName' | 'etcdEndpoints' | 'etcdPrefix' | 'etcdCAFile' | 'etcdCertFile' | 'etcdKeyFile' | 'etcdUsername' | 'etcdPasswordFile'>
+export type OverlayConfig = Pick<Config, 'overlay' | 'overlayBackend' | 'podCIDRs' | 'overlayIface' | 'publicIP' | 'publicIPv6' | 'subnetFile' | 'ipMasq' | 'subnetLeaseTTLMs' | 'vxlanVNI' | 'vxlanPort' | 'clusterCIDRs' | 'nodeName' | 'etcdEndpoints' | 'etcdPrefix' | 'etcdCAFile' | 'etcdCertFile' | 'etcdKeyFile' | 'etcdUsername' | 'etcdPasswordFile'>
 
 /** The DNS component's slice of the config. */
 export type DnsConfig = Pick<Config, 'dnsListen' | 'clusterDomain' | 'dnsUpstreams' | 'dnsSearch' | 'dnsPodRecords' | 'dnsTTL' | 'dnsAutopath' | 'dnsQueryLog' | 'dnsCacheMaxTTL'>
@@ -160,7 +162,8 @@ export const OPTIONS: readonly Option[] = [
   { flag: 'overlay-backend', key: 'overlayBackend', kind: 'string', def: 'vxlan', help: 'vxlan | host-gw, without etcd (with etcd, the network config\'s Backend.Type decides)' },
   { flag: 'pod-cidr', key: 'podCIDRs', kind: 'list', file: 'podCIDR', help: 'without etcd: this node\'s pod subnet, one per family (the cluster network is --cluster-cidr)' },
   { flag: 'overlay-iface', key: 'overlayIface', kind: 'string', help: 'the uplink interface for overlay traffic (default: the default route\'s interface)' },
-  { flag: 'public-ip', key: 'publicIP', kind: 'string', help: 'this node\'s underlay address, published in its lease (default: the uplink\'s first IPv4 address)' },
+  { flag: 'public-ip', key: 'publicIP', kind: 'string', help: 'this node\'s IPv4 underlay address, published in its lease (default: the uplink\'s first IPv4 address)' },
+  { flag: 'public-ipv6', key: 'publicIPv6', kind: 'string', help: 'dual-stack: this node\'s IPv6 underlay address, published in its lease, carrying IPv6 pod traffic (default: the uplink\'s first global IPv6 address)' },
   { flag: 'subnet-file', key: 'subnetFile', kind: 'string', def: '/run/ferry/subnet.env', help: 'the node file ferry-cni reads: network, subnet, MTU, masquerade' },
   { flag: 'ip-masq', key: 'ipMasq', kind: 'boolean', def: 'false', help: 'pods\' traffic leaving the cluster network is masqueraded (FERRY_IPMASQ in the node file)' },
   { flag: 'subnet-lease-ttl', key: 'subnetLeaseTTLMs', kind: 'duration', def: '24h', help: 'TTL of the subnet lease in etcd; renewed long before it runs out' },
@@ -380,7 +383,7 @@ function cidrsPerFamily (key: string, list: unknown, each?: (c: ParsedCIDR) => v
   return out
 }
 
-type OverlaySettings = Pick<Config, 'overlay' | 'overlayBackend' | 'podCIDRs' | 'overlayIface' | 'publicIP' | 'subnetFile' | 'ipMasq' | 'subnetLeaseTTLMs' | 'vxlanVNI' | 'vxlanPort'>
+type OverlaySettings = Pick<Config, 'overlay' | 'overlayBackend' | 'podCIDRs' | 'overlayIface' | 'publicIP' | 'publicIPv6' | 'subnetFile' | 'ipMasq' | 'subnetLeaseTTLMs' | 'vxlanVNI' | 'vxlanPort'>
 
 /** The overlay flags: without etcd, each pod subnet must sit in the cluster CIDR of its family. */
 function checkOverlay (raw: Record<string, unknown>, clusterCIDRs: readonly string[], etcd: boolean): OverlaySettings {
@@ -395,7 +398,10 @@ function checkOverlay (raw: Record<string, unknown>, clusterCIDRs: readonly stri
   })
   if (overlay && !etcd && podCIDRs.length === 0) fail('podCIDR', '--overlay without etcd needs --pod-cidr (this node\'s subnet) and --cluster-cidr (the network)')
   const publicIP = raw.publicIP === undefined ? undefined : String(raw.publicIP)
-  if (publicIP !== undefined && parseIP(publicIP) === null) fail('publicIP', `must be an IP address, got ${JSON.stringify(publicIP)}`)
+  // The lease's PublicIP is IPv4 (flannel's format, and decodeAttrs'); an IPv6 underlay address is PublicIPv6.
+  if (publicIP !== undefined && parseIP(publicIP)?.family !== 'IPv4') fail('publicIP', `must be an IPv4 address (IPv6: --public-ipv6), got ${JSON.stringify(publicIP)}`)
+  const publicIPv6 = raw.publicIPv6 === undefined ? undefined : String(raw.publicIPv6)
+  if (publicIPv6 !== undefined && parseIP(publicIPv6)?.family !== 'IPv6') fail('publicIPv6', `must be an IPv6 address, got ${JSON.stringify(publicIPv6)}`)
   const vni = raw.vxlanVNI as number
   if (vni < 1 || vni > 16777215) fail('vxlanVNI', `must be 1-16777215, got ${vni}`)
   const vport = raw.vxlanPort as number
@@ -406,6 +412,7 @@ function checkOverlay (raw: Record<string, unknown>, clusterCIDRs: readonly stri
     podCIDRs,
     ...(raw.overlayIface !== undefined ? { overlayIface: String(raw.overlayIface) } : {}),
     ...(publicIP !== undefined ? { publicIP } : {}),
+    ...(publicIPv6 !== undefined ? { publicIPv6: parseIP(publicIPv6)?.ip ?? publicIPv6 } : {}),
     subnetFile: String(raw.subnetFile),
     ipMasq: raw.ipMasq as boolean,
     subnetLeaseTTLMs: raw.subnetLeaseTTLMs as number,

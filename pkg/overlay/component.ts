@@ -48,7 +48,7 @@ export class OverlayComponent implements Component {
     const cfg = this.o.config
     const log = this.o.log
     const nl = this.nl = this.o.netlink ?? (await import('../netlink/netlink.js')).openNetlink()
-    const uplink = this.uplink = await findUplink(nl, { iface: cfg.overlayIface, publicIP: cfg.publicIP })
+    const uplink = this.uplink = await findUplink(nl, { iface: cfg.overlayIface, publicIP: cfg.publicIP, publicIPv6: cfg.publicIPv6 })
     const etcd = cfg.etcdEndpoints.length > 0 ? this.etcdOptions() : undefined
     const network = etcd !== undefined ? await this.networkConfig(etcd) : this.staticManager().config
     const type = etcd !== undefined ? network.backend.type : cfg.overlayBackend
@@ -190,13 +190,8 @@ export class OverlayComponent implements Component {
     void this.lane.run(async () => {
       const backend = this.backend
       if (backend === undefined || this.stopped) return
-      const peers: OverlayPeer[] = []
-      for (const l of this.peers.values()) {
-        if (this.own(l)) continue
-        const publicIP = l.subnet.family === 'IPv6' ? l.attrs.publicIPv6 : l.attrs.publicIP
-        if (publicIP === undefined) continue
-        peers.push({ key: l.key, subnet: l.subnet, publicIP, ...(l.attrs.backendData?.vtepMAC !== undefined ? { vtepMAC: l.attrs.backendData.vtepMAC } : {}) })
-      }
+      const ipv6Underlay = this.uplink?.publicIPv6 !== undefined
+      const peers = [...this.peers.values()].filter(l => !this.own(l)).map(l => leasePeer(l, ipv6Underlay))
       try { await backend.setPeers(peers); this.lastError = undefined } catch (e) { this.failed('programming peers', e) }
     })
   }
@@ -214,6 +209,17 @@ export class OverlayComponent implements Component {
     this.lastError = errorMessage(e)
     this.o.log.warn(`overlay: ${what} failed; retried at the next change or check`, { err: this.lastError })
   }
+}
+
+/**
+ * A lease as the backend's peer. An IPv6 subnet goes to the peer's PublicIPv6 when both nodes have an IPv6
+ * underlay, else to its PublicIP: vxlan then carries the IPv6 pods over the IPv4 device, and host-gw, which
+ * cannot, skips the peer and says why. (Dropping such leases here left IPv6 pod traffic without a route
+ * and without a word whenever a node's underlay had no IPv6.)
+ */
+export function leasePeer (l: Lease, ipv6Underlay: boolean): OverlayPeer {
+  const v6 = l.subnet.family === 'IPv6' && ipv6Underlay ? l.attrs.publicIPv6 : undefined
+  return { key: l.key, subnet: l.subnet, publicIP: v6 ?? l.attrs.publicIP, ...(l.attrs.backendData?.vtepMAC !== undefined ? { vtepMAC: l.attrs.backendData.vtepMAC } : {}) }
 }
 
 /** The subnets of the last node file, preferred when no lease carries this node's address any more. */

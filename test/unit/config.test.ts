@@ -242,13 +242,18 @@ t.test('overlay flags: defaults, static pod CIDRs inside the cluster CIDR, value
   const c = load(['--overlay', '--pod-cidr', '10.244.3.0/24', '--cluster-cidr', '10.244.0.0/16', '--overlay-backend', 'host-gw', '--overlay-iface', 'eth1', '--public-ip', '192.168.1.5', '--ip-masq'])
   t.same([c.overlay, c.overlayBackend, c.podCIDRs, c.overlayIface, c.publicIP, c.ipMasq], [true, 'host-gw', ['10.244.3.0/24'], 'eth1', '192.168.1.5', true])
   t.same(load(['--overlay', '--etcd-endpoints', 'http://127.0.0.1:2379']).podCIDRs, [], 'with etcd the lease decides the subnet')
+  const ds = load(['--overlay', '--etcd-endpoints', 'http://127.0.0.1:2379', '--public-ip', '192.168.1.5', '--public-ipv6', 'FD00:192::0005'])
+  t.same([ds.publicIP, ds.publicIPv6], ['192.168.1.5', 'fd00:192::5'], 'dual-stack: --public-ipv6, canonical')
+  t.equal(d.publicIPv6, undefined, 'no --public-ipv6: the uplink\'s address')
   const bad: Array<[string[], RegExp]> = [
     [['--overlay'], /podCIDR: --overlay without etcd needs --pod-cidr/],
     [['--overlay', '--pod-cidr', '10.245.0.0/24', '--cluster-cidr', '10.244.0.0/16'], /podCIDR: 10\.245\.0\.0\/24 must lie inside the --cluster-cidr of its family \(10\.244\.0\.0\/16\)/],
     [['--overlay', '--pod-cidr', '10.244.3.0/24'], /must lie inside the --cluster-cidr of its family \(none given\)/],
     [['--overlay-backend', 'udp'], /overlayBackend: must be vxlan or host-gw/],
     [['--pod-cidr', '10.244.3.0/24,10.244.4.0/24'], /podCIDR: at most one IPv4 CIDR/],
-    [['--public-ip', 'nope'], /publicIP: must be an IP address/],
+    [['--public-ip', 'nope'], /publicIP: must be an IPv4 address/],
+    [['--public-ip', 'fd00::5'], /publicIP: must be an IPv4 address \(IPv6: --public-ipv6\)/],
+    [['--public-ipv6', '192.168.1.5'], /publicIPv6: must be an IPv6 address/],
     [['--vxlan-vni', '0'], /vxlanVNI: must be 1-16777215/],
     [['--vxlan-port', '70000'], /vxlanPort: must be 1-65535/],
   ]
