@@ -79,6 +79,8 @@ export class OverlayComponent implements Component {
       event: ev => {
         if (ev.type === 'removed') this.peers.delete(ev.lease.key)
         else this.peers.set(ev.lease.key, ev.lease)
+        // Our own key gone while we run: other nodes drop their routes to us and may claim the subnet.
+        if (ev.type === 'removed' && this.own(ev.lease) && !this.stopped) this.manager?.reclaim?.()
         this.schedulePeers()
       },
       synced: all => {

@@ -8,8 +8,9 @@
 //   one new etcd lease of `ttlSeconds` (default 24 h); the old lease of a reused key is then revoked.
 //   A lost race re-lists and retries in-process (flannel exits), at most `raceRetries` times.
 // - renew: an etcd keepalive every `renewMs` (default a third of the TTL), retried with backoff on
-//   failure. A lease etcd no longer has (expired through an outage, revoked, key deleted) is claimed again,
-//   preferring the same subnets; `onChange` reports a different outcome.
+//   failure. A lease etcd no longer has (expired through an outage, revoked) is claimed again, preferring
+//   the same subnets; `onChange` reports a different outcome. A key deleted while its etcd lease lives on
+//   (etcdctl del) is seen by the watch, and reclaim() claims it again at once (flannel exits instead).
 // - close() stops renewing without revoking, so a restart within the TTL finds and reuses its subnet.
 import type { Etcd3 } from 'etcd3'
 import { FerryError, isFerryError } from '../errors/errors.js'
@@ -39,6 +40,8 @@ export interface SubnetManager {
   acquire: (attrs: LeaseAttrs) => Promise<NodeLeases>
   /** Reports every node's leases (this node's included) until the returned stop is called. */
   watch: (handler: LeaseHandler) => Promise<{ stop: () => Promise<void> }>
+  /** This node's lease key was deleted from etcd (by hand, by a tool): write it again, now. */
+  reclaim?: () => void
   close: () => Promise<void>
 }
 
@@ -105,6 +108,8 @@ export class EtcdSubnetManager implements SubnetManager {
   private closed = false
   private delay: number
   private renewing: Promise<void> | undefined
+  /** Set by reclaim(): the next renewal claims again even if the etcd lease is alive. */
+  private mustClaim = false
 
   constructor (private readonly opts: EtcdSubnetManagerOptions) {
     this.conn = connector(opts)
@@ -242,8 +247,20 @@ export class EtcdSubnetManager implements SubnetManager {
     return { config, ...(ipv4 !== undefined ? { ipv4 } : {}), ...(ipv6 !== undefined ? { ipv6 } : {}) }
   }
 
+  reclaim (): void {
+    if (this.closed || this.current === undefined) return
+    this.mustClaim = true
+    // After any renewal in flight; renew() then claims, and on failure retries with backoff.
+    void (this.renewing ?? Promise.resolve()).then(() => {
+      if (this.closed || !this.mustClaim) return
+      if (this.timer !== undefined) clearTimeout(this.timer)
+      this.renewing = this.renew().finally(() => { this.renewing = undefined })
+    })
+  }
+
   private schedule (ms: number): void {
-    if (this.closed || this.leaseId === '0') return // reservations need no renewing
+    if (this.closed || (this.leaseId === '0' && !this.mustClaim)) return // reservations need no renewing
+    if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = setTimeout(() => { this.renewing = this.renew().finally(() => { this.renewing = undefined }) }, ms)
     this.timer.unref?.()
   }
@@ -251,18 +268,21 @@ export class EtcdSubnetManager implements SubnetManager {
   private async renew (): Promise<void> {
     if (this.closed || this.current === undefined || this.attrs === undefined) return
     try {
-      const ttl = await keepAlive(this.etcd(), this.leaseId)
+      const ttl = this.leaseId === '0' ? 0 : await keepAlive(this.etcd(), this.leaseId)
       if (this.closed) return
-      if (ttl > 0) {
+      if (ttl > 0 && !this.mustClaim) {
         this.delay = this.opts.retry?.initialMs ?? 1000
         this.log('debug', 'subnet lease renewed', { leaseId: this.leaseId, ttlSeconds: ttl })
         this.schedule(this.renewMs())
         return
       }
-      this.log('warn', 'the subnet lease is gone from etcd (expired or revoked); claiming again', { leaseId: this.leaseId })
+      this.log('warn', this.mustClaim
+        ? 'this node\'s subnet lease key was deleted from etcd; claiming it again'
+        : 'the subnet lease is gone from etcd (expired or revoked); claiming again', { leaseId: this.leaseId })
       const before = this.current
       const next = await this.claimLoop(before.config, this.attrs, { ipv4: before.ipv4?.subnet, ipv6: before.ipv6?.subnet })
       this.current = next
+      this.mustClaim = false
       if (next.ipv4?.subnet.text !== before.ipv4?.subnet.text || next.ipv6?.subnet.text !== before.ipv6?.subnet.text) this.opts.onChange?.(next)
       this.schedule(this.renewMs())
     } catch (e) {

@@ -100,6 +100,29 @@ t.test('reuse after restart: same PublicIP → same subnet; a lost lease is clai
   t.ok(Object.keys(await subnetKeys(c.prefix)).includes(l.ipv4?.key ?? ''), 'reclaimed')
 })
 
+t.test('a key deleted while its etcd lease lives: reclaim() writes it again, same subnets, at once', async t => {
+  const c = await cluster(t, { Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:10:244::/56' })
+  const m = c.manager({ ttlSeconds: 60 })
+  const got = await m.acquire(node(9))
+  const v6 = got.ipv6?.key ?? ''
+  const v4 = got.ipv4?.key ?? ''
+  t.ok(v4 !== '' && v6 !== '', 'a key per family')
+  // `etcdctl del` of one family's key: the etcd lease (and the other key) live on, so keepalive cannot tell.
+  await admin.delete().key(v6)
+  t.same(Object.keys(await subnetKeys(c.prefix)).sort(), [v4])
+  m.reclaim()
+  const end = Date.now() + 10_000
+  while (Date.now() < end && !Object.keys(await subnetKeys(c.prefix)).includes(v6)) await sleep(100)
+  t.same(Object.keys(await subnetKeys(c.prefix)).sort(), [v4, v6].sort(), 'both keys are back, with the same subnets')
+  t.equal(m.leases?.ipv6?.subnet.text, got.ipv6?.subnet.text)
+  const live = await admin.leaseClient.leaseTimeToLive({ ID: m.etcdLeaseId, keys: true })
+  t.equal(live.keys.length, 2, 'both under the manager\'s (new) etcd lease, which it renews')
+  // A reclaim with nothing deleted changes nothing but the etcd lease.
+  m.reclaim()
+  await sleep(500)
+  t.same(Object.keys(await subnetKeys(c.prefix)).sort(), [v4, v6].sort())
+})
+
 t.test('out of subnets: a coded error once SubnetMin..SubnetMax is taken', async t => {
   const c = await cluster(t, { Network: '10.9.0.0/22', SubnetLen: 24, SubnetMin: '10.9.1.0', SubnetMax: '10.9.2.0' })
   const a = await c.manager({ ttlSeconds: 30 }).acquire(node(1))

@@ -60,8 +60,15 @@ async function scenario (t: Test, backend: 'vxlan' | 'host-gw'): Promise<void> {
   t.equal(await subnetOf(b), before, 'node b\'s restart reuses its subnet')
   await t.resolves(waitFor('pods reach each other after the restart', async () => await ok(['ping', '-c1', '-W1', pb.ip], pa.ns)), 'and the pods still reach each other')
 
+  // Deleted by hand while node b runs (its etcd lease lives on): b writes it again at once, same subnet.
+  const bKey = `${OVERLAY_LAB.etcdPrefix}/network/subnets/${bNet.replace('/', '-')}`
+  await etcd.delete().key(bKey)
+  await t.resolves(waitFor('node b claimed its lease again', async () => (await etcd.get(bKey).string()) !== null), 'node b writes its deleted lease again, with the same subnet')
+  await t.resolves(waitFor('a routes to b again', async () => await routeTo(a, bNet) !== ''), 'node a routes to it again')
+  await t.resolves(waitFor('pods reach each other after the re-claim', async () => await ok(['ping', '-c1', '-W1', pb.ip], pa.ns)), 'and the pods reach each other')
+
   await b.ferryd?.stop()
-  await etcd.delete().key(`${OVERLAY_LAB.etcdPrefix}/network/subnets/${bNet.replace('/', '-')}`)
+  await etcd.delete().key(bKey)
   await t.resolves(waitFor('routes to b removed on a', async () => await routeTo(a, bNet) === ''), 'deleting node b\'s lease removes its route on node a')
   if (backend === 'vxlan') {
     t.notMatch(await c.sh(['bridge', 'fdb', 'show', 'dev', OVERLAY_LAB.vxlanDevice], a.ns), b.ip, 'and its FDB entry')
