@@ -2,12 +2,10 @@
 // HTTP for Prometheus, probes and each component's debug routes. This file only wires.
 import { networkInterfaces } from 'node:os'
 import type { FastifyInstance } from 'fastify'
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Gauge, Registry, collectDefaultMetrics } from '../pkg/metrics/prom.js'
 import { ClusterStore } from '../pkg/cache/store.js'
 import { debugStates, readiness, startAll, stopAll, type Component } from '../pkg/component/component.js'
 import { ProxyComponent } from '../pkg/component/proxy-component.js'
-import { DnsComponent } from '../pkg/dns/component.js'
-import { OverlayComponent } from '../pkg/overlay/component.js'
 import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
@@ -63,25 +61,29 @@ async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number
 
 /**
  * The components, in start order (stopped in reverse). Built before the source starts: each subscribes
- * to the store in its constructor. The one place a component is added.
+ * to the store in its constructor. The one place a component is added. The overlay and DNS modules are
+ * imported only when configured (DNS alone is ~30 modules of start-up).
  */
-function buildComponents (cfg: Config, log: Logger, registry: Registry, store: ClusterStore, backends: Backends, mode: ProxyMode): { proxy: ProxyComponent, components: Component[] } {
+async function buildComponents (cfg: Config, log: Logger, registry: Registry, store: ClusterStore, backends: Backends, mode: ProxyMode): Promise<{ proxy: ProxyComponent, components: Component[] }> {
   const proxy = new ProxyComponent({ config: cfg, backends, mode, store, registry, log: log.child('proxy'), localAddresses: nodeIPs })
   const components: Component[] = [proxy]
-  if (cfg.overlay) components.push(new OverlayComponent({ config: cfg, log: log.child('overlay') }))
+  if (cfg.overlay) {
+    const { OverlayComponent } = await import('../pkg/overlay/component.js')
+    components.push(new OverlayComponent({ config: cfg, log: log.child('overlay') }))
+  }
   // DNS follows the proxiers: a name is published once its rules are in the kernel.
   if (cfg.dnsListen.length > 0) {
+    const { DnsComponent } = await import('../pkg/dns/component.js')
     components.push(new DnsComponent({ config: cfg, store, registry, log: log.child('dns'), gates: proxy.proxiers, localAddresses: nodeIPs, version: FERRY_VERSION }))
   }
   return { proxy, components }
 }
 
 async function serve (cfg: Config, log: Logger, registry: Registry, backends: Backends, mode: ProxyMode): Promise<number> {
-  collectDefaultMetrics({ register: registry })
   const store = new ClusterStore()
   const sourceLog = log.child('source')
   store.onError(e => { sourceLog.warn(e.message, { code: e.code }) })
-  const { proxy, components } = buildComponents(cfg, log, registry, store, backends, mode)
+  const { proxy, components } = await buildComponents(cfg, log, registry, store, backends, mode)
   const source = createSource(cfg, sourceLog)
   const sourceMetrics = createSourceMetrics(registry, source)
   store.onError(e => { sourceMetrics.reportError(e) })
@@ -89,6 +91,8 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   let httpStarted: Promise<FastifyInstance> | undefined
   const startHttp = async (): Promise<FastifyInstance> => await (httpStarted ??= (async () => {
     const [{ buildHttpServer }, { listenHttp }] = await Promise.all([import('../pkg/http/server.js'), import('../pkg/http/exposure.js')])
+    // Process metrics load ~50 modules; they are only read through this server.
+    collectDefaultMetrics({ register: registry })
     const http = buildHttpServer({
       registry, health: proxy.health, metrics: proxy.metrics, debugRemote: cfg.debugRemote, components,
       nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.count('Node') > 0),

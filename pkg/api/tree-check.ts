@@ -1,8 +1,8 @@
 // Shape checks on a parsed tree before any further work: nesting depth, YAML aliases and duplicate
 // mapping keys. Iterative, so hostile nesting cannot overflow the stack; linear in the node count.
-import { isAlias, isMap, isPair, isScalar, isSeq } from 'yaml'
 import type { ErrorCode } from '../errors/errors.js'
 import type { DecodeLimits } from './limits.js'
+import { yaml } from './yaml.js'
 
 export interface TreeProblem { readonly code: ErrorCode, readonly message: string }
 
@@ -22,6 +22,7 @@ export function checkJSONTree (value: unknown, limits: DecodeLimits): string | n
 
 /** Checks a YAML document's contents: depth, alias count, and keys unique within each mapping. */
 export function checkYAMLTree (root: unknown, limits: DecodeLimits, locate: (offset: number) => string = () => ''): TreeProblem | null {
+  const { isAlias, isMap, isPair, isScalar, isSeq } = yaml()
   let aliases = 0
   const stack: Array<{ n: unknown, depth: number }> = [{ n: root, depth: 0 }]
   for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
