@@ -17,12 +17,17 @@ import type { Backend } from '../pkg/proxy/types.js'
 import { createSource } from '../pkg/source/factory.js'
 import { createSourceMetrics } from '../pkg/source/metrics.js'
 import { notify } from '../pkg/systemd/notify.js'
+import { announceHttp } from '../pkg/http/exposure.js'
+import { OperationsListener } from '../pkg/http/listener.js'
+import type { ProbeDeps } from '../pkg/http/probes.js'
 
 function nodeIPs (): string[] {
   return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => parseIP(a.address.split('%')[0] ?? '')?.ip ?? '')).filter(ip => ip !== '')
 }
 
 const FERRY_VERSION = '0.1.0'
+/** How long the source may take before fastify loads anyway (so /metrics and /debug/state serve during an outage). */
+const HTTP_ATTACH_GRACE_MS = 2000
 
 type Backends = Map<IPFamily, { backend: Backend, options: ProxyOptions }>
 interface ProxyMode { mode: string, reason: string }
@@ -88,15 +93,23 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   const sourceMetrics = createSourceMetrics(registry, source)
   store.onError(e => { sourceMetrics.reportError(e) })
 
+  const probes: ProbeDeps = {
+    health: proxy.health,
+    metrics: proxy.metrics,
+    nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.count('Node') > 0),
+    ready: () => store.synced ? readiness(components) : { ready: false, reason: `waiting for ${source.name}` },
+  }
+  // The port opens at once and answers the probes (503 until ready); fastify, for /metrics and /debug/*,
+  // is attached once the first sync is under way, or after a grace period while the source still waits.
+  const listener = new OperationsListener(probes)
+  announceHttp(await listener.listen(cfg.httpListen.host, cfg.httpListen.port), { debugRemote: cfg.debugRemote, log })
   let httpStarted: Promise<FastifyInstance> | undefined
   const startHttp = async (): Promise<FastifyInstance> => await (httpStarted ??= (async () => {
-    const [{ buildHttpServer }, { listenHttp }] = await Promise.all([import('../pkg/http/server.js'), import('../pkg/http/exposure.js')])
+    const { buildHttpServer } = await import('../pkg/http/server.js')
     // Process metrics load ~50 modules; they are only read through this server.
     collectDefaultMetrics({ register: registry })
     const http = buildHttpServer({
-      registry, health: proxy.health, metrics: proxy.metrics, debugRemote: cfg.debugRemote, components,
-      nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.count('Node') > 0),
-      ready: () => store.synced ? readiness(components) : { ready: false, reason: `waiting for ${source.name}` },
+      ...probes, registry, debugRemote: cfg.debugRemote, components,
       debugState: () => ({
         nodeName: cfg.nodeName,
         source: source.status?.() ?? { name: source.name },
@@ -105,12 +118,11 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
         ...debugStates(components),
       }),
     })
-    await listenHttp(http, { ...cfg.httpListen, debugRemote: cfg.debugRemote, log })
+    await http.ready()
+    listener.attach(http.routing)
     return http
   })())
-  // Not awaited: fastify loads in the gaps of the source's file and etcd I/O, and the probes answer
-  // (503 until ready) from the first moments, even while the source is still failing.
-  startHttp().catch(fatal)
+  const httpTimer = setTimeout(() => { startHttp().catch(fatal) }, HTTP_ATTACH_GRACE_MS)
 
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
@@ -122,6 +134,7 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
     await notify({ STOPPING: '1' })
     await source.stop()
     await stopAll(components, log)
+    await listener.close()
     await (await httpStarted?.catch(() => undefined))?.close()
     process.exit(0)
   }
@@ -131,7 +144,11 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   log.info('starting source', { source: source.name })
   await source.start(store)
   log.info('source synced', { objects: store.size })
-  await Promise.all([startAll(components), startHttp()])
+  clearTimeout(httpTimer)
+  const started = startAll(components)
+  // Queued behind the first sync's timer: fastify's modules load while the kernel takes the rules.
+  const http = new Promise<FastifyInstance>((resolve, reject) => { setTimeout(() => { startHttp().then(resolve, reject) }, 0) })
+  await Promise.all([started, http])
   log.info('first sync applied; ready', { families: cfg.ipFamilies, components: components.map(c => c.name) })
   await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
   return await new Promise<number>(() => {}) // runs until a signal
