@@ -2,13 +2,11 @@
 // HTTP for Prometheus, probes and each component's debug routes. This file only wires.
 import { networkInterfaces } from 'node:os'
 import type { FastifyInstance } from 'fastify'
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Gauge, Registry, collectDefaultMetrics } from '../pkg/metrics/prom.js'
 import { ClusterStore } from '../pkg/cache/store.js'
 import { startCniService, type CniService } from '../pkg/cni-server/service.js'
 import { debugStates, readiness, startAll, stopAll, type Component } from '../pkg/component/component.js'
 import { ProxyComponent } from '../pkg/component/proxy-component.js'
-import { DnsComponent } from '../pkg/dns/component.js'
-import { OverlayComponent } from '../pkg/overlay/component.js'
 import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
@@ -20,12 +18,17 @@ import type { Backend } from '../pkg/proxy/types.js'
 import { createSource } from '../pkg/source/factory.js'
 import { createSourceMetrics } from '../pkg/source/metrics.js'
 import { notify } from '../pkg/systemd/notify.js'
+import { announceHttp } from '../pkg/http/exposure.js'
+import { OperationsListener } from '../pkg/http/listener.js'
+import type { ProbeDeps } from '../pkg/http/probes.js'
 
 function nodeIPs (): string[] {
   return Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(a => parseIP(a.address.split('%')[0] ?? '')?.ip ?? '')).filter(ip => ip !== '')
 }
 
 const FERRY_VERSION = '0.1.0'
+/** How long the source may take before fastify loads anyway (so /metrics and /debug/state serve during an outage). */
+const HTTP_ATTACH_GRACE_MS = 2000
 
 type Backends = Map<IPFamily, { backend: Backend, options: ProxyOptions }>
 interface ProxyMode { mode: string, reason: string }
@@ -66,36 +69,50 @@ async function cleanup (cfg: Config, ips: string[], log: Logger): Promise<number
 
 /**
  * The components, in start order (stopped in reverse). Built before the source starts: each subscribes
- * to the store in its constructor. The one place a component is added.
+ * to the store in its constructor. The one place a component is added. The overlay and DNS modules are
+ * imported only when configured (DNS alone is ~30 modules of start-up).
  */
-function buildComponents (cfg: Config, log: Logger, registry: Registry, store: ClusterStore, backends: Backends, mode: ProxyMode): { proxy: ProxyComponent, components: Component[] } {
+async function buildComponents (cfg: Config, log: Logger, registry: Registry, store: ClusterStore, backends: Backends, mode: ProxyMode): Promise<{ proxy: ProxyComponent, components: Component[] }> {
   const proxy = new ProxyComponent({ config: cfg, backends, mode, store, registry, log: log.child('proxy'), localAddresses: nodeIPs })
   const components: Component[] = [proxy]
-  if (cfg.overlay) components.push(new OverlayComponent({ config: cfg, log: log.child('overlay') }))
+  if (cfg.overlay) {
+    const { OverlayComponent } = await import('../pkg/overlay/component.js')
+    components.push(new OverlayComponent({ config: cfg, log: log.child('overlay') }))
+  }
   // DNS follows the proxiers: a name is published once its rules are in the kernel.
   if (cfg.dnsListen.length > 0) {
+    const { DnsComponent } = await import('../pkg/dns/component.js')
     components.push(new DnsComponent({ config: cfg, store, registry, log: log.child('dns'), gates: proxy.proxiers, localAddresses: nodeIPs, version: FERRY_VERSION }))
   }
   return { proxy, components }
 }
 
 async function serve (cfg: Config, log: Logger, registry: Registry, backends: Backends, mode: ProxyMode, cni: CniService): Promise<number> {
-  collectDefaultMetrics({ register: registry })
   const store = new ClusterStore()
   const sourceLog = log.child('source')
   store.onError(e => { sourceLog.warn(e.message, { code: e.code }) })
-  const { proxy, components } = buildComponents(cfg, log, registry, store, backends, mode)
+  const { proxy, components } = await buildComponents(cfg, log, registry, store, backends, mode)
   const source = createSource(cfg, sourceLog)
   const sourceMetrics = createSourceMetrics(registry, source)
   store.onError(e => { sourceMetrics.reportError(e) })
 
+  const probes: ProbeDeps = {
+    health: proxy.health,
+    metrics: proxy.metrics,
+    nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.count('Node') > 0),
+    ready: () => store.synced ? readiness(components) : { ready: false, reason: `waiting for ${source.name}` },
+  }
+  // The port opens at once and answers the probes (503 until ready); fastify, for /metrics and /debug/*,
+  // is attached once the first sync is under way, or after a grace period while the source still waits.
+  const listener = new OperationsListener(probes)
+  announceHttp(await listener.listen(cfg.httpListen.host, cfg.httpListen.port), { debugRemote: cfg.debugRemote, log })
   let httpStarted: Promise<FastifyInstance> | undefined
   const startHttp = async (): Promise<FastifyInstance> => await (httpStarted ??= (async () => {
-    const [{ buildHttpServer }, { listenHttp }] = await Promise.all([import('../pkg/http/server.js'), import('../pkg/http/exposure.js')])
+    const { buildHttpServer } = await import('../pkg/http/server.js')
+    // Process metrics load ~50 modules; they are only read through this server.
+    collectDefaultMetrics({ register: registry })
     const http = buildHttpServer({
-      registry, health: proxy.health, metrics: proxy.metrics, debugRemote: cfg.debugRemote, components,
-      nodeEligible: () => nodeEligible(store.get('Node', undefined, cfg.nodeName), store.count('Node') > 0),
-      ready: () => store.synced ? readiness(components) : { ready: false, reason: `waiting for ${source.name}` },
+      ...probes, registry, debugRemote: cfg.debugRemote, components,
       debugState: () => ({
         nodeName: cfg.nodeName,
         source: source.status?.() ?? { name: source.name },
@@ -104,12 +121,11 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
         ...debugStates(components),
       }),
     })
-    await listenHttp(http, { ...cfg.httpListen, debugRemote: cfg.debugRemote, log })
+    await http.ready()
+    listener.attach(http.routing)
     return http
   })())
-  // Not awaited: fastify loads in the gaps of the source's file and etcd I/O, and the probes answer
-  // (503 until ready) from the first moments, even while the source is still failing.
-  startHttp().catch(fatal)
+  const httpTimer = setTimeout(() => { startHttp().catch(fatal) }, HTTP_ATTACH_GRACE_MS)
 
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
@@ -122,6 +138,7 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
     await cni.stop()
     await source.stop()
     await stopAll(components, log)
+    await listener.close()
     await (await httpStarted?.catch(() => undefined))?.close()
     process.exit(0)
   }
@@ -131,7 +148,11 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   log.info('starting source', { source: source.name })
   await source.start(store)
   log.info('source synced', { objects: store.size })
-  await Promise.all([startAll(components), startHttp()])
+  clearTimeout(httpTimer)
+  const started = startAll(components)
+  // Queued behind the first sync's timer: fastify's modules load while the kernel takes the rules.
+  const http = new Promise<FastifyInstance>((resolve, reject) => { setTimeout(() => { startHttp().then(resolve, reject) }, 0) })
+  await Promise.all([started, http])
   log.info('first sync applied; ready', { families: cfg.ipFamilies, components: components.map(c => c.name) })
   await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
   return await new Promise<number>(() => {}) // runs until a signal

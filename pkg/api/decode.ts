@@ -1,12 +1,13 @@
 // Multi-document YAML/JSON (and `kind: List`) to validated objects, within DecodeLimits.
 // JSON goes through JSON.parse (the YAML parser is ~50x slower on it); YAML is parsed without the
 // library's duplicate-key check, which is quadratic in a mapping's size, and checked here in one pass.
-import { LineCounter, parseAllDocuments, type Document } from 'yaml'
+import type { Document } from 'yaml'
 import { FerryError, errorMessage } from '../errors/errors.js'
 import { DEFAULT_DECODE_LIMITS, formatBytes, type DecodeLimits } from './limits.js'
 import { checkJSONTree, checkYAMLTree } from './tree-check.js'
 import { objectKey, type KObject } from './types.js'
 import { validateObject } from './validate.js'
+import { yaml } from './yaml.js'
 
 export interface DecodeResult {
   readonly objects: KObject[]
@@ -73,6 +74,7 @@ function parseJSON (text: string, origin: string, limits: DecodeLimits): RawDoc[
 }
 
 function parseYAML (text: string, origin: string, limits: DecodeLimits, errors: FerryError[]): RawDoc[] | FerryError {
+  const { LineCounter, parseAllDocuments } = yaml()
   const lines = new LineCounter()
   const parsed = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: false, lineCounter: lines })
   const locate = (offset: number): string => { const p = lines.linePos(offset); return ` at line ${p.line} column ${p.col}` }

@@ -1,20 +1,31 @@
 // Shape checks on a parsed tree before any further work: nesting depth, YAML aliases and duplicate
 // mapping keys. Iterative, so hostile nesting cannot overflow the stack; linear in the node count.
-import { isAlias, isMap, isPair, isScalar, isSeq } from 'yaml'
 import type { ErrorCode } from '../errors/errors.js'
 import type { DecodeLimits } from './limits.js'
+import { yaml } from './yaml.js'
 
 export interface TreeProblem { readonly code: ErrorCode, readonly message: string }
 
 /** null when `value` nests no deeper than the limit; else why not. */
 export function checkJSONTree (value: unknown, limits: DecodeLimits): string | null {
-  const stack: Array<{ v: unknown, depth: number }> = [{ v: value, depth: 0 }]
-  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
-    const { v, depth } = top
-    if (typeof v !== 'object' || v === null) continue
+  if (typeof value !== 'object' || value === null) return null
+  // Two parallel stacks and for-in: no object or array allocated per node (every object at start-up
+  // passes here).
+  const nodes: object[] = [value]
+  const depths: number[] = [0]
+  for (let n = nodes.pop(); n !== undefined; n = nodes.pop()) {
+    const depth = depths.pop() as number
     if (depth >= limits.maxDepth) return `nesting deeper than the limit of ${limits.maxDepth}`
-    for (const child of Array.isArray(v) ? v : Object.values(v)) {
-      if (typeof child === 'object' && child !== null) stack.push({ v: child, depth: depth + 1 })
+    if (Array.isArray(n)) {
+      for (const child of n as unknown[]) {
+        if (typeof child === 'object' && child !== null) { nodes.push(child); depths.push(depth + 1) }
+      }
+    } else {
+      const o = n as Record<string, unknown>
+      for (const k in o) {
+        const child = o[k]
+        if (typeof child === 'object' && child !== null) { nodes.push(child); depths.push(depth + 1) }
+      }
     }
   }
   return null
@@ -22,6 +33,7 @@ export function checkJSONTree (value: unknown, limits: DecodeLimits): string | n
 
 /** Checks a YAML document's contents: depth, alias count, and keys unique within each mapping. */
 export function checkYAMLTree (root: unknown, limits: DecodeLimits, locate: (offset: number) => string = () => ''): TreeProblem | null {
+  const { isAlias, isMap, isPair, isScalar, isSeq } = yaml()
   let aliases = 0
   const stack: Array<{ n: unknown, depth: number }> = [{ n: root, depth: 0 }]
   for (let top = stack.pop(); top !== undefined; top = stack.pop()) {

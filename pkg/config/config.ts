@@ -2,11 +2,11 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
-import { parse as parseYAML } from 'yaml'
 import { FerryError, errorMessage } from '../errors/errors.js'
 import { cidrContains, parseCIDR, parseIP, type IPFamily, type ParsedCIDR } from '../net/ip.js'
 import { checkAccessSettings } from '../etcd/access.js'
 import { parseEndpoint, redact } from '../etcd/url.js'
+import { yaml } from '../api/yaml.js'
 import { formatHostPort, isDNSName, loopingUpstreams, parseHostPort, parseResolvConf, type HostPort } from './dns-addresses.js'
 
 export type { HostPort } from './dns-addresses.js'
@@ -268,7 +268,7 @@ export function loadConfig (argv: readonly string[], readFile: (p: string) => st
   const file = flags.config
   if (typeof file === 'string') {
     let doc: unknown
-    try { doc = parseYAML(readFile(file)) } catch (e) { fail(`config file ${file}`, errorMessage(e)) }
+    try { doc = yaml().parse(readFile(file)) } catch (e) { fail(`config file ${file}`, errorMessage(e)) }
     if (doc !== null && doc !== undefined) {
       if (typeof doc !== 'object' || Array.isArray(doc)) fail(`config file ${file}`, 'must be a mapping')
       for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {

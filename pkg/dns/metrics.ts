@@ -3,7 +3,8 @@
 // label set on every inc/observe (even through a cached child), which cost ~20% of the server's CPU under
 // dnsperf. Counters are handed to prom-client at scrape time (its `collect` hook); the per-query
 // histograms keep their own bucket counts and export them in prom-client's format.
-import { Counter, Gauge, Histogram, type HistogramConfiguration, type LabelValues, type MetricObjectWithValues, type MetricValueWithName, type Registry } from 'prom-client'
+import type { HistogramConfiguration, LabelValues, MetricObjectWithValues, MetricValueWithName, Registry } from 'prom-client'
+import { Counter, Gauge, Histogram } from '../metrics/prom.js'
 import { TYPE, rcodeName } from './message.js'
 
 const TIME_BUCKETS = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i)

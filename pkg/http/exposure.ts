@@ -53,7 +53,11 @@ export function exposureWarning (addresses: ReadonlyArray<AddressInfo | string>,
 /** Listens, logs the address, and warns when the endpoint is reachable beyond this host. */
 export async function listenHttp (app: FastifyInstance, opts: { host: string, port: number, debugRemote: boolean, log: Logger }): Promise<void> {
   await app.listen({ host: opts.host, port: opts.port })
-  const addresses = app.addresses()
+  announceHttp(app.addresses(), opts)
+}
+
+/** Logs the listener's address, and warns when the endpoint is reachable beyond this host. */
+export function announceHttp (addresses: ReadonlyArray<AddressInfo | string>, opts: { debugRemote: boolean, log: Logger }): void {
   opts.log.info('http listening', { address: addresses.map(formatAddress).join(', ') })
   const warning = exposureWarning(addresses, opts.debugRemote)
   if (warning !== null) opts.log.warn('http endpoint reachable from other hosts: firewall it or listen on 127.0.0.1', warning)

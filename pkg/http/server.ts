@@ -1,22 +1,15 @@
 // The operations endpoint: /metrics for Prometheus, /healthz and /livez in kube-proxy's JSON shape,
 // /readyz for "first state applied", /debug/state and each component's debug routes for humans
 // (loopback clients only, see exposure.ts).
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import type { Registry } from 'prom-client'
-import type { Component, Readiness } from '../component/component.js'
-import type { ProxyHealth } from '../proxy/health.js'
-import type { ProxyMetrics } from '../proxy/metrics.js'
+import type { Component } from '../component/component.js'
 import { debugGuard } from './exposure.js'
 import { SharedRender } from './metrics-render.js'
+import { healthAnswer, readyAnswer, type ProbeAnswer, type ProbeDeps } from './probes.js'
 
-export interface HttpDeps {
+export interface HttpDeps extends ProbeDeps {
   registry: Registry
-  health: ProxyHealth
-  metrics: ProxyMetrics
-  /** Node eligibility for /healthz (KEP-3836). */
-  nodeEligible: () => boolean
-  /** Ready once the source listed and every component serves; when ready, a non-empty reason is a note. */
-  ready: () => Readiness
   debugState: () => unknown
   /** Each component's debugRoutes are mounted under /debug/, behind the same guard as /debug/state. */
   components?: readonly Component[]
@@ -37,25 +30,11 @@ export function buildHttpServer (deps: HttpDeps): FastifyInstance {
     return await reply.type(deps.registry.contentType).send(body)
   })
 
-  const healthHandler = (withNode: boolean) => async (_req: unknown, reply: import('fastify').FastifyReply) => {
-    const r = deps.health.report()
-    const eligible = withNode ? deps.nodeEligible() : true
-    const ok = r.healthy && eligible
-    const code = ok ? 200 : 503
-    ;(withNode ? deps.metrics.healthzTotal : deps.metrics.livezTotal).inc({ code: String(code) })
-    const body = withNode
-      ? { lastUpdated: r.lastUpdated, currentTime: r.currentTime, nodeEligible: eligible, healthy: r.healthy, status: r.status }
-      : { lastUpdated: r.lastUpdated, currentTime: r.currentTime, healthy: r.healthy, status: r.status }
-    return await reply.code(code).header('X-Content-Type-Options', 'nosniff').header('Content-Type', 'application/json').send(Buffer.from(JSON.stringify(body)))
-  }
-  app.get('/healthz', healthHandler(true))
-  app.get('/livez', healthHandler(false))
-
-  app.get('/readyz', async (_req, reply) => {
-    const r = deps.ready()
-    const body = r.ready ? (r.reason === '' ? 'ok\n' : `ok (${r.reason})\n`) : `not ready: ${r.reason}\n`
-    return await reply.code(r.ready ? 200 : 503).type('text/plain').send(body)
-  })
+  const send = async (reply: FastifyReply, a: ProbeAnswer): Promise<FastifyReply> =>
+    await reply.code(a.code).headers(a.headers).send(Buffer.from(a.body))
+  app.get('/healthz', async (_req, reply) => await send(reply, healthAnswer(deps, true)))
+  app.get('/livez', async (_req, reply) => await send(reply, healthAnswer(deps, false)))
+  app.get('/readyz', async (_req, reply) => await send(reply, readyAnswer(deps)))
 
   void app.register(async debug => {
     debug.addHook('onRequest', debugGuard(deps.debugRemote ?? false))

@@ -7,13 +7,14 @@ import { parseCIDR, type IPFamily } from '../net/ip.js'
 import { IptablesBackend } from './iptables/backend.js'
 import { iptablesMetrics } from './iptables/metrics.js'
 import type { Variant } from './iptables/restore.js'
-import { ipvsRequired, probeIpvs, type IpvsProbe } from './ipvs/probe.js'
+import type { IpvsProbe } from './ipvs/probe.js'
+import { ipvsModePresent } from './ipvs/present.js'
 import type { ProxyOptionsInput } from './options.js'
 import type { Backend } from './types.js'
 import { spawnExec } from '../exec/exec.js'
 import { Chain } from './iptables/names.js'
 import { toolName } from './iptables/restore.js'
-import { cleanupIpvsMode, createIpvsBackend, ipvsModePresent, type IpvsConfig } from './ipvs/mode.js'
+import type { IpvsConfig } from './ipvs/mode.js'
 import { cleanupNftablesMode, createNftablesBackend, nftablesModePresent } from './nftables/mode.js'
 import { nftablesRequired, probeNftables, type NftablesProbe } from './nftables/probe.js'
 
@@ -44,6 +45,10 @@ interface ProxyMode {
   /** Removes every trace of this mode, in both families and every variant, whatever is configured now. */
   readonly cleanup: (d: Omit<BackendDeps, 'family'>) => Promise<Array<{ what: string, err: unknown }>>
 }
+
+// The IPVS mode and its probe load the netlink client (~0.1 s): imported only when IPVS is asked for.
+const ipvsMode = async (): Promise<typeof import('./ipvs/mode.js')> => await import('./ipvs/mode.js')
+const probeIpvs = async (scheduler: string): Promise<IpvsProbe> => (await import('./ipvs/probe.js')).probeIpvs(scheduler)
 
 const MODES: Record<ProxyModeName, ProxyMode> = {
   iptables: {
@@ -77,13 +82,13 @@ const MODES: Record<ProxyModeName, ProxyMode> = {
     },
   },
   ipvs: {
-    create: async ({ family, proxy, iptables, ipvs, log, registry }) => await createIpvsBackend({
+    create: async ({ family, proxy, iptables, ipvs, log, registry }) => await (await ipvsMode()).createIpvsBackend({
       family, proxy, ipvs, masqueradeBit: iptables.masqueradeBit, log,
       ...(iptables.variant !== undefined ? { iptablesVariant: iptables.variant } : {}),
       ...(registry !== undefined ? { registry } : {}),
     }),
     present: async () => await ipvsModePresent(),
-    cleanup: async ({ proxy, iptables, log }) => await cleanupIpvsMode({ proxy, masqueradeBit: iptables.masqueradeBit, log }),
+    cleanup: async ({ proxy, iptables, log }) => await (await ipvsMode()).cleanupIpvsMode({ proxy, masqueradeBit: iptables.masqueradeBit, log }),
   },
   nftables: {
     create: async ({ family, proxy, iptables, log, registry }) => createNftablesBackend({
@@ -130,6 +135,7 @@ export async function chooseProxyMode (cfg: Pick<Config, 'proxyMode' | 'ipvsSche
   }
   const p = await probe(cfg.ipvsScheduler)
   if (cfg.proxyMode === 'ipvs') {
+    const { ipvsRequired } = await import('./ipvs/probe.js')
     ipvsRequired(cfg.ipvsScheduler, p)
     return { mode: 'ipvs', reason: 'configured' }
   }

@@ -1,6 +1,7 @@
 // kube-proxy's backend-neutral metric names, types and labels, so existing dashboards keep working.
 // Each mode registers its own (iptables/metrics.ts).
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter, Gauge, Histogram } from '../metrics/prom.js'
 
 const SYNC_BUCKETS = Array.from({ length: 15 }, (_, n) => 0.001 * 2 ** n)
 const PROGRAMMING_BUCKETS = [

@@ -1,6 +1,7 @@
 // The state source's own metrics: what it is serving around, so a conflict or a rejected file shows on a
 // dashboard and not only in one log line.
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter, Gauge } from '../metrics/prom.js'
 import type { FerryError } from '../errors/errors.js'
 import type { Source } from './source.js'
 

@@ -2,7 +2,8 @@
 // server/zones/view labels; the metric objects are registered once per registry. The per-query counters
 // are plain increments handed to prom-client at scrape time (its `collect` hook): prom-client hashes the
 // label set on every inc, even through a bound child, ~1-2 µs per query on the cache's hit path.
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter, Gauge } from '../../metrics/prom.js'
 import type { CacheType } from './policy.js'
 
 export interface CacheMetrics {

@@ -1,6 +1,7 @@
 // The forwarder's metrics under CoreDNS 1.12's names (DNS.md §6). The forwarder calls these hooks; the
 // prom-client implementation registers on an injected registry, once per registry.
-import { Counter, Histogram, exponentialBuckets, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter, Histogram, exponentialBuckets } from '../../metrics/prom.js'
 
 export interface ForwardMetrics {
   /** One upstream exchange that got a reply; `to` is "ip:port", `rcode` the reply's rcode name. */

@@ -1,6 +1,7 @@
 // kube-proxy's conntrack reconciler metrics (names, types and labels as upstream). Create them once per
 // registry and share them between the IPv4 and IPv6 cleaners: a registry refuses a name twice.
-import { Counter, Histogram, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter, Histogram } from '../../metrics/prom.js'
 
 const BUCKETS = Array.from({ length: 15 }, (_, n) => 0.001 * 2 ** n)
 

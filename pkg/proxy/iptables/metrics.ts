@@ -1,6 +1,7 @@
 // The iptables mode's own metrics, with kube-proxy's names (PROXY.md §5). One set per registry, shared
 // by the backends of both families (prom-client refuses a second registration of a name).
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter, Gauge } from '../../metrics/prom.js'
 
 export interface IptablesMetrics {
   readonly restoreFailures: Counter<'ip_family'>

@@ -1,6 +1,7 @@
 // IPVS mode's own metrics, one set per registry shared by both families. kube-proxy's IPVS mode has no
 // gauges of its table, so these carry ferry's prefix.
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter, Gauge } from '../../metrics/prom.js'
 
 export interface IpvsMetrics {
   readonly virtualServers: Gauge<'ip_family'>

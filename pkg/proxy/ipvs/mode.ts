@@ -1,6 +1,6 @@
 // IPVS as a proxy mode: building the backend for one family (kernel socket, links, companion rules,
 // ownership file, sysctls) and removing every trace of the mode (--cleanup, or a switch to another mode).
-import { access, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import type { Registry } from 'prom-client'
 import type { Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
@@ -52,15 +52,6 @@ export async function createIpvsBackend (d: IpvsModeDeps): Promise<IpvsBackend> 
     log: d.log,
     ...(d.registry !== undefined ? { registry: d.registry } : {}),
   })
-}
-
-const exists = async (path: string): Promise<boolean> => { try { await access(path); return true } catch { return false } }
-
-/** Whether this node holds state of the IPVS mode (so a switch to another mode must remove it). */
-export async function ipvsModePresent (): Promise<boolean> {
-  if (await exists(DEFAULT_OWNERSHIP_PATH)) return true
-  const links = openLinks()
-  try { return await links.linkByName(IPVS_DEVICE) !== null } catch { return false } finally { links.close() }
 }
 
 /**

@@ -2,7 +2,8 @@
 // second registration of a name). The failure counters carry kube-proxy's names (PROXY.md §5); kube-proxy
 // has no gauge of its nftables table, so the object gauges carry ferry's prefix, shaped like the
 // iptables mode's rule gauges (owned total, and written by the last sync).
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { Counter, Gauge } from '../../metrics/prom.js'
 
 export type NftObjectKind = 'rules' | 'elements' | 'chains'
 
