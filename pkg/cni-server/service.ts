@@ -3,7 +3,7 @@
 // Started right after the config is valid and never awaited by the start-up: the proxy and readiness
 // do not wait for it, and a failure to listen only means fronts fall back to starting node.
 import { statSync } from 'node:fs'
-import { Counter, type Registry } from 'prom-client'
+import { Counter, type Registry } from '../metrics/prom.js'
 import { errorMessage } from '../errors/errors.js'
 import type { Logger } from '../log/log.js'
 import type { CniRequest } from './protocol.js'
