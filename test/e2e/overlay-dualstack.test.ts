@@ -7,19 +7,14 @@
 import t, { type Test } from 'tap'
 import { Etcd3 } from 'etcd3'
 import { OVERLAY_LAB, OverlayCluster, type OverlayNode } from '../../pkg/lab/overlay-cluster.js'
+import { waitUntil } from '../helpers/wait.js'
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root')
   process.exit(0)
 }
 
-const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-
-async function waitFor (what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (Date.now() < end) { if (await check()) return; await sleep(200) }
-  throw new Error(`timed out waiting for ${what}`)
-}
+const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 30000): Promise<void> => { await waitUntil(what, check, timeoutMs) }
 
 async function scenario (t: Test, backend: 'vxlan' | 'host-gw'): Promise<void> {
   const c = await OverlayCluster.create(['a', 'b'], backend, { dualStack: true })

@@ -1,16 +1,28 @@
 // A seeded manifest mutator for the fuzz tests: byte flips with YAML's significant characters, cut,
 // copied and swapped spans, anchors and aliases, tags, deep nesting and odd scalars, one to four per input.
 
-/** mulberry32: small, fast, and the same sequence for the same seed. */
-export function rng (seed: number): () => number {
+/** mulberry32's raw 32-bit outputs: small, fast, and the same sequence for the same seed. */
+function uint32s (seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6D2B79F5) >>> 0
     let t = a
     t = Math.imul(t ^ (t >>> 15), t | 1)
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    return (t ^ (t >>> 14)) >>> 0
   }
+}
+
+/** Seeded uniform numbers in [0, 1). */
+export function rng (seed: number): () => number {
+  const next = uint32s(seed)
+  return () => next() / 4294967296
+}
+
+/** Seeded integers: r(n) is in [0, n). The generated-state tests draw from it. */
+export function rngInt (seed: number): (n: number) => number {
+  const next = uint32s(seed)
+  return n => next() % n
 }
 
 const SIGNIFICANT = [':', '-', '[', ']', '{', '}', ',', '&', '*', '!', '|', '>', '\'', '"', '#', '\n', ' ', '\t', '%', '@', '`', '?', '\u0000', '\uFFFF', '\u2028', '\\', '0', 'null', '~']

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Lab, type Pod } from '../../pkg/lab/lab.js'
+import { waitUntil } from './wait.js'
 
 interface Teardown { teardown: (fn: () => Promise<void>) => void }
 
@@ -57,14 +58,7 @@ spec:
   ports: [{port: 80}]
 `
 
-export async function waitUntil (what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (Date.now() < end) {
-    if (await check()) return
-    await new Promise(resolve => setTimeout(resolve, 150))
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`)
-}
+export { waitUntil } from './wait.js'
 
 /** The proxy modes the end-to-end scenarios run over, one after the other. */
 export const PROXY_MODES = ['iptables', 'nftables'] as const

@@ -1,11 +1,9 @@
 // The bare listener ferryd opens before fastify loads: the probes answer with fastify's bytes, /metrics
 // and /debug/* say 503 until the app is attached, then the app answers everything on the same port.
 import t from 'tap'
-import { Registry } from 'prom-client'
 import { OperationsListener } from '../../pkg/http/listener.js'
 import { buildHttpServer } from '../../pkg/http/server.js'
-import { ProxyHealth } from '../../pkg/proxy/health.js'
-import { createProxyMetrics } from '../../pkg/proxy/metrics.js'
+import { probeFixture } from '../helpers/probe-deps.js'
 
 interface Got { code: number, type: string | null, nosniff: string | null, body: string }
 
@@ -15,13 +13,7 @@ async function get (base: string, path: string): Promise<Got> {
 }
 
 t.test('probes before the app is attached match the app; the app takes over the port', async t => {
-  const now = { t: Date.parse('2026-11-25T12:00:00Z') }
-  const registry = new Registry()
-  const metrics = createProxyMetrics(registry)
-  const health = new ProxyHealth(60_000, () => now.t)
-  health.addFamily('IPv4')
-  const state = { eligible: true, ready: false }
-  const probes = { health, metrics, nodeEligible: () => state.eligible, ready: () => ({ ready: state.ready, reason: state.ready ? '' : 'waiting for manifests:/x' }) }
+  const { now, registry, health, state, probes } = probeFixture()
   const listener = new OperationsListener(probes)
   const [addr] = await listener.listen('127.0.0.1', 0)
   t.teardown(async () => { await listener.close() })

@@ -6,20 +6,11 @@ import { buildHttpServer } from '../../pkg/http/server.js'
 import { ProxyHealth, nodeEligible } from '../../pkg/proxy/health.js'
 import { createProxyMetrics } from '../../pkg/proxy/metrics.js'
 import type { Node } from '../../pkg/api/types.js'
+import { probeFixture } from '../helpers/probe-deps.js'
 
 function setup (): { now: { t: number }, health: ProxyHealth, state: { eligible: boolean, ready: boolean }, app: ReturnType<typeof buildHttpServer>, registry: Registry } {
-  const now = { t: Date.parse('2026-11-25T12:00:00Z') }
-  const registry = new Registry()
-  const metrics = createProxyMetrics(registry)
-  const health = new ProxyHealth(60_000, () => now.t)
-  health.addFamily('IPv4')
-  const state = { eligible: true, ready: false }
-  const app = buildHttpServer({
-    registry, health, metrics,
-    nodeEligible: () => state.eligible,
-    ready: () => ({ ready: state.ready, reason: 'waiting for manifests:/x' }),
-    debugState: () => ({ hello: 'world' }),
-  })
+  const { now, registry, health, state, probes } = probeFixture()
+  const app = buildHttpServer({ ...probes, registry, ready: () => ({ ready: state.ready, reason: 'waiting for manifests:/x' }), debugState: () => ({ hello: 'world' }) })
   return { now, health, state, app, registry }
 }
 

@@ -10,6 +10,7 @@ import { FakeIpset } from '../../pkg/proxy/ipvs/fake-ipset.js'
 import { canonicalEntry, MAX_SET_NAME, swapRestore, tempName } from '../../pkg/proxy/ipvs/ipset.js'
 import { isFerryError } from '../../pkg/errors/errors.js'
 import type { DesiredServicePort, ServicePortInfo } from '../../pkg/proxy/types.js'
+import { rngInt } from '../helpers/fuzz.js'
 
 const NODE = { nodeName: 'test-node', zone: '' }
 const BASE: CompanionOptionsInput = { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2', '192.168.1.2'] }
@@ -194,13 +195,7 @@ t.test('the in-memory ipset answers like the tool', async t => {
 })
 
 t.test('the incremental tracker always equals a fresh build', async t => {
-  let seed = 5
-  const rnd = (n: number): number => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) % n
-  }
+  const rnd = rngInt(5)
   // Few addresses and ports, so claims clash often (shared VIPs, externalIPs on node addresses, NodePorts).
   const make = (i: number): DesiredServicePort => {
     const eps = Array.from({ length: rnd(3) }, (_, j) => (rnd(2) === 0 ? local : remote)(`10.180.${rnd(4)}.${j + 1}`))

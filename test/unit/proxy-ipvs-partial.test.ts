@@ -17,6 +17,7 @@ import { FakeIpvsKernel } from '../../pkg/proxy/ipvs/fake-kernel.js'
 import { MemoryOwnershipStore } from '../../pkg/proxy/ipvs/ownership.js'
 import { IpvsReconciler } from '../../pkg/proxy/ipvs/reconciler.js'
 import { servicePortKey, type DesiredServicePort, type DesiredState } from '../../pkg/proxy/types.js'
+import { rngInt } from '../helpers/fuzz.js'
 
 /** A map whose entries outside `allowed` throw when read, and which throws when walked. */
 function poisoned<V> (m: ReadonlyMap<string, V>, allowed: ReadonlySet<string>): Map<string, V> {
@@ -116,13 +117,7 @@ t.test('a partial backend sync reads only the changed service ports', async t =>
 
 t.test('partial and full syncs end in the same kernel state across seeded random changes', async t => {
   for (const graceful of [0, 60_000]) {
-    let seed = 11 + graceful
-    const rnd = (n: number): number => {
-      seed = (seed + 0x6d2b79f5) | 0
-      let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-      x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-      return ((x ^ (x >>> 14)) >>> 0) % n
-    }
+    const rnd = rngInt(11 + graceful)
     // Few addresses and ports, so entry points clash (shared ClusterIPs, externalIPs on the node address
     // against NodePorts), plus UDP, affinity, Local policies and endpoints that come and go.
     const make = (name: string): DesiredServicePort => {

@@ -14,6 +14,7 @@ import { desiredVirtualServers } from '../../pkg/proxy/ipvs/desired.js'
 import { loadCompanion, traceIpvs, type IpvsTrace } from '../../pkg/proxy/ipvs/trace.js'
 import type { DesiredServicePort, EndpointInfo, ServicePortInfo } from '../../pkg/proxy/types.js'
 import type { Protocol } from '../../pkg/api/types.js'
+import { rngInt } from '../helpers/fuzz.js'
 
 const NODE_ADDRS = ['192.168.0.2', '192.168.1.2', '127.0.0.1']
 const BASE: ProxyOptionsInput = { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2', '192.168.1.2'] }
@@ -301,14 +302,7 @@ const V6: Addrs = {
 }
 
 function battery (t: Test, A: Addrs, seed0: number): void {
-  // mulberry32: a small deterministic generator whose low bits are usable.
-  let seed = seed0
-  const rnd = (n: number): number => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) % n
-  }
+  const rnd = rngInt(seed0)
   const sps: DesiredServicePort[] = []
   for (let i = 0; i < 40; i++) {
     const eps: EndpointInfo[] = []
