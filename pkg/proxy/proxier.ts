@@ -25,7 +25,8 @@ export type AfterSync = (state: DesiredState, changed: ReadonlySet<string> | nul
 /** Like kube-proxy: a full resync at least hourly; syncPeriod is the retry delay and half the health timeout. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000
 /**
- * Syncs that may run back to back (kube-proxy's burstSyncs): a change that comes soon after an isolated
+ * Syncs that may run back to back (the burst of 2 of kube-proxy's IPVS mode and its older runner; its
+ * newest runner has none, PROXY.md §3): a change that comes soon after an isolated
  * sync (an edit and its revert, a Service and then its slice) is programmed at once, not up to
  * minSyncPeriod later; a steady stream of changes still gets one sync per minSyncPeriod.
  */
