@@ -24,6 +24,13 @@ export type AfterSync = (state: DesiredState, changed: ReadonlySet<string> | nul
 
 /** Like kube-proxy: a full resync at least hourly; syncPeriod is the retry delay and half the health timeout. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000
+/**
+ * Syncs that may run back to back (the burst of 2 of kube-proxy's IPVS mode and its older runner; its
+ * newest runner has none, PROXY.md §3): a change that comes soon after an isolated
+ * sync (an edit and its revert, a Service and then its slice) is programmed at once, not up to
+ * minSyncPeriod later; a steady stream of changes still gets one sync per minSyncPeriod.
+ */
+export const SYNC_BURST = 2
 
 export interface ProxierOptions {
   family: IPFamily
@@ -91,6 +98,7 @@ export class Proxier {
       fn: async () => { await this.sync() },
       minIntervalMs: o.minSyncPeriodMs,
       maxIntervalMs: FULL_SYNC_PERIOD_MS,
+      burst: SYNC_BURST,
       clock: this.clock,
       onError: (e) => { o.log.error('sync runner error', { err: e }) },
     })
@@ -230,7 +238,9 @@ export class Proxier {
     this.recordNoLocal()
     this.o.health.updatedSince(family, start)
     this.lastSync = { at: new Date(end).toISOString(), kind: result.kind, durationMs: end - start, summary: result.summary }
-    this.o.log.debug('synced', { kind: result.kind, changed: changed.size, durationMs: end - start })
+    // queuedMs: from the first change this sync applies to its start (the runner's min-interval gate).
+    const queuedMs = pendingSince.length > 0 ? start - Math.min(...pendingSince) : 0
+    this.o.log.debug('synced', { kind: result.kind, changed: changed.size, durationMs: end - start, queuedMs })
     for (const hook of this.o.afterSync ?? []) {
       try { await hook({ family, services: this.desired }, full ? null : changed, this.epMap) } catch (e) {
         this.o.log.warn('post-sync step failed', { err: e })

@@ -1,6 +1,9 @@
 // Bounded-frequency runner (kube-proxy's runner/bounded_frequency_runner.go): run() requests coalesce into
 // one run, at least minIntervalMs passes from the end of one run to the start of the next, a run happens at
-// least every maxIntervalMs, and retryAfter() brings the next run forward after a failure.
+// least every maxIntervalMs, and retryAfter() brings the next run forward after a failure. With `burst` > 1
+// (kube-proxy's burstSyncs) the gate is a token bucket: a run takes a token, one comes back per
+// minIntervalMs after a run ends, up to `burst`; so a change right after an isolated run is not held back,
+// while a steady stream of changes still gets one run per minIntervalMs.
 
 /** Time source; tests inject FakeClock (fake-clock.ts). */
 export interface Clock {
@@ -22,6 +25,8 @@ export interface BoundedFrequencyRunnerOptions {
   readonly fn: () => Promise<void>
   readonly minIntervalMs: number
   readonly maxIntervalMs: number
+  /** Runs that may start back to back after a quiet spell (default 1: always minIntervalMs apart). */
+  readonly burst?: number
   readonly clock?: Clock
   /** Called with whatever fn rejected with; the runner carries on. */
   readonly onError?: (err: unknown) => void
@@ -32,6 +37,9 @@ export class BoundedFrequencyRunner {
   private readonly fn: () => Promise<void>
   private readonly minIntervalMs: number
   private readonly maxIntervalMs: number
+  private readonly burst: number
+  /** Tokens left when the last run started; they refill from its end. */
+  private tokensLeft = 0
   private readonly clock: Clock
   private readonly onError: (err: unknown) => void
 
@@ -54,6 +62,8 @@ export class BoundedFrequencyRunner {
     if (!(opts.minIntervalMs >= 0) || !(opts.maxIntervalMs > 0) || opts.minIntervalMs > opts.maxIntervalMs) {
       throw new RangeError(`runner ${opts.name}: need 0 <= minIntervalMs <= maxIntervalMs and maxIntervalMs > 0`)
     }
+    if (opts.burst !== undefined && !(Number.isInteger(opts.burst) && opts.burst >= 1)) throw new RangeError(`runner ${opts.name}: burst must be an integer >= 1`)
+    this.burst = opts.burst ?? 1
     this.name = opts.name
     this.fn = opts.fn
     this.minIntervalMs = opts.minIntervalMs
@@ -111,7 +121,7 @@ export class BoundedFrequencyRunner {
   private schedule (): void {
     if (!this.started || this.stopped || this.inFlight !== undefined) return
     // The first run need not wait minInterval: nothing has run yet.
-    const earliest = this.lastEnd === undefined ? this.startedAt : this.lastEnd + this.minIntervalMs
+    const earliest = this.lastEnd === undefined ? this.startedAt : this.lastEnd + Math.max(0, 1 - this.tokensLeft) * this.minIntervalMs
     let due = (this.lastEnd ?? this.startedAt) + this.maxIntervalMs
     if (this.requested) due = Math.min(due, earliest)
     if (this.retryAt !== undefined) due = Math.min(due, Math.max(this.retryAt, earliest))
@@ -125,7 +135,14 @@ export class BoundedFrequencyRunner {
     }, Math.max(0, due - this.clock.now()))
   }
 
+  /** Tokens at `now`: what the last run left plus one per minInterval since it ended, at most `burst`. */
+  private tokensAt (now: number): number {
+    if (this.lastEnd === undefined || this.minIntervalMs === 0) return this.burst
+    return Math.min(this.burst, this.tokensLeft + (now - this.lastEnd) / this.minIntervalMs)
+  }
+
   private async execute (): Promise<void> {
+    this.tokensLeft = Math.max(0, this.tokensAt(this.clock.now()) - 1)
     this.requested = false
     this.retryAt = undefined
     try {

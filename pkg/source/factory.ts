@@ -28,6 +28,7 @@ export function createSource (cfg: Config, log: Logger): Source {
   return new ManifestSource({
     path: cfg.manifests ?? DEFAULT_MANIFESTS,
     limits: { maxBytes: cfg.manifestMaxFileSize, maxAliases: cfg.manifestMaxAliases, maxDepth: cfg.manifestMaxDepth, maxObjects: cfg.manifestMaxObjects },
+    log: (msg, fields) => { log.debug(msg, fields) },
   })
 }
 

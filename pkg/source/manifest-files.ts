@@ -1,6 +1,6 @@
 // Which files the manifest source reads, and reading one safely: only regular files (a FIFO would block a
 // read forever, /dev/zero would never end), never more than the size limit, checked before any read.
-import { constants } from 'node:fs'
+import { constants, watch } from 'node:fs'
 import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { formatBytes } from '../api/limits.js'
@@ -13,13 +13,53 @@ export type FileProbe =
   | { readonly ok: true, readonly sig: string, readonly size: number }
   | { readonly ok: false, readonly sig: string, readonly error: FerryError }
 
+/** Whether a directory entry named `name` is a manifest the source reads (editors' dot-files are not). */
+export function isManifestName (name: string): boolean {
+  return MANIFEST_FILE.test(name) && !name.startsWith('.')
+}
+
+/** The manifest files under a path: `directory` false for a single file (then `files` is `[path]`). */
+export interface ManifestListing {
+  readonly directory: boolean
+  readonly files: string[]
+  /** The path's device and inode: another one under the same path needs a new watch. */
+  readonly id: string
+}
+
 /** The manifest files under `path` in name order, `[path]` for a file, null when `path` is missing. */
-export async function listManifestFiles (path: string): Promise<string[] | null> {
+export async function listManifestFiles (path: string): Promise<ManifestListing | null> {
   let st
   try { st = await stat(path) } catch { return null }
-  if (!st.isDirectory()) return [path]
+  const id = `${st.dev}:${st.ino}`
+  if (!st.isDirectory()) return { directory: false, files: [path], id }
   const names = await readdir(path)
-  return names.filter(n => MANIFEST_FILE.test(n) && !n.startsWith('.')).sort().map(n => join(path, n))
+  return { directory: true, files: names.filter(isManifestName).sort().map(n => join(path, n)), id }
+}
+
+/** A watch on a path; `filename` null when the kernel did not say which entry changed. */
+export interface ManifestWatch { close: () => void }
+
+/**
+ * The file-system calls of the manifest source, one seam so tests can count them (a one-file edit must
+ * stat and read that file only) or drop events (the poll must still find the change).
+ */
+export interface ManifestFs {
+  list: (path: string) => Promise<ManifestListing | null>
+  probe: (file: string, maxBytes: number) => Promise<FileProbe>
+  read: (file: string, maxBytes: number) => Promise<string>
+  /** Throws when `path` is missing; `onError` is called once if the watch breaks later. */
+  watch: (path: string, onEvent: (filename: string | null) => void, onError: () => void) => ManifestWatch
+}
+
+export const nodeManifestFs: ManifestFs = {
+  list: listManifestFiles,
+  probe: probeManifestFile,
+  read: readManifestFile,
+  watch (path, onEvent, onError) {
+    const w = watch(path, { persistent: false }, (_event, filename) => { onEvent(filename ?? null) })
+    w.on('error', () => { w.close(); onError() })
+    return w
+  },
 }
 
 /** Stats `file` (following symlinks) and decides whether it may be read; throws when it vanished. */

@@ -16,7 +16,7 @@ interface Harness {
 }
 
 /** A runner whose fn records its start time and, if `hold` is set, waits until released. */
-function harness (o: { fn?: (clock: FakeClock) => Promise<void>, min?: number, max?: number } = {}): Harness {
+function harness (o: { fn?: (clock: FakeClock) => Promise<void>, min?: number, max?: number, burst?: number } = {}): Harness {
   const clock = new FakeClock()
   const starts: number[] = []
   const errors: unknown[] = []
@@ -26,6 +26,7 @@ function harness (o: { fn?: (clock: FakeClock) => Promise<void>, min?: number, m
     name: 'test',
     minIntervalMs: o.min ?? MIN,
     maxIntervalMs: o.max ?? MAX,
+    ...(o.burst !== undefined ? { burst: o.burst } : {}),
     clock,
     onError: e => { errors.push(e) },
     fn: async () => {
@@ -279,6 +280,40 @@ t.test('minInterval 0 runs each (coalesced) request as soon as the previous run 
   await h.runner.stop()
 })
 
+t.test('burst 2: a request right after an isolated run runs at once; a stream still gets one run per minInterval', async t => {
+  const h = harness({ fn: takes(200), burst: 2 })
+  h.runner.start()
+  h.runner.run()
+  await h.clock.flush()
+  await h.clock.advance(300) // first run ended at 200
+  h.runner.run()
+  await h.clock.flush()
+  t.same(h.starts, [0, 300], 'the second request is not held back')
+  await h.clock.advance(300) // second run ended at 500, with 0.1 token left
+  h.runner.run()
+  await h.clock.advance(799)
+  t.same(h.starts, [0, 300], 'the third waits for a token')
+  await h.clock.advance(1)
+  t.same(h.starts, [0, 300, 1400], '500 + 0.9 x minInterval')
+  // A steady stream: a request every 50 ms for 20 s.
+  for (let i = 0; i < 400; i++) { h.runner.run(); await h.clock.advance(50) }
+  const stream = h.starts.filter(s => s > 1400)
+  t.ok(stream.length <= 20000 / (MIN + 200) + 1, `one run per minInterval + run time under a stream (${stream.length} runs)`)
+  for (let i = 1; i < stream.length; i++) t.ok((stream[i] as number) - (stream[i - 1] as number) >= MIN, 'runs of a stream are minInterval apart')
+  // After a quiet spell of two intervals, two runs may go back to back again.
+  await h.clock.advance(3000)
+  const before = h.starts.length
+  h.runner.run()
+  await h.clock.flush()
+  await h.clock.advance(250)
+  h.runner.run()
+  await h.clock.flush()
+  t.equal(h.starts.length - before, 2, 'the burst is back')
+  await h.clock.advance(200)
+  await h.runner.stop()
+  t.equal(h.maxActive(), 1, 'never two at once')
+})
+
 t.test('constructor validates intervals', async t => {
   const fn = async (): Promise<void> => {}
   t.throws(() => new BoundedFrequencyRunner({ name: 'x', fn, minIntervalMs: 2, maxIntervalMs: 1 }), RangeError)
@@ -286,6 +321,8 @@ t.test('constructor validates intervals', async t => {
   t.throws(() => new BoundedFrequencyRunner({ name: 'x', fn, minIntervalMs: 0, maxIntervalMs: 0 }), RangeError)
   t.throws(() => new BoundedFrequencyRunner({ name: 'x', fn, minIntervalMs: Number.NaN, maxIntervalMs: 1 }), RangeError)
   t.ok(new BoundedFrequencyRunner({ name: 'x', fn, minIntervalMs: 0, maxIntervalMs: 1 }))
+  t.throws(() => new BoundedFrequencyRunner({ name: 'x', fn, minIntervalMs: 0, maxIntervalMs: 1, burst: 0 }), RangeError)
+  t.throws(() => new BoundedFrequencyRunner({ name: 'x', fn, minIntervalMs: 0, maxIntervalMs: 1, burst: 1.5 }), RangeError)
 })
 
 t.test('FakeClock', async t => {

@@ -1,0 +1,157 @@
+// The manifest source's passes after fs events: a pass stats and reads only the files the events named
+// (no directory listing), and the full rescan stays the safety net for events that name nothing, name
+// another entry, or never come. File-system calls are counted through the source's fs seam.
+import t, { type Test } from 'tap'
+import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { ClusterStore } from '../../pkg/cache/store.js'
+import { nodeManifestFs, type ManifestFs } from '../../pkg/source/manifest-files.js'
+import { ManifestSource, type ManifestSourceOptions } from '../../pkg/source/manifests.js'
+
+const svcYAML = (name: string, ip: string, port = 80): string => `apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: ns1}
+spec: {clusterIP: ${ip}, ports: [{port: ${port}}]}
+`
+const services = (s: ClusterStore): string[] => s.list('Service').map(x => `${x.metadata.name}:${x.spec.clusterIP ?? ''}:${x.spec.ports[0]?.port ?? 0}`).sort()
+const FILES = 40
+const fileName = (i: number): string => `f${String(i).padStart(2, '0')}.yaml`
+
+/** node:fs behind counters; `events: 'real'` passes fs.watch's events on, 'drop' swallows them. */
+interface Counting {
+  fs: ManifestFs
+  lists: number
+  probed: string[]
+  read: string[]
+  /** Calls the source's watch callback as the kernel would. */
+  emit: (filename: string | null) => void
+  reset: () => void
+}
+
+function counting (events: 'real' | 'drop'): Counting {
+  let onEvent: (f: string | null) => void = () => {}
+  const c: Counting = {
+    lists: 0,
+    probed: [],
+    read: [],
+    emit: f => { onEvent(f) },
+    reset: () => { c.lists = 0; c.probed = []; c.read = [] },
+    fs: {
+      list: async p => { c.lists++; return await nodeManifestFs.list(p) },
+      probe: async (f, max) => { c.probed.push(basename(f)); return await nodeManifestFs.probe(f, max) },
+      read: async (f, max) => { c.read.push(basename(f)); return await nodeManifestFs.read(f, max) },
+      watch: (p, fn, onError) => {
+        onEvent = fn
+        return nodeManifestFs.watch(p, f => { if (events === 'real') fn(f) }, onError)
+      },
+    },
+  }
+  return c
+}
+
+async function setup (t: Test, events: 'real' | 'drop', opts: Partial<ManifestSourceOptions> = {}): Promise<{ dir: string, store: ClusterStore, src: ManifestSource, c: Counting, errors: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-events-'))
+  for (let i = 0; i < FILES; i++) await writeFile(join(dir, fileName(i)), svcYAML(`s${i}`, `10.96.0.${i + 1}`))
+  const store = new ClusterStore()
+  const errors: string[] = []
+  store.onError(e => errors.push(`${e.code}: ${e.message}`))
+  const c = counting(events)
+  const src = new ManifestSource({ path: dir, pollMs: 60_000, debounceMs: 20, fs: c.fs, ...opts })
+  t.teardown(async () => { await src.stop(); await rm(dir, { recursive: true, force: true }) })
+  await src.start(store)
+  c.reset()
+  return { dir, store, src, c, errors }
+}
+
+/** Waits until `cond` holds (5 s: hang detection only), then long enough for a trailing pass to end. */
+async function until (cond: () => boolean): Promise<boolean> {
+  const end = Date.now() + 5000
+  while (!cond()) {
+    if (Date.now() > end) return false
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+  await new Promise(resolve => setTimeout(resolve, 100))
+  return true
+}
+
+const port = (s: ClusterStore, name: string): number => s.get('Service', 'ns1', name)?.spec.ports[0]?.port ?? 0
+
+t.test('a one-file edit stats and reads only that file, and lists nothing', async t => {
+  const { dir, store, c } = await setup(t, 'real')
+  t.equal(store.list('Service').length, FILES)
+  await writeFile(join(dir, fileName(7)), svcYAML('s7', '10.96.0.8', 81))
+  t.ok(await until(() => port(store, 's7') === 81), 'the edit is applied from its event')
+  t.equal(c.lists, 0, 'no directory listing')
+  t.same([...new Set(c.probed)], [fileName(7)], 'only the edited file is stat-ed')
+  t.same([...new Set(c.read)], [fileName(7)], 'only the edited file is read')
+  t.equal(store.list('Service').length, FILES, 'the other files\' Services stay')
+})
+
+t.test('a new file, a deletion and a rename between manifest names come from events alone', async t => {
+  const { dir, store, c } = await setup(t, 'real')
+  await writeFile(join(dir, 'new.yaml'), svcYAML('n', '10.96.1.1'))
+  t.ok(await until(() => store.get('Service', 'ns1', 'n') !== undefined), 'a new file joins')
+  await unlink(join(dir, fileName(3)))
+  t.ok(await until(() => store.get('Service', 'ns1', 's3') === undefined), 'a deleted file leaves')
+  await rename(join(dir, fileName(4)), join(dir, 'renamed.yml'))
+  t.ok(await until(() => c.probed.includes('renamed.yml')), 'a renamed file is seen under its new name')
+  t.equal(c.lists, 0, 'no directory listing')
+  t.same([...new Set(c.probed)].sort(), ['f03.yaml', 'f04.yaml', 'new.yaml', 'renamed.yml'], 'only the named files are stat-ed')
+  t.same([...new Set(c.read)].sort(), ['new.yaml', 'renamed.yml'])
+  t.equal(port(store, 's4'), 80, 's4 is still served, now from renamed.yml')
+  t.equal(store.list('Service').length, FILES, '+ n - s3')
+  t.equal(c.probed.some(f => f.startsWith('f0') && f !== 'f03.yaml' && f !== 'f04.yaml'), false)
+})
+
+t.test('a duplicate added by an event resolves as a restart would', async t => {
+  const { dir, store, src, errors } = await setup(t, 'real')
+  await writeFile(join(dir, 'aa-dup.yaml'), svcYAML('s10', '10.96.2.10', 90))
+  t.ok(await until(() => port(store, 's10') === 90), 'the first file in name order wins at run time')
+  t.match(src.status().conflicts, [{ key: 'Service/ns1/s10', kept: /aa-dup\.yaml$/, ignored: [/f10\.yaml$/] }])
+  t.match(errors.join('\n'), /FERRY_ERR_DUPLICATE: .*s10 is defined in f10\.yaml and in aa-dup\.yaml; keeping aa-dup\.yaml/)
+  const again = new ManifestSource({ path: dir, pollMs: 60_000 })
+  const store2 = new ClusterStore()
+  await again.start(store2)
+  await again.stop()
+  t.same(services(store2), services(store), 'a fresh start serves the same winners')
+})
+
+t.test('an event without a name, or naming another entry, rescans everything', async t => {
+  const { dir, store, c } = await setup(t, 'drop')
+  // kubelet updates a ConfigMap volume by swapping its ..data link: only dot-entries are named.
+  await writeFile(join(dir, fileName(5)), svcYAML('s5', '10.96.0.6', 85))
+  c.emit('..data')
+  t.ok(await until(() => port(store, 's5') === 85))
+  t.equal(c.lists, 1, 'one listing')
+  t.equal(new Set(c.probed).size, FILES, 'every file is stat-ed')
+  t.same(c.read, [fileName(5)], 'only the changed file is read')
+  c.reset()
+  await writeFile(join(dir, fileName(6)), svcYAML('s6', '10.96.0.7', 86))
+  c.emit(null)
+  t.ok(await until(() => port(store, 's6') === 86))
+  t.equal(c.lists, 1)
+  t.equal(new Set(c.probed).size, FILES)
+})
+
+t.test('a change whose event never comes is found by the periodic rescan', async t => {
+  const { dir, store, c } = await setup(t, 'drop', { pollMs: 100 })
+  await writeFile(join(dir, fileName(9)), svcYAML('s9', '10.96.0.10', 89))
+  t.ok(await until(() => port(store, 's9') === 89), 'the rescan applies it')
+  t.ok(c.lists >= 1, 'by listing the directory')
+})
+
+t.test('a file named by an event that is not a regular file is rejected once', async t => {
+  const { dir, store, c, errors } = await setup(t, 'drop')
+  await rm(join(dir, fileName(2)))
+  await mkdir(join(dir, fileName(2)))
+  c.emit(fileName(2))
+  t.ok(await until(() => errors.length > 0))
+  c.emit(fileName(2))
+  await until(() => true)
+  t.equal(errors.length, 1, 'reported once')
+  t.match(errors[0], /f02\.yaml is a directory, not a regular file/)
+  t.equal(port(store, 's2'), 80, 'its last good objects stay')
+  t.equal(c.lists, 0)
+  t.same(c.read, [], 'nothing read')
+})
