@@ -1,6 +1,6 @@
 // The real dataplane: the host side in ONE `ip -batch -`, the pod side in ONE `nsenter --net=NETNS ip
-// -batch -` (OVERLAY.md §5.3(a)), masquerade with iptables-restore. Reads go to /sys and /proc where
-// they can, since every spawned process costs milliseconds of an ADD.
+// -batch -` or `ip -n NAME -batch -` (OVERLAY.md §5.3(a)), masquerade with iptables-restore. Reads go to
+// /sys and /proc where they can, since every spawned process costs milliseconds of an ADD.
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { spawnExec, type Exec } from '../pkg/exec/exec.js'
 import type { BridgeSpec, Dataplane, MasqSpec, Observed, PodSpec, VethSpec } from './dataplane.js'
@@ -133,12 +133,7 @@ export class IpDataplane implements Dataplane {
     for (const a of pod.addresses) lines.push(`addr add ${a.ip}/${a.prefix} dev ${pod.ifname}${a.family === 'IPv6' ? ' nodad' : ''}`)
     lines.push(`link set ${pod.ifname} up`)
     for (const a of pod.addresses) lines.push(`route add default via ${a.gateway} dev ${pod.ifname}`)
-    const v6 = pod.addresses.some(a => a.family === 'IPv6')
-    // IPv6: duplicate address detection off first (accept_dad=0), in the same process that runs ip.
-    const argv = v6
-      ? ['nsenter', `--net=${pod.netns}`, 'sh', '-c', 'echo 0 > "/proc/sys/net/ipv6/conf/$1/accept_dad" && exec ip -batch -', 'sh', pod.ifname]
-      : ['nsenter', `--net=${pod.netns}`, 'ip', '-batch', '-']
-    await this.batch(argv, lines)
+    await this.batch(podArgv(pod), lines)
   }
 
   async enableForwarding (families: ReadonlyArray<'IPv4' | 'IPv6'>): Promise<void> {
@@ -245,6 +240,23 @@ export class IpDataplane implements Dataplane {
     const line = m?.[1] === undefined ? 0 : Number(m[1])
     throw new BatchError(`${argv.join(' ')}: ${r.stderr.trim()}${line > 0 ? ` (at "${lines[line - 1] ?? ''}")` : ''}`, line)
   }
+}
+
+/** A netns the runtime named under /run/netns, by the name `ip -n` takes (it opens /run/netns/NAME itself). */
+const RUN_NETNS = /^\/run\/netns\/([^/]+)$/
+
+/**
+ * The process that runs the pod side's batch inside the pod's netns. IPv6: duplicate address detection
+ * off first (accept_dad=0), in the same process that runs ip. IPv4 with a /run/netns/NAME path: `ip -n NAME`
+ * enters it itself, one exec instead of nsenter's two (~0.6 ms of an ADD here).
+ */
+export function podArgv (pod: PodSpec): string[] {
+  if (pod.addresses.some(a => a.family === 'IPv6')) {
+    return ['nsenter', `--net=${pod.netns}`, 'sh', '-c', 'echo 0 > "/proc/sys/net/ipv6/conf/$1/accept_dad" && exec ip -batch -', 'sh', pod.ifname]
+  }
+  const name = RUN_NETNS.exec(pod.netns)?.[1]
+  if (name !== undefined && name !== '.' && name !== '..') return ['ip', '-n', name, '-batch', '-']
+  return ['nsenter', `--net=${pod.netns}`, 'ip', '-batch', '-']
 }
 
 class BatchError extends Error {

@@ -1,6 +1,6 @@
 // Every kernel touch of ferry-cni, behind one interface: the real one (dataplane-ip.ts) drives iproute2
-// and iptables, the fake (dataplane-fake.ts) keeps state in memory so ADD/DEL/CHECK/GC logic is tested
-// without root.
+// and iptables, ferryd's (dataplane-netlink.ts) does the host side over rtnetlink instead, the fake
+// (dataplane-fake.ts) keeps state in memory so ADD/DEL/CHECK/GC logic is tested without root.
 import type { Allocation } from '../pkg/ipam/types.js'
 
 export interface BridgeSpec {

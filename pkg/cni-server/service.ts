@@ -21,17 +21,28 @@ export interface CniService {
   stop: () => Promise<void>
 }
 
-/** Runs one verb in this process, as the plugin binary would: getenv reads the request, never process.env. */
+/**
+ * Runs one verb in this process, as the plugin binary would: getenv reads the request, never process.env.
+ * The host side goes over rtnetlink from ferryd's netns (the node's), on a socket opened for this verb
+ * only, so no request shares a socket's sequence numbers or failures with another.
+ */
 export async function runRequest (req: CniRequest): Promise<RunResult> {
-  const { runPlugin } = await import('../../cni-plugin/plugin.js')
+  const [{ runPlugin }, { NetlinkDataplane }, { openLinks }] = await Promise.all([
+    import('../../cni-plugin/plugin.js'), import('../../cni-plugin/dataplane-netlink.js'), import('../netlink/links.js'),
+  ])
   let stdout = ''
   const cwd = req.env.get('PWD')
-  const code = await runPlugin({
-    getenv: name => (name.startsWith('CNI_') ? (req.env as ReadonlyMap<string, string>).get(name) : undefined),
-    stdin: async () => req.stdin,
-    stdout: text => { stdout += text },
-  }, cwd !== undefined && cwd.startsWith('/') ? { cwd } : {})
-  return { code, stdout }
+  const links = openLinks()
+  try {
+    const code = await runPlugin({
+      getenv: name => (name.startsWith('CNI_') ? (req.env as ReadonlyMap<string, string>).get(name) : undefined),
+      stdin: async () => req.stdin,
+      stdout: text => { stdout += text },
+    }, { ...(cwd !== undefined && cwd.startsWith('/') ? { cwd } : {}), dataplane: new NetlinkDataplane({ links }) })
+    return { code, stdout }
+  } finally {
+    links.close()
+  }
 }
 
 /**

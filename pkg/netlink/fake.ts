@@ -6,8 +6,8 @@
 // against this and the kernel and requires the same answers.
 import { FerryError } from '../errors/errors.js'
 import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../net/ip.js'
-import { parseLinkInfo, vxlanLinkInfo } from './linkinfo.js'
-import type { AddressInfo, BridgeSpec, LinkDetails, LinkInfo, VxlanDetails, VxlanSpec } from './links.js'
+import { parseLinkInfo, vethLinkInfo, vxlanLinkInfo } from './linkinfo.js'
+import type { AddressInfo, BridgeSpec, LinkDetails, LinkInfo, VethSpec, VxlanDetails, VxlanSpec } from './links.js'
 import type { Netlink } from './netlink.js'
 import { fdbRequest, type FdbEntry, type FdbSpec } from './fdb.js'
 import { neighbourRequest, type NeighbourInfo, type NeighbourSpec } from './neigh.js'
@@ -45,6 +45,11 @@ export class FakeNetlink implements Netlink {
   private readonly failures = new Map<string, string>()
   /** Calls by method name. */
   readonly calls = new Map<string, number>()
+  /** Other network namespaces by the fd a caller passes as a veth peer's netnsFd: link name → link. */
+  readonly netns = new Map<number, Map<string, LinkDetails>>()
+  /** Host-end index → where its peer lives ([fd, name]; fd -1 for this namespace). */
+  private readonly peers = new Map<number, [number, string]>()
+  private readonly hairpins = new Set<number>()
   /** Whether dummy devices can be created (the host module may be missing). */
   dummyAvailable = true
 
@@ -136,6 +141,41 @@ export class FakeNetlink implements Netlink {
     return this.addLink({ name: spec.name, kind: 'bridge', up: false, ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}), ...(spec.mac !== undefined ? { mac: spec.mac.toLowerCase() } : {}) })
   }
 
+  /** Whether hairpin mode is on for the named bridge port. */
+  hairpin (name: string): boolean {
+    const l = this.byName(name)
+    return l !== undefined && this.hairpins.has(l.index)
+  }
+
+  async createVeth (spec: VethSpec): Promise<void> {
+    this.enter('createVeth')
+    const what = `creating veth ${spec.name} (peer ${spec.peer.name})`
+    vethLinkInfo(spec.peer) // the real encoder's checks
+    if (spec.mac !== undefined) macBytes(spec.mac)
+    const other = spec.peer.netnsFd === undefined ? undefined : this.netns.get(spec.peer.netnsFd)
+    if (spec.peer.netnsFd !== undefined && other === undefined) throw refuse(what, 'EBADF')
+    if (this.byName(spec.name) !== undefined || spec.name === spec.peer.name) throw refuse(what, 'EEXIST')
+    if (other !== undefined ? other.has(spec.peer.name) : this.byName(spec.peer.name) !== undefined) throw refuse(what, 'EEXIST')
+    const master = spec.master ?? 0
+    if (master !== 0 && this.mustIndex(master, `${what}: master ${master}`).kind !== 'bridge') throw refuse(what, 'ENOTSUP')
+    const mtu = spec.mtu ?? ETH_DATA_LEN
+    const host: FakeLink = { index: this.nextIndex++, name: spec.name, up: spec.up === true, mtu, mac: spec.mac?.toLowerCase() ?? randomMac(), kind: 'veth', master }
+    this.links.set(host.index, host)
+    const peer: FakeLink = { index: this.nextIndex++, name: spec.peer.name, up: false, mtu: spec.peer.mtu ?? mtu, mac: spec.peer.mac?.toLowerCase() ?? randomMac(), kind: 'veth', master: 0 }
+    if (other !== undefined) other.set(peer.name, snapshot(peer))
+    else this.links.set(peer.index, peer)
+    this.peers.set(host.index, [spec.peer.netnsFd ?? -1, peer.name])
+  }
+
+  async setHairpin (name: string, on: boolean): Promise<void> {
+    this.enter('setHairpin')
+    const l = this.byName(name)
+    if (l === undefined) throw refuse(`setting hairpin on ${name}`, 'ENODEV')
+    if (l.master === 0) throw refuse(`setting hairpin on ${name}`, 'EOPNOTSUPP')
+    if (on) this.hairpins.add(l.index)
+    else this.hairpins.delete(l.index)
+  }
+
   async setUp (index: number): Promise<void> {
     this.enter('setUp')
     this.mustIndex(index, `setting up of link ${index}`).up = true
@@ -171,6 +211,13 @@ export class FakeNetlink implements Netlink {
   /** Removes a link and what the kernel removes with it. */
   private drop (index: number): void {
     this.links.delete(index)
+    this.hairpins.delete(index)
+    // A veth takes its peer with it, wherever the peer lives.
+    const peer = this.peers.get(index)
+    if (peer !== undefined) {
+      this.peers.delete(index)
+      if (peer[0] === -1) { const p = this.byName(peer[1]); if (p !== undefined) this.drop(p.index) } else this.netns.get(peer[0])?.delete(peer[1])
+    }
     this.addrs = this.addrs.filter(a => a.index !== index)
     this.routeTable = this.routeTable.filter(r => r.dev !== index)
     this.neighs = this.neighs.filter(n => n.dev !== index)

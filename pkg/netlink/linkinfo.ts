@@ -1,10 +1,20 @@
-// IFLA_LINKINFO nests, which the netlink package passes as raw bytes: the kind (dummy, bridge, vxlan)
-// and the vxlan IFLA_INFO_DATA attributes, both ways. Pure, so the bytes are unit-tested.
-import { AF_INET, AF_INET6, ipBytes, ipText, nla, nlaString, nlaU16be, nlaU32, nlaU8, parseAttrs, refuse } from './socket.js'
+// IFLA_LINKINFO nests, which the netlink package passes as raw bytes: the kind (dummy, bridge, vxlan,
+// veth), the vxlan IFLA_INFO_DATA attributes both ways, the veth peer and the bridge port's hairpin. Pure, so the bytes are unit-tested.
+import { AF_INET, AF_INET6, ipBytes, ipText, macBytes, nla, nlaString, nlaU16be, nlaU32, nlaU8, parseAttrs, refuse } from './socket.js'
 
 // linux/if_link.h
 const IFLA_INFO_KIND = 1
 const IFLA_INFO_DATA = 2
+const IFLA_INFO_SLAVE_KIND = 4
+const IFLA_INFO_SLAVE_DATA = 5
+const IFLA_ADDRESS = 1
+const IFLA_IFNAME = 3
+const IFLA_MTU = 4
+const IFLA_NET_NS_FD = 28
+const VETH_INFO_PEER = 1
+const IFLA_BRPORT_MODE = 4
+/** struct ifinfomsg: family, pad, type, index, flags, change. */
+const IFINFOMSG_LEN = 16
 const IFLA_VXLAN_ID = 1
 const IFLA_VXLAN_LINK = 3
 const IFLA_VXLAN_LOCAL = 4
@@ -56,6 +66,32 @@ export function vxlanLinkInfo (p: VxlanParams): Buffer {
   data.push(nlaU8(IFLA_VXLAN_LEARNING, p.learning === true ? 1 : 0))
   data.push(nlaU16be(IFLA_VXLAN_PORT, port))
   return Buffer.concat([kindLinkInfo('vxlan'), nla(IFLA_INFO_DATA, Buffer.concat(data))])
+}
+
+export interface VethPeer {
+  readonly name: string
+  readonly mtu?: number
+  readonly mac?: string
+  /** An open fd of the network namespace the peer is created in (IFLA_NET_NS_FD); this one when omitted. */
+  readonly netnsFd?: number
+}
+
+/**
+ * IFLA_LINKINFO payload of a veth pair: kind, then INFO_DATA {VETH_INFO_PEER: a zeroed ifinfomsg and the
+ * peer's own IFLA attributes (MTU, ADDRESS, IFNAME, NET_NS_FD)}, the layout the kernel's veth_newlink reads.
+ */
+export function vethLinkInfo (peer: VethPeer): Buffer {
+  const attrs: Buffer[] = [Buffer.alloc(IFINFOMSG_LEN)]
+  if (peer.mtu !== undefined) attrs.push(nlaU32(IFLA_MTU, peer.mtu))
+  if (peer.mac !== undefined) attrs.push(nla(IFLA_ADDRESS, macBytes(peer.mac)))
+  attrs.push(nlaString(IFLA_IFNAME, peer.name))
+  if (peer.netnsFd !== undefined) attrs.push(nlaU32(IFLA_NET_NS_FD, peer.netnsFd))
+  return Buffer.concat([kindLinkInfo('veth'), nla(IFLA_INFO_DATA, nla(VETH_INFO_PEER, Buffer.concat(attrs)))])
+}
+
+/** IFLA_LINKINFO payload that sets a bridge port's hairpin mode (`ip link set X type bridge_slave hairpin on`). */
+export function bridgePortHairpinLinkInfo (on: boolean): Buffer {
+  return Buffer.concat([nlaString(IFLA_INFO_SLAVE_KIND, 'bridge'), nla(IFLA_INFO_SLAVE_DATA, nlaU8(IFLA_BRPORT_MODE, on ? 1 : 0))])
 }
 
 export interface ParsedLinkInfo {

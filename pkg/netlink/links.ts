@@ -4,12 +4,12 @@
 import type { ifla, rt } from 'netlink'
 import { FerryError } from '../errors/errors.js'
 import type { IPFamily } from '../net/ip.js'
-import { kindLinkInfo, parseLinkInfo, vxlanLinkInfo, type VxlanDetails, type VxlanParams } from './linkinfo.js'
+import { bridgePortHairpinLinkInfo, kindLinkInfo, parseLinkInfo, vethLinkInfo, vxlanLinkInfo, type VethPeer, type VxlanDetails, type VxlanParams } from './linkinfo.js'
 import {
   AF_INET, errnoName, fail, familyName, ipBytes, ipText, macBytes, macText, NLM_F_CREATE, NLM_F_EXCL, openRtSocket, type RtSocket,
 } from './socket.js'
 
-export type { VxlanDetails } from './linkinfo.js'
+export type { VethPeer, VxlanDetails } from './linkinfo.js'
 
 export interface LinkInfo {
   readonly index: number
@@ -43,6 +43,18 @@ export interface BridgeSpec {
   readonly mac?: string
 }
 
+export interface VethSpec {
+  readonly name: string
+  readonly mtu?: number
+  readonly mac?: string
+  /** Bridge index the end is enslaved to, in the creating request; none when omitted or 0. */
+  readonly master?: number
+  /** Sets this end up in the creating request. */
+  readonly up?: boolean
+  /** The other end; with netnsFd it is created directly in that namespace. */
+  readonly peer: VethPeer
+}
+
 export interface AddressInfo {
   readonly index: number
   readonly family: IPFamily
@@ -61,6 +73,13 @@ export interface Links {
   createVxlan: (spec: VxlanSpec) => Promise<LinkDetails>
   /** Creates a bridge, left down; an existing bridge of that name is returned as it is. */
   createBridge: (spec: BridgeSpec) => Promise<LinkDetails>
+  /**
+   * Creates a veth pair in one request (master and up included). Either name already taken fails with
+   * errno EEXIST: the kernel does not say which, the caller knows what it looked up before.
+   */
+  createVeth: (spec: VethSpec) => Promise<void>
+  /** A bridge port's hairpin mode, by link name. */
+  setHairpin: (name: string, on: boolean) => Promise<void>
   setUp: (index: number) => Promise<void>
   setMtu: (index: number, mtu: number) => Promise<void>
   /** Enslaves a link to a bridge; masterIndex 0 releases it. */
@@ -151,6 +170,20 @@ export function linkOps (s: RtSocket): Omit<Links, 'close'> {
         return known
       }
       return await mustGet(spec.name, 'bridge')
+    },
+    createVeth: async spec => {
+      const attrs: ifla.LinkAttrs = { linkinfo: vethLinkInfo(spec.peer) }
+      if (spec.mtu !== undefined) attrs.mtu = spec.mtu
+      if (spec.mac !== undefined) attrs.address = macBytes(spec.mac)
+      if (spec.master !== undefined && spec.master !== 0) attrs.master = spec.master
+      const data: rt.Link = spec.up === true ? { flags: { up: true }, change: { up: true } } : {}
+      await s.newLink(data, { ifname: spec.name, ...attrs }, { flags: NLM_F_CREATE | NLM_F_EXCL })
+        .catch((e: unknown) => { throw fail(`creating veth ${spec.name} (peer ${spec.peer.name})`, e) })
+    },
+    // RTM_NEWLINK on an existing link (found by name) with bridge-port data: the kernel's slave_changelink.
+    setHairpin: async (name, on) => {
+      await s.newLink({}, { ifname: name, linkinfo: bridgePortHairpinLinkInfo(on) })
+        .catch((e: unknown) => { throw fail(`setting hairpin ${on ? 'on' : 'off'} on ${name}`, e) })
     },
     setUp: async index => { await set(index, { flags: { up: true }, change: { up: true } }, {}, 'setting up') },
     setMtu: async (index, mtu) => { await set(index, {}, { mtu }, `setting MTU ${mtu}`) },

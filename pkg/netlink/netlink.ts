@@ -13,7 +13,7 @@ export function openNetlink (): Netlink {
   return { ...linkOps(s), ...routeOps(s), ...neighbourOps(s), ...fdbOps(s), close: () => { s.socket.close() } }
 }
 
-export type { AddressInfo, BridgeSpec, LinkDetails, LinkInfo, Links, VxlanDetails, VxlanSpec } from './links.js'
+export type { AddressInfo, BridgeSpec, LinkDetails, LinkInfo, Links, VethPeer, VethSpec, VxlanDetails, VxlanSpec } from './links.js'
 export type { RouteInfo, RouteMatch, RouteSpec, Routes } from './routes.js'
 export type { NeighbourInfo, NeighbourSpec, Neighbours } from './neigh.js'
 export type { Fdb, FdbEntry, FdbSpec } from './fdb.js'

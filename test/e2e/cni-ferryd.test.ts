@@ -126,6 +126,7 @@ t.test('ADD, CHECK and DEL go through ferryd, with no node started, and answer a
   // Failures are deterministic: byte for byte the same from both paths.
   const cases: Array<[string, Record<string, string>, Record<string, unknown> | string]> = [
     ['ADD', podEnv('fycd1', 'fycdP1'), c.conf], // exists already
+    ['ADD', podEnv('fycd3', 'fycdP1'), c.conf], // another attachment, but eth0 is taken in the netns: 101
     ['ADD', podEnv('fycd3', 'fycdGone'), c.conf], // netns missing
     ['ADD', { CNI_IFNAME: 'eth0' }, c.conf], // env missing
     ['ADD', podEnv('fycd3', 'fycdP1'), '{"cniVersion":'], // bad JSON
@@ -148,6 +149,43 @@ t.test('ADD, CHECK and DEL go through ferryd, with no node started, and answer a
     if (hasStrace) t.same(del.execs, [FRONT])
   }
   t.same(readdirSync(join(c.dir, 'ipam', 'fycnid')).filter(f => /^\d/.test(f)), [], 'pool empty')
+  t.equal((await inNs(NODE, 'ip', '-o', 'link', 'show', 'master', 'fybr0')).stdout.trim(), '', 'no host veth left')
+})
+
+t.test('dual-stack and hairpin through ferryd: the bridge reconciled, both ends as the node path makes them', async t => {
+  const c = await setup(t, ['fycdP1', 'fycdP2'])
+  writeFileSync(join(c.dir, 'subnet.env'), 'FERRY_NETWORK=10.96.0.0/16\nFERRY_SUBNET=10.96.1.1/24\nFERRY_MTU=1400\nFERRY_IPMASQ=false\n' +
+    'FERRY_NETWORK_IPV6=fd96::/48\nFERRY_SUBNET_IPV6=fd96:0:0:1::1/64\n')
+  // A bridge left with another subnet's address and the wrong MTU, down.
+  await inNs(NODE, 'ip', 'link', 'add', 'fybr0', 'mtu', '1500', 'type', 'bridge')
+  await inNs(NODE, 'ip', 'addr', 'add', '10.9.0.1/24', 'dev', 'fybr0')
+  const conf = { ...c.conf, hairpinMode: true }
+  const add = await cni(c.serverFile, 'ADD', podEnv('fycd1', 'fycdP1'), conf)
+  t.equal(add.code, 0, `ADD via ferryd: ${add.raw}`)
+  const none = join(c.dir, 'no-server.env')
+  const node = await cni(none, 'ADD', podEnv('fycd2', 'fycdP2'), conf)
+  t.equal(node.code, 0, `ADD via node: ${node.raw}`)
+  const mask = (raw: string, ns: string): string => masked(raw).replace(ns, 'P').replace(/"name":"fy[0-9a-f]{11}"/, '"name":"V"').replace(/fd96:0:0:1::[0-9a-f]+\/64/, 'IP6')
+  t.equal(mask(add.raw, 'fycdP1'), mask(node.raw, 'fycdP2'), 'same result bytes but for MACs, addresses and names')
+
+  const br = JSON.parse((await inNs(NODE, 'ip', '-j', 'addr', 'show', 'dev', 'fybr0')).stdout) as Array<{ mtu: number, flags: string[], addr_info: Array<{ local: string, prefixlen: number, scope: string }> }>
+  t.same(br[0]?.addr_info.filter(a => a.scope === 'global').map(a => `${a.local}/${a.prefixlen}`).sort(), ['10.96.1.1/24', 'fd96:0:0:1::1/64'], 'stale address gone, both gateways on')
+  t.same([br[0]?.mtu, br[0]?.flags.includes('UP')], [1400, true], 'bridge MTU from the node file, up')
+  for (const [r, ns] of [[add, 'fycdP1'], [node, 'fycdP2']] as const) {
+    const host = String((r.out?.interfaces as Array<{ name: string }>)[1]?.name)
+    const l = JSON.parse((await inNs(NODE, 'ip', '-d', '-j', 'link', 'show', 'dev', host)).stdout) as Array<{ mtu: number, master: string, flags: string[], linkinfo: { info_slave_data?: { hairpin?: boolean } } }>
+    t.same([l[0]?.mtu, l[0]?.master, l[0]?.flags.includes('UP'), l[0]?.linkinfo.info_slave_data?.hairpin], [1400, 'fybr0', true, true], `${ns}: host end enslaved, up, hairpin`)
+    const pod = JSON.parse((await inNs(ns, 'ip', '-j', 'addr', 'show', 'dev', 'eth0')).stdout) as Array<{ mtu: number, address: string, addr_info: Array<{ local: string, scope: string }> }>
+    t.equal(pod[0]?.mtu, 1400)
+    t.equal(pod[0]?.address, (r.out?.interfaces as Array<{ mac: string }>)[2]?.mac, `${ns}: the pod end has the MAC of the result`)
+    t.same(pod[0]?.addr_info.filter(a => a.scope === 'global').map(a => a.local.includes(':') ? 'v6' : 'v4').sort(), ['v4', 'v6'])
+  }
+  const p2v6 = String((node.out?.ips as Array<{ address: string }>)[1]?.address).split('/')[0] ?? ''
+  t.equal((await inNs('fycdP1', 'ping', '-6', '-c1', '-W2', p2v6)).code, 0, 'IPv6 between the two pods')
+  for (const [cid, ns] of [['fycd1', 'fycdP1'], ['fycd2', 'fycdP2']] as const) {
+    const del = await cni(c.serverFile, 'DEL', podEnv(cid, ns), conf)
+    t.same([del.code, del.raw], [0, ''], `DEL ${cid} via ferryd`)
+  }
   t.equal((await inNs(NODE, 'ip', '-o', 'link', 'show', 'master', 'fybr0')).stdout.trim(), '', 'no host veth left')
 })
 

@@ -3,7 +3,7 @@
 // if_link.h, rtnetlink.h and neighbour.h (little-endian host); dumped replies decoded back.
 import t from 'tap'
 import netlink from 'netlink'
-import { kindLinkInfo, parseLinkInfo, vxlanLinkInfo } from '../../pkg/netlink/linkinfo.js'
+import { bridgePortHairpinLinkInfo, kindLinkInfo, parseLinkInfo, vethLinkInfo, vxlanLinkInfo } from '../../pkg/netlink/linkinfo.js'
 import { routeDeleteRequest, routeInfoOf, routeRequest } from '../../pkg/netlink/routes.js'
 import { neighbourInfoOf, neighbourRequest } from '../../pkg/netlink/neigh.js'
 import { fdbEntryOf, fdbRequest } from '../../pkg/netlink/fdb.js'
@@ -65,6 +65,34 @@ t.test('vxlan IFLA_LINKINFO nest', async t => {
   for (const [vni, port, errno] of [[16777216, 8472, 'ERANGE'], [-1, 8472, 'ERANGE'], [1.5, 8472, 'ERANGE'], [1, 0, 'EINVAL'], [1, 65536, 'EINVAL']] as const) {
     t.throws(() => vxlanLinkInfo({ vni, port }), { name: 'FerryError', code: 'FERRY_ERR_NETLINK', details: { errno } }, `vni ${vni} port ${port} → ${errno}`)
   }
+})
+
+t.test('veth and bridge-port IFLA_LINKINFO nests', async t => {
+  // The same layout iproute2 sends for `ip link add … type veth peer name eth0 mtu 1450 address … netns NS`.
+  t.same(vethLinkInfo({ name: 'eth0', mtu: 1450, mac: '02:00:00:00:00:01', netnsFd: 7 }).toString('hex'), hex(`
+    0900 0100 76657468 00 000000           # IFLA_INFO_KIND "veth"
+    4000 0200                              # IFLA_INFO_DATA, 64
+      3c00 0100                            #   VETH_INFO_PEER, 60
+        00 00 0000 00000000 00000000 00000000  # struct ifinfomsg, zeroed
+        0800 0400 aa050000                 #   IFLA_MTU 1450
+        0a00 0100 020000000001 0000        #   IFLA_ADDRESS
+        0900 0300 65746830 00 000000       #   IFLA_IFNAME "eth0"
+        0800 1c00 07000000                 #   IFLA_NET_NS_FD 7
+  `).toString('hex'), 'veth with its peer in another netns')
+  t.same(vethLinkInfo({ name: 'p' }).toString('hex'), hex(`
+    0900 0100 76657468 00 000000
+    2000 0200
+      1c00 0100
+        00000000 00000000 00000000 00000000
+        0600 0300 7000 0000                # IFLA_IFNAME "p"
+  `).toString('hex'), 'veth peer with a name only')
+  t.throws(() => vethLinkInfo({ name: 'p', mac: 'nope' }), { code: 'FERRY_ERR_NETLINK', details: { errno: 'EINVAL' } }, 'bad peer MAC refused')
+  t.same(bridgePortHairpinLinkInfo(true).toString('hex'), hex(`
+    0b00 0400 62726964676500 00            # IFLA_INFO_SLAVE_KIND "bridge"
+    0c00 0500                              # IFLA_INFO_SLAVE_DATA
+      0500 0400 01 000000                  #   IFLA_BRPORT_MODE 1 (hairpin)
+  `).toString('hex'), 'hairpin on')
+  t.same(bridgePortHairpinLinkInfo(false).subarray(-4).toString('hex'), '00000000', 'hairpin off')
 })
 
 t.test('IFLA_LINKINFO decoding', async t => {
