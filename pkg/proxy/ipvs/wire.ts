@@ -1,5 +1,6 @@
 // Netlink framing and attributes: nlmsghdr, genlmsghdr, nlattr (TLV, 4-byte aligned, host byte order
-// unless the kernel says network order). Pure; codec.ts builds IPVS messages from these pieces.
+// unless the kernel says network order). Pure; codec.ts builds IPVS messages from these pieces, and the
+// nftables mode's nf_tables dumps (nftables/nfnl.ts) use the same framing.
 import { endianness } from 'node:os'
 import { FerryError } from '../../errors/errors.js'
 import {
@@ -137,12 +138,17 @@ export function parseGenl (payload: Buffer): GenlMessage {
 
 /** Attributes by type (flags masked off); a repeated type keeps the last, as nla_parse does. */
 export function parseAttrs (buf: Buffer): Map<number, Buffer> {
-  const out = new Map<number, Buffer>()
+  return new Map(parseAttrList(buf))
+}
+
+/** Attributes in order, repeats kept (a nest of list elements); types with their flags masked off. */
+export function parseAttrList (buf: Buffer): Array<[number, Buffer]> {
+  const out: Array<[number, Buffer]> = []
   let off = 0
   while (off + NLA_HDRLEN <= buf.length) {
     const len = readU16(buf, off)
     if (len < NLA_HDRLEN || off + len > buf.length) throw malformed(`attribute length ${len} at offset ${off} of ${buf.length}`)
-    out.set(readU16(buf, off + 2) & NLA_TYPE_MASK, buf.subarray(off + NLA_HDRLEN, off + len))
+    out.push([readU16(buf, off + 2) & NLA_TYPE_MASK, buf.subarray(off + NLA_HDRLEN, off + len)])
     off += align4(len)
   }
   return out
@@ -164,7 +170,12 @@ export function attrBE16 (attrs: Map<number, Buffer>, type: number, what: string
 
 /** An NLA_NUL_STRING: up to the first NUL. */
 export function attrString (attrs: Map<number, Buffer>, type: number, what: string): string {
-  const b = need(attrs, type, what, 1)
+  return nulString(need(attrs, type, what, 1))
+}
+
+/** A string payload up to its first NUL ('' for none). */
+export function nulString (b: Buffer | undefined): string {
+  if (b === undefined) return ''
   const nul = b.indexOf(0)
   return b.toString('utf8', 0, nul < 0 ? b.length : nul)
 }

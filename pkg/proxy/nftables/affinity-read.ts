@@ -5,7 +5,8 @@
 import { ipText } from '../../netlink/socket.js'
 import type { IPFamily } from '../../net/ip.js'
 import { TABLE } from './names.js'
-import { attrList, attrs, attrText, dumpRequest, strAttr, withNfnl } from './nfnl.js'
+import { nulString, parseAttrList, parseAttrs } from '../ipvs/wire.js'
+import { dumpRequest, withNfnl } from './nfnl.js'
 
 /** A remembered client: its address and the milliseconds until the kernel forgets it. */
 export interface RememberedClient { readonly ip: string, readonly expiresMs: number }
@@ -31,7 +32,7 @@ const AFFINITY_PREFIX = 'aff-'
 export function affinitySetNames (bodies: readonly Buffer[]): string[] {
   const out: string[] = []
   for (const b of bodies) {
-    const name = attrText(attrs(b).get(NFTA_SET_NAME))
+    const name = nulString(parseAttrs(b).get(NFTA_SET_NAME))
     if (name.startsWith(AFFINITY_PREFIX)) out.push(name)
   }
   return out
@@ -42,12 +43,12 @@ export function rememberedClients (bodies: readonly Buffer[], family: IPFamily):
   const width = family === 'IPv4' ? 4 : 16
   const out: RememberedClient[] = []
   for (const b of bodies) {
-    const list = attrs(b).get(NFTA_SET_ELEM_LIST_ELEMENTS)
+    const list = parseAttrs(b).get(NFTA_SET_ELEM_LIST_ELEMENTS)
     if (list === undefined) continue
-    for (const [, elem] of attrList(list)) {
-      const a = attrs(elem)
+    for (const [, elem] of parseAttrList(list)) {
+      const a = parseAttrs(elem)
       const key = a.get(NFTA_SET_ELEM_KEY)
-      const value = key === undefined ? undefined : attrs(key).get(NFTA_DATA_VALUE)
+      const value = key === undefined ? undefined : parseAttrs(key).get(NFTA_DATA_VALUE)
       const exp = a.get(NFTA_SET_ELEM_EXPIRATION)
       if (value === undefined || value.length < width || exp === undefined || exp.length < 8) continue
       const expiresMs = Number(exp.readBigUInt64BE(0))
@@ -61,10 +62,10 @@ export function rememberedClients (bodies: readonly Buffer[], family: IPFamily):
 /** The real reader: one socket, one dump for the set names, then one per affinity set. */
 export const netlinkAffinityRead: AffinityReader = async family => await withNfnl(async dump => {
   const out = new Map<string, RememberedClient[]>()
-  const sets = affinitySetNames(await dump(seq => dumpRequest(NFT_MSG_GETSET, family, seq, [strAttr(NFTA_SET_TABLE, TABLE)]), NFT_MSG_NEWSET, 'listing the sets'))
+  const sets = affinitySetNames(await dump(seq => dumpRequest(NFT_MSG_GETSET, family, seq, [[NFTA_SET_TABLE, TABLE]]), NFT_MSG_NEWSET, 'listing the sets'))
   for (const set of sets) {
     const clients = rememberedClients(await dump(seq => dumpRequest(NFT_MSG_GETSETELEM, family, seq,
-      [strAttr(NFTA_SET_ELEM_LIST_TABLE, TABLE), strAttr(NFTA_SET_ELEM_LIST_SET, set)]), NFT_MSG_NEWSETELEM, `reading set ${set}`), family)
+      [[NFTA_SET_ELEM_LIST_TABLE, TABLE], [NFTA_SET_ELEM_LIST_SET, set]]), NFT_MSG_NEWSETELEM, `reading set ${set}`), family)
     if (clients.length > 0) out.set(set, clients)
   }
   return out

@@ -5,36 +5,21 @@
 import netlink from 'netlink'
 import { FerryError } from '../../errors/errors.js'
 import type { IPFamily } from '../../net/ip.js'
+import { NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST } from '../ipvs/constants.js'
+import { AttrWriter, align4, errnoOf, frame } from '../ipvs/wire.js'
 
 const NETLINK_NETFILTER = 12
 export const NFNL_SUBSYS_NFTABLES = 10
-const NLMSG_ERROR = 2
-const NLMSG_DONE = 3
-const NLM_F_REQUEST = 0x1
-const NLM_F_DUMP = 0x300
+const NFGENMSG_LEN = 4
 const NFPROTO = { IPv4: 2, IPv6: 10 } as const
 export const ENOENT = 2
 const TIMEOUT_MS = 5000
 
-/** One string attribute (NUL-terminated, padded to 4). */
-export function strAttr (type: number, value: string): Buffer {
-  const payload = Buffer.from(value + '\0')
-  const b = Buffer.alloc((4 + payload.length + 3) & ~3)
-  b.writeUInt16LE(4 + payload.length, 0)
-  b.writeUInt16LE(type, 2)
-  payload.copy(b, 4)
-  return b
-}
-
-/** A dump request of nf_tables message `msg` for the family, with its filter attributes. */
-export function dumpRequest (msg: number, family: IPFamily, seq: number, attrs: readonly Buffer[]): Buffer {
-  const body = Buffer.concat([Buffer.from([NFPROTO[family], 0, 0, 0]), ...attrs])
-  const h = Buffer.alloc(16)
-  h.writeUInt32LE(16 + body.length, 0)
-  h.writeUInt16LE((NFNL_SUBSYS_NFTABLES << 8) | msg, 4)
-  h.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6)
-  h.writeUInt32LE(seq, 8)
-  return Buffer.concat([h, body])
+/** A dump request of nf_tables message `msg` for the family, filtered by string attributes (type, value). */
+export function dumpRequest (msg: number, family: IPFamily, seq: number, filters: ReadonlyArray<readonly [number, string]>): Buffer {
+  const body = new AttrWriter(64).raw(Buffer.from([NFPROTO[family], 0, 0, 0]))
+  for (const [type, value] of filters) body.string(type, value)
+  return frame((NFNL_SUBSYS_NFTABLES << 8) | msg, NLM_F_REQUEST | NLM_F_DUMP, seq, body.finish())
 }
 
 export interface DumpChunk {
@@ -45,51 +30,30 @@ export interface DumpChunk {
   readonly errno: number
 }
 
-/** Splits one reply datagram of sequence `seq` into the reply bodies, DONE and an error. */
+/**
+ * Splits one reply datagram of sequence `seq` into the reply bodies, DONE and an error. Unlike
+ * parseMessages it stops at a malformed length instead of throwing: it runs in the socket's handler.
+ */
 export function readDump (datagram: Buffer, seq: number, reply: number): DumpChunk {
   const bodies: Buffer[] = []
   let done = false
   let errno = 0
-  for (let off = 0; off + 16 <= datagram.length;) {
+  for (let off = 0; off + NLMSG_HDRLEN <= datagram.length;) {
     const len = datagram.readUInt32LE(off)
-    if (len < 16 || off + len > datagram.length) break
+    if (len < NLMSG_HDRLEN || off + len > datagram.length) break
     const type = datagram.readUInt16LE(off + 4)
     if (datagram.readUInt32LE(off + 8) === seq) {
       if (type === NLMSG_DONE) done = true
       else if (type === NLMSG_ERROR) {
-        errno = len >= 20 ? -datagram.readInt32LE(off + 16) : 0
+        errno = errnoOf(datagram.subarray(off + NLMSG_HDRLEN, off + len))
         done = true
-      } else if (type === ((NFNL_SUBSYS_NFTABLES << 8) | reply) && len >= 20) bodies.push(datagram.subarray(off + 20, off + len))
+      } else if (type === ((NFNL_SUBSYS_NFTABLES << 8) | reply) && len >= NLMSG_HDRLEN + NFGENMSG_LEN) {
+        bodies.push(datagram.subarray(off + NLMSG_HDRLEN + NFGENMSG_LEN, off + len))
+      }
     }
-    off += (len + 3) & ~3
+    off += align4(len)
   }
   return { bodies, done, errno }
-}
-
-/** Attributes of an area as type → payload (the last of a repeated type wins; use attrList for lists). */
-export function attrs (area: Buffer): Map<number, Buffer> {
-  const out = new Map<number, Buffer>()
-  for (const [type, payload] of attrList(area)) out.set(type, payload)
-  return out
-}
-
-/** Attributes in order; the nested flag (0x8000) and byte-order flag (0x4000) are masked off the type. */
-export function attrList (area: Buffer): Array<[number, Buffer]> {
-  const out: Array<[number, Buffer]> = []
-  for (let off = 0; off + 4 <= area.length;) {
-    const len = area.readUInt16LE(off)
-    if (len < 4 || off + len > area.length) break
-    out.push([area.readUInt16LE(off + 2) & 0x3fff, area.subarray(off + 4, off + len)])
-    off += (len + 3) & ~3
-  }
-  return out
-}
-
-/** A NUL-terminated string attribute's text. */
-export function attrText (b: Buffer | undefined): string {
-  if (b === undefined) return ''
-  const end = b.indexOf(0)
-  return b.subarray(0, end < 0 ? b.length : end).toString()
 }
 
 /** Runs dumps one after another on one socket in this process's netns; `ask` gets a dump function. */
