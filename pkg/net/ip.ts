@@ -81,6 +81,12 @@ function canonicalV6 (s: string): string {
   return new URL(`http://[${s}]/`).hostname.slice(1, -1)
 }
 
+/** The address's bytes in network order (4 or 16), or null when `text` is not an address. */
+export function ipBytes (text: string): number[] | null {
+  const p = parseIP(text)
+  return p === null ? null : toBytes(p)
+}
+
 function toBytes (ip: ParsedIP): number[] {
   if (ip.family === 'IPv4') return ip.ip.split('.').map(Number)
   const full = expandV6(ip.ip)

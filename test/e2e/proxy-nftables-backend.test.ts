@@ -13,6 +13,7 @@ import type { RuleCounter } from '../../pkg/proxy/nftables/rule-probe.js'
 import type { RememberedClient } from '../../pkg/proxy/nftables/affinity-read.js'
 import { endpointTag, serviceHash } from '../../pkg/proxy/nftables/names.js'
 import { Lab, LAB } from '../../pkg/lab/lab.js'
+import { netnsElementLoader } from '../helpers/netns-elements.js'
 import { servicePortKey, type DesiredServicePort, type DesiredState } from '../../pkg/proxy/types.js'
 
 if (process.getuid?.() !== 0) {
@@ -40,7 +41,7 @@ const countRules: RuleCounter = async (family, chain) => {
 }
 /** The real reader speaks netlink from the host netns here too: these tests hand their own clients in. */
 const noneRemembered = async (): Promise<Map<string, RememberedClient[]>> => new Map()
-const backend = (readAffinity = noneRemembered): NftablesBackend => new NftablesBackend({ family: 'IPv4', exec: netnsExec(lab.nodeNs), clusterCIDR: LAB.podCIDR, countRules, readAffinity })
+const backend = (readAffinity = noneRemembered): NftablesBackend => new NftablesBackend({ family: 'IPv4', exec: netnsExec(lab.nodeNs), clusterCIDR: LAB.podCIDR, countRules, readAffinity, loadElements: netnsElementLoader(lab.nodeNs) })
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
 /** Elements of every map and set of the table but the affinity sets (traffic fills those). */
@@ -138,7 +139,6 @@ t.test('every shape of the layout loads, in both families', async t => {
     const v6 = family === 'IPv6'
     const a = (v4: string, six: string): string => v6 ? six : v4
     const e = (v4: string, six: string, port = 80): ReturnType<typeof ep> => ep(a(v4, six), port)
-    const be = new NftablesBackend({ family, exec: netnsExec(lab.nodeNs), clusterCIDR: a('10.0.0.0/8', 'fd00:10::/64'), nodeIPs: [a('192.168.0.2', 'fd00:77::1')], nodePortAddresses: [a('192.168.0.0/24', 'fd00:77::/64'), a('127.0.0.1/32', '::1/128')], countRules, readAffinity: noneRemembered })
     const svc = (name: string, o: Parameters<typeof svcInfo>[0]): ReturnType<typeof svcInfo> => svcInfo({ name, family, ...o })
     const state = stateOf([
       desired(svc('np', { clusterIP: a('172.30.0.41', 'fd00:30::41'), nodePort: 3001 }), { cluster: [e('10.180.0.1', 'fd00:10::1'), e('10.180.0.2', 'fd00:10::2')] }),
@@ -150,9 +150,20 @@ t.test('every shape of the layout loads, in both families', async t => {
       desired(svc('lb', { clusterIP: a('172.30.0.47', 'fd00:30::47'), loadBalancerIPs: [a('1.2.3.4', 'fd00:12::34')], loadBalancerSourceRanges: [a('192.168.0.0/24', 'fd00:77::/64')] }), { cluster: [e('10.180.0.7', 'fd00:10::7')] }),
       desired(svc('udp', { clusterIP: a('172.30.0.48', 'fd00:30::48'), protocol: 'UDP', port: 53, stickyMaxAgeSeconds: 60 }), { cluster: [e('10.180.0.8', 'fd00:10::8', 53)] }),
     ], family)
+    let loads = 0
+    const loader = netnsElementLoader(lab.nodeNs)
+    const opts = { family, exec: netnsExec(lab.nodeNs), clusterCIDR: a('10.0.0.0/8', 'fd00:10::/64'), nodeIPs: [a('192.168.0.2', 'fd00:77::1')], nodePortAddresses: [a('192.168.0.0/24', 'fd00:77::/64'), a('127.0.0.1/32', '::1/128')], readAffinity: noneRemembered }
+    const be = new NftablesBackend({ ...opts, countRules, loadElements: async (f, b) => { loads++; await loader(f, b) } })
     t.equal((await be.sync(state, null)).kind, 'full', `${family} full sync loads`)
-    t.match(await nft('list', 'table', v6 ? 'ip6' : 'ip', 'ferry'), /fib daddr type local/)
+    t.equal(loads, 1, `${family}: the table was absent, so its elements went over netlink`)
+    const twoStep = await nft('list', 'table', v6 ? 'ip6' : 'ip', 'ferry')
+    t.match(twoStep, /fib daddr type local/)
     await be.cleanup()
+    // The same state through nft alone (as when replacing a live table) lists the same table.
+    const atomic = new NftablesBackend({ ...opts, countRules: async () => 1, loadElements: async () => { throw new Error('not used') } })
+    await atomic.sync(state, null)
+    t.equal(await nft('list', 'table', v6 ? 'ip6' : 'ip', 'ferry'), twoStep, `${family}: nft lists the same table, element for element`)
+    await atomic.cleanup()
   }
 })
 

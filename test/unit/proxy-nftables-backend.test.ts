@@ -137,8 +137,9 @@ t.test('rulesIntact asks how many rules the prerouting chain holds; cleanup dele
   t.equal(await be.rulesIntact(), true, 'nothing synced yet: nothing to miss')
   t.same(asked, [], 'and nothing asked')
   await be.sync(stateOf([], 'IPv6'), null)
+  t.same(asked, ['IPv6 nat-prerouting'], 'a full sync asks whether the table serves (two steps when not)')
   t.equal(await be.rulesIntact(), true)
-  t.same(asked, ['IPv6 nat-prerouting'])
+  t.same(asked, ['IPv6 nat-prerouting', 'IPv6 nat-prerouting'])
   t.notOk(be.needFullSync)
   rules = 0 // `nft flush table ip6 ferry` (sets kept, chains empty) or the table deleted
   t.equal(await be.rulesIntact(), false)
@@ -215,4 +216,79 @@ t.test('mode: present and cleanup cover both families; no nft means nothing to r
   f.tables = 'table ip6 ferry\n'
   f.fail.push({ code: 1, stdout: '', stderr: 'Error: Operation not permitted\n' })
   t.match(await cleanupNftablesMode(f.exec), [{ what: 'nftables tables IPv6' }])
+})
+
+t.test('an idle table is built in two steps: nft declares, netlink loads the elements; the kernel ends the same', async t => {
+  const { FakeNft } = await import('../../pkg/proxy/nftables/fake-nft.js')
+  const { syntheticState } = await import('../../pkg/proxy/iptables/fixtures.js')
+  const special = [
+    sticky,
+    desired(svcInfo({ name: 'lb', clusterIP: '172.30.0.20', nodePort: 30020, loadBalancerIPs: ['192.0.2.20'], loadBalancerSourceRanges: ['203.0.113.0/24'], externalPolicyLocal: true }),
+      { cluster: [ep('10.180.0.5'), ep('10.180.0.6', 80, { isLocal: true })], local: [ep('10.180.0.6', 80, { isLocal: true })] }),
+    desired(svcInfo({ name: 'none', clusterIP: '172.30.0.21', externalIPs: ['192.0.2.21'], nodePort: 30021 }), { cluster: [] }),
+    desired(svcInfo({ name: 'dns', clusterIP: '172.30.0.22', protocol: 'UDP', port: 53 }), { cluster: [ep('10.180.0.7', 53)] }),
+  ]
+  const state = stateOf([...syntheticState(300, 3).services.values(), ...special])
+  const text = new FakeNft()
+  const beText = new NftablesBackend({ family: 'IPv4', exec: text.exec, ...NO_KERNEL, loadElements: text.loadElements })
+  const two = new FakeNft()
+  let idle = true
+  const beTwo = new NftablesBackend({ family: 'IPv4', exec: two.exec, countRules: async () => idle ? 0 : 1, readAffinity: NO_KERNEL.readAffinity, loadElements: two.loadElements })
+  const a = await beText.sync(state, null)
+  const b = await beTwo.sync(state, null)
+  t.equal(text.elementBatches.length, 0, 'a live table: one nft transaction, nothing over netlink')
+  t.ok(two.elementBatches.length > 0, 'an idle table: the elements went over netlink')
+  t.notMatch(two.calls[0]?.stdin, /add element ip ferry (service-ips|vip-cluster-3|hairpin|no-endpoint-cluster) /, 'nft got no element of an encodable map')
+  t.same(b.summary, a.summary, 'the same counts either way')
+  t.equal(two.model.listTable('ip', 'ferry'), text.model.listTable('ip', 'ferry'), 'the same table either way')
+  idle = false
+
+  // Partial syncs continue from the two-step table as from the atomic one.
+  const changed = new Set([key((special[1] as typeof sticky).info), key((special[3] as typeof sticky).info)])
+  const next = stateOf([...syntheticState(300, 3).services.values(), special[0] as typeof sticky,
+    desired((special[1] as typeof sticky).info, { cluster: [ep('10.180.0.5')], local: [] }), special[2] as typeof sticky,
+    desired((special[3] as typeof sticky).info, { cluster: [ep('10.180.0.8', 53), ep('10.180.0.9', 53)] })])
+  t.equal((await beText.sync(next, changed)).kind, 'partial')
+  t.equal((await beTwo.sync(next, changed)).kind, 'partial')
+  t.equal(two.model.listTable('ip', 'ferry'), text.model.listTable('ip', 'ferry'), 'the same table after a partial sync')
+})
+
+t.test('a refused element batch fails the sync; the retry replaces the half-built table in one transaction', async t => {
+  const { FakeNft } = await import('../../pkg/proxy/nftables/fake-nft.js')
+  const nft = new FakeNft()
+  const asked: string[] = []
+  const countRules = async (_f: string, chain: string): Promise<number> => {
+    asked.push(chain)
+    return nft.model.tables().length === 0 ? 0 : 1
+  }
+  const registry = new Registry()
+  const be = new NftablesBackend({ family: 'IPv4', exec: nft.exec, countRules, readAffinity: NO_KERNEL.readAffinity, loadElements: nft.loadElements, metrics: nftablesMetrics(registry) })
+  nft.failElementsNext()
+  await t.rejects(be.sync(stateOf([web, sticky]), null), { code: 'FERRY_ERR_APPLY', message: /refused elements of/ })
+  t.ok(be.needFullSync, 'the next sync is full')
+  t.match(await registry.getSingleMetricAsString('kubeproxy_sync_proxy_rules_nftables_sync_failures_total'), /ip_family="IPv4"} 1/)
+  const batches = nft.elementBatches.length
+  t.equal((await be.sync(stateOf([web, sticky]), new Set())).kind, 'full')
+  t.equal(nft.elementBatches.length, batches, 'the table now has rules: no netlink load, one atomic replacement')
+  t.match(nft.calls.at(-1)?.stdin, /add element ip ferry service-ips \{ 172\.30\.0\.10 \. tcp \. 80 : goto cip-cluster-2[ ,]/)
+  t.same(asked, ['nat-prerouting', 'nat-prerouting'], 'each full sync asked whether the table serves')
+})
+
+t.test('remembered clients or an unanswerable rule count keep the full sync in one nft transaction', async t => {
+  const nft = fakeNft()
+  let loads = 0
+  const loadElements = async (): Promise<void> => { loads++ }
+  const h = serviceHash(key(sticky.info))
+  const set = `aff-${h}-cluster-${endpointTag('10.180.0.3', 80)}`
+  const be = new NftablesBackend({
+    family: 'IPv4', exec: nft.exec, countRules: async () => 0, loadElements,
+    readAffinity: async () => new Map([[set, [{ ip: '10.0.0.7', expiresMs: 5000 }]]]),
+  })
+  await be.sync(stateOf([sticky]), null)
+  t.equal(loads, 0, 'remembered clients: the old table serves them until the atomic swap')
+  t.match(nft.calls.at(-1)?.stdin, /add element ip ferry service-ips .*\n[^]*10\.0\.0\.7 expires 5000ms/)
+  const be2 = new NftablesBackend({ family: 'IPv4', exec: nft.exec, countRules: async () => { throw new Error('EPERM') }, readAffinity: NO_KERNEL.readAffinity, loadElements })
+  await be2.sync(stateOf([web]), null)
+  t.equal(loads, 0, 'unknown: treated as serving')
+  t.match(nft.calls.at(-1)?.stdin, /add element ip ferry service-ips/)
 })

@@ -20,6 +20,8 @@ import { netlinkRuleCount, type RuleCounter } from './rule-probe.js'
 import { netlinkAffinityRead, type AffinityReader, type RememberedClient } from './affinity-read.js'
 import { withRemembered } from './affinity-carry.js'
 import { renderDeleteChains, renderFull, renderPartial, streamFull, type NftRender, type NftStreamed } from './render.js'
+import { ElementEncoder, elementLayout } from './element-wire.js'
+import { netlinkLoadElements, type ElementLoader } from './element-load.js'
 
 export const STALE_CHAIN_DELAY_MS = 1000
 
@@ -36,6 +38,8 @@ export interface NftablesBackendOptions extends Omit<NftablesOptionsInput, 'fami
   readonly countRules?: RuleCounter
   /** The remembered affinity clients a full sync carries over; defaults to reading them over netlink. */
   readonly readAffinity?: AffinityReader
+  /** Where a full sync of an idle table sends its elements; defaults to nf_tables netlink. */
+  readonly loadElements?: ElementLoader
 }
 
 export interface NftSyncTimings {
@@ -45,7 +49,12 @@ export interface NftSyncTimings {
   readonly bytes: number
   /** The deferred `delete chain` transaction that ran first, if any. */
   readonly deleteMs: number
+  /** Encoding and loading the elements over netlink (a full sync of an idle table), after nft. */
+  readonly elementsMs: number
 }
+
+/** The sink of a declarations-only render that has to be repeated to quote nft's error line. */
+const DISCARD_ENCODABLE = { takes: (map: string): boolean => elementLayout(map) !== null, add: (): void => {} }
 
 export class NftablesBackend implements Backend {
   readonly name = 'nftables'
@@ -57,6 +66,7 @@ export class NftablesBackend implements Backend {
   private readonly now: () => number
   private readonly countRules: RuleCounter
   private readonly readAffinity: AffinityReader
+  private readonly loadElements: ElementLoader
   private readonly lane = new Lane()
   private owned: NftOwned | null = null
   private full = true
@@ -73,7 +83,8 @@ export class NftablesBackend implements Backend {
     this.now = opts.now ?? (() => performance.now())
     this.countRules = opts.countRules ?? netlinkRuleCount
     this.readAffinity = opts.readAffinity ?? netlinkAffinityRead
-    const { exec: _e, log: _l, metrics: _m, now: _n, countRules: _c, readAffinity: _a, ...render } = opts
+    this.loadElements = opts.loadElements ?? netlinkLoadElements
+    const { exec: _e, log: _l, metrics: _m, now: _n, countRules: _c, readAffinity: _a, loadElements: _le, ...render } = opts
     this.options = resolveNftablesOptions(render)
   }
 
@@ -133,9 +144,15 @@ export class NftablesBackend implements Backend {
     let partial: NftRender | undefined
     let streamed: MeteredPieces<NftStreamed> | undefined
     let text: string | Iterable<string>
+    let encoder: ElementEncoder | undefined
     if (full || this.owned === null) {
+      const remembered = await this.remembered()
+      // A table that serves nothing (absent, or its rules flushed) is built in two steps: nft declares
+      // the table, chains, rules and sets, then the elements go straight to the kernel over netlink
+      // (element-wire.ts). A live table is replaced atomically by one nft transaction instead.
+      if (remembered.size === 0 && await this.tableIdle()) encoder = new ElementEncoder(this.family)
       // Pulled by the pipe: the render runs while nft already parses the earlier pieces.
-      streamed = new MeteredPieces(withRemembered(streamFull(state, this.options), this.family, await this.remembered()), this.now)
+      streamed = new MeteredPieces(withRemembered(streamFull(state, this.options, encoder), this.family, remembered), this.now)
       text = streamed
     } else {
       try {
@@ -149,15 +166,25 @@ export class NftablesBackend implements Backend {
     // The render took the ownership over: until this sync succeeds there is none.
     this.owned = null
     const t2 = this.now()
-    if (text !== '') {
-      try {
-        await nftApply(this.exec, text, `nftables ${partial?.kind ?? 'full'} sync`, () => partial?.text ?? renderFull(state, this.options).text)
-      } catch (e) {
-        this.fail()
-        this.metrics?.syncFailures.inc({ ip_family: this.family })
-        this.log.warn('nftables sync failed; next sync is full', { kind: partial?.kind ?? 'full', error: errorMessage(e) })
-        throw e
+    let elementsMs = 0
+    let elementBatches = 0
+    try {
+      if (text !== '') {
+        const kind = partial?.kind ?? (encoder === undefined ? 'full' : 'full (declarations)')
+        await nftApply(this.exec, text, `nftables ${kind} sync`, () => partial?.text ?? renderFull(state, this.options, encoder === undefined ? undefined : DISCARD_ENCODABLE).text)
       }
+      if (encoder !== undefined && streamed?.result !== undefined) {
+        const e0 = this.now()
+        const batches = encoder.finish()
+        elementBatches = batches.length
+        await this.loadElements(this.family, batches)
+        elementsMs = this.now() - e0
+      }
+    } catch (e) {
+      this.fail()
+      this.metrics?.syncFailures.inc({ ip_family: this.family })
+      this.log.warn('nftables sync failed; next sync is full', { kind: partial?.kind ?? 'full', error: errorMessage(e) })
+      throw e
     }
     const t3 = this.now()
     const r = partial ?? streamed?.result
@@ -173,8 +200,11 @@ export class NftablesBackend implements Backend {
     // A full render is interleaved with nft's reading; a partial one ran before t2.
     const renderMs = streamed?.produceMs ?? t2 - t1
     const bytes = streamed?.chars ?? partial?.text.length ?? 0
-    this.lastTimings = { renderMs, applyMs: t3 - t2 - (streamed?.produceMs ?? 0), bytes, deleteMs: t1 - t0 }
-    this.log.debug('nftables synced', { kind: r.kind, renderMs: Math.round(renderMs), applyMs: Math.round(this.lastTimings.applyMs), stale: r.staleChains.length, ...r.written })
+    this.lastTimings = { renderMs, applyMs: t3 - t2 - (streamed?.produceMs ?? 0) - elementsMs, bytes, deleteMs: t1 - t0, elementsMs }
+    this.log.debug('nftables synced', {
+      kind: r.kind, renderMs: Math.round(renderMs), applyMs: Math.round(this.lastTimings.applyMs), elementsMs: Math.round(elementsMs), elementBatches,
+      stale: r.staleChains.length, ...r.written,
+    })
     for (const kind of ['rules', 'elements', 'chains'] as const) {
       this.metrics?.objectsTotal.set({ ip_family: this.family, kind }, r.totals[kind])
       this.metrics?.objectsLast.set({ ip_family: this.family, kind }, r.written[kind])
@@ -185,6 +215,16 @@ export class NftablesBackend implements Backend {
         rules: r.written.rules, elements: r.written.elements, chains: r.written.chains,
         rulesTotal: r.totals.rules, elementsTotal: r.totals.elements, chainsTotal: r.totals.chains,
       },
+    }
+  }
+
+  /** Whether the table holds no rules that serve (absent or flushed); unknown counts as serving. */
+  private async tableIdle (): Promise<boolean> {
+    try {
+      return await this.countRules(this.family, Chain.NAT_PREROUTING) === 0
+    } catch (e) {
+      this.log.debug('cannot count the table\'s rules; the full sync goes through nft alone', { error: errorMessage(e) })
+      return false
     }
   }
 

@@ -2,8 +2,12 @@
 // one transaction (exit 1 and nft's stderr on a refusal), `-c` checks without committing, and the few
 // one-shot commands a backend runs (list tables / table, delete / flush table, flush ruleset) answer as
 // nft 1.0.6 does. Tests inject one-shot failures; other programs go to an optional fallback Exec.
+import { FerryError } from '../../errors/errors.js'
 import { stdinText, type Exec, type ExecResult } from '../../exec/exec.js'
+import { decodeBatches, type EncodedBatch } from './element-wire.js'
+import type { ElementLoader } from './element-load.js'
 import { NftError, NftModel, type NftFamily } from './model.js'
+import { familyWords } from './names.js'
 
 export interface FakeNftCall { readonly argv: readonly string[], readonly stdin: string }
 
@@ -27,6 +31,35 @@ export class FakeNft {
    */
   failNext (match = '', stderr = 'Error: Could not process rule: Cannot allocate memory\n'): void {
     this.failures.push({ match, stderr })
+  }
+
+  /** Element batches received through the netlink seam (loadElements), in order. */
+  readonly elementBatches: EncodedBatch[] = []
+  private elementFailures = 0
+
+  /** Makes the next element batch loaded through loadElements fail (ENOMEM), changing nothing. */
+  failElementsNext (): void { this.elementFailures++ }
+
+  /**
+   * The netlink element seam over the same model: each batch is decoded and applied as one transaction,
+   * as the kernel does (a refused batch changes nothing and fails the load).
+   */
+  readonly loadElements: ElementLoader = async (family, batches) => {
+    const obj = familyWords(family).obj
+    for (const b of batches) {
+      this.elementBatches.push(b)
+      const decoded = decodeBatches([b.bytes], family)
+      if (this.elementFailures > 0) {
+        this.elementFailures--
+        throw new FerryError('FERRY_ERR_APPLY', `nf_tables refused elements of ${decoded[0]?.map ?? '?'}: errno 12`, { errno: 12 })
+      }
+      try {
+        this.model.apply(decoded.map(d => `add element ${obj} ${d.map} { ${d.elements.join(', ')} }`).join('\n'))
+      } catch (e) {
+        if (e instanceof NftError) throw new FerryError('FERRY_ERR_APPLY', `nf_tables refused elements: ${e.reason}`, { errno: 22 })
+        throw e
+      }
+    }
   }
 
   readonly exec: Exec = async (argv, stdin): Promise<ExecResult> => {

@@ -100,6 +100,15 @@ function rulesOf (d: Decls): number {
   return n
 }
 
+/**
+ * Where a full render can put elements instead of printing them: the maps `takes` accepts go to `add`
+ * (encoded for netlink), the others are printed as before. The elements still count in the totals.
+ */
+export interface ElementSink {
+  takes: (map: string) => boolean
+  add: (map: string, element: string) => void
+}
+
 /** A full render without its text, which went out in pieces. */
 export type NftStreamed = Omit<NftRender, 'text'>
 
@@ -109,7 +118,7 @@ export type NftStreamed = Omit<NftRender, 'text'>
  * (chains, sets, then rules: every reference resolves to an earlier line) and its elements, printed
  * per map in batches of ELEMENT_BATCH. The generator's return value is the render's outcome.
  */
-export function * streamFull (state: DesiredState, opts: NftablesOptions): Generator<string, NftStreamed, undefined> {
+export function * streamFull (state: DesiredState, opts: NftablesOptions, sink?: ElementSink): Generator<string, NftStreamed, undefined> {
   const w = familyWords(state.family)
   const obj = w.obj
   const claims = new Map<string, string>()
@@ -121,6 +130,9 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions): Gener
   const elements = new Elements()
   let chains = 0
   let rules = 0
+  const put = (map: string, element: string): void => {
+    if (sink?.takes(map) === true) { sink.add(map, element); elements.count++ } else elements.addFlushing(map, element, obj, out)
+  }
   const declare = (decls: readonly Decls[]): void => {
     for (const d of decls) for (const c of d.chains) { out.push(chainLine(obj, c)); chains++ }
     for (const d of decls) for (const s of d.sets) out.push(setLine(obj, s))
@@ -140,11 +152,11 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions): Gener
     if (o.chains.length > 0 || o.sets.length > 0) decls.push(o)
     if (decls.length > 0) declare(decls)
     const e = o.elements
-    for (let i = 0; i < e.length; i += 2) elements.addFlushing(e[i] as string, e[i + 1] as string, obj, out)
+    for (let i = 0; i < e.length; i += 2) put(e[i] as string, e[i + 1] as string)
     for (const ip of o.hairpin) {
       const n = hairpin.get(ip) ?? 0
       hairpin.set(ip, n + 1)
-      if (n === 0) elements.addFlushing(MapName.HAIRPIN, hairpinKey(ip), obj, out)
+      if (n === 0) put(MapName.HAIRPIN, hairpinKey(ip))
     }
     if (out.ready) yield out.take()
   }
@@ -161,9 +173,9 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions): Gener
 }
 
 /** The full transaction as one text (tests, error quotes): streamFull's pieces joined. */
-export function renderFull (state: DesiredState, opts: NftablesOptions): NftRender {
+export function renderFull (state: DesiredState, opts: NftablesOptions, sink?: ElementSink): NftRender {
   const pieces: string[] = []
-  const it = streamFull(state, opts)
+  const it = streamFull(state, opts, sink)
   for (;;) {
     const next = it.next()
     if (next.done === true) return { ...next.value, text: pieces.join('') }
