@@ -71,24 +71,67 @@ function bad (map: string, element: string, why: string): FerryError {
   return new FerryError('FERRY_ERR_APPLY', `cannot encode element "${element}" of ${map}: ${why}`, { map, element })
 }
 
-/** Writes one concatenation field's text at `at` (the 4-byte slot is zeroed first); returns the bytes taken. */
-function writeField (b: Buffer, at: number, f: Field, text: string, family: IPFamily, map: string, element: string): number {
+/** Digits only, at most `max`; -1 otherwise. Scanned in place: the hot path allocates nothing. */
+function decimal (s: string, from: number, to: number, max: number): number {
+  if (to <= from || to - from > 10) return -1
+  let v = 0
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i) - 48
+    if (c < 0 || c > 9) return -1
+    v = v * 10 + c
+  }
+  return v > max ? -1 : v
+}
+
+/** Canonical dotted-quad IPv4 written at `at`; false when it is not one. */
+function writeV4 (b: Buffer, at: number, s: string, from: number, to: number): boolean {
+  let octet = 0
+  let digits = 0
+  let k = 0
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 46) {
+      if (digits === 0 || k === 3) return false
+      b[at + k++] = octet
+      octet = 0
+      digits = 0
+    } else if (c >= 48 && c <= 57) {
+      octet = octet * 10 + (c - 48)
+      if (++digits > 3 || octet > 255) return false
+    } else return false
+  }
+  if (k !== 3 || digits === 0) return false
+  b[at + 3] = octet
+  return true
+}
+
+/**
+ * Writes one concatenation field, the text `s[from, to)`, at `at` (its 4-byte slots zeroed first);
+ * returns the bytes taken.
+ */
+function writeField (b: Buffer, at: number, f: Field, s: string, from: number, to: number, family: IPFamily, map: string): number {
   const size = fieldBytes(f, family)
-  b.fill(0, at, at + size)
+  for (let i = 0; i < size; i += 4) b.writeUInt32LE(0, at + i)
   if (f === 'addr') {
-    const bytes = ipBytes(text)
-    if (bytes === null || bytes.length !== size) throw bad(map, element, `"${text}" is not an ${family} address`)
-    for (let i = 0; i < size; i++) b[at + i] = bytes[i] as number
+    if (family === 'IPv4') {
+      if (!writeV4(b, at, s, from, to)) throw bad(map, s, `"${s.slice(from, to)}" is not an IPv4 address`)
+    } else {
+      const bytes = s.includes(':') ? ipBytes(s.slice(from, to)) : null
+      if (bytes === null || bytes.length !== 16) throw bad(map, s, `"${s.slice(from, to)}" is not an IPv6 address`)
+      for (let i = 0; i < 16; i++) b[at + i] = bytes[i] as number
+    }
   } else if (f === 'proto') {
-    const p = PROTO[text]
-    if (p === undefined) throw bad(map, element, `unknown protocol "${text}"`)
+    const p = PROTO[s.slice(from, to)]
+    if (p === undefined) throw bad(map, s, `unknown protocol "${s.slice(from, to)}"`)
     b[at] = p
+  } else if (f === 'port') {
+    const v = decimal(s, from, to, 0xffff)
+    if (v < 0) throw bad(map, s, `"${s.slice(from, to)}" is not a port`)
+    b.writeUInt16BE(v, at)
   } else {
-    const v = Number(text)
-    const max = f === 'port' ? 0xffff : 0xffffffff
-    if (!/^\d+$/.test(text) || v > max) throw bad(map, element, `"${text}" is not a ${f === 'port' ? 'port' : '32-bit number'}`)
-    if (f === 'port') b.writeUInt16BE(v, at)
-    else b.writeUInt32LE(v, at) // numgen's register is in host order, and every node host is little-endian
+    const v = decimal(s, from, to, 0xffffffff)
+    if (v < 0) throw bad(map, s, `"${s.slice(from, to)}" is not a 32-bit number`)
+    b.writeUInt32LE(v, at) // numgen's register is in host order, and every node host is little-endian
   }
   return size
 }
@@ -123,7 +166,7 @@ class OpenMessage {
   count = 0
   private listAt = 0
 
-  constructor (readonly map: string, family: IPFamily) {
+  constructor (readonly map: string, readonly layout: ElementLayout, family: IPFamily) {
     this.off = NLMSG_HDRLEN
     this.buf[this.off] = NFPROTO[family]
     this.off += 4
@@ -152,11 +195,25 @@ class OpenMessage {
     this.off += align4(n + 1)
   }
 
-  /** A value attribute holding a concatenation (writeField throws on a malformed field). */
-  value (fields: readonly Field[], parts: readonly string[], family: IPFamily, element: string): void {
+  /**
+   * A value attribute holding the concatenation `s[from, to)`, fields separated by " . " (writeField
+   * throws on a malformed one; `what` names the part in the error).
+   */
+  value (fields: readonly Field[], s: string, from: number, to: number, family: IPFamily, what: string): void {
     const at = this.off
     this.header(0, NFTA_DATA_VALUE)
-    for (let i = 0; i < fields.length; i++) this.off += writeField(this.buf, this.off, fields[i] as Field, parts[i] as string, family, this.map, element)
+    let pos = from
+    for (let i = 0; i < fields.length; i++) {
+      const sep = s.indexOf(' . ', pos)
+      const last = i === fields.length - 1
+      if (last ? sep >= 0 && sep < to : sep < 0 || sep >= to) {
+        const n = s.slice(from, to).split(' . ').length
+        throw bad(this.map, s, `the ${what} has ${n} fields, not ${fields.length}`)
+      }
+      const end = last ? to : sep
+      this.off += writeField(this.buf, this.off, fields[i] as Field, s, pos, end, family, this.map)
+      pos = end + 3
+    }
     this.buf.writeUInt16LE(this.off - at, at)
   }
 
@@ -195,43 +252,29 @@ export class ElementEncoder {
   constructor (readonly family: IPFamily, firstSeq = 1) { this.seq = firstSeq }
 
   /** Whether `map`'s elements can be encoded here. */
-  takes (map: string): boolean { return elementLayout(map) !== null }
+  takes (map: string): boolean { return this.open.has(map) || elementLayout(map) !== null }
 
   add (map: string, element: string): void {
-    const layout = elementLayout(map)
-    if (layout === null) throw bad(map, element, 'no element layout for this map')
     let m = this.open.get(map)
-    if (m === undefined) { m = new OpenMessage(map, this.family); this.open.set(map, m) }
+    if (m === undefined) {
+      const layout = elementLayout(map)
+      if (layout === null) throw bad(map, element, 'no element layout for this map')
+      m = new OpenMessage(map, layout, this.family)
+      this.open.set(map, m)
+    }
+    const layout = m.layout
     const colon = element.indexOf(' : ')
-    const keyText = colon < 0 ? element : element.slice(0, colon)
-    const keyParts = keyText.split(' . ')
-    if (keyParts.length !== layout.key.length) throw bad(map, element, `the key has ${keyParts.length} fields, not ${layout.key.length}`)
     if ((colon >= 0) !== (layout.data !== null)) throw bad(map, element, layout.data === null ? 'a set element has no data' : 'a map element needs data')
     const start = m.off
     try {
       const el = m.nest(NFTA_LIST_ELEM)
       const key = m.nest(NFTA_SET_ELEM_KEY)
-      m.value(layout.key, keyParts, this.family, element)
+      m.value(layout.key, element, 0, colon < 0 ? element.length : colon, this.family, 'key')
       m.end(key)
       if (layout.data !== null) {
-        const dataText = element.slice(colon + 3)
         const data = m.nest(NFTA_SET_ELEM_DATA)
-        if (layout.data === 'verdict') {
-          const [word = '', chain, extra] = dataText.split(' ')
-          const code = VERDICT[word]
-          const needsChain = word === 'goto' || word === 'jump'
-          if (code === undefined || needsChain !== (chain !== undefined) || extra !== undefined) throw bad(map, element, `"${dataText}" is not a verdict`)
-          const v = m.nest(NFTA_DATA_VERDICT)
-          m.header(8, NFTA_VERDICT_CODE)
-          m.buf.writeInt32BE(code, m.off)
-          m.off += 4
-          if (chain !== undefined) m.string(NFTA_VERDICT_CHAIN, chain)
-          m.end(v)
-        } else {
-          const parts = dataText.split(' . ')
-          if (parts.length !== layout.data.length) throw bad(map, element, `the data has ${parts.length} fields, not ${layout.data.length}`)
-          m.value(layout.data, parts, this.family, element)
-        }
+        if (layout.data === 'verdict') this.verdict(m, map, element, element.slice(colon + 3))
+        else m.value(layout.data, element, colon + 3, element.length, this.family, 'data')
         m.end(data)
       }
       m.end(el)
@@ -241,6 +284,21 @@ export class ElementEncoder {
     }
     m.count++
     if (m.full) { this.done.push(m.close(++this.seq)); this.open.delete(map) }
+  }
+
+  private verdict (m: OpenMessage, map: string, element: string, text: string): void {
+    const space = text.indexOf(' ')
+    const word = space < 0 ? text : text.slice(0, space)
+    const chain = space < 0 ? undefined : text.slice(space + 1)
+    const code = VERDICT[word]
+    const needsChain = word === 'goto' || word === 'jump'
+    if (code === undefined || needsChain !== (chain !== undefined) || chain === '' || chain?.includes(' ') === true) throw bad(map, element, `"${text}" is not a verdict`)
+    const v = m.nest(NFTA_DATA_VERDICT)
+    m.header(8, NFTA_VERDICT_CODE)
+    m.buf.writeInt32BE(code, m.off)
+    m.off += 4
+    if (chain !== undefined) m.string(NFTA_VERDICT_CHAIN, chain)
+    m.end(v)
   }
 
   /** Every element added so far, in batches of at most `batchBytes` (a message is never split). */
