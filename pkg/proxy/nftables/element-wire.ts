@@ -111,7 +111,7 @@ function writeV4 (b: Buffer, at: number, s: string, from: number, to: number): b
  */
 function writeField (b: Buffer, at: number, f: Field, s: string, from: number, to: number, family: IPFamily, map: string): number {
   const size = fieldBytes(f, family)
-  for (let i = 0; i < size; i += 4) b.writeUInt32LE(0, at + i)
+  for (let i = 0; i < size; i++) b[at + i] = 0
   if (f === 'addr') {
     if (family === 'IPv4') {
       if (!writeV4(b, at, s, from, to)) throw bad(map, s, `"${s.slice(from, to)}" is not an IPv4 address`)
@@ -127,11 +127,16 @@ function writeField (b: Buffer, at: number, f: Field, s: string, from: number, t
   } else if (f === 'port') {
     const v = decimal(s, from, to, 0xffff)
     if (v < 0) throw bad(map, s, `"${s.slice(from, to)}" is not a port`)
-    b.writeUInt16BE(v, at)
+    b[at] = v >>> 8
+    b[at + 1] = v & 0xff
   } else {
     const v = decimal(s, from, to, 0xffffffff)
     if (v < 0) throw bad(map, s, `"${s.slice(from, to)}" is not a 32-bit number`)
-    b.writeUInt32LE(v, at) // numgen's register is in host order, and every node host is little-endian
+    // numgen's register is in host order, and every node host is little-endian
+    b[at] = v & 0xff
+    b[at + 1] = (v >>> 8) & 0xff
+    b[at + 2] = (v >>> 16) & 0xff
+    b[at + 3] = v >>> 24
   }
   return size
 }
@@ -179,13 +184,17 @@ class OpenMessage {
   get full (): boolean { return this.off - this.listAt > LIST_MAX - ELEMENT_MAX }
 
   header (len: number, type: number): void {
-    this.buf.writeUInt16LE(len, this.off)
-    this.buf.writeUInt16LE(type, this.off + 2)
+    const b = this.buf
+    const o = this.off
+    b[o] = len & 0xff
+    b[o + 1] = len >>> 8
+    b[o + 2] = type & 0xff
+    b[o + 3] = type >>> 8
     this.off += 4
   }
 
   nest (type: number): number { const at = this.off; this.header(0, type | NLA_F_NESTED); return at }
-  end (at: number): void { this.buf.writeUInt16LE(this.off - at, at) }
+  end (at: number): void { const len = this.off - at; this.buf[at] = len & 0xff; this.buf[at + 1] = len >>> 8 }
 
   string (type: number, s: string): void {
     const n = Buffer.byteLength(s)
@@ -214,7 +223,7 @@ class OpenMessage {
       this.off += writeField(this.buf, this.off, fields[i] as Field, s, pos, end, family, this.map)
       pos = end + 3
     }
-    this.buf.writeUInt16LE(this.off - at, at)
+    this.end(at)
   }
 
   close (seq: number): EncodedMessage {
