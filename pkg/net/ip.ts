@@ -87,6 +87,14 @@ export function ipBytes (text: string): number[] | null {
   return p === null ? null : toBytes(p)
 }
 
+/** Canonical text of an address given as network-order bytes: 4 for IPv4, 16 for IPv6. */
+export function ipFromBytes (b: Uint8Array): string {
+  if (b.length === 4) return `${b[0] ?? 0}.${b[1] ?? 0}.${b[2] ?? 0}.${b[3] ?? 0}`
+  const groups: string[] = []
+  for (let i = 0; i < 16; i += 2) groups.push((((b[i] ?? 0) << 8) | (b[i + 1] ?? 0)).toString(16))
+  return parseIP(groups.join(':'))?.ip ?? groups.join(':')
+}
+
 function toBytes (ip: ParsedIP): number[] {
   if (ip.family === 'IPv4') return ip.ip.split('.').map(Number)
   const full = expandV6(ip.ip)

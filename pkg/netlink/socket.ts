@@ -2,7 +2,7 @@
 // bytes, and raw attribute (TLV) encoding for the nests the netlink package leaves as bytes.
 import netlink from 'netlink'
 import { FerryError } from '../errors/errors.js'
-import { parseIP, type IPFamily } from '../net/ip.js'
+import { ipBytes as addressBytes, ipFromBytes, parseIP, type IPFamily } from '../net/ip.js'
 
 export type RtSocket = ReturnType<typeof netlink.createRtNetlink>
 
@@ -45,29 +45,14 @@ export const familyName = (n: number): IPFamily | null => n === AF_INET ? 'IPv4'
 /** Network-order bytes of an address in any spelling parseIP accepts (IPv6 with an embedded IPv4 too). */
 export function ipBytes (ip: string): { family: number, bytes: Buffer } {
   const p = parseIP(ip)
-  if (p === null) throw refuse(`not an IP address: ${ip}`, 'EINVAL')
-  if (p.family === 'IPv4') return { family: AF_INET, bytes: Buffer.from(p.ip.split('.').map(Number)) }
-  let text = p.ip
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
-  if (v4 !== null) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number]
-    text = text.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
-  }
-  const [head = '', tail] = text.split('::')
-  const h = head === '' ? [] : head.split(':')
-  const t = tail === undefined || tail === '' ? [] : tail.split(':')
-  const groups = [...h, ...Array<string>(tail === undefined ? 0 : 8 - h.length - t.length).fill('0'), ...t]
-  const bytes = Buffer.alloc(16)
-  groups.forEach((g, i) => { bytes.writeUInt16BE(parseInt(g, 16), i * 2) })
-  return { family: AF_INET6, bytes }
+  const bytes = p === null ? null : addressBytes(p.ip)
+  if (p === null || bytes === null) throw refuse(`not an IP address: ${ip}`, 'EINVAL')
+  return { family: p.family === 'IPv4' ? AF_INET : AF_INET6, bytes: Buffer.from(bytes) }
 }
 
 /** Canonical text of an address the kernel sent (4 or 16 bytes). */
 export function ipText (family: number, b: Buffer): string {
-  if (family === AF_INET) return [...b.subarray(0, 4)].join('.')
-  const groups: string[] = []
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16))
-  return parseIP(groups.join(':'))?.ip ?? groups.join(':')
+  return ipFromBytes(b.subarray(0, family === AF_INET ? 4 : 16))
 }
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i

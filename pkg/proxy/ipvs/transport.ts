@@ -1,6 +1,6 @@
 // The socket under kernel.ts: datagrams of whole netlink messages out, datagrams in. The real one is
 // node-netlink's RawNetlinkSocket on NETLINK_GENERIC; tests script a fake that answers with bytes.
-import netlink from 'netlink'
+import { NETLINK_GENERIC, RawNetlinkSocket } from '../../netlink/raw.js'
 import { FerryError } from '../../errors/errors.js'
 
 export interface NetlinkTransport {
@@ -24,9 +24,9 @@ export interface GenericNetlinkOptions {
 
 /** A NETLINK_GENERIC socket, bound, unref'd. Messages are framed and parsed by wire.ts, not by the library. */
 export function openGenericNetlink (options: GenericNetlinkOptions = {}): NetlinkTransport {
-  let raw: netlink.RawNetlinkSocket
+  let raw: RawNetlinkSocket
   try {
-    raw = new netlink.RawNetlinkSocket(netlink.Protocol.GENERIC, {
+    raw = new RawNetlinkSocket(NETLINK_GENERIC, {
       recvBufferSize: options.recvBufferSize ?? 4 << 20,
       sendBufferSize: options.sendBufferSize ?? 1 << 20,
     })

@@ -2,7 +2,7 @@
 // elements and their time left, read over nf_tables netlink before a full sync replaces the table, so the
 // sync can put them back (a restart or a repair then breaks no session's stickiness, as kube-proxy's
 // table, never replaced, does not).
-import { ipText } from '../../netlink/socket.js'
+import { ipFromBytes } from '../../net/ip.js'
 import type { IPFamily } from '../../net/ip.js'
 import { TABLE } from './names.js'
 import { nulString, parseAttrList, parseAttrs } from '../ipvs/wire.js'
@@ -53,7 +53,7 @@ export function rememberedClients (bodies: readonly Buffer[], family: IPFamily):
       if (value === undefined || value.length < width || exp === undefined || exp.length < 8) continue
       const expiresMs = Number(exp.readBigUInt64BE(0))
       if (expiresMs <= 0) continue
-      out.push({ ip: ipText(family === 'IPv4' ? 2 : 10, value.subarray(0, width)), expiresMs })
+      out.push({ ip: ipFromBytes(value.subarray(0, width)), expiresMs })
     }
   }
   return out

@@ -1,14 +1,13 @@
 // Sends encoded element batches (element-wire.ts) to nf_tables over one NETLINK_NETFILTER socket and
 // waits for every message's answer. Each batch is its own transaction: a refused message aborts its
 // batch only, and the error names the map and the kernel's errno.
-import netlink from 'netlink'
+import { NETLINK_NETFILTER, RawNetlinkSocket } from '../../netlink/raw.js'
 import { FerryError } from '../../errors/errors.js'
 import type { IPFamily } from '../../net/ip.js'
 import { NLMSG_ERROR } from '../ipvs/constants.js'
 import { errnoOf, parseMessages } from '../ipvs/wire.js'
 import { BATCH_BYTES, type EncodedBatch } from './element-wire.js'
 
-const NETLINK_NETFILTER = 12
 const TIMEOUT_MS = 10_000
 
 /** Loads the batches into the family's ferry table, in order; rejects once all were answered if any failed. */
@@ -18,7 +17,7 @@ export const netlinkLoadElements: ElementLoader = async (_family, batches) => {
   if (batches.length === 0) return
   const maps = new Map<number, { map: string, count: number }>()
   for (const b of batches) for (const m of b.messages) maps.set(m.seq, m)
-  const socket = new netlink.RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: 2 * BATCH_BYTES })
+  const socket = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: 2 * BATCH_BYTES })
   try {
     await new Promise<void>((resolve, reject) => {
       let answered = 0

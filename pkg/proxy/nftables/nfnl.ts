@@ -2,13 +2,12 @@
 // dump per socket), messages framed and attributes parsed here. nft 1.0.6 fetches every set of a table for
 // `list chain`, `list set`s of other names and `monitor` (seconds at 10k Services); these dumps ask the
 // kernel for just the chain or set wanted.
-import netlink from 'netlink'
+import { NETLINK_NETFILTER, RawNetlinkSocket } from '../../netlink/raw.js'
 import { FerryError } from '../../errors/errors.js'
 import type { IPFamily } from '../../net/ip.js'
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST } from '../ipvs/constants.js'
 import { AttrWriter, align4, errnoOf, frame } from '../ipvs/wire.js'
 
-const NETLINK_NETFILTER = 12
 export const NFNL_SUBSYS_NFTABLES = 10
 const NFGENMSG_LEN = 4
 const NFPROTO = { IPv4: 2, IPv6: 10 } as const
@@ -58,7 +57,7 @@ export function readDump (datagram: Buffer, seq: number, reply: number): DumpChu
 
 /** Runs dumps one after another on one socket in this process's netns; `ask` gets a dump function. */
 export async function withNfnl<T> (ask: (dump: (request: (seq: number) => Buffer, reply: number, what: string) => Promise<Buffer[]>) => Promise<T>): Promise<T> {
-  const socket = new netlink.RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 16 })
+  const socket = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 16 })
   let seq = 0
   let pending: ((datagram: Buffer) => void) | null = null
   let failed: ((e: Error) => void) | null = null
