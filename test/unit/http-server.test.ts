@@ -91,3 +91,15 @@ t.test('/readyz shows a ready note; components\' debug routes sit under /debug/'
   t.equal((await app.inject({ url: '/debug/dns', remoteAddress: '192.0.2.7' })).statusCode, 403)
   t.equal((await app.inject('/dns')).statusCode, 404, 'never outside /debug/')
 })
+
+t.test('no schema compilers are loaded: a route that declares a schema is refused, plain routes reply JSON', async t => {
+  const { app } = setup()
+  t.teardown(async () => { await app.close() })
+  app.get('/with-schema', { schema: { querystring: { type: 'object', properties: { n: { type: 'integer' } } } } }, async () => ({ ok: true }))
+  await t.rejects(app.ready(), /ferryd routes declare no schemas/)
+  const plain = setup().app
+  t.teardown(async () => { await plain.close() })
+  plain.get('/plain', async () => ({ ok: true, n: 1 }))
+  const r = await plain.inject('/plain')
+  t.same([r.statusCode, r.json()], [200, { ok: true, n: 1 }], 'replies still serialize without fast-json-stringify')
+})
