@@ -1,5 +1,5 @@
 // Family-aware address helpers. Every address ferry stores is canonical text from parseIP.
-import { isIPv4, isIPv6, BlockList } from 'node:net'
+import { isIPv4, BlockList } from 'node:net'
 
 export type IPFamily = 'IPv4' | 'IPv6'
 
@@ -45,14 +45,26 @@ export function parseIPGeneral (text: string): ParsedIP | null {
     if (parts.some(p => p > 255)) return null
     return { family: 'IPv4', ip: parts.join('.') }
   }
-  if (isIPv6(s)) return { family: 'IPv6', ip: canonicalV6(s) }
-  return null
+  const v6 = ipv6Canonical(s)
+  return v6 === null ? null : { family: 'IPv6', ip: v6 }
 }
 
 export function familyOf (ip: string): IPFamily | null {
   if (isIPv4(ip)) return 'IPv4'
-  if (isIPv6(ip)) return 'IPv6'
+  if (ipv6Canonical(ip) !== null) return 'IPv6'
   return null
+}
+
+const V6_CHARS = /^[0-9a-fA-F:.]+$/
+
+/**
+ * The RFC 5952 text of an IPv6 address, or null. The URL parser (native) validates and compresses it;
+ * node:net's isIPv6 regex costs 5-30 ms on its first calls, which fell on ferryd's start-up path. Zone
+ * IDs ("%eth0") are refused, as Kubernetes refuses them in addresses.
+ */
+function ipv6Canonical (s: string): string | null {
+  if (!s.includes(':') || !V6_CHARS.test(s)) return null
+  try { return canonicalV6(s) } catch { return null }
 }
 
 export function parseCIDR (text: string): ParsedCIDR | null {

@@ -13,8 +13,18 @@ t.test('parseIP normalizes both families', async t => {
     ['10.0.0', null],
     ['not-an-ip', null],
     ['', null],
+    ['::', { family: 'IPv6', ip: '::' }],
+    ['::1.2.3.4', { family: 'IPv6', ip: '::102:304' }],
+    ['fe80::1%eth0', null], // zone IDs are not Kubernetes addresses
+    ['::1]/x[', null], // nothing outside an address's characters reaches the URL parser
+    ['1:2:3:4:5:6:7:8:9', null],
+    ['1::2::3', null],
+    ['::1.02.3.4', null],
+    ['12345::1', null],
+    [':1', null],
   ]
   for (const [input, want] of cases) t.same(parseIP(input), want, JSON.stringify(input))
+  for (const [input, want] of cases) if (input.includes(':')) t.equal(familyOf(input), want?.family ?? null, `familyOf ${JSON.stringify(input)}`)
 })
 
 t.test('parseCIDR masks host bits and checks prefixes', async t => {
