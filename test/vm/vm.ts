@@ -45,6 +45,11 @@ export interface VMRunOptions {
   timeoutMs?: number
   /** Guest memory (default 2048 MiB). */
   memMiB?: number
+  /**
+   * Virtual CPUs (default `FERRY_VM_CPUS`, else 1). More than one runs multi-threaded TCG, one host
+   * thread per vCPU: the benches use 2 so their own polling does not share ferryd's one CPU.
+   */
+  cpus?: number
   /** Modules the guest loads at boot instead of test/vm/modules.list (others still autoload). */
   modules?: string[]
   /** Put the repository's ferry tree at /ferry (default true). */
@@ -114,7 +119,9 @@ export async function runInVM (o: VMRunOptions): Promise<VMResult> {
     const initrd = join(tmp, 'initrd')
     await copyFile(img.initrd, initrd)
     await appendFile(initrd, overlay(o, token, Math.ceil(timeoutMs / 1000)))
-    return await boot(img.kernel, initrd, token, o.memMiB ?? 2048, timeoutMs + BOOT_BUDGET_MS, cleanup)
+    const cpus = o.cpus ?? Number(process.env.FERRY_VM_CPUS ?? 1)
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 8) throw new Error(`FERRY_VM_CPUS / cpus must be 1-8, not ${String(cpus)}`)
+    return await boot(img.kernel, initrd, token, o.memMiB ?? 2048, cpus, timeoutMs + BOOT_BUDGET_MS, cleanup)
   } finally {
     await cleanup()
   }
@@ -157,9 +164,9 @@ function overlay (o: VMRunOptions, token: string, timeoutS: number): Buffer {
  * Runs qemu until it powers off, killing it after `limitMs`; parses the console's markers. qemu reads
  * the initramfs whole before the guest starts, so `loaded` (which deletes it) runs on first output.
  */
-async function boot (kernel: string, initrd: string, token: string, memMiB: number, limitMs: number, loaded: () => Promise<void>): Promise<VMResult> {
+async function boot (kernel: string, initrd: string, token: string, memMiB: number, cpus: number, limitMs: number, loaded: () => Promise<void>): Promise<VMResult> {
   const args = [
-    '-accel', 'tcg', '-m', String(memMiB), '-smp', '1',
+    '-accel', cpus > 1 ? 'tcg,thread=multi' : 'tcg', '-m', String(memMiB), '-smp', String(cpus),
     '-display', 'none', '-nodefaults', '-no-user-config', '-serial', 'stdio', '-nic', 'none', '-no-reboot',
     '-kernel', kernel, '-initrd', initrd,
     '-append', 'console=ttyS0 quiet panic=-1 mitigations=off',
