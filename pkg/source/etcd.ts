@@ -9,6 +9,7 @@ import { describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from '..
 import { connector, type ClientFactory, type EtcdConnector } from '../etcd/client.js'
 import { decodeValue } from '../etcd/codec.js'
 import { objectsPrefix, parseKey, prefixRangeEnd } from '../etcd/keys.js'
+import { rangePage } from '../etcd/range.js'
 import { watchPrefix, type WatchEnd } from '../etcd/watch.js'
 import type { Source, SourceHandler } from './source.js'
 
@@ -41,6 +42,7 @@ export interface EtcdSourceOptions {
 }
 
 const COMPACTED = /compacted/i
+const ZERO = Buffer.from([0])
 
 export class EtcdSource implements Source {
   /** "etcd <endpoints>", passwords redacted: shown in /readyz, /debug/state and logs. */
@@ -153,32 +155,37 @@ export class EtcdSource implements Source {
     try { c?.close() } catch {}
   }
 
-  /** Reads every page at one revision, validates, calls replace; returns that revision. */
+  /**
+   * Reads every page at one revision, validates, calls replace; returns that revision. The next page is
+   * asked for before this one is decoded, so etcd serves it while we parse (decoding is most of a list).
+   */
   private async list (client: Etcd3, h: SourceHandler): Promise<number> {
-    const end = prefixRangeEnd(this.prefix)
+    const rangeEnd = prefixRangeEnd(this.prefix)
     const limit = this.opts.pageSize ?? 1000
     const next = new Map<string, KObject>()
-    let key = Buffer.from(this.prefix)
-    let revision: string | undefined
+    let page = await rangePage(client, { key: Buffer.from(this.prefix), rangeEnd, limit, revision: 0 })
+    const revision = page.revision
     for (;;) {
-      const res = await client.kv.range({ key, range_end: end, limit, revision: revision ?? 0 })
       if (this.stopped) return 0
-      revision ??= res.header.revision
-      for (const kv of res.kvs) {
+      const last = page.kvs[page.kvs.length - 1]
+      const ahead = page.more && last !== undefined
+        ? rangePage(client, { key: Buffer.concat([last.key, ZERO]), rangeEnd, limit, revision })
+        : undefined
+      ahead?.catch(() => {}) // awaited below; a stop before that must not leave it unhandled
+      for (const kv of page.kvs) {
         const k = kv.key.toString('utf8')
         const obj = this.decode(h, k, kv.value)
         const keep = obj ?? this.state.get(k)
         if (keep !== undefined) next.set(k, keep)
       }
-      const last = res.kvs[res.kvs.length - 1]
-      if (!res.more || last === undefined) break
-      key = Buffer.concat([last.key, Buffer.from([0])])
+      if (ahead === undefined) break
+      page = await ahead
     }
     this.state = next
-    this.lastRevision = Number(revision)
-    this.log('debug', 'etcd listed', { revision: this.lastRevision, objects: next.size })
+    this.lastRevision = revision
+    this.log('debug', 'etcd listed', { revision, objects: next.size })
     this.call(h, 'replace', () => { h.replace([...next.values()]) })
-    return this.lastRevision
+    return revision
   }
 
   /** The validated object at `key`, or undefined after reporting why it is unusable. */

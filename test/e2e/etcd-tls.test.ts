@@ -12,6 +12,9 @@ import type { FerryError } from '../../pkg/errors/errors.js'
 import { loadAccess } from '../../pkg/etcd/access.js'
 import { EtcdSource } from '../../pkg/source/etcd.js'
 import { EtcdStore } from '../../pkg/etcd/store.js'
+import { connector } from '../../pkg/etcd/client.js'
+import { prefixRangeEnd } from '../../pkg/etcd/keys.js'
+import { rangePage } from '../../pkg/etcd/range.js'
 import { startEtcd } from '../helpers/etcd.js'
 import { makePKI } from '../helpers/pki.js'
 
@@ -140,6 +143,23 @@ t.test('a username/password login works; a wrong password fails clearly and is n
   await anon.until(() => anon.errors.length > 0, 'a refusal without a login')
   await noLogin.stop()
   t.match(anon.errors[0]?.message, /list failed: .*(user name is empty|permission denied)/, 'no login: etcd refuses, and the error says so')
+})
+
+t.test('the listing\'s own Range reader goes through TLS and a login without falling back to kv.range', async t => {
+  const logins = [
+    ['TLS with a client certificate', connector({ endpoints: [tlsEtcd.endpoint], tls: tlsAccess(pki.client).tls })],
+    ['a username/password login', connector({ endpoints: [authEtcd.endpoint], auth: loadAccess({ endpoints: [authEtcd.endpoint], username: 'root', passwordFile }).auth })],
+  ] as const
+  for (const [what, conn] of logins) {
+    const client = conn.client()
+    t.teardown(() => { client.close() })
+    let fellBack = 0
+    const range = client.kv.range.bind(client.kv)
+    client.kv.range = async (...a) => { fellBack++; return await range(...a) }
+    const page = await rangePage(client, { key: Buffer.from('/ferry/v1/'), rangeEnd: prefixRangeEnd('/ferry/v1/'), limit: 1, revision: 0 })
+    t.ok(page.kvs.length === 1 && page.more && page.revision > 0, `${what}: a page of one key, more to come`)
+    t.equal(fellBack, 0, `${what}: read through the pool's connection`)
+  }
 })
 
 t.test('ferryctl apply and get over TLS (flags and environment) and with a login', async t => {

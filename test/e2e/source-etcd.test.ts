@@ -176,6 +176,37 @@ t.test('bad values are reported and the last good object stays', async t => {
   t.same(r.events.slice(2), ['upsert Service/default/broken 10.96.0.7', 'upsert Service/default/good 10.96.0.8', 'remove Service/default/good'])
 })
 
+t.test('a list over many pages: every object, bad values named by key, read at one revision by the own Range reader', async t => {
+  const { put, client, source } = await setup(t)
+  for (let i = 0; i < 20; i++) await put(svcKey(`s${String(i).padStart(2, '0')}`), svc(`s${String(i).padStart(2, '0')}`, `10.96.0.${i + 1}`))
+  await put(svcKey('s05'), '{not json') // in the second page of 3
+  await put(svcKey('s13'), svc('s13', '10.96.0.300'))
+  await put('/ferry/v1/nodes/n1', node('n1')) // sorts before the services: first page
+  const last = await client.put(svcKey('s19')).value(JSON.stringify(svc('s19', '10.96.0.20')))
+  let fellBack = 0
+  const r = new Recorder()
+  const s = source({
+    pageSize: 3,
+    clientFactory: eps => {
+      const c = new Etcd3({ hosts: eps })
+      const range = c.kv.range.bind(c.kv)
+      c.kv.range = async (...a) => { fellBack++; return await range(...a) }
+      return c
+    },
+  })
+  await s.start(r.handler)
+  const want = Array.from({ length: 20 }, (_, i) => `Service/default/s${String(i).padStart(2, '0')}`).filter(k => !/s05|s13/.test(k))
+  t.same(r.keys(), ['Node/n1', ...want], '7 pages of 3, in key order, none lost at the page edges')
+  t.same(r.errors.map(e => e.message.replace(/:.*/, '')).sort(), [
+    'Service "default/s13" (etcd key /ferry/v1/services/default/s13)',
+    'etcd key /ferry/v1/services/default/s05',
+  ])
+  t.equal(s.revision, Number(last.header.revision), 'the revision of the listing')
+  t.equal(fellBack, 0, 'every page read through the pool without etcd3\'s kv.range')
+  await put(svcKey('s20'), svc('s20', '10.96.0.21'))
+  await r.until(() => r.state.has('Service/default/s20'), 'the watch from the listed revision')
+})
+
 t.test('a bad value at re-list keeps the last good object', async t => {
   const { put, client, etcd, source } = await setup(t)
   await put(svcKey('keep'), svc('keep', '10.96.0.1'))

@@ -1,0 +1,76 @@
+// The listing's own Range codec against etcd's published messages (etcd3's copy of rpc.proto, read by
+// protobufjs), and rangePage's fall-back to etcd3's kv.range when its own path is not available.
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import t from 'tap'
+import protobuf from 'protobufjs'
+import type { Etcd3, IRangeResponse } from 'etcd3'
+import { decodeRangeResponse, encodeRangeRequest, rangePage } from '../../pkg/etcd/range.js'
+
+const require = createRequire(import.meta.url)
+const root = new protobuf.Root().loadSync(join(dirname(require.resolve('etcd3/package.json')), 'proto', 'rpc.proto'), { keepCase: true })
+const RangeRequest = root.lookupType('etcdserverpb.RangeRequest')
+const RangeResponse = root.lookupType('etcdserverpb.RangeResponse')
+
+const key = Buffer.from('/ferry/v1/')
+const rangeEnd = Buffer.from('/ferry/v10')
+
+t.test('RangeRequest: key, range_end, limit and revision as etcd reads them; zeros left out', async t => {
+  for (const [limit, revision] of [[1000, 0], [0, 0], [1, 1], [127, 128], [5000, 2 ** 40 + 3]]) {
+    const buf = encodeRangeRequest({ key, rangeEnd, limit: limit ?? 0, revision: revision ?? 0 })
+    const m = RangeRequest.toObject(RangeRequest.decode(buf), { longs: Number, defaults: true }) as Record<string, unknown>
+    t.same([Buffer.from(m.key as Uint8Array).toString(), Buffer.from(m.range_end as Uint8Array).toString(), m.limit, m.revision],
+      ['/ferry/v1/', '/ferry/v10', limit, revision], `limit ${limit}, revision ${revision}`)
+    if (limit === 0 && revision === 0) t.equal(buf.length, 2 + key.length + 2 + rangeEnd.length, 'zeros are not sent')
+  }
+  t.throws(() => encodeRangeRequest({ key, rangeEnd, limit: -1, revision: 0 }), RangeError)
+  t.throws(() => encodeRangeRequest({ key, rangeEnd, limit: 0, revision: 2 ** 60 }), RangeError)
+})
+
+t.test('RangeResponse: revision, more, count, keys and values; every other field skipped', async t => {
+  const kvs = [
+    { key: Buffer.from('/ferry/v1/nodes/a'), create_revision: 5, mod_revision: 9, version: 2, value: Buffer.from('{"kind":"Node"}'), lease: '9223372036854775807' },
+    { key: Buffer.from('/ferry/v1/nodes/ü'), value: Buffer.alloc(0) }, // empty value: proto3 leaves the field out
+    { key: Buffer.from('/ferry/v1/nodes/big'), value: Buffer.alloc(70_000, 0x61) }, // a 3-byte length
+  ]
+  const msg = RangeResponse.fromObject({
+    header: { cluster_id: '18446744073709551615', member_id: '12345678901234567890', revision: 4_000_000_123, raft_term: 7 },
+    kvs, more: true, count: 20_000,
+  })
+  const buf = Buffer.from(RangeResponse.encode(msg).finish())
+  const page = decodeRangeResponse(buf)
+  t.equal(page.revision, 4_000_000_123)
+  t.equal(page.more, true)
+  t.equal(page.count, 20_000)
+  t.same(page.kvs.map(kv => [kv.key.toString(), kv.value.toString()]), kvs.map(kv => [kv.key.toString(), kv.value.toString()]))
+
+  const empty = decodeRangeResponse(Buffer.from(RangeResponse.encode(RangeResponse.fromObject({ header: { revision: 1 } })).finish()))
+  t.same(empty, { revision: 1, more: false, count: 0, kvs: [] }, 'no keys: defaults')
+
+  for (const cut of [1, 5, buf.length - 3, buf.length - 1]) {
+    t.throws(() => decodeRangeResponse(buf.subarray(0, cut)), RangeError, `truncated at ${cut} of ${buf.length} bytes`)
+  }
+  t.throws(() => decodeRangeResponse(Buffer.from([0x0b])), /wire type 3/, 'groups are not proto3')
+})
+
+const reply: IRangeResponse = {
+  header: { cluster_id: '1', member_id: '2', revision: '42', raft_term: '3' },
+  kvs: [{ key: Buffer.from('/ferry/v1/nodes/a'), value: Buffer.from('{}'), create_revision: '1', mod_revision: '1', version: '1', lease: '0' }],
+  more: false,
+  count: '1',
+}
+
+t.test('rangePage falls back to kv.range: without a connection pool, and when the pool path fails', async t => {
+  const asked: unknown[] = []
+  const kv = { range: async (req: unknown) => { asked.push(req); return reply } }
+  const bare = { kv } as unknown as Etcd3
+  const page = await rangePage(bare, { key, rangeEnd, limit: 10, revision: 7 })
+  t.same({ ...page, kvs: page.kvs.map(k => k.key.toString()) }, { revision: 42, more: false, count: 1, kvs: ['/ferry/v1/nodes/a'] })
+  t.same(asked, [{ key, range_end: rangeEnd, limit: 10, revision: 7 }], 'same request, same revision')
+
+  let tried = 0
+  const failing = { kv: Object.assign(kv, { client: { callOptionsFactory: undefined, withConnection: async () => { tried++; throw new Error('circuit open') } } }) } as unknown as Etcd3
+  t.equal((await rangePage(failing, { key, rangeEnd, limit: 10, revision: 7 })).revision, 42)
+  t.equal(tried, 1, 'the pool was tried first')
+  t.equal(asked.length, 2, 'then kv.range, whose error (if any) is the one reported')
+})
