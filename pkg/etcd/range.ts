@@ -6,6 +6,7 @@
 // are views into the reply. Any failure of that path repeats the page through etcd3's own `kv.range`
 // (its retries, re-login on an expired token, its typed errors), so errors look as they always did.
 import type { Etcd3, ICallable, IRangeResponse } from 'etcd3'
+import { Reader, putBytesField, putVarint, varintSize } from './wire.js'
 
 export interface RangePageRequest {
   key: Buffer
@@ -66,19 +67,7 @@ function fromRangeResponse (res: IRangeResponse): RangePage {
   }
 }
 
-// ---- protobuf wire format: just what RangeRequest and RangeResponse need (etcd's rpc.proto, kv.proto) ----
-
-function varintSize (n: number): number {
-  let size = 1
-  while (n >= 0x80) { n = Math.floor(n / 128); size++ }
-  return size
-}
-
-function putVarint (buf: Buffer, pos: number, n: number): number {
-  while (n >= 0x80) { buf[pos++] = (n % 128) | 0x80; n = Math.floor(n / 128) }
-  buf[pos++] = n
-  return pos
-}
+// ---- protobuf: RangeRequest and RangeResponse (etcd's rpc.proto and kv.proto) ----
 
 /** RangeRequest{key=1, range_end=2, limit=3, revision=4}; zero numbers are left out, as proto3 does. */
 export function encodeRangeRequest (r: RangePageRequest): Buffer {
@@ -88,55 +77,10 @@ export function encodeRangeRequest (r: RangePageRequest): Buffer {
   const size = 1 + varintSize(r.key.length) + r.key.length + 1 + varintSize(r.rangeEnd.length) + r.rangeEnd.length +
     (r.limit > 0 ? 1 + varintSize(r.limit) : 0) + (r.revision > 0 ? 1 + varintSize(r.revision) : 0)
   const buf = Buffer.allocUnsafe(size)
-  let pos = putVarint(buf, 0, 0x0a)
-  pos = putVarint(buf, pos, r.key.length)
-  pos += r.key.copy(buf, pos)
-  pos = putVarint(buf, pos, 0x12)
-  pos = putVarint(buf, pos, r.rangeEnd.length)
-  pos += r.rangeEnd.copy(buf, pos)
+  let pos = putBytesField(buf, putBytesField(buf, 0, 1, r.key), 2, r.rangeEnd)
   if (r.limit > 0) { buf[pos] = 0x18; pos = putVarint(buf, pos + 1, r.limit) }
   if (r.revision > 0) { buf[pos] = 0x20; pos = putVarint(buf, pos + 1, r.revision) }
   return buf
-}
-
-/** A cursor over one message; throws on anything truncated or of a wire type proto3 does not use. */
-class Reader {
-  pos: number
-  constructor (readonly buf: Buffer, start: number, readonly end: number) { this.pos = start }
-
-  get done (): boolean { return this.pos >= this.end }
-
-  /** An unsigned varint, exact up to 2^53 (revisions and counts; larger ones are only skipped). */
-  varint (): number {
-    let n = 0
-    let scale = 1
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw new RangeError('protobuf: truncated varint')
-      const b = this.buf[this.pos++] as number
-      n += (b & 0x7f) * scale
-      if (b < 0x80) return n
-      scale *= 128
-    }
-    throw new RangeError('protobuf: varint longer than 10 bytes')
-  }
-
-  /** Where a length-delimited field's contents start; the cursor moves past them (so `pos` is their end). */
-  bytes (): number {
-    const len = this.varint()
-    const start = this.pos
-    if (start + len > this.end) throw new RangeError('protobuf: field runs past its message')
-    this.pos = start + len
-    return start
-  }
-
-  skip (wireType: number): void {
-    if (wireType === 0) this.varint()
-    else if (wireType === 2) this.bytes()
-    else if (wireType === 1 || wireType === 5) {
-      this.pos += wireType === 1 ? 8 : 4
-      if (this.pos > this.end) throw new RangeError('protobuf: truncated fixed-width field')
-    } else throw new RangeError(`protobuf: unexpected wire type ${wireType}`)
-  }
 }
 
 /** RangeResponse{header=1{revision=3}, kvs=2{key=1, value=5}, more=3, count=4}; other fields skipped. */

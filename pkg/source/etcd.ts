@@ -2,14 +2,17 @@
 // the next revision and forward PUT → upsert, DELETE → remove. On compaction (the watch's start revision
 // is gone) or on reconnect after an outage it lists again and calls `replace`, so nothing is missed.
 // The watch is the raw Watch stream (pkg/etcd/watch.ts says why): one stream, one watcher, one loop.
+// The first list goes through a bare grpc-js client (pkg/etcd/bare-client.ts says why); etcd3 is loaded
+// after it, for the watch and for every later list.
 import type { Etcd3, IEvent } from 'etcd3'
 import type { KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
-import { describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from '../etcd/access.js'
-import { connector, type ClientFactory, type EtcdConnector } from '../etcd/client.js'
+import { combineAccess, describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from '../etcd/access.js'
+import { BareRangeClient } from '../etcd/bare-client.js'
+import type { ClientFactory, EtcdConnector } from '../etcd/client.js'
 import { decodeValue } from '../etcd/codec.js'
 import { objectsPrefix, parseKey, prefixRangeEnd } from '../etcd/keys.js'
-import { rangePage } from '../etcd/range.js'
+import { rangePage, type RangePage, type RangePageRequest } from '../etcd/range.js'
 import { watchPrefix, type WatchEnd } from '../etcd/watch.js'
 import type { Source, SourceHandler } from './source.js'
 
@@ -49,7 +52,7 @@ export class EtcdSource implements Source {
   readonly name: string
   private readonly opts: EtcdSourceOptions
   private readonly access: EtcdAccess
-  private readonly conn: EtcdConnector
+  private conn: EtcdConnector | undefined
   private readonly prefix: string
   private readonly log: LogFn
   private readonly backoff: { initialMs: number, maxMs: number }
@@ -63,13 +66,14 @@ export class EtcdSource implements Source {
   private loop: Promise<void> | undefined
   private failStart: ((e: Error) => void) | undefined
   private lastRevision = 0
+  private bare: BareRangeClient | undefined
+  private bareTried = false
 
   constructor (opts: EtcdSourceOptions) {
     if (opts.endpoints.length === 0) throw new FerryError('FERRY_ERR_CONFIG', 'etcd source: no endpoints given')
     this.opts = opts
-    this.conn = connector(opts)
-    this.access = this.conn.access
-    this.name = this.conn.name
+    this.access = combineAccess(opts.endpoints, opts.tls, opts.auth) // throws FERRY_ERR_CONFIG on a bad endpoint
+    this.name = `etcd ${this.access.shown.join(',')}`
     this.prefix = objectsPrefix(opts.prefix)
     this.log = opts.log ?? (() => {})
     this.backoff = opts.backoff ?? { initialMs: 200, maxMs: 10_000 }
@@ -92,6 +96,7 @@ export class EtcdSource implements Source {
       this.stopped = true
       this.wake?.()
       this.endWatch?.()
+      this.bare?.close()
       this.dropClient()
       if (!this.ready) this.failStart?.(new FerryError('FERRY_ERR_SOURCE', 'etcd source stopped before the first list completed'))
     }
@@ -105,10 +110,11 @@ export class EtcdSource implements Source {
     while (!this.stopped) {
       let phase = 'list'
       try {
-        const client = this.connect()
-        const revision = await this.list(client, h)
+        const revision = await this.list(h)
         if (this.stopped) break
         if (!this.ready) { this.ready = true; onReady() }
+        const client = this.client ?? await this.connect() // etcd3 loads here after the bare first list
+        if (this.stopped) break
         phase = 'watch'
         await this.opts.beforeWatch?.(revision + 1)
         if (this.stopped) break
@@ -144,7 +150,12 @@ export class EtcdSource implements Source {
     this.dropClient()
   }
 
-  private connect (): Etcd3 {
+  /** The etcd3 client, made (and etcd3 loaded) on first use. */
+  private async connect (): Promise<Etcd3> {
+    if (this.conn === undefined) {
+      const { connector } = await import('../etcd/client.js')
+      this.conn = connector(this.opts)
+    }
     this.client ??= this.conn.client()
     return this.client
   }
@@ -159,17 +170,36 @@ export class EtcdSource implements Source {
    * Reads every page at one revision, validates, calls replace; returns that revision. The next page is
    * asked for before this one is decoded, so etcd serves it while we parse (decoding is most of a list).
    */
-  private async list (client: Etcd3, h: SourceHandler): Promise<number> {
+  private async list (h: SourceHandler): Promise<number> {
+    if (!this.bareTried && this.opts.clientFactory === undefined) {
+      this.bareTried = true // once: a retry after an outage has no start-up to hurry, and etcd3's errors say more
+      const bare = this.bare = new BareRangeClient({ hosts: this.access.hosts, tls: this.access.tls, auth: this.access.auth, requestTimeoutMs: this.opts.requestTimeoutMs })
+      try {
+        return await this.listWith(async req => await bare.page(req), h, 'grpc-js')
+      } catch (e) {
+        if (this.stopped) return 0
+        this.log('debug', 'etcd first list failed; listing through etcd3', { error: describe(e) })
+      } finally {
+        bare.close()
+        this.bare = undefined
+      }
+    }
+    const client = this.client ?? await this.connect()
+    if (this.stopped) return 0
+    return await this.listWith(async req => await rangePage(client, req), h, 'etcd3')
+  }
+
+  private async listWith (readPage: (req: RangePageRequest) => Promise<RangePage>, h: SourceHandler, via: string): Promise<number> {
     const rangeEnd = prefixRangeEnd(this.prefix)
     const limit = this.opts.pageSize ?? 1000
     const next = new Map<string, KObject>()
-    let page = await rangePage(client, { key: Buffer.from(this.prefix), rangeEnd, limit, revision: 0 })
+    let page = await readPage({ key: Buffer.from(this.prefix), rangeEnd, limit, revision: 0 })
     const revision = page.revision
     for (;;) {
       if (this.stopped) return 0
       const last = page.kvs[page.kvs.length - 1]
       const ahead = page.more && last !== undefined
-        ? rangePage(client, { key: Buffer.concat([last.key, ZERO]), rangeEnd, limit, revision })
+        ? readPage({ key: Buffer.concat([last.key, ZERO]), rangeEnd, limit, revision })
         : undefined
       ahead?.catch(() => {}) // awaited below; a stop before that must not leave it unhandled
       for (const kv of page.kvs) {
@@ -183,7 +213,7 @@ export class EtcdSource implements Source {
     }
     this.state = next
     this.lastRevision = revision
-    this.log('debug', 'etcd listed', { revision, objects: next.size })
+    this.log('debug', 'etcd listed', { revision, objects: next.size, via })
     this.call(h, 'replace', () => { h.replace([...next.values()]) })
     return revision
   }

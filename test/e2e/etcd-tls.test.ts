@@ -62,6 +62,11 @@ function tlsAccess (client?: { cert: string, key: string }): ReturnType<typeof l
   return loadAccess({ endpoints: [tlsEtcd.endpoint], caFile: pki.ca, certFile: client?.cert, keyFile: client?.key })
 }
 
+/** A source log that records through which client each list went. */
+function listedVia (into: unknown[]): NonNullable<ConstructorParameters<typeof EtcdSource>[0]['log']> {
+  return (_level, msg, fields) => { if (msg === 'etcd listed') into.push(fields?.via) }
+}
+
 interface Run { code: number, stdout: string, stderr: string }
 async function ctl (args: string[], env: Record<string, string> = {}): Promise<Run> {
   return await new Promise(resolve => {
@@ -77,10 +82,12 @@ t.test('EtcdSource lists and watches through TLS with a client certificate', asy
   t.teardown(() => { store.close() })
   await store.apply([svc('a', '10.96.0.1')])
   const r = recorder()
-  const source = new EtcdSource({ endpoints: [tlsEtcd.endpoint], tls: access.tls, backoff: BACKOFF, requestTimeoutMs: 3000 })
+  const via: unknown[] = []
+  const source = new EtcdSource({ endpoints: [tlsEtcd.endpoint], tls: access.tls, backoff: BACKOFF, requestTimeoutMs: 3000, log: listedVia(via) })
   t.teardown(async () => { await source.stop() })
   await source.start(r.handler)
   t.same(r.names(), ['a'], 'listed over TLS')
+  t.same(via, ['grpc-js'], 'by the bare client, not after a fall-back to etcd3')
   await store.apply([svc('b', '10.96.0.2')])
   await r.until(() => r.names().includes('b'), 'the watch to deliver b')
   t.same(r.names(), ['a', 'b'], 'watched over TLS')
@@ -111,10 +118,12 @@ t.test('a username/password login works; a wrong password fails clearly and is n
   t.teardown(() => { store.close() })
   await store.apply([svc('a', '10.96.0.1')])
   const r = recorder()
-  const source = new EtcdSource({ endpoints: [authEtcd.endpoint], auth: good.auth, backoff: BACKOFF })
+  const via: unknown[] = []
+  const source = new EtcdSource({ endpoints: [authEtcd.endpoint], auth: good.auth, backoff: BACKOFF, log: listedVia(via) })
   t.teardown(async () => { await source.stop() })
   await source.start(r.handler)
   t.same(r.names(), ['a'], 'listed with a login')
+  t.same(via, ['grpc-js'], 'by the bare client, which logged in itself')
   await store.apply([svc('b', '10.96.0.2')])
   await r.until(() => r.names().includes('b'), 'the watch to deliver b')
   t.same([...r.names()].sort(), ['a', 'b'], 'watched with a login')

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path'
 import t from 'tap'
 import protobuf from 'protobufjs'
 import type { Etcd3, IRangeResponse } from 'etcd3'
+import { decodeAuthenticateResponse, encodeAuthenticateRequest } from '../../pkg/etcd/bare-client.js'
 import { decodeRangeResponse, encodeRangeRequest, rangePage } from '../../pkg/etcd/range.js'
 
 const require = createRequire(import.meta.url)
@@ -73,4 +74,14 @@ t.test('rangePage falls back to kv.range: without a connection pool, and when th
   t.equal((await rangePage(failing, { key, rangeEnd, limit: 10, revision: 7 })).revision, 42)
   t.equal(tried, 1, 'the pool was tried first')
   t.equal(asked.length, 2, 'then kv.range, whose error (if any) is the one reported')
+})
+
+t.test('Authenticate request and reply, as etcd reads and writes them', async t => {
+  const AuthenticateRequest = root.lookupType('etcdserverpb.AuthenticateRequest')
+  const AuthenticateResponse = root.lookupType('etcdserverpb.AuthenticateResponse')
+  const req = AuthenticateRequest.toObject(AuthenticateRequest.decode(encodeAuthenticateRequest({ username: 'rööt', password: 'p'.repeat(300) })))
+  t.same(req, { name: 'rööt', password: 'p'.repeat(300) }, 'multi-byte name, a password over 127 bytes')
+  const reply = AuthenticateResponse.encode(AuthenticateResponse.fromObject({ header: { revision: 9, member_id: '18446744073709551615' }, token: 'abc.123' })).finish()
+  t.equal(decodeAuthenticateResponse(Buffer.from(reply)), 'abc.123')
+  t.throws(() => decodeAuthenticateResponse(Buffer.alloc(0)), /no token/)
 })
