@@ -1,17 +1,19 @@
-// A Range-only etcd client on grpc-js alone, for the source's first listing. Loading etcd3 costs
+// A Range and Watch etcd client on grpc-js alone, for the source. Loading etcd3 costs
 // 150–220 ms of CPU in a fresh process (protobufjs compiles all of rpc.proto, proto-loader builds
 // descriptors for every service), against ~40 ms for grpc-js itself; a ferryd start pays that before
-// its first object. So the first list goes through this client, and etcd3 (which the watch, ferryctl
-// and the overlay use) loads after it. It dials the same hosts with the same credentials, channel
+// its first object, and ~11 MB of RSS. So the source lists and watches through this client, and loads
+// etcd3 (which ferryctl and the overlay use) only after this client has failed once. It dials the same hosts with the same credentials, channel
 // options and per-call deadline as createClient (client.ts), logs in with the same username and
 // password (the token rides in the "token" metadata, as etcd3 sends it), and tries the hosts in order.
-// It reports failures only as "did not work": the caller then lists through etcd3, whose typed errors
-// and hints are what users see.
+// A failed list is only "did not work" to the caller, which then lists through etcd3, whose typed
+// errors and hints are what users see.
 import { createRequire } from 'node:module'
-import type { CallOptions, Client, ClientUnaryCall, Metadata, ServiceError } from '@grpc/grpc-js'
+import type { CallOptions, Client, ClientDuplexStream, ClientUnaryCall, Metadata, ServiceError } from '@grpc/grpc-js'
+import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { EtcdAuth, EtcdTLS } from './access.js'
 import { CHANNEL_OPTIONS, quietIPServerNameWarning } from './client-options.js'
 import { decodeRangeResponse, encodeRangeRequest, type RangePage, type RangePageRequest } from './range.js'
+import { decodeWatchResponse, encodeWatchRequest } from './watch-codec.js'
 import { Reader, putBytesField } from './wire.js'
 
 type Grpc = typeof import('@grpc/grpc-js')
@@ -34,7 +36,7 @@ export interface BareClientOptions {
 export class BareRangeClient {
   private readonly grpc: Grpc
   private readonly clients: Client[] = []
-  private readonly calls = new Set<ClientUnaryCall>()
+  private readonly calls = new Set<ClientUnaryCall | ClientDuplexStream<IWatchRequest, IWatchResponse>>()
   private readonly timeoutMs: number
   private chosen: { client: Client, metadata: Metadata } | undefined
   private closed = false
@@ -69,6 +71,21 @@ export class BareRangeClient {
     return await this.call(this.chosen.client, this.chosen.metadata, RANGE, encodeRangeRequest, decodeRangeResponse, req)
   }
 
+  /** Opens a Watch stream on the host the first page came from (see watch.ts), with the login token. */
+  readonly watchClient = {
+    watch: async (): Promise<IDuplexStream<IWatchRequest, IWatchResponse>> => {
+      const chosen = this.chosen
+      if (this.closed || chosen === undefined) throw new Error('bare etcd client: closed, or no page read yet')
+      const stream = chosen.client.makeBidiStreamRequest(WATCH, encodeWatchRequest, decodeWatchResponse, chosen.metadata, {})
+      this.calls.add(stream)
+      const forget = (): void => { this.calls.delete(stream) }
+      stream.once('error', forget)
+      stream.once('end', forget)
+      stream.once('close', forget)
+      return stream
+    },
+  }
+
   /** Cancels calls in flight and closes every channel. */
   close (): void {
     this.closed = true
@@ -95,6 +112,7 @@ export class BareRangeClient {
 
 const RANGE = '/etcdserverpb.KV/Range'
 const AUTHENTICATE = '/etcdserverpb.Auth/Authenticate'
+const WATCH = '/etcdserverpb.Watch/Watch'
 
 /** AuthenticateRequest{name=1, password=2}. */
 export function encodeAuthenticateRequest (a: EtcdAuth): Buffer {

@@ -41,6 +41,16 @@ export class Reader {
     throw new RangeError('protobuf: varint longer than 10 bytes')
   }
 
+  /** A 64-bit varint as decimal text, exact (etcd3's `longs: String` form); int64 fields read as signed. */
+  varintString (signed: boolean): string {
+    const start = this.pos
+    const n = this.varint()
+    if (Number.isSafeInteger(n) && this.pos - start < 10) return String(n)
+    let v = 0n
+    for (let p = this.pos - 1; p >= start; p--) v = (v << 7n) | BigInt((this.buf[p] as number) & 0x7f)
+    return (signed ? BigInt.asIntN(64, v) : BigInt.asUintN(64, v)).toString()
+  }
+
   /** Where a length-delimited field's contents start; the cursor moves past them (so `pos` is their end). */
   bytes (): number {
     const len = this.varint()

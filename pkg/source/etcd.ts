@@ -2,8 +2,8 @@
 // the next revision and forward PUT → upsert, DELETE → remove. On compaction (the watch's start revision
 // is gone) or on reconnect after an outage it lists again and calls `replace`, so nothing is missed.
 // The watch is the raw Watch stream (pkg/etcd/watch.ts says why): one stream, one watcher, one loop.
-// The first list goes through a bare grpc-js client (pkg/etcd/bare-client.ts says why); etcd3 is loaded
-// after it, for the watch and for every later list.
+// Lists and watches go through a bare grpc-js client (pkg/etcd/bare-client.ts says why) until it fails
+// once; from then on through etcd3, loaded at that point, whose errors and hints are the ones reported.
 import type { Etcd3, IEvent } from 'etcd3'
 import type { KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
@@ -13,7 +13,7 @@ import type { ClientFactory, EtcdConnector } from '../etcd/client.js'
 import { decodeValue } from '../etcd/codec.js'
 import { objectsPrefix, parseKey, prefixRangeEnd } from '../etcd/keys.js'
 import { rangePage, type RangePage, type RangePageRequest } from '../etcd/range.js'
-import { watchPrefix, type WatchEnd } from '../etcd/watch.js'
+import { watchPrefix, type WatchEnd, type WatchOpener } from '../etcd/watch.js'
 import type { Source, SourceHandler } from './source.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
@@ -67,7 +67,7 @@ export class EtcdSource implements Source {
   private failStart: ((e: Error) => void) | undefined
   private lastRevision = 0
   private bare: BareRangeClient | undefined
-  private bareTried = false
+  private bareFailed = false
 
   constructor (opts: EtcdSourceOptions) {
     if (opts.endpoints.length === 0) throw new FerryError('FERRY_ERR_CONFIG', 'etcd source: no endpoints given')
@@ -113,7 +113,7 @@ export class EtcdSource implements Source {
         const revision = await this.list(h)
         if (this.stopped) break
         if (!this.ready) { this.ready = true; onReady() }
-        const client = this.client ?? await this.connect() // etcd3 loads here after the bare first list
+        const client: WatchOpener = this.bare ?? this.client ?? await this.connect()
         if (this.stopped) break
         phase = 'watch'
         await this.opts.beforeWatch?.(revision + 1)
@@ -132,6 +132,7 @@ export class EtcdSource implements Source {
       } catch (e) {
         if (this.stopped) break
         this.dropClient()
+        this.dropBare() // a watch through it failed: etcd3 from now on
         if (COMPACTED.test(errorMessage(e))) { // the pinned list revision was compacted mid-list
           this.log('info', 'etcd list revision compacted; listing again', { error: describe(e) })
           if (++compactions > 3) await this.sleep(delay)
@@ -160,6 +161,14 @@ export class EtcdSource implements Source {
     return this.client
   }
 
+  /** Closes the bare client for good: lists and watches go through etcd3 from here on. */
+  private dropBare (): void {
+    if (this.bare === undefined) return
+    this.bareFailed = true
+    this.bare.close()
+    this.bare = undefined
+  }
+
   private dropClient (): void {
     const c = this.client
     this.client = undefined
@@ -171,17 +180,14 @@ export class EtcdSource implements Source {
    * asked for before this one is decoded, so etcd serves it while we parse (decoding is most of a list).
    */
   private async list (h: SourceHandler): Promise<number> {
-    if (!this.bareTried && this.opts.clientFactory === undefined) {
-      this.bareTried = true // once: a retry after an outage has no start-up to hurry, and etcd3's errors say more
-      const bare = this.bare = new BareRangeClient({ hosts: this.access.hosts, tls: this.access.tls, auth: this.access.auth, requestTimeoutMs: this.opts.requestTimeoutMs })
+    if (!this.bareFailed && this.opts.clientFactory === undefined) {
+      const bare = this.bare ??= new BareRangeClient({ hosts: this.access.hosts, tls: this.access.tls, auth: this.access.auth, requestTimeoutMs: this.opts.requestTimeoutMs })
       try {
         return await this.listWith(async req => await bare.page(req), h, 'grpc-js')
       } catch (e) {
         if (this.stopped) return 0
-        this.log('debug', 'etcd first list failed; listing through etcd3', { error: describe(e) })
-      } finally {
-        bare.close()
-        this.bare = undefined
+        this.dropBare()
+        this.log('debug', 'etcd list through grpc-js failed; listing through etcd3 from now on', { error: describe(e) })
       }
     }
     const client = this.client ?? await this.connect()
@@ -233,7 +239,8 @@ export class EtcdSource implements Source {
   }
 
   /** Watches from `from`; resolves on compaction or stop, rejects on any other end of the stream. */
-  private async watch (client: Etcd3, h: SourceHandler, from: number, on: { created: () => void, events: () => void }): Promise<WatchEnd> {
+  private async watch (client: WatchOpener, h: SourceHandler, from: number, on: { created: () => void, events: () => void }): Promise<WatchEnd> {
+    this.log('debug', 'etcd watching', { fromRevision: from, via: client === this.bare ? 'grpc-js' : 'etcd3' })
     const w = watchPrefix(client, {
       prefix: this.prefix,
       fromRevision: from,

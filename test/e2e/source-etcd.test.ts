@@ -191,7 +191,7 @@ t.test('a list over many pages: every object, bad values named by key, read at o
     const r = new Recorder()
     const s = source({
       pageSize: 3,
-      log: (_level, msg, fields) => { if (msg === 'etcd listed') listed.push(fields) },
+      log: (_level, msg, fields) => { if (msg === 'etcd listed' || msg === 'etcd watching') listed.push(fields) },
       ...(via === 'etcd3'
         ? {
             clientFactory: (eps: string[]) => {
@@ -210,7 +210,7 @@ t.test('a list over many pages: every object, bad values named by key, read at o
       'etcd key /ferry/v1/services/default/s05',
     ], `${via}: bad values named by key`)
     t.equal(s.revision, last, `${via}: the revision of the listing`)
-    t.same(listed, [{ revision: s.revision, objects: want.length + 1, via }], `${via}: listed through ${via}`)
+    t.same(listed, [{ revision: s.revision, objects: want.length + 1, via }, { fromRevision: s.revision + 1, via }], `${via}: listed and watching through ${via}`)
     t.equal(fellBack, 0, `${via}: no page through etcd3's kv.range`)
     const name = `w-${via}`
     last = Number((await client.put(svcKey(name)).value(JSON.stringify(svc(name, '10.96.1.1')))).header.revision)
@@ -325,8 +325,9 @@ t.test('connection cut while etcd changes and compacts → one error, then re-li
   await put(svcKey('b'), svc('b', '10.96.0.2'))
   const r = new Recorder()
   const logs: string[] = []
-  await source({ endpoints: [proxy.endpoint], log: (level, msg) => { logs.push(`${level} ${msg}`) } }).start(r.handler)
+  await source({ endpoints: [proxy.endpoint], log: (level, msg, fields) => { logs.push(`${level} ${msg}${typeof fields?.via === 'string' ? ` via ${fields.via}` : ''}`) } }).start(r.handler)
   t.equal(r.replaces, 1)
+  await r.until(() => logs.includes('debug etcd watching via grpc-js'), 'the watch on the bare client')
   await proxy.cut()
   await r.until(() => r.errors.length === 1, 'outage reported')
   t.equal(r.errors[0]?.code, 'FERRY_ERR_SOURCE')
@@ -345,6 +346,7 @@ t.test('connection cut while etcd changes and compacts → one error, then re-li
   await put(svcKey('d'), svc('d', '10.96.0.4'))
   await r.until(() => r.state.has('Service/default/d'), 'watching again')
   t.equal(r.errors.length, 1)
+  t.same(logs.filter(l => / via /.test(l)).slice(-2), ['debug etcd listed via etcd3', 'debug etcd watching via etcd3'], 'after its watch failed, the bare client is not used again')
 })
 
 t.test('etcd stopped → state kept, one error; restarted → converges', async t => {

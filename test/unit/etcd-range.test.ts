@@ -1,4 +1,4 @@
-// The listing's own Range codec against etcd's published messages (etcd3's copy of rpc.proto, read by
+// The source's own Range, Authenticate and Watch codecs against etcd's published messages (etcd3's copy of rpc.proto, read by
 // protobufjs), and rangePage's fall-back to etcd3's kv.range when its own path is not available.
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
@@ -7,6 +7,7 @@ import protobuf from 'protobufjs'
 import type { Etcd3, IRangeResponse } from 'etcd3'
 import { decodeAuthenticateResponse, encodeAuthenticateRequest } from '../../pkg/etcd/bare-client.js'
 import { decodeRangeResponse, encodeRangeRequest, rangePage } from '../../pkg/etcd/range.js'
+import { decodeWatchResponse, encodeWatchRequest } from '../../pkg/etcd/watch-codec.js'
 
 const require = createRequire(import.meta.url)
 const root = new protobuf.Root().loadSync(join(dirname(require.resolve('etcd3/package.json')), 'proto', 'rpc.proto'), { keepCase: true })
@@ -84,4 +85,34 @@ t.test('Authenticate request and reply, as etcd reads and writes them', async t 
   const reply = AuthenticateResponse.encode(AuthenticateResponse.fromObject({ header: { revision: 9, member_id: '18446744073709551615' }, token: 'abc.123' })).finish()
   t.equal(decodeAuthenticateResponse(Buffer.from(reply)), 'abc.123')
   t.throws(() => decodeAuthenticateResponse(Buffer.alloc(0)), /no token/)
+})
+
+t.test('Watch: the create request and every response field, as etcd writes them', async t => {
+  const WatchRequest = root.lookupType('etcdserverpb.WatchRequest')
+  const WatchResponse = root.lookupType('etcdserverpb.WatchResponse')
+  for (const [rev, notify] of [[0, false], [5, true], [2 ** 40, false]] as const) {
+    const buf = encodeWatchRequest({ create_request: { key, range_end: rangeEnd, start_revision: rev, progress_notify: notify } })
+    const m = WatchRequest.toObject(WatchRequest.decode(buf), { longs: Number, defaults: true }) as { create_request: Record<string, unknown> }
+    const c = m.create_request
+    t.same([Buffer.from(c.key as Uint8Array).toString(), Buffer.from(c.range_end as Uint8Array).toString(), c.start_revision, c.progress_notify],
+      ['/ferry/v1/', '/ferry/v10', rev, notify], `start_revision ${rev}, progress_notify ${String(notify)}`)
+  }
+  t.throws(() => encodeWatchRequest({ cancel_request: { watch_id: 1 } }), TypeError, 'only create requests')
+  t.throws(() => encodeWatchRequest({ create_request: { key, prev_kv: true } }), TypeError, 'no options the loop does not use')
+
+  const kv = { key: Buffer.from('/ferry/v1/nodes/a'), create_revision: 3, mod_revision: 9, version: 2, value: Buffer.from('{}'), lease: '-1' }
+  const msg = WatchResponse.fromObject({
+    header: { cluster_id: '18446744073709551615', member_id: '9007199254740993', revision: 9, raft_term: 4 },
+    watch_id: 0, created: true, canceled: true, compact_revision: 8, cancel_reason: 'gone', fragment: true,
+    events: [{ type: 'Put', kv, prev_kv: { ...kv, mod_revision: 7 } }, { type: 'Delete', kv: { key: Buffer.from('/ferry/v1/nodes/b'), mod_revision: 9 } }],
+  })
+  const res = decodeWatchResponse(Buffer.from(WatchResponse.encode(msg).finish()))
+  t.same(res.header, { cluster_id: '18446744073709551615', member_id: '9007199254740993', revision: '9', raft_term: '4' }, '64-bit ids exact')
+  t.same([res.watch_id, res.created, res.canceled, res.compact_revision, res.cancel_reason, res.fragment], ['0', true, true, '8', 'gone', true])
+  t.same(res.events.map(e => [e.type, e.kv.key.toString(), e.kv.value.toString(), e.kv.mod_revision, e.kv.create_revision, e.kv.version, e.kv.lease, e.prev_kv?.mod_revision]), [
+    ['Put', '/ferry/v1/nodes/a', '{}', '9', '3', '2', '-1', '7'],
+    ['Delete', '/ferry/v1/nodes/b', '', '9', '0', '0', '0', undefined],
+  ], 'events in order, int64 fields signed')
+  const progress = decodeWatchResponse(Buffer.from(WatchResponse.encode(WatchResponse.fromObject({ header: { revision: 12 } })).finish()))
+  t.same([progress.header.revision, progress.events, progress.compact_revision, progress.canceled], ['12', [], '0', false], 'a progress notification')
 })
