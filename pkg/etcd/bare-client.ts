@@ -1,12 +1,12 @@
-// A Range and Watch etcd client on grpc-js alone, for the source. Loading etcd3 costs
-// 150–220 ms of CPU in a fresh process (protobufjs compiles all of rpc.proto, proto-loader builds
-// descriptors for every service), against ~40 ms for grpc-js itself; a ferryd start pays that before
-// its first object, and ~11 MB of RSS. So the source lists and watches through this client, and loads
-// etcd3 (which ferryctl and the overlay use) only after this client has failed once. It dials the same hosts with the same credentials, channel
-// options and per-call deadline as createClient (client.ts), logs in with the same username and
-// password (the token rides in the "token" metadata, as etcd3 sends it), and tries the hosts in order.
-// A failed list is only "did not work" to the caller, which then lists through etcd3, whose typed
-// errors and hints are what users see.
+// A Range and Watch etcd client on grpc-js alone, for the source. Loading etcd3 costs 150–220 ms of
+// CPU in a fresh process (protobufjs compiles all of rpc.proto, proto-loader builds descriptors for
+// every service) and ~11 MB of RSS, against ~40 ms for grpc-js itself; a ferryd start paid that before
+// its first object. So the source lists and watches through this client, and loads etcd3 (which
+// ferryctl and the overlay use) only once this client has failed. It dials the same hosts with the
+// same credentials, channel options and per-call deadline as createClient (client.ts), logs in with
+// the same username and password (the token rides in the "token" metadata, as etcd3 sends it), and
+// tries the hosts in order. A failed list is only "did not work" to the caller, which then lists
+// through etcd3, whose typed errors and hints are what users see.
 import { createRequire } from 'node:module'
 import type { CallOptions, Client, ClientDuplexStream, ClientUnaryCall, Metadata, ServiceError } from '@grpc/grpc-js'
 import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3'
