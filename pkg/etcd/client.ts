@@ -2,6 +2,7 @@
 // leases all come through here, so TLS, login and credential redaction behave the same everywhere.
 import { Etcd3, type IOptions } from 'etcd3'
 import { combineAccess, type EtcdAccess, type EtcdAuth, type EtcdTLS } from './access.js'
+import { CHANNEL_OPTIONS, quietIPServerNameWarning } from './client-options.js'
 
 export interface ClientOptions {
   /** Deadline for each unary call (range, txn, compact); streams have none. */
@@ -24,12 +25,7 @@ export function createClient (endpoints: string[], opts: ClientOptions = {}): Et
     hosts: endpoints,
     dialTimeout: timeout,
     defaultCallOptions: (ctx) => ctx.isStream ? {} : { deadline: Date.now() + timeout },
-    grpcOptions: {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 0,
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    },
+    grpcOptions: { ...CHANNEL_OPTIONS },
   }
   if (endpoints.some(e => e.startsWith('https:'))) quietIPServerNameWarning()
   if (opts.tls !== undefined) {
@@ -73,20 +69,4 @@ export function connector (opts: ConnectOptions): EtcdConnector {
 /** "http://a:2379, b:2379" → ["http://a:2379", "http://b:2379"]. */
 export function parseEndpoints (text: string): string[] {
   return text.split(',').map(s => s.trim()).filter(s => s !== '')
-}
-
-let quiet = false
-/**
- * grpc-js sends the host as TLS server name even when it is an IP (https://10.0.0.10:2379, the usual etcd
- * endpoint), and Node then prints DEP0123 on stderr: noise nobody running ferry can act on. Drops only that.
- */
-function quietIPServerNameWarning (): void {
-  if (quiet) return
-  quiet = true
-  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void
-  process.emitWarning = ((...args: unknown[]) => {
-    const opt = args[1]
-    const code = typeof opt === 'object' && opt !== null ? (opt as { code?: unknown }).code : args[2]
-    if (code !== 'DEP0123') emit(...args)
-  }) as typeof process.emitWarning
 }

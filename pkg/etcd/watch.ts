@@ -4,10 +4,15 @@
 //
 // Why not etcd3's Watcher: it resumes from the last *header* revision (not the last event delivered),
 // turns compaction into a generic "error" event, and keeps reconnect timers alive after cancel.
-import type { Etcd3, IDuplexStream, IEvent, IWatchRequest, IWatchResponse } from 'etcd3'
+import type { IDuplexStream, IEvent, IWatchRequest, IWatchResponse } from 'etcd3'
 import { prefixRangeEnd } from './keys.js'
 
 export type WatchEnd = 'compacted' | 'stopped'
+
+/** What opens a Watch stream: an etcd3 client, or the bare client of the source's first list. */
+export interface WatchOpener {
+  readonly watchClient: { watch: () => Promise<IDuplexStream<IWatchRequest, IWatchResponse>> }
+}
 
 export interface PrefixWatchOptions {
   prefix: string
@@ -28,7 +33,7 @@ export interface PrefixWatch {
 }
 
 /** Opens the stream and watches `prefix` from `fromRevision`. */
-export function watchPrefix (client: Etcd3, o: PrefixWatchOptions): PrefixWatch {
+export function watchPrefix (client: WatchOpener, o: PrefixWatchOptions): PrefixWatch {
   let stop: (() => void) | undefined
   let stopEarly = false
   const done = (async (): Promise<WatchEnd> => {

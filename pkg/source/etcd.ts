@@ -2,14 +2,18 @@
 // the next revision and forward PUT → upsert, DELETE → remove. On compaction (the watch's start revision
 // is gone) or on reconnect after an outage it lists again and calls `replace`, so nothing is missed.
 // The watch is the raw Watch stream (pkg/etcd/watch.ts says why): one stream, one watcher, one loop.
+// Lists and watches go through a bare grpc-js client (pkg/etcd/bare-client.ts says why) until it fails
+// once; from then on through etcd3, loaded at that point, whose errors and hints are the ones reported.
 import type { Etcd3, IEvent } from 'etcd3'
 import type { KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
-import { describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from '../etcd/access.js'
-import { connector, type ClientFactory, type EtcdConnector } from '../etcd/client.js'
+import { combineAccess, describe, hint, type EtcdAccess, type EtcdAuth, type EtcdTLS } from '../etcd/access.js'
+import { BareRangeClient } from '../etcd/bare-client.js'
+import type { ClientFactory, EtcdConnector } from '../etcd/client.js'
 import { decodeValue } from '../etcd/codec.js'
 import { objectsPrefix, parseKey, prefixRangeEnd } from '../etcd/keys.js'
-import { watchPrefix, type WatchEnd } from '../etcd/watch.js'
+import { rangePage, type RangePage, type RangePageRequest } from '../etcd/range.js'
+import { watchPrefix, type WatchEnd, type WatchOpener } from '../etcd/watch.js'
 import type { Source, SourceHandler } from './source.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
@@ -41,13 +45,14 @@ export interface EtcdSourceOptions {
 }
 
 const COMPACTED = /compacted/i
+const ZERO = Buffer.from([0])
 
 export class EtcdSource implements Source {
   /** "etcd <endpoints>", passwords redacted: shown in /readyz, /debug/state and logs. */
   readonly name: string
   private readonly opts: EtcdSourceOptions
   private readonly access: EtcdAccess
-  private readonly conn: EtcdConnector
+  private conn: EtcdConnector | undefined
   private readonly prefix: string
   private readonly log: LogFn
   private readonly backoff: { initialMs: number, maxMs: number }
@@ -61,13 +66,14 @@ export class EtcdSource implements Source {
   private loop: Promise<void> | undefined
   private failStart: ((e: Error) => void) | undefined
   private lastRevision = 0
+  private bare: BareRangeClient | undefined
+  private bareFailed = false
 
   constructor (opts: EtcdSourceOptions) {
     if (opts.endpoints.length === 0) throw new FerryError('FERRY_ERR_CONFIG', 'etcd source: no endpoints given')
     this.opts = opts
-    this.conn = connector(opts)
-    this.access = this.conn.access
-    this.name = this.conn.name
+    this.access = combineAccess(opts.endpoints, opts.tls, opts.auth) // throws FERRY_ERR_CONFIG on a bad endpoint
+    this.name = `etcd ${this.access.shown.join(',')}`
     this.prefix = objectsPrefix(opts.prefix)
     this.log = opts.log ?? (() => {})
     this.backoff = opts.backoff ?? { initialMs: 200, maxMs: 10_000 }
@@ -90,6 +96,7 @@ export class EtcdSource implements Source {
       this.stopped = true
       this.wake?.()
       this.endWatch?.()
+      this.bare?.close()
       this.dropClient()
       if (!this.ready) this.failStart?.(new FerryError('FERRY_ERR_SOURCE', 'etcd source stopped before the first list completed'))
     }
@@ -103,10 +110,11 @@ export class EtcdSource implements Source {
     while (!this.stopped) {
       let phase = 'list'
       try {
-        const client = this.connect()
-        const revision = await this.list(client, h)
+        const revision = await this.list(h)
         if (this.stopped) break
         if (!this.ready) { this.ready = true; onReady() }
+        const client: WatchOpener = this.bare ?? this.client ?? await this.connect()
+        if (this.stopped) break
         phase = 'watch'
         await this.opts.beforeWatch?.(revision + 1)
         if (this.stopped) break
@@ -124,6 +132,7 @@ export class EtcdSource implements Source {
       } catch (e) {
         if (this.stopped) break
         this.dropClient()
+        this.dropBare() // a watch through it failed: etcd3 from now on
         if (COMPACTED.test(errorMessage(e))) { // the pinned list revision was compacted mid-list
           this.log('info', 'etcd list revision compacted; listing again', { error: describe(e) })
           if (++compactions > 3) await this.sleep(delay)
@@ -142,9 +151,22 @@ export class EtcdSource implements Source {
     this.dropClient()
   }
 
-  private connect (): Etcd3 {
+  /** The etcd3 client, made (and etcd3 loaded) on first use. */
+  private async connect (): Promise<Etcd3> {
+    if (this.conn === undefined) {
+      const { connector } = await import('../etcd/client.js')
+      this.conn = connector(this.opts)
+    }
     this.client ??= this.conn.client()
     return this.client
+  }
+
+  /** Closes the bare client for good: lists and watches go through etcd3 from here on. */
+  private dropBare (): void {
+    if (this.bare === undefined) return
+    this.bareFailed = true
+    this.bare.close()
+    this.bare = undefined
   }
 
   private dropClient (): void {
@@ -153,32 +175,53 @@ export class EtcdSource implements Source {
     try { c?.close() } catch {}
   }
 
-  /** Reads every page at one revision, validates, calls replace; returns that revision. */
-  private async list (client: Etcd3, h: SourceHandler): Promise<number> {
-    const end = prefixRangeEnd(this.prefix)
+  /**
+   * Reads every page at one revision, validates, calls replace; returns that revision. The next page is
+   * asked for before this one is decoded, so etcd serves it while we parse (decoding is most of a list).
+   */
+  private async list (h: SourceHandler): Promise<number> {
+    if (!this.bareFailed && this.opts.clientFactory === undefined) {
+      const bare = this.bare ??= new BareRangeClient({ hosts: this.access.hosts, tls: this.access.tls, auth: this.access.auth, requestTimeoutMs: this.opts.requestTimeoutMs })
+      try {
+        return await this.listWith(async req => await bare.page(req), h, 'grpc-js')
+      } catch (e) {
+        if (this.stopped) return 0
+        this.dropBare()
+        this.log('debug', 'etcd list through grpc-js failed; listing through etcd3 from now on', { error: describe(e) })
+      }
+    }
+    const client = this.client ?? await this.connect()
+    if (this.stopped) return 0
+    return await this.listWith(async req => await rangePage(client, req), h, 'etcd3')
+  }
+
+  private async listWith (readPage: (req: RangePageRequest) => Promise<RangePage>, h: SourceHandler, via: string): Promise<number> {
+    const rangeEnd = prefixRangeEnd(this.prefix)
     const limit = this.opts.pageSize ?? 1000
     const next = new Map<string, KObject>()
-    let key = Buffer.from(this.prefix)
-    let revision: string | undefined
+    let page = await readPage({ key: Buffer.from(this.prefix), rangeEnd, limit, revision: 0 })
+    const revision = page.revision
     for (;;) {
-      const res = await client.kv.range({ key, range_end: end, limit, revision: revision ?? 0 })
       if (this.stopped) return 0
-      revision ??= res.header.revision
-      for (const kv of res.kvs) {
+      const last = page.kvs[page.kvs.length - 1]
+      const ahead = page.more && last !== undefined
+        ? readPage({ key: Buffer.concat([last.key, ZERO]), rangeEnd, limit, revision })
+        : undefined
+      ahead?.catch(() => {}) // awaited below; a stop before that must not leave it unhandled
+      for (const kv of page.kvs) {
         const k = kv.key.toString('utf8')
         const obj = this.decode(h, k, kv.value)
         const keep = obj ?? this.state.get(k)
         if (keep !== undefined) next.set(k, keep)
       }
-      const last = res.kvs[res.kvs.length - 1]
-      if (!res.more || last === undefined) break
-      key = Buffer.concat([last.key, Buffer.from([0])])
+      if (ahead === undefined) break
+      page = await ahead
     }
     this.state = next
-    this.lastRevision = Number(revision)
-    this.log('debug', 'etcd listed', { revision: this.lastRevision, objects: next.size })
+    this.lastRevision = revision
+    this.log('debug', 'etcd listed', { revision, objects: next.size, via })
     this.call(h, 'replace', () => { h.replace([...next.values()]) })
-    return this.lastRevision
+    return revision
   }
 
   /** The validated object at `key`, or undefined after reporting why it is unusable. */
@@ -196,7 +239,8 @@ export class EtcdSource implements Source {
   }
 
   /** Watches from `from`; resolves on compaction or stop, rejects on any other end of the stream. */
-  private async watch (client: Etcd3, h: SourceHandler, from: number, on: { created: () => void, events: () => void }): Promise<WatchEnd> {
+  private async watch (client: WatchOpener, h: SourceHandler, from: number, on: { created: () => void, events: () => void }): Promise<WatchEnd> {
+    this.log('debug', 'etcd watching', { fromRevision: from, via: client === this.bare ? 'grpc-js' : 'etcd3' })
     const w = watchPrefix(client, {
       prefix: this.prefix,
       fromRevision: from,

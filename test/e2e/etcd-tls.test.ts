@@ -12,6 +12,9 @@ import type { FerryError } from '../../pkg/errors/errors.js'
 import { loadAccess } from '../../pkg/etcd/access.js'
 import { EtcdSource } from '../../pkg/source/etcd.js'
 import { EtcdStore } from '../../pkg/etcd/store.js'
+import { connector } from '../../pkg/etcd/client.js'
+import { prefixRangeEnd } from '../../pkg/etcd/keys.js'
+import { rangePage } from '../../pkg/etcd/range.js'
 import { startEtcd } from '../helpers/etcd.js'
 import { makePKI } from '../helpers/pki.js'
 
@@ -59,6 +62,11 @@ function tlsAccess (client?: { cert: string, key: string }): ReturnType<typeof l
   return loadAccess({ endpoints: [tlsEtcd.endpoint], caFile: pki.ca, certFile: client?.cert, keyFile: client?.key })
 }
 
+/** A source log that records through which client each list went. */
+function listedVia (into: unknown[]): NonNullable<ConstructorParameters<typeof EtcdSource>[0]['log']> {
+  return (_level, msg, fields) => { if (msg === 'etcd listed') into.push(fields?.via) }
+}
+
 interface Run { code: number, stdout: string, stderr: string }
 async function ctl (args: string[], env: Record<string, string> = {}): Promise<Run> {
   return await new Promise(resolve => {
@@ -74,10 +82,12 @@ t.test('EtcdSource lists and watches through TLS with a client certificate', asy
   t.teardown(() => { store.close() })
   await store.apply([svc('a', '10.96.0.1')])
   const r = recorder()
-  const source = new EtcdSource({ endpoints: [tlsEtcd.endpoint], tls: access.tls, backoff: BACKOFF, requestTimeoutMs: 3000 })
+  const via: unknown[] = []
+  const source = new EtcdSource({ endpoints: [tlsEtcd.endpoint], tls: access.tls, backoff: BACKOFF, requestTimeoutMs: 3000, log: listedVia(via) })
   t.teardown(async () => { await source.stop() })
   await source.start(r.handler)
   t.same(r.names(), ['a'], 'listed over TLS')
+  t.same(via, ['grpc-js'], 'by the bare client, not after a fall-back to etcd3')
   await store.apply([svc('b', '10.96.0.2')])
   await r.until(() => r.names().includes('b'), 'the watch to deliver b')
   t.same(r.names(), ['a', 'b'], 'watched over TLS')
@@ -108,10 +118,12 @@ t.test('a username/password login works; a wrong password fails clearly and is n
   t.teardown(() => { store.close() })
   await store.apply([svc('a', '10.96.0.1')])
   const r = recorder()
-  const source = new EtcdSource({ endpoints: [authEtcd.endpoint], auth: good.auth, backoff: BACKOFF })
+  const via: unknown[] = []
+  const source = new EtcdSource({ endpoints: [authEtcd.endpoint], auth: good.auth, backoff: BACKOFF, log: listedVia(via) })
   t.teardown(async () => { await source.stop() })
   await source.start(r.handler)
   t.same(r.names(), ['a'], 'listed with a login')
+  t.same(via, ['grpc-js'], 'by the bare client, which logged in itself')
   await store.apply([svc('b', '10.96.0.2')])
   await r.until(() => r.names().includes('b'), 'the watch to deliver b')
   t.same([...r.names()].sort(), ['a', 'b'], 'watched with a login')
@@ -140,6 +152,23 @@ t.test('a username/password login works; a wrong password fails clearly and is n
   await anon.until(() => anon.errors.length > 0, 'a refusal without a login')
   await noLogin.stop()
   t.match(anon.errors[0]?.message, /list failed: .*(user name is empty|permission denied)/, 'no login: etcd refuses, and the error says so')
+})
+
+t.test('the listing\'s own Range reader goes through TLS and a login without falling back to kv.range', async t => {
+  const logins = [
+    ['TLS with a client certificate', connector({ endpoints: [tlsEtcd.endpoint], tls: tlsAccess(pki.client).tls })],
+    ['a username/password login', connector({ endpoints: [authEtcd.endpoint], auth: loadAccess({ endpoints: [authEtcd.endpoint], username: 'root', passwordFile }).auth })],
+  ] as const
+  for (const [what, conn] of logins) {
+    const client = conn.client()
+    t.teardown(() => { client.close() })
+    let fellBack = 0
+    const range = client.kv.range.bind(client.kv)
+    client.kv.range = async (...a) => { fellBack++; return await range(...a) }
+    const page = await rangePage(client, { key: Buffer.from('/ferry/v1/'), rangeEnd: prefixRangeEnd('/ferry/v1/'), limit: 1, revision: 0 })
+    t.ok(page.kvs.length === 1 && page.more && page.revision > 0, `${what}: a page of one key, more to come`)
+    t.equal(fellBack, 0, `${what}: read through the pool's connection`)
+  }
 })
 
 t.test('ferryctl apply and get over TLS (flags and environment) and with a login', async t => {

@@ -80,7 +80,7 @@ t.test('--etcd-username and --etcd-password-file, following changes', async t =>
 
 t.test('a wrong password in the URL: a clear error, never the password', async t => {
   const f = await ferryd(t, ['--etcd-endpoints', ETCD.replace('://', '://root:wr0ng-pa55@'), ...tls])
-  await t.resolves(waitUntil('auth error logged', async () => /authentication failed/.test(f.logs())))
+  await t.resolves(waitUntil('auth error logged', async () => /list failed: .*authentication failed/.test(f.logs())))
   t.match(f.logs(), /etcd https:\/\/root:\*\*\*@127\.0\.0\.1:2379: list failed: .*authentication failed.*check --etcd-username and the password/)
   const ready = await f.http('/readyz')
   t.equal(ready.status, 503, 'not ready')

@@ -7,7 +7,7 @@ import { Etcd3 } from 'etcd3'
 import { objectKey, type KObject, type Kind } from '../../pkg/api/types.js'
 import type { FerryError } from '../../pkg/errors/errors.js'
 import { EtcdSource, type EtcdSourceOptions } from '../../pkg/source/etcd.js'
-import { startEtcd, type EtcdHandle } from '../helpers/etcd.js'
+import { freePort, startEtcd, type EtcdHandle } from '../helpers/etcd.js'
 
 const BACKOFF = { initialMs: 50, maxMs: 400 }
 
@@ -176,6 +176,68 @@ t.test('bad values are reported and the last good object stays', async t => {
   t.same(r.events.slice(2), ['upsert Service/default/broken 10.96.0.7', 'upsert Service/default/good 10.96.0.8', 'remove Service/default/good'])
 })
 
+t.test('a list over many pages: every object, bad values named by key, read at one revision', async t => {
+  const { put, client, source } = await setup(t)
+  for (let i = 0; i < 20; i++) await put(svcKey(`s${String(i).padStart(2, '0')}`), svc(`s${String(i).padStart(2, '0')}`, `10.96.0.${i + 1}`))
+  await put(svcKey('s05'), '{not json') // in the second page of 3
+  await put(svcKey('s13'), svc('s13', '10.96.0.300'))
+  await put('/ferry/v1/nodes/n1', node('n1')) // sorts before the services: first page
+  let last = Number((await client.put(svcKey('s19')).value(JSON.stringify(svc('s19', '10.96.0.20')))).header.revision)
+  const want = Array.from({ length: 20 }, (_, i) => `Service/default/s${String(i).padStart(2, '0')}`).filter(k => !/s05|s13/.test(k))
+  // The first list goes through the bare grpc-js client; with a client factory (and after a failure) through etcd3.
+  for (const via of ['grpc-js', 'etcd3']) {
+    let fellBack = 0
+    const listed: unknown[] = []
+    const r = new Recorder()
+    const s = source({
+      pageSize: 3,
+      log: (_level, msg, fields) => { if (msg === 'etcd listed' || msg === 'etcd watching') listed.push(fields) },
+      ...(via === 'etcd3'
+        ? {
+            clientFactory: (eps: string[]) => {
+              const c = new Etcd3({ hosts: eps })
+              const range = c.kv.range.bind(c.kv)
+              c.kv.range = async (...a) => { fellBack++; return await range(...a) }
+              return c
+            },
+          }
+        : {}),
+    })
+    await s.start(r.handler)
+    t.same(r.keys(), ['Node/n1', ...want].sort(), `${via}: 7 pages of 3, in key order, none lost at the page edges`)
+    t.same(r.errors.map(e => e.message.replace(/:.*/, '')).sort(), [
+      'Service "default/s13" (etcd key /ferry/v1/services/default/s13)',
+      'etcd key /ferry/v1/services/default/s05',
+    ], `${via}: bad values named by key`)
+    t.equal(s.revision, last, `${via}: the revision of the listing`)
+    t.same(listed, [{ revision: s.revision, objects: want.length + 1, via }, { fromRevision: s.revision + 1, via }], `${via}: listed and watching through ${via}`)
+    t.equal(fellBack, 0, `${via}: no page through etcd3's kv.range`)
+    const name = `w-${via}`
+    last = Number((await client.put(svcKey(name)).value(JSON.stringify(svc(name, '10.96.1.1')))).header.revision)
+    want.push(`Service/default/${name}`)
+    await r.until(() => r.state.has(`Service/default/${name}`), 'the watch from the listed revision')
+    await s.stop()
+  }
+})
+
+t.test('the first list skips an endpoint that refuses connections and uses the next', async t => {
+  const { put, etcd } = await setup(t)
+  await put(svcKey('a'), svc('a', '10.96.0.1'))
+  const listed: unknown[] = []
+  const errors: string[] = []
+  const r = new Recorder()
+  const dead = `http://127.0.0.1:${await freePort()}`
+  const s = new EtcdSource({
+    endpoints: [dead, etcd.endpoint], backoff: BACKOFF, requestTimeoutMs: 2000,
+    log: (level, msg, fields) => { if (msg === 'etcd listed') listed.push(fields?.via); if (level !== 'debug') errors.push(msg) },
+  })
+  t.teardown(async () => { await s.stop() })
+  await s.start(r.handler)
+  t.same(r.keys(), ['Service/default/a'])
+  t.same(listed, ['grpc-js'], 'listed by the bare client on the second endpoint')
+  t.same([...r.errors, ...errors], [], 'nothing reported')
+})
+
 t.test('a bad value at re-list keeps the last good object', async t => {
   const { put, client, etcd, source } = await setup(t)
   await put(svcKey('keep'), svc('keep', '10.96.0.1'))
@@ -217,7 +279,7 @@ t.test('compaction past the watch revision → re-list and converge', async t =>
     },
   })
   await s.start(r.handler)
-  await r.until(() => r.replaces === 2, 'second replace')
+  await r.until(() => r.replaces === 2 && revs.length === 2, 'second replace and the watch after it')
   t.same(r.keys(), ['Service/default/b', 'Service/default/c'], 'deletion seen through the re-list')
   t.equal(r.ip('b'), '10.96.0.22')
   t.equal(r.errors.length, 0, 'compaction is not an error')
@@ -263,8 +325,9 @@ t.test('connection cut while etcd changes and compacts → one error, then re-li
   await put(svcKey('b'), svc('b', '10.96.0.2'))
   const r = new Recorder()
   const logs: string[] = []
-  await source({ endpoints: [proxy.endpoint], log: (level, msg) => { logs.push(`${level} ${msg}`) } }).start(r.handler)
+  await source({ endpoints: [proxy.endpoint], log: (level, msg, fields) => { logs.push(`${level} ${msg}${typeof fields?.via === 'string' ? ` via ${fields.via}` : ''}`) } }).start(r.handler)
   t.equal(r.replaces, 1)
+  await r.until(() => logs.includes('debug etcd watching via grpc-js'), 'the watch on the bare client')
   await proxy.cut()
   await r.until(() => r.errors.length === 1, 'outage reported')
   t.equal(r.errors[0]?.code, 'FERRY_ERR_SOURCE')
@@ -283,6 +346,7 @@ t.test('connection cut while etcd changes and compacts → one error, then re-li
   await put(svcKey('d'), svc('d', '10.96.0.4'))
   await r.until(() => r.state.has('Service/default/d'), 'watching again')
   t.equal(r.errors.length, 1)
+  t.same(logs.filter(l => / via /.test(l)).slice(-2), ['debug etcd listed via etcd3', 'debug etcd watching via etcd3'], 'after its watch failed, the bare client is not used again')
 })
 
 t.test('etcd stopped → state kept, one error; restarted → converges', async t => {
