@@ -86,9 +86,62 @@ function ipv6Key (ip: string): string {
   return [...h, ...fill, ...t].map(g => g.padStart(4, '0')).join('')
 }
 
-/** Sorts like compareEndpoints, computing each address's sort key once instead of at every comparison. */
+/** The address as a number when it is four plain decimal octets, else -1 (then the text keys decide). */
+function ipv4Number (ip: string): number {
+  let n = 0
+  let octet = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i)
+    if (c === 46) { // '.'
+      if (digits === 0 || octet > 255) return -1
+      n = n * 256 + octet
+      octet = 0
+      digits = 0
+      dots++
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      octet = octet * 10 + (c - 48)
+      digits++
+    } else return -1
+  }
+  return dots !== 3 || digits === 0 || octet > 255 ? -1 : n * 256 + octet
+}
+
+/**
+ * Sorts like compareEndpoints, computing each address's sort key once instead of at every comparison.
+ * Plain IPv4 lists (the common case) compare as numbers and come back as they are when already in order.
+ */
 function sortEndpoints (eps: EndpointInfo[]): EndpointInfo[] {
   if (eps.length < 2) return eps
+  const nums: number[] = []
+  let sorted = true
+  for (let i = 0; i < eps.length; i++) {
+    const n = ipv4Number((eps[i] as EndpointInfo).ip)
+    if (n < 0) return sortByTextKey(eps)
+    nums.push(n)
+    if (i > 0 && sorted) {
+      const m = nums[i - 1] as number
+      if (m > n) sorted = false
+      else if (m === n) {
+        const a = eps[i - 1] as EndpointInfo
+        const b = eps[i] as EndpointInfo
+        if (a.ip > b.ip || (a.ip === b.ip && a.port > b.port)) sorted = false
+      }
+    }
+  }
+  if (sorted) return eps
+  const idx = eps.map((_, i) => i)
+  idx.sort((i, j) => {
+    const a = eps[i] as EndpointInfo
+    const b = eps[j] as EndpointInfo
+    const d = (nums[i] as number) - (nums[j] as number)
+    return d !== 0 ? d : a.ip !== b.ip ? (a.ip < b.ip ? -1 : 1) : a.port - b.port
+  })
+  return idx.map(i => eps[i] as EndpointInfo)
+}
+
+function sortByTextKey (eps: EndpointInfo[]): EndpointInfo[] {
   const keyed = eps.map(e => {
     const fam = familyOf(e.ip)
     return { e, k: `${fam === 'IPv4' ? '4' : '6'}${fam === 'IPv4' ? ipv4Key(e.ip) : ipv6Key(e.ip)}` }
@@ -118,7 +171,7 @@ export function compareEndpoints (a: Pick<EndpointInfo, 'ip' | 'port'>, b: Pick<
  */
 export function endpointsFromSlices (slices: readonly EndpointSlice[], family: IPFamily, nodeName: string): Map<string, EndpointInfo[]> {
   // Sort by slice name so that ties between duplicates resolve the same way whatever the input order.
-  const ordered = [...slices].sort((a, b) => {
+  const ordered = slices.length < 2 ? slices : [...slices].sort((a, b) => {
     const ka = `${a.metadata.namespace}/${a.metadata.name}`
     const kb = `${b.metadata.namespace}/${b.metadata.name}`
     return ka < kb ? -1 : ka > kb ? 1 : 0
