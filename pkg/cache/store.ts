@@ -33,7 +33,8 @@ export type BatchListener<K extends Kind = Kind> = (changes: ReadonlyArray<Chang
 
 interface Listener { readonly one?: ChangeListener<Kind>, readonly batch?: BatchListener<Kind> }
 
-interface Pending { readonly key: string, readonly prev: KObject | undefined, readonly cur: KObject | undefined }
+/** A change of replace() before its revision is known: the same object then goes to listeners. */
+interface Pending { readonly key: string, readonly prev: KObject | undefined, readonly cur: KObject | undefined, revision: number }
 
 export interface StoreError { readonly time: string, readonly code: string, readonly message: string }
 
@@ -118,17 +119,17 @@ export class ClusterStore implements SourceHandler {
     // Deleting the entry being visited is safe in a Map iteration.
     for (const [kind, m] of this.byKind) {
       for (const [key, obj] of m) {
-        if (!next.has(key)) { m.delete(key); this.total--; note(kind, { key, prev: obj, cur: undefined }) }
+        if (!next.has(key)) { m.delete(key); this.total--; note(kind, { key, prev: obj, cur: undefined, revision: 0 }) }
       }
     }
     for (const [key, o] of next) {
       const prev = this.put(key, o)
-      if (prev !== UNCHANGED) note(o.kind, { key, prev, cur: o })
+      if (prev !== UNCHANGED) note(o.kind, { key, prev, cur: o, revision: 0 })
     }
     for (const l of byKind.values()) for (const p of l) this.index(p.key, p.prev, p.cur)
     for (const [kind, l] of byKind) {
-      const changes = l.map(p => ({ prev: p.prev, cur: p.cur, revision: ++this.rev }))
-      this.emit(kind, changes)
+      for (const p of l) p.revision = ++this.rev
+      this.emit(kind, l)
     }
     this.syncedFlag = true
   }

@@ -32,6 +32,8 @@ export const FULL_SYNC_PERIOD_MS = 3_600_000
  */
 export const SYNC_BURST = 2
 
+const NO_ENDPOINTS: readonly EndpointInfo[] = []
+
 export interface ProxierOptions {
   family: IPFamily
   nodeName: string
@@ -208,7 +210,8 @@ export class Proxier {
     for (const key of recompute) {
       const info = this.svcMap.get(key)
       if (info === undefined) { this.desired.delete(key); this.noteNoLocal(key, undefined); continue }
-      const d: DesiredServicePort = { info, ...categorizeEndpoints(this.epMap.get(key) ?? [], info, this.topology) }
+      const c = categorizeEndpoints(this.epMap.get(key) ?? NO_ENDPOINTS, info, this.topology)
+      const d: DesiredServicePort = { info, clusterEndpoints: c.clusterEndpoints, localEndpoints: c.localEndpoints, allReachableEndpoints: c.allReachableEndpoints, hasAnyEndpoints: c.hasAnyEndpoints }
       this.desired.set(key, d)
       this.noteNoLocal(key, d)
     }

@@ -11,9 +11,9 @@ import type { EndpointInfo, ServicePortInfo } from './types.js'
 
 export type Now = () => number
 
-function earliest (times: Iterable<number>): number | undefined {
+function earliest (pending: Iterable<{ readonly since: number }>): number | undefined {
   let min: number | undefined
-  for (const t of times) if (min === undefined || t < min) min = t
+  for (const { since } of pending) if (min === undefined || since < min) min = since
   return min
 }
 
@@ -81,7 +81,7 @@ export class ServiceChangeTracker {
 
   /** When the oldest still-pending change was recorded, or undefined when nothing is pending. */
   firstPendingAt (): number | undefined {
-    return earliest([...this.items.values()].map(i => i.since))
+    return earliest(this.items.values())
   }
 
   /**
@@ -137,7 +137,7 @@ export class EndpointsChangeTracker {
   /** "namespace/sliceName" → Service it belongs to, counting pending changes. */
   private readonly owner = new Map<string, string>()
   /** Service → servicePortKeys it has in the endpoints map. */
-  private readonly keysOf = new Map<string, Set<string>>()
+  private readonly keysOf = new Map<string, string[]>()
 
   constructor (family: IPFamily, nodeName: string, now: Now = Date.now) {
     this.family = family
@@ -191,7 +191,7 @@ export class EndpointsChangeTracker {
 
   /** When the oldest still-pending change was recorded, or undefined when nothing is pending. */
   firstPendingAt (): number | undefined {
-    return earliest([...this.pending.values()].map(c => c.since))
+    return earliest(this.pending.values())
   }
 
   /** The slices currently applied for a Service ("namespace/name"), sorted by name. */
@@ -229,7 +229,7 @@ export class EndpointsChangeTracker {
         }
       }
       if (fresh.size === 0) this.keysOf.delete(svc)
-      else this.keysOf.set(svc, new Set(fresh.keys()))
+      else this.keysOf.set(svc, [...fresh.keys()])
     }
     this.pending.clear()
     return changed ?? new Set()
