@@ -44,6 +44,41 @@ function rank (e: EndpointInfo): number {
   return (e.terminating ? 2 : 0) + (e.ready ? 0 : 1)
 }
 
+function better (info: EndpointInfo, old: EndpointInfo): boolean {
+  return rank(info) < rank(old) || (rank(info) === rank(old) && info.isLocal && !old.isLocal)
+}
+
+/** Lists past this many endpoints find duplicates through an index; shorter ones (most) by a scan. */
+const SCAN_MAX = 32
+
+/** One entry per ip:port in first-seen order, the better of duplicates kept. */
+class UniqueEndpoints {
+  readonly list: EndpointInfo[] = []
+  private index: Map<string, number> | undefined
+
+  add (info: EndpointInfo): void {
+    const at = this.find(info)
+    if (at >= 0) {
+      if (better(info, this.list[at] as EndpointInfo)) this.list[at] = info
+      return
+    }
+    this.index?.set(`${info.ip}:${info.port}`, this.list.length)
+    this.list.push(info)
+    if (this.index === undefined && this.list.length > SCAN_MAX) {
+      this.index = new Map(this.list.map((e, i) => [`${e.ip}:${e.port}`, i]))
+    }
+  }
+
+  private find (info: EndpointInfo): number {
+    if (this.index !== undefined) return this.index.get(`${info.ip}:${info.port}`) ?? -1
+    for (let i = 0; i < this.list.length; i++) {
+      const e = this.list[i] as EndpointInfo
+      if (e.port === info.port && e.ip === info.ip) return i
+    }
+    return -1
+  }
+}
+
 /** Eight hex digits, two per octet, so keys compare as the addresses do (hot: every endpoint at start). */
 export function ipv4Key (ip: string): string {
   let n = 0
@@ -176,7 +211,7 @@ export function endpointsFromSlices (slices: readonly EndpointSlice[], family: I
     const kb = `${b.metadata.namespace}/${b.metadata.name}`
     return ka < kb ? -1 : ka > kb ? 1 : 0
   })
-  const byKey = new Map<string, Map<string, EndpointInfo>>()
+  const byKey = new Map<string, UniqueEndpoints>()
   for (const slice of ordered) {
     if (slice.addressType !== family) continue
     const svc = slice.metadata.labels?.[SERVICE_NAME_LABEL]
@@ -185,21 +220,18 @@ export function endpointsFromSlices (slices: readonly EndpointSlice[], family: I
       if (p.port === undefined || p.port === 0) continue
       const key = servicePortKey({ spn: servicePortName(slice.metadata.namespace, svc, p.name ?? ''), protocol: p.protocol })
       let set = byKey.get(key)
-      if (set === undefined) { set = new Map(); byKey.set(key, set) }
+      if (set === undefined) { set = new UniqueEndpoints(); byKey.set(key, set) }
       for (const e of slice.endpoints) {
         // Only the first address counts (Kubernetes sets exactly one; more are reserved).
         const ip = e.addresses[0]
         if (ip === undefined || familyOf(ip) !== family) continue
-        const info = toEndpointInfo(e, ip, p.port, nodeName)
-        const id = `${ip}:${p.port}`
-        const old = set.get(id)
-        if (old === undefined || rank(info) < rank(old) || (rank(info) === rank(old) && info.isLocal && !old.isLocal)) set.set(id, info)
+        set.add(toEndpointInfo(e, ip, p.port, nodeName))
       }
     }
   }
   const out = new Map<string, EndpointInfo[]>()
   for (const [key, set] of byKey) {
-    if (set.size > 0) out.set(key, sortEndpoints([...set.values()]))
+    if (set.list.length > 0) out.set(key, sortEndpoints(set.list))
   }
   return out
 }

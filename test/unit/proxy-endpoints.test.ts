@@ -177,3 +177,18 @@ t.test('endpoint lists come out in compareEndpoints order whatever the input ord
   const inOrder = endpointsFromSlices([slice({ endpoints: [sliceEp('9.0.0.1'), sliceEp('10.0.0.2'), sliceEp('10.0.0.10')] })], 'IPv4', NODE)
   t.same(brief(inOrder), { [KEY]: ['9.0.0.1:80', '10.0.0.2:80', '10.0.0.10:80'] }, 'an ordered list stays as it is')
 })
+
+t.test('long lists collapse duplicates the same way as short ones', async t => {
+  for (const n of [5, 40]) {
+    const ips = Array.from({ length: n }, (_, i) => `10.180.${i % 3}.${n - i}`)
+    const a = slice({ name: 'svc1-a', endpoints: ips.map(ip => sliceEp(ip, { ready: false, node: false })) })
+    const b = slice({ name: 'svc1-b', endpoints: ips.map(ip => sliceEp(ip, { node: true })) })
+    const c = slice({ name: 'svc1-c', endpoints: ips.map(ip => sliceEp(ip, { node: false })) })
+    for (const order of [[a, b, c], [c, b, a]]) {
+      const eps = endpointsFromSlices(order, 'IPv4', NODE).get(KEY) ?? []
+      t.equal(eps.length, n, `${n}: one entry per ip:port`)
+      t.ok(eps.every(e => e.ready && e.isLocal), `${n}: the ready, local copy wins`)
+      t.same(eps.map(e => e.ip), [...ips].sort((x, y) => compareEndpoints({ ip: x, port: 80 }, { ip: y, port: 80 })), `${n}: sorted`)
+    }
+  }
+})
