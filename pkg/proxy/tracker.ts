@@ -209,10 +209,16 @@ export class EndpointsChangeTracker {
     const changed = compare ? new Set<string>() : undefined
     for (const [svc, change] of this.pending) {
       let slices = this.applied.get(svc)
-      if (slices === undefined) { slices = new Map(); this.applied.set(svc, slices) }
-      for (const [name, slice] of change.slices) {
-        if (slice === null) slices.delete(name)
-        else slices.set(name, slice)
+      if (slices === undefined) {
+        // A Service new to us (every one at the first sync): its pending map, minus removals, is applied as is.
+        for (const [name, slice] of change.slices) if (slice === null) change.slices.delete(name)
+        slices = change.slices as Map<string, EndpointSlice>
+        this.applied.set(svc, slices)
+      } else {
+        for (const [name, slice] of change.slices) {
+          if (slice === null) slices.delete(name)
+          else slices.set(name, slice)
+        }
       }
       if (slices.size === 0) this.applied.delete(svc)
       const fresh = endpointsFromSlices([...slices.values()], this.family, this.nodeName)
