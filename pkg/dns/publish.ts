@@ -29,7 +29,7 @@ type Change =
   | { readonly rev: number, readonly kind: 'Service', readonly prev: Service | undefined, readonly cur: Service | undefined }
   | { readonly rev: number, readonly kind: 'EndpointSlice', readonly prev: EndpointSlice | undefined, readonly cur: EndpointSlice | undefined }
 
-export type PublisherStore = Pick<ClusterStore, 'on' | 'list' | 'revision'>
+export type PublisherStore = Pick<ClusterStore, 'on' | 'onBatch' | 'list' | 'revision'>
 
 export interface PublisherOptions {
   store: PublisherStore
@@ -53,8 +53,15 @@ export class Publisher {
     this.now = o.now ?? Date.now
     // Listeners are registered after the proxiers' own, so a change is in their trackers before
     // programmedRevision() is asked about it.
-    o.store.on('Service', (prev, cur, rev) => { this.enqueue({ rev, kind: 'Service', prev, cur }) })
-    o.store.on('EndpointSlice', (prev, cur, rev) => { this.enqueue({ rev, kind: 'EndpointSlice', prev, cur }) })
+    // In batches: a first list queues 20k changes with one flush, not one flush (and gate query) each.
+    o.store.onBatch('Service', changes => {
+      for (const c of changes) this.queue.push({ rev: c.revision, kind: 'Service', prev: c.prev, cur: c.cur })
+      this.flush()
+    })
+    o.store.onBatch('EndpointSlice', changes => {
+      for (const c of changes) this.queue.push({ rev: c.revision, kind: 'EndpointSlice', prev: c.prev, cur: c.cur })
+      this.flush()
+    })
     // Pod records do not depend on proxy rules.
     o.store.on('Pod', (prev, cur) => {
       if (cur !== undefined) o.sink.upsertPod(cur)
@@ -93,11 +100,6 @@ export class Publisher {
       this.queue.splice(0, this.head)
       this.head = 0
     }
-  }
-
-  private enqueue (c: Change): void {
-    this.queue.push(c)
-    this.flush()
   }
 
   private apply (c: Change): void {

@@ -14,26 +14,33 @@ const legacyV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
  * canonical text: answered by one scan, no regex, split or join. Anything else takes parseIPGeneral.
  */
 export function parseIP (text: string): ParsedIP | null {
+  return isPlainIPv4(text) ? { family: 'IPv4', ip: text } : parseIPGeneral(text)
+}
+
+/**
+ * Four dotted decimal octets without leading zeros: canonical IPv4 text, which node:net's isIPv4 accepts
+ * too. A scan without a regex or allocation, for the per-endpoint hot paths.
+ */
+function isPlainIPv4 (text: string): boolean {
   const n = text.length
-  if (n < 7 || n > 15) return parseIPGeneral(text)
+  if (n < 7 || n > 15) return false
   let octet = 0
   let digits = 0
   let dots = 0
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i)
     if (c === 46) {
-      if (digits === 0 || dots === 3) return parseIPGeneral(text)
+      if (digits === 0 || dots === 3) return false
       dots++
       octet = 0
       digits = 0
     } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return parseIPGeneral(text) // leading zero: legacy form, canonicalised there
+      if (digits > 0 && octet === 0) return false // leading zero: legacy form, canonicalised by parseIPGeneral
       octet = octet * 10 + (c - 48)
-      if (++digits > 3 || octet > 255) return parseIPGeneral(text)
-    } else return parseIPGeneral(text)
+      if (++digits > 3 || octet > 255) return false
+    } else return false
   }
-  if (dots !== 3 || digits === 0) return parseIPGeneral(text)
-  return { family: 'IPv4', ip: text }
+  return dots === 3 && digits > 0
 }
 
 /** Every form parseIP accepts: legacy IPv4 with leading zeros, surrounding space, IPv6 in any spelling. */
@@ -50,7 +57,7 @@ export function parseIPGeneral (text: string): ParsedIP | null {
 }
 
 export function familyOf (ip: string): IPFamily | null {
-  if (isIPv4(ip)) return 'IPv4'
+  if (isPlainIPv4(ip) || isIPv4(ip)) return 'IPv4'
   if (ipv6Canonical(ip) !== null) return 'IPv6'
   return null
 }

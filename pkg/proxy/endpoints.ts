@@ -44,6 +44,41 @@ function rank (e: EndpointInfo): number {
   return (e.terminating ? 2 : 0) + (e.ready ? 0 : 1)
 }
 
+function better (info: EndpointInfo, old: EndpointInfo): boolean {
+  return rank(info) < rank(old) || (rank(info) === rank(old) && info.isLocal && !old.isLocal)
+}
+
+/** Lists past this many endpoints find duplicates through an index; shorter ones (most) by a scan. */
+const SCAN_MAX = 32
+
+/** One entry per ip:port in first-seen order, the better of duplicates kept. */
+class UniqueEndpoints {
+  readonly list: EndpointInfo[] = []
+  private index: Map<string, number> | undefined
+
+  add (info: EndpointInfo): void {
+    const at = this.find(info)
+    if (at >= 0) {
+      if (better(info, this.list[at] as EndpointInfo)) this.list[at] = info
+      return
+    }
+    this.index?.set(`${info.ip}:${info.port}`, this.list.length)
+    this.list.push(info)
+    if (this.index === undefined && this.list.length > SCAN_MAX) {
+      this.index = new Map(this.list.map((e, i) => [`${e.ip}:${e.port}`, i]))
+    }
+  }
+
+  private find (info: EndpointInfo): number {
+    if (this.index !== undefined) return this.index.get(`${info.ip}:${info.port}`) ?? -1
+    for (let i = 0; i < this.list.length; i++) {
+      const e = this.list[i] as EndpointInfo
+      if (e.port === info.port && e.ip === info.ip) return i
+    }
+    return -1
+  }
+}
+
 /** Eight hex digits, two per octet, so keys compare as the addresses do (hot: every endpoint at start). */
 export function ipv4Key (ip: string): string {
   let n = 0
@@ -86,9 +121,62 @@ function ipv6Key (ip: string): string {
   return [...h, ...fill, ...t].map(g => g.padStart(4, '0')).join('')
 }
 
-/** Sorts like compareEndpoints, computing each address's sort key once instead of at every comparison. */
+/** The address as a number when it is four plain decimal octets, else -1 (then the text keys decide). */
+function ipv4Number (ip: string): number {
+  let n = 0
+  let octet = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i)
+    if (c === 46) { // '.'
+      if (digits === 0 || octet > 255) return -1
+      n = n * 256 + octet
+      octet = 0
+      digits = 0
+      dots++
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      octet = octet * 10 + (c - 48)
+      digits++
+    } else return -1
+  }
+  return dots !== 3 || digits === 0 || octet > 255 ? -1 : n * 256 + octet
+}
+
+/**
+ * Sorts like compareEndpoints, computing each address's sort key once instead of at every comparison.
+ * Plain IPv4 lists (the common case) compare as numbers and come back as they are when already in order.
+ */
 function sortEndpoints (eps: EndpointInfo[]): EndpointInfo[] {
   if (eps.length < 2) return eps
+  const nums: number[] = []
+  let sorted = true
+  for (let i = 0; i < eps.length; i++) {
+    const n = ipv4Number((eps[i] as EndpointInfo).ip)
+    if (n < 0) return sortByTextKey(eps)
+    nums.push(n)
+    if (i > 0 && sorted) {
+      const m = nums[i - 1] as number
+      if (m > n) sorted = false
+      else if (m === n) {
+        const a = eps[i - 1] as EndpointInfo
+        const b = eps[i] as EndpointInfo
+        if (a.ip > b.ip || (a.ip === b.ip && a.port > b.port)) sorted = false
+      }
+    }
+  }
+  if (sorted) return eps
+  const idx = eps.map((_, i) => i)
+  idx.sort((i, j) => {
+    const a = eps[i] as EndpointInfo
+    const b = eps[j] as EndpointInfo
+    const d = (nums[i] as number) - (nums[j] as number)
+    return d !== 0 ? d : a.ip !== b.ip ? (a.ip < b.ip ? -1 : 1) : a.port - b.port
+  })
+  return idx.map(i => eps[i] as EndpointInfo)
+}
+
+function sortByTextKey (eps: EndpointInfo[]): EndpointInfo[] {
   const keyed = eps.map(e => {
     const fam = familyOf(e.ip)
     return { e, k: `${fam === 'IPv4' ? '4' : '6'}${fam === 'IPv4' ? ipv4Key(e.ip) : ipv6Key(e.ip)}` }
@@ -118,12 +206,12 @@ export function compareEndpoints (a: Pick<EndpointInfo, 'ip' | 'port'>, b: Pick<
  */
 export function endpointsFromSlices (slices: readonly EndpointSlice[], family: IPFamily, nodeName: string): Map<string, EndpointInfo[]> {
   // Sort by slice name so that ties between duplicates resolve the same way whatever the input order.
-  const ordered = [...slices].sort((a, b) => {
+  const ordered = slices.length < 2 ? slices : [...slices].sort((a, b) => {
     const ka = `${a.metadata.namespace}/${a.metadata.name}`
     const kb = `${b.metadata.namespace}/${b.metadata.name}`
     return ka < kb ? -1 : ka > kb ? 1 : 0
   })
-  const byKey = new Map<string, Map<string, EndpointInfo>>()
+  const byKey = new Map<string, UniqueEndpoints>()
   for (const slice of ordered) {
     if (slice.addressType !== family) continue
     const svc = slice.metadata.labels?.[SERVICE_NAME_LABEL]
@@ -132,21 +220,18 @@ export function endpointsFromSlices (slices: readonly EndpointSlice[], family: I
       if (p.port === undefined || p.port === 0) continue
       const key = servicePortKey({ spn: servicePortName(slice.metadata.namespace, svc, p.name ?? ''), protocol: p.protocol })
       let set = byKey.get(key)
-      if (set === undefined) { set = new Map(); byKey.set(key, set) }
+      if (set === undefined) { set = new UniqueEndpoints(); byKey.set(key, set) }
       for (const e of slice.endpoints) {
         // Only the first address counts (Kubernetes sets exactly one; more are reserved).
         const ip = e.addresses[0]
         if (ip === undefined || familyOf(ip) !== family) continue
-        const info = toEndpointInfo(e, ip, p.port, nodeName)
-        const id = `${ip}:${p.port}`
-        const old = set.get(id)
-        if (old === undefined || rank(info) < rank(old) || (rank(info) === rank(old) && info.isLocal && !old.isLocal)) set.set(id, info)
+        set.add(toEndpointInfo(e, ip, p.port, nodeName))
       }
     }
   }
   const out = new Map<string, EndpointInfo[]>()
   for (const [key, set] of byKey) {
-    if (set.size > 0) out.set(key, sortEndpoints([...set.values()]))
+    if (set.list.length > 0) out.set(key, sortEndpoints(set.list))
   }
   return out
 }

@@ -1,7 +1,7 @@
 // Service → ServicePortInfo for one IP family: which ports the proxy programs, and with which policy.
 import { HEADLESS_LABEL, SERVICE_PROXY_NAME_LABEL } from '../api/types.js'
 import type { Service, ServicePort } from '../api/types.js'
-import { familyOf, parseCIDR, parseIP } from '../net/ip.js'
+import { parseCIDR, parseIP } from '../net/ip.js'
 import type { IPFamily } from '../net/ip.js'
 import type { ServicePortInfo } from './types.js'
 
@@ -40,7 +40,11 @@ export function isSkippedService (svc: Service): boolean {
   return ip === undefined || ip === '' || ip === 'None'
 }
 
-function ipsOfFamily (ips: readonly string[], family: IPFamily): string[] {
+/** Shared by every port without such addresses (most): the info's lists are read-only. */
+const NONE: readonly string[] = Object.freeze([])
+
+function ipsOfFamily (ips: readonly string[], family: IPFamily): readonly string[] {
+  if (ips.length === 0) return NONE
   const out: string[] = []
   for (const text of ips) {
     const p = parseIP(text)
@@ -49,9 +53,11 @@ function ipsOfFamily (ips: readonly string[], family: IPFamily): string[] {
   return out
 }
 
-function loadBalancerIPsOf (svc: Service, family: IPFamily): string[] {
+function loadBalancerIPsOf (svc: Service, family: IPFamily): readonly string[] {
+  const ingress = svc.status?.loadBalancer?.ingress
+  if (ingress === undefined || ingress.length === 0) return NONE
   const ips: string[] = []
-  for (const ing of svc.status?.loadBalancer?.ingress ?? []) {
+  for (const ing of ingress) {
     // ipMode Proxy: the load balancer proxies to the node itself, so the VIP must not be captured locally.
     if (ing.ip === undefined || ing.ipMode === 'Proxy') continue
     ips.push(ing.ip)
@@ -59,9 +65,11 @@ function loadBalancerIPsOf (svc: Service, family: IPFamily): string[] {
   return ipsOfFamily(ips, family)
 }
 
-function sourceRangesOf (svc: Service, family: IPFamily): string[] {
+function sourceRangesOf (svc: Service, family: IPFamily): readonly string[] {
+  const ranges = svc.spec.loadBalancerSourceRanges
+  if (ranges === undefined || ranges.length === 0) return NONE
   const out: string[] = []
-  for (const text of svc.spec.loadBalancerSourceRanges ?? []) {
+  for (const text of ranges) {
     const c = parseCIDR(text)
     if (c !== null && c.family === family && !out.includes(c.text)) out.push(c.text)
   }
@@ -71,12 +79,13 @@ function sourceRangesOf (svc: Service, family: IPFamily): string[] {
 /** The ports of `svc` that `family`'s proxier programs; [] for Services it skips. Pure. */
 export function servicePortsOf (svc: Service, family: IPFamily): ServicePortInfo[] {
   if (isSkippedService(svc)) return []
+  // clusterIPOf answers only an address of `family`.
   const clusterIP = clusterIPOf(svc, family)
-  if (clusterIP === '' || familyOf(clusterIP) !== family) return []
+  if (clusterIP === '') return []
   const { spec } = svc
   const { namespace, name } = svc.metadata
   const hasNodePorts = spec.type === 'NodePort' || spec.type === 'LoadBalancer'
-  const externalIPs = ipsOfFamily(spec.externalIPs ?? [], family)
+  const externalIPs = ipsOfFamily(spec.externalIPs ?? NONE, family)
   // Like kube-proxy, status and source ranges are read whatever the type (the API server clears them).
   const loadBalancerIPs = loadBalancerIPsOf(svc, family)
   const loadBalancerSourceRanges = sourceRangesOf(svc, family)

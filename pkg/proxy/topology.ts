@@ -73,8 +73,15 @@ export function categorizeEndpoints (endpoints: readonly EndpointInfo[], svc: Se
     if (localEndpoints.length === 0) localEndpoints = endpoints.filter(e => e.isLocal && servingTerminating(e))
   }
 
-  const inCluster = new Set(clusterEndpoints)
-  const inLocal = new Set(localEndpoints)
-  const allReachableEndpoints = endpoints.filter(e => inCluster.has(e) || inLocal.has(e))
-  return { clusterEndpoints, localEndpoints, allReachableEndpoints, hasAnyEndpoints }
+  return { clusterEndpoints, localEndpoints, allReachableEndpoints: union(endpoints, clusterEndpoints, localEndpoints), hasAnyEndpoints }
+}
+
+/** The endpoints in either set, in input order; with one set non-empty (most ports), that set itself. */
+function union (endpoints: readonly EndpointInfo[], a: readonly EndpointInfo[] | null, b: readonly EndpointInfo[] | null): readonly EndpointInfo[] {
+  // Both sets are filters of `endpoints`, so each is already in input order; all three are read-only.
+  if (b === null || b.length === 0) return a ?? []
+  if (a === null || a.length === 0) return b
+  const inA = new Set(a)
+  const inB = new Set(b)
+  return endpoints.filter(e => inA.has(e) || inB.has(e))
 }

@@ -11,9 +11,9 @@ import type { EndpointInfo, ServicePortInfo } from './types.js'
 
 export type Now = () => number
 
-function earliest (times: Iterable<number>): number | undefined {
+function earliest (pending: Iterable<{ readonly since: number }>): number | undefined {
   let min: number | undefined
-  for (const t of times) if (min === undefined || t < min) min = t
+  for (const { since } of pending) if (min === undefined || since < min) min = since
   return min
 }
 
@@ -24,10 +24,21 @@ interface ServiceChange {
   readonly since: number
 }
 
-function portMap (svc: Service | undefined, family: IPFamily): Map<string, ServicePortInfo> {
+const NO_PORTS: ReadonlyMap<string, ServicePortInfo> = new Map()
+
+function portMap (svc: Service | undefined, family: IPFamily): ReadonlyMap<string, ServicePortInfo> {
+  if (svc === undefined) return NO_PORTS
+  const ports = servicePortsOf(svc, family)
+  if (ports.length === 0) return NO_PORTS
   const m = new Map<string, ServicePortInfo>()
-  if (svc !== undefined) for (const p of servicePortsOf(svc, family)) m.set(servicePortKey(p), p)
+  for (const p of ports) m.set(servicePortKey(p), p)
   return m
+}
+
+/** Compares port maps; an empty one on either side (every add and delete) needs no deep compare. */
+function samePorts (a: ReadonlyMap<string, ServicePortInfo>, b: ReadonlyMap<string, ServicePortInfo>): boolean {
+  if (a.size === 0 || b.size === 0) return a.size === b.size
+  return isDeepStrictEqual(a, b)
 }
 
 /** Pending Service changes for one IP family, keyed by "namespace/name". */
@@ -50,12 +61,12 @@ export class ServiceChangeTracker {
     const item = this.items.get(nn)
     if (item === undefined) {
       const previous = portMap(prev, this.family)
-      if (isDeepStrictEqual(previous, current)) return false
+      if (samePorts(previous, current)) return false
       this.items.set(nn, { previous, current, since: this.now() })
       return true
     }
     // Back to what was applied: the pending change cancels out.
-    if (isDeepStrictEqual(item.previous, current)) {
+    if (samePorts(item.previous, current)) {
       this.items.delete(nn)
       return false
     }
@@ -70,23 +81,28 @@ export class ServiceChangeTracker {
 
   /** When the oldest still-pending change was recorded, or undefined when nothing is pending. */
   firstPendingAt (): number | undefined {
-    return earliest([...this.items.values()].map(i => i.since))
+    return earliest(this.items.values())
   }
 
-  /** Writes pending changes into `map` (keyed by servicePortKey) and returns the keys whose info changed. */
-  apply (map: Map<string, ServicePortInfo>): Set<string> {
-    const changed = new Set<string>()
+  /**
+   * Writes pending changes into `map` (keyed by servicePortKey) and returns the keys whose info changed;
+   * with `compare` false (a full sync recomputes every key anyway) nothing is compared and none returned.
+   */
+  apply (map: Map<string, ServicePortInfo>, compare = true): Set<string> {
+    const changed = compare ? new Set<string>() : undefined
     for (const { previous, current } of this.items.values()) {
-      for (const key of new Set([...previous.keys(), ...current.keys()])) {
-        const before = map.get(key)
-        const after = current.get(key)
-        if (after === undefined) map.delete(key)
-        else map.set(key, after)
-        if (!isDeepStrictEqual(before, after)) changed.add(key)
+      for (const [key, after] of current) {
+        if (changed !== undefined && !isDeepStrictEqual(map.get(key), after)) changed.add(key)
+        map.set(key, after)
+      }
+      for (const key of previous.keys()) {
+        if (current.has(key)) continue
+        if (changed !== undefined && map.has(key)) changed.add(key)
+        map.delete(key)
       }
     }
     this.items.clear()
-    return changed
+    return changed ?? new Set()
   }
 }
 
@@ -121,7 +137,7 @@ export class EndpointsChangeTracker {
   /** "namespace/sliceName" → Service it belongs to, counting pending changes. */
   private readonly owner = new Map<string, string>()
   /** Service → servicePortKeys it has in the endpoints map. */
-  private readonly keysOf = new Map<string, Set<string>>()
+  private readonly keysOf = new Map<string, string[]>()
 
   constructor (family: IPFamily, nodeName: string, now: Now = Date.now) {
     this.family = family
@@ -175,7 +191,7 @@ export class EndpointsChangeTracker {
 
   /** When the oldest still-pending change was recorded, or undefined when nothing is pending. */
   firstPendingAt (): number | undefined {
-    return earliest([...this.pending.values()].map(c => c.since))
+    return earliest(this.pending.values())
   }
 
   /** The slices currently applied for a Service ("namespace/name"), sorted by name. */
@@ -186,31 +202,42 @@ export class EndpointsChangeTracker {
 
   /**
    * Recomputes the endpoints of every Service with pending slice changes, writes them into `map` (keyed by
-   * servicePortKey; ports left without endpoints are deleted) and returns the keys whose lists changed.
+   * servicePortKey; ports left without endpoints are deleted) and returns the keys whose lists changed;
+   * with `compare` false (a full sync) nothing is compared and none returned.
    */
-  apply (map: Map<string, EndpointInfo[]>): Set<string> {
-    const changed = new Set<string>()
+  apply (map: Map<string, EndpointInfo[]>, compare = true): Set<string> {
+    const changed = compare ? new Set<string>() : undefined
     for (const [svc, change] of this.pending) {
       let slices = this.applied.get(svc)
-      if (slices === undefined) { slices = new Map(); this.applied.set(svc, slices) }
-      for (const [name, slice] of change.slices) {
-        if (slice === null) slices.delete(name)
-        else slices.set(name, slice)
+      if (slices === undefined) {
+        // A Service new to us (every one at the first sync): its pending map, minus removals, is applied as is.
+        for (const [name, slice] of change.slices) if (slice === null) change.slices.delete(name)
+        slices = change.slices as Map<string, EndpointSlice>
+        this.applied.set(svc, slices)
+      } else {
+        for (const [name, slice] of change.slices) {
+          if (slice === null) slices.delete(name)
+          else slices.set(name, slice)
+        }
       }
       if (slices.size === 0) this.applied.delete(svc)
       const fresh = endpointsFromSlices([...slices.values()], this.family, this.nodeName)
-      const oldKeys = this.keysOf.get(svc) ?? new Set<string>()
-      for (const key of new Set([...oldKeys, ...fresh.keys()])) {
-        const before = map.get(key)
-        const after = fresh.get(key)
-        if (after === undefined) map.delete(key)
-        else map.set(key, after)
-        if (!isDeepStrictEqual(before, after)) changed.add(key)
+      for (const [key, after] of fresh) {
+        if (changed !== undefined && !isDeepStrictEqual(map.get(key), after)) changed.add(key)
+        map.set(key, after)
+      }
+      const oldKeys = this.keysOf.get(svc)
+      if (oldKeys !== undefined) {
+        for (const key of oldKeys) {
+          if (fresh.has(key)) continue
+          if (changed !== undefined && map.has(key)) changed.add(key)
+          map.delete(key)
+        }
       }
       if (fresh.size === 0) this.keysOf.delete(svc)
-      else this.keysOf.set(svc, new Set(fresh.keys()))
+      else this.keysOf.set(svc, [...fresh.keys()])
     }
     this.pending.clear()
-    return changed
+    return changed ?? new Set()
   }
 }

@@ -70,3 +70,33 @@ t.test('no-op detection compares content, not identity or key order', async t =>
   store.upsert({ ...a, spec: { ...a.spec, ports: [{ protocol: 'TCP', port: 81 }] } })
   t.equal(events, 3)
 })
+
+t.test('a replace reaches batch listeners as one batch per kind, after every change is in the cache', async t => {
+  const store = new ClusterStore()
+  const heard: string[] = []
+  const sliceOf = (name: string, svcName: string): KObject => validateObject({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name, namespace: 'ns1', labels: { 'kubernetes.io/service-name': svcName } },
+    addressType: 'IPv4', endpoints: [{ addresses: ['10.180.0.1'] }], ports: [{ name: 'p80', port: 80 }],
+  })
+  store.onBatch('Service', changes => {
+    heard.push(`svc batch ${changes.map(c => `${c.cur?.metadata.name ?? `-${c.prev?.metadata.name ?? ''}`}@${c.revision}`).join(',')} size=${store.size} rev=${store.revision}`)
+  })
+  store.on('Service', (_p, c, rev) => heard.push(`svc one ${c?.metadata.name ?? '-'}@${rev}`))
+  store.onBatch('EndpointSlice', changes => {
+    heard.push(`slice batch ${changes.map(c => `${c.cur?.metadata.name ?? ''}@${c.revision}`).join(',')} for=${store.slicesForService('ns1', 'a').length}`)
+  })
+  store.replace([svc('a', '10.96.0.1'), sliceOf('a-1', 'a'), svc('b', '10.96.0.2'), sliceOf('a-2', 'a'), node])
+  t.same(heard, [
+    'svc batch a@1,b@2 size=5 rev=2',
+    'svc one a@1',
+    'svc one b@2',
+    'slice batch a-1@3,a-2@4 for=2',
+  ], 'consecutive revisions per kind, listeners in registration order, indexes already hold every object')
+  t.equal(store.revision, 5, 'the Node counted too')
+  heard.length = 0
+  store.replace([svc('a', '10.96.0.1'), sliceOf('a-1', 'a'), svc('c', '10.96.0.3'), sliceOf('a-2', 'a'), node])
+  t.same(heard, ['svc batch -b@6,c@7 size=5 rev=7', 'svc one -@6', 'svc one c@7'], 'only what changed; removals first')
+  heard.length = 0
+  store.upsert(svc('c', '10.96.0.4'))
+  t.same(heard, ['svc batch c@8 size=5 rev=8', 'svc one c@8'], 'an upsert is a batch of one')
+})

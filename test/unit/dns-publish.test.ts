@@ -76,3 +76,18 @@ t.test('no proxy: published as it comes; programming latency from the trigger ti
   t.same(seen, [2.5])
   t.equal(pub.revision, store.revision)
 })
+
+t.test('a first list arrives in batches and is held back as a whole until programmed', async t => {
+  const store = new ClusterStore()
+  const gate = new Gate()
+  const sink = recorder()
+  const pub = new Publisher({ store, sink, gates: [gate] })
+  store.replace([svc({ name: 'a', clusterIP: '172.30.0.1' }), slice({ service: 'a', endpoints: [sliceEp('10.180.0.1')] }), svc({ name: 'b', clusterIP: '172.30.0.2' })])
+  t.same(sink.log, [])
+  t.equal(pub.pending, 3)
+  gate.program(2)
+  t.same(sink.log, ['+svc a 172.30.0.1', '+svc b 172.30.0.2'], 'revisions are consecutive per kind: the Services first')
+  gate.program(store.revision)
+  t.same(sink.log.at(-1), '+slice a-abcde')
+  t.equal(pub.revision, 3)
+})

@@ -158,3 +158,37 @@ t.test('ipv4Key: the fast scan gives the general form\'s key for every input', a
   for (const ip of inputs) t.equal(ipv4Key(ip), ipv4KeySlow(ip), ip)
   t.equal(ipv4Key('10.0.137.239'), '0a0089ef')
 })
+
+t.test('endpoint lists come out in compareEndpoints order whatever the input order', async t => {
+  // A small deterministic generator: shuffled IPv4 addresses (some repeated under two ports), some IPv6.
+  let seed = 7
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+  for (let round = 0; round < 50; round++) {
+    const v6 = round % 10 === 9
+    const ips: string[] = []
+    for (let i = 0; i < 2 + rnd(12); i++) ips.push(v6 ? `fd00::${rnd(300).toString(16)}` : `10.${rnd(3)}.${rnd(3)}.${rnd(260) % 256}`)
+    const a = slice({ name: 'svc1-a', addressType: v6 ? 'IPv6' : 'IPv4', endpoints: ips.map(ip => sliceEp(ip)) })
+    const b = slice({ name: 'svc1-b', addressType: v6 ? 'IPv6' : 'IPv4', ports: [{ name: 'p80', port: 8080 }], endpoints: ips.slice(0, 3).reverse().map(ip => sliceEp(ip)) })
+    const got = endpointsFromSlices([a, b], v6 ? 'IPv6' : 'IPv4', NODE).get(KEY) ?? []
+    const want = [...new Map(got.map(e => [`${e.ip}:${e.port}`, e])).values()].sort(compareEndpoints)
+    t.same(got.map(e => `${e.ip}:${e.port}`), want.map(e => `${e.ip}:${e.port}`), `round ${round}`)
+    t.equal(got.length, new Set([...ips.map(ip => `${ip}:80`), ...ips.slice(0, 3).map(ip => `${ip}:8080`)]).size, 'one entry per ip:port')
+  }
+  const inOrder = endpointsFromSlices([slice({ endpoints: [sliceEp('9.0.0.1'), sliceEp('10.0.0.2'), sliceEp('10.0.0.10')] })], 'IPv4', NODE)
+  t.same(brief(inOrder), { [KEY]: ['9.0.0.1:80', '10.0.0.2:80', '10.0.0.10:80'] }, 'an ordered list stays as it is')
+})
+
+t.test('long lists collapse duplicates the same way as short ones', async t => {
+  for (const n of [5, 40]) {
+    const ips = Array.from({ length: n }, (_, i) => `10.180.${i % 3}.${n - i}`)
+    const a = slice({ name: 'svc1-a', endpoints: ips.map(ip => sliceEp(ip, { ready: false, node: false })) })
+    const b = slice({ name: 'svc1-b', endpoints: ips.map(ip => sliceEp(ip, { node: true })) })
+    const c = slice({ name: 'svc1-c', endpoints: ips.map(ip => sliceEp(ip, { node: false })) })
+    for (const order of [[a, b, c], [c, b, a]]) {
+      const eps = endpointsFromSlices(order, 'IPv4', NODE).get(KEY) ?? []
+      t.equal(eps.length, n, `${n}: one entry per ip:port`)
+      t.ok(eps.every(e => e.ready && e.isLocal), `${n}: the ready, local copy wins`)
+      t.same(eps.map(e => e.ip), [...ips].sort((x, y) => compareEndpoints({ ip: x, port: 80 }, { ip: y, port: 80 })), `${n}: sorted`)
+    }
+  }
+})
