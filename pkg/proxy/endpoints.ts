@@ -81,25 +81,8 @@ class UniqueEndpoints {
 
 /** Eight hex digits, two per octet, so keys compare as the addresses do (hot: every endpoint at start). */
 export function ipv4Key (ip: string): string {
-  let n = 0
-  let octet = 0
-  let digits = 0
-  let dots = 0
-  for (let i = 0; i < ip.length; i++) {
-    const c = ip.charCodeAt(i)
-    if (c === 46) { // '.'
-      if (digits === 0 || octet > 255) return ipv4KeySlow(ip)
-      n = n * 256 + octet
-      octet = 0
-      digits = 0
-      dots++
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      octet = octet * 10 + (c - 48)
-      digits++
-    } else return ipv4KeySlow(ip)
-  }
-  if (dots !== 3 || digits === 0 || octet > 255) return ipv4KeySlow(ip)
-  return (n * 256 + octet).toString(16).padStart(8, '0')
+  const n = ipv4Number(ip)
+  return n < 0 ? ipv4KeySlow(ip) : n.toString(16).padStart(8, '0')
 }
 
 /** The general form, for text that is not four plain decimal octets (validation normally rejects it). */

@@ -75,7 +75,7 @@ t.test('IPVS mode in the VM: the codec against the kernel, then ferryd with real
   if (!vm.ok) return
   const r = await runInVM({
     script: 'cd /ferry && echo "@@ smoke" && FERRY_DIST=/ferry/dist node ipvs-kernel-smoke.mjs; echo "@@ smoke rc=$?"; ipvsadm -C; echo "@@ e2e" && node ipvs-e2e.mjs; echo "@@ nftables" && node nftables-e2e.mjs',
-    files: { 'ipvs-kernel-smoke.mjs': script('ipvs-kernel-smoke.mjs'), 'ipvs-e2e.mjs': script('ipvs-e2e.mjs'), 'nftables-e2e.mjs': script('nftables-e2e.mjs') },
+    files: { 'vm-lib.mjs': script('vm-lib.mjs'), 'ipvs-kernel-smoke.mjs': script('ipvs-kernel-smoke.mjs'), 'ipvs-e2e.mjs': script('ipvs-e2e.mjs'), 'nftables-e2e.mjs': script('nftables-e2e.mjs') },
     timeoutMs: 1_500_000,
   })
   t.comment(`boot ${r.bootMs} ms, scripts ${r.runMs} ms`)

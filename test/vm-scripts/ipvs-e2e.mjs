@@ -9,36 +9,8 @@ import { join } from 'node:path'
 const DIST = process.env.FERRY_DIST ?? '/ferry/dist'
 const { Lab, LAB } = await import(`${DIST}/pkg/lab/lab.js`)
 const { startFerryd } = await import(`${DIST}/pkg/lab/ferryd.js`)
+const { check, sleep, until, svc, slice } = await import('./vm-lib.mjs')
 
-const check = (name, ok, detail = '') => { console.log(`CHECK ${ok ? 'ok' : 'fail'} ${name}${detail !== '' ? ' :: ' + String(detail).replace(/\n/g, ' | ') : ''}`) }
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-async function until (fn, ms = 20_000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => false)
-    if (v) return true
-    if (Date.now() > end) return false
-    await sleep(200)
-  }
-}
-
-const svc = (name, ip, o = {}) => `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: demo}
-spec:
-  type: ${o.nodePort !== undefined ? 'NodePort' : 'ClusterIP'}
-  clusterIP: ${ip}
-${o.local === true ? '  externalTrafficPolicy: Local\n' : ''}${o.sticky === true ? '  sessionAffinity: ClientIP\n' : ''}  ports:
-  - {name: http, port: 80, targetPort: 8080${o.nodePort !== undefined ? `, nodePort: ${o.nodePort}` : ''}}
-`
-const slice = (name, service, eps) => `apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: ${name}, namespace: demo, labels: {kubernetes.io/service-name: ${service}}}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:${eps.length === 0 ? ' []' : ''}
-${eps.map(e => `  - {addresses: ["${e.ip}"], nodeName: ${e.node ?? 'lab-node'}, conditions: {ready: true}}`).join('\n')}
-`
 const WEB = ['10.244.0.11', '10.244.0.12', '10.244.0.13'].map(ip => ({ ip }))
 const files = (web = WEB) => ({
   'web.yaml': svc('web', '10.96.0.10', { nodePort: 30080 }) + '---\n' + slice('web-1', 'web', web),

@@ -11,36 +11,9 @@ import { join } from 'node:path'
 const DIST = process.env.FERRY_DIST ?? '/ferry/dist'
 const { Lab, LAB } = await import(`${DIST}/pkg/lab/lab.js`)
 const { startFerryd } = await import(`${DIST}/pkg/lab/ferryd.js`)
+const { check, sleep, until, svc, slice } = await import('./vm-lib.mjs')
 
-const check = (name, ok, detail = '') => { console.log(`CHECK ${ok ? 'ok' : 'fail'} ${name}${detail !== '' ? ' :: ' + String(detail).replace(/\n/g, ' | ') : ''}`) }
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-async function until (fn, ms = 60_000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => false)
-    if (v) return true
-    if (Date.now() > end) return false
-    await sleep(250)
-  }
-}
-
-const svc = (name, ip, o = {}) => `apiVersion: v1
-kind: Service
-metadata: {name: ${name}, namespace: demo}
-spec:
-  clusterIP: ${ip}
-${o.sticky === true ? '  sessionAffinity: ClientIP\n' : ''}  ports:
-  - {name: http, port: 80, targetPort: 8080}
-`
-const slice = (name, service, ips) => `apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: ${name}, namespace: demo, labels: {kubernetes.io/service-name: ${service}}}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-${ips.map(ip => `  - {addresses: ["${ip}"], nodeName: lab-node, conditions: {ready: true}}`).join('\n')}
-`
-const WEB = ['10.244.0.11', '10.244.0.12', '10.244.0.13']
+const WEB = ['10.244.0.11', '10.244.0.12', '10.244.0.13'].map(ip => ({ ip }))
 const perService = /^\s*chain (svc|aff|ep)-/m
 
 const lab = await Lab.create()
@@ -69,14 +42,14 @@ try {
 
   // Affinity off: the partial sync flushes the Service's chains and drops the map's reference to them.
   await writeFile(join(dir, 'sticky.yaml'), svc('sticky', '10.96.0.30') + '---\n' + slice('sticky-1', 'sticky', WEB))
-  const spreadOff = await until(async () => (await lab.spread('http://10.96.0.30/', 24, client.ns)).size === 3)
+  const spreadOff = await until(async () => (await lab.spread('http://10.96.0.30/', 24, client.ns)).size === 3, 60_000)
   check('without affinity the Service spreads again', spreadOff)
   await sleep(1500)
   // A later change: its sync first deletes the flushed chains, in their own transaction.
   await writeFile(join(dir, 'web.yaml'), svc('web', '10.96.0.10') + '---\n' + slice('web-1', 'web', WEB.slice(0, 2)))
-  const gone = await until(async () => !perService.test(await nft('list', 'chains', 'ip')))
+  const gone = await until(async () => !perService.test(await nft('list', 'chains', 'ip')), 60_000)
   check('the flushed chains are deleted by a later transaction on this kernel', gone, (await nft('list', 'chains', 'ip')).split('\n').filter(l => perService.test(l)).join(' '))
-  const webTwo = await until(async () => (await lab.spread('http://10.96.0.10/', 24, client.ns)).size === 2)
+  const webTwo = await until(async () => (await lab.spread('http://10.96.0.10/', 24, client.ns)).size === 2, 60_000)
   check('the endpoint change applied', webTwo)
   const metrics = (await ferryd.http('/metrics')).body
   const failures = metrics.split('\n').filter(l => /^kubeproxy_sync_proxy_rules_nftables_(sync|cleanup)_failures_total\{/.test(l))
@@ -86,7 +59,7 @@ try {
   // A firewall reload: the table is rebuilt within the sync period, its elements over netlink again.
   const before = ferryd.logs().length
   await nft('flush', 'ruleset')
-  const rebuilt = await until(async () => /10\.96\.0\.10 \. tcp \. 80 : goto/.test(await nft('list', 'map', 'ip', 'ferry', 'service-ips')))
+  const rebuilt = await until(async () => /10\.96\.0\.10 \. tcp \. 80 : goto/.test(await nft('list', 'map', 'ip', 'ferry', 'service-ips')), 60_000)
   const again = ferryd.logs().slice(before).split('\n').find(l => l.includes('"msg":"nftables synced"') && l.includes('"kind":"full"')) ?? ''
   check('a flushed ruleset is rebuilt, its elements over netlink', rebuilt && /"elementBatches":[1-9]/.test(again), again)
   const after = await lab.spread('http://10.96.0.10/', 24, client.ns)
