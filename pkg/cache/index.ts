@@ -3,14 +3,9 @@
 // pkg/api/validate.ts stores (parseIP(x).ip).
 import { SERVICE_NAME_LABEL, type EndpointSlice, type Pod, type Service } from '../api/types.js'
 
-/** A key held by one object, the common case (a ClusterIP, a Service's slice): no Map per key. */
-class One<T> {
-  constructor (readonly objKey: string, public obj: T) {}
-}
-
 /** index key → objectKey → object; an object may sit under several keys and a key may hold several objects. */
 export class MultiIndex<T> {
-  private readonly m = new Map<string, One<T> | Map<string, T>>()
+  private readonly m = new Map<string, Map<string, T>>()
 
   /**
    * Moves the object `objKey` from `prevKeys` to `curKeys` (cur undefined: removed). Keys it keeps are
@@ -21,36 +16,27 @@ export class MultiIndex<T> {
       if (cur !== undefined && curKeys.includes(k)) continue
       const bucket = this.m.get(k)
       if (bucket === undefined) continue
-      if (bucket instanceof One) {
-        if (bucket.objKey === objKey) this.m.delete(k)
-        continue
-      }
       bucket.delete(objKey)
       if (bucket.size === 0) this.m.delete(k)
-      else if (bucket.size === 1) for (const [ok, o] of bucket) this.m.set(k, new One(ok, o))
     }
     if (cur === undefined) return
     for (const k of curKeys) {
-      const bucket = this.m.get(k)
-      if (bucket === undefined) this.m.set(k, new One(objKey, cur))
-      else if (!(bucket instanceof One)) bucket.set(objKey, cur)
-      else if (bucket.objKey === objKey) bucket.obj = cur
-      else this.m.set(k, new Map([[bucket.objKey, bucket.obj], [objKey, cur]]))
+      let bucket = this.m.get(k)
+      if (bucket === undefined) { bucket = new Map(); this.m.set(k, bucket) }
+      bucket.set(objKey, cur)
     }
   }
 
   /** The objects under `key`, oldest first (a fresh array). */
   get (key: string): T[] {
     const bucket = this.m.get(key)
-    if (bucket === undefined) return []
-    return bucket instanceof One ? [bucket.obj] : [...bucket.values()]
+    return bucket === undefined ? [] : [...bucket.values()]
   }
 
   /** The object that has held `key` the longest. */
   first (key: string): T | undefined {
     const bucket = this.m.get(key)
     if (bucket === undefined) return undefined
-    if (bucket instanceof One) return bucket.obj
     for (const v of bucket.values()) return v
     return undefined
   }

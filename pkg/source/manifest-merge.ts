@@ -47,13 +47,6 @@ export class ManifestMerge {
     }
   }
 
-  /** Forgets every file (a first pass that starts over after one that failed midway). */
-  clear (): void {
-    this.defs.clear()
-    this.conflicted.clear()
-    this.affected = new Set()
-  }
-
   /** The winner of `key`, or undefined when no file defines it. */
   winner (key: string): KObject | undefined {
     return this.defs.get(key)?.[0]?.obj

@@ -8,7 +8,7 @@ import { decodeManifests, type DecodeResult } from '../api/decode.js'
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../api/limits.js'
 import type { KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
-import { DecodePool, type PoolResult } from './decode-pool.js'
+import { DecodePool } from './decode-pool.js'
 import { isManifestName, nodeManifestFs, type FileProbe, type ManifestFs, type ManifestWatch } from './manifest-files.js'
 import { ManifestMerge, cachedKey, type Conflict } from './manifest-merge.js'
 import type { Source, SourceHandler, SourceStatus } from './source.js'
@@ -44,20 +44,11 @@ export interface ManifestSourceOptions {
  * fewer documents yet still decode, which would remove the missing Services until the next pass.
  */
 export const DEBOUNCE_MS = 50
-/**
- * After the first state, files up to this size are decoded on the event loop (JSON: ~10 ms a MiB), so an
- * edit pays no round trip; bigger ones in the worker.
- */
+/** Files up to this size are decoded on the event loop (JSON: ~10 ms a MiB); bigger ones in the worker. */
 const INLINE_JSON_BYTES = 1024 * 1024
 const INLINE_YAML_BYTES = 32 * 1024
 /** Files read ahead of the one being decoded: at start-up the pass is bound by fs round trips, not CPU. */
 const READ_AHEAD = 16
-/**
- * In the first pass, files from this size on are decoded in the worker, which runs ahead on the second
- * core while the event loop takes in each result. Smaller ones stay inline: a handful of small files is
- * not worth a worker's start (~40 ms of CPU and its heap).
- */
-const FIRST_PASS_WORKER_BYTES = 16 * 1024
 
 function inlineSize (file: string, size: number): boolean {
   return size <= (/\.json$/i.test(file) ? INLINE_JSON_BYTES : INLINE_YAML_BYTES)
@@ -71,11 +62,10 @@ type Prepared =
   | { readonly kind: 'text', readonly probe: FileProbe, readonly text: string }
   | { readonly kind: 'failed', readonly probe: FileProbe, readonly error: FerryError }
   | { readonly kind: 'vanished', readonly probe: FileProbe }
-  | { readonly kind: 'worker', readonly probe: FileProbe, readonly decoded: Promise<PoolResult> }
 /** A big file being decoded in the worker; the pass that finds `result` set applies it. */
 interface InFlight { sig: string, done: Promise<void>, result?: DecodeResult | null }
-/** One file whose state a pass changed: merged again by publish(), unless the first pass merged it already. */
-interface FileChange { readonly file: string, readonly before: FileState | undefined, readonly after: FileState | undefined, readonly merged?: true }
+/** One file whose state a pass changed: merged again by publish(). */
+interface FileChange { readonly file: string, readonly before: FileState | undefined, readonly after: FileState | undefined }
 /** What one pass did, for the debug log. */
 interface PassStats { probed: number, read: number }
 export type { Conflict }
@@ -259,14 +249,10 @@ export class ManifestSource implements Source {
     const changes: FileChange[] = []
     // Reads run up to READ_AHEAD files ahead of the decoding; results are used in name order, so errors
     // are reported and duplicates resolved exactly as a one-file-at-a-time pass would.
-    // The first state: files of some size are decoded in the worker, which runs ahead while the event
-    // loop takes in each result (the second core does the reading, parsing and validation).
-    const first = !this.everReplaced
-    if (first) this.merged.clear()
     const reads: Array<Promise<Prepared> | undefined> = []
     const startRead = (i: number): void => {
       const f = paths[i]
-      if (f !== undefined) reads[i] = this.prepare(f, this.files.get(f)?.sig, stats, first)
+      if (f !== undefined) reads[i] = this.prepare(f, this.files.get(f)?.sig, stats)
     }
     for (let i = 0; i < READ_AHEAD; i++) startRead(i)
     for (let i = 0; i < paths.length; i++) {
@@ -278,10 +264,7 @@ export class ManifestSource implements Source {
       const prev = this.files.get(f)
       const state = await this.settle(h, f, read, prev)
       if (state !== undefined) next.set(f, state)
-      if (first && state !== prev) {
-        this.streamFirst(h, f, prev, state)
-        changes.push({ file: f, before: prev, after: state, merged: true })
-      } else if (state !== prev) changes.push({ file: f, before: prev, after: state })
+      if (state !== prev) changes.push({ file: f, before: prev, after: state })
     }
     const listed = new Set(paths)
     for (const [f, prev] of this.files) if (!listed.has(f)) changes.push({ file: f, before: prev, after: undefined })
@@ -324,9 +307,7 @@ export class ManifestSource implements Source {
     }
     const r = read.kind === 'text' ? decodeManifests(read.text, basename(f), this.limits)
       : read.kind === 'failed' ? { objects: [], errors: [read.error] }
-        : read.kind === 'vanished' ? null
-          : read.kind === 'worker' ? await read.decoded.then(d => d.readFailed ? null : d)
-            : await this.decodeBig(f, probe.sig)
+        : read.kind === 'vanished' ? null : await this.decodeBig(f, probe.sig)
     if (r === null || r === 'pending') return prev
     for (const e of r.errors) h.error(e)
     return r.errors.length > 0
@@ -338,16 +319,11 @@ export class ManifestSource implements Source {
    * The I/O half of one file's pass: its probe and, for a changed readable file small enough to decode
    * inline, its text. Never rejects.
    */
-  private async prepare (file: string, prevSig: string | undefined, stats: PassStats, inWorker = false): Promise<Prepared> {
+  private async prepare (file: string, prevSig: string | undefined, stats: PassStats): Promise<Prepared> {
     let probe: FileProbe
     stats.probed++
     try { probe = await this.fs.probe(file, this.limits.maxBytes) } catch { return { kind: 'gone' } }
-    if (!probe.ok || probe.sig === prevSig) return { kind: 'probe', probe }
-    if (inWorker && probe.size >= FIRST_PASS_WORKER_BYTES) {
-      stats.read++
-      return { kind: 'worker', probe, decoded: this.pool.decodeFile(file, basename(file), this.limits) }
-    }
-    if (!inlineSize(file, probe.size)) return { kind: 'probe', probe }
+    if (!probe.ok || probe.sig === prevSig || !inlineSize(file, probe.size)) return { kind: 'probe', probe }
     stats.read++
     try {
       return { kind: 'text', probe, text: await this.fs.read(file, this.limits.maxBytes) }
@@ -383,7 +359,7 @@ export class ManifestSource implements Source {
    * file's keys, not a re-merge and a replace of 20k objects (33-113 ms here).
    */
   private publish (h: SourceHandler, changes: readonly FileChange[]): void {
-    for (const c of changes) if (c.merged !== true) this.merged.update(c.file, c.before?.objects ?? [], c.after?.objects ?? [])
+    for (const c of changes) this.merged.update(c.file, c.before?.objects ?? [], c.after?.objects ?? [])
     const affected = this.merged.takeAffected()
     this.reportConflicts(h)
     if (!this.everReplaced) {
@@ -407,17 +383,6 @@ export class ManifestSource implements Source {
       }
     }
     for (const obj of upserts) h.upsert(obj)
-  }
-
-  /**
-   * The first pass hands each file's objects to the store as the file is taken in, so the store and the
-   * trackers work while the worker decodes the next files. Files come in name order, so the first
-   * definition of a key is its winner; publish() then replaces with the same objects (no-ops) and marks
-   * the store synced. Until then nothing is programmed: the proxier waits for `synced`.
-   */
-  private streamFirst (h: SourceHandler, file: string, before: FileState | undefined, after: FileState | undefined): void {
-    this.merged.update(file, before?.objects ?? [], after?.objects ?? [])
-    for (const obj of after?.objects ?? []) if (this.merged.winner(cachedKey(obj)) === obj) h.upsert(obj)
   }
 
   /** The first definition in file-name order wins; each new conflict is reported once. */
