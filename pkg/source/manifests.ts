@@ -25,6 +25,8 @@ export interface ManifestSourceOptions {
    * burst of events; a file read mid-write is re-read on its next event, its last good objects kept.
    */
   debounceMs?: number
+  /** How long after its first event a file's losses are held back (default TORN_WRITE_MS). */
+  tornWriteMs?: number
   limits?: DecodeLimits
   /** Per-file decode deadline in the worker; default 60 s. */
   decodeTimeoutMs?: number
@@ -38,12 +40,27 @@ export interface ManifestSourceOptions {
 
 /**
  * One save is a burst of fs events a few ms long: measured here (Node fs.watch on ext4), vim's save in
- * its four backup modes spans 0.1-4.5 ms (the longest with an fsync), `sed -i` 0.04 ms, `cp` 0.1 ms.
- * 50 ms is ten times the longest, and half of the edit-to-kernel budget the 100 ms it replaces took.
- * It cannot go to 0: the first event of a plain rewrite is its truncation, and a file read then may hold
- * fewer documents yet still decode, which would remove the missing Services until the next pass.
+ * its four backup modes spans 0.1-4.5 ms (the longest with an fsync), `sed -i` 0.04 ms, `cp` 0.1 ms. A
+ * pass waits for this much quiet after the last event: twice the longest burst.
  */
-export const DEBOUNCE_MS = 50
+export const DEBOUNCE_MS = 10
+/**
+ * What a pass after events would take away (objects a file no longer holds, a file gone, a file that no
+ * longer decodes) waits until this long after the file's first event, then is read again. The first
+ * event of a plain rewrite is its truncation: a file read then may be empty or hold fewer documents yet
+ * still decode, which would remove Services until the rest is written. Additions and changes apply at once.
+ */
+export const TORN_WRITE_MS = 50
+/** A named pass's verdict on a file that might be read mid-write: read it again later. */
+const HELD = Symbol('held')
+type Held = typeof HELD
+
+/** Whether `after` lacks an object key that `before` has. */
+function losesKeys (before: readonly KObject[], after: readonly KObject[]): boolean {
+  if (before.length === 0) return false
+  const keep = new Set(after.map(cachedKey))
+  return before.some(o => !keep.has(cachedKey(o)))
+}
 /** Files up to this size are decoded on the event loop (JSON: ~10 ms a MiB); bigger ones in the worker. */
 const INLINE_JSON_BYTES = 1024 * 1024
 const INLINE_YAML_BYTES = 32 * 1024
@@ -87,6 +104,8 @@ export class ManifestSource implements Source {
   private pendingFull = false
   /** When the first event of the pending batch arrived (for the log). */
   private pendingSince: number | undefined
+  /** Files held back by TORN_WRITE_MS, with the time of the first event that named them. */
+  private readonly heldSince = new Map<string, number>()
   private pollTimer: NodeJS.Timeout | undefined
   private debounceTimer: NodeJS.Timeout | undefined
   private reloading: Promise<void> = Promise.resolve()
@@ -212,7 +231,7 @@ export class ManifestSource implements Source {
     const t0 = performance.now()
     const stats: PassStats = { probed: 0, read: 0 }
     const changes = files !== null && this.directory && !this.lastMissing && this.everReplaced
-      ? await this.namedPass(h, [...files].sort(), stats)
+      ? await this.namedPass(h, [...files].sort(), stats, since)
       : await this.fullPass(h, stats)
     if (changes === null) return // stopped
     const t1 = performance.now()
@@ -278,7 +297,7 @@ export class ManifestSource implements Source {
    * A named file that is gone (deleted, renamed away) leaves; one that appeared joins, as the listing
    * would have it: the name was checked against the same pattern when the event came.
    */
-  private async namedPass (h: SourceHandler, files: string[], stats: PassStats): Promise<FileChange[] | null> {
+  private async namedPass (h: SourceHandler, files: string[], stats: PassStats, since: number | undefined): Promise<FileChange[] | null> {
     const reads = files.map(f => this.prepare(f, this.files.get(f)?.sig, stats))
     const changes: FileChange[] = []
     for (let i = 0; i < files.length; i++) {
@@ -286,7 +305,15 @@ export class ManifestSource implements Source {
       const read = await (reads[i] as Promise<Prepared>)
       if (this.stopped) return null
       const prev = this.files.get(f)
-      const state = await this.settle(h, f, read, prev)
+      const first = Math.min(this.heldSince.get(f) ?? Infinity, since ?? performance.now())
+      const waitMs = (this.opts.tornWriteMs ?? TORN_WRITE_MS) - (performance.now() - first)
+      const state = await this.settle(h, f, read, prev, waitMs > 0)
+      if (state === HELD) {
+        this.heldSince.set(f, first)
+        this.schedule(Math.ceil(waitMs), [f])
+        continue
+      }
+      this.heldSince.delete(f)
       if (state !== prev) changes.push({ file: f, before: prev, after: state })
     }
     for (const c of changes) {
@@ -295,9 +322,14 @@ export class ManifestSource implements Source {
     return changes
   }
 
-  /** A file's state after this pass (undefined: not there), reporting its errors; `prev` when unchanged. */
-  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined): Promise<FileState | undefined> {
-    if (read.kind === 'gone') return undefined // vanished between readdir (or the event) and stat
+  /**
+   * A file's state after this pass (undefined: not there), reporting its errors; `prev` when unchanged.
+   * With `hold`, an outcome that takes objects away is HELD instead, unreported (TORN_WRITE_MS).
+   */
+  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined): Promise<FileState | undefined>
+  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined, hold: boolean): Promise<FileState | undefined | Held>
+  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined, hold = false): Promise<FileState | undefined | Held> {
+    if (read.kind === 'gone') return hold && (prev?.objects.length ?? 0) > 0 ? HELD : undefined // vanished between readdir (or the event) and stat
     const probe = read.probe
     if (prev?.sig === probe.sig) return prev
     if (!probe.ok) {
@@ -309,6 +341,7 @@ export class ManifestSource implements Source {
       : read.kind === 'failed' ? { objects: [], errors: [read.error] }
         : read.kind === 'vanished' ? null : await this.decodeBig(f, probe.sig)
     if (r === null || r === 'pending') return prev
+    if (hold && (r.errors.length > 0 || losesKeys(prev?.objects ?? [], r.objects))) return HELD
     for (const e of r.errors) h.error(e)
     return r.errors.length > 0
       ? { sig: probe.sig, objects: prev?.objects ?? [], problem: r.errors[0]?.message ?? 'invalid' }

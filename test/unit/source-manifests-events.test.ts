@@ -155,3 +155,39 @@ t.test('a file named by an event that is not a regular file is rejected once', a
   t.equal(c.lists, 0)
   t.same(c.read, [], 'nothing read')
 })
+
+t.test('a rewrite caught mid-write takes nothing away: losses wait for tornWriteMs, changes apply at once', async t => {
+  const { dir, store, c, errors } = await setup(t, 'drop', { tornWriteMs: 400 })
+  const f = join(dir, fileName(5))
+  const seen: string[] = []
+  const watch = setInterval(() => { seen.push(store.get('Service', 'ns1', 's5') === undefined ? 'gone' : `port ${port(store, 's5')}`) }, 2)
+  t.teardown(() => { clearInterval(watch) })
+
+  // The truncation's event comes first: the empty file is read, held, and read again after the write's event.
+  await writeFile(f, '')
+  c.emit(fileName(5))
+  t.ok(await until(() => c.read.includes(fileName(5))), 'the truncated file was read')
+  t.equal(port(store, 's5'), 80, 'its Service is still served')
+  await writeFile(f, svcYAML('s5', '10.96.0.6', 85))
+  c.emit(fileName(5))
+  t.ok(await until(() => port(store, 's5') === 85), 'the completed write applies')
+  t.notOk(seen.includes('gone'), 's5 was never removed on the way')
+
+  // A torn YAML document is neither applied nor reported while the file may still be written.
+  c.reset()
+  await writeFile(f, 'apiVersion: v1\nkind: Service\nmetadata: {name: s5, namespace: ns1}\nspec: {clusterIP: 10.96.0.6, ports: [{po')
+  c.emit(fileName(5))
+  t.ok(await until(() => c.read.includes(fileName(5))))
+  t.same(errors, [], 'no error yet')
+  t.ok(await until(() => errors.length > 0), 'still broken after the window: reported')
+  t.match(errors.join('\n'), /f05\.yaml/)
+  t.equal(port(store, 's5'), 85, 'and the last good objects are kept')
+
+  // A real removal applies once the window has passed; an edit that only changes applies without it.
+  await writeFile(f, svcYAML('s5b', '10.96.0.66'))
+  c.emit(fileName(5))
+  t.ok(await until(() => store.get('Service', 'ns1', 's5') === undefined && store.get('Service', 'ns1', 's5b') !== undefined), 'the file now holds s5b only')
+  await writeFile(join(dir, fileName(6)), svcYAML('s6', '10.96.0.7', 86))
+  c.emit(fileName(6))
+  t.ok(await until(() => port(store, 's6') === 86), 'a change with no loss')
+})
