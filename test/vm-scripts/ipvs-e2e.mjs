@@ -1,15 +1,14 @@
 // IPVS mode end to end, run inside the test VM (test/e2e/ipvs-vm.test.ts boots it): the real ferryd on a
 // manifest directory with --proxy-mode ipvs, client and backends in network namespaces, real traffic.
 // Prints one line per check, "CHECK ok|fail NAME :: detail", which the host test asserts one by one.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import { execFileSync, spawn } from 'node:child_process'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 const DIST = process.env.FERRY_DIST ?? '/ferry/dist'
 const { Lab, LAB } = await import(`${DIST}/pkg/lab/lab.js`)
 const { startFerryd } = await import(`${DIST}/pkg/lab/ferryd.js`)
-const { check, sleep, until, svc, slice } = await import('./vm-lib.mjs')
+const { check, sleep, until, svc, slice, webLab } = await import('./vm-lib.mjs')
 
 const WEB = ['10.244.0.11', '10.244.0.12', '10.244.0.13'].map(ip => ({ ip }))
 const files = (web = WEB) => ({
@@ -21,12 +20,9 @@ const files = (web = WEB) => ({
 })
 async function writeAll (dir, map) { for (const [f, text] of Object.entries(map)) await writeFile(join(dir, f), text) }
 
-const lab = await Lab.create()
-const dir = await mkdtemp(join(tmpdir(), 'ferry-ipvs-'))
+const { lab, client, dir } = await webLab(Lab, 'ferry-ipvs-')
 let ferryd
 try {
-  for (let i = 1; i <= 3; i++) await lab.addPod(`web-${i}`, `10.244.0.${10 + i}`)
-  const client = await lab.addPod('client', '10.244.0.50', [])
   await writeAll(dir, files())
   const args = ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--ipvs-graceful-termination', '60s']
   ferryd = startFerryd(lab, ['--proxy-mode', 'ipvs', ...args])

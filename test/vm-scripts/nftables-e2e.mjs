@@ -3,25 +3,21 @@
 // over the host suite: the first load's map elements over nf_tables netlink, and the deferred deletion
 // of chains a partial sync flushed (before 6.2 a chain whose last map reference was just removed can
 // still look referenced: NFTABLES.md §1.11). Prints "CHECK ok|fail NAME :: detail" lines.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import { spawn } from 'node:child_process'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 const DIST = process.env.FERRY_DIST ?? '/ferry/dist'
 const { Lab, LAB } = await import(`${DIST}/pkg/lab/lab.js`)
 const { startFerryd } = await import(`${DIST}/pkg/lab/ferryd.js`)
-const { check, sleep, until, svc, slice } = await import('./vm-lib.mjs')
+const { check, sleep, until, svc, slice, webLab } = await import('./vm-lib.mjs')
 
 const WEB = ['10.244.0.11', '10.244.0.12', '10.244.0.13'].map(ip => ({ ip }))
 const perService = /^\s*chain (svc|aff|ep)-/m
 
-const lab = await Lab.create()
-const dir = await mkdtemp(join(tmpdir(), 'ferry-nft-'))
+const { lab, client, dir } = await webLab(Lab, 'ferry-nft-')
 let ferryd
 try {
-  for (let i = 1; i <= 3; i++) await lab.addPod(`web-${i}`, `10.244.0.${10 + i}`)
-  const client = await lab.addPod('client', '10.244.0.50', [])
   await writeFile(join(dir, 'web.yaml'), svc('web', '10.96.0.10') + '---\n' + slice('web-1', 'web', WEB))
   await writeFile(join(dir, 'sticky.yaml'), svc('sticky', '10.96.0.30', { sticky: true }) + '---\n' + slice('sticky-1', 'sticky', WEB))
   const args = ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--sync-period', '3s', '--log-level', 'debug']

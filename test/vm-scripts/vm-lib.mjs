@@ -34,3 +34,22 @@ ports: [{name: http, port: 8080, protocol: TCP}]
 endpoints:${eps.length === 0 ? ' []' : ''}
 ${eps.map(e => `  - {addresses: ["${e.ip}"], nodeName: ${e.node ?? 'lab-node'}, conditions: {ready: true}}`).join('\n')}
 `
+
+/**
+ * A lab (pkg/lab) with pods web-1..3 (10.244.0.11-13) answering HTTP and a client pod (10.244.0.50), and
+ * a temp directory for manifests; the lab is closed again if building it fails.
+ */
+export async function webLab (Lab, dirPrefix) {
+  const { mkdtemp } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const lab = await Lab.create()
+  try {
+    for (let i = 1; i <= 3; i++) await lab.addPod(`web-${i}`, `10.244.0.${10 + i}`)
+    const client = await lab.addPod('client', '10.244.0.50', [])
+    return { lab, client, dir: await mkdtemp(join(tmpdir(), dirPrefix)) }
+  } catch (e) {
+    await lab.close().catch(() => {})
+    throw e
+  }
+}
