@@ -8,7 +8,7 @@ import { join } from 'node:path'
 const DIST = process.env.FERRY_DIST ?? '/ferry/dist'
 const { Lab, LAB } = await import(`${DIST}/pkg/lab/lab.js`)
 const { startFerryd } = await import(`${DIST}/pkg/lab/ferryd.js`)
-const { check, sleep, until, svc, slice, webLab } = await import('./vm-lib.mjs')
+const { check, sleep, until, svc, slice, webLab, runChecks } = await import('./vm-lib.mjs')
 
 const WEB = ['10.244.0.11', '10.244.0.12', '10.244.0.13'].map(ip => ({ ip }))
 const files = (web = WEB) => ({
@@ -22,7 +22,7 @@ async function writeAll (dir, map) { for (const [f, text] of Object.entries(map)
 
 const { lab, client, dir } = await webLab(Lab, 'ferry-ipvs-')
 let ferryd
-try {
+await runChecks(async () => {
   await writeAll(dir, files())
   const args = ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--ipvs-graceful-termination', '60s']
   ferryd = startFerryd(lab, ['--proxy-mode', 'ipvs', ...args])
@@ -117,12 +117,9 @@ try {
   const dev = await lab.sh(['ip', '-o', 'link', 'show', 'ferry-ipvs0']).catch(() => '')
   const sets = await lab.sh(['ipset', 'list', '-n'])
   check('ferryd --cleanup removes ferry\'s virtual servers, device and sets', code === 0 && !/TCP|UDP/.test(leftover) && dev === '' && !/FERRY/i.test(sets), `code ${code} | ${leftover} | ${dev} | ${sets}`)
-} catch (e) {
-  check('script ran to the end', false, e instanceof Error ? e.stack : String(e))
-} finally {
+}, async () => {
   await ferryd?.stop().catch(() => {})
   await lab.close().catch(() => {})
   await rm(dir, { recursive: true, force: true })
   try { execFileSync('ipvsadm', ['-C']) } catch {}
-  console.log('DONE')
-}
+})

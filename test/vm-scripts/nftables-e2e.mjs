@@ -10,14 +10,14 @@ import { join } from 'node:path'
 const DIST = process.env.FERRY_DIST ?? '/ferry/dist'
 const { Lab, LAB } = await import(`${DIST}/pkg/lab/lab.js`)
 const { startFerryd } = await import(`${DIST}/pkg/lab/ferryd.js`)
-const { check, sleep, until, svc, slice, webLab } = await import('./vm-lib.mjs')
+const { check, sleep, until, svc, slice, webLab, runChecks } = await import('./vm-lib.mjs')
 
 const WEB = ['10.244.0.11', '10.244.0.12', '10.244.0.13'].map(ip => ({ ip }))
 const perService = /^\s*chain (svc|aff|ep)-/m
 
 const { lab, client, dir } = await webLab(Lab, 'ferry-nft-')
 let ferryd
-try {
+await runChecks(async () => {
   await writeFile(join(dir, 'web.yaml'), svc('web', '10.96.0.10') + '---\n' + slice('web-1', 'web', WEB))
   await writeFile(join(dir, 'sticky.yaml'), svc('sticky', '10.96.0.30', { sticky: true }) + '---\n' + slice('sticky-1', 'sticky', WEB))
   const args = ['--manifests', dir, '--node-name', 'lab-node', '--cluster-cidr', LAB.podCIDR, '--min-sync-period', '100ms', '--sync-period', '3s', '--log-level', 'debug']
@@ -66,11 +66,8 @@ try {
   const code = await new Promise(resolve => cleanup.on('exit', resolve))
   const tables = await nft('list', 'tables')
   check('ferryd --cleanup removes the table', code === 0 && !/ferry/.test(tables), `code ${code} | ${tables}`)
-} catch (e) {
-  check('script ran to the end', false, e instanceof Error ? e.stack : String(e))
-} finally {
+}, async () => {
   await ferryd?.stop().catch(() => {})
   await lab.close().catch(() => {})
   await rm(dir, { recursive: true, force: true })
-  console.log('DONE')
-}
+})

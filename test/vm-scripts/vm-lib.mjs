@@ -53,3 +53,15 @@ export async function webLab (Lab, dirPrefix) {
     throw e
   }
 }
+
+/** Runs a script's checks: a throw is one failed check; `cleanup` always runs, then DONE is printed. */
+export async function runChecks (body, cleanup) {
+  try {
+    await body()
+  } catch (e) {
+    check('script ran to the end', false, e instanceof Error ? e.stack : String(e))
+  } finally {
+    await cleanup()
+    console.log('DONE')
+  }
+}
