@@ -1,7 +1,7 @@
 // EndpointSlices → per-service-port endpoint lists for one IP family (kube-proxy's endpointslicecache).
 import { SERVICE_NAME_LABEL } from '../api/types.js'
 import type { Endpoint, EndpointSlice } from '../api/types.js'
-import { familyOf } from '../net/ip.js'
+import { familyOf, ipv4Number } from '../net/ip.js'
 import type { IPFamily } from '../net/ip.js'
 import { servicePortName } from './serviceport.js'
 import { servicePortKey } from './types.js'
@@ -104,27 +104,6 @@ function ipv6Key (ip: string): string {
   return [...h, ...fill, ...t].map(g => g.padStart(4, '0')).join('')
 }
 
-/** The address as a number when it is four plain decimal octets, else -1 (then the text keys decide). */
-function ipv4Number (ip: string): number {
-  let n = 0
-  let octet = 0
-  let digits = 0
-  let dots = 0
-  for (let i = 0; i < ip.length; i++) {
-    const c = ip.charCodeAt(i)
-    if (c === 46) { // '.'
-      if (digits === 0 || octet > 255) return -1
-      n = n * 256 + octet
-      octet = 0
-      digits = 0
-      dots++
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      octet = octet * 10 + (c - 48)
-      digits++
-    } else return -1
-  }
-  return dots !== 3 || digits === 0 || octet > 255 ? -1 : n * 256 + octet
-}
 
 /**
  * Sorts like compareEndpoints, computing each address's sort key once instead of at every comparison.

@@ -102,7 +102,7 @@ export class ManifestSource implements Source {
   /** Files named by events since the last pass started, and whether a full pass is owed. */
   private pendingFiles = new Set<string>()
   private pendingFull = false
-  /** When the first event of the pending batch arrived (for the log). */
+  /** When the first event of the pending batch arrived (for the log, and where the torn-write hold starts). */
   private pendingSince: number | undefined
   /** Files held back by TORN_WRITE_MS, with the time of the first event that named them. */
   private readonly heldSince = new Map<string, number>()

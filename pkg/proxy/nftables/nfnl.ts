@@ -10,7 +10,8 @@ import { AttrWriter, align4, errnoOf, frame } from '../ipvs/wire.js'
 
 export const NFNL_SUBSYS_NFTABLES = 10
 const NFGENMSG_LEN = 4
-const NFPROTO = { IPv4: 2, IPv6: 10 } as const
+/** nfgenmsg's family per address family (linux/netfilter.h). */
+export const NFPROTO = { IPv4: 2, IPv6: 10 } as const
 export const ENOENT = 2
 const TIMEOUT_MS = 5000
 
