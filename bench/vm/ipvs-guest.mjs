@@ -59,7 +59,8 @@ for (const n of sizes) {
   for (let f = 0; f < FILES; f++) writeFileSync(join(dir, fileName(f)), fileOf(n, f))
   sh('ipvsadm', ['-C'])
   const t0 = performance.now()
-  const ferryd = spawn('node', [`${DIST}/cmd/ferryd.js`, '--proxy-mode', 'ipvs', '--manifests', dir, '--node-name', 'bench', '--http-listen', '127.0.0.1:10249', '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  // The real binary (bin/ferryd execs node with ferryd's own flags; the pid stays node's).
+  const ferryd = spawn(join(DIST, '..', 'bin', 'ferryd'), ['--proxy-mode', 'ipvs', '--manifests', dir, '--node-name', 'bench', '--http-listen', '127.0.0.1:10249', '--log-level', 'debug'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''
   ferryd.stderr.on('data', b => { log += b.toString() })
   const ok = await ready(1_200_000)

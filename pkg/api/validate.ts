@@ -2,6 +2,7 @@
 // FERRY_ERR_INVALID_OBJECT naming the object and every failing field path.
 import { FerryError } from '../errors/errors.js'
 import { parseCIDR, parseIP } from '../net/ip.js'
+import { fit } from '../mem/fit.js'
 import type {
   Endpoint, EndpointPort, EndpointSlice, KObject, Kind, LoadBalancerIngress, Node, ObjectMeta, Pod, Protocol,
   Service, ServicePort, ServiceSpec, ServiceType, TrafficPolicy,
@@ -93,7 +94,7 @@ function ipList (o: Raw, key: string, path: string, errs: FieldErrors): string[]
     if (p === null) errs.add(`${path}.${key}[${i}]`, v, 'must be a valid IP address')
     else out.push(p.ip)
   })
-  return out
+  return fit(out)
 }
 
 function meta (raw: Raw, kind: Kind, namespaced: boolean, errs: FieldErrors): ObjectMeta {
@@ -155,7 +156,7 @@ function servicePorts (spec: Raw, type: ServiceType, errs: FieldErrors): Service
     if (targetPort !== undefined) p.targetPort = targetPort
     ports.push(p)
   })
-  return ports
+  return fit(ports)
 }
 
 function validateService (raw: Raw, errs: FieldErrors): Service {
@@ -221,7 +222,7 @@ function validateService (raw: Raw, errs: FieldErrors): Service {
     if (c === null) errs.add(`spec.loadBalancerSourceRanges[${i}]`, v, 'must be a valid CIDR')
     else ranges.push(c.text)
   })
-  if (ranges.length > 0) spec.loadBalancerSourceRanges = ranges
+  if (ranges.length > 0) spec.loadBalancerSourceRanges = fit(ranges)
   const selector = stringMap(s, 'selector', 'spec', errs)
   if (selector !== undefined) spec.selector = selector
   const families = list(s, 'ipFamilies', 'spec', errs)
@@ -257,7 +258,7 @@ function validateService (raw: Raw, errs: FieldErrors): Service {
       if (ipMode !== undefined) ing.ipMode = ipMode
       ingress.push(ing)
     })
-    svc.status = { loadBalancer: { ingress } }
+    svc.status = { loadBalancer: { ingress: fit(ingress) } }
   }
   return svc
 }
@@ -284,7 +285,7 @@ function validateEndpointSlice (raw: Raw, errs: FieldErrors): EndpointSlice {
       else if (addressType !== undefined && ip.family !== addressType) errs.add(`${path}.addresses[${j}]`, a, `must be an ${addressType} address`)
       else addresses.push(ip.ip)
     })
-    const ep: Endpoint = { addresses }
+    const ep: Endpoint = { addresses: fit(addresses) }
     if (isRecord(r.conditions)) {
       const c = r.conditions
       const p = `${path}.conditions`
@@ -329,7 +330,7 @@ function validateEndpointSlice (raw: Raw, errs: FieldErrors): EndpointSlice {
     if (app !== undefined) p.appProtocol = app
     ports.push(p)
   })
-  return { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata, addressType: addressType ?? 'IPv4', endpoints, ports }
+  return { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata, addressType: addressType ?? 'IPv4', endpoints: fit(endpoints), ports: fit(ports) }
 }
 
 function validateNode (raw: Raw, errs: FieldErrors): Node {

@@ -6,6 +6,7 @@ import type { IPFamily } from '../net/ip.js'
 import { servicePortName } from './serviceport.js'
 import { servicePortKey } from './types.js'
 import type { EndpointInfo } from './types.js'
+import { fit } from '../mem/fit.js'
 
 /** "namespace/service" a slice belongs to, or undefined when it has no service-name label. */
 export function serviceOfSlice (slice: EndpointSlice): string | undefined {
@@ -193,7 +194,7 @@ export function endpointsFromSlices (slices: readonly EndpointSlice[], family: I
   }
   const out = new Map<string, EndpointInfo[]>()
   for (const [key, set] of byKey) {
-    if (set.list.length > 0) out.set(key, sortEndpoints(set.list))
+    if (set.list.length > 0) out.set(key, fit(sortEndpoints(set.list)))
   }
   return out
 }

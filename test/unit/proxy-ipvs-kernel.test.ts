@@ -199,6 +199,25 @@ t.test('apply: every request carries REQUEST|ACK and the family id; a window of 
   k.close()
 })
 
+t.test('apply reads and encodes ops only as the window frees: a full sync holds one window of messages, not all', async t => {
+  const { k, tr } = await scripted()
+  const ops = destOps(2000)
+  // Count which ops apply() has looked at (it must read an op to encode it).
+  const read = new Set<number>()
+  const watched = ops.map((op, i) => ({ ...op, get service () { read.add(i); return op.service } })) as IpvsOp[]
+  const pending = k.apply(watched)
+  await tick()
+  t.equal(tr.sent.length, 256, 'the first window went out')
+  t.ok(read.size <= 257, `before any ack only the first window was encoded (${read.size} of 2000 read)`)
+  tr.onSend = msgs => { for (const m of msgs) tr.deliver(ack(m.seq)) }
+  for (const m of tr.sent) tr.deliver(ack(m.seq))
+  const results = await pending
+  t.equal(results.length, 2000)
+  t.ok(results.every((r, i) => r.op === watched[i] && r.errno === 0), 'every op acked, in op order')
+  t.equal(tr.sent.length, 2000, 'each sent once')
+  k.close()
+})
+
 t.test('sends are batched up to maxDatagram bytes', async t => {
   const { k, tr } = await scripted({ maxDatagram: 4096 })
   const pending = k.apply(destOps(200))

@@ -7,6 +7,7 @@
 // server exists (nodePortIPs) the sets steer it; elsewhere (loopback, addresses outside
 // --nodeport-addresses) only its refusal applies, as PROXY.md §1 refuses NodePorts on every local address.
 import type { Protocol } from '../../api/types.js'
+import { fit } from '../../mem/fit.js'
 import type { IPFamily } from '../../net/ip.js'
 import { parseIP } from '../../net/ip.js'
 import type { EntryKind, PortPlan } from '../plan.js'
@@ -111,7 +112,7 @@ function entryParts (p: PortPlan, kind: EntryKind, address: string, protocol: Pr
   const out: Array<readonly [SetKind, string]> = []
   let shortCircuit: ShortCircuit | null = null
   const add = (k: SetKind, v: string): void => { out.push([k, v]) }
-  const done = (): EntryParts => ({ key: m, members: out, shortCircuit })
+  const done = (): EntryParts => ({ key: m, members: fit(out), shortCircuit })
   if (kind === 'clusterIP') {
     add('CLUSTER-IP', m)
     // No internal set: REJECT comes from the virtual server without destinations; DROP needs a rule.
@@ -178,7 +179,7 @@ function planParts (p: PortPlan, ctx: Context): PlanParts {
     always.push(['LOOP-BACK', `${ip},${proto}:${ep.port},${ip}`])
   }
   if (info.healthCheckNodePort !== 0) always.push(['HC-NODE-PORT', String(info.healthCheckNodePort)])
-  return { vips, nodePorts, always, bound }
+  return { vips: fit(vips), nodePorts: fit(nodePorts), always: fit(always), bound: fit(bound) }
 }
 
 interface Claim {

@@ -38,13 +38,25 @@ interface Request {
   fail: (err: Error) => void
 }
 
+/**
+ * A queued run of requests made one at a time as the window frees: a full sync's tens of thousands of
+ * changes then hold one window of encoded messages and callbacks at a time, not all of them at once.
+ */
+interface Feed {
+  /** The next request, or undefined when the feed is spent. */
+  next: () => Request | undefined
+  fail: (err: Error) => void
+}
+
+const isFeed = (q: Request | Feed): q is Feed => 'next' in q
+
 export class NetlinkIpvsKernel implements IpvsKernel {
   /** The IPVS family's id, as nlctrl resolved it (-1 until then). */
   familyId = -1
   private readonly window: number
   private readonly maxDatagram: number
   private readonly timeoutMs: number
-  private readonly queue: Request[] = []
+  private readonly queue: Array<Request | Feed> = []
   private head = 0
   private readonly inFlight = new Map<number, Request>()
   private seq = 0
@@ -108,28 +120,37 @@ export class NetlinkIpvsKernel implements IpvsKernel {
   async apply (ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
     this.assertResolved()
     const results = new Array<IpvsOpResult>(ops.length)
-    const sendable: Array<{ i: number, payload: Buffer }> = []
-    ops.forEach((op, i) => {
-      try {
-        sendable.push({ i, payload: encodeOp(op) })
-      } catch (e) {
-        if (!isFerryError(e, 'FERRY_ERR_INVALID_OBJECT')) throw e
-        results[i] = { op, errno: EINVAL } // what the kernel answers to input it cannot parse
+    if (ops.length === 0) return results
+    return await new Promise<IpvsOpResult[]>((resolve, reject) => {
+      let next = 0
+      let left = ops.length
+      let failed = false
+      const settle = (i: number, op: IpvsOp, errno: number): void => {
+        results[i] = { op, errno }
+        if (--left === 0) resolve(results)
       }
-    })
-    if (sendable.length === 0) return results
-    let left = sendable.length
-    await new Promise<void>((resolve, reject) => {
-      for (const { i, payload } of sendable) {
-        const op = ops[i] as IpvsOp
-        this.enqueue(this.familyId, NLM_F_REQUEST | NLM_F_ACK, payload, 'ack', errno => {
-          results[i] = { op, errno }
-          if (--left === 0) resolve()
-        }, reject)
-      }
+      const fail = (err: Error): void => { if (!failed) { failed = true; reject(err) } }
+      this.queue.push({
+        next: () => {
+          while (next < ops.length && !failed) {
+            const i = next++
+            const op = ops[i] as IpvsOp
+            let payload: Buffer
+            try {
+              payload = encodeOp(op)
+            } catch (e) {
+              if (!isFerryError(e, 'FERRY_ERR_INVALID_OBJECT')) { fail(e as Error); return undefined }
+              settle(i, op, EINVAL) // what the kernel answers to input it cannot parse
+              continue
+            }
+            return { type: this.familyId, flags: NLM_F_REQUEST | NLM_F_ACK, payload, want: 'ack', parts: [], done: errno => { settle(i, op, errno) }, fail }
+          }
+          return undefined
+        },
+        fail,
+      })
       this.pump()
     })
-    return results
   }
 
   async flush (): Promise<void> {
@@ -193,8 +214,9 @@ export class NetlinkIpvsKernel implements IpvsKernel {
         if (err !== undefined && err !== null) this.failAll(new FerryError('FERRY_ERR_NETLINK', `sending to IPVS failed: ${err.message}`, errnoDetail(err), { cause: err }))
       })
     }
-    while (this.head < this.queue.length && this.inFlight.size < this.window) {
-      const req = this.queue[this.head++] as Request
+    while (this.inFlight.size < this.window) {
+      const req = this.dequeue()
+      if (req === undefined) break
       this.seq = this.seq >= 0xffffffff ? 1 : this.seq + 1
       this.inFlight.set(this.seq, req)
       const f = frame(req.type, req.flags, this.seq, req.payload)
@@ -206,6 +228,18 @@ export class NetlinkIpvsKernel implements IpvsKernel {
     send()
     this.lastActivity = Date.now()
     this.updateRef()
+  }
+
+  /** The next request to send: the queue's head, or the next of the feed at its head. */
+  private dequeue (): Request | undefined {
+    while (this.head < this.queue.length) {
+      const q = this.queue[this.head] as Request | Feed
+      if (!isFeed(q)) { this.head++; return q }
+      const req = q.next()
+      if (req !== undefined) return req
+      this.head++
+    }
+    return undefined
   }
 
   private receive (datagram: Buffer): void {
