@@ -5,6 +5,7 @@ import raw from 'netlink/dist/raw.js'
 
 export const RawNetlinkSocket = raw.RawNetlinkSocket
 export type RawNetlinkSocket = InstanceType<typeof raw.RawNetlinkSocket>
-/** NETLINK_GENERIC and NETLINK_NETFILTER (linux/netlink.h). */
+/** NETLINK_ROUTE, NETLINK_GENERIC and NETLINK_NETFILTER (linux/netlink.h). */
+export const NETLINK_ROUTE = 0
 export const NETLINK_GENERIC = 16
 export const NETLINK_NETFILTER = 12

@@ -9,7 +9,7 @@ import {
   encodeGetInfo, encodeOp, encodeServiceDump, maskToPrefix, prefixToMask,
 } from '../../pkg/proxy/ipvs/codec.js'
 import type { IpvsOp, RealServer, VirtualServer, VirtualServerKey } from '../../pkg/proxy/ipvs/types.js'
-import { decodeFamilyId, encodeGetFamily, errnoOf, frame, parseAttrs, parseMessages } from '../../pkg/proxy/ipvs/wire.js'
+import { decodeFamilyId, encodeGetFamily, errnoOf, frame, parseAttrs, parseMessages } from '../../pkg/netlink/wire.js'
 
 /** Hex with spaces, newlines and `# comments` allowed. */
 function hex (text: string): Buffer {

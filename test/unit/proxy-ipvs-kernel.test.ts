@@ -10,7 +10,7 @@ import { FakeIpvsKernel } from '../../pkg/proxy/ipvs/fake-kernel.js'
 import { NetlinkIpvsKernel, ipvsSupported, openIpvsKernel, openIpvsKernelWith } from '../../pkg/proxy/ipvs/kernel.js'
 import { openGenericNetlink, type NetlinkTransport } from '../../pkg/proxy/ipvs/transport.js'
 import type { IPFamily, IpvsOp, RealServer, VirtualServer, VirtualServerKey } from '../../pkg/proxy/ipvs/types.js'
-import { parseAttrs, parseMessages, type NetlinkMessage } from '../../pkg/proxy/ipvs/wire.js'
+import { parseAttrs, parseMessages, type NetlinkMessage } from '../../pkg/netlink/wire.js'
 
 const FAMILY = 0x25
 const KERNEL_TS = fileURLToPath(new URL('../../pkg/proxy/ipvs/kernel.js', import.meta.url))

@@ -3,7 +3,7 @@
 // refused by name; batches framed and sized for one sendmsg each.
 import t from 'tap'
 import { BATCH_BYTES, ElementEncoder, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, decodeBatches, elementLayout } from '../../pkg/proxy/nftables/element-wire.js'
-import { parseMessages } from '../../pkg/proxy/ipvs/wire.js'
+import { parseMessages } from '../../pkg/netlink/wire.js'
 import { isFerryError } from '../../pkg/errors/errors.js'
 
 const hex = (s: string): string => s.replace(/\s+/g, '')

@@ -15,7 +15,7 @@ import {
   SCHED_NAME_MAX,
 } from './constants.js'
 import type { IPFamily, IpvsInfo, IpvsOp, RealServer, RealServerKey, VirtualServer, VirtualServerKey } from './types.js'
-import { AttrWriter, attrBE16, attrString, attrU16, attrU32, genlHeader, hostU32s, malformed, need, parseAttrs, parseGenl, readU32 } from './wire.js'
+import { AttrWriter, attrBE16, attrString, attrU16, attrU32, genlHeader, hostU32s, malformed, need, parseAttrs, parseGenl, readU32 } from '../../netlink/wire.js'
 
 const U32_MAX = 0xffffffff
 

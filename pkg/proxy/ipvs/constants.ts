@@ -1,32 +1,11 @@
-// Numbers of the kernel's IPVS generic-netlink API (include/uapi/linux/ip_vs.h) and of netlink itself.
+// Numbers of the kernel's IPVS generic-netlink API (include/uapi/linux/ip_vs.h); netlink's own are re-exported.
 import type { ForwardMethod, IPFamily, IPVSProtocol } from './types.js'
 
 export const IPVS_GENL_NAME = 'IPVS'
 export const IPVS_GENL_VERSION = 1
 
-// Netlink message types and flags (linux/netlink.h).
-export const NLMSG_NOOP = 1
-export const NLMSG_ERROR = 2
-export const NLMSG_DONE = 3
-export const NLMSG_OVERRUN = 4
-export const NLM_F_REQUEST = 0x1
-export const NLM_F_MULTI = 0x2
-export const NLM_F_ACK = 0x4
-export const NLM_F_DUMP = 0x300
-export const NLMSG_HDRLEN = 16
-export const GENL_HDRLEN = 4
-export const NLA_HDRLEN = 4
-export const NLA_F_NESTED = 0x8000
-/** The type bits of nla_type: nested and net-byte-order flags removed. */
-export const NLA_TYPE_MASK = 0x3fff
-
-// The generic-netlink controller (linux/genetlink.h).
-export const GENL_ID_CTRL = 0x10
-export const CTRL_VERSION = 1
-export const CTRL_CMD_NEWFAMILY = 1
-export const CTRL_CMD_GETFAMILY = 3
-export const CTRL_ATTR_FAMILY_ID = 1
-export const CTRL_ATTR_FAMILY_NAME = 2
+// Netlink's own numbers, shared with every netlink user in ferry.
+export * from '../../netlink/constants.js'
 
 // Commands (enum ipvs_cmd).
 export const IPVS_CMD_NEW_SERVICE = 1

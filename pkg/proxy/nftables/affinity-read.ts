@@ -5,7 +5,7 @@
 import { ipFromBytes } from '../../net/ip.js'
 import type { IPFamily } from '../../net/ip.js'
 import { TABLE } from './names.js'
-import { nulString, parseAttrList, parseAttrs } from '../ipvs/wire.js'
+import { nulString, parseAttrList, parseAttrs } from '../../netlink/wire.js'
 import { dumpRequest, withNfnl } from './nfnl.js'
 
 /** A remembered client: its address and the milliseconds until the kernel forgets it. */

@@ -5,7 +5,7 @@ import { NETLINK_NETFILTER, RawNetlinkSocket } from '../../netlink/raw.js'
 import { FerryError } from '../../errors/errors.js'
 import type { IPFamily } from '../../net/ip.js'
 import { NLMSG_ERROR } from '../ipvs/constants.js'
-import { errnoOf, parseMessages } from '../ipvs/wire.js'
+import { errnoOf, parseMessages } from '../../netlink/wire.js'
 import { BATCH_BYTES, type EncodedBatch } from './element-wire.js'
 
 const TIMEOUT_MS = 10_000

@@ -5,7 +5,7 @@
 import { FerryError } from '../../errors/errors.js'
 import { ipBytes, ipFromBytes, ipv4Number, type IPFamily } from '../../net/ip.js'
 import { NLA_F_NESTED, NLM_F_ACK, NLM_F_REQUEST, NLMSG_HDRLEN } from '../ipvs/constants.js'
-import { align4, frame, nulString, parseAttrList, parseAttrs, parseMessages } from '../ipvs/wire.js'
+import { align4, frame, nulString, parseAttrList, parseAttrs, parseMessages } from '../../netlink/wire.js'
 import { MapName, TABLE } from './names.js'
 import { NFNL_SUBSYS_NFTABLES, NFPROTO } from './nfnl.js'
 

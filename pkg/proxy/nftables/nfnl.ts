@@ -6,7 +6,7 @@ import { NETLINK_NETFILTER, RawNetlinkSocket } from '../../netlink/raw.js'
 import { FerryError } from '../../errors/errors.js'
 import type { IPFamily } from '../../net/ip.js'
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_DUMP, NLM_F_REQUEST } from '../ipvs/constants.js'
-import { AttrWriter, align4, errnoOf, frame } from '../ipvs/wire.js'
+import { AttrWriter, align4, errnoOf, frame } from '../../netlink/wire.js'
 
 export const NFNL_SUBSYS_NFTABLES = 10
 const NFGENMSG_LEN = 4

@@ -2,7 +2,7 @@
 // unless the kernel says network order). Pure; codec.ts builds IPVS messages from these pieces, and the
 // nftables mode's nf_tables dumps (nftables/nfnl.ts) use the same framing.
 import { endianness } from 'node:os'
-import { FerryError } from '../../errors/errors.js'
+import { FerryError } from '../errors/errors.js'
 import {
   CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_CMD_GETFAMILY, CTRL_VERSION, GENL_HDRLEN, NLA_F_NESTED, NLA_HDRLEN,
   NLA_TYPE_MASK, NLMSG_HDRLEN,
