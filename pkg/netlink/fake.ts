@@ -4,7 +4,9 @@
 // deletes of missing entries, and the cascade when a link goes (its addresses, routes, neighbours, FDB
 // entries and the vxlan devices riding on it). test/e2e/netlink-overlay.test.ts runs one scenario
 // against this and the kernel and requires the same answers.
+import { constants } from 'node:os'
 import { FerryError } from '../errors/errors.js'
+import type { AddressChange } from './addr-batch.js'
 import { cidrContains, parseCIDR, parseIP, type IPFamily } from '../net/ip.js'
 import { parseLinkInfo, vethLinkInfo, vxlanLinkInfo } from './linkinfo.js'
 import type { AddressInfo, BridgeSpec, LinkDetails, LinkInfo, VethSpec, VxlanDetails, VxlanSpec } from './links.js'
@@ -13,6 +15,8 @@ import { fdbRequest, type FdbEntry, type FdbSpec } from './fdb.js'
 import { neighbourRequest, type NeighbourInfo, type NeighbourSpec } from './neigh.js'
 import { routeRequest, routeDeleteRequest, RTPROT_BOOT, RTPROT_KERNEL, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, type RouteInfo, type RouteMatch, type RouteSpec } from './routes.js'
 import { macBytes, randomMac, refuse } from './socket.js'
+
+const ERRNO = constants.errno
 
 interface FakeLink {
   index: number
@@ -240,6 +244,25 @@ export class FakeNetlink implements Netlink {
     this.mustIndex(index, `adding ${ip}/${prefix}`)
     if (this.addrs.some(a => a.index === index && a.ip === p.ip)) return
     this.addrs.push({ index, family: p.family, ip: p.ip, prefix })
+  }
+
+  /** The kernel's answers, change by change: EEXIST, EADDRNOTAVAIL, ENODEV, EINVAL as errnos. */
+  async changeAddresses (changes: readonly AddressChange[]): Promise<number[]> {
+    this.enter('changeAddresses')
+    return changes.map(c => {
+      const p = parseIP(c.ip)
+      if (p === null) return ERRNO.EINVAL
+      if (!this.links.has(c.index)) return ERRNO.ENODEV
+      const at = this.addrs.findIndex(a => a.index === c.index && a.ip === p.ip)
+      if (c.op === 'add') {
+        if (at >= 0) return ERRNO.EEXIST
+        this.addrs.push({ index: c.index, family: p.family, ip: p.ip, prefix: c.prefix })
+        return 0
+      }
+      if (at < 0) return ERRNO.EADDRNOTAVAIL
+      this.addrs.splice(at, 1)
+      return 0
+    })
   }
 
   async deleteAddress (index: number, ip: string, _prefix: number): Promise<void> {

@@ -3,6 +3,7 @@
 // up). fake.ts keeps the same semantics in memory for unit tests.
 import type { ifla, rt } from 'netlink'
 import { FerryError } from '../errors/errors.js'
+import { openAddressBatch, type AddressBatch, type AddressChange } from './addr-batch.js'
 import type { IPFamily } from '../net/ip.js'
 import { bridgePortHairpinLinkInfo, kindLinkInfo, parseLinkInfo, vethLinkInfo, vxlanLinkInfo, type VethPeer, type VxlanDetails, type VxlanParams } from './linkinfo.js'
 import {
@@ -92,6 +93,12 @@ export interface Links {
   addAddress: (index: number, ip: string, prefix: number) => Promise<void>
   /** Removes ip/prefix; an address already gone is not an error. */
   deleteAddress: (index: number, ip: string, prefix: number) => Promise<void>
+  /**
+   * Many adds and deletes pipelined on one socket (thousands of VIPs): each change's errno in order,
+   * 0 = done, else the kernel's answer (EEXIST for an add already there, EADDRNOTAVAIL for a delete of
+   * an address not there, ENODEV ...). Throws only when the socket fails.
+   */
+  changeAddresses: (changes: readonly AddressChange[]) => Promise<number[]>
   close: () => void
 }
 
@@ -112,7 +119,7 @@ export function linkDetailsOf (l: LinkMessage): LinkDetails {
 }
 
 /** The link operations over a socket the caller owns (openNetlink shares it with routes, neighbours, FDB). */
-export function linkOps (s: RtSocket): Omit<Links, 'close'> {
+export function linkOps (s: RtSocket): Omit<Links, 'close' | 'changeAddresses'> {
   const get = async (name: string): Promise<LinkMessage | null> => {
     try {
       const r = await s.getLink({}, { ifname: name })
@@ -133,7 +140,7 @@ export function linkOps (s: RtSocket): Omit<Links, 'close'> {
   const set = async (index: number, data: rt.Link, attrs: ifla.LinkAttrs, what: string): Promise<void> => {
     await s.setLink({ index, ...data }, attrs).catch((e: unknown) => { throw fail(`${what} of link ${index}`, e) })
   }
-  const api: Omit<Links, 'close'> = {
+  const api: Omit<Links, 'close' | 'changeAddresses'> = {
     linkByName: async name => {
       const l = await get(name)
       return l === null ? null : { index: l.data.index ?? 0, name: l.attrs.ifname ?? '', up: l.data.flags?.up === true }
@@ -228,7 +235,20 @@ export function linkOps (s: RtSocket): Omit<Links, 'close'> {
   return api
 }
 
+/** changeAddresses over its own NETLINK_ROUTE socket (addr-batch.ts), opened on first use; close() closes it. */
+export function addressBatchOps (): { changeAddresses: Links['changeAddresses'], close: () => void } {
+  let batch: AddressBatch | undefined
+  return {
+    changeAddresses: async changes => {
+      batch ??= openAddressBatch()
+      return await batch.apply(changes)
+    },
+    close: () => { batch?.close() },
+  }
+}
+
 export function openLinks (): Links {
   const s = openRtSocket()
-  return { ...linkOps(s), close: () => { s.socket.close() } }
+  const batch = addressBatchOps()
+  return { ...linkOps(s), changeAddresses: batch.changeAddresses, close: () => { batch.close(); s.socket.close() } }
 }

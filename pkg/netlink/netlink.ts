@@ -1,6 +1,6 @@
 // Everything the overlay programs, over one rtnetlink socket: links and addresses, routes, neighbours,
 // FDB. The socket lives in the netns of the thread that opened it (OVERLAY.md §5.1).
-import { linkOps, type Links } from './links.js'
+import { addressBatchOps, linkOps, type Links } from './links.js'
 import { routeOps, type Routes } from './routes.js'
 import { neighbourOps, type Neighbours } from './neigh.js'
 import { fdbOps, type Fdb } from './fdb.js'
@@ -10,7 +10,12 @@ export interface Netlink extends Links, Routes, Neighbours, Fdb {}
 
 export function openNetlink (): Netlink {
   const s = openRtSocket()
-  return { ...linkOps(s), ...routeOps(s), ...neighbourOps(s), ...fdbOps(s), close: () => { s.socket.close() } }
+  const batch = addressBatchOps()
+  return {
+    ...linkOps(s), ...routeOps(s), ...neighbourOps(s), ...fdbOps(s),
+    changeAddresses: batch.changeAddresses,
+    close: () => { batch.close(); s.socket.close() },
+  }
 }
 
 export type { AddressInfo, BridgeSpec, LinkDetails, LinkInfo, Links, VethPeer, VethSpec, VxlanDetails, VxlanSpec } from './links.js'

@@ -147,6 +147,18 @@ export async function semantics (nl) {
   r.delFdbMissing = await errnoOf(() => nl.deleteFdb({ dev: vx.index, mac: a, dst: '192.168.91.2' }))
   r.fdbMissingDev = await errnoOf(() => nl.appendFdb({ dev: 9999, mac: a, dst: '192.168.91.2' }))
 
+  // Many address changes pipelined on one socket (the IPVS VIP binder's path): each change's errno.
+  const errs = list => ({ ok: list.filter(e => e === 0).length, refused: list.flatMap((e, i) => e === 0 ? [] : [[i, e]]) })
+  const many = Array.from({ length: 600 }, (_, i) => '10.251.' + (i >> 8) + '.' + (i & 255))
+  const change = (op, ips, index = vx.index) => nl.changeAddresses(ips.map(ip => ({ op, index, ip, prefix: ip.includes(':') ? 128 : 32 })))
+  r.batchAdd = errs(await change('add', [...many, many[0], 'fd00:99::1', 'fd00:99::1', 'not-an-ip']))
+  const batchListed = async () => (await nl.addresses(vx.index)).filter(a => a.ip.startsWith('10.251.') || a.ip === 'fd00:99::1').map(a => a.ip + '/' + a.prefix)
+  r.batchListed = (await batchListed()).length
+  r.batchSample = (await batchListed()).filter(x => x === '10.251.2.87/32' || x === 'fd00:99::1/128')
+  r.batchDel = errs(await change('delete', [...many.slice(0, 300), '10.251.200.1', 'fd00:99::1', 'fd00:99::1']))
+  r.batchLeft = (await batchListed()).length
+  r.batchMissingDev = errs(await change('add', ['10.251.9.9'], 9999))
+
   await nl.deleteLink('fysem.1')
   r.afterDelete = { neighbours: (await nl.neighbours(vx.index)).length, fdb: (await nl.fdb(vx.index)).length, routes: mine(await nl.routes('IPv4')).map(x => x[0]) }
   await nl.deleteLink('fyup')
@@ -257,6 +269,14 @@ t.test('FakeNetlink answers as the kernel does', async t => {
   await fake.addAddress((await fake.linkDetails('fyup'))?.index ?? 0, '192.168.91.1', 24)
   const steps = await import(SCENARIO_URL) as { semantics: (nl: Netlink) => Promise<Record<string, unknown>> }
   const emulated = await steps.semantics(fake)
+  // The pipelined address batch against the kernel: duplicates EEXIST, absent deletes EADDRNOTAVAIL,
+  // an unparsable address EINVAL without being sent, a missing device ENODEV; the rest applied.
+  t.same(real.batchAdd, { ok: 601, refused: [[600, 17], [602, 17], [603, 22]] }, 'batch add: every errno as the kernel answered')
+  t.equal(real.batchListed, 601, 'batch add: 601 addresses listed by the kernel')
+  t.same(real.batchSample, ['10.251.2.87/32', 'fd00:99::1/128'])
+  t.same(real.batchDel, { ok: 301, refused: [[300, 99], [302, 99]] }, 'batch delete')
+  t.equal(real.batchLeft, 300)
+  t.same(real.batchMissingDev, { ok: 0, refused: [[0, 19]] })
   for (const k of Object.keys(real)) t.same(emulated[k], real[k], k)
   t.same(Object.keys(emulated).sort(), Object.keys(real).sort(), 'same steps')
   t.equal((await sh('ip', 'netns', 'list')).includes(NS), true, 'only the throwaway netns was touched')

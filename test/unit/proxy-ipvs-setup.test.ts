@@ -62,7 +62,31 @@ t.test('sysctls: conn_reuse_mode only on 4.1-5.8, strict ARP on request, each ch
     'one line per change or failure; an unchanged ip_forward is silent')
 })
 
-t.test('VIP binder: creates the device once, binds and unbinds with one call per address, reads the kernel only when asked', async t => {
+t.test('VIP binder: an address already bound (or already gone) is done; any other refusal names the VIP and the errno, and the next call re-reads the kernel', async t => {
+  const links = new FakeLinks()
+  const b = new VipBinder({ links, family: 'IPv4', log: silentLogger })
+  t.equal(await b.bind(new Set(['10.96.0.10'])), 1)
+  const dev = await links.linkByName('ferry-ipvs0')
+  const index = dev?.index ?? -1
+  // Someone else binds .11 and removes .10 behind ferry's back: EEXIST and EADDRNOTAVAIL are done.
+  await links.addAddress(index, '10.96.0.11', 32)
+  await links.deleteAddress(index, '10.96.0.10', 32)
+  t.equal(await b.bind(new Set(['10.96.0.10', '10.96.0.11'])), 1, 'only .11 was missing in ferry\'s picture')
+  t.same([...b.current()].sort(), ['10.96.0.10', '10.96.0.11'])
+  t.equal(await b.unbindStale(new Set()), 2)
+  t.same((await links.addresses(index)).map(a => a.ip), [], 'both gone')
+  // A refusal ferry cannot take as done: EINVAL for an address the kernel will not parse.
+  await t.rejects(b.bind(new Set(['10.96.0.12', 'not-an-ip'])), { code: 'FERRY_ERR_NETLINK', message: /binding 1 VIP\(s\) on ferry-ipvs0 failed; first: not-an-ip: EINVAL \(22\)/ })
+  t.same((await links.addresses(index)).map(a => a.ip), ['10.96.0.12'], 'the others applied')
+  links.calls.clear()
+  t.equal(await b.bind(new Set(['10.96.0.12'])), 0, 'the next call read the kernel again and found .12 bound')
+  t.equal(links.calls.get('addresses'), 1)
+  // A failed socket fails the call the same way.
+  links.failNext('changeAddresses', 'ENOBUFS')
+  await t.rejects(b.bind(new Set(['10.96.0.13'])), { message: /ENOBUFS/ })
+})
+
+t.test('VIP binder: creates the device once, binds and unbinds in one pipelined call each, reads the kernel only when asked', async t => {
   const links = new FakeLinks()
   const b = new VipBinder({ links, family: 'IPv4', log: silentLogger })
   t.equal(await b.bind(new Set(['10.96.0.10', '10.96.0.11'])), 2)
@@ -72,7 +96,7 @@ t.test('VIP binder: creates the device once, binds and unbinds with one call per
   links.calls.clear()
   t.equal(await b.bind(new Set(['10.96.0.10', '10.96.0.11', '10.96.0.12'])), 1)
   t.equal(await b.unbindStale(new Set(['10.96.0.11', '10.96.0.12'])), 1)
-  t.same(Object.fromEntries(links.calls), { addAddress: 1, deleteAddress: 1 }, 'no listing on a normal sync')
+  t.same(Object.fromEntries(links.calls), { changeAddresses: 2 }, 'no listing on a normal sync')
   // A restarted ferryd adopts what is bound.
   const again = new VipBinder({ links, family: 'IPv4', log: silentLogger })
   links.calls.clear()
