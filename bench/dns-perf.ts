@@ -5,7 +5,8 @@
 //   forward:  names outside the cluster zone, answered from ferryd's forward cache vs unbound 1.17 as a
 //             forwarding cache in front of the same upstream (NSD serving fwd.example); both warmed first;
 //   floor:    beside the cluster figures, a bare node:dgram server (this script's --floor-server mode) that
-//             answers every query with one A record and nothing else: what one Node thread can do at all;
+//             answers every query with one A record and nothing else: what one Node thread can do at all,
+//             and the same server in two cluster workers sharing the socket: what more threads add here;
 //   p99:      per-query latency (dnsperf -v) at a fixed rate of half ferry's measured peak (dnsperf -Q),
 //             for ferry and, at the same rate, for its peer.
 // Everything runs in one throwaway netns (fy-dns-*), removed at the end with every process in it. Root only.
@@ -13,6 +14,7 @@
 //   node dist/bench/dns-perf.js [--services 2000] [--seconds 10] [--rounds 3] [--clients 4] [--threads 1]
 //                               [--outstanding 100] [--scenarios cluster,forward,p99] [--cpu-prof DIR]
 import { spawn, type ChildProcess } from 'node:child_process'
+import cluster from 'node:cluster'
 import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -25,7 +27,7 @@ import { spawnExec } from '../pkg/exec/exec.js'
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const FERRYD_JS = join(ROOT, 'dist', 'cmd', 'ferryd.js')
 const HOST = '127.0.0.1'
-const PORT = { ferry: 5300, nsd: 5301, unbound: 5302, floor: 5303 } as const
+const PORT = { ferry: 5300, nsd: 5301, unbound: 5302, floor: 5303, floor2: 5304 } as const
 const FILES = 20
 const FWD_ZONE = 'fwd.example'
 
@@ -266,9 +268,14 @@ function pairRow (label: string, peerName: string, r: { ferry: Perf[], peer: Per
 
 /**
  * The Node floor: one node:dgram socket answering every query with its own question and one A record
- * (10.96.0.1, TTL 5), copied in one allocation. No parsing, lookup, metrics or logging.
+ * (10.96.0.1, TTL 5), copied in one allocation. No parsing, lookup, metrics or logging. With `workers`
+ * > 1, that many cluster workers share one socket (the primary binds it; each worker receives from it).
  */
-function floorServer (port: number): void {
+function floorServer (port: number, workers: number): void {
+  if (workers > 1 && cluster.isPrimary) {
+    for (let i = 0; i < workers; i++) cluster.fork()
+    return
+  }
   const sock = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 })
   const rr = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 96, 0, 1])
   sock.on('message', (q, rinfo) => {
@@ -285,7 +292,7 @@ function floorServer (port: number): void {
 }
 
 async function main (): Promise<void> {
-  if (process.argv[2] === '--floor-server') { floorServer(Number(process.argv[3])); return }
+  if (process.argv[2] === '--floor-server') { floorServer(Number(process.argv[3]), Number(process.argv[4] ?? 1)); return }
   if (process.getuid?.() !== 0) throw new Error('the DNS bench needs root (network namespaces)')
   const a = args()
   const ns = `fy-dns-${randomBytes(3).toString('hex')}`
@@ -311,10 +318,12 @@ async function main (): Promise<void> {
       '--manifests', fx.manifests, '--dns-listen', `${HOST}:${PORT.ferry}`, '--dns-upstream', `${HOST}:${PORT.nsd}`,
       '--http-listen', `${HOST}:10249`, '--log-format', 'text'], 'ferryd')
     start(ns, [process.execPath, fileURLToPath(import.meta.url), '--floor-server', String(PORT.floor)], 'node floor')
+    start(ns, [process.execPath, fileURLToPath(import.meta.url), '--floor-server', String(PORT.floor2), '2'], 'node floor x2')
     const last = serviceName(a.services - 1)
     await waitFor('nsd', async () => (await dig(ns, PORT.nsd, last)) !== '')
     await waitFor('ferryd', async () => (await dig(ns, PORT.ferry, last)) !== '')
     await waitFor('node floor', async () => (await dig(ns, PORT.floor, last)) !== '')
+    await waitFor('node floor x2', async () => (await dig(ns, PORT.floor2, last)) !== '')
     await waitFor('unbound', async () => (await dig(ns, PORT.unbound, `h0.${FWD_ZONE}`)) !== '')
     for (const name of [serviceName(0), serviceName(1)]) {
       const f = (await dig(ns, PORT.ferry, name)).split('\n').sort().join(' ')
@@ -337,6 +346,10 @@ async function main (): Promise<void> {
       const fl = await pairRounds('cluster', ns, { name: 'node floor', port: PORT.floor }, fx.clusterQueries, { ...a, rounds: Math.min(a.rounds, 2) })
       const frows = pairRow('cluster', 'node floor', fl)
       out.push(frows[1] as string); ratios.push(frows[2] as string)
+      // Two workers on one socket: whether more Node threads would lift that ceiling on this host.
+      const f2 = await pairRounds('cluster', ns, { name: 'node floor x2', port: PORT.floor2 }, fx.clusterQueries, { ...a, rounds: Math.min(a.rounds, 2) })
+      const f2rows = pairRow('cluster', 'node floor x2', f2)
+      out.push(f2rows[1] as string); ratios.push(f2rows[2] as string)
       clusterPeak = median(r.ferry.map(p => p.qps))
     }
     if (a.scenarios.includes('forward')) {
