@@ -1,26 +1,21 @@
 // Addresses by the thousand: RTM_NEWADDR and RTM_DELADDR pipelined on one NETLINK_ROUTE socket
 // (pipeline.ts). The IPVS mode binds every Service VIP to ferry-ipvs0; through the netlink package, one
 // request and promise chain each, 10.5k took 12-14 s in the test VM and left their garbage to the heap.
-import { FerryError, isFerryError } from '../errors/errors.js'
+import { FerryError } from '../errors/errors.js'
 import { ipBytes } from '../net/ip.js'
-import { NLM_F_ACK, NLM_F_REQUEST } from './constants.js'
+import { AF_INET, AF_INET6, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST } from './constants.js'
 import { NetlinkPipeline, type Outgoing, type PipelineOptions } from './pipeline.js'
 import { NETLINK_ROUTE } from './raw.js'
 import { openRawTransport, type NetlinkTransport, type TransportOptions } from './transport.js'
 import { AttrWriter, HOST_LE } from './wire.js'
 
-// linux/rtnetlink.h, linux/if_addr.h, linux/netlink.h
+// linux/rtnetlink.h, linux/if_addr.h
 const RTM_NEWADDR = 20
 const RTM_DELADDR = 21
 const IFA_ADDRESS = 1
 const IFA_LOCAL = 2
 const IFA_FLAGS = 8
 const IFA_F_NODAD = 0x02
-const NLM_F_EXCL = 0x200
-const NLM_F_CREATE = 0x400
-const AF_INET = 2
-const AF_INET6 = 10
-const EINVAL = 22
 
 export interface AddressChange {
   readonly op: 'add' | 'delete'
@@ -66,14 +61,7 @@ export class AddressBatch {
    * address that does not parse is EINVAL, as the kernel would answer, and is not sent.
    */
   async apply (changes: readonly AddressChange[]): Promise<number[]> {
-    return await this.pipe.feed(changes, c => {
-      try {
-        return encodeAddressChange(c)
-      } catch (e) {
-        if (!isFerryError(e, 'FERRY_ERR_INVALID_OBJECT')) throw e
-        return EINVAL
-      }
-    })
+    return await this.pipe.feed(changes, encodeAddressChange)
   }
 
   close (): void { this.pipe.close() }

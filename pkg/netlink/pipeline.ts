@@ -1,6 +1,7 @@
 // Requests pipelined on one netlink socket: a window of requests awaiting their answers, many messages
 // per sendmsg, each answer matched by sequence number. The IPVS kernel and the VIP binder send their
 // changes through it; a run of changes is a feed, encoded only as the window frees.
+import { constants } from 'node:os'
 import { getSystemErrorName } from 'node:util'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
 import { NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN } from './constants.js'
@@ -64,8 +65,6 @@ export class NetlinkPipeline {
     transport.onError(err => this.failAll(new FerryError('FERRY_ERR_NETLINK', `${peer} netlink socket failed: ${err.message}`, errnoDetail(err), { cause: err })))
   }
 
-  get isClosed (): boolean { return this.closed }
-
   /** One request; resolves with the kernel's errno (0 = ok) and the messages it answered with. */
   async request (type: number, flags: number, payload: Buffer, want: Want): Promise<{ errno: number, parts: NetlinkMessage[] }> {
     this.assertOpen()
@@ -76,10 +75,11 @@ export class NetlinkPipeline {
   }
 
   /**
-   * Each item's errno (0 = ok), in item order, each sent as one acked message. `encode` may answer an
-   * errno instead of a message (input the kernel would refuse, never sent); a throw fails the feed.
+   * Each item's errno (0 = ok), in item order, each sent as one acked message. An item `encode` refuses
+   * with FERRY_ERR_INVALID_OBJECT is EINVAL, what the kernel answers to input it cannot parse, and is
+   * never sent; any other throw fails the feed.
    */
-  async feed<T> (items: readonly T[], encode: (item: T) => Outgoing | number): Promise<number[]> {
+  async feed<T> (items: readonly T[], encode: (item: T) => Outgoing): Promise<number[]> {
     this.assertOpen()
     const errnos = new Array<number>(items.length)
     if (items.length === 0) return errnos
@@ -96,9 +96,14 @@ export class NetlinkPipeline {
         next: () => {
           while (next < items.length && !failed) {
             const i = next++
-            let out: Outgoing | number
-            try { out = encode(items[i] as T) } catch (e) { fail(e as Error); return undefined }
-            if (typeof out === 'number') { settle(i, out); continue }
+            let out: Outgoing
+            try {
+              out = encode(items[i] as T)
+            } catch (e) {
+              if (isFerryError(e, 'FERRY_ERR_INVALID_OBJECT')) { settle(i, constants.errno.EINVAL); continue }
+              fail(e as Error)
+              return undefined
+            }
             return { type: out.type, flags: out.flags, payload: out.payload, want: 'ack', parts: [], done: errno => { settle(i, errno) }, fail }
           }
           return undefined

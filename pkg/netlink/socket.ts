@@ -2,6 +2,7 @@
 // bytes, and raw attribute (TLV) encoding for the nests the netlink package leaves as bytes.
 import netlink from 'netlink'
 import { FerryError } from '../errors/errors.js'
+import { AF_INET, AF_INET6 } from './constants.js'
 import { ipBytes as addressBytes, ipFromBytes, parseIP, type IPFamily } from '../net/ip.js'
 
 export type RtSocket = ReturnType<typeof netlink.createRtNetlink>
@@ -10,15 +11,8 @@ export function openRtSocket (): RtSocket {
   try { return netlink.createRtNetlink() } catch (e) { throw fail('opening the rtnetlink socket', e) }
 }
 
-// nlmsghdr flags for NEW requests (linux/netlink.h).
-export const NLM_F_REPLACE = 0x100
-export const NLM_F_EXCL = 0x200
-export const NLM_F_CREATE = 0x400
-export const NLM_F_APPEND = 0x800
-
-export const AF_INET = 2
-export const AF_INET6 = 10
-export const AF_BRIDGE = 7
+// Request flags and address families live in constants.ts with the rest of netlink's numbers.
+export { AF_BRIDGE, AF_INET, AF_INET6, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE } from './constants.js'
 
 /** The errno name the package puts in its "Request rejected: EEXIST" message, or ''. */
 export function errnoName (e: unknown): string {

@@ -8,7 +8,7 @@ import {
   decodeDestinationMessage, decodeInfoMessage, decodeServiceMessage, describeKey, encodeDestinationDump, encodeFlush,
   encodeGetInfo, encodeOp, encodeServiceDump,
 } from './codec.js'
-import { EINVAL, ENOENT, GENL_ID_CTRL, IPVS_GENL_NAME, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from './constants.js'
+import { ENOENT, GENL_ID_CTRL, IPVS_GENL_NAME, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from './constants.js'
 import { openGenericNetlink, type GenericNetlinkOptions, type NetlinkTransport } from './transport.js'
 import type { IpvsInfo, IpvsKernel, IpvsOp, IpvsOpResult, RealServer, VirtualServer, VirtualServerKey } from './types.js'
 
@@ -70,14 +70,7 @@ export class NetlinkIpvsKernel implements IpvsKernel {
   async apply (ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
     this.assertResolved()
     const type = this.familyId
-    const errnos = await this.pipe.feed(ops, op => {
-      try {
-        return { type, flags: NLM_F_REQUEST | NLM_F_ACK, payload: encodeOp(op) }
-      } catch (e) {
-        if (!isFerryError(e, 'FERRY_ERR_INVALID_OBJECT')) throw e
-        return EINVAL // what the kernel answers to input it cannot parse
-      }
-    })
+    const errnos = await this.pipe.feed(ops, op => ({ type, flags: NLM_F_REQUEST | NLM_F_ACK, payload: encodeOp(op) }))
     return ops.map((op, i) => ({ op, errno: errnos[i] ?? 0 }))
   }
 
@@ -151,4 +144,3 @@ function kernelError (what: string, errno: number): FerryError {
   return new FerryError('FERRY_ERR_NETLINK', `${what}: ${errnoName(errno)}`, { errno })
 }
 
-export { errnoName }

@@ -11,7 +11,7 @@ import { ENOENT, ESRCH } from './constants.js'
 import { rsKey, vsKey, type DesiredVirtualServer } from './desired.js'
 import { diffTable, type IpvsTable } from './diff.js'
 import { DEFAULT_DRAIN_CHECK_MS, DEFAULT_GRACEFUL_TERMINATION_MS, DrainSet, drainVerdict } from './graceful.js'
-import { errnoName } from './kernel.js'
+import { errnoName } from '../../netlink/pipeline.js'
 import type { OwnershipStore } from './ownership.js'
 import type { IPFamily, IpvsKernel, IpvsOp, IpvsOpResult, RealServer, RealServerKey, VirtualServer, VirtualServerKey } from './types.js'
 
