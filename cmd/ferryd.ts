@@ -155,6 +155,7 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   await Promise.all([started, http])
   log.info('first sync applied; ready', { families: cfg.ipFamilies, components: components.map(c => c.name) })
   await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
+  void source.settled?.()
   return await new Promise<number>(() => {}) // runs until a signal
 }
 

@@ -11,6 +11,8 @@ import { yaml } from './yaml.js'
 
 export interface DecodeResult {
   readonly objects: KObject[]
+  /** objectKey of each object, in the same order: computed here for the duplicate check anyway. */
+  readonly keys: string[]
   readonly errors: FerryError[]
 }
 
@@ -19,7 +21,7 @@ interface RawDoc { value: unknown, where: string }
 /** Decodes every document in `text`; `origin` names the file for error messages. Never throws. */
 export function decodeManifests (text: string, origin: string, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): DecodeResult {
   const errors: FerryError[] = []
-  const fail = (e: FerryError): DecodeResult => ({ objects: [], errors: [e] })
+  const fail = (e: FerryError): DecodeResult => ({ objects: [], keys: [], errors: [e] })
   try {
     const bytes = Buffer.byteLength(text)
     if (bytes > limits.maxBytes) {
@@ -41,13 +43,13 @@ export function decodeManifests (text: string, origin: string, limits: DecodeLim
         errors.push(e instanceof FerryError ? e : new FerryError('FERRY_ERR_PARSE', `${where}: ${errorMessage(e)}`, { origin }))
       }
     }
+    const keys = objects.map(objectKey)
     const seen = new Set<string>()
-    for (const o of objects) {
-      const key = objectKey(o)
+    for (const key of keys) {
       if (seen.has(key)) errors.push(new FerryError('FERRY_ERR_DUPLICATE', `${origin}: ${key} is defined more than once`, { origin, key }))
       seen.add(key)
     }
-    return { objects, errors }
+    return { objects, keys, errors }
   } catch (e) {
     // A parser bug or a stack overflow on hostile input rejects the file, never the process.
     return fail(new FerryError('FERRY_ERR_PARSE', `${origin}: cannot decode: ${errorMessage(e)}`, { origin }))

@@ -1,6 +1,6 @@
 // Change trackers (kube-proxy's servicechangetracker / endpointschangetracker): event handlers only record
 // what changed since the last sync and drop no-op changes; the sync applies everything at once.
-import { isDeepStrictEqual } from 'node:util'
+import { sameJSON } from '../cache/same.js'
 import type { EndpointSlice, Service } from '../api/types.js'
 import { namespacedName } from '../api/types.js'
 import type { IPFamily } from '../net/ip.js'
@@ -35,10 +35,14 @@ function portMap (svc: Service | undefined, family: IPFamily): ReadonlyMap<strin
   return m
 }
 
-/** Compares port maps; an empty one on either side (every add and delete) needs no deep compare. */
+/**
+ * Compares port maps; an empty one on either side (every add and delete) needs no deep compare. The
+ * infos are plain data, so sameJSON serves (node's isDeepStrictEqual cost ~10x as much per sync).
+ */
 function samePorts (a: ReadonlyMap<string, ServicePortInfo>, b: ReadonlyMap<string, ServicePortInfo>): boolean {
-  if (a.size === 0 || b.size === 0) return a.size === b.size
-  return isDeepStrictEqual(a, b)
+  if (a.size !== b.size) return false
+  for (const [k, v] of a) if (!sameJSON(v, b.get(k))) return false
+  return true
 }
 
 /** Pending Service changes for one IP family, keyed by "namespace/name". */
@@ -92,7 +96,7 @@ export class ServiceChangeTracker {
     const changed = compare ? new Set<string>() : undefined
     for (const { previous, current } of this.items.values()) {
       for (const [key, after] of current) {
-        if (changed !== undefined && !isDeepStrictEqual(map.get(key), after)) changed.add(key)
+        if (changed !== undefined && !sameJSON(map.get(key), after)) changed.add(key)
         map.set(key, after)
       }
       for (const key of previous.keys()) {
@@ -113,7 +117,7 @@ function sliceContent (s: EndpointSlice): unknown {
 
 function sameSlice (a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
   if (a === undefined || a === null || b === undefined || b === null) return (a ?? null) === (b ?? null)
-  return isDeepStrictEqual(sliceContent(a), sliceContent(b))
+  return sameJSON(sliceContent(a), sliceContent(b))
 }
 
 interface EndpointsChange {
@@ -223,7 +227,7 @@ export class EndpointsChangeTracker {
       if (slices.size === 0) this.applied.delete(svc)
       const fresh = endpointsFromSlices([...slices.values()], this.family, this.nodeName)
       for (const [key, after] of fresh) {
-        if (changed !== undefined && !isDeepStrictEqual(map.get(key), after)) changed.add(key)
+        if (changed !== undefined && !sameJSON(map.get(key), after)) changed.add(key)
         map.set(key, after)
       }
       const oldKeys = this.keysOf.get(svc)

@@ -10,7 +10,7 @@ import { FerryError, errorMessage, type ErrorCode } from '../errors/errors.js'
 
 export interface DecodeJob { id: number, path: string, origin: string, limits: DecodeLimits }
 export interface WireError { code: ErrorCode, message: string, details: Record<string, unknown> }
-export interface DecodeReply { id: number, objects: KObject[], errors: WireError[], readFailed?: boolean }
+export interface DecodeReply { id: number, objects: KObject[], keys: string[], errors: WireError[], readFailed?: boolean }
 /** Sent when the worker picks a job up: the deadline counts from here, not from the worker's start. */
 export interface DecodeStarted { id: number, started: true }
 
@@ -62,7 +62,7 @@ export class DecodePool {
       const onMessage = (m: DecodeReply | DecodeStarted): void => {
         if (m.id !== job.id) return
         if ('started' in m) { clearTimeout(timer); timer = setTimeout(expire, timeoutMs); return }
-        done({ objects: m.objects, errors: m.errors.map(e => new FerryError(e.code, e.message, e.details)), readFailed: m.readFailed === true })
+        done({ objects: m.objects, keys: m.keys, errors: m.errors.map(e => new FerryError(e.code, e.message, e.details)), readFailed: m.readFailed === true })
       }
       const onError = (e: Error): void => {
         const oom = (e as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'
@@ -110,5 +110,5 @@ export class DecodePool {
 }
 
 function fail (job: DecodeJob, code: ErrorCode, why: string): PoolResult {
-  return { objects: [], errors: [new FerryError(code, `manifests: ${job.path} ${why}`, { path: job.path })], readFailed: false }
+  return { objects: [], keys: [], errors: [new FerryError(code, `manifests: ${job.path} ${why}`, { path: job.path })], readFailed: false }
 }

@@ -15,9 +15,9 @@ async function run (job: DecodeJob): Promise<DecodeReply> {
   try {
     const text = await readManifestFile(job.path, job.limits.maxBytes)
     const r = decodeManifests(text, job.origin, job.limits)
-    return { id: job.id, objects: r.objects, errors: r.errors.map(e => ({ code: e.code, message: e.message, details: { ...e.details } })) }
+    return { id: job.id, objects: r.objects, keys: r.keys, errors: r.errors.map(e => ({ code: e.code, message: e.message, details: { ...e.details } })) }
   } catch (e) {
     const err = isFerryError(e) ? { code: e.code, message: e.message, details: { ...e.details } } : { code: 'FERRY_ERR_SOURCE' as const, message: `manifests: cannot read ${job.path}: ${errorMessage(e)}`, details: { path: job.path } }
-    return { id: job.id, objects: [], errors: [err], readFailed: !isFerryError(e) }
+    return { id: job.id, objects: [], keys: [], errors: [err], readFailed: !isFerryError(e) }
   }
 }

@@ -1,6 +1,6 @@
 // Which files the manifest source reads, and reading one safely: only regular files (a FIFO would block a
 // read forever, /dev/zero would never end), never more than the size limit, checked before any read.
-import { constants, watch } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, watch, type Stats } from 'node:fs'
 import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { formatBytes } from '../api/limits.js'
@@ -47,6 +47,13 @@ export interface ManifestFs {
   list: (path: string) => Promise<ManifestListing | null>
   probe: (file: string, maxBytes: number) => Promise<FileProbe>
   read: (file: string, maxBytes: number) => Promise<string>
+  /**
+   * The same as probe and read, in blocking syscalls: for a file an fs event just named, which was
+   * written a moment ago. Under emulation a thread-pool round trip per call (stat, open, fstat, read,
+   * close) cost 9 ms against 4 ms for the same calls made directly (test VM, 100-object file).
+   */
+  probeNow: (file: string, maxBytes: number) => FileProbe
+  readNow: (file: string, maxBytes: number) => string
   /** Throws when `path` is missing; `onError` is called once if the watch breaks later. */
   watch: (path: string, onEvent: (filename: string | null) => void, onError: () => void) => ManifestWatch
 }
@@ -55,6 +62,8 @@ export const nodeManifestFs: ManifestFs = {
   list: listManifestFiles,
   probe: probeManifestFile,
   read: readManifestFile,
+  probeNow: probeManifestFileSync,
+  readNow: readManifestFileSync,
   watch (path, onEvent, onError) {
     const w = watch(path, { persistent: false }, (_event, filename) => { onEvent(filename ?? null) })
     w.on('error', () => { w.close(); onError() })
@@ -64,7 +73,14 @@ export const nodeManifestFs: ManifestFs = {
 
 /** Stats `file` (following symlinks) and decides whether it may be read; throws when it vanished. */
 export async function probeManifestFile (file: string, maxBytes: number): Promise<FileProbe> {
-  const st = await stat(file)
+  return probeOf(file, await stat(file), maxBytes)
+}
+
+export function probeManifestFileSync (file: string, maxBytes: number): FileProbe {
+  return probeOf(file, statSync(file), maxBytes)
+}
+
+function probeOf (file: string, st: Stats, maxBytes: number): FileProbe {
   const sig = `${st.dev}:${st.ino}:${st.mode}:${st.mtimeMs}:${st.size}`
   if (!st.isFile()) return { ok: false, sig, error: notRegular(file, st) }
   if (st.size > maxBytes) return { ok: false, sig, error: tooBig(file, st.size, maxBytes) }
@@ -80,24 +96,51 @@ export async function readManifestFile (file: string, maxBytes: number): Promise
   try {
     const st = await fh.stat()
     if (!st.isFile()) throw notRegular(file, st)
-    let buf = Buffer.allocUnsafe(Math.min(st.size, maxBytes) + 1)
+    let buf: Buffer = Buffer.allocUnsafe(Math.min(st.size, maxBytes) + 1)
     let len = 0
     for (;;) {
-      if (len === buf.length) { // grew since fstat
-        if (len > maxBytes) throw tooBig(file, len, maxBytes)
-        const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, maxBytes + 1))
-        buf.copy(bigger, 0, 0, len)
-        buf = bigger
-      }
+      buf = roomFor(buf, len, file, maxBytes)
       const { bytesRead } = await fh.read(buf, len, buf.length - len, len)
       if (bytesRead === 0) break
       len += bytesRead
     }
-    if (len > maxBytes) throw tooBig(file, len, maxBytes)
-    return buf.toString('utf8', 0, len)
+    return textOf(buf, len, file, maxBytes)
   } finally {
     await fh.close().catch(() => {})
   }
+}
+
+export function readManifestFileSync (file: string, maxBytes: number): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
+  try {
+    const st = fstatSync(fd)
+    if (!st.isFile()) throw notRegular(file, st)
+    let buf: Buffer = Buffer.allocUnsafe(Math.min(st.size, maxBytes) + 1)
+    let len = 0
+    for (;;) {
+      buf = roomFor(buf, len, file, maxBytes)
+      const n = readSync(fd, buf, len, buf.length - len, len)
+      if (n === 0) break
+      len += n
+    }
+    return textOf(buf, len, file, maxBytes)
+  } finally {
+    try { closeSync(fd) } catch {}
+  }
+}
+
+/** `buf`, or a bigger copy when it is full (the file grew since fstat); refused past the limit. */
+function roomFor (buf: Buffer, len: number, file: string, maxBytes: number): Buffer {
+  if (len < buf.length) return buf
+  if (len > maxBytes) throw tooBig(file, len, maxBytes)
+  const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, maxBytes + 1))
+  buf.copy(bigger, 0, 0, len)
+  return bigger
+}
+
+function textOf (buf: Buffer, len: number, file: string, maxBytes: number): string {
+  if (len > maxBytes) throw tooBig(file, len, maxBytes)
+  return buf.toString('utf8', 0, len)
 }
 
 function tooBig (file: string, size: number, maxBytes: number): FerryError {

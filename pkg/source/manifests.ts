@@ -5,12 +5,15 @@
 // named; the periodic rescan (and any event it cannot place) walks the whole directory.
 import { basename, join } from 'node:path'
 import { decodeManifests, type DecodeResult } from '../api/decode.js'
+import { decodeListDelta } from '../api/decode-delta.js'
+import { listIndexOf, type ListIndex } from '../api/list-index.js'
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../api/limits.js'
 import type { KObject } from '../api/types.js'
+import { sameJSON } from '../cache/same.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
 import { DecodePool } from './decode-pool.js'
 import { isManifestName, nodeManifestFs, type FileProbe, type ManifestFs, type ManifestWatch } from './manifest-files.js'
-import { ManifestMerge, cachedKey, type Conflict } from './manifest-merge.js'
+import { ManifestMerge, NO_OBJECTS, type Conflict, type FileObjects } from './manifest-merge.js'
 import type { Source, SourceHandler, SourceStatus } from './source.js'
 
 export interface ManifestSourceOptions {
@@ -56,10 +59,25 @@ const HELD = Symbol('held')
 type Held = typeof HELD
 
 /** Whether `after` lacks an object key that `before` has. */
-function losesKeys (before: readonly KObject[], after: readonly KObject[]): boolean {
-  if (before.length === 0) return false
-  const keep = new Set(after.map(cachedKey))
-  return before.some(o => !keep.has(cachedKey(o)))
+function losesKeys (before: FileObjects, after: FileObjects): boolean {
+  if (before.keys.length === 0) return false
+  const keep = new Set(after.keys)
+  return before.keys.some(k => !keep.has(k))
+}
+
+/**
+ * `after`'s objects, with each one equal to `before`'s object of the same key replaced by that object.
+ * The same object then flows on: the merge, the published map and the store see it as no change, so a
+ * one-object edit of a 100-object file costs one upsert (99 store compares and upserts before).
+ */
+function reuseUnchanged (before: FileObjects, after: FileObjects): KObject[] {
+  if (before.objects.length === 0) return after.objects as KObject[]
+  const prev = new Map<string, KObject>()
+  before.objects.forEach((o, i) => { prev.set(before.keys[i] as string, o) })
+  return after.objects.map((o, i) => {
+    const p = prev.get(after.keys[i] as string)
+    return p !== undefined && sameJSON(p, o) ? p : o
+  })
 }
 /** Files up to this size are decoded on the event loop (JSON: ~10 ms a MiB); bigger ones in the worker. */
 const INLINE_JSON_BYTES = 1024 * 1024
@@ -67,11 +85,15 @@ const INLINE_YAML_BYTES = 32 * 1024
 /** Files read ahead of the one being decoded: at start-up the pass is bound by fs round trips, not CPU. */
 const READ_AHEAD = 16
 
-function inlineSize (file: string, size: number): boolean {
-  return size <= (/\.json$/i.test(file) ? INLINE_JSON_BYTES : INLINE_YAML_BYTES)
+function isJSONName (file: string): boolean {
+  return /\.json$/i.test(file)
 }
 
-interface FileState { sig: string, objects: KObject[], problem: string | undefined }
+function inlineSize (file: string, size: number): boolean {
+  return size <= (isJSONName(file) ? INLINE_JSON_BYTES : INLINE_YAML_BYTES)
+}
+
+interface FileState extends FileObjects { readonly sig: string, readonly problem: string | undefined }
 /** One file's probe and (when it will be decoded inline) its text, read ahead of its turn. */
 type Prepared =
   | { readonly kind: 'gone' }
@@ -83,8 +105,10 @@ type Prepared =
 interface InFlight { sig: string, done: Promise<void>, result?: DecodeResult | null }
 /** One file whose state a pass changed: merged again by publish(). */
 interface FileChange { readonly file: string, readonly before: FileState | undefined, readonly after: FileState | undefined }
-/** What one pass did, for the debug log. */
-interface PassStats { probed: number, read: number }
+/** What one pass did, for the debug log: `validated` counts objects decoded, not reused. */
+interface PassStats { probed: number, read: number, validated: number }
+/** A file state's List index: valid while `state` is the file's current state. */
+interface Indexed { readonly state: FileState, readonly index: ListIndex }
 export type { Conflict }
 
 export class ManifestSource implements Source {
@@ -118,6 +142,10 @@ export class ManifestSource implements Source {
   private readonly merged = new ManifestMerge()
   private reportedConflicts = new Set<string>()
   private readonly inflight = new Map<string, InFlight>()
+  /** JSON Lists' item indexes, so a re-read decodes only its changed items (pkg/api/decode-delta.ts). */
+  private readonly indexes = new Map<string, Indexed>()
+  private indexing: Promise<void> = Promise.resolve()
+  private indexingStarted = false
 
   constructor (private readonly opts: ManifestSourceOptions) {
     this.name = `manifests:${opts.path}`
@@ -141,6 +169,7 @@ export class ManifestSource implements Source {
     clearTimeout(this.debounceTimer)
     await this.pool.close()
     await this.reloading
+    await this.indexing
   }
 
   /** Re-read changed files now; resolves when the handler has the result, big files included. */
@@ -229,7 +258,7 @@ export class ManifestSource implements Source {
     const h = this.handler
     if (h === undefined || this.stopped) return
     const t0 = performance.now()
-    const stats: PassStats = { probed: 0, read: 0 }
+    const stats: PassStats = { probed: 0, read: 0, validated: 0 }
     const changes = files !== null && this.directory && !this.lastMissing && this.everReplaced
       ? await this.namedPass(h, [...files].sort(), stats, since)
       : await this.fullPass(h, stats)
@@ -239,7 +268,7 @@ export class ManifestSource implements Source {
     if (changes.length > 0 && this.opts.log !== undefined) {
       const t2 = performance.now()
       this.opts.log('manifest pass', {
-        pass: files === null ? 'full' : 'named', changedFiles: changes.length, probed: stats.probed, read: stats.read,
+        pass: files === null ? 'full' : 'named', changedFiles: changes.length, probed: stats.probed, read: stats.read, validated: stats.validated,
         ...(since !== undefined ? { sinceEventMs: Math.round(t0 - since) } : {}),
         filesMs: Math.round(t1 - t0), publishMs: Math.round(t2 - t1),
       })
@@ -281,13 +310,14 @@ export class ManifestSource implements Source {
       startRead(i + READ_AHEAD)
       if (this.stopped) return null
       const prev = this.files.get(f)
-      const state = await this.settle(h, f, read, prev)
+      const state = await this.settle(h, f, read, prev, false, stats)
       if (state !== undefined) next.set(f, state)
       if (state !== prev) changes.push({ file: f, before: prev, after: state })
     }
     const listed = new Set(paths)
     for (const [f, prev] of this.files) if (!listed.has(f)) changes.push({ file: f, before: prev, after: undefined })
     for (const f of this.inflight.keys()) if (!listed.has(f)) this.inflight.delete(f)
+    for (const f of this.indexes.keys()) if (!listed.has(f)) this.indexes.delete(f)
     this.files = next
     return changes
   }
@@ -298,7 +328,7 @@ export class ManifestSource implements Source {
    * would have it: the name was checked against the same pattern when the event came.
    */
   private async namedPass (h: SourceHandler, files: string[], stats: PassStats, since: number | undefined): Promise<FileChange[] | null> {
-    const reads = files.map(f => this.prepare(f, this.files.get(f)?.sig, stats))
+    const reads = files.map(f => this.prepare(f, this.files.get(f)?.sig, stats, true))
     const changes: FileChange[] = []
     for (let i = 0; i < files.length; i++) {
       const f = files[i] as string
@@ -307,7 +337,7 @@ export class ManifestSource implements Source {
       const prev = this.files.get(f)
       const first = Math.min(this.heldSince.get(f) ?? Infinity, since ?? performance.now())
       const waitMs = (this.opts.tornWriteMs ?? TORN_WRITE_MS) - (performance.now() - first)
-      const state = await this.settle(h, f, read, prev, waitMs > 0)
+      const state = await this.settle(h, f, read, prev, waitMs > 0, stats)
       if (state === HELD) {
         this.heldSince.set(f, first)
         this.schedule(Math.ceil(waitMs), [f])
@@ -317,7 +347,7 @@ export class ManifestSource implements Source {
       if (state !== prev) changes.push({ file: f, before: prev, after: state })
     }
     for (const c of changes) {
-      if (c.after === undefined) { this.files.delete(c.file); this.inflight.delete(c.file) } else this.files.set(c.file, c.after)
+      if (c.after === undefined) { this.files.delete(c.file); this.inflight.delete(c.file); this.indexes.delete(c.file) } else this.files.set(c.file, c.after)
     }
     return changes
   }
@@ -326,40 +356,105 @@ export class ManifestSource implements Source {
    * A file's state after this pass (undefined: not there), reporting its errors; `prev` when unchanged.
    * With `hold`, an outcome that takes objects away is HELD instead, unreported (TORN_WRITE_MS).
    */
-  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined): Promise<FileState | undefined>
-  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined, hold: boolean): Promise<FileState | undefined | Held>
-  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined, hold = false): Promise<FileState | undefined | Held> {
+  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined, hold: false, stats: PassStats): Promise<FileState | undefined>
+  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined, hold: boolean, stats: PassStats): Promise<FileState | undefined | Held>
+  private async settle (h: SourceHandler, f: string, read: Prepared, prev: FileState | undefined, hold: boolean, stats: PassStats): Promise<FileState | undefined | Held> {
     if (read.kind === 'gone') return hold && (prev?.objects.length ?? 0) > 0 ? HELD : undefined // vanished between readdir (or the event) and stat
     const probe = read.probe
     if (prev?.sig === probe.sig) return prev
     if (!probe.ok) {
       // Remembered by signature, so the next poll does not report it again.
       h.error(probe.error)
-      return { sig: probe.sig, objects: prev?.objects ?? [], problem: probe.error.message }
+      return { sig: probe.sig, objects: prev?.objects ?? [], keys: prev?.keys ?? [], problem: probe.error.message }
     }
-    const r = read.kind === 'text' ? decodeManifests(read.text, basename(f), this.limits)
-      : read.kind === 'failed' ? { objects: [], errors: [read.error] }
+    const decoded = read.kind === 'text' ? this.decodeText(f, read.text, prev, stats) : undefined
+    const r = decoded !== undefined ? decoded.result
+      : read.kind === 'failed' ? { objects: [], keys: [], errors: [read.error] }
         : read.kind === 'vanished' ? null : await this.decodeBig(f, probe.sig)
     if (r === null || r === 'pending') return prev
-    if (hold && (r.errors.length > 0 || losesKeys(prev?.objects ?? [], r.objects))) return HELD
+    if (hold && (r.errors.length > 0 || losesKeys(prev ?? NO_OBJECTS, r))) return HELD
     for (const e of r.errors) h.error(e)
     return r.errors.length > 0
-      ? { sig: probe.sig, objects: prev?.objects ?? [], problem: r.errors[0]?.message ?? 'invalid' }
-      : { sig: probe.sig, objects: r.objects, problem: undefined }
+      ? { sig: probe.sig, objects: prev?.objects ?? [], keys: prev?.keys ?? [], problem: r.errors[0]?.message ?? 'invalid' }
+      : this.indexed(f, { sig: probe.sig, objects: reuseUnchanged(prev ?? NO_OBJECTS, r), keys: r.keys, problem: undefined }, decoded?.index)
+  }
+
+  private indexed (f: string, state: FileState, index: ListIndex | undefined): FileState {
+    if (index !== undefined) this.indexes.set(f, { state, index })
+    return state
+  }
+
+  /**
+   * A read file's decode: only its changed items when it is a JSON List indexed at its last good state,
+   * else in full. Files decoded after the first state are indexed at once; those of the start-up pass
+   * are indexed in idle time after it (indexInIdleTime).
+   */
+  private decodeText (f: string, text: string, prev: FileState | undefined, stats: PassStats): { result: DecodeResult, index: ListIndex | undefined } {
+    const origin = basename(f)
+    const known = this.indexes.get(f)
+    if (prev !== undefined && known?.state === prev) {
+      const d = decodeListDelta(text, origin, this.limits, { index: known.index, objects: prev.objects, keys: prev.keys })
+      if (d !== null) {
+        stats.validated += d.validated
+        return { result: d.result, index: d.index }
+      }
+    }
+    const result = decodeManifests(text, origin, this.limits)
+    stats.validated += result.objects.length
+    const index = this.everReplaced && result.errors.length === 0 && isJSONName(f) ? listIndexOf(text, result.objects.length) : undefined
+    return { result, index }
+  }
+
+  /** Indexes the JSON Lists read before the daemon was ready; resolves when done. */
+  async settled (): Promise<void> {
+    if (!this.indexingStarted) {
+      this.indexingStarted = true
+      this.indexing = this.indexInIdleTime()
+    }
+    await this.indexing
+  }
+
+  /**
+   * Indexes the JSON Lists of the start-up pass, one file per turn of the event loop, each read again
+   * (keeping every text of the first pass would raise the start-up peak by their size: 15 MB at 10k).
+   * Not before the daemon is ready: it would compete with the first sync for the one thread.
+   */
+  private async indexInIdleTime (): Promise<void> {
+    for (const f of [...this.files.keys()]) {
+      if (this.stopped) return
+      await new Promise(resolve => setImmediate(resolve))
+      await this.indexOne(f)
+    }
+  }
+
+  private async indexOne (f: string): Promise<void> {
+    const state = this.files.get(f)
+    if (state === undefined || state.problem !== undefined || !isJSONName(f) || this.indexes.get(f)?.state === state) return
+    const max = this.limits.maxBytes
+    try {
+      const probe = await this.fs.probe(f, max)
+      if (!probe.ok || probe.sig !== state.sig || !inlineSize(f, probe.size)) return
+      const text = await this.fs.read(f, max)
+      // Unchanged across the read, and still the state the text must match.
+      if ((await this.fs.probe(f, max)).sig !== state.sig || this.files.get(f) !== state) return
+      this.indexed(f, state, listIndexOf(text, state.objects.length))
+    } catch { /* gone or unreadable: the next pass sees to it */ }
   }
 
   /**
    * The I/O half of one file's pass: its probe and, for a changed readable file small enough to decode
-   * inline, its text. Never rejects.
+   * inline, its text. Never rejects. `now`: in blocking calls, for a file an fs event just named (a full
+   * pass stays on the thread pool, where a hung file system cannot stall the event loop).
    */
-  private async prepare (file: string, prevSig: string | undefined, stats: PassStats): Promise<Prepared> {
+  private async prepare (file: string, prevSig: string | undefined, stats: PassStats, now = false): Promise<Prepared> {
     let probe: FileProbe
+    const max = this.limits.maxBytes
     stats.probed++
-    try { probe = await this.fs.probe(file, this.limits.maxBytes) } catch { return { kind: 'gone' } }
+    try { probe = now ? this.fs.probeNow(file, max) : await this.fs.probe(file, max) } catch { return { kind: 'gone' } }
     if (!probe.ok || probe.sig === prevSig || !inlineSize(file, probe.size)) return { kind: 'probe', probe }
     stats.read++
     try {
-      return { kind: 'text', probe, text: await this.fs.read(file, this.limits.maxBytes) }
+      return { kind: 'text', probe, text: now ? this.fs.readNow(file, max) : await this.fs.read(file, max) }
     } catch (e) {
       // Vanished after the probe: the file keeps its last objects for this pass, as a failed decode does.
       return isFerryError(e) ? { kind: 'failed', probe, error: e } : { kind: 'vanished', probe }
@@ -392,14 +487,14 @@ export class ManifestSource implements Source {
    * file's keys, not a re-merge and a replace of 20k objects (33-113 ms here).
    */
   private publish (h: SourceHandler, changes: readonly FileChange[]): void {
-    for (const c of changes) this.merged.update(c.file, c.before?.objects ?? [], c.after?.objects ?? [])
+    for (const c of changes) this.merged.update(c.file, c.before ?? NO_OBJECTS, c.after ?? NO_OBJECTS)
     const affected = this.merged.takeAffected()
     this.reportConflicts(h)
     if (!this.everReplaced) {
       const all = this.merged.winners()
-      h.replace(all)
+      h.replace(all.map(([, o]) => o))
       this.everReplaced = true
-      this.published = new Map(all.map(o => [cachedKey(o), o]))
+      this.published = new Map(all)
       return
     }
     const upserts: KObject[] = []

@@ -29,4 +29,9 @@ export interface Source {
   start: (handler: SourceHandler) => Promise<void>
   stop: () => Promise<void>
   status?: () => SourceStatus
+  /**
+   * Called once the daemon is ready (its first sync is in the kernel): work that would only slow the
+   * start-up down may begin. Resolves when that work is done.
+   */
+  settled?: () => Promise<void>
 }

@@ -24,6 +24,8 @@ interface Counting {
   lists: number
   probed: string[]
   read: string[]
+  /** Calls made in blocking syscalls (probeNow, readNow). */
+  now: number
   /** Calls the source's watch callback as the kernel would. */
   emit: (filename: string | null) => void
   reset: () => void
@@ -35,12 +37,15 @@ function counting (events: 'real' | 'drop'): Counting {
     lists: 0,
     probed: [],
     read: [],
+    now: 0,
     emit: f => { onEvent(f) },
-    reset: () => { c.lists = 0; c.probed = []; c.read = [] },
+    reset: () => { c.lists = 0; c.probed = []; c.read = []; c.now = 0 },
     fs: {
       list: async p => { c.lists++; return await nodeManifestFs.list(p) },
       probe: async (f, max) => { c.probed.push(basename(f)); return await nodeManifestFs.probe(f, max) },
       read: async (f, max) => { c.read.push(basename(f)); return await nodeManifestFs.read(f, max) },
+      probeNow: (f, max) => { c.probed.push(basename(f)); c.now++; return nodeManifestFs.probeNow(f, max) },
+      readNow: (f, max) => { c.read.push(basename(f)); c.now++; return nodeManifestFs.readNow(f, max) },
       watch: (p, fn, onError) => {
         onEvent = fn
         return nodeManifestFs.watch(p, f => { if (events === 'real') fn(f) }, onError)
@@ -60,6 +65,7 @@ async function setup (t: Test, events: 'real' | 'drop', opts: Partial<ManifestSo
   const src = new ManifestSource({ path: dir, pollMs: 60_000, debounceMs: 20, fs: c.fs, ...opts })
   t.teardown(async () => { await src.stop(); await rm(dir, { recursive: true, force: true }) })
   await src.start(store)
+  await src.settled()
   c.reset()
   return { dir, store, src, c, errors }
 }
@@ -85,7 +91,23 @@ t.test('a one-file edit stats and reads only that file, and lists nothing', asyn
   t.equal(c.lists, 0, 'no directory listing')
   t.same([...new Set(c.probed)], [fileName(7)], 'only the edited file is stat-ed')
   t.same([...new Set(c.read)], [fileName(7)], 'only the edited file is read')
+  t.equal(c.now, c.probed.length + c.read.length, 'in blocking calls: the event named a file just written')
   t.equal(store.list('Service').length, FILES, 'the other files\' Services stay')
+})
+
+t.test('a one-object edit of a many-object file hands on that object alone', async t => {
+  const { dir, store } = await setup(t, 'real')
+  const list = (port: number): string => JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [1, 2, 3, 4, 5].map(i => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: `m${i}`, namespace: 'ns1' }, spec: { clusterIP: `10.96.3.${i}`, ports: [{ port: i === 3 ? port : 80 }] } })) })
+  await writeFile(join(dir, 'many.json'), list(80))
+  t.ok(await until(() => store.get('Service', 'ns1', 'm5') !== undefined))
+  const before = [1, 2, 3, 4, 5].map(i => store.get('Service', 'ns1', `m${i}`))
+  const seen: string[] = []
+  store.on('Service', (_prev, cur) => { seen.push(cur?.metadata.name ?? 'gone') })
+  await writeFile(join(dir, 'many.json'), list(83))
+  t.ok(await until(() => port(store, 'm3') === 83), 'the edit is applied')
+  t.same(seen, ['m3'], 'one change goes out')
+  const after = [1, 2, 3, 4, 5].map(i => store.get('Service', 'ns1', `m${i}`))
+  t.same(after.map((o, i) => o === before[i]), [true, true, false, true, true], 'the unchanged objects are the very same objects')
 })
 
 t.test('a new file, a deletion and a rename between manifest names come from events alone', async t => {
@@ -126,6 +148,7 @@ t.test('an event without a name, or naming another entry, rescans everything', a
   t.equal(c.lists, 1, 'one listing')
   t.equal(new Set(c.probed).size, FILES, 'every file is stat-ed')
   t.same(c.read, [fileName(5)], 'only the changed file is read')
+  t.equal(c.now, 0, 'a full pass stays on the thread pool')
   c.reset()
   await writeFile(join(dir, fileName(6)), svcYAML('s6', '10.96.0.7', 86))
   c.emit(null)
@@ -190,4 +213,25 @@ t.test('a rewrite caught mid-write takes nothing away: losses wait for tornWrite
   await writeFile(join(dir, fileName(6)), svcYAML('s6', '10.96.0.7', 86))
   c.emit(fileName(6))
   t.ok(await until(() => port(store, 's6') === 86), 'a change with no loss')
+})
+
+t.test('a JSON List read at start-up is indexed in idle time: an edit then validates the changed item alone', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-events-'))
+  const list = (port: number): string => JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [1, 2, 3, 4, 5].map(i => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: `m${i}`, namespace: 'ns1' }, spec: { clusterIP: `10.96.3.${i}`, ports: [{ port: i === 3 ? port : 80 }] } })) }, null, 1)
+  await writeFile(join(dir, 'many.json'), list(80))
+  const passes: Array<Record<string, unknown>> = []
+  const store = new ClusterStore()
+  const src = new ManifestSource({ path: dir, pollMs: 60_000, debounceMs: 20, log: (_m, f) => { passes.push(f) } })
+  t.teardown(async () => { await src.stop(); await rm(dir, { recursive: true, force: true }) })
+  await src.start(store)
+  await src.settled()
+  const before = store.get('Service', 'ns1', 'm1')
+  await writeFile(join(dir, 'many.json'), list(83))
+  t.ok(await until(() => port(store, 'm3') === 83), 'the edit is applied')
+  t.match(passes.at(-1), { pass: 'named', changedFiles: 1, validated: 1 }, 'one object validated, four reused')
+  t.equal(store.get('Service', 'ns1', 'm1'), before, 'an unchanged item is the same object')
+  // A change around the items (here the List's metadata) is decoded in full.
+  await writeFile(join(dir, 'many.json'), list(84).replace('"kind": "List"', '"kind": "List",\n "metadata": {}'))
+  t.ok(await until(() => port(store, 'm3') === 84))
+  t.match(passes.at(-1), { validated: 5 })
 })

@@ -15,7 +15,7 @@ import type { IPFamily } from '../../net/ip.js'
 import type { PortPlan } from '../plan.js'
 import { chooseVariant } from '../iptables/mode.js'
 import { jumpPresent, restore, save, toolName, type Table, type Variant } from '../iptables/restore.js'
-import { resolveCompanionOptions, type CompanionOptionsInput } from './companion-options.js'
+import { resolveCompanionOptions, type CompanionOptions, type CompanionOptionsInput } from './companion-options.js'
 import { companionJumps, IPVS_CHAIN_PREFIX, IPVS_CHAINS, removeChainsPayload, renderRules, TABLE_ORDER, type RuleCounts } from './companion-rules.js'
 import { companionSetSpecs, CompanionSetsTracker, plansByIndex } from './companion-sets.js'
 import { destroyRestore, ipsetNames, ipsetRestore, swapRestore, tempName } from './ipset.js'
@@ -59,6 +59,7 @@ export class IpvsCompanion {
   private readonly input: CompanionOptionsInput
   private chosen: Variant | undefined
   private full = true
+  private resolved: { readonly nodePortIPs: CompanionAddresses['nodePortIPs'], readonly boundAddresses: CompanionAddresses['boundAddresses'], readonly opts: CompanionOptions } | undefined
   /** The rules payload (without jumps) of the last successful sync. */
   private lastRules: string | undefined
   private lastCounts: RuleCounts | undefined
@@ -134,7 +135,7 @@ export class IpvsCompanion {
   }
 
   private async syncNow (plans: ReadonlyMap<string, PortPlan>, addresses: CompanionAddresses, changed: ReadonlySet<string> | null): Promise<CompanionSyncResult> {
-    const opts = resolveCompanionOptions({ ...this.input, ...addresses })
+    const opts = this.optionsFor(addresses)
     const full = this.full
     try {
       const variant = await this.variantNow()
@@ -185,6 +186,15 @@ export class IpvsCompanion {
       this.log.warn('companion sync failed; next sync is full', { error: errorMessage(e) })
       throw e
     }
+  }
+
+  /** Options resolved once per address lists: the backend passes the same arrays until the node's addresses change. */
+  private optionsFor (addresses: CompanionAddresses): CompanionOptions {
+    const last = this.resolved
+    if (last !== undefined && last.nodePortIPs === addresses.nodePortIPs && last.boundAddresses === addresses.boundAddresses) return last.opts
+    const opts = resolveCompanionOptions({ ...this.input, ...addresses })
+    this.resolved = { nodePortIPs: addresses.nodePortIPs, boundAddresses: addresses.boundAddresses, opts }
+    return opts
   }
 
   /** The jumps that iptables-save of their tables does not show. */
