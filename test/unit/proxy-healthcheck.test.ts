@@ -1,6 +1,6 @@
 // Health-check node ports (PROXY.md §5, scenario 12): which Services get one and what they answer.
 import t from 'tap'
-import { healthAnswer, servicesNeedingHealthChecks } from '../../pkg/proxy/healthcheck/report.js'
+import { HealthCheckIndex, healthAnswer, servicesNeedingHealthChecks } from '../../pkg/proxy/healthcheck/report.js'
 import { servicePortKey, type EndpointInfo } from '../../pkg/proxy/types.js'
 import { SERVING_TERMINATING, ep, portInfo } from '../helpers/fixtures.js'
 
@@ -33,4 +33,33 @@ t.test('answers', async t => {
   t.equal(none.status, 503)
   t.equal(none.headers['X-Load-Balancing-Endpoint-Weight'], '0')
   t.match(none.body, /"localEndpoints":0/)
+})
+
+t.test('kept per sync from the changed keys, the index agrees with a recount of every Service', async t => {
+  const infos = new Map<string, { info: ReturnType<typeof portInfo> }>()
+  const endpoints = new Map<string, EndpointInfo[]>()
+  const index = new HealthCheckIndex()
+  let seed = 11
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
+  for (let step = 0; step < 400; step++) {
+    const changed = new Set<string>()
+    for (let k = 0; k <= rnd(3); k++) {
+      const name = `s${rnd(8)}`
+      const port = rnd(2) === 0 ? { name: 'http', port: 80, nodePort: 3001 } : { name: 'https', port: 443, nodePort: 3002 }
+      const [info] = lb(name, rnd(3) === 0 ? 0 : 30000 + rnd(4), [port])
+      if (info === undefined) throw new Error('fixture')
+      const key = servicePortKey(info)
+      changed.add(key)
+      const what = rnd(4)
+      if (what === 0) { infos.delete(key); endpoints.delete(key) } else if (what === 1) {
+        endpoints.set(key, [ep(`.${rnd(5)}`, { local: rnd(2) === 0 }), ep(`.${rnd(5)}`, { local: true })])
+      } else infos.set(key, { info })
+    }
+    const full = step % 50 === 0
+    const affected = index.update(infos, full ? null : changed, endpoints)
+    const want = servicesNeedingHealthChecks([...infos.values()].map(d => d.info), endpoints, servicePortKey)
+    const got = new Map(index.entries())
+    if (!t.same([...got].sort(), [...want].sort(), `step ${step}`)) break
+    if (!full && affected.size > changed.size) { t.fail(`step ${step}: ${affected.size} Services recounted for ${changed.size} keys`); break }
+  }
 })

@@ -4,8 +4,7 @@ import { createServer, type Server } from 'node:http'
 import type { Logger } from '../../log/log.js'
 import type { IPFamily } from '../../net/ip.js'
 import type { AfterSync } from '../proxier.js'
-import { servicePortKey } from '../types.js'
-import { healthAnswer, servicesNeedingHealthChecks, type ServiceHealth } from './report.js'
+import { HealthCheckIndex, healthAnswer, type ServiceHealth } from './report.js'
 
 export interface HealthCheckServerOptions {
   family: IPFamily
@@ -19,16 +18,21 @@ interface Listener { port: number, servers: Server[], svc: ServiceHealth }
 
 export class HealthCheckServer {
   private readonly listeners = new Map<string, Listener>()
+  private readonly index = new HealthCheckIndex()
 
   constructor (private readonly o: HealthCheckServerOptions) {}
 
-  readonly afterSync: AfterSync = async (state, _changed, endpoints) => {
-    const want = servicesNeedingHealthChecks([...state.services.values()].map(d => d.info), endpoints, servicePortKey)
-    for (const [nsn, l] of [...this.listeners]) {
-      const w = want.get(nsn)
-      if (w === undefined || w.port !== l.port) { this.listeners.delete(nsn); await closeAll(l.servers) }
+  readonly afterSync: AfterSync = async (state, changed, endpoints) => {
+    const affected = this.index.update(state.services, changed, endpoints)
+    // Every close before any open: a port may move from one Service to another in one sync.
+    for (const nsn of affected) {
+      const l = this.listeners.get(nsn)
+      const w = this.index.get(nsn)
+      if (l !== undefined && (w === undefined || w.port !== l.port)) { this.listeners.delete(nsn); await closeAll(l.servers) }
     }
-    for (const [nsn, svc] of want) {
+    for (const nsn of affected) {
+      const svc = this.index.get(nsn)
+      if (svc === undefined) continue
       const l = this.listeners.get(nsn)
       if (l !== undefined) { l.svc = svc; continue }
       const listener: Listener = { port: svc.port, servers: [], svc }
