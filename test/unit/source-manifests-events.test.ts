@@ -148,7 +148,7 @@ t.test('an event without a name, or naming another entry, rescans everything', a
   t.equal(c.lists, 1, 'one listing')
   t.equal(new Set(c.probed).size, FILES, 'every file is stat-ed')
   t.same(c.read, [fileName(5)], 'only the changed file is read')
-  t.equal(c.now, 0, 'a full pass stays on the thread pool')
+  t.equal(c.now, c.probed.length, 'a full pass stats in blocking calls and reads the changed file on the thread pool')
   c.reset()
   await writeFile(join(dir, fileName(6)), svcYAML('s6', '10.96.0.7', 86))
   c.emit(null)
@@ -162,6 +162,25 @@ t.test('a change whose event never comes is found by the periodic rescan', async
   await writeFile(join(dir, fileName(9)), svcYAML('s9', '10.96.0.10', 89))
   t.ok(await until(() => port(store, 's9') === 89), 'the rescan applies it')
   t.ok(c.lists >= 1, 'by listing the directory')
+})
+
+t.test('a rescan that finds nothing changed stats each file once and reads nothing', async t => {
+  const { dir, store, src, c } = await setup(t, 'drop')
+  const before = services(store)
+  await src.reload()
+  t.equal(c.lists, 1)
+  t.same([...c.probed].sort(), Array.from({ length: FILES }, (_, i) => fileName(i)), 'one stat per file')
+  t.equal(c.now, FILES, 'in blocking calls')
+  t.same(c.read, [], 'nothing read')
+  t.same(services(store), before)
+  // As many files as before, but one left and another came: not "nothing changed".
+  c.reset()
+  await rm(join(dir, fileName(3)))
+  await writeFile(join(dir, 'zz-new.yaml'), svcYAML('s99', '10.96.9.9', 99))
+  await src.reload()
+  t.equal(store.get('Service', 'ns1', 's3'), undefined, 'the removed file\'s Service is gone')
+  t.equal(port(store, 's99'), 99, 'the new file\'s Service is served')
+  t.same(c.read, ['zz-new.yaml'], 'only the new file is read')
 })
 
 t.test('a file named by an event that is not a regular file is rejected once', async t => {
