@@ -197,8 +197,9 @@ t.test('the in-memory ipset answers like the tool', async t => {
 t.test('the incremental tracker always equals a fresh build', async t => {
   const rnd = rngInt(5)
   // Few addresses and ports, so claims clash often (shared VIPs, externalIPs on node addresses, NodePorts).
+  const endpoints = (): ReturnType<typeof local>[] => Array.from({ length: rnd(3) }, (_, j) => (rnd(2) === 0 ? local : remote)(`10.180.${rnd(4)}.${j + 1}`))
   const make = (i: number): DesiredServicePort => {
-    const eps = Array.from({ length: rnd(3) }, (_, j) => (rnd(2) === 0 ? local : remote)(`10.180.${rnd(4)}.${j + 1}`))
+    const eps = endpoints()
     return svc(svcInfo({
       name: `s${i}-${rnd(1000)}`,
       clusterIP: `172.30.0.${rnd(6) + 1}`,
@@ -226,9 +227,15 @@ t.test('the incremental tracker always equals a fresh build', async t => {
     // One to three changes per step, sometimes to the same key twice.
     for (let n = 1 + rnd(3); n > 0; n--) {
       const keys = [...current.keys()]
-      const op = rnd(4)
+      const op = rnd(5)
       if (op === 0 && keys.length > 0) { const k = keys[rnd(keys.length)] as string; current.delete(k); changed.add(k) }
       else if (op === 1 && keys.length > 0) { const k = keys[rnd(keys.length)] as string; current.set(k, planPort(make(step), o)); changed.add(k) }
+      // The common change: the same Service with other endpoints (often the same share of the sets).
+      else if (op === 2 && keys.length > 0) {
+        const k = keys[rnd(keys.length)] as string
+        current.set(k, planPort(svc((current.get(k) as PortPlan).sp.info, endpoints()), o))
+        changed.add(k)
+      }
       else { const k = `k${step}-${n}`; current.set(k, planPort(make(step), o)); changed.add(k) }
     }
     // Now and then the same content comes back as new objects with every key visited (a full resync).

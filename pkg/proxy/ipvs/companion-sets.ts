@@ -182,6 +182,32 @@ function planParts (p: PortPlan, ctx: Context): PlanParts {
   return { vips: fit(vips), nodePorts: fit(nodePorts), always: fit(always), bound: fit(bound) }
 }
 
+/** Whether two plans' shares of the sets are equal: the same members, short-circuits and bound VIPs, in order. */
+function sameParts (a: PlanParts, b: PlanParts): boolean {
+  return sameEntries(a.vips, b.vips) && sameEntries(a.nodePorts, b.nodePorts) && sameMembers(a.always, b.always) &&
+    a.bound.length === b.bound.length && a.bound.every((ip, i) => ip === b.bound[i])
+}
+
+function sameEntries (a: readonly EntryParts[], b: readonly EntryParts[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as EntryParts
+    const y = b[i] as EntryParts
+    if (x.key !== y.key || !sameMembers(x.members, y.members) || !sameCircuit(x.shortCircuit, y.shortCircuit)) return false
+  }
+  return true
+}
+
+function sameMembers (a: ReadonlyArray<readonly [SetKind, string]>, b: ReadonlyArray<readonly [SetKind, string]>): boolean {
+  return a.length === b.length && a.every(([k, m], i) => k === b[i]?.[0] && m === b[i]?.[1])
+}
+
+function sameCircuit (a: ShortCircuit | null, b: ShortCircuit | null): boolean {
+  if (a === null || b === null) return a === b
+  return a.spn === b.spn && a.address === b.address && a.protocol === b.protocol && a.port === b.port &&
+    a.clusterIP === b.clusterIP && a.clusterPort === b.clusterPort && a.clusterSet === b.clusterSet
+}
+
 interface Claim {
   /** The service port key of the plan that claims. */
   readonly owner: string
@@ -280,8 +306,7 @@ export class CompanionSetsTracker {
         touched.add(e.key)
       }
     }
-    const take = (key: string, plan: PortPlan, seq: number): void => {
-      const parts = planParts(plan, ctx)
+    const take = (key: string, plan: PortPlan, seq: number, parts = planParts(plan, ctx)): void => {
       this.held.set(key, { plan, parts, seq })
       for (const [k, m] of parts.always) inc(k, m)
       if (!explicitBound) for (const ip of parts.bound) inc('BOUND-IPS', ip)
@@ -301,6 +326,15 @@ export class CompanionSetsTracker {
       const h = this.held.get(key)
       if (h?.plan === plan) return
       visited++
+      if (h !== undefined && plan !== undefined && !reset) {
+        // Most changes (a remote endpoint came or went) leave a plan's share of the sets as it was:
+        // then the held parts stay, and so do the claims and winners that point at them.
+        const parts = planParts(plan, ctx)
+        if (sameParts(h.parts, parts)) { this.held.set(key, { plan, parts: h.parts, seq: h.seq }); return }
+        drop(key, h)
+        take(key, plan, h.seq, parts)
+        return
+      }
       if (h !== undefined) drop(key, h)
       if (plan === undefined) { this.held.delete(key); return }
       // A replaced plan keeps its key's place in plan order.
