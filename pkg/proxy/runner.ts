@@ -12,11 +12,17 @@ export interface Clock {
   clearTimeout: (h: unknown) => void
 }
 
+/** A due-now callback: setImmediate's handle, told apart from a timer's when cleared. */
+interface Soon { readonly immediate: NodeJS.Immediate }
+const isSoon = (h: unknown): h is Soon => typeof h === 'object' && h !== null && 'immediate' in h
+
 export const realClock: Clock = {
   now: () => Date.now(),
+  // Due now: the loop's check phase, right after the I/O callback that asked. setTimeout(0) waits at
+  // least 1 ms and a turn of the timers phase, and a sync is due at once after an isolated change.
   // Node treats delays above 2^31-1 ms as 1 ms; clamp so a huge maxInterval cannot spin.
-  setTimeout: (fn, ms) => setTimeout(fn, Math.min(ms, 2 ** 31 - 1)),
-  clearTimeout: h => { clearTimeout(h as ReturnType<typeof setTimeout>) },
+  setTimeout: (fn, ms) => ms <= 0 ? { immediate: setImmediate(fn) } : setTimeout(fn, Math.min(ms, 2 ** 31 - 1)),
+  clearTimeout: h => { if (isSoon(h)) clearImmediate(h.immediate); else clearTimeout(h as ReturnType<typeof setTimeout>) },
 }
 
 export interface BoundedFrequencyRunnerOptions {

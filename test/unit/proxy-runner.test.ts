@@ -358,3 +358,15 @@ t.test('realClock', async t => {
   t.equal(control, true, 'an uncleared timer fires')
   t.equal(fired, false, 'cleared timers never fire')
 })
+
+t.test('realClock: a callback due now runs at once (setImmediate) and can be cancelled like a timer', async t => {
+  const ran: string[] = []
+  const cancelled = realClock.setTimeout(() => { ran.push('cancelled') }, 0)
+  realClock.clearTimeout(cancelled)
+  realClock.setTimeout(() => { ran.push('later') }, 5)
+  realClock.setTimeout(() => { ran.push('due') }, 0)
+  const timer = realClock.setTimeout(() => { ran.push('cancelled timer') }, 1)
+  realClock.clearTimeout(timer)
+  await new Promise(resolve => setTimeout(resolve, 30))
+  t.same(ran, ['due', 'later'])
+})

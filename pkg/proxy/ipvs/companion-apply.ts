@@ -150,10 +150,10 @@ export class IpvsCompanion {
       let members = 0
       for (const content of built.sets) {
         members += content.entries.size
+        if (full || built.reset) { lines.push(swapRestore([content])); setsWritten++; continue }
         const change = built.changes.get(content.spec.name)
-        if (full || built.reset || change === undefined) { lines.push(swapRestore([content])); setsWritten++; continue }
+        if (change === undefined) continue
         const n = change.add.size + change.del.size
-        if (n === 0) continue
         setsWritten++
         if (n > Math.max(SWAP_MIN, content.entries.size * SWAP_SHARE)) { lines.push(swapRestore([content])); continue }
         for (const e of change.del) lines.push(`del ${content.spec.name} ${e}\n`)

@@ -228,7 +228,7 @@ interface Held { readonly plan: PortPlan, readonly parts: PlanParts, readonly se
 export interface SetChange { readonly add: ReadonlySet<string>, readonly del: ReadonlySet<string> }
 
 export interface CompanionSetsUpdate extends CompanionSets {
-  /** Members added and removed per set name since the previous update. */
+  /** Members added and removed per set name since the previous update; a set that did not change has no entry. */
   readonly changes: ReadonlyMap<string, SetChange>
   /** The tracker started over (first update, or the addresses changed): `changes` do not remove what was there. */
   readonly reset: boolean
@@ -257,6 +257,9 @@ export class CompanionSetsTracker {
   private circuits = new Map<ShortCircuit, number>()
   private sortedCircuits: readonly ShortCircuit[] = []
   private bound = new Set<string>()
+  /** Every set of the family, as live views of `contents` (made again on reset). */
+  private sets: readonly IpsetContent[] = []
+  private context: { readonly opts: CompanionOptions, readonly ctx: Context, readonly fingerprint: string } | undefined
 
   /**
    * The sets for `plans` (keyed by service port; other families are ignored). `changed`: the keys that
@@ -264,24 +267,24 @@ export class CompanionSetsTracker {
    * plans that are the same objects as before. Member sets are live views, valid until the next update.
    */
   update (plans: ReadonlyMap<string, PortPlan>, changed: ReadonlySet<string> | null, opts: CompanionOptions): CompanionSetsUpdate {
-    const served = nodePortIPsOf(opts)
-    const ctx: Context = {
-      served: new Set(served),
-      nodeAddrs: [...new Set([...served, ...opts.nodeIPs, LOOPBACK[opts.family]])],
-      nodeIPs: new Set(opts.nodeIPs),
-    }
+    const { ctx, fingerprint } = this.contextOf(opts)
     const explicitBound = opts.boundAddresses !== undefined
-    const fingerprint = `${opts.family} ${served.join(',')} ${ctx.nodeAddrs.join(',')} ${explicitBound ? 'bound' : 'vips'}`
     const reset = fingerprint !== this.fingerprint
-    if (reset) this.reset(fingerprint)
-    const changes = new Map<SetKind, { add: Set<string>, del: Set<string> }>(SET_KIND_LIST.map(k => [k, { add: new Set<string>(), del: new Set<string>() }]))
+    if (reset) this.reset(fingerprint, opts.family)
+    // Only the sets that change get an entry: most endpoint changes change none.
+    const changes = new Map<SetKind, { add: Set<string>, del: Set<string> }>()
+    const changeOf = (k: SetKind): { add: Set<string>, del: Set<string> } => {
+      let ch = changes.get(k)
+      if (ch === undefined) { ch = { add: new Set<string>(), del: new Set<string>() }; changes.set(k, ch) }
+      return ch
+    }
     const inc = (k: SetKind, m: string): void => {
       const c = this.counts.get(k) as Map<string, number>
       const n = c.get(m) ?? 0
       c.set(m, n + 1)
       if (n > 0) return
       ;(this.contents.get(k) as Set<string>).add(m)
-      const ch = changes.get(k) as { add: Set<string>, del: Set<string> }
+      const ch = changeOf(k)
       if (!ch.del.delete(m)) ch.add.add(m)
     }
     const dec = (k: SetKind, m: string): void => {
@@ -290,7 +293,7 @@ export class CompanionSetsTracker {
       if (n > 1) { c.set(m, n - 1); return }
       c.delete(m)
       ;(this.contents.get(k) as Set<string>).delete(m)
-      const ch = changes.get(k) as { add: Set<string>, del: Set<string> }
+      const ch = changeOf(k)
       if (!ch.add.delete(m)) ch.del.add(m)
     }
 
@@ -380,17 +383,26 @@ export class CompanionSetsTracker {
       this.sortedCircuits = [...this.circuits.keys()].sort((a, b) => (a.address === null ? 1 : 0) - (b.address === null ? 1 : 0) ||
         (a.spn < b.spn ? -1 : a.spn > b.spn ? 1 : 0) || (a.address ?? '').localeCompare(b.address ?? '') || a.port - b.port)
     }
-    const sets: IpsetContent[] = []
     const named = new Map<string, SetChange>()
-    for (const kind of SET_KIND_LIST) {
-      const name = setName(opts.family, kind)
-      sets.push({ spec: { name, type: SET_KINDS[kind], family: opts.family }, entries: this.contents.get(kind) as Set<string> })
-      named.set(name, changes.get(kind) as SetChange)
-    }
-    return { sets, shortCircuits: this.sortedCircuits, changes: named, reset, circuitsChanged, visited }
+    for (const [kind, ch] of changes) if (ch.add.size > 0 || ch.del.size > 0) named.set(setName(opts.family, kind), ch)
+    return { sets: this.sets, shortCircuits: this.sortedCircuits, changes: named, reset, circuitsChanged, visited }
   }
 
-  private reset (fingerprint: string): void {
+  /** The node addresses' part of the parts, made once per options object (the caller keeps it while they hold). */
+  private contextOf (opts: CompanionOptions): { ctx: Context, fingerprint: string } {
+    if (this.context?.opts === opts) return this.context
+    const served = nodePortIPsOf(opts)
+    const ctx: Context = {
+      served: new Set(served),
+      nodeAddrs: [...new Set([...served, ...opts.nodeIPs, LOOPBACK[opts.family]])],
+      nodeIPs: new Set(opts.nodeIPs),
+    }
+    const fingerprint = `${opts.family} ${served.join(',')} ${ctx.nodeAddrs.join(',')} ${opts.boundAddresses !== undefined ? 'bound' : 'vips'}`
+    this.context = { opts, ctx, fingerprint }
+    return this.context
+  }
+
+  private reset (fingerprint: string, family: IPFamily): void {
     this.fingerprint = fingerprint
     this.held = new Map()
     this.nextSeq = 0
@@ -398,6 +410,7 @@ export class CompanionSetsTracker {
     this.winners = new Map()
     this.counts = new Map(SET_KIND_LIST.map(k => [k, new Map<string, number>()]))
     this.contents = new Map(SET_KIND_LIST.map(k => [k, new Set<string>()]))
+    this.sets = SET_KIND_LIST.map(kind => ({ spec: { name: setName(family, kind), type: SET_KINDS[kind], family }, entries: this.contents.get(kind) as Set<string> }))
     this.circuits = new Map()
     this.sortedCircuits = []
     this.bound = new Set()
