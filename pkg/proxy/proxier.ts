@@ -72,6 +72,8 @@ export class Proxier {
   private readonly desired = new Map<string, DesiredServicePort>()
   /** Service ports with endpoints but none local under an internal / external Local policy (the gauges). */
   private readonly noLocal = { internal: new Set<string>(), external: new Set<string>() }
+  /** The gauge values last set from noLocal. */
+  private noLocalSet: { internal: number, external: number } | undefined
   private readonly runner: BoundedFrequencyRunner
   private readonly clock: Clock
   private topology: NodeTopology
@@ -270,8 +272,12 @@ export class Proxier {
   }
 
   private recordNoLocal (): void {
-    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'internal' }, this.noLocal.internal.size)
-    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'external' }, this.noLocal.external.size)
+    const { internal, external } = this.noLocal
+    // Set when they move: each set hashes its labels, and most syncs change neither.
+    if (this.noLocalSet?.internal === internal.size && this.noLocalSet.external === external.size) return
+    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'internal' }, internal.size)
+    this.o.metrics.noLocalEndpoints.set({ ip_family: this.o.family, traffic_policy: 'external' }, external.size)
+    this.noLocalSet = { internal: internal.size, external: external.size }
   }
 
   status (): ProxierStatus {

@@ -75,6 +75,8 @@ export class IpvsBackend implements Backend {
   private readonly metrics: IpvsMetrics | undefined
   private readonly log: Logger
   private readonly lane = new Lane()
+  /** What the gauges were last set to. */
+  private gauges: ReturnType<IpvsReconciler['status']> | undefined
 
   constructor (private readonly o: IpvsBackendOptions) {
     this.family = o.family
@@ -189,9 +191,14 @@ export class IpvsBackend implements Backend {
     this.log.debug('ipvs synced', {
       kind: r.kind, ops: r.ops, servicePorts: changed?.size ?? this.plans.size, virtualServers: only?.size ?? desired.size, companionMs: Math.round(t1 - t0), vipsMs: Math.round(t2 - t1), reconcileMs: Math.round(t3 - t2), unbindMs: Math.round(performance.now() - t3),
     })
-    this.metrics?.virtualServers.set({ ip_family: this.family }, status.virtualServers)
-    this.metrics?.realServers.set({ ip_family: this.family }, status.destinations)
-    this.metrics?.draining.set({ ip_family: this.family }, status.draining)
+    // Set when they move: each set hashes its labels, and most syncs change none of them.
+    const g = this.gauges
+    if (g === undefined || g.virtualServers !== status.virtualServers || g.destinations !== status.destinations || g.draining !== status.draining) {
+      this.metrics?.virtualServers.set({ ip_family: this.family }, status.virtualServers)
+      this.metrics?.realServers.set({ ip_family: this.family }, status.destinations)
+      this.metrics?.draining.set({ ip_family: this.family }, status.draining)
+      this.gauges = status
+    }
     return { kind: r.kind, summary: { virtualServers: status.virtualServers, realServers: status.destinations, draining: status.draining, ops: r.ops } }
   }
 
