@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # IPVS mode's start-up and edit latency, measured inside the test VM (this host has no IPVS):
-#   npm run build && bench/ipvs-vm.sh [1000,10000] [--edits 7]
+#   npm run build && bench/ipvs-vm.sh [1000,10000] [--edits 7] [--log] [--profile] [--node-flags=F,G]
 # Root and qemu-system-x86 needed (scripts/setup.sh installs it). See bench/vm/ipvs-guest.mjs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
