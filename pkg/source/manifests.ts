@@ -301,7 +301,12 @@ export class ManifestSource implements Source {
     // no-change poll of 200 files cost more CPU than an edit's whole sync).
     const probes = await this.probeAll(paths, stats)
     if (this.stopped) return null
-    if (this.inflight.size === 0 && paths.length === this.files.size && paths.every((f, i) => { const prev = this.files.get(f); return prev !== undefined && prev.sig === probes[i]?.sig })) return []
+    /** The file at `i` has the state it had after the last pass. */
+    const unchanged = (i: number): boolean => {
+      const prev = this.files.get(paths[i] as string)
+      return prev !== undefined && prev.sig === probes[i]?.sig
+    }
+    if (this.inflight.size === 0 && paths.length === this.files.size && paths.every((_, i) => unchanged(i))) return []
     const next = new Map<string, FileState>()
     const changes: FileChange[] = []
     // Reads run up to READ_AHEAD files ahead of the decoding; results are used in name order, so errors
@@ -310,17 +315,16 @@ export class ManifestSource implements Source {
     const startRead = (i: number): void => {
       const f = paths[i]
       const probe = probes[i]
-      if (f !== undefined && probe != null && this.files.get(f)?.sig !== probe.sig) reads[i] = this.prepare(f, this.files.get(f)?.sig, stats, false, probe)
+      if (f !== undefined && probe != null && !unchanged(i)) reads[i] = this.prepare(f, this.files.get(f)?.sig, stats, probe, false)
     }
     for (let i = 0; i < READ_AHEAD; i++) startRead(i)
     for (let i = 0; i < paths.length; i++) {
       const f = paths[i] as string
       const prev = this.files.get(f)
-      const probe = probes[i]
       startRead(i + READ_AHEAD)
       // Unchanged since the last pass: kept as it is, without a turn of the loop.
-      if (prev !== undefined && probe != null && prev.sig === probe.sig) { next.set(f, prev); continue }
-      const read = probe == null ? GONE : await (reads[i] as Promise<Prepared>)
+      if (prev !== undefined && unchanged(i)) { next.set(f, prev); continue }
+      const read = probes[i] == null ? GONE : await (reads[i] as Promise<Prepared>)
       reads[i] = undefined
       if (this.stopped) return null
       const state = await this.settle(h, f, read, prev, false, stats)
@@ -341,11 +345,14 @@ export class ManifestSource implements Source {
    * would have it: the name was checked against the same pattern when the event came.
    */
   private async namedPass (h: SourceHandler, files: string[], stats: PassStats, since: number | undefined): Promise<FileChange[] | null> {
-    const reads = files.map(f => this.prepare(f, this.files.get(f)?.sig, stats, true))
+    const reads = files.map(f => {
+      const probe = this.probeNow(f, stats)
+      return probe === null ? GONE : this.prepare(f, this.files.get(f)?.sig, stats, probe, true)
+    })
     const changes: FileChange[] = []
     for (let i = 0; i < files.length; i++) {
       const f = files[i] as string
-      const read = await (reads[i] as Promise<Prepared>)
+      const read = await (reads[i] as Prepared | Promise<Prepared>)
       if (this.stopped) return null
       const prev = this.files.get(f)
       const first = Math.min(this.heldSince.get(f) ?? Infinity, since ?? performance.now())
@@ -463,31 +470,29 @@ export class ManifestSource implements Source {
    */
   private async probeAll (paths: readonly string[], stats: PassStats): Promise<Array<FileProbe | null>> {
     const out = new Array<FileProbe | null>(paths.length).fill(null)
-    const max = this.limits.maxBytes
     for (let i = 0; i < paths.length; i++) {
       if (i > 0 && i % PROBE_SLICE === 0) {
         await new Promise(resolve => setImmediate(resolve))
         if (this.stopped) return out
       }
-      stats.probed++
-      try { out[i] = this.fs.probeNow(paths[i] as string, max) } catch { out[i] = null }
+      out[i] = this.probeNow(paths[i] as string, stats)
     }
     return out
   }
 
+  /** One file's probe in a blocking stat; null when it is gone. */
+  private probeNow (file: string, stats: PassStats): FileProbe | null {
+    stats.probed++
+    try { return this.fs.probeNow(file, this.limits.maxBytes) } catch { return null }
+  }
+
   /**
-   * The I/O half of one file's pass: its probe and, for a changed readable file small enough to decode
-   * inline, its text. Never rejects. `now`: in blocking calls, for a file an fs event just named (a full
-   * pass probes every file first, in probeAll).
+   * The read half of one file's pass, after its probe: for a changed readable file small enough to
+   * decode inline, its text. Never rejects. `now`: a blocking read, for a file an fs event just named (a
+   * full pass reads on the thread pool).
    */
-  private async prepare (file: string, prevSig: string | undefined, stats: PassStats, now = false, probed?: FileProbe): Promise<Prepared> {
-    let probe: FileProbe
+  private async prepare (file: string, prevSig: string | undefined, stats: PassStats, probe: FileProbe, now: boolean): Promise<Prepared> {
     const max = this.limits.maxBytes
-    if (probed !== undefined) probe = probed
-    else {
-      stats.probed++
-      try { probe = now ? this.fs.probeNow(file, max) : await this.fs.probe(file, max) } catch { return GONE }
-    }
     if (!probe.ok || probe.sig === prevSig || !inlineSize(file, probe.size)) return { kind: 'probe', probe }
     stats.read++
     try {

@@ -329,19 +329,18 @@ export class CompanionSetsTracker {
       const h = this.held.get(key)
       if (h?.plan === plan) return
       visited++
-      if (h !== undefined && plan !== undefined && !reset) {
+      if (h !== undefined && plan !== undefined) {
         // Most changes (a remote endpoint came or went) leave a plan's share of the sets as it was:
         // then the held parts stay, and so do the claims and winners that point at them.
         const parts = planParts(plan, ctx)
         if (sameParts(h.parts, parts)) { this.held.set(key, { plan, parts: h.parts, seq: h.seq }); return }
         drop(key, h)
+        // A replaced plan keeps its key's place in plan order.
         take(key, plan, h.seq, parts)
         return
       }
-      if (h !== undefined) drop(key, h)
-      if (plan === undefined) { this.held.delete(key); return }
-      // A replaced plan keeps its key's place in plan order.
-      take(key, plan, h?.seq ?? this.nextSeq++)
+      if (h !== undefined) { drop(key, h); this.held.delete(key); return }
+      if (plan !== undefined) take(key, plan, this.nextSeq++)
     }
     if (changed === null) {
       for (const key of [...this.held.keys()]) if (!plans.has(key)) visit(key)
