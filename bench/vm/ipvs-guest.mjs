@@ -201,7 +201,7 @@ for (const n of sizes) {
   console.error(`# ${n}: idle CPU, ms per second: ferryd ${idle.ferryd.toFixed(1)}, a bare rescan ${idle.bare.toFixed(1)}`)
   ferryd.kill('SIGTERM')
   if (!exited) await new Promise(resolve => ferryd.on('exit', resolve))
-  if (argv.includes('--log')) for (const l of log.split('\n')) if (/synced|source|mode|variant|ready|sysctl|manifest pass/.test(l)) console.error(l.slice(0, 400))
+  if (argv.includes('--log')) for (const l of log.split('\n')) if (/synced|source|mode|variant|ready|sysctl|manifest pass|drained/.test(l)) console.error(l.slice(0, 400))
   if (profile) {
     printProfile(windows, 'write to kernel')
     // The hand-off (from the metrics) ends with the sync, about when the destination was seen (±2 ms).

@@ -1,6 +1,6 @@
 // Graceful termination in the IpvsReconciler: a removed TCP/SCTP dest goes to weight 0 and is deleted
 // once its connections reach 0 or the cap passes, checked by one timer that dumps only the draining
-// virtual servers; an endpoint that comes back gets its weight again; UDP dests go at once and are
+// virtual servers (first just after the sync that began the drain, then every CHECK ms); an endpoint that comes back gets its weight again; UDP dests go at once and are
 // reported for conntrack cleanup.
 import t from 'tap'
 import { FakeClock } from '../../pkg/proxy/fake-clock.js'
@@ -16,6 +16,7 @@ import type { EndpointInfo } from '../../pkg/proxy/types.js'
 
 const CAP = 60_000
 const CHECK = 2_000
+const FIRST = 50
 const A = ep('10.180.0.1', 8080)
 const B = ep('10.180.1.1', 8080)
 const RB = { address: B.ip, port: B.port }
@@ -23,7 +24,7 @@ const RB = { address: B.ip, port: B.port }
 function setup (o: { cap?: number } = {}): { kernel: FakeIpvsKernel, clock: FakeClock, rec: IpvsReconciler } {
   const kernel = new FakeIpvsKernel()
   const clock = new FakeClock(5_000_000)
-  const rec = new IpvsReconciler({ family: 'IPv4', kernel, ownership: new MemoryOwnershipStore(), clock, gracefulTerminationMs: o.cap ?? CAP, drainCheckIntervalMs: CHECK })
+  const rec = new IpvsReconciler({ family: 'IPv4', kernel, ownership: new MemoryOwnershipStore(), clock, gracefulTerminationMs: o.cap ?? CAP, drainCheckIntervalMs: CHECK, drainFirstCheckMs: FIRST })
   return { kernel, clock, rec }
 }
 
@@ -51,11 +52,15 @@ t.test('a removed TCP dest drains at weight 0 and is deleted when its connection
   t.equal(kernel.calls.listDestinations, 0, 'weight 0 costs no dump')
 
   kernel.resetCalls()
-  await clock.advance(CHECK)
+  await clock.advance(FIRST)
   t.equal(kernel.calls.listServices, 0, 'the check never lists services')
-  t.equal(kernel.calls.listDestinations, 1, 'it dumps the one draining virtual server')
+  t.equal(kernel.calls.listDestinations, 1, 'just after the sync, it dumps the one draining virtual server')
   t.equal(kernel.calls.apply, 0, 'connections remain: nothing to delete')
   t.same(weights(kernel), ['10.180.0.1/1', '10.180.1.1/0'])
+  await clock.advance(CHECK - 1)
+  t.equal(kernel.calls.listDestinations, 1, 'then every CHECK ms')
+  await clock.advance(1)
+  t.equal(kernel.calls.listDestinations, 2)
 
   kernel.setConnections(key(), RB, { active: 0, inactive: 0, persist: 2 })
   kernel.resetCalls()
@@ -71,14 +76,51 @@ t.test('a dest that never quiets is deleted when the cap passes', async t => {
   await rec.reconcile(want([A, B]))
   kernel.setConnections(key(), RB, { active: 7 })
   await rec.reconcile(want([A]))
-  await clock.advance(CAP - CHECK)
-  t.same(weights(kernel), ['10.180.0.1/1', '10.180.1.1/0'], 'still draining just before the cap')
+  await clock.advance(CAP - CHECK + FIRST)
+  t.same(weights(kernel), ['10.180.0.1/1', '10.180.1.1/0'], 'still draining at the last check before the cap')
   kernel.resetCalls()
   await clock.advance(CHECK)
   t.same(kernel.applied.map(o => o.op), ['deleteDestination'])
   t.equal(kernel.calls.listDestinations, 0, 'every drain of the virtual server expired: no dump needed')
   t.same(weights(kernel), ['10.180.0.1/1'])
   t.equal(rec.status().draining, 0)
+})
+
+t.test('a removed dest without connections is deleted just after the sync, not inside it', async t => {
+  const { kernel, clock, rec } = setup()
+  await rec.reconcile(want([A, B]))
+  kernel.resetCalls()
+  const r = await rec.reconcile(want([A]))
+  t.same(kernel.applied.map(o => o.op), ['updateDestination'], 'the sync sets weight 0 and reads nothing')
+  t.equal(kernel.calls.listDestinations, 0)
+  t.equal(r.draining, 1)
+  await clock.advance(FIRST - 1)
+  t.same(weights(kernel), ['10.180.0.1/1', '10.180.1.1/0'])
+  kernel.resetCalls()
+  await clock.advance(1)
+  t.equal(kernel.calls.listDestinations, 1)
+  t.same(kernel.applied.map(o => o.op), ['deleteDestination'])
+  t.same(weights(kernel), ['10.180.0.1/1'])
+  t.equal(clock.pendingTimers(), 0, 'nothing left to check')
+})
+
+t.test('a later drain brings an armed check forward; a sync that begins none leaves it', async t => {
+  const { kernel, clock, rec } = setup()
+  const C = ep('10.180.2.1', 8080)
+  await rec.reconcile(want([A, B, C]))
+  kernel.setConnections(key(), RB, { active: 1 })
+  kernel.setConnections(key(), { address: C.ip, port: C.port }, { active: 1 })
+  await rec.reconcile(want([A, C]))
+  await clock.advance(FIRST) // first look: B keeps its connection
+  kernel.resetCalls()
+  await rec.reconcile(want([A, C])) // nothing new drains: the check stays CHECK away
+  await clock.advance(FIRST)
+  t.equal(kernel.calls.listDestinations, 0)
+  await rec.reconcile(want([A])) // C begins draining: the check comes FIRST after this sync
+  await clock.advance(FIRST)
+  t.equal(kernel.calls.listDestinations, 1)
+  t.equal(clock.pendingTimers(), 1, 'still one timer')
+  t.equal(rec.status().draining, 2)
 })
 
 t.test('a reconcile deletes expired drains itself, without reading the kernel', async t => {

@@ -8,6 +8,11 @@ import type { IPVSProtocol, RealServer } from './types.js'
 export const DEFAULT_GRACEFUL_TERMINATION_MS = 15 * 60_000
 /** How often draining dests are checked while any drain (one dest dump per draining virtual server). */
 export const DEFAULT_DRAIN_CHECK_MS = 2_000
+/**
+ * A sync that starts drains has them checked this soon after it: a dest with no connection goes at once,
+ * as kube-proxy deletes it, yet the dump stays out of the sync itself and away from the next one.
+ */
+export const DEFAULT_DRAIN_FIRST_CHECK_MS = 50
 
 /**
  * UDP has no connection end to wait for: its dests go at once and the caller clears their conntrack
@@ -35,6 +40,10 @@ export function drainVerdict (listed: Pick<RealServer, 'activeConns' | 'inactive
 export class DrainSet {
   private readonly byService = new Map<string, Map<string, number>>()
   private count = 0
+  /** Drains started so far: a caller compares it before and after a step to see whether any began. */
+  private begun = 0
+
+  get started (): number { return this.begun }
 
   get size (): number { return this.count }
 
@@ -59,6 +68,7 @@ export class DrainSet {
     if (m.has(rs)) return
     m.set(rs, now)
     this.count++
+    this.begun++
   }
 
   stop (vs: string, rs: string): void {

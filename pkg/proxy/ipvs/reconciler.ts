@@ -1,7 +1,8 @@
 // Keeps the kernel's IPVS table (the part ferry owns, one IP family) equal to the desired one. It diffs
 // against its own record of the kernel, so a normal sync reads nothing and sends only the changes, all in
 // one pipelined apply(); the kernel is read at the first sync, on resync() and after any failure. Removed
-// TCP/SCTP dests drain (weight 0) under one timer; UDP dests go at once.
+// TCP/SCTP dests drain (weight 0) under one timer, first checked just after the sync that began them;
+// UDP dests go at once.
 import { Lane } from '../../async/lane.js'
 import { FerryError, errorMessage } from '../../errors/errors.js'
 import { silentLogger, type Logger } from '../../log/log.js'
@@ -10,7 +11,7 @@ import { describeDest, describeKey } from './codec.js'
 import { ENOENT, ESRCH } from './constants.js'
 import { rsKey, vsKey, type DesiredVirtualServer } from './desired.js'
 import { diffTable, type IpvsTable } from './diff.js'
-import { DEFAULT_DRAIN_CHECK_MS, DEFAULT_GRACEFUL_TERMINATION_MS, DrainSet, drainVerdict } from './graceful.js'
+import { DEFAULT_DRAIN_CHECK_MS, DEFAULT_DRAIN_FIRST_CHECK_MS, DEFAULT_GRACEFUL_TERMINATION_MS, DrainSet, drainVerdict } from './graceful.js'
 import { errnoName } from '../../netlink/pipeline.js'
 import type { OwnershipStore } from './ownership.js'
 import type { IPFamily, IpvsKernel, IpvsOp, IpvsOpResult, RealServer, RealServerKey, VirtualServer, VirtualServerKey } from './types.js'
@@ -25,6 +26,8 @@ export interface IpvsReconcilerOptions {
   readonly gracefulTerminationMs?: number
   /** How often draining dests are checked while any drain. Default 2 s. */
   readonly drainCheckIntervalMs?: number
+  /** How soon after a reconcile that began drains they are first checked. Default 50 ms. */
+  readonly drainFirstCheckMs?: number
   readonly log?: Logger
 }
 
@@ -61,6 +64,7 @@ export class IpvsReconciler {
   private readonly clock: Clock
   private readonly capMs: number
   private readonly checkMs: number
+  private readonly firstCheckMs: number
   private readonly log: Logger
   private table: IpvsTable = new Map()
   /** Dests in `table`, all virtual servers together. */
@@ -76,6 +80,8 @@ export class IpvsReconciler {
   /** Reconciles and drain checks run one at a time, each over a settled table. */
   private readonly lane = new Lane()
   private timer: unknown
+  /** When the drain timer fires (clock ms). */
+  private timerAt = Infinity
   private stopped = false
 
   constructor (o: IpvsReconcilerOptions) {
@@ -85,6 +91,7 @@ export class IpvsReconciler {
     this.clock = o.clock ?? realClock
     this.capMs = Math.max(0, o.gracefulTerminationMs ?? DEFAULT_GRACEFUL_TERMINATION_MS)
     this.checkMs = Math.max(1, Math.min(o.drainCheckIntervalMs ?? DEFAULT_DRAIN_CHECK_MS, this.capMs || Infinity))
+    this.firstCheckMs = Math.max(0, Math.min(o.drainFirstCheckMs ?? DEFAULT_DRAIN_FIRST_CHECK_MS, this.checkMs))
     this.log = (o.log ?? silentLogger).child(`ipvs-reconciler-${o.family === 'IPv4' ? 'v4' : 'v6'}`)
   }
 
@@ -122,6 +129,7 @@ export class IpvsReconciler {
     this.stopped = true
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
+    this.timerAt = Infinity
   }
 
   private async reconcileNow (desired: ReadonlyMap<string, DesiredVirtualServer>, forceFull: boolean, only: ReadonlySet<string> | undefined): Promise<ReconcileResult> {
@@ -139,6 +147,7 @@ export class IpvsReconciler {
       trustApplied: !full,
       hasDrains: vs => this.drains.hasService(vs),
     }, full || only === undefined ? undefined : this.partialKeys(only))
+    const begun = this.drains.started
     for (const { vs, rs } of diff.quietDrains) this.drains.start(vs, rs, now)
     const results = await this.apply(diff.ops)
     const out = this.absorb(results)
@@ -152,7 +161,7 @@ export class IpvsReconciler {
       }
     }
     await this.saveOwnership()
-    this.armTimer()
+    this.armTimer(this.drains.started !== begun ? this.firstCheckMs : this.checkMs)
     return { kind: full ? 'full' : 'partial', ops: diff.ops.length, failed: out.failed, removedUDPDestinations: out.removedUDP, draining: this.drains.size }
   }
 
@@ -287,14 +296,22 @@ export class IpvsReconciler {
 
   // ---- Draining ----
 
-  private armTimer (): void {
-    if (this.stopped || this.timer !== undefined || this.drains.size === 0) return
+  /** The drain check within `ms`: an armed timer due later is brought forward. */
+  private armTimer (ms = this.checkMs): void {
+    if (this.stopped || this.drains.size === 0) return
+    const at = this.clock.now() + ms
+    if (this.timer !== undefined) {
+      if (this.timerAt <= at) return
+      this.clock.clearTimeout(this.timer)
+    }
+    this.timerAt = at
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined
+      this.timerAt = Infinity
       void this.lane.run(async () => { await this.checkDrains() }).catch(e => {
         this.log.warn('checking draining IPVS destinations failed; the next sync re-reads the kernel', { err: errorMessage(e) })
       }).finally(() => { this.armTimer() })
-    }, this.checkMs)
+    }, ms)
   }
 
   /**
