@@ -134,6 +134,12 @@ function vmHWM (pid: number): number {
 interface FerrydRun { ms: number, sourceSyncedMs: number, rssMiB: number, child: ChildProcess, stderr: () => string }
 
 /**
+ * ferryd's environment as its systemd unit gives it: without the shell's NODE_OPTIONS and
+ * NODE_EXTRA_CA_CERTS (this host sets the latter: node then parses a CA bundle at every start, ~40 ms).
+ */
+const UNIT_ENV: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && k !== 'NODE_EXTRA_CA_CERTS'))
+
+/**
  * Starts bin/ferryd in `ns` and resolves when /readyz answers 200. The poller is one shell loop inside the
  * netns (curl every 50 ms) started before ferryd, so polling costs no process start per probe from here.
  */
@@ -143,7 +149,7 @@ async function startFerryd (ns: string, sourceArgs: string[], extra: string[], l
   const readyP = new Promise<number>(resolve => { poller.stdout.once('data', () => { resolve(performance.now()) }) })
   const t0 = performance.now()
   const child = spawn('ip', ['netns', 'exec', ns, FERRYD, '--node-name', 'node0', '--cluster-cidr', '10.0.0.0/8',
-    '--http-listen', `127.0.0.1:${HTTP_PORT}`, '--log-level', 'info', ...sourceArgs, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
+    '--http-listen', `127.0.0.1:${HTTP_PORT}`, '--log-level', 'info', ...sourceArgs, ...extra], { stdio: ['ignore', 'ignore', 'pipe'], env: UNIT_ENV })
   let err = ''
   let sourceSyncedAt = NaN
   child.stderr?.on('data', (b: Buffer) => {

@@ -30,6 +30,9 @@ const FERRY_VERSION = '0.1.0'
 /** How long the source may take before fastify loads anyway (so /metrics and /debug/state serve during an outage). */
 const HTTP_ATTACH_GRACE_MS = 2000
 
+/** Milliseconds since the process started (node's time origin), for the start-up log lines. */
+const processMs = (): number => Math.round(performance.now())
+
 type Backends = Map<IPFamily, { backend: Backend, options: ProxyOptions }>
 interface ProxyMode { mode: string, reason: string }
 
@@ -49,14 +52,18 @@ async function main (argv: string[]): Promise<number> {
   // Not awaited: bin/ferry-cni falls back to starting node until (or unless) this listens.
   const cni = startCniService(cfg, log.child('cni'), registry)
   new Gauge({ name: 'ferry_proxy_mode', help: 'The active proxy mode (1 for the mode in use)', labelNames: ['mode'], registers: [registry] }).set({ mode: mode.mode }, 1)
-  // A switch of mode leaves nothing of the old one: its rules would still catch traffic.
-  for (const f of await cleanupOtherModes(mode.mode, backendDeps(cfg, 'IPv4', ips, log))) log.warn('could not remove the previous mode\'s state', { mode: f.mode, what: f.what, err: f.err })
+  // A switch of mode leaves nothing of the old one: its rules would still catch traffic. The checks (a
+  // process each) run beside the source's first list and end before the first sync.
+  const previousMode = cleanupOtherModes(mode.mode, backendDeps(cfg, 'IPv4', ips, log)).then(failures => {
+    for (const f of failures) log.warn('could not remove the previous mode\'s state', { mode: f.mode, what: f.what, err: f.err })
+  })
+  previousMode.catch(() => {}) // awaited in serve()
   const backends: Backends = new Map()
   for (const family of cfg.ipFamilies) {
     const deps = backendDeps(cfg, family, ips, log.child(`proxy.${family}`), registry)
     backends.set(family, { backend: await createBackend(mode.mode, deps), options: resolveProxyOptions(deps.proxy) })
   }
-  return await serve(cfg, log, registry, backends, mode, cni)
+  return await serve(cfg, log, registry, backends, mode, cni, previousMode)
 }
 
 /** Removes the state of every proxy mode in both families, whatever is configured now. */
@@ -87,7 +94,7 @@ async function buildComponents (cfg: Config, log: Logger, registry: Registry, st
   return { proxy, components }
 }
 
-async function serve (cfg: Config, log: Logger, registry: Registry, backends: Backends, mode: ProxyMode, cni: CniService): Promise<number> {
+async function serve (cfg: Config, log: Logger, registry: Registry, backends: Backends, mode: ProxyMode, cni: CniService, previousMode: Promise<void>): Promise<number> {
   const store = new ClusterStore()
   const sourceLog = log.child('source')
   store.onError(e => { sourceLog.warn(e.message, { code: e.code }) })
@@ -145,15 +152,16 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   process.on('SIGTERM', () => { void shutdown('SIGTERM') })
   process.on('SIGINT', () => { void shutdown('SIGINT') })
 
-  log.info('starting source', { source: source.name })
+  log.info('starting source', { source: source.name, processMs: processMs() })
   await source.start(store)
-  log.info('source synced', { objects: store.size })
+  log.info('source synced', { objects: store.size, processMs: processMs() })
   clearTimeout(httpTimer)
+  await previousMode
   const started = startAll(components)
   // Queued behind the first sync's timer: fastify's modules load while the kernel takes the rules.
   const http = new Promise<FastifyInstance>((resolve, reject) => { setTimeout(() => { startHttp().then(resolve, reject) }, 0) })
   await Promise.all([started, http])
-  log.info('first sync applied; ready', { families: cfg.ipFamilies, components: components.map(c => c.name) })
+  log.info('first sync applied; ready', { families: cfg.ipFamilies, components: components.map(c => c.name), processMs: processMs() })
   await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
   void source.settled?.()
   return await new Promise<number>(() => {}) // runs until a signal

@@ -1,6 +1,6 @@
 // ferry-cni entry. VERSION (podman asks it of every plugin on every run) is answered from the small
 // versions module alone; every other verb imports the rest on demand. bin/ferry-cni answers the usual
-// VERSION inputs itself and runs this file from the one-file bundle (cni-plugin/bundle.ts), so this
+// VERSION inputs itself and runs this file from the one-file bundle (cmd/bundle.ts), so this
 // module must also run as CommonJS: no top-level await.
 import { readFileSync, writeSync } from 'node:fs'
 import { versionInfo } from './versions.js'

@@ -1,13 +1,22 @@
 // Runs the compiled ferryd inside a lab's node namespace (the one-node Lab's, or a node of an
 // OverlayCluster) and talks to its HTTP endpoint there.
 import type { ChildProcess } from 'node:child_process'
+import { statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Lab } from './lab.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
-/** dist/cmd/ferryd.js, whether this module runs from dist/ or from source under tap. */
-export const FERRYD_JS = here.includes(`${join('dist', 'pkg')}`) ? join(here, '..', '..', 'cmd', 'ferryd.js') : join(here, '..', '..', 'dist', 'cmd', 'ferryd.js')
+const distCmd = here.includes(`${join('dist', 'pkg')}`) ? join(here, '..', '..', 'cmd') : join(here, '..', '..', 'dist', 'cmd')
+/**
+ * What bin/ferryd runs, whether this module runs from dist/ or from source under tap: the one-file bundle
+ * while it is newer than the ESM entry (cmd/bundle.ts), else dist/cmd/ferryd.js.
+ */
+export const FERRYD_JS = newer(join(distCmd, 'ferryd.cjs'), join(distCmd, 'ferryd.js'))
+
+function newer (bundle: string, esm: string): string {
+  try { return statSync(bundle).mtimeMs > statSync(esm).mtimeMs ? bundle : esm } catch { return esm }
+}
 
 export interface LabFerryd {
   readonly proc: ChildProcess

@@ -5,16 +5,16 @@
 import { createRequire } from 'node:module'
 import type * as Prom from 'prom-client'
 
-const require = createRequire(import.meta.url)
+const load = createRequire(import.meta.url)
 
-export const Registry = require('prom-client/lib/registry') as typeof Prom.Registry
-export const Counter = require('prom-client/lib/counter') as typeof Prom.Counter
-export const Gauge = require('prom-client/lib/gauge') as typeof Prom.Gauge
-export const Histogram = require('prom-client/lib/histogram') as typeof Prom.Histogram
-export const exponentialBuckets = (require('prom-client/lib/bucketGenerators') as Pick<typeof Prom, 'exponentialBuckets'>).exponentialBuckets
+export const Registry = load('prom-client/lib/registry') as typeof Prom.Registry
+export const Counter = load('prom-client/lib/counter') as typeof Prom.Counter
+export const Gauge = load('prom-client/lib/gauge') as typeof Prom.Gauge
+export const Histogram = load('prom-client/lib/histogram') as typeof Prom.Histogram
+export const exponentialBuckets = (load('prom-client/lib/bucketGenerators') as Pick<typeof Prom, 'exponentialBuckets'>).exponentialBuckets
 
 export function collectDefaultMetrics (config?: Prom.DefaultMetricsCollectorConfiguration<Prom.RegistryContentType>): void {
-  (require('prom-client/lib/defaultMetrics') as typeof Prom.collectDefaultMetrics)(config)
+  (load('prom-client/lib/defaultMetrics') as typeof Prom.collectDefaultMetrics)(config)
 }
 
 export type Registry<T extends Prom.RegistryContentType = Prom.PrometheusContentType> = Prom.Registry<T>

@@ -61,13 +61,11 @@ const MODES: Record<ProxyModeName, ProxyMode> = {
       log,
     }),
     present: async () => {
-      for (const family of ['IPv4', 'IPv6'] as const) {
-        for (const variant of ['legacy', 'nft'] as const) {
-          const r = await spawnExec([toolName(variant, family, 'save'), '-t', 'nat']).catch(() => undefined)
-          if (r?.code === 0 && r.stdout.includes(`:${Chain.SERVICES} `)) return true
-        }
-      }
-      return false
+      const saves = (['IPv4', 'IPv6'] as const).flatMap(family => (['legacy', 'nft'] as const).map(async variant => {
+        const r = await spawnExec([toolName(variant, family, 'save'), '-t', 'nat']).catch(() => undefined)
+        return r?.code === 0 && r.stdout.includes(`:${Chain.SERVICES} `)
+      }))
+      return (await Promise.all(saves)).includes(true)
     },
     cleanup: async (d) => {
       const failures: Array<{ what: string, err: unknown }> = []
@@ -152,8 +150,11 @@ export async function createBackend (mode: ProxyModeName, deps: BackendDeps): Pr
 /** Removes the state of every mode but `active` that this node holds, so a mode switch leaves nothing behind. */
 export async function cleanupOtherModes (active: ProxyModeName, deps: Omit<BackendDeps, 'family'>): Promise<Array<{ mode: ProxyModeName, what: string, err: unknown }>> {
   const failures: Array<{ mode: ProxyModeName, what: string, err: unknown }> = []
-  for (const [name, mode] of Object.entries(MODES) as Array<[ProxyModeName, ProxyMode]>) {
-    if (name === active || !await mode.present(deps)) continue
+  const others = (Object.entries(MODES) as Array<[ProxyModeName, ProxyMode]>).filter(([name]) => name !== active)
+  // The checks at once (each waits on processes); the cleanups one by one.
+  const present = await Promise.all(others.map(async ([, mode]) => await mode.present(deps)))
+  for (const [i, [name, mode]] of others.entries()) {
+    if (present[i] !== true) continue
     deps.log.info('removing the state of the previous proxy mode', { mode: name })
     for (const f of await mode.cleanup(deps)) failures.push({ mode: name, ...f })
   }
