@@ -110,7 +110,7 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
     ready: () => store.synced ? readiness(components) : { ready: false, reason: `waiting for ${source.name}` },
   }
   // The port opens at once and answers the probes (503 until ready); fastify, for /metrics and /debug/*,
-  // is attached once the first sync is under way, or after a grace period while the source still waits.
+  // is attached just after the first sync, or after a grace period while the source still waits.
   const listener = new OperationsListener(probes)
   announceHttp(await listener.listen(cfg.httpListen.host, cfg.httpListen.port), { debugRemote: cfg.debugRemote, log })
   let httpStarted: Promise<FastifyInstance> | undefined
@@ -157,12 +157,12 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   log.info('source synced', { objects: store.size, processMs: processMs() })
   clearTimeout(httpTimer)
   await previousMode
-  const started = startAll(components)
-  // Queued behind the first sync's timer: fastify's modules load while the kernel takes the rules.
-  const http = new Promise<FastifyInstance>((resolve, reject) => { setTimeout(() => { startHttp().then(resolve, reject) }, 0) })
-  await Promise.all([started, http])
+  await startAll(components)
   log.info('first sync applied; ready', { families: cfg.ipFamilies, components: components.map(c => c.name), processMs: processMs() })
   await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
+  // Only now, so its ~0.1 s of loading does not delay the first sync; /metrics and /debug/* requests made
+  // once ready wait for it (listener.ts).
+  await startHttp()
   void source.settled?.()
   return await new Promise<number>(() => {}) // runs until a signal
 }

@@ -1,19 +1,27 @@
-// The operations port, opened at once with node:http alone. Until the fastify app (server.ts, ~0.25 s of
-// module loading and set-up) is attached, it answers the probes itself (probes.ts: the same bytes; /readyz
-// stays 503 until the app is attached) and 503 for /metrics and /debug/*. ferryd attaches the app once the first sync is under way (its modules
-// then load while iptables-restore or nft works), or after a grace period while the source still waits,
-// so the probes answer from the first moments without fastify's start-up in front of the source.
+// The operations port, opened at once with node:http alone. Until the fastify app (server.ts, ~0.1-0.25 s
+// of module loading and set-up) is attached, it answers the probes itself (probes.ts: the same bytes).
+// /metrics and /debug/* say 503 until ferryd is ready; once ready, they wait for the app (attached just
+// after the first sync), so a client that saw /readyz 200 can scrape at once and readiness does not wait
+// for fastify's start-up. ferryd also attaches the app after a grace period while the source still waits.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { healthAnswer, readyAnswer, type ProbeAnswer, type ProbeDeps } from './probes.js'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 
+/** How long a request that came once ready waits for the app before it gets a 503. */
+const DEFAULT_HOLD_MS = 10_000
+
 export class OperationsListener {
   readonly server: Server
   private app: RequestHandler | undefined
+  /** Requests that came once ready, before the app was attached. */
+  private held: Array<{ req: IncomingMessage, res: ServerResponse, timer: NodeJS.Timeout }> = []
 
-  constructor (private readonly probes: ProbeDeps) {
+  private readonly holdMs: number
+
+  constructor (private readonly probes: ProbeDeps, opts: { holdMs?: number } = {}) {
+    this.holdMs = opts.holdMs ?? DEFAULT_HOLD_MS
     this.server = createServer((req, res) => { this.route(req, res) })
   }
 
@@ -27,11 +35,18 @@ export class OperationsListener {
   }
 
   /** From now on `app` (fastify's routing) answers every request. */
-  attach (app: RequestHandler): void { this.app = app }
+  attach (app: RequestHandler): void {
+    this.app = app
+    const held = this.held
+    this.held = []
+    for (const h of held) { clearTimeout(h.timer); app(h.req, h.res) }
+  }
 
   get attached (): boolean { return this.app !== undefined }
 
   async close (): Promise<void> {
+    for (const h of this.held) clearTimeout(h.timer)
+    this.held = []
     this.server.closeAllConnections()
     await new Promise<void>(resolve => { this.server.close(() => { resolve() }) })
   }
@@ -41,18 +56,28 @@ export class OperationsListener {
     const path = (req.url ?? '/').split('?')[0]
     let a: ProbeAnswer
     if (req.method !== 'GET' && req.method !== 'HEAD') a = plain(404, 'not found\n')
-    else if (path === '/readyz') {
-      // Ready means every endpoint serves: a client that saw 200 may scrape /metrics next.
-      a = readyAnswer(this.probes)
-      if (a.code === 200) a = plain(503, 'not ready: the operations server is loading\n')
-    }
+    else if (path === '/readyz') a = readyAnswer(this.probes)
     else if (path === '/healthz') a = healthAnswer(this.probes, true)
     else if (path === '/livez') a = healthAnswer(this.probes, false)
+    else if (this.probes.ready().ready) { this.hold(req, res); return }
     else a = plain(503, 'starting: only the probes answer until the operations server has loaded\n')
-    const body = Buffer.from(a.body)
-    res.writeHead(a.code, { ...a.headers, 'Content-Length': String(body.length) })
-    res.end(req.method === 'HEAD' ? undefined : body)
+    answer(req, res, a)
   }
+
+  private hold (req: IncomingMessage, res: ServerResponse): void {
+    const timer = setTimeout(() => {
+      this.held = this.held.filter(h => h.res !== res)
+      answer(req, res, plain(503, 'the operations server did not load in time\n'))
+    }, this.holdMs)
+    this.held.push({ req, res, timer })
+    res.on('close', () => { clearTimeout(timer); this.held = this.held.filter(h => h.res !== res) })
+  }
+}
+
+function answer (req: IncomingMessage, res: ServerResponse, a: ProbeAnswer): void {
+  const body = Buffer.from(a.body)
+  res.writeHead(a.code, { ...a.headers, 'Content-Length': String(body.length) })
+  res.end(req.method === 'HEAD' ? undefined : body)
 }
 
 function plain (code: number, body: string): ProbeAnswer { return { code, headers: { 'Content-Type': 'text/plain' }, body } }

@@ -13,6 +13,8 @@ const distCmd = here.includes(`${join('dist', 'pkg')}`) ? join(here, '..', '..',
  * while it is newer than the ESM entry (cmd/bundle.ts), else dist/cmd/ferryd.js.
  */
 export const FERRYD_JS = newer(join(distCmd, 'ferryd.cjs'), join(distCmd, 'ferryd.js'))
+/** dist/cmd/ferryctl.js. */
+export const FERRYCTL_JS = join(distCmd, 'ferryctl.js')
 
 function newer (bundle: string, esm: string): string {
   try { return statSync(bundle).mtimeMs > statSync(esm).mtimeMs ? bundle : esm } catch { return esm }

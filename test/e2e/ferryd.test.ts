@@ -3,7 +3,7 @@
 import t from 'tap'
 import { writeFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { FERRYD_JS, startFerryd } from '../../pkg/lab/ferryd.js'
+import { FERRYCTL_JS, FERRYD_JS, startFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB } from '../../pkg/lab/lab.js'
 import { webLab, webManifests, EMPTY_SVC, waitUntil, PROXY_MODES, proxyRules, flushProxyRules, flushUntilBroken, iptablesState, nftState, type LabProxyMode } from '../helpers/web-lab.js'
 
@@ -66,7 +66,7 @@ for (const mode of PROXY_MODES) t.test(`${mode}: ferryd serves ClusterIP and Nod
   })
 
   await t.test('ferryctl trace names the endpoints the traffic reached', async t => {
-    const ctl = FERRYD_JS.replace(/ferryd\.js$/, 'ferryctl.js')
+    const ctl = FERRYCTL_JS
     const pod = await lab.sh(['node', ctl, 'trace', client.ip, '10.96.0.10:80'])
     t.match(pod, /entry: +demo\/web:http \(clusterIP\)\nverdict: +forward\n/, 'the ClusterIP entry point forwards')
     t.same(pod.split('\n').filter(l => l.startsWith('  ')), ['  10.244.0.11:8080', '  10.244.0.12:8080', '  10.244.0.13:8080'],

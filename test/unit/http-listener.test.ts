@@ -1,5 +1,6 @@
 // The bare listener ferryd opens before fastify loads: the probes answer with fastify's bytes, /metrics
-// and /debug/* say 503 until the app is attached, then the app answers everything on the same port.
+// and /debug/* say 503 until ready and once ready wait for the app, which then answers everything on the
+// same port.
 import t from 'tap'
 import { OperationsListener } from '../../pkg/http/listener.js'
 import { buildHttpServer } from '../../pkg/http/server.js'
@@ -30,23 +31,39 @@ t.test('probes before the app is attached match the app; the app takes over the 
     setState()
     for (const path of ['/readyz', '/healthz', '/livez']) {
       const early = await get(base, path)
-      if (path === '/readyz' && state.ready) {
-        t.same(early, { code: 503, type: 'text/plain', nosniff: null, body: 'not ready: the operations server is loading\n' }, 'not ready before /metrics serves')
-        continue
-      }
       const inj = await app.inject(path)
       t.same(early, { code: inj.statusCode, type: inj.headers['content-type'] ?? null, nosniff: inj.headers['x-content-type-options'] ?? null, body: inj.body }, `${path} with ${JSON.stringify(state)}`)
     }
   }
-  t.equal((await get(base, '/metrics')).code, 503, '/metrics waits for the app')
-  t.equal((await get(base, '/debug/state')).code, 503, '/debug/state waits for the app')
+  state.ready = false
+  t.equal((await get(base, '/metrics')).code, 503, 'not ready: /metrics says 503')
+  t.equal((await get(base, '/debug/state')).code, 503, 'not ready: /debug/state says 503')
+  state.ready = true
+  t.equal((await get(base, '/readyz')).code, 200, 'ready before the app is attached')
+  let answered = 0
+  const metrics = get(base, '/metrics').finally(() => { answered++ })
+  const debug = get(base, '/debug/state').finally(() => { answered++ })
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(answered, 0, 'once ready, /metrics and /debug/state wait for the app')
   t.notOk(listener.attached)
 
   await app.ready()
   listener.attach(app.routing)
-  const m = await get(base, '/metrics')
+  const m = await metrics
   t.equal(m.code, 200)
   t.match(m.body, /kubeproxy_proxy_healthz_total\{code="503"\} [1-9]/, 'probes answered early were counted in the same metrics')
+  t.same(JSON.parse((await debug).body), { hello: 'world' })
   t.same(JSON.parse((await get(base, '/debug/state')).body), { hello: 'world' })
   t.equal((await get(base, '/readyz')).body, 'ok\n')
+})
+
+t.test('a request held once ready gets a 503 if the app never comes', async t => {
+  const { probes, state } = probeFixture()
+  state.ready = true
+  const listener = new OperationsListener(probes, { holdMs: 50 })
+  const [addr] = await listener.listen('127.0.0.1', 0)
+  t.teardown(async () => { await listener.close() })
+  const r = await get(`http://127.0.0.1:${addr?.port ?? 0}`, '/metrics')
+  t.equal(r.code, 503)
+  t.equal(r.body, 'the operations server did not load in time\n')
 })
