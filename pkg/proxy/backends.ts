@@ -17,6 +17,8 @@ import { toolName } from './iptables/restore.js'
 import type { IpvsConfig } from './ipvs/mode.js'
 import { cleanupNftablesMode, createNftablesBackend, nftablesModePresent } from './nftables/mode.js'
 import { nftablesRequired, probeNftables, type NftablesProbe } from './nftables/probe.js'
+import { TABLE as NFT_TABLE } from './nftables/names.js'
+import { tablesInUse, type TablesInUse } from './tables-in-use.js'
 
 export type ProxyModeName = 'iptables' | 'ipvs' | 'nftables'
 
@@ -40,8 +42,11 @@ export interface BackendDeps {
 
 interface ProxyMode {
   readonly create: (d: BackendDeps) => Promise<Backend>
-  /** Whether this node holds state of the mode: cheap, so a start in another mode can skip the cleanup. */
-  readonly present: (d: Omit<BackendDeps, 'family'>) => Promise<boolean>
+  /**
+   * Whether this node holds state of the mode: cheap, so a start in another mode can skip the cleanup.
+   * `tables`: the netfilter tables that exist, when known: a mode whose table is absent has no state.
+   */
+  readonly present: (d: Omit<BackendDeps, 'family'>, tables?: TablesInUse) => Promise<boolean>
   /** Removes every trace of this mode, in both families and every variant, whatever is configured now. */
   readonly cleanup: (d: Omit<BackendDeps, 'family'>) => Promise<Array<{ what: string, err: unknown }>>
 }
@@ -60,8 +65,9 @@ const MODES: Record<ProxyModeName, ProxyMode> = {
       ...(registry !== undefined ? { metrics: iptablesMetrics(registry) } : {}),
       log,
     }),
-    present: async () => {
+    present: async (_d, tables) => {
       const saves = (['IPv4', 'IPv6'] as const).flatMap(family => (['legacy', 'nft'] as const).map(async variant => {
+        if (tables !== undefined && tables[variant === 'legacy' ? 'legacy' : 'nftables'].get(family)?.has('nat') !== true) return false
         const r = await spawnExec([toolName(variant, family, 'save'), '-t', 'nat']).catch(() => undefined)
         return r?.code === 0 && r.stdout.includes(`:${Chain.SERVICES} `)
       }))
@@ -93,7 +99,9 @@ const MODES: Record<ProxyModeName, ProxyMode> = {
       family, proxy, masqueradeBit: iptables.masqueradeBit, log,
       ...(registry !== undefined ? { registry } : {}),
     }),
-    present: async () => await nftablesModePresent(),
+    present: async (_d, tables) => tables !== undefined
+      ? [...tables.nftables.values()].some(names => names.has(NFT_TABLE))
+      : await nftablesModePresent(),
     cleanup: async () => await cleanupNftablesMode(),
   },
 }
@@ -151,8 +159,9 @@ export async function createBackend (mode: ProxyModeName, deps: BackendDeps): Pr
 export async function cleanupOtherModes (active: ProxyModeName, deps: Omit<BackendDeps, 'family'>): Promise<Array<{ mode: ProxyModeName, what: string, err: unknown }>> {
   const failures: Array<{ mode: ProxyModeName, what: string, err: unknown }> = []
   const others = (Object.entries(MODES) as Array<[ProxyModeName, ProxyMode]>).filter(([name]) => name !== active)
-  // The checks at once (each waits on processes); the cleanups one by one.
-  const present = await Promise.all(others.map(async ([, mode]) => await mode.present(deps)))
+  // The checks at once (some wait on processes); the cleanups one by one.
+  const tables = await tablesInUse()
+  const present = await Promise.all(others.map(async ([, mode]) => await mode.present(deps, tables)))
   for (const [i, [name, mode]] of others.entries()) {
     if (present[i] !== true) continue
     deps.log.info('removing the state of the previous proxy mode', { mode: name })
