@@ -137,10 +137,14 @@ for (const n of sizes) {
   if (profile) { rmSync(PROF_DIR, { recursive: true, force: true }); mkdirSync(PROF_DIR) }
   // ferryd's default log level, as a node runs it; --log asks for the debug lines (each costs a write).
   const args = ['--proxy-mode', 'ipvs', '--manifests', dir, '--node-name', 'bench', '--http-listen', '127.0.0.1:10249', '--log-level', argv.includes('--log') ? 'debug' : 'info']
-  // --cpu-prof is refused in NODE_OPTIONS: the profiled ferryd is node on the entry point, as bin/ferryd execs it.
+  // --cpu-prof is refused in NODE_OPTIONS: the profiled ferryd is node on the entry point bin/ferryd
+  // would exec (the bundle while it is newer than the ESM entry).
+  const esm = join(DIST, 'cmd', 'ferryd.js')
+  const bundle = join(DIST, 'cmd', 'ferryd.cjs')
+  const entry = (() => { try { return statSync(bundle).mtimeMs > statSync(esm).mtimeMs ? bundle : esm } catch { return esm } })()
   const flags = [...nodeFlags, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`, '--cpu-prof-interval=500'] : [])]
   const ferryd = flags.length > 0
-    ? spawn(process.execPath, [...flags, join(DIST, 'cmd', 'ferryd.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    ? spawn(process.execPath, [...flags, entry, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
     : spawn(join(DIST, '..', 'bin', 'ferryd'), args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let exited = false
   ferryd.on('exit', () => { exited = true })
