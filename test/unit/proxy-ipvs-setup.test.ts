@@ -9,6 +9,7 @@ import { ipvsRequired, probeIpvs } from '../../pkg/proxy/ipvs/probe.js'
 import { applySysctls, ipvsSysctls, type SysctlFS } from '../../pkg/proxy/ipvs/sysctl.js'
 import { VipBinder } from '../../pkg/proxy/ipvs/vips.js'
 import type { Exec } from '../../pkg/exec/exec.js'
+import { kernelAtLeast, kernelVersion } from '../../pkg/os/kernel.js'
 
 const noModprobe: Exec = async () => ({ code: 1, stdout: '', stderr: 'modprobe: not found' })
 
@@ -26,10 +27,11 @@ t.test('probe: a missing scheduler is refused with its module name', async t => 
   t.throws(() => { ipvsRequired('mh', p) }, /--proxy-mode ipvs: the kernel has no IPVS scheduler mh \(module ip_vs_mh\)/)
 })
 
-t.test('probe: no IPVS family tries modprobe once, then reports', async t => {
+t.test('probe: no IPVS family before 5.16 tries modprobe once, then reports', async t => {
   const calls: string[][] = []
   const exec: Exec = async argv => { calls.push([...argv]); return { code: 1, stdout: '', stderr: '' } }
-  const p = await probeIpvs('rr', exec, async () => { throw new FerryError('FERRY_ERR_IPVS_UNAVAILABLE', 'IPVS is not available in this kernel') })
+  const missing = async (): Promise<never> => { throw new FerryError('FERRY_ERR_IPVS_UNAVAILABLE', 'IPVS is not available in this kernel') }
+  const p = await probeIpvs('rr', exec, missing, '5.15.0-91-generic')
   t.same(calls, [['modprobe', '-q', 'ip_vs']])
   t.same(p, { ok: false, reason: 'IPVS is not available in this kernel' })
   let opened = 0
@@ -38,8 +40,23 @@ t.test('probe: no IPVS family tries modprobe once, then reports', async t => {
   const p2 = await probeIpvs('rr', loads, async () => {
     if (opened++ === 0) throw new FerryError('FERRY_ERR_IPVS_UNAVAILABLE', 'not loaded yet')
     return k
-  })
+  }, '4.19.0')
   t.same(p2, { ok: true }, 'a successful modprobe is followed by a second lookup')
+
+  calls.length = 0
+  for (const release of ['5.16.0', '6.1.0-28-cloud-amd64', '10.0']) {
+    t.same(await probeIpvs('rr', exec, missing, release), { ok: false, reason: 'IPVS is not available in this kernel' })
+  }
+  t.same(calls, [], 'from 5.16 the lookup itself loads ip_vs: no modprobe')
+})
+
+t.test('kernel versions', async t => {
+  t.same(kernelVersion('6.1.0-28-cloud-amd64'), [6, 1])
+  t.same(kernelVersion('garbage'), [0, 0])
+  t.ok(kernelAtLeast(5, 16, '5.16.0'))
+  t.ok(kernelAtLeast(5, 16, '6.0.0'))
+  t.notOk(kernelAtLeast(5, 16, '5.15.9'))
+  t.notOk(kernelAtLeast(5, 16, '4.19.0'))
 })
 
 t.test('sysctls: conn_reuse_mode only on 4.1-5.8, strict ARP on request, each change logged', async t => {

@@ -1,8 +1,10 @@
 // Can this kernel run IPVS mode, with this scheduler? The generic-netlink family answers the first
 // question (kernels from 5.16 load ip_vs on that lookup; older ones after a modprobe); a throwaway
-// virtual server answers the second, since adding one loads ip_vs_<scheduler> or fails with ENOENT.
+// virtual server answers the second, since adding one loads ip_vs_<scheduler> or fails with ENOENT. On
+// 5.16 and later a failed lookup already tried to load the module, so no modprobe is started.
 import { spawnExec, type Exec } from '../../exec/exec.js'
 import { FerryError, errorMessage, isFerryError } from '../../errors/errors.js'
+import { kernelAtLeast } from '../../os/kernel.js'
 import { openIpvsKernel } from './kernel.js'
 import type { IpvsKernel, VirtualServer } from './types.js'
 
@@ -13,21 +15,23 @@ const PROBE: VirtualServer = { family: 'IPv4', protocol: 'TCP', address: '198.51
 const ENOENT = 2
 const EEXIST = 17
 
-async function open (exec: Exec, openKernel: () => Promise<IpvsKernel>): Promise<IpvsKernel> {
+async function open (exec: Exec, openKernel: () => Promise<IpvsKernel>, kernel: string | undefined): Promise<IpvsKernel> {
   try {
     return await openKernel()
   } catch (e) {
     if (!isFerryError(e, 'FERRY_ERR_IPVS_UNAVAILABLE')) throw e
-    // Kernels before 5.16 do not load the module on the family lookup.
+    // Kernels before 5.16 do not load the module on the family lookup; later ones already tried.
+    if (kernelAtLeast(5, 16, kernel)) throw e
     const r = await exec(['modprobe', '-q', 'ip_vs']).catch(() => ({ code: 1 }))
     if (r.code !== 0) throw e
     return await openKernel()
   }
 }
 
-export async function probeIpvs (scheduler: string, exec: Exec = spawnExec, openKernel: () => Promise<IpvsKernel> = openIpvsKernel): Promise<IpvsProbe> {
+/** `kernel`: the release to judge the module autoload by (default: this kernel's). */
+export async function probeIpvs (scheduler: string, exec: Exec = spawnExec, openKernel: () => Promise<IpvsKernel> = openIpvsKernel, release?: string): Promise<IpvsProbe> {
   let kernel: IpvsKernel
-  try { kernel = await open(exec, openKernel) } catch (e) { return { ok: false, reason: errorMessage(e) } }
+  try { kernel = await open(exec, openKernel, release) } catch (e) { return { ok: false, reason: errorMessage(e) } }
   try {
     const vs = { ...PROBE, scheduler }
     const [added] = await kernel.apply([{ op: 'addService', service: vs }])

@@ -2,7 +2,7 @@
 // was before. conn_reuse_mode=0 only on kernels 4.1 to 5.8, where 1 stalls reused client ports for a
 // second (kubernetes#70747) and 5.9 fixed it (#93297).
 import { readFile, writeFile } from 'node:fs/promises'
-import { release } from 'node:os'
+import { kernelVersion } from '../../os/kernel.js'
 import type { Logger } from '../../log/log.js'
 
 export interface SysctlFS {
@@ -17,14 +17,8 @@ export const procFS: SysctlFS = {
 
 export interface Sysctl { readonly key: string, readonly value: string, readonly why: string }
 
-/** "5.10.0-28-cloud-amd64" → [5, 10]. */
-function kernelVersion (text: string): [number, number] {
-  const m = /^(\d+)\.(\d+)/.exec(text)
-  return m === null ? [0, 0] : [Number(m[1]), Number(m[2])]
-}
-
 export function ipvsSysctls (o: { strictARP: boolean, ipv6: boolean, kernel?: string }): Sysctl[] {
-  const [major, minor] = kernelVersion(o.kernel ?? release())
+  const [major, minor] = kernelVersion(o.kernel)
   const out: Sysctl[] = [
     { key: 'net/ipv4/vs/conntrack', value: '1', why: 'IPVS flows get conntrack entries, so masquerade rules apply to them' },
     { key: 'net/ipv4/vs/expire_nodest_conn', value: '1', why: 'connections to a deleted destination end at once instead of hanging' },
