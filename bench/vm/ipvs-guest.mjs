@@ -17,6 +17,7 @@ import { join } from 'node:path'
 
 const DIST = process.env.FERRY_DIST ?? '/ferry/dist'
 const { openIpvsKernel } = await import(`${DIST}/pkg/proxy/ipvs/kernel.js`)
+const { FERRYD_JS } = await import(`${DIST}/pkg/lab/ferryd.js`)
 const argv = process.argv.slice(2)
 const sizes = (argv.find(a => /^\d/.test(a)) ?? '10000').split(',').map(Number)
 const edits = Number(argv[argv.indexOf('--edits') + 1] ?? 7) || 7
@@ -138,13 +139,10 @@ for (const n of sizes) {
   // ferryd's default log level, as a node runs it; --log asks for the debug lines (each costs a write).
   const args = ['--proxy-mode', 'ipvs', '--manifests', dir, '--node-name', 'bench', '--http-listen', '127.0.0.1:10249', '--log-level', argv.includes('--log') ? 'debug' : 'info']
   // --cpu-prof is refused in NODE_OPTIONS: the profiled ferryd is node on the entry point bin/ferryd
-  // would exec (the bundle while it is newer than the ESM entry).
-  const esm = join(DIST, 'cmd', 'ferryd.js')
-  const bundle = join(DIST, 'cmd', 'ferryd.cjs')
-  const entry = (() => { try { return statSync(bundle).mtimeMs > statSync(esm).mtimeMs ? bundle : esm } catch { return esm } })()
+  // would exec (FERRYD_JS: the bundle while it is newer than the ESM entry).
   const flags = [...nodeFlags, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`, '--cpu-prof-interval=500'] : [])]
   const ferryd = flags.length > 0
-    ? spawn(process.execPath, [...flags, entry, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    ? spawn(process.execPath, [...flags, FERRYD_JS, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
     : spawn(join(DIST, '..', 'bin', 'ferryd'), args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let exited = false
   ferryd.on('exit', () => { exited = true })
