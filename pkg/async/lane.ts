@@ -1,5 +1,5 @@
 // One task at a time, in call order: each starts once the one before it settled, whatever its outcome.
-// Backends use it so a sync, a canary check and a cleanup never interleave their kernel I/O.
+// Backends use it so syncs and cleanups never interleave their kernel I/O.
 export class Lane {
   private tail: Promise<unknown> = Promise.resolve()
 

@@ -54,6 +54,48 @@ t.test('first sync is full, scans the kernel once, adds missing jumps; then part
   t.equal(r2.summary.natRulesTotal, r1.summary.natRulesTotal)
 })
 
+t.test('the canary check runs beside syncs: it holds none back, and a flush it finds mid-sync outlives that sync', async t => {
+  const base = fakeExec()
+  let hold: ((argv: readonly string[]) => boolean) | undefined
+  const waiting: Array<() => void> = []
+  let canary = true
+  const exec: Exec = async (argv, stdin) => {
+    if (hold?.(argv) === true) await new Promise<void>(resolve => { waiting.push(resolve) })
+    if (argv.includes('-S')) return canary ? { code: 0, stdout: '', stderr: '' } : { code: 1, stdout: '', stderr: 'No chain/target/match by that name.' }
+    return await base.exec(argv, stdin)
+  }
+  const releaseAll = (): void => { for (const r of waiting.splice(0)) r() }
+  const turn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+  const be = new IptablesBackend({ family: 'IPv4', exec, variant: 'legacy', clusterCIDR: '10.0.0.0/8' })
+  const key = new Set([servicePortKey(a.info)])
+  await be.sync(stateOf([a, b]), key)
+
+  hold = argv => argv.includes('-S')
+  const check = be.rulesIntact()
+  await turn()
+  t.equal(waiting.length, 1, 'the check waits on its first process')
+  hold = undefined
+  const a2 = desired(a.info, { cluster: [ep('10.180.0.9')] })
+  const r = await Promise.race([be.sync(stateOf([a2, b]), key), new Promise<'held'>(resolve => setTimeout(() => { resolve('held') }, 2000))])
+  t.not(r, 'held', 'a sync does not wait for the check in flight')
+  releaseAll()
+  t.equal(await check, true)
+
+  hold = argv => (argv[0] ?? '').endsWith('-restore')
+  const syncing = be.sync(stateOf([a, b]), key)
+  await turn()
+  t.equal(waiting.length, 1, 'the sync waits on its restore')
+  hold = undefined
+  canary = false
+  t.equal(await be.rulesIntact(), false, 'the check finds the flush while the sync runs')
+  releaseAll()
+  t.equal((await syncing).kind, 'partial')
+  t.equal(be.needFullSync, true, 'the flush outlives the sync that was running')
+  canary = true
+  t.equal((await be.sync(stateOf([a, b]), key)).kind, 'full')
+  t.equal(be.needFullSync, false)
+})
+
 t.test('a failed partial restore makes the next sync full', async t => {
   let fail = false
   const { exec, calls } = fakeExec({

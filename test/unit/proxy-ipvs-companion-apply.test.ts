@@ -238,6 +238,46 @@ t.test('changed addresses refill the sets; lost rules are noticed', async t => {
   t.equal(await c.rulesIntact(), false, 'a missing set is noticed')
 })
 
+t.test('the rule check runs beside syncs: it holds none back, and a loss it finds mid-sync outlives that sync', async t => {
+  const k = kernel()
+  let hold: ((argv: readonly string[]) => boolean) | undefined
+  const waiting: Array<() => void> = []
+  const exec: Exec = async (argv, stdin) => {
+    if (hold?.(argv) === true) await new Promise<void>(resolve => { waiting.push(resolve) })
+    return await k.exec(argv, stdin)
+  }
+  const releaseAll = (): void => { for (const r of waiting.splice(0)) r() }
+  const turn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+  const c = new IpvsCompanion({ ...OPTS, exec, variant: 'legacy' })
+  await c.sync([web, loc])
+
+  hold = argv => argv[0] === 'iptables-legacy'
+  const check = c.rulesIntact()
+  await turn()
+  t.equal(waiting.length, 1, 'the check waits on its first process')
+  hold = undefined
+  const web2 = plan(svc(web.sp.info, [local('10.180.0.9'), remote('10.180.1.1')]))
+  const first = await Promise.race([c.sync([web2, loc]), new Promise<'held'>(resolve => setTimeout(() => { resolve('held') }, 2000))])
+  t.not(first, 'held', 'a sync does not wait for the check in flight')
+  releaseAll()
+  t.equal(await check, true)
+  sameBehaviour(t, k, [web2, loc], 'after a sync beside a check')
+
+  hold = argv => argv[0] === 'ipset' && argv[1] === 'restore'
+  const syncing = c.sync([web, loc])
+  await turn()
+  t.equal(waiting.length, 1, 'the sync waits on its ipset restore')
+  hold = undefined
+  k.ipset.sets.delete('FERRY-DROP')
+  t.equal(await c.rulesIntact(), false, 'the check finds the loss while the sync runs')
+  releaseAll()
+  t.equal((await syncing).kind, 'partial')
+  t.equal(c.needFullSync, true, 'the loss outlives the sync that was running')
+  t.equal((await c.sync([web, loc])).kind, 'full')
+  sameBehaviour(t, k, [web, loc], 'rebuilt after the loss')
+  t.equal(await c.rulesIntact(), true)
+})
+
 t.test('the variant is chosen like the iptables mode, and cleanup removes everything of this family', async t => {
   const k = kernel()
   const c = new IpvsCompanion({ ...OPTS, exec: k.exec })

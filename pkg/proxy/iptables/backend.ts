@@ -56,6 +56,8 @@ export class IptablesBackend implements Backend {
   private chosen: Variant | undefined
   private owned: OwnedChains | null = null
   private full = true
+  /** Full syncs asked for (a missing canary, requestFullSync()): one asked mid-sync outlives that sync. */
+  private fullAsked = 0
   private readonly lane = new Lane()
   /** Variant detection in flight (prepare() or the first caller); shared so it runs once. */
   private choosing: Promise<Variant> | undefined
@@ -81,7 +83,7 @@ export class IptablesBackend implements Backend {
   get needFullSync (): boolean { return this.full }
 
   /** Forces the next sync to be full (e.g. after the canary vanished). */
-  requestFullSync (): void { this.full = true }
+  requestFullSync (): void { this.full = true; this.fullAsked++ }
 
   /**
    * Starts what the first full sync needs from the kernel (variant detection, the iptables-save scan)
@@ -100,21 +102,23 @@ export class IptablesBackend implements Backend {
     return await this.lane.run(async () => await this.syncNow(state, changed))
   }
 
-  /** The canary chain in filter, nat and mangle: a flush of any one table shows here (kube-proxy checks mangle only). */
+  /**
+   * The canary chain in filter, nat and mangle: a flush of any one table shows here (kube-proxy checks
+   * mangle only). Beside syncs, not in their lane, so an edit never waits for its three processes: each
+   * restore replaces a table in one commit and keeps the canary, so a sync never shows it missing.
+   */
   async rulesIntact (): Promise<boolean> {
-    return await this.lane.run(async () => {
-      if (this.owned === null || this.chosen === undefined) return true
-      const cmd = toolName(this.chosen, this.family, 'cmd')
-      for (const table of ['mangle', 'nat', 'filter'] as const) {
-        const r = await this.exec([cmd, '-w', '5', '-t', table, '-S', Chain.CANARY])
-        if (r.code !== 0) {
-          this.full = true
-          this.log.warn('canary chain missing: rules were flushed; next sync is full', { table })
-          return false
-        }
+    if (this.owned === null || this.chosen === undefined) return true
+    const cmd = toolName(this.chosen, this.family, 'cmd')
+    for (const table of ['mangle', 'nat', 'filter'] as const) {
+      const r = await this.exec([cmd, '-w', '5', '-t', table, '-S', Chain.CANARY])
+      if (r.code !== 0) {
+        this.requestFullSync()
+        this.log.warn('canary chain missing: rules were flushed; next sync is full', { table })
+        return false
       }
-      return true
-    })
+    }
+    return true
   }
 
   async cleanup (): Promise<void> {
@@ -146,6 +150,7 @@ export class IptablesBackend implements Backend {
       throw new FerryError('FERRY_ERR_APPLY', `state is ${state.family} but this backend programs ${this.family}`)
     }
     const variant = await this.variantNow()
+    const asked = this.fullAsked
     const full = changed === null || this.full || this.owned === null
     let rendered: RenderStream
     // Rendering is pure: a failed restore's line is quoted from a second render, not from a copy kept
@@ -183,7 +188,7 @@ export class IptablesBackend implements Backend {
     }
     const t2 = performance.now()
     this.owned = rendered.ownedChains
-    this.full = false
+    this.full = this.fullAsked !== asked
     this.lastTimings = { renderMs: t1 - t0 + pieces.produceMs, applyMs: t2 - t1, payloadBytes: pieces.chars }
     this.log.debug('iptables synced', {
       kind: rendered.kind, renderMs: Math.round(t1 - t0 + pieces.produceMs), applyMs: Math.round(t2 - t1), deleted: rendered.deletedChains.length, ...rendered.rulesWritten,
