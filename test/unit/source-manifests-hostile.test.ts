@@ -127,6 +127,32 @@ t.test('a big YAML file decodes in the worker while the event loop keeps running
   t.ok(ticks >= 5, `timers fired ${ticks} times during the decode`)
 })
 
+t.test('the start-up pass over many files yields to the event loop between slices', async t => {
+  const { dir, store, src, errors } = await setup(t)
+  // 100 files of 50 Services and 50 slices each: ~0.3 s of reading and decoding in blocking calls.
+  for (let f = 0; f < 100; f++) {
+    const items: unknown[] = []
+    for (let i = f * 50; i < f * 50 + 50; i++) {
+      items.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'ns1' }, spec: { clusterIP: `10.97.${i >> 8}.${i & 255}`, ports: [{ port: 80 }] } })
+      items.push({
+        apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `s${i}-a`, namespace: 'ns1', labels: { 'kubernetes.io/service-name': `s${i}` } },
+        addressType: 'IPv4', ports: [{ port: 8080 }], endpoints: [1, 2, 3, 4, 5].map(j => ({ addresses: [`10.180.${j}.${i & 255}`], conditions: { ready: true } })),
+      })
+    }
+    await writeFile(join(dir, `list-${String(f).padStart(3, '0')}.json`), JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1))
+  }
+  let ticks = 0
+  const timer = setInterval(() => { ticks++ }, 5)
+  const t0 = performance.now()
+  await src.start(store)
+  const ms = performance.now() - t0
+  clearInterval(timer)
+  t.same(errors, [])
+  t.equal(store.list('Service').length, 5000)
+  t.equal(store.list('EndpointSlice').length, 5000)
+  t.ok(ticks >= Math.min(3, Math.floor(ms / 50)), `timers fired ${ticks} times during a ${Math.round(ms)} ms pass`)
+})
+
 t.test('a file that outlives the decode deadline or the worker heap is rejected; the worker is replaced', async t => {
   const { dir, store, src, errors } = await setup(t, { decodeTimeoutMs: 1500 })
   await writeFile(join(dir, 'a.yaml'), svcYAML('a', '10.96.0.1'))
