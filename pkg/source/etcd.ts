@@ -35,7 +35,7 @@ export interface EtcdSourceOptions {
   clientFactory?: ClientFactory
   /** Deadline for each range call; default 5000ms. */
   requestTimeoutMs?: number
-  /** Keys per range page when listing (all pages read at one revision); default 1000. */
+  /** Keys per range page when listing (all pages read at one revision); default LIST_PAGE_KEYS. */
   pageSize?: number
   /**
    * Test seam: awaited after each successful list, before the watch from `fromRevision` is created.
@@ -46,6 +46,8 @@ export interface EtcdSourceOptions {
 
 const COMPACTED = /compacted/i
 const ZERO = Buffer.from([0])
+/** ~2 MiB replies at 10k Services: 7 round trips instead of 20, each decoded while etcd sends the next. */
+const LIST_PAGE_KEYS = 3000
 
 export class EtcdSource implements Source {
   /** "etcd <endpoints>", passwords redacted: shown in /readyz, /debug/state and logs. */
@@ -197,7 +199,7 @@ export class EtcdSource implements Source {
 
   private async listWith (readPage: (req: RangePageRequest) => Promise<RangePage>, h: SourceHandler, via: string): Promise<number> {
     const rangeEnd = prefixRangeEnd(this.prefix)
-    const limit = this.opts.pageSize ?? 1000
+    const limit = this.opts.pageSize ?? LIST_PAGE_KEYS
     const next = new Map<string, KObject>()
     let page = await readPage({ key: Buffer.from(this.prefix), rangeEnd, limit, revision: 0 })
     const revision = page.revision
