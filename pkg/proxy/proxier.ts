@@ -78,6 +78,8 @@ export class Proxier {
   private readonly clock: Clock
   private topology: NodeTopology
   private needFullSync = true
+  /** Full syncs asked for (the canary, a zone change): one asked while a sync runs outlives that sync. */
+  private fullAsked = 0
   private lastFullSyncAt = -Infinity
   private syncs = 0
   private lastSync: ProxierStatus['lastSync']
@@ -136,8 +138,7 @@ export class Proxier {
       void check.call(this.o.backend).then(intact => {
         if (!intact && !this.stopped) {
           this.o.log.warn('rules vanished from the kernel; resyncing everything')
-          this.needFullSync = true
-          this.queued()
+          this.askFullSync()
         }
       }, (e: unknown) => { this.o.log.warn('rule check failed', { err: e }) }).finally(() => { this.scheduleCanaryCheck() })
     }, this.o.syncPeriodMs)
@@ -186,7 +187,13 @@ export class Proxier {
     if (zone === this.topology.zone) return
     // Topology hints depend on the zone: every service's cluster set may change.
     this.topology = { nodeName: this.o.nodeName, zone }
+    this.askFullSync()
+  }
+
+  /** The next sync recomputes and programs everything. The canary check runs beside syncs, so this may come mid-sync. */
+  private askFullSync (): void {
     this.needFullSync = true
+    this.fullAsked++
     this.queued()
   }
 
@@ -201,6 +208,7 @@ export class Proxier {
     if (!this.o.store.synced) return // never program a partial initial state
     const start = this.clock.now()
     const revision = this.o.store.revision
+    const asked = this.fullAsked
     const pendingSince = [this.svcTracker.firstPendingAt(), this.epTracker.firstPendingAt()].filter((t): t is number => t !== undefined)
     const full = this.needFullSync || start - this.lastFullSyncAt >= FULL_SYNC_PERIOD_MS
     // A full sync recomputes every key and tells the backend none: the trackers need not compare.
@@ -238,7 +246,7 @@ export class Proxier {
     const end = this.clock.now()
     this.syncing = false
     this.programmedRev = revision
-    this.needFullSync = false
+    this.needFullSync = this.fullAsked !== asked
     if (full) this.lastFullSyncAt = start
     this.lastError = undefined
     this.syncs++

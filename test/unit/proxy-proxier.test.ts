@@ -153,6 +153,31 @@ t.test('rules flushed behind our back are restored by a full sync within syncPer
   await proxier.stop()
 })
 
+t.test('a flush found while a sync runs still makes the next sync full', async t => {
+  const { clock, store, backend, proxier } = setup()
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.start()
+  await clock.advance(1000)
+  const sync = backend.sync.bind(backend)
+  let release: () => void = () => {}
+  let held = false
+  backend.sync = async (state, changed) => {
+    if (!held) { held = true; await new Promise<void>(resolve => { release = resolve }) }
+    return await sync(state, changed)
+  }
+  store.upsert(slice({ endpoints: [sliceEp('10.180.0.1'), sliceEp('10.180.0.2')] }))
+  await clock.advance(1000)
+  t.equal(held, true, 'the partial sync is in flight')
+  backend.flush()
+  await clock.advance(28_000) // the canary check (every syncPeriod) runs while that sync is held
+  release()
+  await clock.advance(1000)
+  await clock.advance(1000)
+  t.same(backend.syncs.map(s => s.changed), [null, [KEY], null], 'the held partial sync, then a full one')
+  t.equal(backend.programmed.size, 1, 'everything is back')
+  await proxier.stop()
+})
+
 t.test('programmedRevision: a change counts as programmed only after the sync that carried it', async t => {
   const { clock, store, backend, proxier } = setup()
   let told = 0
