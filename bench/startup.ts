@@ -5,8 +5,8 @@
 // count is checked once. The peer: a bare `iptables-legacy-restore --noflush --counters` of the same
 // rules (the iptables-legacy-save of ferryd's netns) into a fresh netns, the whole `ip netns exec ...
 // restore` process timed. Rounds alternate which side goes first; the table shows medians, the median
-// of per-round ratios, and ferryd's peak RSS (VmHWM). At 10k (manifests) it also times endpoint edits to
-// the new rule. Root only.
+// of per-round ratios, and ferryd's peak RSS (VmHWM). At every size (manifests, first round) it also
+// times endpoint edits to the new rule. Root only.
 // With `--modes nftables` ferryd runs `--proxy-mode nftables`, and the peer is a bare `nft -f` of the
 // `nft list ruleset` of ferryd's netns; edits are seen in the kernel's commit notifications (nft-watch.ts).
 //
@@ -383,7 +383,7 @@ async function main (): Promise<void> {
             // The peer's payload: everything ferryd put in the kernel, every table.
             payload = await mode.dump(ferryNs)
             rules = mode.verify(payload, n)
-            if (source === 'manifests' && n === 10000 && a.edit && round === 0) notes.push(`${modeName}: ${await editLatency(mode, ferryNs, dir, n, a.edits)}`)
+            if (source === 'manifests' && a.edit && round === 0) notes.push(`${modeName}: ${await editLatency(mode, ferryNs, dir, n, a.edits)}`)
             await stopFerryd(r)
           }
           const bare = async (): Promise<void> => {
