@@ -3,16 +3,12 @@
 // folder with no dist/, so an input it defers fails with "not built yet" instead of reaching node.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { chmodSync, linkSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { launcherTree } from '../helpers/launcher-tree.js'
 import { SUPPORTED_VERSIONS, versionInfo } from '../../cni-plugin/versions.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'fy-launcher-'))
-t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-mkdirSync(join(dir, 'bin'))
-const launcher = join(dir, 'bin', 'ferry-cni')
-copyFileSync(resolve(import.meta.dirname, '../../bin/ferry-cni'), launcher)
+const { launcher } = launcherTree(t, 'ferry-cni', 'fy-launcher-')
 
 function run (stdin: string, env: Record<string, string> = { CNI_COMMAND: 'VERSION' }): { code: number | null, out: string, err: string } {
   const r = spawnSync('sh', [launcher], { input: stdin, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, encoding: 'utf8' })
@@ -62,13 +58,7 @@ t.test('other verbs always go to node', async t => {
 })
 
 t.test('the snapshot only while the node that built it is still that file, else the bundle', async t => {
-  const root = mkdtempSync(join(tmpdir(), 'fy-launcher-snap-'))
-  t.teardown(() => { rmSync(root, { recursive: true, force: true }) })
-  mkdirSync(join(root, 'bin'))
-  const cni = join(root, 'dist', 'cni-plugin')
-  mkdirSync(cni, { recursive: true })
-  const l = join(root, 'bin', 'ferry-cni')
-  copyFileSync(resolve(import.meta.dirname, '../../bin/ferry-cni'), l)
+  const { root, launcher: l, dist: cni } = launcherTree(t, 'ferry-cni', 'fy-launcher-snap-', 'cni-plugin')
   // A stand-in "node" that built the blob: it reports how it was started.
   const fakeNode = join(root, 'node-bin')
   const script = '#!/bin/sh\necho "snapshot $1 ${2##*/}"\n'

@@ -3,17 +3,12 @@
 // built. The launcher is copied into a throwaway tree whose "dist" holds stand-ins that print their name.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
+import { launcherTree } from '../helpers/launcher-tree.js'
 
-const root = mkdtempSync(join(tmpdir(), 'fy-ferryd-launcher-'))
-t.teardown(() => { rmSync(root, { recursive: true, force: true }) })
-mkdirSync(join(root, 'bin'))
-const cmd = join(root, 'dist', 'cmd')
-mkdirSync(cmd, { recursive: true })
-const launcher = join(root, 'bin', 'ferryd')
-copyFileSync(resolve(import.meta.dirname, '../../bin/ferryd'), launcher)
+const { root, launcher, dist: cmd } = launcherTree(t, 'ferryd', 'fy-ferryd-launcher-', 'cmd')
 
 function run (path: string, args: string[] = ['--flag', 'a b']): { code: number | null, out: string, err: string } {
   const r = spawnSync('sh', [path, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, encoding: 'utf8' })
