@@ -15,20 +15,20 @@ const PROBE: VirtualServer = { family: 'IPv4', protocol: 'TCP', address: '198.51
 const ENOENT = 2
 const EEXIST = 17
 
-async function open (exec: Exec, openKernel: () => Promise<IpvsKernel>, kernel: string | undefined): Promise<IpvsKernel> {
+async function open (exec: Exec, openKernel: () => Promise<IpvsKernel>, release: string | undefined): Promise<IpvsKernel> {
   try {
     return await openKernel()
   } catch (e) {
     if (!isFerryError(e, 'FERRY_ERR_IPVS_UNAVAILABLE')) throw e
     // Kernels before 5.16 do not load the module on the family lookup; later ones already tried.
-    if (kernelAtLeast(5, 16, kernel)) throw e
+    if (kernelAtLeast(5, 16, release)) throw e
     const r = await exec(['modprobe', '-q', 'ip_vs']).catch(() => ({ code: 1 }))
     if (r.code !== 0) throw e
     return await openKernel()
   }
 }
 
-/** `kernel`: the release to judge the module autoload by (default: this kernel's). */
+/** `release`: the kernel release to judge the module autoload by (default: this kernel's). */
 export async function probeIpvs (scheduler: string, exec: Exec = spawnExec, openKernel: () => Promise<IpvsKernel> = openIpvsKernel, release?: string): Promise<IpvsProbe> {
   let kernel: IpvsKernel
   try { kernel = await open(exec, openKernel, release) } catch (e) { return { ok: false, reason: errorMessage(e) } }
