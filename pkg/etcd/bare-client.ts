@@ -1,28 +1,19 @@
-// A Range and Watch etcd client on grpc-js alone, for the source. Loading etcd3 costs 150–220 ms of
+// A Range and Watch etcd client on node:http2 alone, for the source. Loading etcd3 costs 150–220 ms of
 // CPU in a fresh process (protobufjs compiles all of rpc.proto, proto-loader builds descriptors for
-// every service) and ~11 MB of RSS, against ~40 ms for grpc-js itself; a ferryd start paid that before
-// its first object. So the source lists and watches through this client, and loads etcd3 (which
-// ferryctl and the overlay use) only once this client has failed. It dials the same hosts with the
-// same credentials, channel options and per-call deadline as createClient (client.ts), logs in with
-// the same username and password (the token rides in the "token" metadata, as etcd3 sends it), and
-// tries the hosts in order. A failed list is only "did not work" to the caller, which then lists
-// through etcd3, whose typed errors and hints are what users see.
-import { createRequire } from 'node:module'
-import type { CallOptions, Client, ClientDuplexStream, ClientUnaryCall, Metadata, ServiceError } from '@grpc/grpc-js'
+// every service) and ~11 MB of RSS, and grpc-js under it ~40 ms more (h2-grpc.ts says what else); a
+// ferryd start paid that before its first object. So the source lists and watches through this client,
+// and loads etcd3 (which ferryctl and the overlay use) only once this client has failed. It dials the
+// same hosts with the same credentials and per-call deadline as createClient (client.ts), pings as its
+// keepalive does, logs in with the same username and password (the token rides in the "token"
+// metadata, as etcd3 sends it), and tries the hosts in order. A failed list is only "did not work" to
+// the caller, which then lists through etcd3, whose typed errors and hints are what users see.
+import { EventEmitter } from 'node:events'
 import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3'
 import type { EtcdAuth, EtcdTLS } from './access.js'
-import { CHANNEL_OPTIONS, quietIPServerNameWarning } from './client-options.js'
+import { H2Channel, type GrpcStream } from './h2-grpc.js'
 import { decodeRangeResponse, encodeRangeRequest, type RangePage, type RangePageRequest } from './range.js'
 import { decodeWatchResponse, encodeWatchRequest } from './watch-codec.js'
 import { Reader, putBytesField } from './wire.js'
-
-type Grpc = typeof import('@grpc/grpc-js')
-
-/** etcd3's own grpc-js (not a copy a different install might hoist), resolved next to etcd3. */
-function loadGrpc (): Grpc {
-  const req = createRequire(import.meta.url)
-  return createRequire(req.resolve('etcd3'))('@grpc/grpc-js') as Grpc
-}
 
 export interface BareClientOptions {
   /** scheme://host:port, no userinfo (access.ts). */
@@ -33,42 +24,37 @@ export interface BareClientOptions {
   requestTimeoutMs?: number | undefined
 }
 
+/** The etcd3 channel's keepalive (client-options.ts): a ping every 10 s, 5 s to answer. */
+const KEEPALIVE = { intervalMs: 10_000, timeoutMs: 5_000 }
+
 export class BareRangeClient {
-  private readonly grpc: Grpc
-  private readonly clients: Client[] = []
-  private readonly calls = new Set<ClientUnaryCall | ClientDuplexStream<IWatchRequest, IWatchResponse>>()
+  private readonly channels: H2Channel[]
   private readonly timeoutMs: number
-  private chosen: { client: Client, metadata: Metadata } | undefined
+  private chosen: { channel: H2Channel, metadata: Record<string, string> } | undefined
   private closed = false
 
   constructor (private readonly opts: BareClientOptions) {
     if (opts.hosts.length === 0) throw new Error('no etcd hosts')
-    this.grpc = loadGrpc()
     this.timeoutMs = opts.requestTimeoutMs ?? 5000
-    const secure = opts.hosts.some(h => h.startsWith('https:'))
-    if (secure) quietIPServerNameWarning()
-    const creds = opts.tls !== undefined
-      ? this.grpc.credentials.createSsl(opts.tls.ca ?? null, opts.tls.key ?? null, opts.tls.cert ?? null)
-      : secure ? this.grpc.credentials.createSsl() : this.grpc.credentials.createInsecure()
-    for (const h of opts.hosts) this.clients.push(new this.grpc.Client(h.replace(/^https?:\/\//, ''), creds, CHANNEL_OPTIONS))
+    this.channels = opts.hosts.map(url => new H2Channel({ url, tls: opts.tls, keepalive: KEEPALIVE }))
   }
 
   /** One page; the first call picks the first host that answers (logging in there when asked to). */
   async page (req: RangePageRequest): Promise<RangePage> {
     if (this.chosen === undefined) {
       let last: unknown
-      for (const client of this.clients) {
+      for (const channel of this.channels) {
         try {
-          const metadata = new this.grpc.Metadata()
-          if (this.opts.auth !== undefined) metadata.set('token', await this.login(client, this.opts.auth))
-          const page = await this.call(client, metadata, RANGE, encodeRangeRequest, decodeRangeResponse, req)
-          this.chosen = { client, metadata }
+          const metadata: Record<string, string> = {}
+          if (this.opts.auth !== undefined) metadata.token = await this.login(channel, this.opts.auth)
+          const page = decodeRangeResponse(await channel.unary(RANGE, encodeRangeRequest(req), metadata, this.timeoutMs))
+          this.chosen = { channel, metadata }
           return page
         } catch (e) { last = e }
       }
       throw last instanceof Error ? last : new Error('etcd: no host answered')
     }
-    return await this.call(this.chosen.client, this.chosen.metadata, RANGE, encodeRangeRequest, decodeRangeResponse, req)
+    return decodeRangeResponse(await this.chosen.channel.unary(RANGE, encodeRangeRequest(req), this.chosen.metadata, this.timeoutMs))
   }
 
   /** Opens a Watch stream on the host the first page came from (see watch.ts), with the login token. */
@@ -76,38 +62,41 @@ export class BareRangeClient {
     watch: async (): Promise<IDuplexStream<IWatchRequest, IWatchResponse>> => {
       const chosen = this.chosen
       if (this.closed || chosen === undefined) throw new Error('bare etcd client: closed, or no page read yet')
-      const stream = chosen.client.makeBidiStreamRequest(WATCH, encodeWatchRequest, decodeWatchResponse, chosen.metadata, {})
-      this.calls.add(stream)
-      const forget = (): void => { this.calls.delete(stream) }
-      stream.once('error', forget)
-      stream.once('end', forget)
-      stream.once('close', forget)
-      return stream
+      return new WatchStream(chosen.channel.stream(WATCH, chosen.metadata))
     },
   }
 
-  /** Cancels calls in flight and closes every channel. */
+  /** Cancels calls in flight and closes every connection. */
   close (): void {
     this.closed = true
-    for (const c of this.calls) c.cancel()
-    for (const c of this.clients) { try { c.close() } catch {} }
+    for (const c of this.channels) c.close()
   }
 
-  private async login (client: Client, auth: EtcdAuth): Promise<string> {
-    return await this.call(client, new this.grpc.Metadata(), AUTHENTICATE, encodeAuthenticateRequest, decodeAuthenticateResponse, auth)
+  private async login (channel: H2Channel, auth: EtcdAuth): Promise<string> {
+    return decodeAuthenticateResponse(await channel.unary(AUTHENTICATE, encodeAuthenticateRequest(auth), {}, this.timeoutMs))
   }
+}
 
-  private async call<Q, R> (client: Client, metadata: Metadata, method: string, encode: (q: Q) => Buffer, decode: (b: Buffer) => R, req: Q): Promise<R> {
-    if (this.closed) throw new Error('closed')
-    const options: CallOptions = { deadline: Date.now() + this.timeoutMs }
-    return await new Promise<R>((resolve, reject) => {
-      const call = client.makeUnaryRequest(method, encode, decode, req, metadata, options, (err: ServiceError | null, res?: R) => {
-        this.calls.delete(call)
-        if (err !== null || res === undefined) reject(err ?? new Error(`empty ${method} reply`)); else resolve(res)
-      })
-      this.calls.add(call)
+/** The Watch call in etcd3's stream shape (decoded messages), which watch.ts reads whichever client opened it. */
+class WatchStream extends EventEmitter implements IDuplexStream<IWatchRequest, IWatchResponse> {
+  constructor (private readonly call: GrpcStream) {
+    super()
+    call.on('data', (b: Buffer) => {
+      let res: IWatchResponse
+      try { res = decodeWatchResponse(b) } catch (e) {
+        call.cancel()
+        this.emit('error', e)
+        return
+      }
+      this.emit('data', res)
     })
+    call.on('error', (e: Error) => { this.emit('error', e) })
+    call.on('end', () => { this.emit('end') })
   }
+
+  write (req: IWatchRequest): void { this.call.write(encodeWatchRequest(req)) }
+  end (): void { this.call.end() }
+  cancel (): void { this.call.cancel() }
 }
 
 const RANGE = '/etcdserverpb.KV/Range'

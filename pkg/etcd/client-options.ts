@@ -1,5 +1,5 @@
-// Channel settings shared by the etcd3 client (client.ts) and the bare first-list client (bare-client.ts),
-// in a module of its own so the latter does not load etcd3.
+// The etcd3 client's channel settings (client.ts). The bare client (bare-client.ts over h2-grpc.ts)
+// keeps the same window, keepalive and message cap in its own terms.
 
 /**
  * gRPC keepalive, so a dead or hung etcd is noticed on the watch stream too (etcd's default keepalive

@@ -2,7 +2,7 @@
 // the next revision and forward PUT → upsert, DELETE → remove. On compaction (the watch's start revision
 // is gone) or on reconnect after an outage it lists again and calls `replace`, so nothing is missed.
 // The watch is the raw Watch stream (pkg/etcd/watch.ts says why): one stream, one watcher, one loop.
-// Lists and watches go through a bare grpc-js client (pkg/etcd/bare-client.ts says why) until it fails
+// Lists and watches go through a bare node:http2 client (pkg/etcd/bare-client.ts says why) until it fails
 // once; from then on through etcd3, loaded at that point, whose errors and hints are the ones reported.
 import type { Etcd3, IEvent } from 'etcd3'
 import type { KObject } from '../api/types.js'
@@ -185,11 +185,11 @@ export class EtcdSource implements Source {
     if (!this.bareFailed && this.opts.clientFactory === undefined) {
       const bare = this.bare ??= new BareRangeClient({ hosts: this.access.hosts, tls: this.access.tls, auth: this.access.auth, requestTimeoutMs: this.opts.requestTimeoutMs })
       try {
-        return await this.listWith(async req => await bare.page(req), h, 'grpc-js')
+        return await this.listWith(async req => await bare.page(req), h, 'http2')
       } catch (e) {
         if (this.stopped) return 0
         this.dropBare()
-        this.log('debug', 'etcd list through grpc-js failed; listing through etcd3 from now on', { error: describe(e) })
+        this.log('debug', 'etcd list through the bare http2 client failed; listing through etcd3 from now on', { error: describe(e) })
       }
     }
     const client = this.client ?? await this.connect()
@@ -242,7 +242,7 @@ export class EtcdSource implements Source {
 
   /** Watches from `from`; resolves on compaction or stop, rejects on any other end of the stream. */
   private async watch (client: WatchOpener, h: SourceHandler, from: number, on: { created: () => void, events: () => void }): Promise<WatchEnd> {
-    this.log('debug', 'etcd watching', { fromRevision: from, via: client === this.bare ? 'grpc-js' : 'etcd3' })
+    this.log('debug', 'etcd watching', { fromRevision: from, via: client === this.bare ? 'http2' : 'etcd3' })
     const w = watchPrefix(client, {
       prefix: this.prefix,
       fromRevision: from,

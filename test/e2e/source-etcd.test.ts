@@ -184,8 +184,8 @@ t.test('a list over many pages: every object, bad values named by key, read at o
   await put('/ferry/v1/nodes/n1', node('n1')) // sorts before the services: first page
   let last = Number((await client.put(svcKey('s19')).value(JSON.stringify(svc('s19', '10.96.0.20')))).header.revision)
   const want = Array.from({ length: 20 }, (_, i) => `Service/default/s${String(i).padStart(2, '0')}`).filter(k => !/s05|s13/.test(k))
-  // The first list goes through the bare grpc-js client; with a client factory (and after a failure) through etcd3.
-  for (const via of ['grpc-js', 'etcd3']) {
+  // The first list goes through the bare http2 client; with a client factory (and after a failure) through etcd3.
+  for (const via of ['http2', 'etcd3']) {
     let fellBack = 0
     const listed: unknown[] = []
     const r = new Recorder()
@@ -234,7 +234,7 @@ t.test('the first list skips an endpoint that refuses connections and uses the n
   t.teardown(async () => { await s.stop() })
   await s.start(r.handler)
   t.same(r.keys(), ['Service/default/a'])
-  t.same(listed, ['grpc-js'], 'listed by the bare client on the second endpoint')
+  t.same(listed, ['http2'], 'listed by the bare client on the second endpoint')
   t.same([...r.errors, ...errors], [], 'nothing reported')
 })
 
@@ -327,7 +327,7 @@ t.test('connection cut while etcd changes and compacts → one error, then re-li
   const logs: string[] = []
   await source({ endpoints: [proxy.endpoint], log: (level, msg, fields) => { logs.push(`${level} ${msg}${typeof fields?.via === 'string' ? ` via ${fields.via}` : ''}`) } }).start(r.handler)
   t.equal(r.replaces, 1)
-  await r.until(() => logs.includes('debug etcd watching via grpc-js'), 'the watch on the bare client')
+  await r.until(() => logs.includes('debug etcd watching via http2'), 'the watch on the bare client')
   await proxy.cut()
   await r.until(() => r.errors.length === 1, 'outage reported')
   t.equal(r.errors[0]?.code, 'FERRY_ERR_SOURCE')
