@@ -21,7 +21,7 @@ export function parseIP (text: string): ParsedIP | null {
  * Four dotted decimal octets without leading zeros: canonical IPv4 text, which node:net's isIPv4 accepts
  * too. A scan without a regex or allocation, for the per-endpoint hot paths.
  */
-function isPlainIPv4 (text: string): boolean {
+export function isPlainIPv4 (text: string): boolean {
   const n = text.length
   if (n < 7 || n > 15) return false
   let octet = 0

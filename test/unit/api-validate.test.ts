@@ -101,3 +101,60 @@ t.test('a Service without ports is rejected unless headless or ExternalName, as 
   t.doesNotThrow(() => validateObject(svc({ clusterIP: 'None' })))
   t.doesNotThrow(() => validateObject(svc({ type: 'ExternalName', externalName: 'example.com' })))
 })
+
+t.test('EndpointSlice endpoints: each field\'s error names its path; canonical IPv4 lists kept as given, others canonicalized', async t => {
+  const slice = (addressType: unknown, endpoints: unknown[]): unknown => ({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's-1', namespace: 'n', labels: { 'kubernetes.io/service-name': 's' } }, addressType, endpoints, ports: [{ port: 80 }],
+  })
+  const ok = validateObject(slice('IPv4', [
+    { addresses: ['10.0.0.1', '10.0.0.2'], conditions: { ready: true, serving: null }, nodeName: 'n1', zone: null },
+    { addresses: ['10.0.0.010'], conditions: 'ignored', hostname: 'h-1' },
+  ])) as EndpointSlice
+  t.same(ok.endpoints, [
+    { addresses: ['10.0.0.1', '10.0.0.2'], conditions: { ready: true }, nodeName: 'n1' },
+    { addresses: ['10.0.0.10'], hostname: 'h-1' },
+  ], 'null fields are absent, a legacy octet is canonicalized, a non-map conditions is ignored')
+  const bad = (addressType: unknown, endpoints: unknown[]): string => {
+    try { validateObject(slice(addressType, endpoints)) } catch (e) { return (e as Error).message }
+    return 'no error'
+  }
+  const msg = bad('IPv4', [
+    { addresses: ['10.0.0.1'] },
+    'x',
+    { addresses: [] },
+    { addresses: ['10.0.0.1'], conditions: { ready: 'yes', serving: 1, terminating: [] }, hostname: 7, nodeName: false, zone: {} },
+    { addresses: ['10.0.0.1', 'fd00::1', 'nope'], hostname: 'Not_A_Label' },
+    { addresses: 'x' },
+  ])
+  for (const want of [
+    'endpoints[1]: Invalid value: "x": must be an object',
+    'endpoints[2].addresses: Required value',
+    'endpoints[3].conditions.ready: Invalid value: "yes": must be a boolean',
+    'endpoints[3].conditions.serving: Invalid value: 1: must be a boolean',
+    'endpoints[3].conditions.terminating: Invalid value: []: must be a boolean',
+    'endpoints[3].hostname: Invalid value: 7: must be a string',
+    'endpoints[3].nodeName: Invalid value: false: must be a string',
+    'endpoints[3].zone: Invalid value: {}: must be a string',
+    'endpoints[4].addresses[1]: Invalid value: "fd00::1": must be an IPv4 address',
+    'endpoints[4].addresses[2]: Invalid value: "nope": must be a valid IP address',
+    'endpoints[4].hostname: Invalid value: "Not_A_Label": must be a DNS-1123 label',
+    'endpoints[5].addresses: Invalid value: "x": must be a list',
+    'endpoints[5].addresses: Required value',
+  ]) t.ok(msg.includes(want), want)
+  t.notMatch(msg, /endpoints\[0\]/, 'a valid endpoint adds nothing')
+  t.match(bad('IPv6', [{ addresses: ['10.0.0.1'] }]), /endpoints\[0\]\.addresses\[0\]: Invalid value: "10.0.0.1": must be an IPv6 address/, 'IPv4 texts in an IPv6 slice')
+  t.match(bad('FQDN', [{ addresses: ['10.0.0.1', 'a..b'] }]), /endpoints\[0\]\.addresses\[1\]: Invalid value: "a..b": must be a DNS-1123 subdomain/)
+})
+
+t.test('label maps: strings only, a "__proto__" key kept as a plain key, inherited keys not copied', async t => {
+  const withLabels = (labels: unknown): unknown => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 's', namespace: 'n', labels }, spec: { clusterIP: 'None' } })
+  const parsed = JSON.parse('{"__proto__":"x","a":"b"}') as Record<string, string>
+  const s = validateObject(withLabels(parsed)) as Service
+  t.same(Object.entries(s.metadata.labels ?? {}), [['__proto__', 'x'], ['a', 'b']])
+  t.equal(Object.getPrototypeOf(s.metadata.labels), Object.prototype)
+  const inherited = Object.create({ sneaky: 'y' }) as Record<string, string>
+  inherited.a = 'b'
+  t.same(Object.keys((validateObject(withLabels(inherited)) as Service).metadata.labels ?? {}), ['a'])
+  t.throws(() => validateObject(withLabels({ a: 'b', c: 1 })), /metadata\.labels: Invalid value: \{"a":"b","c":1\}: must be a map of strings/)
+  t.throws(() => validateObject(withLabels(['a'])), /metadata\.labels: Invalid value: \["a"\]: must be a map of strings/)
+})
