@@ -220,6 +220,38 @@ t.test('a list over many pages: every object, bad values named by key, read at o
   }
 })
 
+t.test('a list turns the event loop while it decodes: timers fire before replace, and a stop meanwhile ends it', async t => {
+  const { client, source } = await setup(t)
+  const names = Array.from({ length: 300 }, (_, i) => `l${String(i).padStart(3, '0')}`)
+  for (let i = 0; i < names.length; i += 100) {
+    await client.if('/ferry/none', 'Version', '==', 0).then(...names.slice(i, i + 100).map((n, j) => client.put(svcKey(n)).value(JSON.stringify(svc(n, `10.96.${Math.floor((i + j) / 250)}.${((i + j) % 250) + 1}`))))).commit()
+  }
+  await client.put(svcKey('a000')).value('{bad') // first in the page: its error marks the start of decoding
+  let ticks = 0
+  const timer = setInterval(() => { ticks++ }, 0)
+  t.teardown(() => { clearInterval(timer) })
+  const r = new Recorder()
+  const s = source({ pageSize: 1000, decodeSliceMs: 0 })
+  let ticksAtFirst = -1
+  let ticksAtReplace = -1
+  const { error, replace } = r.handler
+  r.handler.error = e => { if (ticksAtFirst < 0) ticksAtFirst = ticks; error(e) }
+  r.handler.replace = objs => { ticksAtReplace = ticks; replace(objs) }
+  await s.start(r.handler)
+  t.equal(r.keys().length, 300, 'one page, every good object')
+  t.ok(ticksAtReplace - ticksAtFirst >= 2, `timers fired between the page's first key and replace (${ticksAtReplace - ticksAtFirst} ticks)`)
+  await s.stop()
+  // Stopped while decoding (from that first error): no replace, start() fails.
+  const r2 = new Recorder()
+  const s2 = source({ pageSize: 1000, decodeSliceMs: 0 })
+  let stopped: Promise<void> | undefined
+  r2.handler.error = e => { r2.errors.push(e); stopped ??= s2.stop() }
+  await t.rejects(s2.start(r2.handler), /stopped before the first list completed/)
+  await stopped
+  t.equal(r2.errors.length, 1, 'stopped at the first key')
+  t.equal(r2.replaces, 0, 'no replace after a stop')
+})
+
 t.test('the first list skips an endpoint that refuses connections and uses the next', async t => {
   const { put, etcd } = await setup(t)
   await put(svcKey('a'), svc('a', '10.96.0.1'))
