@@ -14,6 +14,8 @@ if [ -z "${FERRY_VM:-}" ]; then
   if [ "$(id -u)" = 0 ] && command -v qemu-system-x86_64 >/dev/null; then export FERRY_VM=1
   else echo "no root or no qemu-system-x86_64: the IPVS VM tests are skipped"; fi
 fi
+# Namespaces that were here before the run are not the suite's to count (a developer's own, say).
+ns_before=$(ip netns list 2>/dev/null | awk '/^fy/{print $1}' | sort)
 npx tap --reporter=tap "${suites[@]}" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 summary=$(grep -E '^# \{ total: [0-9]+' "$out" | tail -1)
@@ -28,8 +30,13 @@ if [ "$fail" != 0 ]; then
   echo "failing assertions:"
   awk '/^[[:space:]]*not ok /{p=1; n=0} p{print; n++} p&&/^[[:space:]]*\.\.\.$/{p=0} n>40{p=0}' "$out" | head -200
 fi
-left=$(ip netns list 2>/dev/null | grep -c '^fy' || true)
-if [ "$left" != 0 ]; then echo "error: $left test network namespace(s) left behind"; fail=$((fail + 1)); fi
+ns_after=$(ip netns list 2>/dev/null | awk '/^fy/{print $1}' | sort)
+leaked=$(comm -13 <(echo "$ns_before") <(echo "$ns_after") | grep . || true)
+if [ -n "$leaked" ]; then
+  echo "error: $(wc -l <<<"$leaked") test network namespace(s) left behind: $(tr '\n' ' ' <<<"$leaked")"
+  fail=$((fail + 1))
+  while read -r ns; do ip netns del "$ns" 2>/dev/null || true; done <<<"$leaked"
+fi
 skip=$(grep -oE 'skip: [0-9]+' <<<"$summary" | grep -oE '[0-9]+' || true)
 [ -z "$skip" ] || echo "${skip} skipped (each skip above says why)"
 echo "${pass} passed, ${fail} failed"

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { spawnExec, run, type Exec } from '../exec/exec.js'
+import { deleteNamespaces } from './netns.js'
 import { startPodServer } from './pod-server.js'
 import { httpGet, spread, type GetResult } from './probe.js'
 
@@ -85,8 +86,10 @@ export class Lab {
   }
 
   private async addNs (ns: string): Promise<void> {
-    await this.ip(['netns', 'add', ns])
+    if (this.closed) throw new Error('lab: closed')
+    // Recorded before it exists, so a close() that overlaps the add still deletes it.
     this.namespaces.push(ns)
+    await this.ip(['netns', 'add', ns])
     await this.ip(['-n', ns, 'link', 'set', 'lo', 'up'])
   }
 
@@ -170,6 +173,6 @@ export class Lab {
       }
     }
     // Deleting a namespace deletes its veths; the other ends go with them.
-    for (const ns of this.namespaces.reverse()) await this.exec(['ip', 'netns', 'delete', ns])
+    await deleteNamespaces(this.exec, [...this.namespaces].reverse())
   }
 }

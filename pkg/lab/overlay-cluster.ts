@@ -16,6 +16,7 @@ import { callCni, firstIP, type CniResult, type FerryCniConf } from './cni.js'
 import { startLabEtcd, type LabEtcd } from './etcd.js'
 import { startFerryd, type LabFerryd } from './ferryd.js'
 import { startPodServer } from './pod-server.js'
+import { deleteNamespaces } from './netns.js'
 import { httpGet, spread, type GetResult } from './probe.js'
 
 /** Address conventions of the overlay cluster (the underlay differs from the overlay e2e test's, so both can run at once). */
@@ -85,6 +86,7 @@ export class OverlayCluster {
   readonly pods: OverlayPod[] = []
   etcd: LabEtcd | undefined
   private readonly procs: ChildProcess[] = []
+  private readonly made = new Set<string>()
   private readonly dirs: string[] = []
   private closed = false
 
@@ -257,15 +259,18 @@ export class OverlayCluster {
     this.closed = true
     await Promise.all(this.procs.map(async p => { await stop(p) }))
     const listed = (await this.exec(['ip', 'netns', 'list'])).stdout
-    const mine = listed.split('\n').map(l => l.split(' ')[0] ?? '').filter(n => n.startsWith(`${this.prefix}-`))
+    const mine = new Set([...this.made, ...listed.split('\n').map(l => l.split(' ')[0] ?? '').filter(n => n.startsWith(`${this.prefix}-`))])
     // Pods first: their veths' node ends go with them, then the nodes (and their underlay veths).
-    for (const ns of mine.sort((a, b) => b.length - a.length)) await this.exec(['ip', 'netns', 'delete', ns])
+    let failed: unknown = null
+    try { await deleteNamespaces(this.exec, [...mine].sort((a, b) => b.length - a.length)) } catch (e) { failed = e }
     await this.exec(['ip', 'link', 'del', this.bridge])
     await this.etcd?.stop()
     for (const d of this.dirs) await rm(d, { recursive: true, force: true })
+    if (failed !== null) throw failed
   }
 
   private async addNs (ns: string): Promise<void> {
+    this.made.add(ns) // recorded before it exists: close() deletes it even if the add was in flight
     await this.ip(['netns', 'add', ns])
     await this.ip(['-n', ns, 'link', 'set', 'lo', 'up'])
   }
