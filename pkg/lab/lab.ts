@@ -81,7 +81,7 @@ export class Lab {
       await lab.up(lab.nodeNs, s0)
       await lab.ip(['-n', lab.nodeNs, 'route', 'add', 'default', 'dev', s0])
       await lab.ip(['-n', lab.nodeNs, '-6', 'route', 'add', 'default', 'dev', s0])
-    } catch (e) { await lab.close(); throw e }
+    } catch (e) { await lab.close().catch(() => {}); throw e } // the set-up error is the one to report
     return lab
   }
 

@@ -101,7 +101,7 @@ export class OverlayCluster {
   /** Makes, sets up and returns a cluster of nodes node-<short> (closing it again if setting up fails). */
   static async create (shorts: string[] = ['a', 'b'], backend: OverlayBackend = 'vxlan', opts: OverlayClusterOptions = {}): Promise<OverlayCluster> {
     const c = new OverlayCluster(backend, spawnExec, opts)
-    try { await c.setUp(shorts) } catch (e) { await c.close(); throw e }
+    try { await c.setUp(shorts) } catch (e) { await c.close().catch(() => {}); throw e } // the set-up error is the one to report
     return c
   }
 

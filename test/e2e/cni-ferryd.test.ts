@@ -67,7 +67,7 @@ async function startFerryd (dir: string, serverFile: string): Promise<{ proc: Ch
   proc.stderr?.on('data', (b: Buffer) => { out += b.toString() })
   const end = Date.now() + 20_000
   while (!existsSync(serverFile)) {
-    if (proc.exitCode !== null || Date.now() > end) throw new Error(`ferryd did not publish ${serverFile}:\n${out}`)
+    if (proc.exitCode !== null || Date.now() > end) { proc.kill('SIGKILL'); throw new Error(`ferryd did not publish ${serverFile}:\n${out}`) }
     await new Promise(resolve => setTimeout(resolve, 50))
   }
   return { proc, logs: () => out }
@@ -86,12 +86,14 @@ async function setup (t: Test, pods: string[]): Promise<Ctx> {
   mkdirSync(join(dir, 'manifests'))
   writeFileSync(join(dir, 'subnet.env'), 'FERRY_NETWORK=10.96.0.0/16\nFERRY_SUBNET=10.96.1.1/24\nFERRY_MTU=1400\nFERRY_IPMASQ=false\n')
   const serverFile = join(dir, 'run', 'cni-server.env')
-  const f = await startFerryd(dir, serverFile)
+  let f: Awaited<ReturnType<typeof startFerryd>> | undefined
+  // Registered before ferryd starts: a start that gives up still leaves no namespace or directory.
   t.teardown(async () => {
-    await stop(f.proc)
+    if (f !== undefined) await stop(f.proc)
     for (const ns of [NODE, ...pods]) await sh('ip', 'netns', 'del', ns)
     rmSync(dir, { recursive: true, force: true })
   })
+  f = await startFerryd(dir, serverFile)
   const conf = { cniVersion: '1.0.0', name: 'fycnid', type: 'ferry-cni', bridge: 'fybr0', subnetFile: join(dir, 'subnet.env'), dataDir: join(dir, 'ipam') }
   return { dir, serverFile, conf, ferryd: f.proc, logs: f.logs }
 }
