@@ -82,7 +82,9 @@ export class H2Channel {
   close (): void {
     this.closed = true
     for (const s of this.streams) s.close(constants.NGHTTP2_CANCEL)
-    this.session?.close()
+    // destroy, not close: close() waits for streams, and one still connecting (a TLS handshake that
+    // never ends) would keep the socket open until the kernel gives up.
+    this.session?.destroy()
     this.session = undefined
     this.stopPinging()
   }
@@ -92,7 +94,7 @@ export class H2Channel {
     const headers: Record<string, string> = {
       ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers', ...metadata,
     }
-    if (timeoutMs > 0) headers['grpc-timeout'] = `${Math.ceil(timeoutMs)}m`
+    if (timeoutMs > 0) headers['grpc-timeout'] = grpcTimeout(timeoutMs)
     const req = this.connection().request(headers)
     this.streams.add(req)
     req.once('close', () => { this.streams.delete(req); if (this.streams.size === 0) this.stopPinging() })
@@ -128,11 +130,15 @@ export class H2Channel {
     const k = this.opts.keepalive
     if (k === undefined || this.pinger !== undefined) return
     this.pinger = setInterval(() => {
-      const s = this.session
-      if (s === undefined || s.destroyed) return
-      const dead = setTimeout(() => { s.destroy(new GrpcError(`no HTTP/2 ping answer from ${this.opts.url} within ${k.timeoutMs} ms`, 14)) }, k.timeoutMs)
-      dead.unref()
-      s.ping(() => { clearTimeout(dead) })
+      // The sessions that carry open streams: after a GOAWAY a stream stays on the old, draining one.
+      const sessions = new Set<ClientHttp2Session>()
+      for (const r of this.streams) if (r.session !== undefined && !r.session.destroyed) sessions.add(r.session as ClientHttp2Session)
+      for (const s of sessions) {
+        const dead = setTimeout(() => { s.destroy(new GrpcError(`no HTTP/2 ping answer from ${this.opts.url} within ${k.timeoutMs} ms`, 14)) }, k.timeoutMs)
+        dead.unref()
+        // A cancelled ping (a draining session refuses to send one) is no answer.
+        try { s.ping(err => { if (err === null) clearTimeout(dead) }) } catch {}
+      }
     }, k.intervalMs)
     this.pinger.unref()
   }
@@ -242,11 +248,29 @@ function callOutcome (method: string, req: ClientHttp2Stream, fields: IncomingHt
   const http = fields[':status']
   const status = fields['grpc-status']
   if (status === undefined) {
-    if (req.rstCode !== undefined && req.rstCode !== constants.NGHTTP2_NO_ERROR) return new GrpcError(`${method}: stream reset (HTTP/2 code ${req.rstCode})`, 14)
-    return new GrpcError(`${method}: no grpc-status${http !== undefined && String(http) !== '200' ? ` (HTTP ${String(http)})` : ''}`, 14)
+    if (req.rstCode !== undefined && req.rstCode !== constants.NGHTTP2_NO_ERROR) {
+      return new GrpcError(`${method}: stream reset (HTTP/2 code ${req.rstCode})`, req.rstCode === constants.NGHTTP2_CANCEL ? 1 : 14)
+    }
+    const code = http === undefined || String(http) === '200' ? 14 : HTTP_TO_GRPC.get(Number(http)) ?? 2
+    return new GrpcError(`${method}: no grpc-status${http !== undefined && String(http) !== '200' ? ` (HTTP ${String(http)})` : ''}`, code)
   }
   if (status === '0') return null
   const message = fields['grpc-message']
-  const details = typeof message === 'string' ? decodeURIComponent(message) : ''
-  return new GrpcError(`${method}: ${details !== '' ? details : `grpc-status ${String(status)}`}`, Number(status))
+  let details = ''
+  // A malformed percent-encoding (a proxy's literal "100%") is shown as sent, never thrown.
+  if (typeof message === 'string') { try { details = decodeURIComponent(message) } catch { details = message } }
+  const code = /^\d+$/.test(String(status)) ? Number(status) : 2
+  return new GrpcError(`${method}: ${details !== '' ? details : `grpc-status ${String(status)}`}`, code)
+}
+
+/** gRPC's mapping of an HTTP status without grpc-status (PROTOCOL-HTTP2.md); others are UNKNOWN (2). */
+const HTTP_TO_GRPC: ReadonlyMap<number, number> = new Map([[400, 13], [401, 16], [403, 7], [404, 12], [429, 14], [502, 14], [503, 14], [504, 14]])
+
+/** grpc-timeout: at most 8 digits, so a coarser unit once milliseconds need more. */
+export function grpcTimeout (ms: number): string {
+  const m = Math.ceil(ms)
+  if (m <= 99_999_999) return `${m}m`
+  const sec = Math.ceil(m / 1000)
+  if (sec <= 99_999_999) return `${sec}S`
+  return `${Math.min(99_999_999, Math.ceil(sec / 3600))}H`
 }

@@ -4,7 +4,7 @@
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net'
 import { constants, createServer, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2'
 import t, { type Test } from 'tap'
-import { FrameReader, GrpcError, H2Channel } from '../../pkg/etcd/h2-grpc.js'
+import { FrameReader, GrpcError, H2Channel, grpcTimeout } from '../../pkg/etcd/h2-grpc.js'
 
 const frame = (m: Buffer, flag = 0): Buffer => { const b = Buffer.alloc(5 + m.length); b[0] = flag; b.writeUInt32BE(m.length, 1); m.copy(b, 5); return b }
 
@@ -71,6 +71,14 @@ t.test('unary: grpc-status errors, in trailers and trailers-only, with grpc-mess
       return
     }
     if (headers[':path'] === '/http') { stream.respond({ ':status': 503 }, { endStream: true }); return }
+    if (headers[':path'] === '/http401') { stream.respond({ ':status': 401 }, { endStream: true }); return }
+    if (headers[':path'] === '/http418') { stream.respond({ ':status': 418 }, { endStream: true }); return }
+    if (headers[':path'] === '/pct') {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'disk 100% full %FF' }, { endStream: true })
+      return
+    }
+    if (headers[':path'] === '/nan') { stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': 'x' }, { endStream: true }); return }
+    if (headers[':path'] === '/rst') { stream.close(constants.NGHTTP2_CANCEL); return }
     if (headers[':path'] === '/none') { stream.respond({ ':status': 200, 'content-type': 'application/grpc' }); stream.end(); return }
     if (headers[':path'] === '/two') {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true })
@@ -94,7 +102,16 @@ t.test('unary: grpc-status errors, in trailers and trailers-only, with grpc-mess
   const trailer = await err('/trailer')
   t.equal(trailer.code, 11, 'the trailers\' status wins over a reply message')
   t.match(trailer.message, /future revision/)
-  t.match((await err('/http')).message, /HTTP 503/)
+  const http = await err('/http')
+  t.match(http.message, /HTTP 503/)
+  t.equal(http.code, 14, '503 without grpc-status: UNAVAILABLE')
+  t.equal((await err('/http401')).code, 16, '401: UNAUTHENTICATED')
+  t.equal((await err('/http418')).code, 2, 'another HTTP status: UNKNOWN')
+  const pct = await err('/pct')
+  t.equal(pct.code, 14)
+  t.match(pct.message, /disk 100% full %FF/, 'a malformed grpc-message is shown as sent, not thrown')
+  t.equal((await err('/nan')).code, 2, 'a grpc-status that is no number: UNKNOWN')
+  t.equal((await err('/rst')).code, 1, 'a stream the server cancelled: CANCELLED')
   t.match((await err('/none')).message, /no grpc-status/)
   t.match((await err('/two')).message, /more than one reply/)
 })
@@ -211,4 +228,51 @@ t.test('keepalive: a peer that stops answering pings ends the open stream', asyn
   const t0 = Date.now()
   t.match(await ended, /ping|closed|cancel|destroy|reset/i, 'ended once the pings go unanswered')
   t.ok(Date.now() - t0 < 2000, `ended within ${Date.now() - t0} ms`)
+})
+
+t.test('grpc-timeout: milliseconds up to 8 digits, then seconds, then hours', async t => {
+  t.equal(grpcTimeout(5000), '5000m')
+  t.equal(grpcTimeout(0.4), '1m')
+  t.equal(grpcTimeout(99_999_999), '99999999m')
+  t.equal(grpcTimeout(100_000_000), '100000S')
+  t.equal(grpcTimeout(1e12), '277778H')
+  t.equal(grpcTimeout(1e15), '99999999H')
+})
+
+t.test('keepalive: a stream left on a session that got a graceful GOAWAY is not left unwatched', async t => {
+  // etcd's graceful stop (or a proxy draining) sends GOAWAY(NO_ERROR); the open watch stays on the
+  // draining session, where node refuses to send a ping, so a partition would go unnoticed for good.
+  // Such a session ends after one unanswered ping instead, and the watch is opened again elsewhere.
+  const { url } = await server(t, stream => {
+    stream.on('error', () => {})
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' })
+    stream.on('data', () => {})
+    setTimeout(() => { stream.session?.goaway(constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1) }, 150)
+  })
+  const ch = new H2Channel({ url, keepalive: { intervalMs: 100, timeoutMs: 200 } })
+  t.teardown(() => { ch.close() })
+  const s = ch.stream('/watch', {})
+  const ended = new Promise<string>(resolve => {
+    s.on('error', (e: Error) => { resolve(e.message) })
+    s.on('end', () => { resolve('end') })
+  })
+  s.write(Buffer.from('w'))
+  const r = await Promise.race([ended, new Promise<string>(resolve => setTimeout(() => { resolve('still open') }, 3000))])
+  t.match(r, /ping/, 'ended by the ping that could not be answered')
+})
+
+t.test('close: a connection whose TLS handshake never ends is closed, not left to the kernel', async t => {
+  // Accepts TCP and never answers: the TLS handshake waits forever.
+  let serverSide: Socket | undefined
+  const silent = createTcpServer(sock => { serverSide = sock; sock.on('error', () => {}); sock.resume() })
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { serverSide?.destroy(); await new Promise(resolve => silent.close(resolve)) })
+  const a = silent.address()
+  const ch = new H2Channel({ url: `https://127.0.0.1:${typeof a === 'object' && a !== null ? a.port : 0}` })
+  await t.rejects(ch.unary('/x', Buffer.from('q'), {}, 200), { code: 4 })
+  for (let i = 0; i < 50 && serverSide === undefined; i++) await new Promise(resolve => setTimeout(resolve, 20))
+  t.ok(serverSide !== undefined, 'the client connected')
+  const closed = new Promise<boolean>(resolve => { serverSide?.once('close', () => { resolve(true) }) })
+  ch.close()
+  t.ok(await Promise.race([closed, new Promise<boolean>(resolve => setTimeout(() => { resolve(false) }, 2000))]), 'the socket is closed at once')
 })
