@@ -4,7 +4,7 @@
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net'
 import { constants, createServer, type Http2Server, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2'
 import t, { type Test } from 'tap'
-import { FrameReader, GrpcError, H2Channel, grpcTimeout } from '../../pkg/etcd/h2-grpc.js'
+import { FrameReader, GrpcError, H2Channel, grpcTimeout, type GrpcStream } from '../../pkg/etcd/h2-grpc.js'
 
 const frame = (m: Buffer, flag = 0): Buffer => { const b = Buffer.alloc(5 + m.length); b[0] = flag; b.writeUInt32BE(m.length, 1); m.copy(b, 5); return b }
 
@@ -28,6 +28,14 @@ function echoUpper (stream: ServerHttp2Stream): void {
       stream.on('wantTrailers', () => { stream.sendTrailers({ 'grpc-status': '0' }) })
       stream.end(frame(Buffer.from(m.toString().toUpperCase())))
     }
+  })
+}
+
+/** How a stream ends: its error's message, or 'end'. */
+async function ending (s: GrpcStream): Promise<string> {
+  return await new Promise<string>(resolve => {
+    s.on('error', (e: Error) => { resolve(e.message) })
+    s.on('end', () => { resolve('end') })
   })
 }
 
@@ -214,10 +222,7 @@ t.test('keepalive: a peer that stops answering pings ends the open stream', asyn
   const ch = new H2Channel({ url: `http://127.0.0.1:${typeof ra === 'object' && ra !== null ? ra.port : 0}`, keepalive: { intervalMs: 100, timeoutMs: 200 } })
   t.teardown(() => { ch.close() })
   const s = ch.stream('/watch', {})
-  const ended = new Promise<string>(resolve => {
-    s.on('error', (e: Error) => { resolve(e.message) })
-    s.on('end', () => { resolve('end') })
-  })
+  const ended = ending(s)
   s.write(Buffer.from('w'))
   await new Promise(resolve => setTimeout(resolve, 400))
   let settled = false
@@ -252,10 +257,7 @@ t.test('keepalive: a stream left on a session that got a graceful GOAWAY is not 
   const ch = new H2Channel({ url, keepalive: { intervalMs: 100, timeoutMs: 200 } })
   t.teardown(() => { ch.close() })
   const s = ch.stream('/watch', {})
-  const ended = new Promise<string>(resolve => {
-    s.on('error', (e: Error) => { resolve(e.message) })
-    s.on('end', () => { resolve('end') })
-  })
+  const ended = ending(s)
   s.write(Buffer.from('w'))
   const r = await Promise.race([ended, new Promise<string>(resolve => setTimeout(() => { resolve('still open') }, 3000))])
   t.match(r, /ping/, 'ended by the ping that could not be answered')
