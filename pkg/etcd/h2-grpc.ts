@@ -251,8 +251,8 @@ function callOutcome (method: string, req: ClientHttp2Stream, fields: IncomingHt
     if (req.rstCode !== undefined && req.rstCode !== constants.NGHTTP2_NO_ERROR) {
       return new GrpcError(`${method}: stream reset (HTTP/2 code ${req.rstCode})`, req.rstCode === constants.NGHTTP2_CANCEL ? 1 : 14)
     }
-    const code = http === undefined || String(http) === '200' ? 14 : HTTP_TO_GRPC.get(Number(http)) ?? 2
-    return new GrpcError(`${method}: no grpc-status${http !== undefined && String(http) !== '200' ? ` (HTTP ${String(http)})` : ''}`, code)
+    if (http === undefined || String(http) === '200') return new GrpcError(`${method}: no grpc-status`, 14)
+    return new GrpcError(`${method}: no grpc-status (HTTP ${String(http)})`, HTTP_TO_GRPC.get(Number(http)) ?? 2)
   }
   if (status === '0') return null
   const message = fields['grpc-message']

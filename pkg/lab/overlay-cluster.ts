@@ -86,6 +86,7 @@ export class OverlayCluster {
   readonly pods: OverlayPod[] = []
   etcd: LabEtcd | undefined
   private readonly procs: ChildProcess[] = []
+  /** Every namespace addNs made (recorded before it exists), so close() needs no listing. */
   private readonly made = new Set<string>()
   private readonly dirs: string[] = []
   private closed = false
@@ -258,11 +259,9 @@ export class OverlayCluster {
     if (this.closed) return
     this.closed = true
     await Promise.all(this.procs.map(async p => { await stop(p) }))
-    const listed = (await this.exec(['ip', 'netns', 'list'])).stdout
-    const mine = new Set([...this.made, ...listed.split('\n').map(l => l.split(' ')[0] ?? '').filter(n => n.startsWith(`${this.prefix}-`))])
     // Pods first: their veths' node ends go with them, then the nodes (and their underlay veths).
     let failed: unknown = null
-    try { await deleteNamespaces(this.exec, [...mine].sort((a, b) => b.length - a.length)) } catch (e) { failed = e }
+    try { await deleteNamespaces(this.exec, [...this.made].sort((a, b) => b.length - a.length)) } catch (e) { failed = e }
     await this.exec(['ip', 'link', 'del', this.bridge])
     await this.etcd?.stop()
     for (const d of this.dirs) await rm(d, { recursive: true, force: true })
