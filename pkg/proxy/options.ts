@@ -38,6 +38,9 @@ export function resolveProxyOptions (input: ProxyOptionsInput): ProxyOptions {
       if (c === null) throw bad('nodePortAddresses holds an invalid CIDR', { cidr: text })
       if (c.family === family) nodePortAddresses.push(c.text)
     }
+    // As in kube-proxy: a list without a CIDR of this family does not restrict this family's NodePorts
+    // (a dual-stack node given only IPv4 CIDRs still serves IPv6 NodePorts on every address).
+    if (nodePortAddresses.length === 0) nodePortAddresses = undefined
   }
   const nodeIPs: string[] = []
   for (const text of input.nodeIPs ?? []) {

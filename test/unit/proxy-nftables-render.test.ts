@@ -160,7 +160,8 @@ t.test('options: localhost NodePorts forced off, nodePortAddresses, be_liberal, 
   const cases: Array<[Partial<NftablesOptionsInput>, string[]]> = [
     [{ nodePortAddresses: ['192.168.0.0/24', '127.0.0.1/32'] }, ['ip daddr 192.168.0.0/24 fib daddr type local meta l4proto . th dport vmap @service-nodeports']],
     [{ nodePortAddresses: ['0.0.0.0/0'] }, ['fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports']],
-    [{ nodePortAddresses: ['fd00::/64'] }, []],
+    // No CIDR of this family: every address, as kube-proxy does.
+    [{ nodePortAddresses: ['fd00::/64'] }, ['fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports']],
   ]
   for (const [extra, want] of cases) {
     t.same(rulesOf(renderFull(MIXED, o(extra)).text, 'services').slice(1), want, JSON.stringify(extra))

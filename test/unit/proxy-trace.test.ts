@@ -177,6 +177,10 @@ t.test('11: NodePort addresses and localhost', async t => {
   const limited = { ...BASE, nodePortAddresses: ['192.168.0.0/24', '127.0.0.1/32'] }
   flow(t, s, limited, tcp(EXT, '192.168.1.2', 3001), { verdict: 'not-handled' }, 'second IP outside nodePortAddresses')
   flow(t, s, limited, tcp(EXT, NODE_IP, 3001), { reach: both, masq: true }, 'primary IP inside nodePortAddresses')
+  // Like kube-proxy, a family the list names no CIDR of takes NodePorts on every address (dual-stack nodes).
+  const otherFamily = { ...BASE, nodePortAddresses: ['fd00::/64'] }
+  flow(t, s, otherFamily, tcp(EXT, '192.168.1.2', 3001), { reach: both, masq: true }, 'only IPv6 nodePortAddresses: second IPv4 IP')
+  flow(t, s, otherFamily, tcp(EXT, NODE_IP, 3001), { reach: both, masq: true }, 'only IPv6 nodePortAddresses: primary IPv4 IP')
   flow(t, s, BASE, tcp('127.0.0.1', '127.0.0.1', 3001), { verdict: 'not-handled' }, 'localhost NodePorts off')
   // The nftables mode offers no localhost NodePorts: its rules are held to the plan with them off (not-handled).
   flow(t, s, { ...BASE, localhostNodePorts: true }, tcp('127.0.0.1', '127.0.0.1', 3001), { reach: both, masq: true }, 'localhost NodePorts on')
