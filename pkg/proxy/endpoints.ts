@@ -1,5 +1,5 @@
 // EndpointSlices → per-service-port endpoint lists for one IP family (kube-proxy's endpointslicecache).
-import { SERVICE_NAME_LABEL } from '../api/types.js'
+import { HEADLESS_LABEL, SERVICE_NAME_LABEL, SERVICE_PROXY_NAME_LABEL } from '../api/types.js'
 import type { Endpoint, EndpointSlice } from '../api/types.js'
 import { familyOf, ipv4Number } from '../net/ip.js'
 import type { IPFamily } from '../net/ip.js'
@@ -8,10 +8,22 @@ import { servicePortKey } from './types.js'
 import type { EndpointInfo } from './types.js'
 import { fit } from '../mem/fit.js'
 
-/** "namespace/service" a slice belongs to, or undefined when it has no service-name label. */
+/**
+ * The service-name label of a slice the proxy reads, or undefined. Like kube-proxy, whose informers
+ * select slices and Services alike by label, a slice labelled for another service proxy or as headless
+ * is not read, even when its Service is.
+ */
+function serviceLabel (slice: EndpointSlice): string | undefined {
+  const labels = slice.metadata.labels
+  if (labels === undefined || SERVICE_PROXY_NAME_LABEL in labels || HEADLESS_LABEL in labels) return undefined
+  const svc = labels[SERVICE_NAME_LABEL]
+  return svc === '' ? undefined : svc
+}
+
+/** "namespace/service" a slice belongs to, or undefined when the proxy does not read it (serviceLabel). */
 export function serviceOfSlice (slice: EndpointSlice): string | undefined {
-  const svc = slice.metadata.labels?.[SERVICE_NAME_LABEL]
-  return svc === undefined || svc === '' ? undefined : `${slice.metadata.namespace}/${svc}`
+  const svc = serviceLabel(slice)
+  return svc === undefined ? undefined : `${slice.metadata.namespace}/${svc}`
 }
 
 function hintNames (hints: ReadonlyArray<{ name: string }> | undefined): string[] | undefined {
@@ -164,7 +176,7 @@ export function compareEndpoints (a: Pick<EndpointInfo, 'ip' | 'port'>, b: Pick<
 
 /**
  * The endpoints of every service port the slices describe, keyed by servicePortKey. Slices without the
- * service-name label, FQDN slices and slices of the other family are ignored; so are ports without a
+ * service-name label (or labelled for another proxy), FQDN slices and slices of the other family are ignored; so are ports without a
  * number and endpoints without an address of `family`; ports left without endpoints get no key. Pure; the result does not depend on slice order.
  */
 export function endpointsFromSlices (slices: readonly EndpointSlice[], family: IPFamily, nodeName: string): Map<string, EndpointInfo[]> {
@@ -177,8 +189,8 @@ export function endpointsFromSlices (slices: readonly EndpointSlice[], family: I
   const byKey = new Map<string, UniqueEndpoints>()
   for (const slice of ordered) {
     if (slice.addressType !== family) continue
-    const svc = slice.metadata.labels?.[SERVICE_NAME_LABEL]
-    if (svc === undefined || svc === '') continue
+    const svc = serviceLabel(slice)
+    if (svc === undefined) continue
     for (const p of slice.ports) {
       if (p.port === undefined || p.port === 0) continue
       const key = servicePortKey({ spn: servicePortName(slice.metadata.namespace, svc, p.name ?? ''), protocol: p.protocol })

@@ -1,9 +1,14 @@
 import t from 'tap'
 import { compareEndpoints, endpointsFromSlices, serviceOfSlice, ipv4Key, ipv4KeySlow } from '../../pkg/proxy/endpoints.js'
 import type { EndpointInfo } from '../../pkg/proxy/types.js'
+import { HEADLESS_LABEL, SERVICE_PROXY_NAME_LABEL, type EndpointSlice } from '../../pkg/api/types.js'
 import { NODE, OTHER_NODE, ZONE_A, ZONE_B, slice, sliceEp } from '../helpers/fixtures.js'
 
 const KEY = 'ns1/svc1:p80/tcp'
+
+function labelled (s: EndpointSlice, label: string, value: string): EndpointSlice {
+  return { ...s, metadata: { ...s.metadata, labels: { ...s.metadata.labels, [label]: value } } }
+}
 
 function brief (m: Map<string, EndpointInfo[]>): Record<string, string[]> {
   const out: Record<string, string[]> = {}
@@ -48,6 +53,9 @@ t.test('ignored inputs', async t => {
     ['no endpoints', [slice({ endpoints: [] })]],
     ['endpoint without addresses', [slice({ endpoints: [{ addresses: [] }] })]],
     ['address of the other family in an IPv4 slice', [slice({ endpoints: [sliceEp('fd00::1')] })]],
+    // kube-proxy's informers select these labels away for slices as for Services.
+    ['slice for another service proxy', [labelled(slice({ endpoints: eps }), SERVICE_PROXY_NAME_LABEL, 'other-proxy')]],
+    ['slice labelled headless', [labelled(slice({ endpoints: eps }), HEADLESS_LABEL, '')]],
   ]
   for (const [name, slices] of rows) t.same(brief(endpointsFromSlices(slices, 'IPv4', NODE)), {}, name)
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { EndpointSlice } from '../../pkg/api/types.js'
+import { SERVICE_PROXY_NAME_LABEL, type EndpointSlice } from '../../pkg/api/types.js'
 import { EndpointsChangeTracker, ServiceChangeTracker } from '../../pkg/proxy/tracker.js'
 import type { EndpointInfo, ServicePortInfo } from '../../pkg/proxy/types.js'
 import { NODE, slice, sliceEp, svc } from '../helpers/fixtures.js'
@@ -147,6 +147,23 @@ t.test('EndpointsChangeTracker', async t => {
     t.same(sorted(tr.apply(map)), [key])
     t.equal(map.size, 0, 'empty lists are deleted')
     t.same(tr.slicesOf('ns1/svc1'), [])
+  })
+
+  t.test('a slice labelled for another service proxy is not ours; gaining or losing the label removes or adds it', async t => {
+    const tr = new EndpointsChangeTracker('IPv4', NODE)
+    const map = new Map<string, EndpointInfo[]>()
+    const other = { ...s1b, metadata: { ...s1b.metadata, name: 'svc1-other', labels: { ...s1b.metadata.labels, [SERVICE_PROXY_NAME_LABEL]: 'other-proxy' } } }
+    t.equal(tr.update(undefined, other), false, 'ignored, as kube-proxy\'s informers never see it')
+    tr.update(undefined, s1)
+    tr.apply(map)
+    t.same(ipsOf(map), ['10.180.0.1:80'], 'the other proxy\'s endpoint is not used')
+    const mine = { ...other, metadata: { ...other.metadata, labels: { ...s1b.metadata.labels } } }
+    t.equal(tr.update(other, mine), true, 'label removed: the slice joins')
+    tr.apply(map)
+    t.same(ipsOf(map), ['10.180.0.1:80', '10.180.0.2:80'])
+    t.equal(tr.update(mine, other), true, 'label added back: the slice leaves')
+    tr.apply(map)
+    t.same(ipsOf(map), ['10.180.0.1:80'])
   })
 
   t.test('no-op updates are dropped', async t => {
