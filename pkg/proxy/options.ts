@@ -14,6 +14,11 @@ export interface ProxyOptions {
   readonly localhostNodePorts: boolean
   /** The node's own addresses of this family (loopback excluded or not: callers pass what the host has). */
   readonly nodeIPs: readonly string[]
+  /**
+   * Traffic to a ClusterIP on a port (or protocol) no Service defines is rejected, not routed on: the
+   * nftables mode does this, as kube-proxy's does; the iptables mode, like kube-proxy's, leaves it alone.
+   */
+  readonly rejectOtherClusterIPPorts?: boolean
 }
 
 export type ProxyOptionsInput = Partial<Omit<ProxyOptions, 'family'>> & { readonly family: IPFamily }
@@ -55,6 +60,7 @@ export function resolveProxyOptions (input: ProxyOptionsInput): ProxyOptions {
     ...(nodePortAddresses !== undefined ? { nodePortAddresses: Object.freeze(nodePortAddresses) } : {}),
     localhostNodePorts: family === 'IPv4' && (input.localhostNodePorts ?? false),
     nodeIPs: Object.freeze(nodeIPs),
+    ...(input.rejectOtherClusterIPPorts === true ? { rejectOtherClusterIPPorts: true } : {}),
   })
 }
 

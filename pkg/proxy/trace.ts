@@ -38,6 +38,7 @@ export interface TraceResult {
 
 const FIREWALLED = 'source outside loadBalancerSourceRanges'
 const NOT_HANDLED: TraceResult = { entry: null, verdict: 'not-handled', endpoints: [], reason: 'no service entry point matches' }
+const OTHER_PORT: TraceResult = { entry: null, verdict: 'REJECT', endpoints: [], reason: 'a ClusterIP, but no Service defines this port and protocol on it' }
 
 function sameIP (a: string, b: string): boolean {
   if (a === b) return true
@@ -82,10 +83,15 @@ function match (plans: Iterable<PortPlan>, opts: ProxyOptions, dstLocal: boolean
   return nodePort
 }
 
-export function tracePlan (plans: Iterable<PortPlan>, opts: ProxyOptions, env: TraceEnv, pkt: Packet): TraceResult {
+function isClusterIP (plans: readonly PortPlan[], opts: ProxyOptions, ip: string): boolean {
+  for (const p of plans) if (p.sp.info.family === opts.family && sameIP(p.sp.info.clusterIP, ip)) return true
+  return false
+}
+
+export function tracePlan (plans: readonly PortPlan[], opts: ProxyOptions, env: TraceEnv, pkt: Packet): TraceResult {
   const dstLocal = env.localAddresses.some(a => sameIP(a, pkt.dst))
   const m = match(plans, opts, dstLocal, pkt)
-  if (m === null) return NOT_HANDLED
+  if (m === null) return opts.rejectOtherClusterIPPorts === true && isClusterIP(plans, opts, pkt.dst) ? OTHER_PORT : NOT_HANDLED
   const fromNode = env.localAddresses.some(a => sameIP(a, pkt.src))
   const r = decide(m.p, m.kind, opts, pkt, fromNode)
   // NodePorts forward only on the NodePort addresses, but a refused NodePort is refused on every local

@@ -83,6 +83,11 @@ t.test('traffic, partial syncs, stale chains, a flushed ruleset, cleanup', async
     const c = await lab.get(url, lab.clientNs, 4)
     t.match(c, { ok: false, error: 'refused' }, `${url} is refused (REJECT)`)
   }
+  // A port no Service defines on a live ClusterIP is refused at once too, as kube-proxy's nftables mode does.
+  const other = await lab.get('http://172.30.0.10:8080/', lab.clientNs, 4)
+  t.match(other, { ok: false, error: 'refused' }, 'another port of a ClusterIP is refused (REJECT)')
+  // Without the rule the lab's default route answers after ~3 s of unanswered ARP (host unreachable).
+  if (!other.ok) t.ok(other.ms < 2500, `refused by the rules, not by the route (${other.ms} ms)`)
   t.equal((await lab.spread('http://172.30.0.13/', 10)).size, 1, 'ClientIP affinity sticks to one endpoint')
 
   // Partial sync: api moves from pod1 to pod2.

@@ -161,6 +161,26 @@ t.test('deleting Services: elements go, refcounted hairpin elements stay while u
   t.equal(q.totals.elements, fresh(stateOf([sticky])).r.totals.elements, 'running element total matches a fresh render')
 })
 
+t.test('cluster-ips: a ClusterIP stays while one of its ports is left, goes with the last', async t => {
+  const dns = desired(svcInfo({ name: 'dns', clusterIP: '172.30.0.53', portName: 'tcp', port: 53 }), { cluster: eps(1, 30) })
+  const dnsUDP = desired(svcInfo({ name: 'dns', clusterIP: '172.30.0.53', portName: 'udp', port: 53, protocol: 'UDP' }), { cluster: eps(1, 30) })
+  const { kernel, r } = fresh(stateOf([web, dns, dnsUDP]))
+  t.same(kernel.snapshot().elements['cluster-ips'], ['172.30.0.10', '172.30.0.53'])
+  const p = renderPartial(stateOf([web, dnsUDP]), new Set([key(dns)]), r.owned, OPTS)
+  t.notOk(lines(p.text).some(e => e.includes('cluster-ips')), 'the UDP port still holds 172.30.0.53')
+  kernel.apply(p.text)
+  sameAsFresh(t, kernel, stateOf([web, dnsUDP]), 'one port gone')
+  const q = renderPartial(stateOf([web]), new Set([key(dnsUDP)]), p.owned, OPTS)
+  t.ok(lines(q.text).includes('delete element ip ferry cluster-ips { 172.30.0.53 }'))
+  kernel.apply(q.text)
+  sameAsFresh(t, kernel, stateOf([web]), 'the last port gone')
+  const moved = desired(svcInfo({ name: 'web', clusterIP: '172.30.0.20', nodePort: 30080 }), { cluster: eps(5) })
+  const m = renderPartial(stateOf([moved]), new Set([key(web)]), q.owned, OPTS)
+  kernel.apply(m.text)
+  sameAsFresh(t, kernel, stateOf([moved]), 'a new ClusterIP')
+  t.same(kernel.snapshot().elements['cluster-ips'], ['172.30.0.20'])
+})
+
 t.test('an affinity Service removed: chains flushed and listed stale, sets deleted at once', async t => {
   const { kernel, r } = fresh(BASE)
   const h = serviceHash(key(sticky))

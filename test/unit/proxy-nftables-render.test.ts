@@ -55,9 +55,13 @@ t.test('fixed objects: base chains, dispatch and masquerading', async t => {
   t.same(rulesOf(r.text, 'filter-output'), [
     'ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-cluster',
     'ct state new ip daddr . meta l4proto . th dport @firewall-ips drop',
+    'ct state new ip daddr @cluster-ips reject',
   ])
+  t.same(rulesOf(r.text, 'filter-forward').at(-1), 'ct state new ip daddr @cluster-ips reject', 'other ports of a ClusterIP: rejected after DNAT')
   t.ok(all.includes('add map ip ferry service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }'))
   t.ok(all.includes('add set ip ferry hairpin { type ipv4_addr . ipv4_addr ; }'))
+  t.ok(all.includes('add set ip ferry cluster-ips { type ipv4_addr ; }'))
+  t.same(elementsOf(r.text, 'cluster-ips').sort(), ['172.30.0.41', '172.30.0.42', '172.30.0.43', '172.30.0.44', '172.30.0.45', '172.30.0.46', '172.30.0.47', '172.30.0.48'], 'every ClusterIP, once')
   // Objects are declared service by service as the stream reaches them: every reference must still
   // resolve to an earlier line, which the model of the kernel's transaction checks.
   t.doesNotThrow(() => { new NftModel().apply(r.text) }, 'every reference resolves inside the transaction')
@@ -218,6 +222,6 @@ t.test('streamFull: pipe-sized pieces of whole lines, joining to renderFull, acc
   t.equal(pieces.join(''), full.text)
   for (const p of pieces.slice(0, -1)) t.ok(p.endsWith('\n') && p.length >= PIECE_CHARS && p.length < PIECE_CHARS + 20_000, 'whole lines, about a pipe each')
   t.same(done.totals, full.totals)
-  t.equal(done.totals.elements, 600 + 600 * 5 + 30 + 30 * 5 + 600 * 5, 'dispatch, endpoint, NodePort and hairpin elements')
+  t.equal(done.totals.elements, 600 + 600 * 5 + 30 + 30 * 5 + 600 * 5 + 600, 'dispatch, endpoint, NodePort, hairpin and cluster-ips elements')
   t.doesNotThrow(() => { new NftModel().apply(full.text) })
 })

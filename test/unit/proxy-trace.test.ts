@@ -73,6 +73,17 @@ t.test('2: ports by name and protocol; other ports are not handled', async t => 
   flow(t, s, BASE, tcp(POD, '172.30.0.42', 443), { reach: ['10.180.0.1:8443', '10.180.2.1:8443'], masq: false }, 'https')
   flow(t, s, BASE, tcp(POD, '172.30.0.42', 80, 'UDP'), { verdict: 'not-handled' }, 'UDP to a TCP port')
   flow(t, s, BASE, tcp(POD, '172.30.0.41', 443), { verdict: 'not-handled' }, 'another VIP')
+  // The nftables mode, like kube-proxy's, rejects other ports and protocols of a live ClusterIP at once.
+  for (const [pkt, verdict, name] of [
+    [tcp(POD, '172.30.0.42', 80, 'UDP'), 'REJECT', 'UDP to a TCP port'],
+    [tcp(POD, '172.30.0.42', 8080), 'REJECT', 'a port no Service defines'],
+    [tcp(NODE_IP, '172.30.0.53', 54, 'UDP'), 'REJECT', 'from the node'],
+    [tcp(POD, '172.30.0.41', 443), 'not-handled', 'an address that is no ClusterIP'],
+  ] as const) {
+    const model = new NftModel()
+    model.apply(renderNft(s, resolveNftablesOptions(BASE)).text)
+    t.equal(traceNft(model, 'IPv4', ENV, pkt).verdict, verdict, `nftables: ${name}`)
+  }
   flow(t, s, BASE, tcp(POD, '172.30.0.53', 53), { reach: ['10.180.3.1:5353'], masq: false }, 'TCP 53')
   flow(t, s, BASE, tcp(POD, '172.30.0.53', 53, 'UDP'), { reach: ['10.180.3.1:5354'], masq: false }, 'UDP 53')
   flow(t, s, BASE, tcp(POD, '172.30.0.53', 53, 'SCTP'), { reach: ['10.180.3.1:5355'], masq: false }, 'SCTP 53')

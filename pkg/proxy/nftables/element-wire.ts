@@ -50,6 +50,7 @@ const FIXED: ReadonlyMap<string, ElementLayout> = new Map<string, ElementLayout>
   [MapName.NO_ENDPOINT_NODEPORTS, { key: NP_KEY, data: 'verdict' }],
   [MapName.FIREWALL_IPS, { key: VIP_KEY, data: null }],
   [MapName.HAIRPIN, { key: ['addr', 'addr'], data: null }],
+  [MapName.CLUSTER_IPS, { key: ['addr'], data: null }],
 ])
 const PICK_VIP: ElementLayout = { key: [...VIP_KEY, 'u32'], data: ['addr', 'port'] }
 const PICK_NP: ElementLayout = { key: [...NP_KEY, 'u32'], data: ['addr', 'port'] }

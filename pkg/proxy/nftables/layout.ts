@@ -56,6 +56,8 @@ export function fixedObjects (w: FamilyWords, opts: NftablesOptions): Decls {
   const cluster = `ct state new ${vip} vmap @${MapName.NO_ENDPOINT_CLUSTER}`
   const external = `ct state new ${vip} vmap @${MapName.NO_ENDPOINT_EXTERNAL}`
   const firewall = `ct state new ${vip} @${MapName.FIREWALL_IPS} drop`
+  // After DNAT: what still goes to a ClusterIP found no port of it (kube-proxy's nftables mode rejects it too).
+  const otherPorts = `ct state new ${w.addr} daddr @${MapName.CLUSTER_IPS} reject`
   const chains: ChainDecl[] = [
     { name: Chain.NAT_PREROUTING, hook: base('nat', 'prerouting', -100), rules: [`jump ${Chain.SERVICES}`] },
     { name: Chain.NAT_OUTPUT, hook: base('nat', 'output', -100), rules: [`jump ${Chain.SERVICES}`] },
@@ -68,10 +70,10 @@ export function fixedObjects (w: FamilyWords, opts: NftablesOptions): Decls {
     {
       name: Chain.FILTER_FORWARD,
       hook: base('filter', 'forward', 0),
-      rules: [...(opts.conntrackTCPBeLiberal ? [] : ['ct state invalid drop']), cluster, external, firewall],
+      rules: [...(opts.conntrackTCPBeLiberal ? [] : ['ct state invalid drop']), cluster, external, firewall, otherPorts],
     },
     // After nat output (-100): DNATed traffic no longer shows its VIP here.
-    { name: Chain.FILTER_OUTPUT, hook: base('filter', 'output', 0), rules: [cluster, firewall] },
+    { name: Chain.FILTER_OUTPUT, hook: base('filter', 'output', 0), rules: [cluster, firewall, otherPorts] },
     { name: Chain.SERVICES, rules: [`${vip} vmap @${MapName.SERVICE_IPS}`, ...nodePortRules(w, opts)] },
     { name: Chain.MARK_FOR_MASQUERADE, rules: [`meta mark set meta mark | ${mark}`] },
     {
@@ -93,6 +95,7 @@ export function fixedObjects (w: FamilyWords, opts: NftablesOptions): Decls {
     { kind: 'map', name: MapName.NO_ENDPOINT_NODEPORTS, body: 'type inet_proto . inet_service : verdict ;' },
     { kind: 'set', name: MapName.FIREWALL_IPS, body: `type ${verdictKey} ;` },
     { kind: 'set', name: MapName.HAIRPIN, body: `type ${w.type} . ${w.type} ;` },
+    { kind: 'set', name: MapName.CLUSTER_IPS, body: `type ${w.type} ;` },
   ]
   return { chains, sets }
 }

@@ -50,6 +50,7 @@ export const MapName = {
   NO_ENDPOINT_NODEPORTS: 'no-endpoint-nodeports',
   FIREWALL_IPS: 'firewall-ips',
   HAIRPIN: 'hairpin',
+  CLUSTER_IPS: 'cluster-ips',
 } as const
 
 /** Entry class of a shared endpoint map: keyed by VIP (daddr . proto . port) or by NodePort (proto . port). */

@@ -18,13 +18,16 @@ export interface ServiceObjects {
   readonly chains: readonly ChainDecl[]
   /** Per-service sets (ClientIP affinity). */
   readonly sets: readonly SetDecl[]
-  /** Endpoint IPs that get a `hairpin` element (refcounted across services). */
-  readonly hairpin: readonly string[]
+  /**
+   * Elements other service ports may need too, as flat pairs like `elements` (each endpoint's `hairpin`
+   * element, the ClusterIP's `cluster-ips` element): refcounted across service ports, each exists while one needs it.
+   */
+  readonly counted: readonly string[]
   /** Shared object IDs in use (names.ts). */
   readonly shared: readonly string[]
 }
 
-export const NO_OBJECTS: ServiceObjects = Object.freeze({ entries: [], lost: [], elements: [], chains: [], sets: [], hairpin: [], shared: [] })
+export const NO_OBJECTS: ServiceObjects = Object.freeze({ entries: [], lost: [], elements: [], chains: [], sets: [], counted: [], shared: [] })
 
 function byAddress (a: EndpointInfo, b: EndpointInfo): number {
   return a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port
@@ -176,8 +179,9 @@ export function serviceObjects (key: string, p: PortPlan, w: FamilyWords, opts: 
     if (p.externalSet === null) elements.push(np ? MapName.NO_ENDPOINT_NODEPORTS : MapName.NO_ENDPOINT_EXTERNAL, `${entry} : ${refuse}`)
   }
 
-  const hairpin: string[] = []
+  // Every ClusterIP, so traffic to one on a port no Service defines is rejected (kube-proxy's cluster-ips).
+  const counted: string[] = [MapName.CLUSTER_IPS, info.clusterIP]
   const seen = new Set<string>()
-  for (const e of p.allEndpoints) if (!seen.has(e.ip)) { seen.add(e.ip); hairpin.push(e.ip) }
-  return { entries, lost, elements, chains, sets, hairpin, shared: [...shared] }
+  for (const e of p.allEndpoints) if (!seen.has(e.ip)) { seen.add(e.ip); counted.push(MapName.HAIRPIN, `${e.ip} . ${e.ip}`) }
+  return { entries, lost, elements, chains, sets, counted, shared: [...shared] }
 }

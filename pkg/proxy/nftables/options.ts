@@ -1,6 +1,7 @@
 // Options of the nftables mode: the neutral proxy options plus the mark bit and the INVALID-drop switch
 // (as the iptables mode), validated once, then frozen. Localhost NodePorts are not supported here, as in
-// kube-proxy's nftables mode (NFTABLES.md, /tmp layout contract): they are forced off.
+// kube-proxy's nftables mode (NFTABLES.md, /tmp layout contract): they are forced off. Like that mode, it
+// rejects traffic to a ClusterIP on a port no Service defines.
 import { FerryError } from '../../errors/errors.js'
 import { resolveProxyOptions, type ProxyOptions, type ProxyOptionsInput } from '../options.js'
 import { DEFAULT_MASQUERADE_BIT } from '../iptables/options.js'
@@ -21,7 +22,7 @@ export function resolveNftablesOptions (input: NftablesOptionsInput): NftablesOp
   }
   const { masqueradeBit: _b, conntrackTCPBeLiberal, ...neutral } = input
   return Object.freeze({
-    ...resolveProxyOptions({ ...neutral, localhostNodePorts: false }),
+    ...resolveProxyOptions({ ...neutral, localhostNodePorts: false, rejectOtherClusterIPPorts: true }),
     masqueradeBit: bit,
     conntrackTCPBeLiberal: conntrackTCPBeLiberal ?? false,
   })

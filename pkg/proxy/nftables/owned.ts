@@ -1,6 +1,6 @@
 // What the kernel holds once a rendered transaction is applied, kept in memory so a partial sync diffs
 // against it and never lists the kernel (NFTABLES.md §5 cross-cutting 3): per service port its objects,
-// who owns each entry key, the hairpin refcounts, the shared objects that exist, and the flushed chains
+// who owns each entry key, the refcounts of shared elements (hairpin, cluster-ips), the shared objects that exist, and the flushed chains
 // still waiting for their deferred `delete chain`.
 //
 // A partial render updates these maps in place (copying 10k-entry maps per sync cost more than the
@@ -25,8 +25,8 @@ export class NftOwned {
     readonly claims: Map<string, string>,
     /** Entry key → the other service ports that want it (their `lost`), to hand it to when it is freed. */
     readonly waiting: Map<string, Set<string>>,
-    /** Endpoint IP → how many service ports use it (its `hairpin` element exists while > 0). */
-    readonly hairpin: Map<string, number>,
+    /** "map\0element" of a counted element (ServiceObjects.counted) → how many service ports need it (it exists while > 0). */
+    readonly counted: Map<string, number>,
     /** IDs of the shared maps and chains that exist (names.ts); they stay until the next full sync. */
     readonly shared: Set<string>,
     /** Per-service chains flushed by a partial sync that still exist, waiting for a later `delete chain`. */

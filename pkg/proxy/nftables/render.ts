@@ -6,7 +6,7 @@ import type { IPFamily } from '../../net/ip.js'
 import { planPort, type PortPlan } from '../plan.js'
 import type { DesiredState } from '../types.js'
 import { fixedObjects, sharedObjects, type ChainDecl, type Decls, type SetDecl } from './layout.js'
-import { MapName, familyWords, type FamilyWords } from './names.js'
+import { familyWords, type FamilyWords } from './names.js'
 import { settleContests, UNCLAIMED } from './contest.js'
 import { NO_OBJECTS, serviceObjects, type ServiceObjects } from './objects.js'
 import type { NftablesOptions } from './options.js'
@@ -92,7 +92,6 @@ function ruleLines (obj: string, c: ChainDecl, out: LineSink): number {
   for (const r of c.rules) out.push(`add rule ${obj} ${c.name} ${r}`)
   return c.rules.length
 }
-const hairpinKey = (ip: string): string => `${ip} . ${ip}`
 
 function rulesOf (d: Decls): number {
   let n = 0
@@ -124,7 +123,7 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions, sink?:
   const claims = new Map<string, string>()
   const waiting = new Map<string, Set<string>>()
   const services = new Map<string, ServiceObjects>()
-  const hairpin = new Map<string, number>()
+  const counted = new Map<string, number>()
   const shared = new Set<string>()
   const out = new Lines()
   const elements = new Elements()
@@ -153,10 +152,12 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions, sink?:
     if (decls.length > 0) declare(decls)
     const e = o.elements
     for (let i = 0; i < e.length; i += 2) put(e[i] as string, e[i + 1] as string)
-    for (const ip of o.hairpin) {
-      const n = hairpin.get(ip) ?? 0
-      hairpin.set(ip, n + 1)
-      if (n === 0) put(MapName.HAIRPIN, hairpinKey(ip))
+    const c = o.counted
+    for (let i = 0; i < c.length; i += 2) {
+      const mk = `${c[i] as string}\0${c[i + 1] as string}`
+      const n = counted.get(mk) ?? 0
+      counted.set(mk, n + 1)
+      if (n === 0) put(c[i] as string, c[i + 1] as string)
     }
     if (out.ready) yield out.take()
   }
@@ -165,7 +166,7 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions, sink?:
   const totals = { rules, elements: elements.count, chains }
   return {
     kind: 'full',
-    owned: new NftOwned(state.family, services, claims, waiting, hairpin, shared, new Set(), totals),
+    owned: new NftOwned(state.family, services, claims, waiting, counted, shared, new Set(), totals),
     staleChains: [],
     written: totals,
     totals,
@@ -204,7 +205,7 @@ function elementMap (o: ServiceObjects): Map<string, string> {
 export function renderPartial (state: DesiredState, changed: ReadonlySet<string>, prev: NftOwned, opts: NftablesOptions): NftRender {
   const w = familyWords(state.family)
   const obj = w.obj
-  const { services, claims, waiting, hairpin, shared, stale } = prev.take()
+  const { services, claims, waiting, counted, shared, stale } = prev.take()
   let { rules, elements: elementTotal, chains: chainTotal } = prev.totals
   const olds = new Map<string, ServiceObjects>()
   const plans = new Map<string, PortPlan>()
@@ -232,12 +233,15 @@ export function renderPartial (state: DesiredState, changed: ReadonlySet<string>
   const addSets: SetDecl[] = []
   const chainRules: ChainDecl[] = []
   const staleChains: string[] = []
-  const hairpinBefore = new Map<string, number>()
-  const touch = (ip: string, d: number): void => {
-    const n = hairpin.get(ip) ?? 0
-    if (!hairpinBefore.has(ip)) hairpinBefore.set(ip, n)
-    if (n + d === 0) hairpin.delete(ip)
-    else hairpin.set(ip, n + d)
+  const countedBefore = new Map<string, number>()
+  const touch = (c: readonly string[], d: number): void => {
+    for (let i = 0; i < c.length; i += 2) {
+      const mk = `${c[i] as string}\0${c[i + 1] as string}`
+      const n = counted.get(mk) ?? 0
+      if (!countedBefore.has(mk)) countedBefore.set(mk, n)
+      if (n + d === 0) counted.delete(mk)
+      else counted.set(mk, n + d)
+    }
   }
 
   const renderOne = (key: string, old: ServiceObjects, p: PortPlan | undefined): void => {
@@ -288,8 +292,8 @@ export function renderPartial (state: DesiredState, changed: ReadonlySet<string>
     for (const [name, body] of oldSets) if (newSets.get(name) !== body) delSets.push(name)
     for (const s of nu.sets) if (oldSets.get(s.name) !== s.body) addSets.push(s)
 
-    for (const ip of old.hairpin) touch(ip, -1)
-    for (const ip of nu.hairpin) touch(ip, +1)
+    touch(old.counted, -1)
+    touch(nu.counted, +1)
     for (const id of nu.shared) if (!shared.has(id)) { shared.add(id); newShared.push(id) }
   }
   // Keys wanted by more than one service port go where a full render puts them: that may re-render
@@ -304,10 +308,11 @@ export function renderPartial (state: DesiredState, changed: ReadonlySet<string>
     wait(waiting, key, old, -1)
     renderOne(key, old, sp === undefined ? undefined : planPort(sp, opts))
   }
-  for (const [ip, n] of hairpinBefore) {
-    const now = hairpin.get(ip) ?? 0
-    if (n > 0 && now === 0) { dels.add(MapName.HAIRPIN, hairpinKey(ip)); elementTotal-- }
-    if (n === 0 && now > 0) { adds.add(MapName.HAIRPIN, hairpinKey(ip)); elementTotal++ }
+  for (const [mk, n] of countedBefore) {
+    const now = counted.get(mk) ?? 0
+    const cut = mk.indexOf('\0')
+    if (n > 0 && now === 0) { dels.add(mk.slice(0, cut), mk.slice(cut + 1)); elementTotal-- }
+    if (n === 0 && now > 0) { adds.add(mk.slice(0, cut), mk.slice(cut + 1)); elementTotal++ }
   }
 
   const out: string[] = []
@@ -330,7 +335,7 @@ export function renderPartial (state: DesiredState, changed: ReadonlySet<string>
   return {
     kind: 'partial',
     text: out.join('\n'),
-    owned: new NftOwned(state.family, services, claims, waiting, hairpin, shared, stale, totals),
+    owned: new NftOwned(state.family, services, claims, waiting, counted, shared, stale, totals),
     staleChains,
     written: { rules: rulesWritten, elements: adds.count + dels.count, chains: chainsWritten + staleChains.length },
     totals,
