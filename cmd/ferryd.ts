@@ -11,9 +11,9 @@ import { loadConfig, usage, type Config } from '../pkg/config/config.js'
 import { errorMessage, isFerryError } from '../pkg/errors/errors.js'
 import { createLogger, type Logger } from '../pkg/log/log.js'
 import { parseIP, type IPFamily } from '../pkg/net/ip.js'
-import { backendDeps, chooseProxyMode, cleanupAllModes, cleanupOtherModes, createBackend } from '../pkg/proxy/backends.js'
+import { backendDeps, chooseProxyMode, cleanupAllModes, cleanupOtherModes, createBackend, modeProxyOptions } from '../pkg/proxy/backends.js'
 import { nodeEligible } from '../pkg/proxy/health.js'
-import { resolveProxyOptions, type ProxyOptions } from '../pkg/proxy/options.js'
+import type { ProxyOptions } from '../pkg/proxy/options.js'
 import type { Backend } from '../pkg/proxy/types.js'
 import { createSource } from '../pkg/source/factory.js'
 import { createSourceMetrics } from '../pkg/source/metrics.js'
@@ -61,7 +61,7 @@ async function main (argv: string[]): Promise<number> {
   const backends: Backends = new Map()
   for (const family of cfg.ipFamilies) {
     const deps = backendDeps(cfg, family, ips, log.child(`proxy.${family}`), registry)
-    backends.set(family, { backend: await createBackend(mode.mode, deps), options: resolveProxyOptions(deps.proxy) })
+    backends.set(family, { backend: await createBackend(mode.mode, deps), options: modeProxyOptions(mode.mode, deps.proxy) })
   }
   return await serve(cfg, log, registry, backends, mode, cni, previousMode)
 }

@@ -9,7 +9,7 @@ import { iptablesMetrics } from './iptables/metrics.js'
 import type { Variant } from './iptables/restore.js'
 import type { IpvsProbe } from './ipvs/probe.js'
 import { ipvsModePresent } from './ipvs/present.js'
-import type { ProxyOptionsInput } from './options.js'
+import { resolveProxyOptions, type ProxyOptions, type ProxyOptionsInput } from './options.js'
 import type { Backend } from './types.js'
 import { spawnExec } from '../exec/exec.js'
 import { Chain } from './iptables/names.js'
@@ -17,6 +17,7 @@ import { toolName } from './iptables/restore.js'
 import type { IpvsConfig } from './ipvs/mode.js'
 import { cleanupNftablesMode, createNftablesBackend, nftablesModePresent } from './nftables/mode.js'
 import { nftablesRequired, probeNftables, type NftablesProbe } from './nftables/probe.js'
+import { resolveNftablesOptions } from './nftables/options.js'
 import { TABLE as NFT_TABLE } from './nftables/names.js'
 import { tablesInUse, type TablesInUse } from './tables-in-use.js'
 
@@ -42,6 +43,8 @@ export interface BackendDeps {
 
 interface ProxyMode {
   readonly create: (d: BackendDeps) => Promise<Backend>
+  /** The neutral options as this mode applies them (what the packet tracer plans with); default as given. */
+  readonly options?: (proxy: ProxyOptionsInput) => ProxyOptions
   /**
    * Whether this node holds state of the mode: cheap, so a start in another mode can skip the cleanup.
    * `tables`: the netfilter tables that exist, when known: a mode whose table is absent has no state.
@@ -95,6 +98,8 @@ const MODES: Record<ProxyModeName, ProxyMode> = {
     cleanup: async ({ proxy, iptables, log }) => await (await ipvsMode()).cleanupIpvsMode({ proxy, masqueradeBit: iptables.masqueradeBit, log }),
   },
   nftables: {
+    // No localhost NodePorts; other ports of a ClusterIP rejected.
+    options: proxy => resolveNftablesOptions(proxy),
     create: async ({ family, proxy, iptables, log, registry }) => createNftablesBackend({
       family, proxy, masqueradeBit: iptables.masqueradeBit, log,
       ...(registry !== undefined ? { registry } : {}),
@@ -149,6 +154,11 @@ export async function chooseProxyMode (cfg: Pick<Config, 'proxyMode' | 'ipvsSche
   const n = await nftProbe()
   if (n.ok) return { mode: 'nftables', reason: `auto: IPVS unavailable (${p.reason}); the nftables probe passed` }
   return { mode: 'iptables', reason: `auto: IPVS unavailable (${p.reason}) and nftables unusable (${n.reason}); using iptables` }
+}
+
+/** The neutral options of `mode` for one family, as its rules apply them: the tracer must plan with these. */
+export function modeProxyOptions (mode: ProxyModeName, proxy: ProxyOptionsInput): ProxyOptions {
+  return MODES[mode].options?.(proxy) ?? resolveProxyOptions(proxy)
 }
 
 export async function createBackend (mode: ProxyModeName, deps: BackendDeps): Promise<Backend> {

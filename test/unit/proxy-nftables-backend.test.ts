@@ -5,7 +5,7 @@ import { Registry } from 'prom-client'
 import { NftablesBackend, STALE_CHAIN_DELAY_MS } from '../../pkg/proxy/nftables/backend.js'
 import { nftablesMetrics } from '../../pkg/proxy/nftables/metrics.js'
 import { PROBE_TEXT, probeNftables } from '../../pkg/proxy/nftables/probe.js'
-import { chooseProxyMode } from '../../pkg/proxy/backends.js'
+import { chooseProxyMode, modeProxyOptions } from '../../pkg/proxy/backends.js'
 import { cleanupNftablesMode, nftablesModePresent } from '../../pkg/proxy/nftables/mode.js'
 import type { Exec, ExecResult } from '../../pkg/exec/exec.js'
 import { stdinText } from '../../pkg/exec/exec.js'
@@ -202,6 +202,13 @@ t.test('chooseProxyMode', async t => {
   t.same(await chooseProxyMode(cfg('nftables'), no('unused'), yes), { mode: 'nftables', reason: 'configured' })
   await t.rejects(chooseProxyMode(cfg('nftables'), yes, no('nft is not installed')), { code: 'FERRY_ERR_CONFIG', message: /--proxy-mode nftables: nft is not installed/ })
   t.same(await chooseProxyMode(cfg('iptables'), no('x'), no('y')), { mode: 'iptables', reason: 'configured' })
+})
+
+t.test('the tracer plans with each mode\'s options: nftables offers no localhost NodePorts and rejects other ClusterIP ports', async t => {
+  const input = { family: 'IPv4' as const, localhostNodePorts: true }
+  t.match(modeProxyOptions('nftables', input), { localhostNodePorts: false, rejectOtherClusterIPPorts: true })
+  t.match(modeProxyOptions('iptables', input), { localhostNodePorts: true })
+  t.equal(modeProxyOptions('iptables', input).rejectOtherClusterIPPorts, undefined)
 })
 
 t.test('mode: present and cleanup cover both families; no nft means nothing to remove', async t => {
