@@ -28,7 +28,9 @@ for (const mode of PROXY_MODES) t.test(`${mode}: IPv4 and IPv6 ClusterIPs and No
   await writeFile(join(dir, 'empty6.yaml'), EMPTY6)
   const ferryd = startFerryd(lab, ['--manifests', dir, '--node-name', 'lab-node', '--ip-families', 'IPv4,IPv6',
     '--cluster-cidr', `${LAB.podCIDR},${LAB.podCIDR6}`, '--min-sync-period', '100ms',
-    '--dns-listen', `[${LAB.podGateway6}]:53`, '--dns-upstream', '127.0.0.1:53', '--proxy-mode', mode])
+    '--dns-listen', `[${LAB.podGateway6}]:53`, '--dns-upstream', '127.0.0.1:53', '--proxy-mode', mode,
+    // IPv4 CIDRs only: as with kube-proxy, IPv6 NodePorts stay open on every IPv6 address.
+    '--nodeport-addresses', `${LAB.nodeExternalIP}/32`])
   t.teardown(async () => { await ferryd.stop() })
   await ferryd.waitReady()
 
@@ -36,7 +38,7 @@ for (const mode of PROXY_MODES) t.test(`${mode}: IPv4 and IPv6 ClusterIPs and No
   t.same([...v6.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'pod -> IPv6 ClusterIP reaches every endpoint')
   t.match(await lab.get('http://[fd00:96::10]/', client.ns), { ok: true, body: new RegExp(` ${client.ip6}$`) }, 'not masqueraded')
   const np6 = await lab.spread(`http://[${LAB.nodeExternalIP6}]:30080/`, 45)
-  t.same([...np6.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'external client -> IPv6 NodePort reaches every endpoint')
+  t.same([...np6.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'external client -> IPv6 NodePort reaches every endpoint (--nodeport-addresses names no IPv6 CIDR)')
   t.match(await lab.get(`http://[${LAB.nodeExternalIP6}]:30080/`), { ok: true, body: new RegExp(` ${LAB.podGateway6}$`) }, 'masqueraded to the node')
   const v4 = await lab.spread('http://10.96.0.10/', 45, client.ns)
   t.same([...v4.keys()].sort(), ['web-1', 'web-2', 'web-3'], 'IPv4 keeps working beside it')
