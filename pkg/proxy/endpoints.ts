@@ -176,8 +176,9 @@ export function compareEndpoints (a: Pick<EndpointInfo, 'ip' | 'port'>, b: Pick<
 
 /**
  * The endpoints of every service port the slices describe, keyed by servicePortKey. Slices without the
- * service-name label (or labelled for another proxy), FQDN slices and slices of the other family are ignored; so are ports without a
- * number and endpoints without an address of `family`; ports left without endpoints get no key. Pure; the result does not depend on slice order.
+ * service-name label (or labelled for another proxy), FQDN slices and slices of the other family are
+ * ignored; so are ports without a number and endpoints without an address of `family`; ports left
+ * without endpoints get no key. Pure; the result does not depend on slice order.
  */
 export function endpointsFromSlices (slices: readonly EndpointSlice[], family: IPFamily, nodeName: string): Map<string, EndpointInfo[]> {
   // Sort by slice name so that ties between duplicates resolve the same way whatever the input order.

@@ -1,7 +1,7 @@
 // What the kernel holds once a rendered transaction is applied, kept in memory so a partial sync diffs
 // against it and never lists the kernel (NFTABLES.md §5 cross-cutting 3): per service port its objects,
-// who owns each entry key, the refcounts of shared elements (hairpin, cluster-ips), the shared objects that exist, and the flushed chains
-// still waiting for their deferred `delete chain`.
+// who owns each entry key, the refcounts of shared elements (hairpin, cluster-ips), the shared objects
+// that exist, and the flushed chains still waiting for their deferred `delete chain`.
 //
 // A partial render updates these maps in place (copying 10k-entry maps per sync cost more than the
 // sync itself) and hands them on in a new NftOwned; the one it read from is then consumed and may not be
