@@ -9,6 +9,7 @@ import { iptablesMetrics } from './iptables/metrics.js'
 import type { Variant } from './iptables/restore.js'
 import type { IpvsProbe } from './ipvs/probe.js'
 import { ipvsModePresent } from './ipvs/present.js'
+import { ipvsProxyOptions } from './ipvs/companion-options.js'
 import { resolveProxyOptions, type ProxyOptions, type ProxyOptionsInput } from './options.js'
 import type { Backend } from './types.js'
 import { spawnExec } from '../exec/exec.js'
@@ -89,6 +90,7 @@ const MODES: Record<ProxyModeName, ProxyMode> = {
     },
   },
   ipvs: {
+    options: proxy => ipvsProxyOptions(proxy),
     create: async ({ family, proxy, iptables, ipvs, log, registry }) => await (await ipvsMode()).createIpvsBackend({
       family, proxy, ipvs, masqueradeBit: iptables.masqueradeBit, log,
       ...(iptables.variant !== undefined ? { iptablesVariant: iptables.variant } : {}),

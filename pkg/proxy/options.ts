@@ -15,10 +15,12 @@ export interface ProxyOptions {
   /** The node's own addresses of this family (loopback excluded or not: callers pass what the host has). */
   readonly nodeIPs: readonly string[]
   /**
-   * Traffic to a ClusterIP on a port (or protocol) no Service defines is rejected, not routed on: the
-   * nftables mode does this, as kube-proxy's does; the iptables mode, like kube-proxy's, leaves it alone.
+   * Which Service addresses refuse a port (or protocol) no Service defines on them, instead of routing it
+   * on: every ClusterIP in the nftables mode, as kube-proxy's; every VIP the node binds (ClusterIPs,
+   * externalIPs and LB IPs that are not node IPs) in IPVS mode, where IPVS answers for them. Unset in
+   * the iptables mode, which, like kube-proxy's, leaves such traffic alone.
    */
-  readonly rejectOtherClusterIPPorts?: boolean
+  readonly rejectOtherPorts?: 'clusterIPs' | 'boundVIPs'
 }
 
 export type ProxyOptionsInput = Partial<Omit<ProxyOptions, 'family'>> & { readonly family: IPFamily }
@@ -60,7 +62,7 @@ export function resolveProxyOptions (input: ProxyOptionsInput): ProxyOptions {
     ...(nodePortAddresses !== undefined ? { nodePortAddresses: Object.freeze(nodePortAddresses) } : {}),
     localhostNodePorts: family === 'IPv4' && (input.localhostNodePorts ?? false),
     nodeIPs: Object.freeze(nodeIPs),
-    ...(input.rejectOtherClusterIPPorts === true ? { rejectOtherClusterIPPorts: true } : {}),
+    ...(input.rejectOtherPorts !== undefined ? { rejectOtherPorts: input.rejectOtherPorts } : {}),
   })
 }
 

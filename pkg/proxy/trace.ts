@@ -38,7 +38,9 @@ export interface TraceResult {
 
 const FIREWALLED = 'source outside loadBalancerSourceRanges'
 const NOT_HANDLED: TraceResult = { entry: null, verdict: 'not-handled', endpoints: [], reason: 'no service entry point matches' }
-const OTHER_PORT: TraceResult = { entry: null, verdict: 'REJECT', endpoints: [], reason: 'a ClusterIP, but no Service defines this port and protocol on it' }
+const otherPort = (what: string): TraceResult => ({ entry: null, verdict: 'REJECT', endpoints: [], reason: `${what}, but no Service defines this port and protocol on it` })
+const OTHER_CLUSTER_IP_PORT = otherPort('a ClusterIP')
+const OTHER_VIP_PORT = otherPort('a Service VIP bound on the node')
 
 function sameIP (a: string, b: string): boolean {
   if (a === b) return true
@@ -88,10 +90,27 @@ function isClusterIP (plans: readonly PortPlan[], opts: ProxyOptions, ip: string
   return false
 }
 
+/** An address of some entry point (ClusterIP, externalIP, LB IP) that is not a node IP: IPVS mode binds it. */
+function isBoundVIP (plans: readonly PortPlan[], opts: ProxyOptions, ip: string): boolean {
+  if (opts.nodeIPs.some(n => sameIP(n, ip))) return false
+  for (const p of plans) {
+    if (p.sp.info.family !== opts.family) continue
+    for (const e of p.entryPoints) if (e.address !== null && sameIP(e.address, ip)) return true
+  }
+  return false
+}
+
+/** What a packet that matched no entry point meets: a refusal where the mode refuses other ports of that address. */
+function unmatched (plans: readonly PortPlan[], opts: ProxyOptions, dst: string): TraceResult {
+  if (opts.rejectOtherPorts === 'clusterIPs' && isClusterIP(plans, opts, dst)) return OTHER_CLUSTER_IP_PORT
+  if (opts.rejectOtherPorts === 'boundVIPs' && isBoundVIP(plans, opts, dst)) return OTHER_VIP_PORT
+  return NOT_HANDLED
+}
+
 export function tracePlan (plans: readonly PortPlan[], opts: ProxyOptions, env: TraceEnv, pkt: Packet): TraceResult {
   const dstLocal = env.localAddresses.some(a => sameIP(a, pkt.dst))
   const m = match(plans, opts, dstLocal, pkt)
-  if (m === null) return opts.rejectOtherClusterIPPorts === true && isClusterIP(plans, opts, pkt.dst) ? OTHER_PORT : NOT_HANDLED
+  if (m === null) return unmatched(plans, opts, pkt.dst)
   const fromNode = env.localAddresses.some(a => sameIP(a, pkt.src))
   const r = decide(m.p, m.kind, opts, pkt, fromNode)
   // NodePorts forward only on the NodePort addresses, but a refused NodePort is refused on every local

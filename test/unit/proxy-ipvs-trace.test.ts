@@ -80,10 +80,10 @@ t.test('2: ports by name and protocol; unused ports of a bound VIP are refused',
     svc(svcInfo({ name: 'dns', clusterIP: '172.30.0.53', portName: 'dns-sctp', port: 53, protocol: 'SCTP' }), [remote('10.180.3.1', 5355)]),
   ]
   flow(t, s, BASE, tcp(POD, '172.30.0.42', 443), { reach: ['10.180.0.1:8443', '10.180.2.1:8443'], masq: false }, 'https')
-  // The VIP is a local address in IPVS mode: a port no Service uses is refused (kubernetes#72236), as
-  // nftables mode refuses undefined ports of live ClusterIPs; the plan leaves it unhandled.
-  flow(t, s, BASE, tcp(POD, '172.30.0.42', 80, 'UDP'), { verdict: 'not-handled' }, 'UDP to a TCP port', { verdict: 'REJECT' })
-  flow(t, s, BASE, tcp(NODE_IP, '172.30.0.42', 22), { verdict: 'not-handled' }, 'the node to an unused port', { verdict: 'REJECT' })
+  // The VIP is a local address in IPVS mode: a port no Service uses is refused (kubernetes#72236), and
+  // the plan, under IPVS mode's options (rejectOtherPorts: boundVIPs), says so too.
+  flow(t, s, BASE, tcp(POD, '172.30.0.42', 80, 'UDP'), { verdict: 'REJECT' }, 'UDP to a TCP port')
+  flow(t, s, BASE, tcp(NODE_IP, '172.30.0.42', 22), { verdict: 'REJECT' }, 'the node to an unused port')
   flow(t, s, BASE, tcp(POD, '172.30.0.41', 443), { verdict: 'not-handled' }, 'an address that is not a VIP')
   flow(t, s, BASE, tcp(POD, '172.30.0.53', 53), { reach: ['10.180.3.1:5353'], masq: false }, 'TCP 53')
   flow(t, s, BASE, tcp(POD, '172.30.0.53', 53, 'UDP'), { reach: ['10.180.3.1:5354'], masq: false }, 'UDP 53')
@@ -368,10 +368,10 @@ function battery (t: Test, A: Addrs, seed0: number): void {
             t.fail(`${info.spn} ${src} -> ${dst}:${port}/${info.protocol}: plan ${a.verdict} ${fmt(a.endpoints)}, IPVS ${b.verdict} ${fmt(b.endpoints)}`, { paths: b.paths, reason: a.reason })
           }
         }
-        // A port no Service uses on the same VIP: refused in IPVS mode, untouched by the plan.
+        // A port no Service uses on the same VIP: refused by IPVS mode, and by the plan under its options.
         if (dst !== A.loopback && !A.nodeIPs.includes(dst)) {
           const pkt = { src: A.pod, dst, port: 9, protocol: info.protocol }
-          if (tracePlan(w.plans, w.opts, w.env, pkt).verdict !== 'not-handled' || w.ipvs(pkt).verdict !== 'REJECT') t.fail(`${dst}:9 should be refused by IPVS mode only`)
+          if (tracePlan(w.plans, w.opts, w.env, pkt).verdict !== 'REJECT' || w.ipvs(pkt).verdict !== 'REJECT') t.fail(`${dst}:9 should be refused by IPVS mode and its plan`)
           refusedUnused++
         }
       }

@@ -204,11 +204,12 @@ t.test('chooseProxyMode', async t => {
   t.same(await chooseProxyMode(cfg('iptables'), no('x'), no('y')), { mode: 'iptables', reason: 'configured' })
 })
 
-t.test('the tracer plans with each mode\'s options: nftables offers no localhost NodePorts and rejects other ClusterIP ports', async t => {
+t.test('the tracer plans with each mode\'s options: nftables and IPVS offer no localhost NodePorts and reject other ports of their VIPs', async t => {
   const input = { family: 'IPv4' as const, localhostNodePorts: true }
-  t.match(modeProxyOptions('nftables', input), { localhostNodePorts: false, rejectOtherClusterIPPorts: true })
+  t.match(modeProxyOptions('nftables', input), { localhostNodePorts: false, rejectOtherPorts: 'clusterIPs' })
   t.match(modeProxyOptions('iptables', input), { localhostNodePorts: true })
-  t.equal(modeProxyOptions('iptables', input).rejectOtherClusterIPPorts, undefined)
+  t.equal(modeProxyOptions('iptables', input).rejectOtherPorts, undefined)
+  t.match(modeProxyOptions('ipvs', input), { localhostNodePorts: false, rejectOtherPorts: 'boundVIPs' })
 })
 
 t.test('mode: present and cleanup cover both families; no nft means nothing to remove', async t => {

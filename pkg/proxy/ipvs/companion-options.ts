@@ -32,8 +32,16 @@ function addresses (what: string, list: readonly string[], opts: ProxyOptions): 
   return [...out]
 }
 
+/**
+ * The neutral options as IPVS mode applies them: no localhost NodePorts (NodePort virtual servers are
+ * never on loopback), and a bound VIP refuses the ports no Service defines (IPVS answers for the address).
+ */
+export function ipvsProxyOptions (input: ProxyOptionsInput): ProxyOptions {
+  return resolveProxyOptions({ ...input, localhostNodePorts: false, rejectOtherPorts: 'boundVIPs' })
+}
+
 export function resolveCompanionOptions (input: CompanionOptionsInput): CompanionOptions {
-  const base = resolveProxyOptions(input)
+  const base = ipvsProxyOptions(input)
   const bit = input.masqueradeBit ?? DEFAULT_MASQUERADE_BIT
   if (!Number.isInteger(bit) || bit < 0 || bit > 31) {
     throw new FerryError('FERRY_ERR_CONFIG', 'masqueradeBit must be an integer in 0..31', { masqueradeBit: bit })

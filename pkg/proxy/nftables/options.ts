@@ -22,7 +22,7 @@ export function resolveNftablesOptions (input: NftablesOptionsInput): NftablesOp
   }
   const { masqueradeBit: _b, conntrackTCPBeLiberal, ...neutral } = input
   return Object.freeze({
-    ...resolveProxyOptions({ ...neutral, localhostNodePorts: false, rejectOtherClusterIPPorts: true }),
+    ...resolveProxyOptions({ ...neutral, localhostNodePorts: false, rejectOtherPorts: 'clusterIPs' }),
     masqueradeBit: bit,
     conntrackTCPBeLiberal: conntrackTCPBeLiberal ?? false,
   })
