@@ -1,7 +1,14 @@
 // ADD, DEL, CHECK, GC and STATUS policy over the fake dataplane and fake IPAM.
 import t from 'tap'
-import { CID_A, CID_B, conf, env, harness, NETNS_A, NETNS_B, NODE_FILE } from './fixtures/cni.js'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CID_A, CID_B, conf, env, harness, NETNS_A, NETNS_B, NODE_FILE, NODE_V4 } from './fixtures/cni.js'
+import { makeFuncs } from '../../cni-plugin/commands.js'
+import { FakeDataplane } from '../../cni-plugin/dataplane-fake.js'
 import { hostVethName, masqChainName } from '../../cni-plugin/names.js'
+import { dispatch } from '../../cni-plugin/skel.js'
+import { openDiskIpam } from '../../pkg/ipam/disk.js'
 
 const HOST_A = hostVethName(CID_A, 'eth0')
 const envB = (cmd: string): Record<string, string> => env(cmd, { CNI_CONTAINERID: CID_B, CNI_NETNS: NETNS_B })
@@ -170,4 +177,39 @@ t.test('STATUS: 0 when the node file exists and the pool has room', async t => {
   const h = harness()
   const r = await h.run({ CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin' }, conf())
   t.same([r.code, r.raw], [0, ''])
+})
+
+t.test('DEL and GC without the node file release the reservation in the real disk store', async t => {
+  // The fake IPAM takes any range list; the disk one refused an empty list ("no IPAM range configured", 999),
+  // so DEL failed and the address stayed reserved whenever ferryd had not (re)written the node file.
+  const dir = mkdtempSync(join(tmpdir(), 'fy-cni-disk-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dp = new FakeDataplane()
+  dp.addNetns(NETNS_A)
+  dp.addNetns(NETNS_B)
+  const files = new Map([[NODE_FILE, NODE_V4]])
+  const funcs = makeFuncs({
+    dataplane: dp,
+    openIpam: (o) => openDiskIpam({ ...o, dataDir: dir }),
+    readFile: async (path) => {
+      const text = files.get(path)
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' })
+      return text
+    },
+  })
+  const run = async (e: Record<string, string>, c: Record<string, unknown>): Promise<{ code: number, raw: string }> => {
+    let raw = ''
+    const code = await dispatch(funcs, { getenv: (k) => e[k], stdin: async () => JSON.stringify(c), stdout: (s) => { raw += s } })
+    return { code, raw }
+  }
+  const reserved = (): string[] => readdirSync(join(dir, 'ferry')).filter(f => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort()
+  t.equal((await run(env('ADD'), conf())).code, 0)
+  t.equal((await run(envB('ADD'), conf())).code, 0)
+  t.same(reserved(), ['10.244.1.2', '10.244.1.3'])
+  files.delete(NODE_FILE)
+  t.same(await run(env('DEL'), conf()), { code: 0, raw: '' }, 'DEL succeeds')
+  t.same(reserved(), ['10.244.1.3'], 'DEL released A\'s address')
+  const gc = await run({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, conf('1.1.0', { 'cni.dev/valid-attachments': [] }))
+  t.same(gc, { code: 0, raw: '' }, 'GC succeeds')
+  t.same(reserved(), [], 'GC released B\'s address')
 })
