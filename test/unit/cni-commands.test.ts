@@ -213,3 +213,12 @@ t.test('DEL and GC without the node file release the reservation in the real dis
   t.same(gc, { code: 0, raw: '' }, 'GC succeeds')
   t.same(reserved(), [], 'GC released B\'s address')
 })
+
+t.test('GC with the list null (how libcni sends a nil Go slice: no attachment is valid) releases everything', async t => {
+  const h = harness()
+  for (const e of [env('ADD'), envB('ADD')]) t.equal((await h.run(e, conf())).code, 0)
+  const r = await h.run({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, conf('1.1.0', { 'cni.dev/valid-attachments': null, 'cni.dev/attachments': null }))
+  t.same([r.code, r.raw], [0, ''])
+  t.same(await h.dp.bridgePorts('ferry0'), [])
+  t.same(await h.ipam().available(), [253])
+})
