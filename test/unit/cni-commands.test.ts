@@ -139,6 +139,7 @@ t.test('CHECK: passes on a healthy attachment, fails on each kind of drift', asy
     ['route removed', () => { const r = pod.routes; pod.routes = []; return () => { pod.routes = r } }, /route 0\.0\.0\.0\/0 via 10\.244\.1\.1 is missing/],
     ['link down', () => { pod.up = false; return () => { pod.up = true } }, /is down/],
     ['MAC changed', () => { const m = pod.mac; pod.mac = '02:ff:ff:ff:ff:ff'; return () => { pod.mac = m } }, /has MAC/],
+    ['MTU changed', () => { const m = pod.mtu; pod.mtu = 9000; return () => { pod.mtu = m } }, /has MTU 9000, prevResult says 1450/],
     ['host veth detached', () => { const l = h.dp.link('', HOST_A); if (l !== undefined) l.master = ''; return () => { if (l !== undefined) l.master = 'ferry0' } }, /not attached to ferry0/],
     ['reservation lost', () => { void h.ipam().release({ containerID: CID_A, ifname: 'eth0' }); return () => { h.ipam().held[0]?.set('10.244.1.2', `${CID_A}\neth0`) } }, /not reserved/],
   ]
