@@ -92,6 +92,24 @@ t.test('ADD chained: prevResult interfaces kept, our ips indexed after them', as
   t.same(r.out?.dns, { nameservers: ['10.96.0.10'] })
 })
 
+t.test('ADD chained at 1.1.0: the previous result\'s socketPath, pciID and route fields are passed on, not dropped', async t => {
+  const h = harness()
+  const prevResult = {
+    cniVersion: '1.1.0',
+    interfaces: [{ name: 'vhu0', mtu: 9000, socketPath: '/run/vhost/vhu0.sock', pciID: '0000:00:1f.6', sandbox: NETNS_A }],
+    ips: [],
+    routes: [{ dst: '192.0.2.0/24', gw: '10.1.1.1', mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 0 }],
+    dns: {},
+  }
+  const r = await h.run(env('ADD'), conf('1.1.0', { prevResult }))
+  t.equal(r.code, 0, r.raw)
+  t.same((r.out?.interfaces as unknown[])[0], prevResult.interfaces[0])
+  t.same((r.out?.routes as unknown[])[0], prevResult.routes[0])
+  const old = await h.run(env('ADD', { CNI_CONTAINERID: CID_B, CNI_NETNS: NETNS_B }), conf('1.0.0', { prevResult: { ...prevResult, cniVersion: '1.0.0' } }))
+  t.same((old.out?.interfaces as unknown[])[0], { name: 'vhu0', sandbox: NETNS_A }, '1.0.0 has none of them')
+  t.same((old.out?.routes as unknown[])[0], { dst: '192.0.2.0/24', gw: '10.1.1.1' })
+})
+
 t.test('ADD result serves portmap: ips[].interface points at CNI_IFNAME with a sandbox', async t => {
   const h = harness()
   const r = await h.run(env('ADD'), conf('1.0.0', { dns: { nameservers: ['10.96.0.10'], search: ['svc.cluster.local'] } }))
