@@ -151,6 +151,10 @@ export function makeFuncs (deps: Deps): Funcs {
       if (want?.mac !== undefined && want.mac.toLowerCase() !== seen.pod.mac.toLowerCase()) {
         throw checkFailed(`interface ${a.ifname} has MAC ${seen.pod.mac}, prevResult says ${want.mac}`)
       }
+      // 1.1.0 results carry the MTU ADD set; observe() reads it, so a drifted MTU is caught like a MAC.
+      if (want?.mtu !== undefined && want.mtu !== seen.pod.mtu) {
+        throw checkFailed(`interface ${a.ifname} has MTU ${seen.pod.mtu}, prevResult says ${want.mtu}`)
+      }
       if (!seen.pod.up) throw checkFailed(`interface ${a.ifname} is down`)
       const addrs = prev.ips.filter(ip => ip.interface === idx).map(ip => ip.address)
       for (const addr of addrs) {

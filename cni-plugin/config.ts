@@ -78,9 +78,11 @@ export function parseNetConf (stdin: string): NetConf {
     if (!isObject(raw.prevResult)) throw invalid('field "prevResult" must be an object')
     conf.prevResult = raw.prevResult
   }
-  // spec-v1.1.0 named the list cni.dev/attachments; libcni sends both (cni#1101).
+  // spec-v1.1.0 named the list cni.dev/attachments; libcni sends both (cni#1101). An empty list can come as
+  // null: libcni marshals a nil Go slice that way, when the runtime has no attachment left on this network.
   const list = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments']
-  if (list !== undefined) conf.validAttachments = attachments(list)
+  if (list === null) conf.validAttachments = []
+  else if (list !== undefined) conf.validAttachments = attachments(list)
   return Object.freeze(conf)
 }
 

@@ -132,7 +132,9 @@ export class IpDataplane implements Dataplane {
     const lines: string[] = []
     for (const a of pod.addresses) lines.push(`addr add ${a.ip}/${a.prefix} dev ${pod.ifname}${a.family === 'IPv6' ? ' nodad' : ''}`)
     lines.push(`link set ${pod.ifname} up`)
-    for (const a of pod.addresses) lines.push(`route add default via ${a.gateway} dev ${pod.ifname}`)
+    // append, not add: the netns may already have a default route (another attachment, eth1 beside eth0),
+    // and add would fail on it with "File exists" where the bridge plugin appends (RouteAddEcmp).
+    for (const a of pod.addresses) lines.push(`route append default via ${a.gateway} dev ${pod.ifname}`)
     await this.batch(podArgv(pod), lines)
   }
 
@@ -198,16 +200,19 @@ export class IpDataplane implements Dataplane {
 
   async observe (netns: string, ifname: string, hostName: string): Promise<Observed> {
     const hostMaster = (await this.linkInfo(hostName))?.master ?? null
+    // Every route, not `route show dev`: an IPv6 default route appended beside another interface's becomes
+    // one multipath route, which `show dev` leaves out; its nexthops name the devices.
     const r = await this.exec(['nsenter', `--net=${netns}`, 'sh', '-c',
-      'ip -j addr show dev "$1" && ip -j -4 route show dev "$1" && ip -j -6 route show dev "$1"', 'sh', ifname])
+      'ip -j addr show dev "$1" && ip -j -4 route show && ip -j -6 route show', 'sh', ifname])
     if (r.code !== 0) return { hostMaster, pod: null }
     const [links, r4, r6] = r.stdout.trim().split('\n').map(l => JSON.parse(l) as Array<Record<string, unknown>>)
     const link = links?.[0]
     if (link === undefined) return { hostMaster, pod: null }
     const info = (link.addr_info ?? []) as Array<{ local: string, prefixlen: number, scope: string }>
-    const routes = [...(r4 ?? []).map(x => ({ x, v6: false })), ...(r6 ?? []).map(x => ({ x, v6: true }))].map(({ x, v6 }) => {
+    const routes = [...(r4 ?? []).map(x => ({ x, v6: false })), ...(r6 ?? []).map(x => ({ x, v6: true }))].flatMap(({ x, v6 }) => {
       const dst = x.dst === 'default' ? (v6 ? '::/0' : '0.0.0.0/0') : String(x.dst)
-      return typeof x.gateway === 'string' ? { dst, gw: x.gateway } : { dst }
+      const hops = Array.isArray(x.nexthops) ? x.nexthops as Array<Record<string, unknown>> : [x]
+      return hops.filter(h => h.dev === ifname).map(h => typeof h.gateway === 'string' ? { dst, gw: h.gateway } : { dst })
     })
     return {
       hostMaster,

@@ -14,9 +14,15 @@ function checkAttachment (a: Attachment): void {
   if (typeof a.ifname !== 'string' || a.ifname === '') throw new FerryError('FERRY_ERR_INVALID_OBJECT', `IPAM attachment ${a.containerID}: ifname is empty`)
 }
 
-/** createIpam's twin for tests and other stores; openDiskIpam wires the disk store. */
+/**
+ * createIpam's twin for tests and other stores; openDiskIpam wires the disk store. No ranges is allowed for
+ * release and gc, which go by the records and the entries' owners: ferry-cni's DEL and GC open the store
+ * that way when the node file is gone (ferryd not running yet, or removed), and must still free addresses.
+ */
 export function createIpam (store: IpamStore, configured: readonly IpamRange[]): Ipam {
-  const ranges = resolveRanges(configured)
+  const ranges = configured.length === 0 ? [] : resolveRanges(configured)
+  /** Where ranges are needed: an empty list is the same error resolveRanges gives. */
+  const needRanges = (): void => { if (ranges.length === 0) resolveRanges(configured) }
 
   const toAllocation = (r: ResolvedRange, ip: string): Allocation =>
     ({ family: r.family, ip, prefix: r.prefix, gateway: r.gatewayText })
@@ -104,6 +110,7 @@ export function createIpam (store: IpamStore, configured: readonly IpamRange[]):
   return {
     async allocate (a) {
       checkAttachment(a)
+      needRanges()
       return await store.withLock(() => allocateLocked(a))
     },
     async release (a) {
@@ -115,9 +122,11 @@ export function createIpam (store: IpamStore, configured: readonly IpamRange[]):
     },
     async reserved (a) {
       checkAttachment(a)
+      needRanges()
       return await store.withLock(() => byRange(held(a)).filter((x): x is Allocation => x !== undefined))
     },
     async available () {
+      needRanges()
       // Read without the lock: STATUS is informational, and entries appear and vanish atomically.
       return ranges.map(r => Number(r.size - BigInt(reservedIn(store, r).size)))
     },

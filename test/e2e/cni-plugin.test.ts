@@ -127,3 +127,27 @@ t.test('50 parallel ADDs get 50 distinct IPs; 50 parallel DELs leave the pool em
   t.same(readdirSync(join(store, 'attachments')), [], 'no ownership record left')
   t.equal((await inNs(NODE, 'ip', '-o', 'link', 'show', 'master', 'fybr0')).stdout.trim(), '', 'no host veth left')
 })
+
+t.test('a second attachment in a pod netns that already has a default route (eth0 and eth1 on one network)', async t => {
+  // The bridge plugin appends its default route (RouteAddEcmp); ferry-cni's `route add` failed with
+  // "File exists" (code 999) and undid the whole ADD. Dual-stack: the IPv6 default becomes one multipath
+  // route, which CHECK must still find.
+  const { dir, conf } = await setup(t)
+  writeFileSync(join(dir, 'subnet.env'), 'FERRY_NETWORK=10.99.0.0/16\nFERRY_SUBNET=10.99.1.1/24\nFERRY_MTU=1400\nFERRY_IPMASQ=false\n' +
+    'FERRY_NETWORK_IPV6=fd00:99::/56\nFERRY_SUBNET_IPV6=fd00:99:0:1::1/64\n')
+  const plugin = [join(ROOT, 'bin/ferry-cni')]
+  const e = (ifname: string): Record<string, string> => ({ ...podEnv(0), CNI_IFNAME: ifname })
+  for (const ifname of ['eth0', 'eth1']) {
+    const r = await cni(plugin, 'ADD', e(ifname), conf)
+    t.equal(r.code, 0, `ADD ${ifname}: ${r.raw}`)
+    const check = await cni(plugin, 'CHECK', e(ifname), { ...conf, prevResult: r.out })
+    t.equal(check.code, 0, `CHECK ${ifname}: ${check.raw}`)
+  }
+  const routes = (await inNs(PODS[0] ?? '', 'ip', 'route', 'show', 'default')).stdout
+  t.match(routes, /default via 10\.99\.1\.1 dev eth0/)
+  t.match(routes, /default via 10\.99\.1\.1 dev eth1/)
+  const routes6 = (await inNs(PODS[0] ?? '', 'ip', '-6', 'route', 'show', 'default')).stdout
+  t.match(routes6, /via fd00:99:0:1::1 dev eth0/)
+  t.match(routes6, /via fd00:99:0:1::1 dev eth1/)
+  for (const ifname of ['eth1', 'eth0']) t.equal((await cni(plugin, 'DEL', e(ifname), conf)).code, 0, `DEL ${ifname}`)
+})

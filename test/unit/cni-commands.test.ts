@@ -1,7 +1,14 @@
 // ADD, DEL, CHECK, GC and STATUS policy over the fake dataplane and fake IPAM.
 import t from 'tap'
-import { CID_A, CID_B, conf, env, harness, NETNS_A, NETNS_B, NODE_FILE } from './fixtures/cni.js'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CID_A, CID_B, conf, env, harness, NETNS_A, NETNS_B, NODE_FILE, NODE_V4 } from './fixtures/cni.js'
+import { makeFuncs } from '../../cni-plugin/commands.js'
+import { FakeDataplane } from '../../cni-plugin/dataplane-fake.js'
 import { hostVethName, masqChainName } from '../../cni-plugin/names.js'
+import { dispatch } from '../../cni-plugin/skel.js'
+import { openDiskIpam } from '../../pkg/ipam/disk.js'
 
 const HOST_A = hostVethName(CID_A, 'eth0')
 const envB = (cmd: string): Record<string, string> => env(cmd, { CNI_CONTAINERID: CID_B, CNI_NETNS: NETNS_B })
@@ -85,6 +92,24 @@ t.test('ADD chained: prevResult interfaces kept, our ips indexed after them', as
   t.same(r.out?.dns, { nameservers: ['10.96.0.10'] })
 })
 
+t.test('ADD chained at 1.1.0: the previous result\'s socketPath, pciID and route fields are passed on, not dropped', async t => {
+  const h = harness()
+  const prevResult = {
+    cniVersion: '1.1.0',
+    interfaces: [{ name: 'vhu0', mtu: 9000, socketPath: '/run/vhost/vhu0.sock', pciID: '0000:00:1f.6', sandbox: NETNS_A }],
+    ips: [],
+    routes: [{ dst: '192.0.2.0/24', gw: '10.1.1.1', mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 0 }],
+    dns: {},
+  }
+  const r = await h.run(env('ADD'), conf('1.1.0', { prevResult }))
+  t.equal(r.code, 0, r.raw)
+  t.same((r.out?.interfaces as unknown[])[0], prevResult.interfaces[0])
+  t.same((r.out?.routes as unknown[])[0], prevResult.routes[0])
+  const old = await h.run(env('ADD', { CNI_CONTAINERID: CID_B, CNI_NETNS: NETNS_B }), conf('1.0.0', { prevResult: { ...prevResult, cniVersion: '1.0.0' } }))
+  t.same((old.out?.interfaces as unknown[])[0], { name: 'vhu0', sandbox: NETNS_A }, '1.0.0 has none of them')
+  t.same((old.out?.routes as unknown[])[0], { dst: '192.0.2.0/24', gw: '10.1.1.1' })
+})
+
 t.test('ADD result serves portmap: ips[].interface points at CNI_IFNAME with a sandbox', async t => {
   const h = harness()
   const r = await h.run(env('ADD'), conf('1.0.0', { dns: { nameservers: ['10.96.0.10'], search: ['svc.cluster.local'] } }))
@@ -132,6 +157,7 @@ t.test('CHECK: passes on a healthy attachment, fails on each kind of drift', asy
     ['route removed', () => { const r = pod.routes; pod.routes = []; return () => { pod.routes = r } }, /route 0\.0\.0\.0\/0 via 10\.244\.1\.1 is missing/],
     ['link down', () => { pod.up = false; return () => { pod.up = true } }, /is down/],
     ['MAC changed', () => { const m = pod.mac; pod.mac = '02:ff:ff:ff:ff:ff'; return () => { pod.mac = m } }, /has MAC/],
+    ['MTU changed', () => { const m = pod.mtu; pod.mtu = 9000; return () => { pod.mtu = m } }, /has MTU 9000, prevResult says 1450/],
     ['host veth detached', () => { const l = h.dp.link('', HOST_A); if (l !== undefined) l.master = ''; return () => { if (l !== undefined) l.master = 'ferry0' } }, /not attached to ferry0/],
     ['reservation lost', () => { void h.ipam().release({ containerID: CID_A, ifname: 'eth0' }); return () => { h.ipam().held[0]?.set('10.244.1.2', `${CID_A}\neth0`) } }, /not reserved/],
   ]
@@ -170,4 +196,48 @@ t.test('STATUS: 0 when the node file exists and the pool has room', async t => {
   const h = harness()
   const r = await h.run({ CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin' }, conf())
   t.same([r.code, r.raw], [0, ''])
+})
+
+t.test('DEL and GC without the node file release the reservation in the real disk store', async t => {
+  // The fake IPAM takes any range list; the disk one refused an empty list ("no IPAM range configured", 999),
+  // so DEL failed and the address stayed reserved whenever ferryd had not (re)written the node file.
+  const dir = mkdtempSync(join(tmpdir(), 'fy-cni-disk-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dp = new FakeDataplane()
+  dp.addNetns(NETNS_A)
+  dp.addNetns(NETNS_B)
+  const files = new Map([[NODE_FILE, NODE_V4]])
+  const funcs = makeFuncs({
+    dataplane: dp,
+    openIpam: (o) => openDiskIpam({ ...o, dataDir: dir }),
+    readFile: async (path) => {
+      const text = files.get(path)
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' })
+      return text
+    },
+  })
+  const run = async (e: Record<string, string>, c: Record<string, unknown>): Promise<{ code: number, raw: string }> => {
+    let raw = ''
+    const code = await dispatch(funcs, { getenv: (k) => e[k], stdin: async () => JSON.stringify(c), stdout: (s) => { raw += s } })
+    return { code, raw }
+  }
+  const reserved = (): string[] => readdirSync(join(dir, 'ferry')).filter(f => /^\d+\.\d+\.\d+\.\d+$/.test(f)).sort()
+  t.equal((await run(env('ADD'), conf())).code, 0)
+  t.equal((await run(envB('ADD'), conf())).code, 0)
+  t.same(reserved(), ['10.244.1.2', '10.244.1.3'])
+  files.delete(NODE_FILE)
+  t.same(await run(env('DEL'), conf()), { code: 0, raw: '' }, 'DEL succeeds')
+  t.same(reserved(), ['10.244.1.3'], 'DEL released A\'s address')
+  const gc = await run({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, conf('1.1.0', { 'cni.dev/valid-attachments': [] }))
+  t.same(gc, { code: 0, raw: '' }, 'GC succeeds')
+  t.same(reserved(), [], 'GC released B\'s address')
+})
+
+t.test('GC with the list null (how libcni sends a nil Go slice: no attachment is valid) releases everything', async t => {
+  const h = harness()
+  for (const e of [env('ADD'), envB('ADD')]) t.equal((await h.run(e, conf())).code, 0)
+  const r = await h.run({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, conf('1.1.0', { 'cni.dev/valid-attachments': null, 'cni.dev/attachments': null }))
+  t.same([r.code, r.raw], [0, ''])
+  t.same(await h.dp.bridgePorts('ferry0'), [])
+  t.same(await h.ipam().available(), [253])
 })

@@ -24,7 +24,7 @@ t.test('setupPod runs one batch: addresses, up, default routes', async t => {
   const runs: Array<{ argv: string[], stdin: string }> = []
   const dp = new IpDataplane(async (argv, stdin) => { runs.push({ argv: [...argv], stdin: stdinText(stdin) }); return { code: 0, stdout: '', stderr: '' } })
   await dp.setupPod({ netns: '/run/netns/fy-a', ifname: 'eth0', addresses: [v4] })
-  t.same(runs, [{ argv: ['ip', '-n', 'fy-a', '-batch', '-'], stdin: 'addr add 10.244.1.5/24 dev eth0\nlink set eth0 up\nroute add default via 10.244.1.1 dev eth0\n' }])
+  t.same(runs, [{ argv: ['ip', '-n', 'fy-a', '-batch', '-'], stdin: 'addr add 10.244.1.5/24 dev eth0\nlink set eth0 up\nroute append default via 10.244.1.1 dev eth0\n' }])
 })
 
 t.test('a failing line is reported with its text', async t => {

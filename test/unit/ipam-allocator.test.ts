@@ -151,3 +151,15 @@ t.test('invalid attachments are refused', async t => {
   await t.rejects(ipam.allocate({ containerID: '', ifname: 'eth0' }), { code: 'FERRY_ERR_INVALID_OBJECT' })
   await t.rejects(ipam.release({ containerID: 'c', ifname: '' }), { code: 'FERRY_ERR_INVALID_OBJECT' })
 })
+
+t.test('opened without ranges (DEL and GC with the node file gone): release and gc work, allocate refuses', async t => {
+  const store = new MemoryIpamStore()
+  await createIpam(store, [{ subnet: '10.90.0.0/24' }]).allocate(att(1))
+  await createIpam(store, [{ subnet: '10.90.0.0/24' }]).allocate(att(2))
+  const bare = createIpam(store, [])
+  await bare.release(att(1))
+  t.equal(await bare.gc([]), 1, 'gc frees the other one')
+  t.same(store.listReserved(), [])
+  await t.rejects(bare.allocate(att(3)), /no IPAM range configured/)
+  await t.rejects(bare.available(), /no IPAM range configured/)
+})
