@@ -16,7 +16,8 @@ export const ErrorCodes = {
   FERRY_ERR_LEASE: 'claiming or renewing the node subnet lease in etcd failed (lost races past the retry bound, etcd unreachable, lease lost)',
   FERRY_ERR_NETLINK: 'a netlink exchange failed as a whole (socket error, lost or malformed reply, refused dump); per-message kernel errors are returned as errnos, not thrown',
   FERRY_ERR_IPAM_EXHAUSTED: 'a pod IP range has no free address left ("no IP addresses available in range …"); the message names the range',
-  FERRY_ERR_IPAM_STORE: 'the IPAM store under the CNI data dir failed: an I/O error, a corrupt entry, or its lock could not be taken in time',
+  FERRY_ERR_IPAM_STORE: 'the IPAM store under the CNI data dir failed: an I/O error or a corrupt entry',
+  FERRY_ERR_IPAM_BUSY: 'the IPAM store\'s lock is held by a live process that did not let go in time (CNI code 11: try again later)',
   FERRY_ERR_IPAM_RANGE: 'an IPAM range is invalid: unparsable, too small to allocate from, or with a gateway or start/end outside its subnet',
 } as const
 

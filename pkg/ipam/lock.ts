@@ -10,7 +10,7 @@ import { FerryError, errorMessage } from '../errors/errors.js'
 export interface FileLockOptions {
   /** A holder alive this long is taken as hung and its lock broken (default 10 s: a critical section is ~1 ms). */
   readonly staleMs?: number
-  /** Waiting longer than this fails with FERRY_ERR_IPAM_STORE (default 30 s, above staleMs). */
+  /** Waiting longer than this fails with FERRY_ERR_IPAM_BUSY (default 30 s, above staleMs): transient, the runtime retries. */
   readonly timeoutMs?: number
   /** Whether a pid is running; injectable for tests. */
   readonly alive?: (pid: number) => boolean
@@ -110,7 +110,7 @@ export async function acquireFileLock (path: string, o: FileLockOptions = {}): P
     if (seen === null) continue // released between our create and read: try again at once
     if (stale(seen, staleMs, alive) && breakStale(path, staleMs, alive)) continue
     if (Date.now() > deadline) {
-      throw new FerryError('FERRY_ERR_IPAM_STORE', `timed out after ${timeoutMs} ms waiting for the IPAM lock ${path} (held by pid ${seen.pid ?? 'unknown'})`, { path, pid: seen.pid })
+      throw new FerryError('FERRY_ERR_IPAM_BUSY', `timed out after ${timeoutMs} ms waiting for the IPAM lock ${path} (held by pid ${seen.pid ?? 'unknown'})`, { path, pid: seen.pid })
     }
     // 1, 2, 4, 8 ms then 8 ms, ±50 % so waiters that collided once do not collide again.
     await sleep(Math.min(8, 2 ** Math.min(attempt, 3)) * (0.5 + Math.random()))

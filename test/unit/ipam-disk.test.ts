@@ -11,6 +11,7 @@ import { isFerryError } from '../../pkg/errors/errors.js'
 import { openDiskIpam, openDiskStore } from '../../pkg/ipam/disk.js'
 import { createIpam } from '../../pkg/ipam/ipam.js'
 import { acquireFileLock } from '../../pkg/ipam/lock.js'
+import { toCniError } from '../../cni-plugin/errors.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const work = mkdtempSync(join(tmpdir(), 'ferry-ipam-'))
@@ -128,7 +129,8 @@ t.test('a lock left by a dead process is broken; a live holder is waited for', a
 
   writeFileSync(lock, `${process.pid} someone-else\n`) // alive and fresh
   const err = await ipam.allocate({ containerID: 'b', ifname: 'eth0' }).catch((e: unknown) => e)
-  t.ok(isFerryError(err, 'FERRY_ERR_IPAM_STORE'))
+  t.ok(isFerryError(err, 'FERRY_ERR_IPAM_BUSY'), 'a lock held too long is transient (CNI code 11), not a store failure')
+  t.equal(toCniError(err).code, 11)
   t.match((err as Error).message, /timed out after 300 ms waiting for the IPAM lock .* \(held by pid \d+\)/)
 
   const old = (Date.now() - 60_000) / 1000
