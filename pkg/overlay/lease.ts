@@ -202,7 +202,9 @@ export class EtcdSubnetManager implements SubnetManager {
     const list = await wrap('listing subnet leases', async () => await listLeases(client, this.opts.prefix))
     const all = [...list.leases.values()]
     const ours = all.filter(l => l.attrs.publicIP === attrs.publicIP)
-    const taken = all.filter(l => l.attrs.publicIP !== attrs.publicIP).map(l => l.subnet)
+    // A key whose value ferry cannot read (another backend's, a hand-written reservation) still holds its
+    // subnet: handing it out lost every race for it (the same key) or overlapped it (another length).
+    const taken = [...all.filter(l => l.attrs.publicIP !== attrs.publicIP).map(l => l.subnet), ...list.occupied]
     const value = encodeAttrs(attrs)
     const puts: ClaimPut[] = []
     const deletes: string[] = []
