@@ -14,7 +14,7 @@ import { createOverlayBackend, type OverlayBackend, type OverlayPeer } from './b
 import type { Lease } from './lease-codec.js'
 import type { NodeLeases, SubnetManager } from './lease.js'
 import { StaticSubnetManager } from './lease-static.js'
-import type { NetworkConfig } from './network-config.js'
+import type { BackendType, NetworkConfig } from './network-config.js'
 import { readSubnetFile, subnetFileFor, writeSubnetFile } from './subnet-file.js'
 import { findUplink, type Uplink } from './uplink.js'
 
@@ -39,6 +39,8 @@ export class OverlayComponent implements Component {
   private readonly peers = new Map<string, Lease>()
   private readonly lane = new Lane()
   private peersSynced = false
+  /** Keys of other backends' leases already warned about. */
+  private ignored = new Set<string>()
   private lastError: string | undefined
   private stopped = false
 
@@ -193,7 +195,11 @@ export class OverlayComponent implements Component {
       const backend = this.backend
       if (backend === undefined || this.stopped) return
       const ipv6Underlay = this.uplink?.publicIPv6 !== undefined
-      const peers = [...this.peers.values()].filter(l => !this.own(l)).map(l => leasePeer(l, ipv6Underlay))
+      const { peers, ignored } = peersFor(this.peers.values(), { own: l => this.own(l), backendType: backend.type, ipv6Underlay })
+      for (const l of ignored) {
+        if (!this.ignored.has(l.key)) this.o.log.warn(`overlay: ignoring a ${l.attrs.backendType} lease; this node runs ${backend.type}`, { subnet: l.subnet.text, publicIP: l.attrs.publicIP })
+      }
+      this.ignored = new Set(ignored.map(l => l.key))
       try { await backend.setPeers(peers); this.lastError = undefined } catch (e) { this.failed('programming peers', e) }
     })
   }
@@ -211,6 +217,22 @@ export class OverlayComponent implements Component {
     this.lastError = errorMessage(e)
     this.o.log.warn(`overlay: ${what} failed; retried at the next change or check`, { err: this.lastError })
   }
+}
+
+/**
+ * The leases the backend programs: not this node's own, and only those of its own backend type. flannel
+ * ignores the others: a host-gw route to a vxlan node (or a vxlan node sent to one without a VTEP) carries
+ * traffic the other end does not route back, and a vxlan node's PublicIP may be behind NAT.
+ */
+export function peersFor (leases: Iterable<Lease>, o: { own: (l: Lease) => boolean, backendType: BackendType, ipv6Underlay: boolean }): { peers: OverlayPeer[], ignored: Lease[] } {
+  const peers: OverlayPeer[] = []
+  const ignored: Lease[] = []
+  for (const l of leases) {
+    if (o.own(l)) continue
+    if (l.attrs.backendType !== o.backendType) ignored.push(l)
+    else peers.push(leasePeer(l, o.ipv6Underlay))
+  }
+  return { peers, ignored }
 }
 
 /**

@@ -43,6 +43,12 @@ async function scenario (t: Test, backend: 'vxlan' | 'host-gw'): Promise<void> {
     t.equal(await ok(['ping', '-c1', '-W2', '-M', 'do', '-s', '1423', pb.ip], pa.ns), false, 'a 1423-byte one does not')
   } else {
     t.match(await routeTo(a, await network(b)), new RegExp(`via ${b.ip} dev ${a.uplink}`), 'host-gw: a route via node b\'s address')
+    // A vxlan node's lease (a cluster mid-migration): flannel ignores it; a route via its address would send
+    // pods' traffic there unencapsulated, and it has no way back.
+    await etcd.put(`${OVERLAY_LAB.etcdPrefix}/network/subnets/10.244.250.0-24`).value(JSON.stringify({ PublicIP: '192.168.92.50', BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02:00:00:00:00:50' } }))
+    await waitFor('a warns about the vxlan lease', async () => (a.ferryd?.logs() ?? '').includes('ignoring a vxlan lease'))
+    t.equal(await routeTo(a, '10.244.250.0/24'), '', 'no route to another backend\'s subnet')
+    await etcd.delete().key(`${OVERLAY_LAB.etcdPrefix}/network/subnets/10.244.250.0-24`)
   }
 
   const bNet = await network(b)
