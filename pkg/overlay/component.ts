@@ -6,7 +6,7 @@ import type { Component, Readiness } from '../component/component.js'
 import type { OverlayConfig } from '../config/config.js'
 import { loadAccess } from '../etcd/access.js'
 import type { ConnectOptions } from '../etcd/client.js'
-import { errorMessage } from '../errors/errors.js'
+import { FerryError, errorMessage } from '../errors/errors.js'
 import type { Logger } from '../log/log.js'
 import { Lane } from '../async/lane.js'
 import type { Netlink } from '../netlink/netlink.js'
@@ -53,6 +53,11 @@ export class OverlayComponent implements Component {
     const uplink = this.uplink = await findUplink(nl, { iface: cfg.overlayIface, publicIP: cfg.publicIP, publicIPv6: cfg.publicIPv6 })
     const etcd = cfg.etcdEndpoints.length > 0 ? this.etcdOptions() : undefined
     const network = etcd !== undefined ? await this.networkConfig(etcd) : this.staticManager().config
+    // The node file (and so every pod) needs an IPv4 subnet: an IPv6-only network would lease, report ready
+    // and never write it. Refuse before leasing anything.
+    if (network.ipv4 === undefined) {
+      throw new FerryError('FERRY_ERR_CONFIG', 'network config: EnableIPv4 is false: ferry needs an IPv4 Network (IPv6 rides alongside with EnableIPv6); IPv6-only networks are not supported', { field: 'EnableIPv4' })
+    }
     const type = etcd !== undefined ? network.backend.type : cfg.overlayBackend
     const backend = this.backend = createOverlayBackend(type, {
       netlink: nl, uplink, publicIP: uplink.publicIP, ...(uplink.publicIPv6 !== undefined ? { publicIPv6: uplink.publicIPv6 } : {}),
