@@ -71,7 +71,8 @@ export class OverlayComponent implements Component {
         ...etcd, prefix: cfg.etcdPrefix, config: network, ttlSeconds: Math.max(2, Math.round(cfg.subnetLeaseTTLMs / 1000)),
         preferred: previousSubnets(cfg.subnetFile),
         log: (level, msg, fields) => { log[level](msg, fields) },
-        onChange: l => { void this.lane.run(async () => { await this.adopt(l, prepared.mtu) }) },
+        // Then the peers again: a lease for the subnet we held (taken while we were away) was skipped as ours.
+        onChange: l => { void this.lane.run(async () => { await this.adopt(l, prepared.mtu) }); this.schedulePeers() },
       })
       : this.staticManager()
     const leases = await this.manager.acquire({
