@@ -199,3 +199,12 @@ t.test('a key ferry cannot read still holds its subnet: never claimed, preferred
   t.same([a, b, ...rest].map(g => g.ipv4?.subnet.text).sort(), ['10.7.1.0/24', '10.7.4.0/24', '10.7.6.0/24', '10.7.7.0/24'])
   await t.rejects(c.manager({ ttlSeconds: 30 }).acquire(node(5)), { code: 'FERRY_ERR_SUBNETS_EXHAUSTED' })
 })
+
+t.test('a long TTL (a third of it past setTimeout\'s 24.8-day limit) does not renew in a busy loop', async t => {
+  const c = await cluster(t, { Network: '10.244.0.0/16' })
+  let renewals = 0
+  const m = c.manager({ ttlSeconds: 100 * 24 * 3600, log: (_l, msg) => { if (msg === 'subnet lease renewed') renewals++ } })
+  await m.acquire(node(1))
+  await sleep(1000)
+  t.equal(renewals, 0, `${renewals} keepalives in one second`)
+})
