@@ -6,7 +6,7 @@ import type { Component, Readiness } from '../component/component.js'
 import type { OverlayConfig } from '../config/config.js'
 import { loadAccess } from '../etcd/access.js'
 import type { ConnectOptions } from '../etcd/client.js'
-import { errorMessage } from '../errors/errors.js'
+import { FerryError, errorMessage } from '../errors/errors.js'
 import type { Logger } from '../log/log.js'
 import { Lane } from '../async/lane.js'
 import type { Netlink } from '../netlink/netlink.js'
@@ -14,7 +14,7 @@ import { createOverlayBackend, type OverlayBackend, type OverlayPeer } from './b
 import type { Lease } from './lease-codec.js'
 import type { NodeLeases, SubnetManager } from './lease.js'
 import { StaticSubnetManager } from './lease-static.js'
-import type { NetworkConfig } from './network-config.js'
+import type { BackendType, NetworkConfig } from './network-config.js'
 import { readSubnetFile, subnetFileFor, writeSubnetFile } from './subnet-file.js'
 import { findUplink, type Uplink } from './uplink.js'
 
@@ -39,6 +39,8 @@ export class OverlayComponent implements Component {
   private readonly peers = new Map<string, Lease>()
   private readonly lane = new Lane()
   private peersSynced = false
+  /** Keys of other backends' leases already warned about. */
+  private ignored = new Set<string>()
   private lastError: string | undefined
   private stopped = false
 
@@ -51,6 +53,11 @@ export class OverlayComponent implements Component {
     const uplink = this.uplink = await findUplink(nl, { iface: cfg.overlayIface, publicIP: cfg.publicIP, publicIPv6: cfg.publicIPv6 })
     const etcd = cfg.etcdEndpoints.length > 0 ? this.etcdOptions() : undefined
     const network = etcd !== undefined ? await this.networkConfig(etcd) : this.staticManager().config
+    // The node file (and so every pod) needs an IPv4 subnet: an IPv6-only network would lease, report ready
+    // and never write it. Refuse before leasing anything.
+    if (network.ipv4 === undefined) {
+      throw new FerryError('FERRY_ERR_CONFIG', 'network config: EnableIPv4 is false: ferry needs an IPv4 Network (IPv6 rides alongside with EnableIPv6); IPv6-only networks are not supported', { field: 'EnableIPv4' })
+    }
     const type = etcd !== undefined ? network.backend.type : cfg.overlayBackend
     const backend = this.backend = createOverlayBackend(type, {
       netlink: nl, uplink, publicIP: uplink.publicIP, ...(uplink.publicIPv6 !== undefined ? { publicIPv6: uplink.publicIPv6 } : {}),
@@ -64,7 +71,8 @@ export class OverlayComponent implements Component {
         ...etcd, prefix: cfg.etcdPrefix, config: network, ttlSeconds: Math.max(2, Math.round(cfg.subnetLeaseTTLMs / 1000)),
         preferred: previousSubnets(cfg.subnetFile),
         log: (level, msg, fields) => { log[level](msg, fields) },
-        onChange: l => { void this.lane.run(async () => { await this.adopt(l, prepared.mtu) }) },
+        // Then the peers again: a lease for the subnet we held (taken while we were away) was skipped as ours.
+        onChange: l => { void this.lane.run(async () => { await this.adopt(l, prepared.mtu) }); this.schedulePeers() },
       })
       : this.staticManager()
     const leases = await this.manager.acquire({
@@ -193,7 +201,11 @@ export class OverlayComponent implements Component {
       const backend = this.backend
       if (backend === undefined || this.stopped) return
       const ipv6Underlay = this.uplink?.publicIPv6 !== undefined
-      const peers = [...this.peers.values()].filter(l => !this.own(l)).map(l => leasePeer(l, ipv6Underlay))
+      const { peers, ignored } = peersFor(this.peers.values(), { own: l => this.own(l), backendType: backend.type, ipv6Underlay })
+      for (const l of ignored) {
+        if (!this.ignored.has(l.key)) this.o.log.warn(`overlay: ignoring a ${l.attrs.backendType} lease; this node runs ${backend.type}`, { subnet: l.subnet.text, publicIP: l.attrs.publicIP })
+      }
+      this.ignored = new Set(ignored.map(l => l.key))
       try { await backend.setPeers(peers); this.lastError = undefined } catch (e) { this.failed('programming peers', e) }
     })
   }
@@ -211,6 +223,22 @@ export class OverlayComponent implements Component {
     this.lastError = errorMessage(e)
     this.o.log.warn(`overlay: ${what} failed; retried at the next change or check`, { err: this.lastError })
   }
+}
+
+/**
+ * The leases the backend programs: not this node's own, and only those of its own backend type. flannel
+ * ignores the others: a host-gw route to a vxlan node (or a vxlan node sent to one without a VTEP) carries
+ * traffic the other end does not route back, and a vxlan node's PublicIP may be behind NAT.
+ */
+export function peersFor (leases: Iterable<Lease>, o: { own: (l: Lease) => boolean, backendType: BackendType, ipv6Underlay: boolean }): { peers: OverlayPeer[], ignored: Lease[] } {
+  const peers: OverlayPeer[] = []
+  const ignored: Lease[] = []
+  for (const l of leases) {
+    if (o.own(l)) continue
+    if (l.attrs.backendType !== o.backendType) ignored.push(l)
+    else peers.push(leasePeer(l, o.ipv6Underlay))
+  }
+  return { peers, ignored }
 }
 
 /**

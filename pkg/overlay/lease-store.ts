@@ -3,6 +3,7 @@
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3'
 import { FerryError, errorMessage } from '../errors/errors.js'
 import { prefixRangeEnd } from '../etcd/keys.js'
+import type { Cidr } from '../net/cidr.js'
 import { configKey, decodeAttrs, parseLeaseKey, subnetsPrefix, type Lease } from './lease-codec.js'
 import { parseNetworkConfig, type NetworkConfig } from './network-config.js'
 
@@ -12,6 +13,8 @@ export interface LeaseList {
   readonly leases: Map<string, Lease>
   /** Keys under subnets/ that are not leases ferry can read; they still occupy their subnet when parseable. */
   readonly errors: FerryError[]
+  /** The subnets those unreadable keys name (a value ferry rejects, e.g. another backend's): never handed out. */
+  readonly occupied: Cidr[]
 }
 
 /** Every lease at one revision (one range read: a cluster holds at most thousands of nodes). */
@@ -20,12 +23,17 @@ export async function listLeases (client: Etcd3, prefix?: string): Promise<Lease
   const res = await client.kv.range({ key: Buffer.from(start), range_end: prefixRangeEnd(start) })
   const leases = new Map<string, Lease>()
   const errors: FerryError[] = []
+  const occupied: Cidr[] = []
   for (const kv of res.kvs) {
-    const r = toLease(kv.key.toString('utf8'), kv.value, kv.lease, kv.mod_revision, prefix)
-    if (r instanceof FerryError) errors.push(r)
-    else leases.set(r.key, r)
+    const key = kv.key.toString('utf8')
+    const r = toLease(key, kv.value, kv.lease, kv.mod_revision, prefix)
+    if (r instanceof FerryError) {
+      errors.push(r)
+      const subnet = parseLeaseKey(key, prefix)
+      if (subnet !== null) occupied.push(subnet)
+    } else leases.set(r.key, r)
   }
-  return { revision: res.header.revision, leases, errors }
+  return { revision: res.header.revision, leases, errors, occupied }
 }
 
 /** One stored key → a Lease, or the FerryError saying why it is not one. */

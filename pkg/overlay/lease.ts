@@ -24,6 +24,8 @@ import { families, type FamilyNetwork, type NetworkConfig } from './network-conf
 
 export const DEFAULT_LEASE_TTL_SECONDS = 24 * 60 * 60
 export const DEFAULT_RACE_RETRIES = 10
+/** setTimeout's longest delay (~24.8 days); a longer one fires at once, so a long TTL renewed in a busy loop. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 /** flannel samples at most this many free subnets before picking one at random. */
 const SAMPLE = 100
 
@@ -202,7 +204,9 @@ export class EtcdSubnetManager implements SubnetManager {
     const list = await wrap('listing subnet leases', async () => await listLeases(client, this.opts.prefix))
     const all = [...list.leases.values()]
     const ours = all.filter(l => l.attrs.publicIP === attrs.publicIP)
-    const taken = all.filter(l => l.attrs.publicIP !== attrs.publicIP).map(l => l.subnet)
+    // A key whose value ferry cannot read (another backend's, a hand-written reservation) still holds its
+    // subnet: handing it out lost every race for it (the same key) or overlapped it (another length).
+    const taken = [...all.filter(l => l.attrs.publicIP !== attrs.publicIP).map(l => l.subnet), ...list.occupied]
     const value = encodeAttrs(attrs)
     const puts: ClaimPut[] = []
     const deletes: string[] = []
@@ -261,7 +265,7 @@ export class EtcdSubnetManager implements SubnetManager {
   private schedule (ms: number): void {
     if (this.closed || (this.leaseId === '0' && !this.mustClaim)) return // reservations need no renewing
     if (this.timer !== undefined) clearTimeout(this.timer)
-    this.timer = setTimeout(() => { this.renewing = this.renew().finally(() => { this.renewing = undefined }) }, ms)
+    this.timer = setTimeout(() => { this.renewing = this.renew().finally(() => { this.renewing = undefined }) }, Math.min(ms, MAX_TIMER_MS))
     this.timer.unref?.()
   }
 

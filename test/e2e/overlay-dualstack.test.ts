@@ -119,3 +119,18 @@ async function overIPv4Underlay (t: Test): Promise<void> {
 t.test('two dual-stack nodes over vxlan', async t => { await scenario(t, 'vxlan') })
 t.test('two dual-stack nodes over vxlan on an IPv4-only underlay', async t => { await overIPv4Underlay(t) })
 t.test('two dual-stack nodes over host-gw', async t => { await scenario(t, 'host-gw') })
+
+// An IPv6-only network config ("EnableIPv4": false): ferry-cni's node file needs an IPv4 subnet, so ferryd
+// must say so and stop, not lease an IPv6 subnet, report ready and never write the file.
+t.test('an IPv6-only network config is refused with a clear error', async t => {
+  const c = await OverlayCluster.create(['a'], 'vxlan', { dualStack: true })
+  t.teardown(async () => { await c.close() })
+  const [a] = c.nodes as [OverlayNode]
+  const etcd = new Etcd3({ hosts: c.etcdEndpoint })
+  t.teardown(() => { etcd.close() })
+  await etcd.put(`${OVERLAY_LAB.etcdPrefix}/network/config`).value(JSON.stringify({ EnableIPv4: false, EnableIPv6: true, IPv6Network: OVERLAY_LAB.networkIPv6, Backend: { Type: 'vxlan' } }))
+  const err = await c.startFerryd(a).then(() => '', (e: unknown) => String(e))
+  t.match(err, /ferryd exited [1-9]/, 'ferryd exits')
+  t.match(err, /FERRY_ERR_CONFIG[\s\S]*IPv4/, 'naming the missing IPv4 network')
+  t.equal((await c.leases()).length, 0, 'and leases nothing')
+})

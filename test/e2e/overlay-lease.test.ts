@@ -183,3 +183,28 @@ t.test('watch: changed on a new VtepMAC, full resync after a compaction', async 
   await wait(1)
   t.same(events.map(e => [e.type, e.lease.subnet.text]), [['removed', '10.244.5.0/24']])
 })
+
+t.test('a key ferry cannot read still holds its subnet: never claimed, preferred or overlapped', async t => {
+  const c = await cluster(t, { Network: '10.7.0.0/21', SubnetLen: 24 })
+  // A hand-written reservation in flannel's older form (no VNI) and another backend's lease spanning two /24s.
+  await admin.put(`${c.prefix}/network/subnets/10.7.5.0-24`).value(JSON.stringify({ PublicIP: '192.0.2.50', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:50' } }))
+  await admin.put(`${c.prefix}/network/subnets/10.7.2.0-23`).value(JSON.stringify({ PublicIP: '192.0.2.51', BackendType: 'udp' }))
+  // The node's last subnet file named a subnet now held by the unreadable key: pick another, do not lose ten races.
+  const a = await c.manager({ ttlSeconds: 30, preferred: { ipv4: '10.7.5.1/24' } }).acquire(node(1))
+  t.not(a.ipv4?.subnet.text, '10.7.5.0/24')
+  const b = await c.manager({ ttlSeconds: 30, preferred: { ipv4: '10.7.3.1/24' } }).acquire(node(2))
+  t.notOk(['10.7.2.0/24', '10.7.3.0/24'].includes(b.ipv4?.subnet.text ?? ''), `${b.ipv4?.subnet.text ?? ''} lies outside 10.7.2.0/23`)
+  // With every other subnet taken, the unreadable ones are still not handed out: out of subnets instead.
+  const rest = await Promise.all([3, 4].map(async i => await c.manager({ ttlSeconds: 30 }).acquire(node(i))))
+  t.same([a, b, ...rest].map(g => g.ipv4?.subnet.text).sort(), ['10.7.1.0/24', '10.7.4.0/24', '10.7.6.0/24', '10.7.7.0/24'])
+  await t.rejects(c.manager({ ttlSeconds: 30 }).acquire(node(5)), { code: 'FERRY_ERR_SUBNETS_EXHAUSTED' })
+})
+
+t.test('a long TTL (a third of it past setTimeout\'s 24.8-day limit) does not renew in a busy loop', async t => {
+  const c = await cluster(t, { Network: '10.244.0.0/16' })
+  let renewals = 0
+  const m = c.manager({ ttlSeconds: 100 * 24 * 3600, log: (_l, msg) => { if (msg === 'subnet lease renewed') renewals++ } })
+  await m.acquire(node(1))
+  await sleep(1000)
+  t.equal(renewals, 0, `${renewals} keepalives in one second`)
+})

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { loadConfig, type Config } from '../../pkg/config/config.js'
 import { silentLogger } from '../../pkg/log/log.js'
 import { FakeNetlink } from '../../pkg/netlink/fake.js'
-import { OverlayComponent, leasePeer } from '../../pkg/overlay/component.js'
+import { OverlayComponent, leasePeer, peersFor } from '../../pkg/overlay/component.js'
 import { parseCidr, type Cidr } from '../../pkg/net/cidr.js'
 import type { Lease } from '../../pkg/overlay/lease-codec.js'
 
@@ -107,4 +107,21 @@ t.test('leasePeer: an IPv6 subnet goes to PublicIPv6 only when both ends have an
   }
   const hg: Lease = { ...lease('10.244.3.0/24'), attrs: { publicIP: '192.168.92.11', backendType: 'host-gw' } }
   t.notOk('vtepMAC' in leasePeer(hg, true), 'host-gw leases carry no MAC')
+})
+
+t.test('peersFor: this node\'s leases and other backends\' leases are not programmed (flannel ignores them)', async t => {
+  const cidr = (s: string): Cidr => parseCidr(s) ?? (() => { throw new Error(s) })()
+  const vx = (subnet: string, ip: string): Lease => ({
+    key: `/ferry/network/subnets/${subnet.replace('/', '-')}`, subnet: cidr(subnet), leaseId: '7', modRevision: '3',
+    attrs: { publicIP: ip, backendType: 'vxlan', backendData: { vni: 1, vtepMAC: '02:00:00:00:00:0b' } },
+  })
+  const hg = (subnet: string, ip: string): Lease => ({ ...vx(subnet, ip), attrs: { publicIP: ip, backendType: 'host-gw' } })
+  const leases = [vx('10.244.1.0/24', '192.168.92.11'), hg('10.244.2.0/24', '192.168.92.12'), vx('10.244.3.0/24', '192.168.92.13'), hg('10.244.4.0/24', '192.168.92.14')]
+  const own = (l: Lease): boolean => l.subnet.text === '10.244.3.0/24' || l.subnet.text === '10.244.4.0/24'
+  const hgView = peersFor(leases, { own, backendType: 'host-gw', ipv6Underlay: false })
+  t.same(hgView.peers.map(p => p.subnet.text), ['10.244.2.0/24'], 'host-gw: no route via a vxlan node\'s address')
+  t.same(hgView.ignored.map(l => l.subnet.text), ['10.244.1.0/24'])
+  const vxView = peersFor(leases, { own, backendType: 'vxlan', ipv6Underlay: false })
+  t.same(vxView.peers.map(p => p.subnet.text), ['10.244.1.0/24'])
+  t.same(vxView.ignored.map(l => l.subnet.text), ['10.244.2.0/24'])
 })
