@@ -254,6 +254,17 @@ t.test('server rules: BADVERS, REFUSED, FORMERR, NOTIMP, and silence for respons
   t.equal(decode(await udp(f.port, query(`web.${S}`, 1, { id: 12 }))).header.id, 12)
 })
 
+t.test('a NOTIFY for a name does not make later QUERY replies for it say NOTIFY (memoized encodings)', async t => {
+  const f = await start(t)
+  const notify = Buffer.from(query(`web.${S}`, 1, { id: 20 }))
+  notify[2] = ((notify[2] as number) & 0x87) | (4 << 3)
+  t.match(decode(await udp(f.port, notify)).header, { id: 20, opcode: 4, rcode: 0 }, 'NOTIFY is answered as a query, opcode echoed')
+  const r = decode(await udp(f.port, query(`web.${S}`, 1, { id: 21 })))
+  t.match(r.header, { id: 21, opcode: 0, rcode: 0 }, 'the QUERY after it gets opcode QUERY')
+  t.same(r.answers.map(a => a.address), ['172.30.0.20'])
+  t.match(decode(await udp(f.port, notify)).header, { id: 20, opcode: 4 }, 'and a NOTIFY after that gets NOTIFY')
+})
+
 t.test('0x20: each query gets its own ID and case, through the memoized encodings', async t => {
   const f = await start(t)
   const cases = [`web.${S}`, `web.${S}`, `WeB.sHoP.SVC.cluster.local`, `wEb.ShOp.svc.Cluster.Local`, `web.${S}`, 'WEB.SHOP.SVC.CLUSTER.LOCAL']
