@@ -383,3 +383,17 @@ t.test('TCP: a client that never reads its replies cannot make the server buffer
   t.equal(replies.length, n, 'every query answered once the client reads')
   t.equal(decode(replies[n - 1]).answers.length, BIG)
 })
+
+t.test('TCP: a client that ends its side after sending still gets every reply, forwarded ones too, then the close', async t => {
+  const f = await start(t)
+  const c = await Tcp.open(f.port)
+  t.teardown(() => { c.close() })
+  const closed = new Promise<void>(resolve => { c.sock.once('end', () => { resolve() }) })
+  c.send(query(`web.${S}`, 1, { id: 51 }), query(SLOW_NAME, 1, { id: 52 }), query('elsewhere.example', 1, { id: 53 }))
+  c.sock.end()
+  const replies = (await c.read(3, 2000)).map(decode)
+  t.same(replies.map(r => r.header.id).sort(), [51, 52, 53], 'all three answered after the client\'s FIN')
+  t.same(replies.find(r => r.header.id === 52)?.answers.map(a => a.address), ['203.0.113.9'], 'the slow forwarded one included')
+  await closed
+  t.pass('the server ends its side once nothing is left to answer')
+})
