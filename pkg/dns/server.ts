@@ -233,8 +233,9 @@ function ednsOut (parsed: ParsedQuery): { udpSize: number, do: boolean } | undef
 /** DNS.md §5.2: what the server answers before any handler. */
 function serverRule (parsed: ParsedQuery): Answer | undefined {
   const q = parsed.query
-  if (q.edns !== undefined && q.edns.version > 0) return answer(RCODE.BADVERS, [], [], [], false)
+  // CoreDNS checks the class before the EDNS version: a CH query with EDNS version 1 is REFUSED.
   if (q.question.class !== CLASS_IN) return answer(RCODE.REFUSED, [], [], [], false)
+  if (q.edns !== undefined && q.edns.version > 0) return answer(RCODE.BADVERS, [], [], [], false)
   if (q.question.type === TYPE.AXFR || q.question.type === TYPE.IXFR) return answer(RCODE.REFUSED, [], [], [], false)
   return undefined
 }

@@ -230,6 +230,8 @@ t.test('server rules: BADVERS, REFUSED, FORMERR, NOTIMP, and silence for respons
   const ch = decode(await udp(f.port, query('version.bind', 16, { id: 6, cls: 3 })))
   t.match(ch.header, { id: 6, rcode: 5 })
   t.equal(ch.questions[0]?.class, 3, 'the question is echoed')
+  const chV1 = decode(await udp(f.port, query('version.bind', 16, { id: 6, cls: 3, version: 1 })))
+  t.match(chV1.header, { id: 6, rcode: 5 }, 'class not IN is REFUSED before the EDNS version is looked at')
   const axfr = decode(await udp(f.port, query(S, 252, { id: 7 })))
   t.match(axfr.header, { id: 7, rcode: 5 })
   const ixfr = decode(await udp(f.port, query('cluster.local', 251, { id: 8 })))
