@@ -57,7 +57,8 @@ export class DnsServer {
       })
       this.udp.push(sock)
       const port = sock.address().port
-      const server = createServer({ noDelay: true }, c => { this.onTcp(c) })
+      // Half-open: a client may send its queries and shut its side; forwarded replies still go out.
+      const server = createServer({ noDelay: true, allowHalfOpen: true }, c => { this.onTcp(c) })
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen({ host: l.host, port, ipv6Only: v6 }, () => { server.off('error', reject); resolve() })
@@ -89,16 +90,32 @@ export class DnsServer {
     c.on('error', () => {})
     c.on('close', () => { this.conns.delete(c) })
     let pending: Buffer = Buffer.alloc(0)
+    // A client that ends its side after its queries (allowHalfOpen) still gets every reply, forwarded
+    // ones included, as from CoreDNS; ours ends once nothing is left to read or answer.
+    let unanswered = 0
+    let ended = false
+    let pumping = false
+    const family = c.remoteFamily === 'IPv6' ? 2 : 1
+    let waiting = false
+    const endIfDone = (): void => {
+      if (ended && unanswered === 0 && !waiting && !pumping && !c.writableEnded) c.end()
+    }
     const send: Send = bytes => {
+      unanswered--
       if (c.destroyed) return
       const frame = Buffer.allocUnsafe(bytes.length + 2)
       frame.writeUInt16BE(bytes.length, 0)
       frame.set(bytes, 2)
       c.write(frame)
+      endIfDone()
     }
-    const family = c.remoteFamily === 'IPv6' ? 2 : 1
-    let waiting = false
     const pump = (): void => {
+      pumping = true
+      drain()
+      pumping = false
+      endIfDone()
+    }
+    const drain = (): void => {
       while (pending.length >= 2) {
         // A client that does not read its replies must not make us buffer them: stop reading its
         // queries until the socket drains (the idle timeout ends a connection that never does).
@@ -114,23 +131,29 @@ export class DnsServer {
         if (pending.length < len + 2) break
         const msg = pending.subarray(2, len + 2)
         pending = pending.subarray(len + 2)
-        this.serve(msg, 'tcp', c.remoteAddress ?? '', c.remotePort ?? 0, family, send)
+        unanswered++
+        if (!this.serve(msg, 'tcp', c.remoteAddress ?? '', c.remotePort ?? 0, family, send)) unanswered--
       }
     }
     c.on('data', (chunk: Buffer) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
       pump()
     })
+    c.on('end', () => { ended = true; endIfDone() })
   }
 
-  /** One query, start to reply. Never throws: a failure answers SERVFAIL. */
-  private serve (msg: Uint8Array, proto: Proto, address: string, port: number, family: 1 | 2, send: Send): void {
+  /**
+   * One query, start to reply. Never throws: a failure answers SERVFAIL. Returns false when the query gets
+   * no reply at all (dropped); otherwise `send` is called exactly once, now or later.
+   */
+  private serve (msg: Uint8Array, proto: Proto, address: string, port: number, family: 1 | 2, send: Send): boolean {
     const start = performance.now()
     const parsed = parseQuery(msg)
     if ('reject' in parsed) {
       // Malformed queries are not counted, as in CoreDNS.
-      if (parsed.reject !== 'drop') send(encodeRejection(parsed))
-      return
+      if (parsed.reject === 'drop') return false
+      send(encodeRejection(parsed))
+      return true
     }
     const q = parsed.query
     const limit = replyLimit(q, proto)
@@ -157,20 +180,21 @@ export class DnsServer {
       }
     }
     const early = serverRule(parsed)
-    if (early !== undefined) { finish(early, ''); return }
+    if (early !== undefined) { finish(early, ''); return true }
     let reply: Reply | Promise<Reply>
     try {
       reply = this.o.handler({ query: q, client: { address, port }, proto })
     } catch (e) {
       this.failed(e, q.question.name)
       finish(answer(RCODE.SERVFAIL, [], [], [], false), '')
-      return
+      return true
     }
-    if (!(reply instanceof Promise)) { finish(reply, pluginOf(reply)); return }
+    if (!(reply instanceof Promise)) { finish(reply, pluginOf(reply)); return true }
     reply.then(r => { finish(r, pluginOf(r)) }, (e: unknown) => {
       this.failed(e, q.question.name)
       finish(answer(RCODE.SERVFAIL, [], [], [], false), '')
     })
+    return true
   }
 
   private failed (e: unknown, name: string): void {
@@ -209,8 +233,9 @@ function ednsOut (parsed: ParsedQuery): { udpSize: number, do: boolean } | undef
 /** DNS.md §5.2: what the server answers before any handler. */
 function serverRule (parsed: ParsedQuery): Answer | undefined {
   const q = parsed.query
-  if (q.edns !== undefined && q.edns.version > 0) return answer(RCODE.BADVERS, [], [], [], false)
+  // CoreDNS checks the class before the EDNS version: a CH query with EDNS version 1 is REFUSED.
   if (q.question.class !== CLASS_IN) return answer(RCODE.REFUSED, [], [], [], false)
+  if (q.edns !== undefined && q.edns.version > 0) return answer(RCODE.BADVERS, [], [], [], false)
   if (q.question.type === TYPE.AXFR || q.question.type === TYPE.IXFR) return answer(RCODE.REFUSED, [], [], [], false)
   return undefined
 }

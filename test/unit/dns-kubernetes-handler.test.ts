@@ -237,6 +237,19 @@ t.test('ExternalName targets resolve through next (§2.10)', async t => {
   p.answers.push(new dns2.Packet.Resource({ name: 'www.example.net', type: dns2.Packet.TYPE.A, class: dns2.Packet.CLASS.IN, ttl: 30, address: '93.184.215.14' }))
   const raw = new ResponseRecorder(kubernetesPlugin(index)(() => ({ kind: 'raw', bytes: new Uint8Array(p.toBuffer()) })))
   t.same(show(await raw.serve(`ext.${S}`, TYPE.A)).answer, [`ext.${S} 5 CNAME example.com`, 'example.com 60 CNAME www.example.net', 'www.example.net 30 A 93.184.215.14'])
+
+  // A signed target asked with DO=1 answers A + RRSIG: the RRSIG (which the model cannot carry) is left
+  // out, the address is not.
+  const signed = new dns2.Packet()
+  signed.header.qr = 1
+  signed.questions.push(new dns2.Packet.Question('example.com', dns2.Packet.TYPE.A, dns2.Packet.CLASS.IN))
+  signed.answers.push(new dns2.Packet.Resource({ name: 'example.com', type: dns2.Packet.TYPE.A, class: dns2.Packet.CLASS.IN, ttl: 30, address: '93.184.215.14' }))
+  const sigData = Buffer.concat([Buffer.from('0001' + '0d' + '02' + '0000001e' + '78000000' + '65000000' + '3039', 'hex'), Buffer.from('076578616d706c6503636f6d00', 'hex'), Buffer.alloc(64, 1)])
+  const rrsig = Buffer.concat([Buffer.from('c00c' + '002e' + '0001' + '0000001e', 'hex'), Buffer.from([sigData.length >> 8, sigData.length & 0xff]), sigData])
+  const signedBytes = Buffer.concat([signed.toBuffer(), rrsig])
+  signedBytes.writeUInt16BE(2, 6)
+  const withSig = new ResponseRecorder(kubernetesPlugin(index)(() => ({ kind: 'raw', bytes: new Uint8Array(signedBytes) })))
+  t.same(show(await withSig.serve(`ext.${S}`, TYPE.A)).answer, [`ext.${S} 5 CNAME example.com`, 'example.com 30 A 93.184.215.14'], 'an RRSIG beside the target\'s A does not drop the A')
 })
 
 t.test('NS and ns.dns follow the configured addresses; an empty list still gives NS', async t => {

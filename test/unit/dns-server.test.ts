@@ -230,6 +230,8 @@ t.test('server rules: BADVERS, REFUSED, FORMERR, NOTIMP, and silence for respons
   const ch = decode(await udp(f.port, query('version.bind', 16, { id: 6, cls: 3 })))
   t.match(ch.header, { id: 6, rcode: 5 })
   t.equal(ch.questions[0]?.class, 3, 'the question is echoed')
+  const chV1 = decode(await udp(f.port, query('version.bind', 16, { id: 6, cls: 3, version: 1 })))
+  t.match(chV1.header, { id: 6, rcode: 5 }, 'class not IN is REFUSED before the EDNS version is looked at')
   const axfr = decode(await udp(f.port, query(S, 252, { id: 7 })))
   t.match(axfr.header, { id: 7, rcode: 5 })
   const ixfr = decode(await udp(f.port, query('cluster.local', 251, { id: 8 })))
@@ -252,6 +254,17 @@ t.test('server rules: BADVERS, REFUSED, FORMERR, NOTIMP, and silence for respons
   t.equal(await udp(f.port, Buffer.from([1, 2, 3]), 300), null, 'nor does a short header')
   // Still serving.
   t.equal(decode(await udp(f.port, query(`web.${S}`, 1, { id: 12 }))).header.id, 12)
+})
+
+t.test('a NOTIFY for a name does not make later QUERY replies for it say NOTIFY (memoized encodings)', async t => {
+  const f = await start(t)
+  const notify = Buffer.from(query(`web.${S}`, 1, { id: 20 }))
+  notify[2] = ((notify[2] as number) & 0x87) | (4 << 3)
+  t.match(decode(await udp(f.port, notify)).header, { id: 20, opcode: 4, rcode: 0 }, 'NOTIFY is answered as a query, opcode echoed')
+  const r = decode(await udp(f.port, query(`web.${S}`, 1, { id: 21 })))
+  t.match(r.header, { id: 21, opcode: 0, rcode: 0 }, 'the QUERY after it gets opcode QUERY')
+  t.same(r.answers.map(a => a.address), ['172.30.0.20'])
+  t.match(decode(await udp(f.port, notify)).header, { id: 20, opcode: 4 }, 'and a NOTIFY after that gets NOTIFY')
 })
 
 t.test('0x20: each query gets its own ID and case, through the memoized encodings', async t => {
@@ -371,4 +384,18 @@ t.test('TCP: a client that never reads its replies cannot make the server buffer
   const replies = await c.read(n, 20_000)
   t.equal(replies.length, n, 'every query answered once the client reads')
   t.equal(decode(replies[n - 1]).answers.length, BIG)
+})
+
+t.test('TCP: a client that ends its side after sending still gets every reply, forwarded ones too, then the close', async t => {
+  const f = await start(t)
+  const c = await Tcp.open(f.port)
+  t.teardown(() => { c.close() })
+  const closed = new Promise<void>(resolve => { c.sock.once('end', () => { resolve() }) })
+  c.send(query(`web.${S}`, 1, { id: 51 }), query(SLOW_NAME, 1, { id: 52 }), query('elsewhere.example', 1, { id: 53 }))
+  c.sock.end()
+  const replies = (await c.read(3, 2000)).map(decode)
+  t.same(replies.map(r => r.header.id).sort(), [51, 52, 53], 'all three answered after the client\'s FIN')
+  t.same(replies.find(r => r.header.id === 52)?.answers.map(a => a.address), ['203.0.113.9'], 'the slow forwarded one included')
+  await closed
+  t.pass('the server ends its side once nothing is left to answer')
 })

@@ -165,6 +165,25 @@ t.test('0x20: the question and owners echo the client case; templates patch alik
   t.notOk(fitsLimit(template, template.length - 1))
 })
 
+t.test('a template patched for a query of another opcode carries that opcode (NOTIFY and QUERY share templates)', async t => {
+  const rrs = [A('web.shop.svc.cluster.local', '10.96.0.10')]
+  const withOpcode = (id: number, opcode: number): { buf: Uint8Array, p: ParsedQuery } => {
+    const buf = Uint8Array.from(encodeQuery(id, 'web.shop.svc.cluster.local', 1))
+    buf[2] = ((buf[2] as number) & 0x87) | (opcode << 3)
+    const p = parseQuery(buf)
+    if (isRejection(p)) throw new Error('test query rejected')
+    return { buf, p }
+  }
+  for (const [from, to] of [[0, 4], [4, 0]]) {
+    const first = withOpcode(1, from as number)
+    const template = encodeReply(first.buf, first.p, answer(RCODE.NOERROR, rrs), { limit: 512 })
+    const q = withOpcode(2, to as number)
+    const patched = patchReply(template, q.buf, q.p)
+    t.equal(hex(patched), hex(encodeReply(q.buf, q.p, answer(RCODE.NOERROR, rrs), { limit: 512 })), `opcode ${from} template, opcode ${to} query`)
+    t.equal(((patched[2] as number) >> 3) & 0xf, to)
+  }
+})
+
 t.test('rejections and empty replies', async t => {
   t.equal(hex(encodeRejection({ reject: 'formerr', id: 0x0102, opcode: 0, rd: true })), '0102' + '8181' + '0000'.repeat(4))
   t.equal(hex(encodeRejection({ reject: 'notimp', id: 3, opcode: 2, rd: false }, { ra: false })), '0003' + '9004' + '0000'.repeat(4))

@@ -72,7 +72,8 @@ function externalName (index: RecordIndex, next: Handler, req: Request, target: 
   }
   const sub: Request = { ...req, query: { ...req.query, question: { name: target, lname: ltarget, type: q.type, class: q.class } } }
   const done = (reply: Reply): Answer => {
-    const a = replyRcode(reply) === RCODE.NXDOMAIN ? null : replyAnswer(reply)
+    // A signed target's RRSIGs (DO=1) or a DNAME must not cost the client the target's addresses.
+    const a = replyRcode(reply) === RCODE.NXDOMAIN ? null : replyAnswer(reply, { skipUnknown: true })
     return answer(RCODE.NOERROR, a === null ? [cname] : [cname, ...a.answer])
   }
   let r: Reply | Promise<Reply>

@@ -18,21 +18,29 @@ export function replyRcode (reply: Reply): number {
   return reply.kind === 'answer' ? reply.rcode : reply.bytes.length >= 4 ? (reply.bytes[3] as number) & 0x0f : RCODE.SERVFAIL
 }
 
+export interface DecodeOptions {
+  /**
+   * Leave out records of types the model cannot carry (RRSIG, DNAME, ...) instead of answering null.
+   * For merges that need the addresses of a reply, not every record of it.
+   */
+  readonly skipUnknown?: boolean
+}
+
 /** Any reply as an Answer (a structured one as it is); null as for decodeReply. */
-export function replyAnswer (reply: Reply): Answer | null {
-  return reply.kind === 'answer' ? reply : decodeReply(reply.bytes)
+export function replyAnswer (reply: Reply, opts: DecodeOptions = {}): Answer | null {
+  return reply.kind === 'answer' ? reply : decodeReply(reply.bytes, opts)
 }
 
 /**
  * A reply message as an Answer: its rcode (extended bits included), AA, and the answer, authority and
  * additional records. OPT is dropped (the server writes its own). Null when the message is malformed or
- * holds a record type the model cannot carry.
+ * holds a record type the model cannot carry (unless `skipUnknown` leaves those records out).
  */
-export function decodeReply (buf: Uint8Array): Answer | null {
+export function decodeReply (buf: Uint8Array, opts: DecodeOptions = {}): Answer | null {
   const info = inspectReply(buf)
   if (info === null) return null
   try {
-    return decodeRecords(buf, info)
+    return decodeRecords(buf, info, opts.skipUnknown === true)
   } catch (e) {
     // readName is stricter than the framing check about names inside RDATA.
     if (e instanceof WireError) return null
@@ -40,7 +48,7 @@ export function decodeReply (buf: Uint8Array): Answer | null {
   }
 }
 
-function decodeRecords (buf: Uint8Array, info: RawInfo): Answer | null {
+function decodeRecords (buf: Uint8Array, info: RawInfo, skipUnknown: boolean): Answer | null {
   const counts = [info.ancount, info.nscount, info.arcount]
   const sections: ResourceRecord[][] = [[], [], []]
   let pos = info.questionEnd
@@ -52,6 +60,7 @@ function decodeRecords (buf: Uint8Array, info: RawInfo): Answer | null {
       const len = u16(buf, end + 8)
       const rd = end + 10
       pos = rd + len
+      if (skipUnknown && !KNOWN_TYPES.has(type)) continue
       const data = rdata(buf, type, rd, len)
       if (data === null) return null
       ;(sections[s] as ResourceRecord[]).push({ name, ttl: u32(buf, end + 4), data })
@@ -59,6 +68,9 @@ function decodeRecords (buf: Uint8Array, info: RawInfo): Answer | null {
   }
   return answer(info.rcode as Rcode, sections[0], sections[1], sections[2], info.aa)
 }
+
+/** The record types rdata() decodes. */
+const KNOWN_TYPES = new Set<number>([TYPE.A, TYPE.AAAA, TYPE.NS, TYPE.CNAME, TYPE.PTR, TYPE.SRV, TYPE.TXT, TYPE.SOA])
 
 function rdata (buf: Uint8Array, type: number, at: number, len: number): RData | null {
   switch (type) {

@@ -17,6 +17,8 @@ const TC = 0x0200
 const RD = 0x0100
 const RA = 0x0080
 const CD = 0x0010
+/** The opcode (4 bits) and RD in the flags' first octet. */
+const OPCODE_RD = 0x79
 
 export interface ReplyOptions {
   /** The largest message the client takes (see replyLimit); clamped to [512, 65535]. */
@@ -134,15 +136,16 @@ export function encodeRejection (r: QueryRefusal, opts: { readonly ra?: boolean 
 /**
  * The reply to another query from a reply `template` that encodeReply made for the same question name
  * (case aside), type and class, the same EDNS presence and DO bit, and a size limit of the same class
- * (see fitsLimit): copies it and patches in the query's ID, RD and CD bits and the question name's
- * bytes, so the client's case comes back in the question and in every owner pointing at it.
+ * (see fitsLimit): copies it and patches in the query's ID, opcode, RD and CD bits and the question
+ * name's bytes, so the client's case comes back in the question and in every owner pointing at it.
+ * The opcode too: a template made for a NOTIFY must not answer a QUERY as NOTIFY (resolvers drop it).
  */
 export function patchReply (template: Uint8Array, queryBuf: Uint8Array, parsed: ParsedQuery): Uint8Array {
   const out = Buffer.allocUnsafe(template.length)
   out.set(template)
   out[0] = queryBuf[0] as number
   out[1] = queryBuf[1] as number
-  out[2] = ((template[2] as number) & ~0x01) | ((queryBuf[2] as number) & 0x01)
+  out[2] = ((template[2] as number) & ~OPCODE_RD) | ((queryBuf[2] as number) & OPCODE_RD)
   out[3] = ((template[3] as number) & ~0x10) | ((queryBuf[3] as number) & 0x10)
   for (let i = HEADER_SIZE; i < parsed.nameEnd; i++) out[i] = queryBuf[i] as number
   return out
