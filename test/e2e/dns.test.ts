@@ -95,9 +95,12 @@ t.test('ferryd answers cluster names, forwards the rest, and publishes a name on
   })
 
   await t.test('a new Service resolves only once its rules are in the kernel', async t => {
-    // A sync has just run when `early` resolves: the next may not start for 2 s (--min-sync-period).
-    await writeFile(join(dir, 'early.yaml'), serviceYAML('early', '10.96.0.29'))
-    await waitUntil('early resolves', async () => (await ask(lab, 'early.demo.svc.cluster.local')).answers.length > 0)
+    // The runner lets SYNC_BURST (2) syncs run back to back, then one per --min-sync-period (3 s): two
+    // Services programmed one after the other spend both, so `late` waits about 3 s in the cache.
+    for (const [name, ip] of [['early', '10.96.0.28'], ['early2', '10.96.0.29']] as const) {
+      await writeFile(join(dir, `${name}.yaml`), serviceYAML(name, ip))
+      await waitUntil(`${name} resolves`, async () => (await ask(lab, `${name}.demo.svc.cluster.local`)).answers.length > 0)
+    }
     await writeFile(join(dir, 'late.yaml'), serviceYAML('late', '10.96.0.30'))
     let sawPending = false
     let resolvedAt = 0
