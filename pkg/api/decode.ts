@@ -78,7 +78,8 @@ function parseJSON (text: string, origin: string, limits: DecodeLimits): RawDoc[
 function parseYAML (text: string, origin: string, limits: DecodeLimits, errors: FerryError[]): RawDoc[] | FerryError {
   const { LineCounter, parseAllDocuments } = yaml()
   const lines = new LineCounter()
-  const parsed = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: false, lineCounter: lines })
+  // merge: kubectl's parser is YAML 1.1, where `<<: *anchor` merges a mapping; YAML 1.2 would keep a "<<" key.
+  const parsed = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: false, merge: true, lineCounter: lines })
   const locate = (offset: number): string => { const p = lines.linePos(offset); return ` at line ${p.line} column ${p.col}` }
   const docs: Document[] = Array.isArray(parsed) ? parsed : [parsed]
   if (docs.length > limits.maxObjects) {

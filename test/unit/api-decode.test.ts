@@ -44,3 +44,27 @@ t.test('duplicate keys inside one mapping are a parse error', async t => {
   const r = decodeManifests('apiVersion: v1\napiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {}\n', 'dup.yaml')
   t.equal(r.errors[0]?.code, 'FERRY_ERR_PARSE')
 })
+
+t.test('YAML merge keys (<<) merge as kubectl\'s YAML 1.1 parser does', async t => {
+  const text = `defaults: &port {protocol: TCP, targetPort: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: ns1, labels: &l {app: a}}
+spec:
+  selector: {<<: *l}
+  ports:
+  - <<: {protocol: UDP, targetPort: 8080}
+    name: dns
+    port: 53
+  - {<<: [{port: 1}, {port: 2}], name: web, port: 80, protocol: TCP}
+`
+  const r = decodeManifests(text, 'merge.yaml')
+  t.same(r.errors.map(e => e.code), ['FERRY_ERR_UNKNOWN_KIND'], 'only the anchor-holding document is refused')
+  const svc = r.objects[0]
+  t.same(svc?.kind === 'Service' ? svc.spec.ports : undefined, [
+    { protocol: 'UDP', port: 53, name: 'dns', targetPort: 8080 },
+    { protocol: 'TCP', port: 80, name: 'web' },
+  ])
+  t.same(svc?.kind === 'Service' ? svc.spec.selector : undefined, { app: 'a' })
+})
