@@ -65,7 +65,8 @@ function parseJSON (text: string, origin: string, limits: DecodeLimits): RawDoc[
   const first = /\S/.exec(text)
   if (!isJSONFile && (first === null || text[first.index] !== '{')) return null
   let value: unknown
-  try { value = JSON.parse(text) } catch (e) {
+  // A byte order mark (Windows editors write one) is not JSON, but kubectl strips it.
+  try { value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) } catch (e) {
     if (!isJSONFile) return null
     return new FerryError('FERRY_ERR_PARSE', `${origin}: invalid JSON: ${withLine(errorMessage(e), text)}`, { origin })
   }

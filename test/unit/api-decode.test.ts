@@ -68,3 +68,9 @@ spec:
   ])
   t.same(svc?.kind === 'Service' ? svc.spec.selector : undefined, { app: 'a' })
 })
+
+t.test('a .json file written with a UTF-8 byte order mark decodes (kubectl strips it)', async t => {
+  const r = decodeManifests('\ufeff' + JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: {} }), 'n.json')
+  t.same(r.errors, [])
+  t.equal(r.objects.length, 1)
+})
