@@ -24,7 +24,7 @@ Resources: services (svc), endpointslices (eps), nodes (no), pods (po)
 
 Flags:
   -f, --filename PATH        manifest file, or a directory of *.yaml, *.yml, *.json (not recursive,
-                             read in name order); repeatable. Multi-document YAML and kind: List work.
+                             no dot-files, read in name order); repeatable. Multi-document YAML and kind: List work.
   -n, --namespace NS         namespace for get (default "default"); ignored for nodes
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column)
   -o, --output FORMAT        get: table (default), json or yaml
