@@ -31,7 +31,7 @@ export function decodeManifests (text: string, origin: string, limits: DecodeLim
     if (docs instanceof FerryError) return fail(docs)
     const items: RawDoc[] = []
     for (const d of docs) {
-      if (isList(d.value)) d.value.items.forEach((it, j) => { items.push({ value: it, where: `${d.where}, items[${j}]` }) })
+      if (isList(d.value)) (d.value.items ?? []).forEach((it, j) => { items.push({ value: it, where: `${d.where}, items[${j}]` }) })
       else items.push(d)
     }
     if (items.length > limits.maxObjects) {
@@ -115,6 +115,9 @@ function withLine (msg: string, text: string): string {
   return `${msg.replace(/\s*\(line \d+ column \d+\)$/, '')} (line ${line} column ${col})`
 }
 
-function isList (v: unknown): v is { items: unknown[] } {
-  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'List' && Array.isArray((v as { items?: unknown }).items)
+/** A `kind: List`; its items may be null or absent (an empty list, as a template renders it; kubectl reads none). */
+function isList (v: unknown): v is { items?: unknown[] | null } {
+  if (typeof v !== 'object' || v === null || (v as { kind?: unknown }).kind !== 'List') return false
+  const items = (v as { items?: unknown }).items
+  return Array.isArray(items) || items === null || items === undefined
 }

@@ -74,3 +74,12 @@ t.test('a .json file written with a UTF-8 byte order mark decodes (kubectl strip
   t.same(r.errors, [])
   t.equal(r.objects.length, 1)
 })
+
+t.test('a kind: List whose items are empty or null holds no objects, and is no error', async t => {
+  for (const text of ['apiVersion: v1\nkind: List\nitems:\n', 'apiVersion: v1\nkind: List\nitems: []\n', 'apiVersion: v1\nkind: List\n']) {
+    const r = decodeManifests(text, 'empty.yaml')
+    t.same(r.errors.map(e => e.message), [], JSON.stringify(text))
+    t.same(r.objects, [])
+  }
+  t.same(decodeManifests('{"apiVersion":"v1","kind":"List","items":null}', 'empty.json').errors.map(e => e.message), [])
+})
