@@ -34,3 +34,16 @@ t.test('apply -f DIR reads the files ferryd would: dot-files (an editor\'s lock 
   t.same(r.errors.map(e => e.message), [])
   t.same(r.objects.map(o => o.metadata.name), ['b', 'a'], 'name order, as ferryd merges them')
 })
+
+t.test('apply/delete -n is refused, not ignored: a namespace-less object would land in "default"', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferryctl-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  await writeFile(join(dir, 'web.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n')
+  for (const args of [['apply', '-n', 'demo'], ['delete', '--namespace', 'demo'], ['apply', '-A']]) {
+    let err = ''
+    const code = await main([...args, '-f', join(dir, 'web.yaml'), '--etcd-endpoints', 'http://127.0.0.1:1'], { env: {}, stdout: () => {}, stderr: s => { err += s } })
+    t.equal(code, 1, args.join(' '))
+    t.match(err, /metadata\.namespace/, 'says where the namespace goes')
+    t.notMatch(err, /etcd/, 'refused before any etcd call')
+  }
+})
