@@ -64,16 +64,51 @@ function parseJSON (text: string, origin: string, limits: DecodeLimits): RawDoc[
   const isJSONFile = /\.json$/i.test(origin)
   const first = /\S/.exec(text)
   if (!isJSONFile && (first === null || text[first.index] !== '{')) return null
-  let value: unknown
   // A byte order mark (Windows editors write one) is not JSON, but kubectl strips it.
-  try { value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) } catch (e) {
-    if (!isJSONFile) return null
-    return new FerryError('FERRY_ERR_PARSE', `${origin}: invalid JSON: ${withLine(errorMessage(e), text)}`, { origin })
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+  let values: unknown[]
+  try { values = [JSON.parse(body)] } catch (e) {
+    // kubectl also reads a stream of JSON objects (`jq -c '.items[]'` writes one).
+    const stream = splitJSONStream(body, limits.maxObjects)
+    if (stream !== null && stream.length > limits.maxObjects) {
+      return new FerryError('FERRY_ERR_LIMIT', `${origin}: ${stream.length} documents exceed the limit of ${limits.maxObjects} objects per file; file ignored`, { origin, limit: 'maxObjects' })
+    }
+    try { values = stream?.map(t => JSON.parse(t) as unknown) ?? [] } catch { values = [] }
+    if (values.length === 0) {
+      if (!isJSONFile) return null
+      return new FerryError('FERRY_ERR_PARSE', `${origin}: invalid JSON: ${withLine(errorMessage(e), text)}`, { origin })
+    }
   }
-  const where = `${origin}, document 1`
-  const bad = checkJSONTree(value, limits)
-  if (bad !== null) return new FerryError('FERRY_ERR_LIMIT', `${where}: ${bad}; file ignored`, { origin })
-  return value === null ? [] : [{ value, where }]
+  const out: RawDoc[] = []
+  for (const [i, value] of values.entries()) {
+    const where = `${origin}, document ${i + 1}`
+    const bad = checkJSONTree(value, limits)
+    if (bad !== null) return new FerryError('FERRY_ERR_LIMIT', `${where}: ${bad}; file ignored`, { origin })
+    if (value !== null) out.push({ value, where })
+  }
+  return out
+}
+
+/**
+ * The texts of a stream of two or more top-level JSON objects or arrays, split on their closing
+ * brackets (strings skipped); null when the text is anything else. Stops past `max` texts.
+ */
+function splitJSONStream (text: string, max: number): string[] | null {
+  const out: string[] = []
+  let depth = 0
+  let start = -1
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (depth === 0) {
+      if (c === 0x7b || c === 0x5b) { start = i; depth = 1 } else if (!/\s/.test(text[i] as string)) return null
+      continue
+    }
+    if (c === 0x22) { // a string: to its closing quote
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++
+    } else if (c === 0x7b || c === 0x5b) depth++
+    else if ((c === 0x7d || c === 0x5d) && --depth === 0 && out.push(text.slice(start, i + 1)) > max) return out
+  }
+  return depth === 0 && out.length > 1 ? out : null
 }
 
 function parseYAML (text: string, origin: string, limits: DecodeLimits, errors: FerryError[]): RawDoc[] | FerryError {

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { decodeManifests } from '../../pkg/api/decode.js'
+import { DEFAULT_DECODE_LIMITS } from '../../pkg/api/limits.js'
 
 const SVC = (name: string): string => `apiVersion: v1
 kind: Service
@@ -82,4 +83,17 @@ t.test('a kind: List whose items are empty or null holds no objects, and is no e
     t.same(r.objects, [])
   }
   t.same(decodeManifests('{"apiVersion":"v1","kind":"List","items":null}', 'empty.json').errors.map(e => e.message), [])
+})
+
+t.test('a stream of JSON objects (jq -c \'.items[]\') decodes as kubectl reads it, within the object limit', async t => {
+  const node = (n: string): string => JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: n, annotations: { x: '}{"' } }, spec: {} })
+  for (const origin of ['nodes.json', 'nodes.yaml']) {
+    const r = decodeManifests(`${node('a')}\n${node('b')}\n  ${node('c')}`, origin)
+    t.same(r.errors.map(e => e.message), [], origin)
+    t.same(r.objects.map(o => o.metadata.name), ['a', 'b', 'c'])
+  }
+  const bad = decodeManifests(`${node('a')}\n${node('b')}x`, 'nodes.json')
+  t.equal(bad.errors[0]?.code, 'FERRY_ERR_PARSE', 'anything else between objects is still invalid JSON')
+  const many = decodeManifests('[]'.repeat(50), 'many.json', { ...DEFAULT_DECODE_LIMITS, maxObjects: 10 })
+  t.equal(many.errors[0]?.code, 'FERRY_ERR_LIMIT')
 })
