@@ -31,7 +31,10 @@ export function decodeManifests (text: string, origin: string, limits: DecodeLim
     if (docs instanceof FerryError) return fail(docs)
     const items: RawDoc[] = []
     for (const d of docs) {
-      if (isList(d.value)) (d.value.items ?? []).forEach((it, j) => { items.push({ value: it, where: `${d.where}, items[${j}]` }) })
+      if (isList(d.value)) {
+        const typed = typedItem(d.value)
+        for (const [j, it] of (d.value.items ?? []).entries()) items.push({ value: typed(it), where: `${d.where}, items[${j}]` })
+      }
       else items.push(d)
     }
     if (items.length > limits.maxObjects) {
@@ -150,9 +153,26 @@ function withLine (msg: string, text: string): string {
   return `${msg.replace(/\s*\(line \d+ column \d+\)$/, '')} (line ${line} column ${col})`
 }
 
-/** A `kind: List`; its items may be null or absent (an empty list, as a template renders it; kubectl reads none). */
-function isList (v: unknown): v is { items?: unknown[] | null } {
-  if (typeof v !== 'object' || v === null || (v as { kind?: unknown }).kind !== 'List') return false
-  const items = (v as { items?: unknown }).items
-  return Array.isArray(items) || items === null || items === undefined
+interface RawList { kind: string, apiVersion?: unknown, items?: unknown[] | null }
+
+/**
+ * A `kind: List`, or a typed list (ServiceList) as the API server returns it; a List's items may be null
+ * or absent (an empty list, as a template renders it; kubectl reads none).
+ */
+function isList (v: unknown): v is RawList {
+  if (typeof v !== 'object' || v === null) return false
+  const { kind, items } = v as { kind?: unknown, items?: unknown }
+  if (kind === 'List') return Array.isArray(items) || items === null || items === undefined
+  return typeof kind === 'string' && kind.length > 4 && kind.endsWith('List') && Array.isArray(items)
+}
+
+/** A typed list's items carry no kind or apiVersion: they are the list's, as kubectl fills them in. */
+function typedItem (list: RawList): (item: unknown) => unknown {
+  if (list.kind === 'List') return item => item
+  const kind = list.kind.slice(0, -'List'.length)
+  return item => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return item
+    const o = item as Record<string, unknown>
+    return { ...o, kind: o.kind ?? kind, apiVersion: o.apiVersion ?? list.apiVersion }
+  }
 }

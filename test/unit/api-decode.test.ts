@@ -97,3 +97,16 @@ t.test('a stream of JSON objects (jq -c \'.items[]\') decodes as kubectl reads i
   const many = decodeManifests('[]'.repeat(50), 'many.json', { ...DEFAULT_DECODE_LIMITS, maxObjects: 10 })
   t.equal(many.errors[0]?.code, 'FERRY_ERR_LIMIT')
 })
+
+t.test('a typed list (ServiceList, as the API server returns it) decodes, its items given kind and apiVersion', async t => {
+  const text = JSON.stringify({
+    kind: 'ServiceList', apiVersion: 'v1', metadata: { resourceVersion: '42' },
+    items: [{ metadata: { name: 'a', namespace: 'ns1' }, spec: { clusterIP: '10.96.0.10', ports: [{ port: 80 }] } }],
+  })
+  const r = decodeManifests(text, 'services.json')
+  t.same(r.errors.map(e => e.message), [])
+  t.same(r.objects.map(o => `${o.kind}/${o.metadata.name}`), ['Service/a'])
+  const slices = decodeManifests('apiVersion: discovery.k8s.io/v1\nkind: EndpointSliceList\nitems:\n- {metadata: {name: a-1}, addressType: IPv4, endpoints: [], ports: []}\n', 's.yaml')
+  t.same(slices.objects.map(o => `${o.kind}/${o.metadata.name}`), ['EndpointSlice/a-1'])
+  t.equal(decodeManifests('apiVersion: v1\nkind: ServiceList\nitems: [{apiVersion: v1, kind: Pod, metadata: {name: p}}]\n', 'x.yaml').objects[0]?.kind, 'Pod', 'an item\'s own kind stays')
+})
