@@ -24,8 +24,9 @@ Resources: services (svc), endpointslices (eps), nodes (no), pods (po)
 
 Flags:
   -f, --filename PATH        manifest file, or a directory of *.yaml, *.yml, *.json (not recursive,
-                             read in name order); repeatable. Multi-document YAML and kind: List work.
-  -n, --namespace NS         namespace for get (default "default"); ignored for nodes
+                             no dot-files, read in name order); repeatable. Multi-document YAML and kind: List work.
+  -n, --namespace NS         namespace for get (default "default"); ignored for nodes. Not for
+                             apply/delete: manifests name their namespace (none: "default")
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column)
   -o, --output FORMAT        get: table (default), json or yaml
       --ignore-not-found     delete: objects that do not exist are not an error
@@ -172,6 +173,10 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       if (rest.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(rest[0])} (use -f FILE|DIR)`)
       const files = v.filename ?? []
       if (files.length === 0) throw new UsageError(`${command}: -f FILE|DIR is required`)
+      // kubectl users expect -n to place namespace-less objects; ignoring it wrote them to "default".
+      if (v.namespace !== undefined || v['all-namespaces'] === true) {
+        throw new UsageError(`${command}: -n/-A apply to get only; set metadata.namespace in the manifests (objects without one go to "default")`)
+      }
       const { readManifests } = await import('../pkg/ctl/read-manifests.js')
       const read = await readManifests(files)
       if (read.errors.length > 0) {

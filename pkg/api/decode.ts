@@ -31,7 +31,10 @@ export function decodeManifests (text: string, origin: string, limits: DecodeLim
     if (docs instanceof FerryError) return fail(docs)
     const items: RawDoc[] = []
     for (const d of docs) {
-      if (isList(d.value)) d.value.items.forEach((it, j) => { items.push({ value: it, where: `${d.where}, items[${j}]` }) })
+      if (isList(d.value)) {
+        const typed = typedItem(d.value)
+        for (const [j, it] of (d.value.items ?? []).entries()) items.push({ value: typed(it), where: `${d.where}, items[${j}]` })
+      }
       else items.push(d)
     }
     if (items.length > limits.maxObjects) {
@@ -64,21 +67,58 @@ function parseJSON (text: string, origin: string, limits: DecodeLimits): RawDoc[
   const isJSONFile = /\.json$/i.test(origin)
   const first = /\S/.exec(text)
   if (!isJSONFile && (first === null || text[first.index] !== '{')) return null
-  let value: unknown
-  try { value = JSON.parse(text) } catch (e) {
-    if (!isJSONFile) return null
-    return new FerryError('FERRY_ERR_PARSE', `${origin}: invalid JSON: ${withLine(errorMessage(e), text)}`, { origin })
+  // A byte order mark (Windows editors write one) is not JSON, but kubectl strips it.
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+  let values: unknown[]
+  try { values = [JSON.parse(body)] } catch (e) {
+    // kubectl also reads a stream of JSON objects (`jq -c '.items[]'` writes one).
+    const stream = splitJSONStream(body, limits.maxObjects)
+    if (stream !== null && stream.length > limits.maxObjects) {
+      return new FerryError('FERRY_ERR_LIMIT', `${origin}: ${stream.length} documents exceed the limit of ${limits.maxObjects} objects per file; file ignored`, { origin, limit: 'maxObjects' })
+    }
+    try { values = stream?.map(t => JSON.parse(t) as unknown) ?? [] } catch { values = [] }
+    if (values.length === 0) {
+      if (!isJSONFile) return null
+      return new FerryError('FERRY_ERR_PARSE', `${origin}: invalid JSON: ${withLine(errorMessage(e), text)}`, { origin })
+    }
   }
-  const where = `${origin}, document 1`
-  const bad = checkJSONTree(value, limits)
-  if (bad !== null) return new FerryError('FERRY_ERR_LIMIT', `${where}: ${bad}; file ignored`, { origin })
-  return value === null ? [] : [{ value, where }]
+  const out: RawDoc[] = []
+  for (const [i, value] of values.entries()) {
+    const where = `${origin}, document ${i + 1}`
+    const bad = checkJSONTree(value, limits)
+    if (bad !== null) return new FerryError('FERRY_ERR_LIMIT', `${where}: ${bad}; file ignored`, { origin })
+    if (value !== null) out.push({ value, where })
+  }
+  return out
+}
+
+/**
+ * The texts of a stream of two or more top-level JSON objects or arrays, split on their closing
+ * brackets (strings skipped); null when the text is anything else. Stops past `max` texts.
+ */
+function splitJSONStream (text: string, max: number): string[] | null {
+  const out: string[] = []
+  let depth = 0
+  let start = -1
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (depth === 0) {
+      if (c === 0x7b || c === 0x5b) { start = i; depth = 1 } else if (!/\s/.test(text[i] as string)) return null
+      continue
+    }
+    if (c === 0x22) { // a string: to its closing quote
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++
+    } else if (c === 0x7b || c === 0x5b) depth++
+    else if ((c === 0x7d || c === 0x5d) && --depth === 0 && out.push(text.slice(start, i + 1)) > max) return out
+  }
+  return depth === 0 && out.length > 1 ? out : null
 }
 
 function parseYAML (text: string, origin: string, limits: DecodeLimits, errors: FerryError[]): RawDoc[] | FerryError {
   const { LineCounter, parseAllDocuments } = yaml()
   const lines = new LineCounter()
-  const parsed = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: false, lineCounter: lines })
+  // merge: kubectl's parser is YAML 1.1, where `<<: *anchor` merges a mapping; YAML 1.2 would keep a "<<" key.
+  const parsed = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: false, merge: true, lineCounter: lines })
   const locate = (offset: number): string => { const p = lines.linePos(offset); return ` at line ${p.line} column ${p.col}` }
   const docs: Document[] = Array.isArray(parsed) ? parsed : [parsed]
   if (docs.length > limits.maxObjects) {
@@ -113,6 +153,26 @@ function withLine (msg: string, text: string): string {
   return `${msg.replace(/\s*\(line \d+ column \d+\)$/, '')} (line ${line} column ${col})`
 }
 
-function isList (v: unknown): v is { items: unknown[] } {
-  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'List' && Array.isArray((v as { items?: unknown }).items)
+interface RawList { kind: string, apiVersion?: unknown, items?: unknown[] | null }
+
+/**
+ * A `kind: List`, or a typed list (ServiceList) as the API server returns it; a List's items may be null
+ * or absent (an empty list, as a template renders it; kubectl reads none).
+ */
+function isList (v: unknown): v is RawList {
+  if (typeof v !== 'object' || v === null) return false
+  const { kind, items } = v as { kind?: unknown, items?: unknown }
+  if (kind === 'List') return Array.isArray(items) || items === null || items === undefined
+  return typeof kind === 'string' && kind.length > 4 && kind.endsWith('List') && Array.isArray(items)
+}
+
+/** A typed list's items carry no kind or apiVersion: they are the list's, as kubectl fills them in. */
+function typedItem (list: RawList): (item: unknown) => unknown {
+  if (list.kind === 'List') return item => item
+  const kind = list.kind.slice(0, -'List'.length)
+  return item => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return item
+    const o = item as Record<string, unknown>
+    return { ...o, kind: o.kind ?? kind, apiVersion: o.apiVersion ?? list.apiVersion }
+  }
 }

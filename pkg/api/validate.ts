@@ -192,7 +192,8 @@ function validateService (raw: Raw, errs: FieldErrors): Service {
       if (ip === null) { errs.add(`spec.clusterIPs[${i}]`, v, 'must be a valid IP address or "None"'); return '' }
       return ip.ip
     })
-    if (spec.clusterIP === undefined) spec.clusterIP = spec.clusterIPs[0]
+    // An empty clusterIP is unset: the API server then copies clusterIPs[0] (Helm often writes "").
+    if (spec.clusterIP === undefined || spec.clusterIP === '') spec.clusterIP = spec.clusterIPs[0]
     else if (spec.clusterIPs[0] !== spec.clusterIP) errs.add('spec.clusterIPs[0]', clusterIPs[0], 'must match spec.clusterIP')
   }
   if (type !== 'ExternalName' && spec.clusterIP !== 'None' && spec.ports.length === 0) {

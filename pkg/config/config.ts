@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import { FerryError, errorMessage } from '../errors/errors.js'
 import { cidrContains, parseCIDR, parseIP, type IPFamily, type ParsedCIDR } from '../net/ip.js'
 import { checkAccessSettings } from '../etcd/access.js'
-import { parseEndpoint, redact } from '../etcd/url.js'
+import { parseEndpoint, redactEndpoint } from '../etcd/url.js'
 import { yaml } from '../api/yaml.js'
 import { formatHostPort, isDNSName, loopingUpstreams, parseHostPort, parseResolvConf, type HostPort } from './dns-addresses.js'
 
@@ -307,7 +307,7 @@ function check (raw: Record<string, unknown>, readFile: (p: string) => string, r
   const etcdEndpoints = (raw.etcdEndpoints as string[] | undefined) ?? []
   if (etcdEndpoints.length > 0 && raw.manifests !== undefined) fail('flags', '--manifests and --etcd-endpoints are exclusive: pick one source')
   for (const e of etcdEndpoints) {
-    try { parseEndpoint(e) } catch { fail('etcdEndpoints', `must be URLs like http://127.0.0.1:2379 or https://10.0.0.10:2379, got ${JSON.stringify(redact(e))}`) }
+    try { parseEndpoint(e) } catch { fail('etcdEndpoints', `must be URLs like http://127.0.0.1:2379 or https://10.0.0.10:2379, got ${JSON.stringify(redactEndpoint(e))}`) }
   }
   const etcdFiles = { caFile: raw.etcdCAFile, certFile: raw.etcdCertFile, keyFile: raw.etcdKeyFile, username: raw.etcdUsername, passwordFile: raw.etcdPasswordFile } as Record<string, string | undefined>
   if (etcdEndpoints.length === 0 && Object.values(etcdFiles).some(v => v !== undefined)) {

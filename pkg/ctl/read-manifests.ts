@@ -1,12 +1,12 @@
 // `-f FILE|DIR` for ferryctl: a file, or a directory's *.yaml, *.yml, *.json (not recursive, sorted by
-// name), decoded and validated. Every problem is collected so the user sees all of them at once.
+// name; the names ferryd reads, so no dot-files), decoded and validated. Every problem is collected so the user sees all of them at once.
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeManifests } from '../api/decode.js'
 import { DEFAULT_DECODE_LIMITS } from '../api/limits.js'
 import { objectKey, type KObject } from '../api/types.js'
 import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
-import { readManifestFile } from '../source/manifest-files.js'
+import { isManifestName, readManifestFile } from '../source/manifest-files.js'
 
 export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json']
 
@@ -22,7 +22,8 @@ export async function manifestFiles (path: string): Promise<string[]> {
     throw new FerryError('FERRY_ERR_CONFIG', `${path}: ${errorMessage(e)}`, { origin: path })
   }
   if (!st.isDirectory()) return [path]
-  const names = (await readdir(path)).filter(n => MANIFEST_EXTENSIONS.some(ext => n.endsWith(ext))).sort()
+  // The names ferryd reads: an editor's dot-file (emacs's `.#web.yaml` lock, a dangling link) fails a stat.
+  const names = (await readdir(path)).filter(isManifestName).sort()
   const files: string[] = []
   for (const n of names) {
     const f = join(path, n)

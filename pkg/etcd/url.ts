@@ -14,6 +14,20 @@ export function redact (text: string): string {
   return text.replace(USERINFO_PASSWORD, `$1:${REDACTED}@`)
 }
 
+/**
+ * One endpoint URL with its password as "***", however it is spelled. The URL parser takes a password
+ * up to the authority's last "@", spaces and a raw "@" included, which redact()'s pattern stops short
+ * of; one endpoint holds no other text, so everything between the first ":" and the last "@" goes.
+ */
+export function redactEndpoint (text: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0]
+  if (scheme === undefined) return redact(text)
+  const rest = text.slice(scheme.length)
+  const colon = rest.indexOf(':')
+  const at = rest.lastIndexOf('@')
+  return colon >= 0 && colon < at ? `${scheme}${rest.slice(0, colon)}:${REDACTED}${rest.slice(at)}` : redact(text)
+}
+
 export interface Endpoint {
   /** What the client dials: scheme://host:port, never any userinfo. */
   readonly url: string
@@ -27,7 +41,7 @@ export interface Endpoint {
 
 /** Splits `http[s]://[user[:password]@]host[:port]` (nothing after the authority); throws FERRY_ERR_CONFIG. */
 export function parseEndpoint (text: string): Endpoint {
-  const shown = redact(text)
+  const shown = redactEndpoint(text)
   let u: URL
   try { u = new URL(text) } catch {
     throw new FerryError('FERRY_ERR_CONFIG', `etcd endpoint ${JSON.stringify(shown)}: not a URL (want http://HOST:PORT or https://HOST:PORT)`)

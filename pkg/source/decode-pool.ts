@@ -23,7 +23,7 @@ export interface DecodePoolOptions {
   idleMs?: number
 }
 
-/** A file's result, or `readFailed` when it could not be read at all (vanished, permissions). */
+/** A file's result, or `readFailed` when it vanished before it could be read (an unreadable file is an error). */
 export type PoolResult = DecodeResult & { readFailed: boolean }
 
 export class DecodePool {

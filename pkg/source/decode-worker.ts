@@ -18,6 +18,7 @@ async function run (job: DecodeJob): Promise<DecodeReply> {
     return { id: job.id, objects: r.objects, keys: r.keys, errors: r.errors.map(e => ({ code: e.code, message: e.message, details: { ...e.details } })) }
   } catch (e) {
     const err = isFerryError(e) ? { code: e.code, message: e.message, details: { ...e.details } } : { code: 'FERRY_ERR_SOURCE' as const, message: `manifests: cannot read ${job.path}: ${errorMessage(e)}`, details: { path: job.path } }
-    return { id: job.id, objects: [], keys: [], errors: [err], readFailed: !isFerryError(e) }
+    // Only a file gone since its probe keeps its last state unreported; an unreadable one is an error.
+    return { id: job.id, objects: [], keys: [], errors: [err], readFailed: (e as NodeJS.ErrnoException).code === 'ENOENT' }
   }
 }

@@ -497,8 +497,11 @@ export class ManifestSource implements Source {
     try {
       return { kind: 'text', probe, text: this.fs.readNow(file, max) }
     } catch (e) {
+      if (isFerryError(e)) return { kind: 'failed', probe, error: e }
       // Vanished after the probe: the file keeps its last objects for this pass, as a failed decode does.
-      return isFerryError(e) ? { kind: 'failed', probe, error: e } : { kind: 'vanished', probe }
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'vanished', probe }
+      // Unreadable (permissions, I/O): a rejected file, reported, not silently skipped on every poll.
+      return { kind: 'failed', probe, error: new FerryError('FERRY_ERR_SOURCE', `manifests: cannot read ${file}: ${errorMessage(e)}; ignored`, { path: file }) }
     }
   }
 

@@ -158,3 +158,9 @@ t.test('label maps: strings only, a "__proto__" key kept as a plain key, inherit
   t.throws(() => validateObject(withLabels({ a: 'b', c: 1 })), /metadata\.labels: Invalid value: \{"a":"b","c":1\}: must be a map of strings/)
   t.throws(() => validateObject(withLabels(['a'])), /metadata\.labels: Invalid value: \["a"\]: must be a map of strings/)
 })
+
+t.test('an empty clusterIP beside clusterIPs takes clusterIPs[0], as the API server defaults it', async t => {
+  const s = validateObject(svc({ clusterIP: '', clusterIPs: ['fd00::a', '10.96.0.10'], ports: [{ port: 80 }] })) as Service
+  t.equal(s.spec.clusterIP, 'fd00::a')
+  t.same(s.spec.clusterIPs, ['fd00::a', '10.96.0.10'])
+})

@@ -2,10 +2,11 @@
 // at once (not waited on), and JSON goes through JSON.parse.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { main } from '../../cmd/ferryctl.js'
+import { readManifests } from '../../pkg/ctl/read-manifests.js'
 
 t.test('apply -f of a FIFO or /dev/zero fails with the file named, before any etcd call', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'ferryctl-'))
@@ -18,5 +19,31 @@ t.test('apply -f of a FIFO or /dev/zero fails with the file named, before any et
     t.equal(code, 1)
     t.match(err, why)
     t.match(err, /nothing was written/)
+  }
+})
+
+t.test('apply -f DIR reads the files ferryd would: dot-files (an editor\'s lock link) skipped, .YAML read', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferryctl-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const node = (name: string): string => `apiVersion: v1\nkind: Node\nmetadata: {name: ${name}}\nspec: {}\n`
+  await writeFile(join(dir, 'a.yaml'), node('a'))
+  await writeFile(join(dir, 'B.YAML'), node('b'))
+  await writeFile(join(dir, '.hidden.yaml'), node('hidden'))
+  await symlink('root@host.1234:1700000000', join(dir, '.#a.yaml')) // emacs's lock file: a dangling link
+  const r = await readManifests([dir])
+  t.same(r.errors.map(e => e.message), [])
+  t.same(r.objects.map(o => o.metadata.name), ['b', 'a'], 'name order, as ferryd merges them')
+})
+
+t.test('apply/delete -n is refused, not ignored: a namespace-less object would land in "default"', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferryctl-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  await writeFile(join(dir, 'web.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n')
+  for (const args of [['apply', '-n', 'demo'], ['delete', '--namespace', 'demo'], ['apply', '-A']]) {
+    let err = ''
+    const code = await main([...args, '-f', join(dir, 'web.yaml'), '--etcd-endpoints', 'http://127.0.0.1:1'], { env: {}, stdout: () => {}, stderr: s => { err += s } })
+    t.equal(code, 1, args.join(' '))
+    t.match(err, /metadata\.namespace/, 'says where the namespace goes')
+    t.notMatch(err, /etcd/, 'refused before any etcd call')
   }
 })

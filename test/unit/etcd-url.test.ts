@@ -26,3 +26,12 @@ t.test('parseEndpoint splits userinfo from what the client dials', async t => {
     try { parseEndpoint(bad) } catch (e) { t.notMatch((e as Error).message, /hunter2/, 'no password in the error') }
   }
 })
+
+t.test('an endpoint\'s password is hidden however it is spelled (spaces, a raw "@" or "/")', async t => {
+  for (const text of ['http://root:my secret@127.0.0.1:2379', 'http://root:my secret@127.0.0.1:2379/v3', 'http://root:p@ss@127.0.0.1:2379', 'http://root:pa/ss@127.0.0.1:2379']) {
+    let shown = ''
+    try { shown = parseEndpoint(text).shown } catch (e) { shown = (e as Error).message }
+    t.match(shown, /root:\*\*\*@127\.0\.0\.1:2379/, 'redacted')
+    t.notMatch(shown, /secret|ss@|pa\//, 'no part of the password shown')
+  }
+})

@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile, rename, unlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ClusterStore } from '../../pkg/cache/store.js'
+import { nodeManifestFs, type ManifestFs } from '../../pkg/source/manifest-files.js'
 import { ManifestSource } from '../../pkg/source/manifests.js'
 
 const svcYAML = (name: string, ip: string, port = 80): string => `apiVersion: v1
@@ -93,4 +94,33 @@ t.test('a single file path and a missing path', async t => {
   t.ok(store2.synced, 'a missing path still counts as synced (empty)')
   t.match(errs2[0], /does not exist/)
   t.same(errors, [])
+})
+
+t.test('an unreadable file (EACCES) is reported and listed as rejected, keeping its last objects', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-manifests-'))
+  const store = new ClusterStore()
+  const errors: string[] = []
+  store.onError(e => errors.push(`${e.code}: ${e.message}`))
+  let denied = false
+  const fs: ManifestFs = {
+    ...nodeManifestFs,
+    readNow: (f, max) => {
+      if (denied && f.endsWith('b.yaml')) throw Object.assign(new Error(`EACCES: permission denied, open '${f}'`), { code: 'EACCES' })
+      return nodeManifestFs.readNow(f, max)
+    },
+  }
+  const src = new ManifestSource({ path: dir, pollMs: 60_000, debounceMs: 20, fs })
+  t.teardown(async () => { await src.stop(); await rm(dir, { recursive: true, force: true }) })
+  await writeFile(join(dir, 'a.yaml'), svcYAML('a', '10.96.0.1'))
+  await writeFile(join(dir, 'b.yaml'), svcYAML('b', '10.96.0.2'))
+  await src.start(store)
+  t.same(names(store), ['a:80', 'b:80'])
+  denied = true
+  await writeFile(join(dir, 'b.yaml'), svcYAML('b', '10.96.0.2', 81))
+  await src.reload()
+  t.same(names(store), ['a:80', 'b:80'], 'b keeps its last good object')
+  t.match(errors.join('\n'), /FERRY_ERR_SOURCE: manifests: cannot read .*b\.yaml: EACCES/)
+  t.same(src.status().rejectedFiles.map(r => r.file), [join(dir, 'b.yaml')])
+  await src.reload()
+  t.equal(errors.filter(e => e.includes('EACCES')).length, 1, 'reported once per version of the file')
 })
