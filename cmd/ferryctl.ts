@@ -23,8 +23,9 @@ Usage:
 Resources: services (svc), endpointslices (eps), nodes (no), pods (po)
 
 Flags:
-  -f, --filename PATH        manifest file, or a directory of *.yaml, *.yml, *.json (not recursive,
-                             no dot-files, read in name order); repeatable. Multi-document YAML and kind: List work.
+  -f, --filename PATH        manifest file, a directory of *.yaml, *.yml, *.json (not recursive,
+                             no dot-files, read in name order), or - for standard input; repeatable.
+                             Multi-document YAML and kind: List work.
   -n, --namespace NS         namespace for get (default "default"); ignored for nodes. Not for
                              apply/delete: manifests name their namespace (none: "default")
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column)
@@ -75,6 +76,8 @@ export interface CtlIO {
   env: NodeJS.ProcessEnv
   stdout: (s: string) => void
   stderr: (s: string) => void
+  /** All of standard input, for `-f -`. */
+  stdin?: () => Promise<string>
 }
 
 class UsageError extends Error {}
@@ -170,15 +173,15 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
     }
     case 'apply':
     case 'delete': {
-      if (rest.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(rest[0])} (use -f FILE|DIR)`)
+      if (rest.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(rest[0])} (use -f FILE|DIR|-)`)
       const files = v.filename ?? []
-      if (files.length === 0) throw new UsageError(`${command}: -f FILE|DIR is required`)
+      if (files.length === 0) throw new UsageError(`${command}: -f FILE|DIR|- is required`)
       // kubectl users expect -n to place namespace-less objects; ignoring it wrote them to "default".
       if (v.namespace !== undefined || v['all-namespaces'] === true) {
         throw new UsageError(`${command}: -n/-A apply to get only; set metadata.namespace in the manifests (objects without one go to "default")`)
       }
       const { readManifests } = await import('../pkg/ctl/read-manifests.js')
-      const read = await readManifests(files)
+      const read = await readManifests(files, io.stdin)
       if (read.errors.length > 0) {
         for (const e of read.errors) io.stderr(`error: ${e.message}\n`)
         io.stderr(`error: ${read.errors.length} problem(s) found; nothing was ${command === 'apply' ? 'written' : 'deleted'}\n`)
@@ -303,6 +306,11 @@ if (isEntry()) {
     env: process.env,
     stdout: s => { process.stdout.write(s) },
     stderr: s => { process.stderr.write(s) },
+    stdin: async () => {
+      const { readStdinText } = await import('../pkg/ctl/read-manifests.js')
+      const { DEFAULT_DECODE_LIMITS } = await import('../pkg/api/limits.js')
+      return await readStdinText(process.stdin, DEFAULT_DECODE_LIMITS.maxBytes)
+    },
   })
   process.exitCode = code
 }

@@ -1,5 +1,5 @@
-// `-f FILE|DIR` for ferryctl: a file, or a directory's *.yaml, *.yml, *.json (not recursive, sorted by
-// name; the names ferryd reads, so no dot-files), decoded and validated. Every problem is collected so the user sees all of them at once.
+// `-f FILE|DIR|-` for ferryctl: a file, a directory's *.yaml, *.yml, *.json (not recursive, sorted by
+// name; the names ferryd reads, so no dot-files), or `-` for standard input, decoded and validated. Every problem is collected so the user sees all of them at once.
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeManifests } from '../api/decode.js'
@@ -32,11 +32,46 @@ export async function manifestFiles (path: string): Promise<string[]> {
   return files
 }
 
-/** Reads every path (file or directory) in order; duplicates across files are errors too. */
-export async function readManifests (paths: readonly string[]): Promise<ReadResult> {
+/** What `-f -` names in messages (kubectl's word for it). */
+export const STDIN_ORIGIN = 'STDIN'
+
+/**
+ * Standard input as text, refused past `maxBytes` (FERRY_ERR_LIMIT): what `-f -` reads, as `kubectl
+ * apply -f -` does for `cat x.yaml | ferryctl apply -f -` or a generator's output.
+ */
+export async function readStdinText (input: AsyncIterable<Buffer | string>, maxBytes: number): Promise<string> {
+  const parts: Buffer[] = []
+  let size = 0
+  for await (const chunk of input) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    size += b.length
+    if (size > maxBytes) throw new FerryError('FERRY_ERR_LIMIT', `${STDIN_ORIGIN}: over the ${maxBytes}-byte limit of one manifest`, { origin: STDIN_ORIGIN, limit: 'maxBytes' })
+    parts.push(b)
+  }
+  return Buffer.concat(parts).toString('utf8')
+}
+
+/**
+ * Reads every path (file, directory, or `-` for `stdin`, at most once) in order; duplicates across
+ * files are errors too.
+ */
+export async function readManifests (paths: readonly string[], stdin?: () => Promise<string>): Promise<ReadResult> {
   const out: ReadResult = { objects: [], errors: [], files: [] }
   const origin = new Map<string, string>()
+  if (paths.filter(p => p === '-').length > 1) out.errors.push(new FerryError('FERRY_ERR_CONFIG', '-f - (standard input) can be given once'))
   for (const p of paths) {
+    if (p === '-') {
+      if (stdin === undefined) { out.errors.push(new FerryError('FERRY_ERR_CONFIG', '-f -: no standard input here')); continue }
+      if (out.files.includes(STDIN_ORIGIN)) continue
+      out.files.push(STDIN_ORIGIN)
+      let text: string
+      try { text = await stdin() } catch (e) {
+        out.errors.push(isFerryError(e) ? e : new FerryError('FERRY_ERR_CONFIG', `${STDIN_ORIGIN}: ${errorMessage(e)}`, { origin: STDIN_ORIGIN }))
+        continue
+      }
+      take(out, origin, STDIN_ORIGIN, text)
+      continue
+    }
     let files: string[]
     try { files = await manifestFiles(p) } catch (e) {
       out.errors.push(e instanceof FerryError ? e : new FerryError('FERRY_ERR_CONFIG', `${p}: ${errorMessage(e)}`))
@@ -51,19 +86,24 @@ export async function readManifests (paths: readonly string[]): Promise<ReadResu
         out.errors.push(isFerryError(e) ? e : new FerryError('FERRY_ERR_CONFIG', `${f}: ${errorMessage(e)}`, { origin: f }))
         continue
       }
-      const res = decodeManifests(text, f)
-      out.errors.push(...res.errors)
-      for (const o of res.objects) {
-        const k = objectKey(o)
-        const first = origin.get(k)
-        if (first !== undefined && first !== f) {
-          out.errors.push(new FerryError('FERRY_ERR_DUPLICATE', `${f}: ${k} is also defined in ${first}`, { origin: f, key: k }))
-          continue
-        }
-        if (first === undefined) origin.set(k, f)
-        out.objects.push(o)
-      }
+      take(out, origin, f, text)
     }
   }
   return out
+}
+
+/** Decodes one source's text into `out`; an object another source defined is a duplicate. */
+function take (out: ReadResult, origin: Map<string, string>, f: string, text: string): void {
+  const res = decodeManifests(text, f)
+  out.errors.push(...res.errors)
+  for (const o of res.objects) {
+    const k = objectKey(o)
+    const first = origin.get(k)
+    if (first !== undefined && first !== f) {
+      out.errors.push(new FerryError('FERRY_ERR_DUPLICATE', `${f}: ${k} is also defined in ${first}`, { origin: f, key: k }))
+      continue
+    }
+    if (first === undefined) origin.set(k, f)
+    out.objects.push(o)
+  }
 }

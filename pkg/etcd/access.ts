@@ -139,7 +139,10 @@ export function hint (e: unknown, access: Pick<EtcdAccess, 'tls' | 'hosts'>): st
   return ''
 }
 
-/** One line, no passwords: grpc messages carry newlines and the caller's text may carry URLs. */
+/**
+ * One line, no passwords: grpc messages carry newlines and the caller's text may carry URLs; grpc-js's
+ * empty "Resolution note: " tail says nothing.
+ */
 export function describe (e: unknown): string {
-  return redact(errorMessage(e)).replace(/\s*\n\s*/g, ' ')
+  return redact(errorMessage(e)).replace(/\s*\n\s*/g, ' ').replace(/\.? Resolution note: ?$/, '')
 }

@@ -6,7 +6,7 @@ import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { main } from '../../cmd/ferryctl.js'
-import { readManifests } from '../../pkg/ctl/read-manifests.js'
+import { readManifests, readStdinText } from '../../pkg/ctl/read-manifests.js'
 
 t.test('apply -f of a FIFO or /dev/zero fails with the file named, before any etcd call', async t => {
   const dir = await mkdtemp(join(tmpdir(), 'ferryctl-'))
@@ -46,4 +46,25 @@ t.test('apply/delete -n is refused, not ignored: a namespace-less object would l
     t.match(err, /metadata\.namespace/, 'says where the namespace goes')
     t.notMatch(err, /etcd/, 'refused before any etcd call')
   }
+})
+
+t.test('apply -f - reads standard input (kubectl apply -f -), named STDIN in errors, bounded, once', async t => {
+  const node = (name: string): string => `apiVersion: v1\nkind: Node\nmetadata: {name: ${name}}\nspec: {}\n`
+  const read = await readManifests(['-'], async () => `${node('a')}---\n${node('b')}`)
+  t.same(read.objects.map(o => o.metadata.name), ['a', 'b'])
+  t.same(read.files, ['STDIN'])
+  const bad = await readManifests(['-'], async () => 'apiVersion: v1\nkind: Node\nmetadata: {}\n')
+  t.match(bad.errors.map(e => e.message).join('\n'), /STDIN/, 'an invalid object names STDIN')
+  t.match((await readManifests(['-', '-'], async () => node('a'))).errors.map(e => e.message), [/can be given once/])
+  t.match((await readManifests(['-'])).errors.map(e => e.message), [/no standard input/])
+  // The same limit as a manifest file, enforced while reading.
+  async function * chunks (): AsyncGenerator<Buffer> { yield Buffer.alloc(600); yield Buffer.alloc(600) }
+  await t.rejects(readStdinText(chunks(), 1000), { code: 'FERRY_ERR_LIMIT', message: /STDIN: over the 1000-byte limit/ })
+  t.equal(await readStdinText((async function * () { yield 'a: 1\n'; yield Buffer.from('b: 2\n') })(), 1000), 'a: 1\nb: 2\n')
+  // Through ferryctl: stdin's problems stop the apply before any etcd call.
+  let err = ''
+  const code = await main(['apply', '-f', '-', '--etcd-endpoints', 'http://127.0.0.1:1'], { env: {}, stdout: () => {}, stderr: s => { err += s }, stdin: async () => 'kind: Nope\n' })
+  t.equal(code, 1)
+  t.match(err, /STDIN/)
+  t.match(err, /nothing was written/)
 })

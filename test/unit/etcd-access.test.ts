@@ -66,4 +66,7 @@ t.test('hint points at the likely cause; describe keeps one line and no password
     else t.match(got, want, msg)
   }
   t.equal(describe(new Error('line one\n  (at http://u:hunter2@h:1)\nline three')), 'line one (at http://u:***@h:1) line three')
+  t.equal(describe(new Error('14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ')),
+    '14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1', 'grpc-js\'s empty resolution note dropped')
+  t.equal(describe(new Error('x. Resolution note: DNS failed')), 'x. Resolution note: DNS failed', 'a note that says something stays')
 })
