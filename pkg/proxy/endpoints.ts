@@ -1,21 +1,20 @@
 // EndpointSlices → per-service-port endpoint lists for one IP family (kube-proxy's endpointslicecache).
-import { HEADLESS_LABEL, SERVICE_NAME_LABEL, SERVICE_PROXY_NAME_LABEL } from '../api/types.js'
+import { SERVICE_NAME_LABEL } from '../api/types.js'
 import type { Endpoint, EndpointSlice } from '../api/types.js'
 import { familyOf, ipv4Number } from '../net/ip.js'
 import type { IPFamily } from '../net/ip.js'
-import { servicePortName } from './serviceport.js'
+import { labelledOut, servicePortName } from './serviceport.js'
 import { servicePortKey } from './types.js'
 import type { EndpointInfo } from './types.js'
 import { fit } from '../mem/fit.js'
 
 /**
- * The service-name label of a slice the proxy reads, or undefined. Like kube-proxy, whose informers
- * select slices and Services alike by label, a slice labelled for another service proxy or as headless
- * is not read, even when its Service is.
+ * The service-name label of a slice the proxy reads, or undefined. A slice labelled out (labelledOut) is
+ * not read, even when its Service is.
  */
 function serviceLabel (slice: EndpointSlice): string | undefined {
   const labels = slice.metadata.labels
-  if (labels === undefined || SERVICE_PROXY_NAME_LABEL in labels || HEADLESS_LABEL in labels) return undefined
+  if (labels === undefined || labelledOut(labels)) return undefined
   const svc = labels[SERVICE_NAME_LABEL]
   return svc === '' ? undefined : svc
 }

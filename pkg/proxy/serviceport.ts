@@ -31,10 +31,17 @@ export function clusterIPOf (svc: Service, family: IPFamily): string {
   return ''
 }
 
+/**
+ * Objects labelled for another service proxy or as headless: kube-proxy's informers select Services and
+ * EndpointSlices alike by these labels, so the proxy reads neither.
+ */
+export function labelledOut (labels: Readonly<Record<string, string>> | undefined): boolean {
+  return labels !== undefined && (SERVICE_PROXY_NAME_LABEL in labels || HEADLESS_LABEL in labels)
+}
+
 /** Services the proxy never programs (PROXY.md §1 "Skipped"), whatever the family. */
 export function isSkippedService (svc: Service): boolean {
-  const labels = svc.metadata.labels ?? {}
-  if (SERVICE_PROXY_NAME_LABEL in labels || HEADLESS_LABEL in labels) return true
+  if (labelledOut(svc.metadata.labels)) return true
   if (svc.spec.type === 'ExternalName') return true
   const ip = svc.spec.clusterIP
   return ip === undefined || ip === '' || ip === 'None'
