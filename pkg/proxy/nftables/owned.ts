@@ -25,7 +25,7 @@ export class NftOwned {
     readonly claims: Map<string, string>,
     /** Entry key → the other service ports that want it (their `lost`), to hand it to when it is freed. */
     readonly waiting: Map<string, Set<string>>,
-    /** "map\0element" of a counted element (ServiceObjects.counted) → how many service ports need it (it exists while > 0). */
+    /** countedKey of a counted element (ServiceObjects.counted) → how many service ports need it (it exists while > 0). */
     readonly counted: Map<string, number>,
     /** IDs of the shared maps and chains that exist (names.ts); they stay until the next full sync. */
     readonly shared: Set<string>,
@@ -53,6 +53,17 @@ export class NftOwned {
   forgetStale (deleted: Iterable<string>): void {
     for (const c of deleted) this.stale.delete(c)
   }
+}
+
+/** The `counted` map's key of one counted element: its map and element joined by NUL, which neither holds. */
+export function countedKey (map: string, element: string): string {
+  return `${map}\0${element}`
+}
+
+/** A countedKey's map and element. */
+export function countedParts (key: string): [map: string, element: string] {
+  const cut = key.indexOf('\0')
+  return [key.slice(0, cut), key.slice(cut + 1)]
 }
 
 /** Records (d = +1) or drops (d = -1) a service port's wish for the entry keys it lost. */

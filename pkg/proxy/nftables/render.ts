@@ -10,7 +10,7 @@ import { familyWords, type FamilyWords } from './names.js'
 import { settleContests, UNCLAIMED } from './contest.js'
 import { NO_OBJECTS, serviceObjects, type ServiceObjects } from './objects.js'
 import type { NftablesOptions } from './options.js'
-import { NftOwned, countsOf, wait, type NftCounts } from './owned.js'
+import { NftOwned, countedKey, countedParts, countsOf, wait, type NftCounts } from './owned.js'
 
 export interface NftRender {
   readonly kind: 'full' | 'partial'
@@ -154,7 +154,7 @@ export function * streamFull (state: DesiredState, opts: NftablesOptions, sink?:
     for (let i = 0; i < e.length; i += 2) put(e[i] as string, e[i + 1] as string)
     const c = o.counted
     for (let i = 0; i < c.length; i += 2) {
-      const mk = `${c[i] as string}\0${c[i + 1] as string}`
+      const mk = countedKey(c[i] as string, c[i + 1] as string)
       const n = counted.get(mk) ?? 0
       counted.set(mk, n + 1)
       if (n === 0) put(c[i] as string, c[i + 1] as string)
@@ -236,7 +236,7 @@ export function renderPartial (state: DesiredState, changed: ReadonlySet<string>
   const countedBefore = new Map<string, number>()
   const touch = (c: readonly string[], d: number): void => {
     for (let i = 0; i < c.length; i += 2) {
-      const mk = `${c[i] as string}\0${c[i + 1] as string}`
+      const mk = countedKey(c[i] as string, c[i + 1] as string)
       const n = counted.get(mk) ?? 0
       if (!countedBefore.has(mk)) countedBefore.set(mk, n)
       if (n + d === 0) counted.delete(mk)
@@ -310,9 +310,8 @@ export function renderPartial (state: DesiredState, changed: ReadonlySet<string>
   }
   for (const [mk, n] of countedBefore) {
     const now = counted.get(mk) ?? 0
-    const cut = mk.indexOf('\0')
-    if (n > 0 && now === 0) { dels.add(mk.slice(0, cut), mk.slice(cut + 1)); elementTotal-- }
-    if (n === 0 && now > 0) { adds.add(mk.slice(0, cut), mk.slice(cut + 1)); elementTotal++ }
+    if (n > 0 && now === 0) { dels.add(...countedParts(mk)); elementTotal-- }
+    if (n === 0 && now > 0) { adds.add(...countedParts(mk)); elementTotal++ }
   }
 
   const out: string[] = []
