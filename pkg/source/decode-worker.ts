@@ -2,8 +2,7 @@
 // this thread's time and heap, never the daemon's event loop.
 import { parentPort } from 'node:worker_threads'
 import { decodeManifests } from '../api/decode.js'
-import { errorMessage, isFerryError } from '../errors/errors.js'
-import { readManifestFile } from './manifest-files.js'
+import { readFailure, readManifestFile } from './manifest-files.js'
 import type { DecodeJob, DecodeReply } from './decode-pool.js'
 
 parentPort?.on('message', (job: DecodeJob) => {
@@ -17,8 +16,9 @@ async function run (job: DecodeJob): Promise<DecodeReply> {
     const r = decodeManifests(text, job.origin, job.limits)
     return { id: job.id, objects: r.objects, keys: r.keys, errors: r.errors.map(e => ({ code: e.code, message: e.message, details: { ...e.details } })) }
   } catch (e) {
-    const err = isFerryError(e) ? { code: e.code, message: e.message, details: { ...e.details } } : { code: 'FERRY_ERR_SOURCE' as const, message: `manifests: cannot read ${job.path}: ${errorMessage(e)}`, details: { path: job.path } }
-    // Only a file gone since its probe keeps its last state unreported; an unreadable one is an error.
-    return { id: job.id, objects: [], keys: [], errors: [err], readFailed: (e as NodeJS.ErrnoException).code === 'ENOENT' }
+    const err = readFailure(job.path, e)
+    // Gone since its probe: the file keeps its last state, unreported.
+    if (err === null) return { id: job.id, objects: [], keys: [], errors: [], readFailed: true }
+    return { id: job.id, objects: [], keys: [], errors: [{ code: err.code, message: err.message, details: { ...err.details } }] }
   }
 }

@@ -4,7 +4,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, statSync, watch, t
 import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { formatBytes } from '../api/limits.js'
-import { FerryError } from '../errors/errors.js'
+import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/i
 
@@ -128,6 +128,17 @@ export function readManifestFileSync (file: string, maxBytes: number): string {
   } finally {
     try { closeSync(fd) } catch {}
   }
+}
+
+/**
+ * Why reading `file` failed, as the source reports it: the reader's own error (a limit, not a regular
+ * file) or FERRY_ERR_SOURCE for an unreadable one (permissions, I/O), not skipped silently on every
+ * poll; null when the file vanished since its probe (ENOENT), which keeps its last objects unreported.
+ */
+export function readFailure (file: string, e: unknown): FerryError | null {
+  if (isFerryError(e)) return e
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null
+  return new FerryError('FERRY_ERR_SOURCE', `manifests: cannot read ${file}: ${errorMessage(e)}; ignored`, { path: file })
 }
 
 /** `buf`, or a bigger copy when it is full (the file grew since fstat); refused past the limit. */

@@ -10,9 +10,9 @@ import { listIndexOf, type ListIndex } from '../api/list-index.js'
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../api/limits.js'
 import type { KObject } from '../api/types.js'
 import { sameJSON } from '../cache/same.js'
-import { FerryError, errorMessage, isFerryError } from '../errors/errors.js'
+import { FerryError, errorMessage } from '../errors/errors.js'
 import { DecodePool } from './decode-pool.js'
-import { isManifestName, nodeManifestFs, type FileProbe, type ManifestFs, type ManifestWatch } from './manifest-files.js'
+import { isManifestName, nodeManifestFs, readFailure, type FileProbe, type ManifestFs, type ManifestWatch } from './manifest-files.js'
 import { ManifestMerge, NO_OBJECTS, type Conflict, type FileObjects } from './manifest-merge.js'
 import type { Source, SourceHandler, SourceStatus } from './source.js'
 
@@ -497,11 +497,9 @@ export class ManifestSource implements Source {
     try {
       return { kind: 'text', probe, text: this.fs.readNow(file, max) }
     } catch (e) {
-      if (isFerryError(e)) return { kind: 'failed', probe, error: e }
+      const error = readFailure(file, e)
       // Vanished after the probe: the file keeps its last objects for this pass, as a failed decode does.
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'vanished', probe }
-      // Unreadable (permissions, I/O): a rejected file, reported, not silently skipped on every poll.
-      return { kind: 'failed', probe, error: new FerryError('FERRY_ERR_SOURCE', `manifests: cannot read ${file}: ${errorMessage(e)}; ignored`, { path: file }) }
+      return error === null ? { kind: 'vanished', probe } : { kind: 'failed', probe, error }
     }
   }
 
