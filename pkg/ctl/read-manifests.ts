@@ -1,5 +1,6 @@
 // `-f FILE|DIR|-` for ferryctl: a file, a directory's *.yaml, *.yml, *.json (not recursive, sorted by
-// name; the names ferryd reads, so no dot-files), or `-` for standard input, decoded and validated. Every problem is collected so the user sees all of them at once.
+// name; the names ferryd reads, so no dot-files), or `-` for standard input, decoded and validated.
+// Every problem is collected so the user sees all of them at once.
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeManifests } from '../api/decode.js'
@@ -58,11 +59,10 @@ export async function readStdinText (input: AsyncIterable<Buffer | string>, maxB
 export async function readManifests (paths: readonly string[], stdin?: () => Promise<string>): Promise<ReadResult> {
   const out: ReadResult = { objects: [], errors: [], files: [] }
   const origin = new Map<string, string>()
-  if (paths.filter(p => p === '-').length > 1) out.errors.push(new FerryError('FERRY_ERR_CONFIG', '-f - (standard input) can be given once'))
   for (const p of paths) {
     if (p === '-') {
       if (stdin === undefined) { out.errors.push(new FerryError('FERRY_ERR_CONFIG', '-f -: no standard input here')); continue }
-      if (out.files.includes(STDIN_ORIGIN)) continue
+      if (out.files.includes(STDIN_ORIGIN)) { out.errors.push(new FerryError('FERRY_ERR_CONFIG', '-f - (standard input) can be given once')); continue }
       out.files.push(STDIN_ORIGIN)
       let text: string
       try { text = await stdin() } catch (e) {
