@@ -6,7 +6,8 @@
 // over netlink in this process, no tool spawned per poll); for each, ferryd's own partial-sync time and
 // its hand-off (network programming latency: from the change reaching the proxy to the end of the sync),
 // both from its /metrics. Then 10 s of idle CPU beside a bare rescan of the same files.
-//   node ipvs-guest.mjs [1000,10000] [--edits 7] [--log] [--profile] [--node-flags=--always-sparkplug,...]
+//   node ipvs-guest.mjs [1000,10000] [--edits 7] [--log] [--profile] [--node-flags=--always-sparkplug,...] [--no-peer]
+// --no-peer: no `ipvsadm -R` (2-3 minutes at 10k under TCG); for iterating on the edit figures, never for the table.
 // --log: ferryd at debug level, its sync lines printed (each line is a write on the path it times).
 // --profile: ferryd runs with --cpu-prof (a sample each 0.5 ms), and the samples that fall between each
 // edit's write and its destination in the kernel, and those of each hand-off, are summed by function,
@@ -211,12 +212,16 @@ for (const n of sizes) {
   }
 
   // The peer: ipvsadm -R of the identical table into a cleared one.
-  const saved = sh('ipvsadm', ['-S', '-n'])
-  sh('ipvsadm', ['-C'])
-  const b0 = performance.now()
-  sh('ipvsadm', ['-R'], saved)
-  const bareMs = performance.now() - b0
-  const bareCount = (sh('ipvsadm', ['-Ln']).match(/^TCP/gm) ?? []).length
+  let bareMs = NaN
+  let bareCount = 0
+  if (!argv.includes('--no-peer')) {
+    const saved = sh('ipvsadm', ['-S', '-n'])
+    sh('ipvsadm', ['-C'])
+    const b0 = performance.now()
+    sh('ipvsadm', ['-R'], saved)
+    bareMs = performance.now() - b0
+    bareCount = (sh('ipvsadm', ['-Ln']).match(/^TCP/gm) ?? []).length
+  }
   rows.push({ n, ferryMs, bareMs, vsCount, bareCount, rss, lat, syncMs, handOffMs, idle })
   sh('ipvsadm', ['-C'])
   rmSync(dir, { recursive: true, force: true })
