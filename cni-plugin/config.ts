@@ -27,6 +27,12 @@ export const DEFAULTS = { bridge: 'ferry0', subnetFile: '/run/ferry/subnet.env',
 
 const IFNAME = /^[^/:\s]{1,15}$/
 
+/**
+ * SPEC's network name rule, libcni's ValidateNetworkName: the name becomes the IPAM store's folder, the lock's
+ * path and an iptables comment, so '..', '/', a leading dot or white space must never get that far.
+ */
+export const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
+
 function invalid (msg: string): CniError { return new CniError(CniCode.INVALID_CONFIG, msg) }
 
 function isObject (v: unknown): v is Record<string, unknown> {
@@ -52,8 +58,10 @@ export function parseNetConf (stdin: string): NetConf {
     if (typeof v !== 'boolean') throw invalid(`field "${k}" must be a boolean`)
     return v
   }
-  const name = str('name')
-  if (name === undefined) throw invalid('missing network name ("name")')
+  const name = raw.name
+  if (name === undefined || name === '') throw invalid('missing network name')
+  if (typeof name !== 'string') throw invalid('field "name" must be a non-empty string')
+  if (!NETWORK_NAME.test(name)) throw new CniError(CniCode.INVALID_CONFIG, 'invalid characters found in network name', name)
   const bridge = str('bridge', DEFAULTS.bridge) ?? DEFAULTS.bridge
   if (!IFNAME.test(bridge)) throw invalid(`field "bridge" ${JSON.stringify(bridge)} is not an interface name (1..15 characters, no / : or space)`)
   const mtu = raw.mtu
