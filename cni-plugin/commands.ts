@@ -122,10 +122,9 @@ export function makeFuncs (deps: Deps): Funcs {
       const sf = await loadNodeFile(deps, conf.subnetFile).catch((e: unknown) => { errors.push(e); return null })
       const families = sf === null ? [] : nodeFamilies(sf)
       await dp.removeVeth(hostVethName(a.containerID, a.ifname)).catch((e: unknown) => errors.push(e))
-      // Without the node file we cannot tell whether ADD masqueraded: look anyway.
-      if (sf === null || settings(conf, sf).masq) {
-        await dp.unmasquerade(masqChainName(conf.name, a.containerID, a.ifname)).catch((e: unknown) => errors.push(e))
-      }
+      // Always, whatever the setting says now: ipMasq or FERRY_IPMASQ may have changed since ADD, and the
+      // chain is named by the attachment alone, so this finds ADD's rules (and only them) or nothing.
+      await dp.unmasquerade(masqChainName(conf.name, a.containerID, a.ifname)).catch((e: unknown) => errors.push(e))
       try {
         const ipam = await openIpam(conf, families)
         await ipam.release({ containerID: a.containerID, ifname: a.ifname })
@@ -187,14 +186,13 @@ export function makeFuncs (deps: Deps): Funcs {
           if (HOST_VETH.test(port) && !keepVeths.has(port)) await dp.removeVeth(port).catch((e: unknown) => errors.push(e))
         }
       } catch (e) { errors.push(e) }
-      if (sf === null || settings(conf, sf).masq) {
-        const keepChains = new Set(valid.map(v => masqChainName(conf.name, v.containerID, v.ifname)))
-        try {
-          for (const chain of await dp.masqChains(conf.name)) {
-            if (!keepChains.has(chain)) await dp.unmasquerade(chain).catch((e: unknown) => errors.push(e))
-          }
-        } catch (e) { errors.push(e) }
-      }
+      // Chains of attachments made while masquerading was on are collected even when it is off now (see del).
+      const keepChains = new Set(valid.map(v => masqChainName(conf.name, v.containerID, v.ifname)))
+      try {
+        for (const chain of await dp.masqChains(conf.name)) {
+          if (!keepChains.has(chain)) await dp.unmasquerade(chain).catch((e: unknown) => errors.push(e))
+        }
+      } catch (e) { errors.push(e) }
       if (errors.length > 0) throw toCniError(errors[0])
     },
 

@@ -241,3 +241,27 @@ t.test('GC with the list null (how libcni sends a nil Go slice: no attachment is
   t.same(await h.dp.bridgePorts('ferry0'), [])
   t.same(await h.ipam().available(), [253])
 })
+
+t.test('DEL and GC remove the masquerade chain ADD made when the setting changed in between (config or node file)', async t => {
+  const on = NODE_V4.replace('FERRY_IPMASQ=false', 'FERRY_IPMASQ=true')
+  const cases: Array<{ name: string, addNode: string, addConf: Record<string, unknown>, delNode: string, delConf: Record<string, unknown> }> = [
+    { name: 'config ipMasq true → false', addNode: NODE_V4, addConf: { ipMasq: true }, delNode: NODE_V4, delConf: { ipMasq: false } },
+    { name: 'config ipMasq true → unset, node file off', addNode: NODE_V4, addConf: { ipMasq: true }, delNode: NODE_V4, delConf: {} },
+    { name: 'FERRY_IPMASQ true → false', addNode: on, addConf: {}, delNode: NODE_V4, delConf: {} },
+    { name: 'FERRY_IPMASQ true, config ipMasq false at DEL', addNode: on, addConf: {}, delNode: on, delConf: { ipMasq: false } },
+  ]
+  for (const c of cases) {
+    const h = harness({ nodeFile: c.addNode })
+    for (const e of [env('ADD'), envB('ADD')]) t.equal((await h.run(e, conf('1.1.0', c.addConf))).code, 0, `${c.name}: ADD`)
+    const chainA = masqChainName('ferry', CID_A, 'eth0')
+    const chainB = masqChainName('ferry', CID_B, 'eth0')
+    t.same([...h.dp.chains.keys()].sort(), [chainA, chainB].sort(), `${c.name}: ADD masqueraded both`)
+    h.files.set(NODE_FILE, c.delNode)
+    const d = await h.run(env('DEL'), conf('1.1.0', c.delConf))
+    t.same([d.code, d.raw], [0, ''], `${c.name}: DEL`)
+    t.same([...h.dp.chains.keys()], [chainB], `${c.name}: DEL removed A's chain, and only A's`)
+    const g = await h.run({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, conf('1.1.0', { ...c.delConf, 'cni.dev/valid-attachments': [] }))
+    t.same([g.code, g.raw], [0, ''], `${c.name}: GC`)
+    t.same([...h.dp.chains.keys()], [], `${c.name}: GC removed B's chain`)
+  }
+})
