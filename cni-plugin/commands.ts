@@ -155,7 +155,7 @@ export function makeFuncs (deps: Deps): Funcs {
         throw checkFailed(`interface ${a.ifname} has MTU ${seen.pod.mtu}, prevResult says ${want.mtu}`)
       }
       if (!seen.pod.up) throw checkFailed(`interface ${a.ifname} is down`)
-      const addrs = prev.ips.filter(ip => ip.interface === idx).map(ip => ip.address)
+      const addrs = podAddresses(prev, a.ifname, a.netns)
       for (const addr of addrs) {
         if (!seen.pod.addresses.includes(addr)) throw checkFailed(`interface ${a.ifname} lacks address ${addr}`)
       }
@@ -210,6 +210,19 @@ export function makeFuncs (deps: Deps): Funcs {
 }
 
 function checkFailed (msg: string): CniError { return new CniError(CniCode.CHECK_FAILED, msg) }
+
+/**
+ * The prevResult addresses CHECK must find on the pod interface: all but those whose `interface` names
+ * another existing entry (a chained plugin's). `interface` is optional, the pod interface may be listed
+ * more than once, and a dangling index proves nothing, so none of those lets an address go unchecked.
+ */
+function podAddresses (prev: Result, ifname: string, netns: string): string[] {
+  const isPod = (i: number): boolean => {
+    const itf = prev.interfaces[i]
+    return itf === undefined || (itf.name === ifname && itf.sandbox === netns)
+  }
+  return prev.ips.filter(ip => ip.interface === undefined || isPod(ip.interface)).map(ip => ip.address)
+}
 
 function defaultRoutes (ips: readonly Allocation[]): CniRoute[] {
   return ips.map(i => ({ dst: i.family === 'IPv4' ? '0.0.0.0/0' : '::/0', gw: i.gateway }))

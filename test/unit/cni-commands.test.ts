@@ -265,3 +265,39 @@ t.test('DEL and GC remove the masquerade chain ADD made when the setting changed
     t.same([...h.dp.chains.keys()], [], `${c.name}: GC removed B's chain`)
   }
 })
+
+t.test('CHECK verifies every prevResult address of the pod interface, not only those indexed at its first entry', async t => {
+  const h = harness()
+  const add = await h.run(env('ADD'), conf('1.1.0'))
+  const prev = add.out ?? {}
+  const ifs = prev.interfaces as Array<Record<string, unknown>>
+  const ips = prev.ips as Array<Record<string, unknown>>
+  const pod = h.dp.link(NETNS_A, 'eth0')
+  if (pod === undefined) throw new Error('no pod link')
+  const { interface: _, ...unindexed } = ips[0] ?? {}
+  // Ways a valid prevResult can point at the pod interface other than by ips[].interface = its first index.
+  const variants: Array<[string, Record<string, unknown>]> = [
+    ['ips without "interface" (optional in the SPEC)', { ...prev, ips: [unindexed] }],
+    ['pod interface listed again by a later plugin, address on that entry', { ...prev, interfaces: [...ifs, { name: 'eth0', sandbox: NETNS_A }], ips: [{ ...ips[0], interface: ifs.length }] }],
+    ['interface index past the list', { ...prev, ips: [{ ...ips[0], interface: 9 }] }],
+  ]
+  for (const [name, prevResult] of variants) {
+    const check = async (): Promise<{ code: number, out: Record<string, unknown> | null, raw: string }> => await h.run(env('CHECK'), conf('1.1.0', { prevResult }))
+    t.equal((await check()).code, 0, `${name}: healthy passes`)
+    const addrs = pod.addresses
+    pod.addresses = []
+    const r = await check()
+    t.same([r.code, r.out?.code], [1, 102], `${name}: missing address fails`)
+    t.match(r.out?.msg, /lacks address 10\.244\.1\.2\/24/, `${name}: names the address`)
+    pod.addresses = addrs
+    await h.ipam().release({ containerID: CID_A, ifname: 'eth0' })
+    const r2 = await check()
+    t.same([r2.code, r2.out?.code], [1, 102], `${name}: lost reservation fails`)
+    t.match(r2.out?.msg, /10\.244\.1\.2\/24 is not reserved/, `${name}: names the reservation`)
+    h.ipam().held[0]?.set('10.244.1.2', `${CID_A}\neth0`)
+  }
+  // Chaining: an address a plugin before us put on another interface is not ours to find on eth0.
+  const chained = { ...prev, interfaces: [{ name: 'net1', sandbox: NETNS_A }, ...ifs], ips: [{ address: '192.0.2.9/32', interface: 0 }, ...ips.map(ip => ({ ...ip, interface: Number(ip.interface) + 1 }))] }
+  const c = await h.run(env('CHECK'), conf('1.1.0', { prevResult: chained }))
+  t.equal(c.code, 0, `another interface's address is not checked on eth0: ${c.raw}`)
+})
