@@ -12,6 +12,7 @@ import type { DnsMetrics, Proto } from './metrics.js'
 import { parseQuery, type ParsedQuery } from './wire/query.js'
 import { encodeEmpty, encodeRejection, encodeReply, patchReply, replyLimit } from './wire/writer.js'
 import { clientCopy, inspectReply } from './wire/raw.js'
+import { ReadDeadline } from './read-deadline.js'
 
 export interface ListenAddress { readonly host: string, readonly port: number }
 
@@ -21,7 +22,12 @@ export interface DnsServerOptions {
   metrics: DnsMetrics
   log: Logger
   queryLog?: boolean
-  /** TCP idle timeout; CoreDNS uses 10 s. */
+  /**
+   * TCP timeouts as CoreDNS sets miekg/dns's (DNS.md §5.2): the first message must arrive whole within
+   * tcpReadMs (3 s), each later one within tcpIdleMs (10 s) of the last reply. tcpIdleMs also bounds how
+   * long writes may make no progress.
+   */
+  tcpReadMs?: number
   tcpIdleMs?: number
 }
 
@@ -86,9 +92,13 @@ export class DnsServer {
 
   private onTcp (c: TcpSocket): void {
     this.conns.add(c)
-    c.setTimeout(this.o.tcpIdleMs ?? 10_000, () => { c.destroy() })
+    const idleMs = this.o.tcpIdleMs ?? 10_000
+    // A client that stops reading its replies: no progress for the idle time ends the connection.
+    c.setTimeout(idleMs, () => { c.destroy() })
+    const deadline = new ReadDeadline(() => { c.destroy() })
+    deadline.start(this.o.tcpReadMs ?? 3_000)
     c.on('error', () => {})
-    c.on('close', () => { this.conns.delete(c) })
+    c.on('close', () => { this.conns.delete(c); deadline.close() })
     let pending: Buffer = Buffer.alloc(0)
     // A client that ends its side after its queries (allowHalfOpen) still gets every reply, forwarded
     // ones included, as from CoreDNS; ours ends once nothing is left to read or answer.
@@ -100,9 +110,17 @@ export class DnsServer {
     const endIfDone = (): void => {
       if (ended && unanswered === 0 && !waiting && !pumping && !c.writableEnded) c.end()
     }
+    // As miekg/dns, which reads the next message only once it has answered the last: the idle wait
+    // starts when nothing is owed, and no deadline runs while a reply is owed or our writes are stuck.
+    // Only these moments move it; bytes of an unfinished message never do.
+    const aim = (): void => {
+      if (ended || waiting || unanswered > 0) deadline.stop()
+      else deadline.start(idleMs)
+    }
     const send: Send = bytes => {
       unanswered--
       if (c.destroyed) return
+      if (!pumping) aim()
       const frame = Buffer.allocUnsafe(bytes.length + 2)
       frame.writeUInt16BE(bytes.length, 0)
       frame.set(bytes, 2)
@@ -111,11 +129,13 @@ export class DnsServer {
     }
     const pump = (): void => {
       pumping = true
-      drain()
+      if (drain()) aim()
       pumping = false
       endIfDone()
     }
-    const drain = (): void => {
+    /** Serves every whole message buffered; true if there was at least one. */
+    const drain = (): boolean => {
+      let served = false
       while (pending.length >= 2) {
         // A client that does not read its replies must not make us buffer them: stop reading its
         // queries until the socket drains (the idle timeout ends a connection that never does).
@@ -123,23 +143,26 @@ export class DnsServer {
           if (!waiting) {
             waiting = true
             c.pause()
-            c.once('drain', () => { waiting = false; c.resume(); pump() })
+            deadline.stop()
+            c.once('drain', () => { waiting = false; aim(); c.resume(); pump() })
           }
-          return
+          return served
         }
         const len = pending.readUInt16BE(0)
         if (pending.length < len + 2) break
         const msg = pending.subarray(2, len + 2)
         pending = pending.subarray(len + 2)
+        served = true
         unanswered++
         if (!this.serve(msg, 'tcp', c.remoteAddress ?? '', c.remotePort ?? 0, family, send)) unanswered--
       }
+      return served
     }
     c.on('data', (chunk: Buffer) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
       pump()
     })
-    c.on('end', () => { ended = true; endIfDone() })
+    c.on('end', () => { ended = true; deadline.stop(); endIfDone() })
   }
 
   /**

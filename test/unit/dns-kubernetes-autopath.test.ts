@@ -1,18 +1,20 @@
 import t from 'tap'
 import dns2 from 'dns2'
 import { RCODE, TYPE } from '../../pkg/dns/message.js'
-import type { Answer, Handler } from '../../pkg/dns/message.js'
+import { answer, type Answer, type Handler, type Reply } from '../../pkg/dns/message.js'
 import { autopathPlugin } from '../../pkg/dns/kubernetes/autopath.js'
 import { kubernetesPlugin } from '../../pkg/dns/kubernetes/handler.js'
 import { CLIENT, ResponseRecorder, ZONE, clusterIndex, show, upstream } from './fixtures/dns-cluster.js'
+
+const RCODE_NAME = new Map<number, string>(Object.entries(RCODE).map(([k, v]) => [v, k]))
 
 const EXAMPLE: Answer = {
   kind: 'answer', rcode: RCODE.NOERROR, aa: false, authority: [], additional: [],
   answer: [{ name: 'example.com', ttl: 60, data: { type: TYPE.A, address: '93.184.215.14' } }],
 }
 
-function chain (searchDomains: string[] = ['corp.example'], next?: Handler): { rec: ResponseRecorder, asked: string[] } {
-  const index = clusterIndex('verified')
+function chain (searchDomains: string[] = ['corp.example'], next?: Handler, synced = true): { rec: ResponseRecorder, asked: string[] } {
+  const index = clusterIndex('verified', synced)
   const up = upstream({ 'example.com A': EXAMPLE })
   const k8s = kubernetesPlugin(index)(next ?? up.next)
   const asked: string[] = []
@@ -77,6 +79,41 @@ t.test('every element NXDOMAIN: the first reply, as the client asked it', async 
   const r = show(await rec.serve('nothing.Shop.svc.cluster.local', TYPE.A))
   t.match(r, { rcode: 'NXDOMAIN', authority: [/^cluster\.local 5 SOA /] })
   t.equal(asked.length, 4)
+})
+
+/** A raw upstream reply to `name` with this rcode and nothing else, as a resolver's SERVFAIL comes back. */
+function rawFailure (name: string, rcode: number): Uint8Array {
+  const p = new dns2.Packet()
+  p.header.qr = 1
+  p.header.rcode = rcode
+  p.questions.push(new dns2.Packet.Question(name, dns2.Packet.TYPE.A, dns2.Packet.CLASS.IN))
+  return new Uint8Array(p.toBuffer())
+}
+
+// CoreDNS continues only past NXDOMAIN: forward writes an upstream's SERVFAIL (so autopath returns it)
+// and returns its own failures with an error (so autopath stops and the server answers that rcode).
+t.test('a candidate that fails (upstream SERVFAIL, forward\'s own SERVFAIL/REFUSED/FORMERR) ends the walk with that rcode', async t => {
+  const cases: Array<[string, number, (name: string) => Reply]> = [
+    ['upstream SERVFAIL (raw)', RCODE.SERVFAIL, name => ({ kind: 'raw', bytes: rawFailure(name, RCODE.SERVFAIL) })],
+    ['upstream REFUSED (raw)', RCODE.REFUSED, name => ({ kind: 'raw', bytes: rawFailure(name, RCODE.REFUSED) })],
+    ['every try failed: SERVFAIL', RCODE.SERVFAIL, () => answer(RCODE.SERVFAIL, [], [], [], false)],
+    ['over max_concurrent: REFUSED', RCODE.REFUSED, () => answer(RCODE.REFUSED, [], [], [], false)],
+    ['wrong question: FORMERR', RCODE.FORMERR, () => answer(RCODE.FORMERR, [], [], [], false)],
+  ]
+  for (const [what, rcode, fail] of cases) {
+    const next: Handler = async req => req.query.question.lname === 'example.com.corp.example' ? fail(req.query.question.name) : await upstream({ 'example.com A': EXAMPLE }).next(req)
+    const { rec, asked } = chain(['corp.example'], next)
+    const r = show(await rec.serve('example.com.shop.svc.cluster.local', TYPE.A))
+    t.equal(r.rcode, RCODE_NAME.get(rcode), `${what}: the failure is the answer`)
+    t.same(r.answer, [], `${what}: nothing to put behind a CNAME`)
+    t.equal(asked.at(-1), 'example.com.corp.example', `${what}: the bare name is not tried`)
+  }
+})
+
+t.test('before the first sync, the SERVFAIL for the first element is the answer', async t => {
+  const { rec, asked } = chain([], undefined, false)
+  t.equal(show(await rec.serve('kube-dns.kube-system.shop.svc.cluster.local', TYPE.A)).rcode, 'SERVFAIL')
+  t.same(asked, ['kube-dns.kube-system.shop.svc.cluster.local'])
 })
 
 t.test('no autopath for unknown clients, other namespaces, the namespace name itself or outside the zone', async t => {

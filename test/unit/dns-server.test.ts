@@ -68,14 +68,14 @@ const next: Handler = (req: Request): Reply | Promise<Reply> => {
 
 interface Fixture { server: DnsServer, registry: Registry, port: number }
 
-async function start (t: Test): Promise<Fixture> {
+async function start (t: Test, timeouts: { tcpReadMs?: number, tcpIdleMs?: number } = {}): Promise<Fixture> {
   const index = clusterIndex()
   index.upsertService(svc('shop', 'big', { clusterIP: 'None', clusterIPs: ['None'], ports: [port('http', 80)] }))
   const eps = Array.from({ length: BIG }, (_, i) => ep(`10.0.7.${i + 1}`))
   index.upsertSlice(slice('shop', 'big-1', 'big', eps, [{ name: 'http', protocol: 'TCP', port: 8080 }]))
   const registry = new Registry()
   const metrics = createDnsMetrics(registry, 'dns://127.0.0.1:0', 'test')
-  const server = new DnsServer({ listen: [{ host: '127.0.0.1', port: 0 }], handler: kubernetesPlugin(index)(next), metrics, log: silentLogger, tcpIdleMs: 2000 })
+  const server = new DnsServer({ listen: [{ host: '127.0.0.1', port: 0 }], handler: kubernetesPlugin(index)(next), metrics, log: silentLogger, tcpIdleMs: 2000, ...timeouts })
   await server.start()
   t.teardown(async () => { await server.stop() })
   const a = server.addresses()[0]
@@ -398,4 +398,58 @@ t.test('TCP: a client that ends its side after sending still gets every reply, f
   t.same(replies.find(r => r.header.id === 52)?.answers.map(a => a.address), ['203.0.113.9'], 'the slow forwarded one included')
   const ended = await Promise.race([closed.then(() => true), new Promise<boolean>(resolve => { setTimeout(() => { resolve(false) }, 2000).unref() })])
   t.ok(ended, 'the server ends its side once nothing is left to answer')
+})
+
+/** Milliseconds until the server closes `c` (its FIN or a reset), or null if it is still open after `ms`. */
+async function closedAfter (c: Tcp, ms: number): Promise<number | null> {
+  const t0 = Date.now()
+  return await new Promise(resolve => {
+    const timer = setTimeout(() => { resolve(null) }, ms)
+    const done = (): void => { clearTimeout(timer); resolve(Date.now() - t0) }
+    if (c.sock.readableEnded || c.sock.destroyed) { done(); return }
+    c.sock.once('end', done)
+    c.sock.once('close', done)
+  })
+}
+
+// miekg/dns as CoreDNS configures it (DNS.md §5.2): each message must arrive whole within the read timeout
+// (first) or the idle timeout (later ones); bytes that trickle in do not extend it.
+t.test('TCP: a client that sends nothing is closed after the read timeout', async t => {
+  const f = await start(t, { tcpReadMs: 300, tcpIdleMs: 5000 })
+  const c = await Tcp.open(f.port)
+  t.teardown(() => { c.close() })
+  const ms = await closedAfter(c, 2500)
+  t.ok(ms !== null && ms >= 250 && ms < 1500, `closed after ${ms} ms`)
+})
+
+t.test('TCP: a message trickled in a byte at a time is cut off at the read timeout', async t => {
+  const f = await start(t, { tcpReadMs: 400, tcpIdleMs: 5000 })
+  const c = await Tcp.open(f.port)
+  t.teardown(() => { c.close() })
+  const q = query(`web.${S}`, 1, { id: 61 })
+  const framed = Buffer.concat([Buffer.from([q.length >> 8, q.length & 0xff]), q])
+  let sent = 0
+  const trickle = setInterval(() => { if (sent < framed.length - 1 && !c.sock.destroyed) c.sock.write(framed.subarray(sent, ++sent)) }, 50)
+  t.teardown(() => { clearInterval(trickle) })
+  const ms = await closedAfter(c, 2500)
+  t.ok(ms !== null && ms >= 350 && ms < 1500, `closed after ${ms} ms`)
+  t.same(await c.read(1, 50), [], 'no reply to the unfinished message')
+})
+
+t.test('TCP: after a reply the idle timeout applies; pipelined queries still answer; a stalled next message is cut off', async t => {
+  const f = await start(t, { tcpReadMs: 300, tcpIdleMs: 800 })
+  const c = await Tcp.open(f.port)
+  t.teardown(() => { c.close() })
+  c.send(query(`web.${S}`, 1, { id: 71 }), query(SLOW_NAME, 1, { id: 72 }))
+  t.same((await c.read(2, 1000)).map(b => decode(b).header.id).sort(), [71, 72], 'both pipelined queries answered')
+  await new Promise(resolve => setTimeout(resolve, 500))
+  c.send(query(`web.${S}`, 1, { id: 73 }))
+  t.same((await c.read(1, 1000)).map(b => decode(b).header.id), [73], 'a query past the read timeout but within the idle timeout is answered')
+  // The next message trickles in and never completes: the idle timeout, counted from the last reply,
+  // ends the connection however busy the trickle keeps it.
+  c.sock.write(Buffer.from([0, 200]))
+  const trickle = setInterval(() => { if (!c.sock.destroyed) c.sock.write(Buffer.from([0x12])) }, 50)
+  t.teardown(() => { clearInterval(trickle) })
+  const ms = await closedAfter(c, 3000)
+  t.ok(ms !== null && ms >= 650 && ms < 2000, `closed after ${ms} ms`)
 })

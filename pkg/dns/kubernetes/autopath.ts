@@ -2,6 +2,9 @@
 // under the client pod's first search domain <podns>.svc.<zone> is stripped of it and tried with each
 // search element through the rest of the chain; the first reply that is not NXDOMAIN wins, behind a
 // CNAME original → found name. Every try NXDOMAIN: the first reply, and the client searches on.
+// A failure (SERVFAIL, REFUSED, FORMERR, ...) also ends the walk, as in CoreDNS: forward writes an
+// upstream's failure (autopath returns the written reply) and returns its own with an error (autopath
+// returns at once), so no later element is tried after either.
 import { RCODE, TYPE, answer, lowerName } from '../message.js'
 import type { Handler, Plugin, Reply, Request } from '../message.js'
 import { replyAnswer, replyRcode } from '../wire/decode.js'
@@ -15,9 +18,6 @@ export interface AutopathOptions {
   /** The server's own resolv.conf search domains, tried after <zone> and before the bare name. */
   readonly searchDomains: readonly string[]
 }
-
-// Rcodes CoreDNS's chain returns without writing a reply: the walk goes on past them.
-const NOT_FOUND = new Set<number>([RCODE.NXDOMAIN, RCODE.SERVFAIL, RCODE.REFUSED, RCODE.FORMERR, RCODE.NOTIMP])
 
 export function autopathPlugin (opts: AutopathOptions): Plugin {
   const zone = lowerName(opts.zone.replace(/\.$/, ''))
@@ -35,9 +35,11 @@ export function autopathPlugin (opts: AutopathOptions): Plugin {
     const sub = (name: string): Request => ({ ...req, query: { ...req.query, question: { ...q, name, lname: lowerName(name) } } })
 
     const accept = (i: number, reply: Reply): Reply | undefined => {
-      if (NOT_FOUND.has(replyRcode(reply))) return undefined
+      const rcode = replyRcode(reply)
+      if (rcode === RCODE.NXDOMAIN) return undefined
       if (i === 0) return reply
-      const a = replyAnswer(reply)
+      // A failure carries no answer to put behind a CNAME: records the model lacks may be left out.
+      const a = replyAnswer(reply, { skipUnknown: rcode !== RCODE.NOERROR })
       if (a === null) return undefined // a record the model cannot carry: keep searching
       const head = a.answer[0]
       if (head === undefined) return a // NODATA comes back without a CNAME, as in CoreDNS
