@@ -8,4 +8,5 @@ export FERRY_VM_TIMEOUT_MS=${FERRY_VM_TIMEOUT_MS:-3600000}
 # Two vCPUs (multi-threaded TCG): the guest script polls the kernel every 2 ms for the edit timings, which
 # on one vCPU takes the CPU ferryd needs. FERRY_VM_CPUS=1 gives the old single-vCPU figures.
 export FERRY_VM_CPUS=${FERRY_VM_CPUS:-2}
-echo "node /ferry/ipvs-guest.mjs $*" | exec test/vm/run.sh - ipvs-guest.mjs=bench/vm/ipvs-guest.mjs
+# Quoted for the guest shell: --compare takes `|`.
+printf 'node /ferry/ipvs-guest.mjs%s\n' "$(printf ' %q' "$@")" | exec test/vm/run.sh - ipvs-guest.mjs=bench/vm/ipvs-guest.mjs

@@ -7,6 +7,7 @@
 // its hand-off (network programming latency: from the change reaching the proxy to the end of the sync),
 // both from its /metrics. Then 10 s of idle CPU beside a bare rescan of the same files.
 //   node ipvs-guest.mjs [1000,10000] [--edits 7] [--log] [--profile] [--node-flags=--always-sparkplug,...] [--no-peer]
+//   [--compare='F,G|H' --rounds=K]
 // --no-peer: no `ipvsadm -R` (2-3 minutes at 10k under TCG); for iterating on the edit figures, never for the table.
 // --log: ferryd at debug level, its sync lines printed (each line is a write on the path it times).
 // --profile: ferryd runs with --cpu-prof (a sample each 0.5 ms), and the samples that fall between each
@@ -24,7 +25,13 @@ const sizes = (argv.find(a => /^\d/.test(a)) ?? '10000').split(',').map(Number)
 const edits = Number(argv[argv.indexOf('--edits') + 1] ?? 7) || 7
 const profile = argv.includes('--profile')
 /** --node-flags=F,G: V8/node flags for ferryd (node on the entry point, as bin/ferryd execs it). */
-const nodeFlags = (argv.find(a => a.startsWith('--node-flags='))?.slice('--node-flags='.length) ?? '').split(',').filter(f => f !== '')
+const flagList = v => v.split(',').filter(f => f !== '')
+const nodeFlags = flagList(argv.find(a => a.startsWith('--node-flags='))?.slice('--node-flags='.length) ?? '')
+/**
+ * --compare=F,G|H|: one ferryd run per flag set (`|` between sets, an empty set is none), each on every
+ * size, the sets taking turns (--rounds=K times over): flags measured side by side in one boot.
+ */
+const flagSets = (argv.find(a => a.startsWith('--compare='))?.slice('--compare='.length).split('|') ?? [null]).map(v => v === null ? nodeFlags : flagList(v))
 const PROF_DIR = '/tmp/ferryd-prof'
 /** CLOCK_MONOTONIC in µs: the clock of a .cpuprofile's startTime and timeDeltas. */
 const monoUs = () => Number(process.hrtime.bigint() / 1000n)
@@ -128,7 +135,10 @@ function printProfile (all, what) {
 }
 
 const rows = []
-for (const n of sizes) {
+const rounds = Number(argv.find(a => a.startsWith('--rounds='))?.slice('--rounds='.length) ?? 1) || 1
+const runs = []
+for (let k = 0; k < rounds; k++) for (const n of sizes) for (const flags of flagSets) runs.push({ n, flags })
+for (const { n, flags: setFlags } of runs) {
   const dir = `/tmp/bench-${n}`
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
@@ -141,7 +151,7 @@ for (const n of sizes) {
   const args = ['--proxy-mode', 'ipvs', '--manifests', dir, '--node-name', 'bench', '--http-listen', '127.0.0.1:10249', '--log-level', argv.includes('--log') ? 'debug' : 'info']
   // --cpu-prof is refused in NODE_OPTIONS: the profiled ferryd is node on the entry point bin/ferryd
   // would exec (FERRYD_JS: the bundle while it is newer than the ESM entry).
-  const flags = [...nodeFlags, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`, '--cpu-prof-interval=500'] : [])]
+  const flags = [...setFlags, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`, '--cpu-prof-interval=500'] : [])]
   const ferryd = flags.length > 0
     ? spawn(process.execPath, [...flags, FERRYD_JS, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
     : spawn(join(DIST, '..', 'bin', 'ferryd'), args, { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -222,7 +232,7 @@ for (const n of sizes) {
     bareMs = performance.now() - b0
     bareCount = (sh('ipvsadm', ['-Ln']).match(/^TCP/gm) ?? []).length
   }
-  rows.push({ n, ferryMs, bareMs, vsCount, bareCount, rss, lat, syncMs, handOffMs, idle })
+  rows.push({ n, flags: setFlags.join(' '), ferryMs, bareMs, vsCount, bareCount, rss, lat, syncMs, handOffMs, idle })
   sh('ipvsadm', ['-C'])
   rmSync(dir, { recursive: true, force: true })
 }
@@ -231,7 +241,7 @@ try { sh('ip', ['link', 'del', 'fy-b0']) } catch {}
 console.log('| services | virtual servers | ferryd start to ready ms | ipvsadm -R ms | ferry/bare | edit to kernel p50 / max ms | ferryd sync p50 / max ms | hand-off to kernel p50 / max ms | idle CPU ms/s (bare rescan) | VmHWM MiB |')
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
-  console.log(`| ${r.n} | ${r.vsCount} (bare ${r.bareCount}) | ${Math.round(r.ferryMs)} | ${Math.round(r.bareMs)} | ${(r.ferryMs / r.bareMs).toFixed(2)} | ${Math.round(median(r.lat))} / ${Math.round(Math.max(...r.lat))} | ${pm(r.syncMs)} | ${pm(r.handOffMs)} | ${r.idle.ferryd.toFixed(1)} (${r.idle.bare.toFixed(1)}) | ${Math.round(r.rss)} |`)
+  console.log(`| ${r.n}${r.flags !== '' ? ` \`${r.flags}\`` : ''} | ${r.vsCount} (bare ${r.bareCount}) | ${Math.round(r.ferryMs)} | ${Math.round(r.bareMs)} | ${(r.ferryMs / r.bareMs).toFixed(2)} | ${Math.round(median(r.lat))} / ${Math.round(Math.max(...r.lat))} | ${pm(r.syncMs)} | ${pm(r.handOffMs)} | ${r.idle.ferryd.toFixed(1)} (${r.idle.bare.toFixed(1)}) | ${Math.round(r.rss)} |`)
 }
 console.log(`edits: ${rows.map(r => r.lat.map(Math.round).join(' ')).join(' ; ')}`)
 console.log(`hand-off: ${rows.map(r => r.handOffMs.map(Math.round).join(' ')).join(' ; ')}`)
