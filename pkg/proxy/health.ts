@@ -5,7 +5,14 @@ import type { IPFamily } from '../net/ip.js'
 
 export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler'
 
-interface FamilyHealth { oldestQueued: number | undefined, lastUpdated: number | undefined }
+interface FamilyHealth {
+  oldestQueued: number | undefined
+  lastUpdated: number | undefined
+  /** A sync has taken its changes and not yet ended. */
+  syncing: boolean
+  /** The first change queued since that sync took its changes: the sync does not carry it. */
+  queuedDuringSync: number | undefined
+}
 
 export interface HealthReport {
   readonly healthy: boolean
@@ -19,20 +26,47 @@ export class ProxyHealth {
 
   constructor (private readonly healthTimeoutMs: number, private readonly now: () => number = Date.now) {}
 
-  addFamily (f: IPFamily): void { this.families.set(f, { oldestQueued: undefined, lastUpdated: undefined }) }
+  addFamily (f: IPFamily): void { this.families.set(f, { oldestQueued: undefined, lastUpdated: undefined, syncing: false, queuedDuringSync: undefined }) }
 
   /** A change is waiting to be applied. */
   queued (f: IPFamily): void {
     const h = this.families.get(f)
-    if (h !== undefined && h.oldestQueued === undefined) h.oldestQueued = this.now()
+    if (h === undefined) return
+    const now = this.now()
+    if (h.oldestQueued === undefined) h.oldestQueued = now
+    if (h.syncing && h.queuedDuringSync === undefined) h.queuedDuringSync = now
   }
 
-  /** Clears the queue mark as of a sync that started at `startedAt`; later changes stay queued. */
-  updatedSince (f: IPFamily, startedAt: number): void {
+  /**
+   * A sync has taken every change queued so far. Marked by call order, not by time: a change in the
+   * same millisecond but after this is not in the sync, and one just before it is.
+   */
+  syncStarting (f: IPFamily): void {
+    const h = this.families.get(f)
+    if (h === undefined) return
+    h.syncing = true
+    h.queuedDuringSync = undefined
+  }
+
+  /**
+   * A sync succeeded: what it took is in the kernel. Changes queued while it ran stay queued from
+   * when they came (kube-proxy clears them too, so a later sync failing for good was never reported).
+   */
+  updated (f: IPFamily): void {
     const h = this.families.get(f)
     if (h === undefined) return
     h.lastUpdated = this.now()
-    if (h.oldestQueued !== undefined && h.oldestQueued <= startedAt) h.oldestQueued = undefined
+    h.oldestQueued = h.syncing ? h.queuedDuringSync : undefined
+    h.syncing = false
+    h.queuedDuringSync = undefined
+  }
+
+  /** A sync failed: everything queued stays queued from the oldest change on. */
+  syncFailed (f: IPFamily): void {
+    const h = this.families.get(f)
+    if (h === undefined) return
+    h.syncing = false
+    h.queuedDuringSync = undefined
   }
 
   hasSynced (f: IPFamily): boolean { return this.families.get(f)?.lastUpdated !== undefined }

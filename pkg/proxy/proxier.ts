@@ -209,6 +209,8 @@ export class Proxier {
     const start = this.clock.now()
     const revision = this.o.store.revision
     const asked = this.fullAsked
+    // Changes queued from here on are not in this sync (the trackers are applied just below).
+    this.o.health.syncStarting(this.o.family)
     const pendingSince = [this.svcTracker.firstPendingAt(), this.epTracker.firstPendingAt()].filter((t): t is number => t !== undefined)
     const full = this.needFullSync || start - this.lastFullSyncAt >= FULL_SYNC_PERIOD_MS
     // A full sync recomputes every key and tells the backend none: the trackers need not compare.
@@ -236,6 +238,7 @@ export class Proxier {
       result = await this.o.backend.sync({ family, services: this.desired }, full ? null : changed)
     } catch (e) {
       this.syncing = false
+      this.o.health.syncFailed(family)
       this.needFullSync = true
       this.lastError = errorMessage(e)
       this.o.log.error('sync failed; the next sync is a full one', { err: e, full })
@@ -256,7 +259,7 @@ export class Proxier {
     for (const t of pendingSince) this.o.metrics.networkProgramming.observe({ ip_family: family }, (end - t) / 1000)
     this.o.metrics.lastSyncTimestamp.set({ ip_family: family }, end / 1000)
     this.recordNoLocal()
-    this.o.health.updatedSince(family, start)
+    this.o.health.updated(family)
     this.lastSync = { at: new Date(end).toISOString(), kind: result.kind, durationMs: end - start, summary: result.summary }
     // queuedMs: from the first change this sync applies to its start (the runner's min-interval gate).
     const queuedMs = pendingSince.length > 0 ? start - Math.min(...pendingSince) : 0

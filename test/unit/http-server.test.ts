@@ -30,7 +30,7 @@ t.test('/healthz and /livez', async t => {
   t.equal(r.json().healthy, false)
   t.equal((await app.inject('/livez')).statusCode, 503, '/livez too')
 
-  health.updatedSince('IPv4', now.t)
+  health.updated('IPv4')
   state.eligible = false
   r = await app.inject('/healthz')
   t.equal(r.statusCode, 503, 'node not eligible')

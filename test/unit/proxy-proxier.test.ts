@@ -101,6 +101,35 @@ t.test('health: a change left unapplied for 2 x syncPeriod is unhealthy', async 
   await proxier.stop()
 })
 
+t.test('health: a change that arrives while a sync runs stays queued after that sync succeeds', async t => {
+  const { clock, store, backend, proxier, health } = setup()
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.start()
+  await clock.advance(1000)
+  const sync = backend.sync.bind(backend)
+  let release: () => void = () => {}
+  let held = false
+  // The first sync from here is held, then lands; every later one fails, so the second change never lands.
+  backend.sync = async (state, changed) => {
+    if (held) throw new Error('apply failure')
+    held = true
+    await new Promise<void>(resolve => { release = resolve })
+    return await sync(state, changed)
+  }
+  store.upsert(slice({ endpoints: [sliceEp('10.180.0.2')] }))
+  await clock.advance(1000)
+  t.equal(held, true, 'the sync carrying the first change is in flight')
+  await clock.advance(5000)
+  store.upsert(slice({ endpoints: [sliceEp('10.180.0.3')] })) // not in the sync that is running
+  release()
+  await clock.advance(1000)
+  t.equal(backend.programmed.get(KEY)?.clusterEndpoints?.[0]?.ip, '10.180.0.2', 'the held sync landed, the second change did not')
+  t.ok(health.report().healthy, 'the second change has waited only briefly')
+  await clock.advance(61_000)
+  t.notOk(health.report().healthy, 'the second change has waited over 2 x syncPeriod')
+  await proxier.stop()
+})
+
 t.test('a zone label on our Node changes topology and forces a full sync', async t => {
   const { clock, store, backend, proxier } = setup()
   const node = (zone?: string): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, ...(zone !== undefined ? { labels: { 'topology.kubernetes.io/zone': zone } } : {}) }, spec: {} })
