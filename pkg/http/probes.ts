@@ -26,9 +26,11 @@ export function healthAnswer (deps: ProbeDeps, withNode: boolean): ProbeAnswer {
   const ok = r.healthy && eligible
   const code = ok ? 200 : 503
   ;(withNode ? deps.metrics.healthzTotal : deps.metrics.livezTotal).inc({ code: String(code) })
+  // "Now" only in a 200 (kube-proxy keeps old clients' "recent means fine"); a 503 says when rules last synced.
+  const lastUpdated = ok ? r.currentTime : r.lastSynced
   const body = withNode
-    ? { lastUpdated: r.lastUpdated, currentTime: r.currentTime, nodeEligible: eligible, healthy: r.healthy, status: r.status }
-    : { lastUpdated: r.lastUpdated, currentTime: r.currentTime, healthy: r.healthy, status: r.status }
+    ? { lastUpdated, currentTime: r.currentTime, nodeEligible: eligible, healthy: r.healthy, status: r.status }
+    : { lastUpdated, currentTime: r.currentTime, healthy: r.healthy, status: r.status }
   return { code, headers: { 'X-Content-Type-Options': 'nosniff', 'Content-Type': 'application/json' }, body: JSON.stringify(body) }
 }
 

@@ -16,7 +16,13 @@ interface FamilyHealth {
 
 export interface HealthReport {
   readonly healthy: boolean
+  /** The current time when healthy, else lastSynced. */
   readonly lastUpdated: string
+  /**
+   * When the rules were last synced: of the stuck families when unhealthy, else of them all. What a 503
+   * for any reason (the Node too) reports as lastUpdated, as kube-proxy does.
+   */
+  readonly lastSynced: string
   readonly currentTime: string
   readonly status: Record<string, { lastUpdated: string, healthy: boolean }>
 }
@@ -75,15 +81,17 @@ export class ProxyHealth {
     const now = this.now()
     const status: Record<string, { lastUpdated: string, healthy: boolean }> = {}
     let healthy = true
-    let last = 0
+    let lastAll = 0
+    let lastStuck = 0
     for (const [f, h] of this.families) {
       const ok = h.oldestQueued === undefined || now - h.oldestQueued < this.healthTimeoutMs
       healthy &&= ok
-      const lu = ok ? now : (h.lastUpdated ?? 0)
-      last = Math.max(last, lu)
-      status[f] = { lastUpdated: new Date(lu).toISOString(), healthy: ok }
+      lastAll = Math.max(lastAll, h.lastUpdated ?? 0)
+      if (!ok) lastStuck = Math.max(lastStuck, h.lastUpdated ?? 0)
+      status[f] = { lastUpdated: new Date(ok ? now : (h.lastUpdated ?? 0)).toISOString(), healthy: ok }
     }
-    return { healthy, lastUpdated: new Date(healthy ? now : last).toISOString(), currentTime: new Date(now).toISOString(), status }
+    const lastSynced = new Date(healthy ? lastAll : lastStuck).toISOString()
+    return { healthy, lastUpdated: healthy ? new Date(now).toISOString() : lastSynced, lastSynced, currentTime: new Date(now).toISOString(), status }
   }
 }
 

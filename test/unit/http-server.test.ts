@@ -35,9 +35,32 @@ t.test('/healthz and /livez', async t => {
   r = await app.inject('/healthz')
   t.equal(r.statusCode, 503, 'node not eligible')
   t.same([r.json().healthy, r.json().nodeEligible], [true, false])
+  t.equal(r.json().lastUpdated, '2026-11-25T12:01:01.000Z', 'a 503 carries the last sync, not the current time')
+  now.t += 5000
+  r = await app.inject('/healthz')
+  t.equal(r.json().lastUpdated, '2026-11-25T12:01:01.000Z', 'still the last sync, 5 s on')
+  t.equal(r.json().currentTime, '2026-11-25T12:01:06.000Z')
   r = await app.inject('/livez')
   t.equal(r.statusCode, 200, '/livez ignores the node')
   t.equal(r.json().nodeEligible, undefined)
+  t.equal(r.json().lastUpdated, '2026-11-25T12:01:06.000Z', 'a 200 says now, as kube-proxy does')
+})
+
+t.test('/healthz in dual-stack: a 503 names the stuck family\'s last sync', async t => {
+  const { now, health, app } = setup()
+  t.teardown(async () => { await app.close() })
+  health.addFamily('IPv6')
+  health.updated('IPv4')
+  health.updated('IPv6')
+  now.t += 1000
+  health.queued('IPv6')
+  now.t += 30_000
+  health.updated('IPv4')
+  now.t += 31_000
+  const r = await app.inject('/healthz')
+  t.equal(r.statusCode, 503)
+  t.equal(r.json().lastUpdated, '2026-11-25T12:00:00.000Z', 'IPv6 last synced at the start; IPv4 is healthy but not the one stuck')
+  t.same(r.json().status.IPv6, { lastUpdated: '2026-11-25T12:00:00.000Z', healthy: false })
 })
 
 t.test('/readyz, /debug/state and /metrics', async t => {
