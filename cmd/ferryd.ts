@@ -33,6 +33,14 @@ const HTTP_ATTACH_GRACE_MS = 2000
 /** Milliseconds since the process started (node's time origin), for the start-up log lines. */
 const processMs = (): number => Math.round(performance.now())
 
+/** The root logger once the config is read: signals and fatal errors log through it. */
+let rootLog: Logger | undefined
+
+// Node opens its inspector (no authentication, 127.0.0.1:9229) on SIGUSR1 unless the signal has a
+// listener: in a root daemon that is code execution for every local user. CoreDNS operators send it
+// to reload; ferryd has nothing to reload. Installed before anything else runs.
+process.on('SIGUSR1', () => { rootLog?.warn('SIGUSR1 ignored: ferryd reloads nothing (restart it to apply new settings)') })
+
 type Backends = Map<IPFamily, { backend: Backend, options: ProxyOptions }>
 interface ProxyMode { mode: string, reason: string }
 
@@ -44,6 +52,7 @@ async function main (argv: string[]): Promise<number> {
   }
   if (cfg === 'help') { process.stdout.write(usage() + '\n'); return 0 }
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat })
+  rootLog = log
   const mode = await chooseProxyMode(cfg)
   log.info('proxy mode', { mode: mode.mode, reason: mode.reason })
   const ips = nodeIPs()

@@ -1,0 +1,67 @@
+// Signals and fatal errors as an operator meets them on a real ferryd: SIGUSR1 (CoreDNS's "reload"
+// reflex) must not open Node's inspector, SIGHUP stops ferryd as SIGTERM does (cleanly, exit 0), and a
+// fatal start-up error is one JSON log line like every other. ferryd runs in its own namespace.
+import t, { type Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { run } from '../../pkg/exec/exec.js'
+import { startFerryd, type FerrydHost } from '../../pkg/lab/ferryd.js'
+import { EMPTY_SVC, waitUntil } from '../helpers/web-lab.js'
+
+/** A bare namespace (loopback only) named fy-opsrev-*, removed with everything started in it. */
+async function bareHost (t: Test): Promise<FerrydHost> {
+  const ns = `fy-opsrev-${randomBytes(3).toString('hex')}`
+  const procs: ChildProcess[] = []
+  await run(['ip', 'netns', 'add', ns])
+  t.teardown(async () => {
+    for (const p of procs) {
+      if (p.exitCode !== null || p.signalCode !== null) continue
+      p.kill('SIGKILL')
+      await new Promise(resolve => p.once('exit', resolve))
+    }
+    await run(['ip', 'netns', 'del', ns])
+  })
+  const sh = async (argv: string[], where = ns, stdin?: string): Promise<string> => await run(['ip', 'netns', 'exec', where, ...argv], stdin)
+  await sh(['ip', 'link', 'set', 'lo', 'up'])
+  return {
+    nodeNs: ns,
+    sh,
+    spawn: (argv, where = ns, opts = {}) => {
+      const p = spawn('ip', ['netns', 'exec', where, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env })
+      procs.push(p)
+      return p
+    },
+  }
+}
+
+async function manifests (t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'fy-opsrev-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  await writeFile(join(dir, 'empty.yaml'), EMPTY_SVC)
+  return dir
+}
+
+// No CNI server: its file would land in the host's /run/ferry.
+const ARGS = ['--node-name', 'n1', '--cluster-cidr', '10.244.0.0/16', '--cni-listen', '']
+
+const jsonLines = (out: string): Array<Record<string, unknown>> =>
+  out.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>)
+
+t.test('SIGUSR1 does not open the Node inspector; ferryd keeps serving', async t => {
+  const host = await bareHost(t)
+  const ferryd = startFerryd(host, ['--manifests', await manifests(t), ...ARGS])
+  await ferryd.waitReady()
+  ferryd.proc.kill('SIGUSR1')
+  await waitUntil('the signal is logged', async () => ferryd.logs().includes('SIGUSR1'), 5000).catch(() => {})
+  await new Promise(resolve => setTimeout(resolve, 500))
+  const listening = await host.sh(['ss', '-Hltn'])
+  t.notMatch(listening, /:9229\b/, 'nothing listens on the inspector port (root code execution for any local user)')
+  t.notMatch(ferryd.logs(), /Debugger listening/)
+  t.equal(ferryd.proc.exitCode, null, 'still running')
+  t.equal((await ferryd.http('/healthz')).status, 200)
+  t.ok(jsonLines(ferryd.logs()).some(l => l.level === 'warn' && String(l.msg).includes('SIGUSR1')), 'a warning says the signal is ignored')
+  t.equal(await ferryd.stop(), 0)
+})
