@@ -160,6 +160,9 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   }
   process.on('SIGTERM', () => { void shutdown('SIGTERM') })
   process.on('SIGINT', () => { void shutdown('SIGINT') })
+  // Node's default for SIGHUP kills the process outright (no STOPPING=1, the CNI server file left
+  // behind); a hangup or a `kill -HUP` stops ferryd the orderly way instead (it has nothing to reload).
+  process.on('SIGHUP', () => { void shutdown('SIGHUP') })
 
   log.info('starting source', { source: source.name, processMs: processMs() })
   await source.start(store)

@@ -65,3 +65,11 @@ t.test('SIGUSR1 does not open the Node inspector; ferryd keeps serving', async t
   t.ok(jsonLines(ferryd.logs()).some(l => l.level === 'warn' && String(l.msg).includes('SIGUSR1')), 'a warning says the signal is ignored')
   t.equal(await ferryd.stop(), 0)
 })
+
+t.test('SIGHUP stops ferryd cleanly, as SIGTERM does', async t => {
+  const host = await bareHost(t)
+  const ferryd = startFerryd(host, ['--manifests', await manifests(t), ...ARGS])
+  await ferryd.waitReady()
+  t.equal(await ferryd.stop('SIGHUP'), 0, 'exit code 0, not killed by the signal')
+  t.ok(jsonLines(ferryd.logs()).some(l => l.msg === 'shutting down; rules stay in place' && l.signal === 'SIGHUP'), 'the orderly shutdown ran')
+})
