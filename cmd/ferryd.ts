@@ -180,7 +180,9 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
 }
 
 function fatal (e: unknown): never {
-  process.stderr.write(`ferryd: ${isFerryError(e) ? `${e.code}: ` : ''}${errorMessage(e)}\n`)
+  // Once logging is set up the last word is a log line too: a JSON pipeline would drop a bare one.
+  if (rootLog !== undefined) rootLog.error(errorMessage(e), isFerryError(e) ? { code: e.code } : { err: e })
+  else process.stderr.write(`ferryd: ${isFerryError(e) ? `${e.code}: ` : ''}${errorMessage(e)}\n`)
   process.exit(1)
 }
 

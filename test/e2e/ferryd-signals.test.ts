@@ -73,3 +73,20 @@ t.test('SIGHUP stops ferryd cleanly, as SIGTERM does', async t => {
   t.equal(await ferryd.stop('SIGHUP'), 0, 'exit code 0, not killed by the signal')
   t.ok(jsonLines(ferryd.logs()).some(l => l.msg === 'shutting down; rules stay in place' && l.signal === 'SIGHUP'), 'the orderly shutdown ran')
 })
+
+t.test('a fatal error after start-up is one JSON log line', async t => {
+  const host = await bareHost(t)
+  // The operations port is taken: ferryd cannot start.
+  const squatter = host.spawn(['node', '-e', "require('net').createServer().listen(10249, '127.0.0.1', () => console.log('up'))"])
+  let up = ''
+  squatter.stdout?.on('data', (b: Buffer) => { up += b.toString() })
+  await waitUntil('the port is taken', async () => up.includes('up'), 5000)
+  const ferryd = startFerryd(host, ['--manifests', await manifests(t), ...ARGS])
+  const code = await new Promise<number | null>(resolve => { ferryd.proc.once('exit', resolve) })
+  t.equal(code, 1)
+  const lines = ferryd.logs().trim().split('\n')
+  for (const l of lines) t.doesNotThrow(() => JSON.parse(l), `a JSON line: ${l.slice(0, 120)}`)
+  const last = JSON.parse(lines.at(-1) ?? '{}') as Record<string, unknown>
+  t.equal(last.level, 'error')
+  t.match(String(last.msg), /EADDRINUSE|address already in use/i)
+})
