@@ -171,7 +171,9 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   await previousMode
   await startAll(components)
   log.info('first sync applied; ready', { families: cfg.ipFamilies, components: components.map(c => c.name), processMs: processMs() })
-  await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
+  const told = await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
+  // Under Type=notify systemd would time the start out and kill ferryd: say why, once.
+  if (!told.sent && told.err !== undefined) log.warn('systemd was not told READY=1', { err: told.err })
   // Only now, so its ~0.1 s of loading does not delay the first sync; /metrics and /debug/* requests made
   // once ready wait for it (listener.ts).
   await startHttp()

@@ -90,3 +90,15 @@ t.test('a fatal error after start-up is one JSON log line', async t => {
   t.equal(last.level, 'error')
   t.match(String(last.msg), /EADDRINUSE|address already in use/i)
 })
+
+t.test('NOTIFY_SOCKET pointing nowhere: ferryd serves anyway and says READY=1 was not delivered', async t => {
+  const host = await bareHost(t)
+  const dir = await manifests(t)
+  const ferryd = startFerryd(host, ['--manifests', dir, ...ARGS], { env: { ...process.env, NOTIFY_SOCKET: join(dir, 'no-such.sock') } })
+  await ferryd.waitReady()
+  await waitUntil('the failure is logged', async () => ferryd.logs().includes('READY=1'), 5000).catch(() => {})
+  const warned = jsonLines(ferryd.logs()).find(l => l.level === 'warn' && String(l.msg).includes('READY=1'))
+  t.ok(warned, 'a warning: under Type=notify systemd would time the start out, and this says why')
+  t.match(JSON.stringify(warned?.err ?? ''), /no-such\.sock|No such file|Connection refused|not found/i, 'with the reason')
+  t.equal(await ferryd.stop(), 0)
+})
