@@ -183,7 +183,7 @@ export class IptablesBackend implements Backend {
       // The restore is one transaction per table and the next full sync recomputes everything.
       this.full = true
       ;(rendered.kind === 'full' ? this.metrics?.restoreFailures : this.metrics?.partialRestoreFailures)?.inc({ ip_family: this.family })
-      this.log.warn('iptables sync failed; next sync is full', { kind: rendered.kind, error: errorMessage(e) })
+      // Logged once, by the proxier that asked for the sync.
       throw e
     }
     const t2 = performance.now()

@@ -183,7 +183,7 @@ export class NftablesBackend implements Backend {
     } catch (e) {
       this.fail()
       this.metrics?.syncFailures.inc({ ip_family: this.family })
-      this.log.warn('nftables sync failed; next sync is full', { kind: partial?.kind ?? 'full', error: errorMessage(e) })
+      // Logged once, by the proxier that asked for the sync.
       throw e
     }
     const t3 = this.now()
