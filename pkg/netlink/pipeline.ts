@@ -213,16 +213,19 @@ export class NetlinkPipeline {
     const busy = this.inFlight.size > 0 || this.head < this.queue.length
     if (busy && !this.closed) {
       if (!this.referenced) { this.transport.ref(); this.referenced = true }
+      // Armed once and left to lapse when it finds the socket idle, not set and cleared around every
+      // request: a timer pair per sync was a measurable share of an edit's hand-off under emulation.
       if (this.timer === undefined && this.timeoutMs > 0) this.armTimer(this.timeoutMs)
     } else {
       if (this.referenced) { this.transport.unref(); this.referenced = false }
-      if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }
+      if (this.closed && this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }
     }
   }
 
   private armTimer (ms: number): void {
     this.timer = setTimeout(() => {
       this.timer = undefined
+      if (this.closed || (this.inFlight.size === 0 && this.head >= this.queue.length)) return
       const quiet = Date.now() - this.lastActivity
       if (quiet >= this.timeoutMs) {
         this.failAll(new FerryError('FERRY_ERR_NETLINK', `${this.peer} sent no reply for ${this.timeoutMs} ms`, { timeoutMs: this.timeoutMs }))
