@@ -60,8 +60,16 @@ export class BoundedFrequencyRunner {
   /** End of the last run: the reference for both intervals; undefined before the first run. */
   private lastEnd: number | undefined
   private inFlight: Promise<void> | undefined
+  /** The timer of a requested or retried run. */
   private timer: unknown
   private timerAt: number | undefined
+  /**
+   * The maxInterval timer, apart from the requested one and armed lazily: it stays while runs move its
+   * due time later and checks again when it fires. Re-arming it after every run put a timer pair on
+   * each sync's path (most of a millisecond per edit under emulation).
+   */
+  private periodic: unknown
+  private periodicAt: number | undefined
   private runs = 0
 
   constructor (opts: BoundedFrequencyRunnerOptions) {
@@ -122,23 +130,59 @@ export class BoundedFrequencyRunner {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
     this.timerAt = undefined
+    if (this.periodic !== undefined) this.clock.clearTimeout(this.periodic)
+    this.periodic = undefined
+    this.periodicAt = undefined
+  }
+
+  /** When the next periodic run is due: maxInterval after the last run ended (or after start). */
+  private periodicDue (): number {
+    return (this.lastEnd ?? this.startedAt) + this.maxIntervalMs
   }
 
   private schedule (): void {
     if (!this.started || this.stopped || this.inFlight !== undefined) return
     // The first run need not wait minInterval: nothing has run yet.
     const earliest = this.lastEnd === undefined ? this.startedAt : this.lastEnd + Math.max(0, 1 - this.tokensLeft) * this.minIntervalMs
-    let due = (this.lastEnd ?? this.startedAt) + this.maxIntervalMs
+    const periodicDue = this.periodicDue()
+    let due = Infinity
     if (this.requested) due = Math.min(due, earliest)
     if (this.retryAt !== undefined) due = Math.min(due, Math.max(this.retryAt, earliest))
-    if (this.timerAt === due) return
-    this.cancelTimer()
-    this.timerAt = due
-    this.timer = this.clock.setTimeout(() => {
+    // A requested run due no sooner than the periodic one is the periodic one.
+    if (due >= periodicDue) due = Infinity
+    if (this.timerAt !== due) {
+      if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
       this.timer = undefined
       this.timerAt = undefined
-      this.inFlight = this.execute()
-    }, Math.max(0, due - this.clock.now()))
+      if (due !== Infinity) {
+        this.timerAt = due
+        this.timer = this.clock.setTimeout(() => {
+          this.timer = undefined
+          this.timerAt = undefined
+          this.begin()
+        }, Math.max(0, due - this.clock.now()))
+      }
+    }
+    // One due later than it stays: it looks again when it fires.
+    if (this.periodicAt !== undefined && this.periodicAt <= periodicDue) return
+    if (this.periodic !== undefined) this.clock.clearTimeout(this.periodic)
+    this.periodicAt = periodicDue
+    this.periodic = this.clock.setTimeout(() => {
+      this.periodic = undefined
+      this.periodicAt = undefined
+      if (this.inFlight !== undefined) return // the run's end schedules again
+      if (this.clock.now() >= this.periodicDue()) this.begin()
+      else this.schedule()
+    }, Math.max(0, periodicDue - this.clock.now()))
+  }
+
+  /** Starts a run now; a requested run's timer still armed is spent by it. */
+  private begin (): void {
+    if (this.stopped || this.inFlight !== undefined) return
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    this.timer = undefined
+    this.timerAt = undefined
+    this.inFlight = this.execute()
   }
 
   /** Tokens at `now`: what the last run left plus one per minInterval since it ended, at most `burst`. */
