@@ -160,6 +160,30 @@ t.test('maxInterval counts from the end of the last run', async t => {
   await h.runner.stop()
 })
 
+t.test('a stream of requested runs arms one timer each, not a new maxInterval timer after every run', async t => {
+  const h = harness({ min: 0 })
+  let armed = 0
+  const setTimeout = h.clock.setTimeout.bind(h.clock)
+  h.clock.setTimeout = (fn, ms) => { armed++; return setTimeout(fn, ms) }
+  h.runner.start()
+  h.runner.run()
+  await h.clock.flush()
+  const before = armed
+  for (let i = 1; i <= 10; i++) {
+    await h.clock.advance(1000)
+    h.runner.run()
+    await h.clock.flush()
+  }
+  t.equal(h.starts.length, 11)
+  t.equal(armed - before, 10, 'one timer per requested run; the periodic one stayed armed')
+  // It fired early once the runs had moved its due time: it looked again and ran only MAX after the last end.
+  await h.clock.advance(MAX - 1)
+  t.equal(h.starts.length, 11)
+  await h.clock.advance(1)
+  t.same(h.starts.slice(-2), [10_000, 10_000 + MAX])
+  await h.runner.stop()
+})
+
 t.test('retryAfter brings the next run forward, not before minInterval', async t => {
   let fail = true
   let self: BoundedFrequencyRunner | undefined
