@@ -10,6 +10,11 @@ import { ProxyHealth } from '../../pkg/proxy/health.js'
 import { IptablesBackend } from '../../pkg/proxy/iptables/backend.js'
 import { createProxyMetrics } from '../../pkg/proxy/metrics.js'
 import { NftablesBackend } from '../../pkg/proxy/nftables/backend.js'
+import { FakeLinks } from '../../pkg/netlink/fake.js'
+import { IpvsBackend } from '../../pkg/proxy/ipvs/backend.js'
+import { IpvsCompanion } from '../../pkg/proxy/ipvs/companion-apply.js'
+import { FakeIpvsKernel } from '../../pkg/proxy/ipvs/fake-kernel.js'
+import { MemoryOwnershipStore } from '../../pkg/proxy/ipvs/ownership.js'
 import type { RememberedClient } from '../../pkg/proxy/nftables/affinity-read.js'
 import { Proxier } from '../../pkg/proxy/proxier.js'
 import type { Backend } from '../../pkg/proxy/types.js'
@@ -17,7 +22,7 @@ import { NODE, slice, sliceEp, svc } from '../helpers/fixtures.js'
 
 const OK: ExecResult = { code: 0, stdout: '', stderr: '' }
 
-const modes: Array<{ name: string, failure: RegExp, backend: (exec: Exec, log: Logger) => Backend, isApply: (argv: readonly string[]) => boolean }> = [
+const modes: Array<{ name: string, failure: RegExp, stderr?: string, backend: (exec: Exec, log: Logger) => Backend, isApply: (argv: readonly string[]) => boolean }> = [
   {
     name: 'iptables',
     failure: /Couldn't load target/,
@@ -30,6 +35,18 @@ const modes: Array<{ name: string, failure: RegExp, backend: (exec: Exec, log: L
     backend: (exec, log) => new NftablesBackend({ family: 'IPv4', exec, log, countRules: async () => 1, readAffinity: async () => new Map<string, RememberedClient[]>() }),
     isApply: argv => argv[0] === 'nft' && argv[1] === '-f',
   },
+  {
+    // A local endpoint's change rewrites the hairpin set: the companion's `ipset restore` fails.
+    name: 'ipvs',
+    failure: /Kernel error received/,
+    stderr: 'ipset v7.17: Error in line 1: Kernel error received: Cannot allocate memory\n',
+    backend: (exec, log) => new IpvsBackend({
+      family: 'IPv4', proxy: { family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2'] }, scheduler: 'rr', gracefulTerminationMs: 0,
+      kernel: new FakeIpvsKernel(), links: new FakeLinks(), ownership: new MemoryOwnershipStore(), log,
+      companion: new IpvsCompanion({ family: 'IPv4', clusterCIDR: '10.0.0.0/8', nodeIPs: ['192.168.0.2'], variant: 'legacy', exec, log }),
+    }),
+    isApply: argv => argv[0] === 'ipset' && argv[1] === 'restore',
+  },
 ]
 
 for (const mode of modes) {
@@ -38,7 +55,7 @@ for (const mode of modes) {
     const exec: Exec = async (argv, stdin) => {
       if (stdin !== undefined) stdinText(stdin) // read it all, as the program would
       if (failing && mode.isApply(argv)) {
-        return { code: 1, stdout: '', stderr: mode.name === 'iptables' ? "iptables-restore v1.8.9 (legacy): Couldn't load target `X'\n\nError occurred at line: 3\n" : '/dev/stdin:1:1-9: Error: Could not process rule: Cannot allocate memory\n' }
+        return { code: 1, stdout: '', stderr: mode.stderr ?? (mode.name === 'iptables' ? "iptables-restore v1.8.9 (legacy): Couldn't load target `X'\n\nError occurred at line: 3\n" : '/dev/stdin:1:1-9: Error: Could not process rule: Cannot allocate memory\n') }
       }
       if (argv.join(' ') === 'nft list tables') return { code: 0, stdout: 'table ip ferry\n', stderr: '' }
       if ((argv[0] ?? '').endsWith('-save')) return OK
@@ -53,12 +70,12 @@ for (const mode of modes) {
       family: 'IPv4', nodeName: NODE, backend: mode.backend(exec, log), store, minSyncPeriodMs: 1000, syncPeriodMs: 30_000,
       metrics: createProxyMetrics(new Registry()), health: new ProxyHealth(60_000, () => clock.now()), log, clock,
     })
-    store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+    store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1', { node: true })] })])
     proxier.start()
     await clock.advance(1000)
     t.equal(proxier.failed(), false, 'the first sync lands')
     failing = true
-    store.upsert(slice({ endpoints: [sliceEp('10.180.0.2')] }))
+    store.upsert(slice({ endpoints: [sliceEp('10.180.0.2', { node: true })] }))
     await clock.advance(1000)
     t.equal(proxier.failed(), true, 'the next one fails')
     const told = lines.filter(l => (l.level === 'warn' || l.level === 'error') && mode.failure.test(JSON.stringify(l)))

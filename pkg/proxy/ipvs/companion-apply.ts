@@ -7,7 +7,6 @@
 // rules are the same, so an endpoint change costs one process. A full sync (the first, after a failure,
 // or when asked) refills every set through a swap, rewrites every chain, and adds the jumps that
 // `iptables-save` shows missing.
-import { errorMessage } from '../../errors/errors.js'
 import { spawnExec, type Exec } from '../../exec/exec.js'
 import { Lane } from '../../async/lane.js'
 import { silentLogger, type Logger } from '../../log/log.js'
@@ -188,9 +187,9 @@ export class IpvsCompanion {
       return { kind: full ? 'full' : 'partial', setsWritten, members, rulesWritten, plansVisited: built.visited, rules: rules.rules, ipsetMs: t1 - t0, iptablesMs: t2 - t1 }
     } catch (e) {
       // ipset restore is not a transaction and the sets may be half-written: start again from scratch.
+      // The proxier logs the failure, once.
       this.full = true
       this.lastRules = undefined
-      this.log.warn('companion sync failed; next sync is full', { error: errorMessage(e) })
       throw e
     }
   }
