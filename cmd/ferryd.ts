@@ -1,6 +1,7 @@
 // ferryd: config → source → cache → components (the proxy; DNS and the overlay join the same list);
 // HTTP for Prometheus, probes and each component's debug routes. This file only wires.
 import { networkInterfaces } from 'node:os'
+import { setFlagsFromString } from 'node:v8'
 import type { FastifyInstance } from 'fastify'
 import { Gauge, Registry, collectDefaultMetrics } from '../pkg/metrics/prom.js'
 import { ClusterStore } from '../pkg/cache/store.js'
@@ -171,6 +172,7 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   await previousMode
   await startAll(components)
   log.info('first sync applied; ready', { families: cfg.ipFamilies, components: components.map(c => c.name), processMs: processMs() })
+  steadyStateCompiler()
   const told = await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
   // Under Type=notify systemd would time the start out and kill ferryd: say why, once.
   if (!told.sent && told.err !== undefined) log.warn('systemd was not told READY=1', { err: told.err })
@@ -179,6 +181,16 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   await startHttp()
   void source.settled?.()
   return await new Promise<number>(() => {}) // runs until a signal
+}
+
+/**
+ * From here on most code runs once per change (a sync, a source pass): V8's baseline compiler
+ * (Sparkplug) would compile it in batches on the main thread, inside the syncs, and never earn that
+ * back. Under emulation (the IPVS VM) each batch cost the edit's hand-off more than the rest of the
+ * sync (bench/README.md). Start-up keeps it; hot paths (DNS) still reach the optimizing compiler.
+ */
+function steadyStateCompiler (): void {
+  setFlagsFromString('--no-sparkplug')
 }
 
 function fatal (e: unknown): never {
