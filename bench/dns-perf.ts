@@ -7,6 +7,7 @@
 //   floor:    beside the cluster figures, a bare node:dgram server (this script's --floor-server mode) that
 //             answers every query with one A record and nothing else: what one Node thread can do at all,
 //             and the same server in two cluster workers sharing the socket: what more threads add here;
+//             and both again on the socket's libuv handle, without node:dgram's JavaScript;
 //   p99:      per-query latency (dnsperf -v) at a fixed rate of half ferry's measured peak (dnsperf -Q),
 //             for ferry and, at the same rate, for its peer.
 // Everything runs in one throwaway netns (fy-dns-*), removed at the end with every process in it. Root only.
@@ -27,7 +28,7 @@ import { spawnExec } from '../pkg/exec/exec.js'
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const FERRYD_JS = join(ROOT, 'dist', 'cmd', 'ferryd.js')
 const HOST = '127.0.0.1'
-const PORT = { ferry: 5300, nsd: 5301, unbound: 5302, floor: 5303, floor2: 5304 } as const
+const PORT = { ferry: 5300, nsd: 5301, unbound: 5302, floor: 5303, floor2: 5304, raw: 5305, raw2: 5306 } as const
 const FILES = 20
 const FWD_ZONE = 'fwd.example'
 
@@ -271,28 +272,59 @@ function pairRow (label: string, peerName: string, r: { ferry: Perf[], peer: Per
  * (10.96.0.1, TTL 5), copied in one allocation. No parsing, lookup, metrics or logging. With `workers`
  * > 1, that many cluster workers share one socket (the primary binds it; each worker receives from it).
  */
-function floorServer (port: number, workers: number): void {
+function floorServer (port: number, workers: number, raw: boolean): void {
   if (workers > 1 && cluster.isPrimary) {
     for (let i = 0; i < workers; i++) cluster.fork()
     return
   }
   const sock = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 })
   const rr = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 96, 0, 1])
-  sock.on('message', (q, rinfo) => {
-    if (q.length < 17) return
+  const reply = (q: Buffer): Buffer => {
     const out = Buffer.allocUnsafe(q.length + rr.length)
     q.copy(out, 0)
     out[2] = 0x84 | ((q[2] as number) & 0x01) // QR, AA, RD echoed
     out[3] = 0
     out.writeUInt16BE(1, 6); out.writeUInt16BE(0, 8); out.writeUInt16BE(0, 10)
     rr.copy(out, q.length)
-    sock.send(out, rinfo.port, rinfo.address)
+    return out
+  }
+  if (raw) {
+    sock.bind(port, HOST, () => { rawFloor(sock, reply) })
+    return
+  }
+  sock.on('message', (q, rinfo) => {
+    if (q.length < 17) return
+    sock.send(reply(q), rinfo.port, rinfo.address)
   })
   sock.bind(port, HOST)
 }
 
+/** The libuv UDP handle under a bound node:dgram socket (Node 20's internals; bench only). */
+interface RawUdpHandle {
+  onmessage: (nread: number, handle: unknown, buf: Buffer, rinfo: { address: string, port: number }) => void
+  send: (req: object, list: Buffer[], count: number, port: number, address: string, hasCallback: boolean) => number
+}
+
+/**
+ * The floor without node:dgram's JavaScript: the same answer sent straight on the socket's libuv handle
+ * (no 'message' event, rinfo copy, address lookup or send queue). What a server could gain by leaving
+ * the public API, for scale; ferryd does not do this.
+ */
+function rawFloor (sock: ReturnType<typeof createSocket>, reply: (q: Buffer) => Buffer): void {
+  const state = Object.getOwnPropertySymbols(sock).find(k => k.description === 'state symbol')
+  const handle = state !== undefined ? (sock as unknown as Record<symbol, { handle?: RawUdpHandle }>)[state]?.handle : undefined
+  // process.binding: deprecated and untyped, and the only way to a SendWrap in Node 20.
+  const binding = (process as unknown as { binding: (name: string) => { SendWrap: new () => object } }).binding
+  const SendWrap = binding('udp_wrap').SendWrap
+  if (handle === undefined) throw new Error('no libuv handle under the dgram socket (not Node 20?)')
+  handle.onmessage = (nread, _h, q, rinfo) => {
+    if (nread < 17) return
+    handle.send(new SendWrap(), [reply(q)], 1, rinfo.port, rinfo.address, false)
+  }
+}
+
 async function main (): Promise<void> {
-  if (process.argv[2] === '--floor-server') { floorServer(Number(process.argv[3]), Number(process.argv[4] ?? 1)); return }
+  if (process.argv[2] === '--floor-server') { floorServer(Number(process.argv[3]), Number(process.argv[4] ?? 1), process.argv[5] === 'raw'); return }
   if (process.getuid?.() !== 0) throw new Error('the DNS bench needs root (network namespaces)')
   const a = args()
   const ns = `fy-dns-${randomBytes(3).toString('hex')}`
@@ -319,11 +351,15 @@ async function main (): Promise<void> {
       '--http-listen', `${HOST}:10249`, '--log-format', 'text'], 'ferryd')
     start(ns, [process.execPath, fileURLToPath(import.meta.url), '--floor-server', String(PORT.floor)], 'node floor')
     start(ns, [process.execPath, fileURLToPath(import.meta.url), '--floor-server', String(PORT.floor2), '2'], 'node floor x2')
+    start(ns, [process.execPath, fileURLToPath(import.meta.url), '--floor-server', String(PORT.raw), '1', 'raw'], 'raw handle floor')
+    start(ns, [process.execPath, fileURLToPath(import.meta.url), '--floor-server', String(PORT.raw2), '2', 'raw'], 'raw handle floor x2')
     const last = serviceName(a.services - 1)
     await waitFor('nsd', async () => (await dig(ns, PORT.nsd, last)) !== '')
     await waitFor('ferryd', async () => (await dig(ns, PORT.ferry, last)) !== '')
     await waitFor('node floor', async () => (await dig(ns, PORT.floor, last)) !== '')
     await waitFor('node floor x2', async () => (await dig(ns, PORT.floor2, last)) !== '')
+    await waitFor('raw handle floor', async () => (await dig(ns, PORT.raw, last)) !== '')
+    await waitFor('raw handle floor x2', async () => (await dig(ns, PORT.raw2, last)) !== '')
     await waitFor('unbound', async () => (await dig(ns, PORT.unbound, `h0.${FWD_ZONE}`)) !== '')
     for (const name of [serviceName(0), serviceName(1)]) {
       const f = (await dig(ns, PORT.ferry, name)).split('\n').sort().join(' ')
@@ -350,6 +386,12 @@ async function main (): Promise<void> {
       const f2 = await pairRounds('cluster', ns, { name: 'node floor x2', port: PORT.floor2 }, fx.clusterQueries, { ...a, rounds: Math.min(a.rounds, 2) })
       const f2rows = pairRow('cluster', 'node floor x2', f2)
       out.push(f2rows[1] as string); ratios.push(f2rows[2] as string)
+      // The same two floors on the libuv handle itself: the most Node's own JavaScript could give back.
+      for (const [name, port] of [['raw handle floor', PORT.raw], ['raw handle floor x2', PORT.raw2]] as const) {
+        const rf = await pairRounds('cluster', ns, { name, port }, fx.clusterQueries, { ...a, rounds: Math.min(a.rounds, 2) })
+        const rrows = pairRow('cluster', name, rf)
+        out.push(rrows[1] as string); ratios.push(rrows[2] as string)
+      }
       clusterPeak = median(r.ferry.map(p => p.qps))
     }
     if (a.scenarios.includes('forward')) {
