@@ -19,6 +19,7 @@ import type { Backend } from '../pkg/proxy/types.js'
 import { createSource } from '../pkg/source/factory.js'
 import { createSourceMetrics } from '../pkg/source/metrics.js'
 import { notify } from '../pkg/systemd/notify.js'
+import { startWatchdog, type Watchdog } from '../pkg/systemd/watchdog.js'
 import { announceHttp } from '../pkg/http/exposure.js'
 import { OperationsListener } from '../pkg/http/listener.js'
 import type { ProbeDeps } from '../pkg/http/probes.js'
@@ -145,12 +146,14 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   const httpTimer = setTimeout(() => { startHttp().catch(fatal) }, HTTP_ATTACH_GRACE_MS)
 
   let stopping = false
+  let watchdog: Watchdog | undefined
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return
     stopping = true
     log.info('shutting down; rules stay in place', { signal })
     // Whatever hangs, a stop request is honoured.
     setTimeout(() => { log.warn('shutdown took over 10 s; exiting anyway'); process.exit(0) }, 10_000).unref()
+    watchdog?.stop()
     await notify({ STOPPING: '1' })
     await cni.stop()
     await source.stop()
@@ -176,6 +179,8 @@ async function serve (cfg: Config, log: Logger, registry: Registry, backends: Ba
   const told = await notify({ READY: '1', STATUS: `serving ${store.count('Service')} services` })
   // Under Type=notify systemd would time the start out and kill ferryd: say why, once.
   if (!told.sent && told.err !== undefined) log.warn('systemd was not told READY=1', { err: told.err })
+  // systemd arms WatchdogSec= only once start-up completes; a signal during the await above stops nothing.
+  if (!stopping) watchdog = startWatchdog({ env: process.env, pid: process.pid, log: log.child('systemd') })
   // Only now, so its ~0.1 s of loading does not delay the first sync; /metrics and /debug/* requests made
   // once ready wait for it (listener.ts).
   await startHttp()
