@@ -90,6 +90,12 @@ export class Proxier {
   /** The store revision whose changes the kernel now holds; what DNS publishes up to. */
   private programmedRev = 0
   private syncing = false
+  /**
+   * The first sync has started (kube-proxy's "initialized"). Until then changes are not reported to the
+   * health tracker: a huge or slow first list would otherwise fail /livez and get ferryd restarted in a
+   * loop. /readyz still waits for the first successful sync.
+   */
+  private initialized = false
   private readonly programmedListeners: Array<() => void> = []
   private resolveFirstSync: () => void = () => {}
 
@@ -198,7 +204,7 @@ export class Proxier {
   }
 
   private queued (): void {
-    this.o.health.queued(this.o.family)
+    if (this.initialized) this.o.health.queued(this.o.family)
     this.o.metrics.lastQueuedTimestamp.set({ ip_family: this.o.family }, this.clock.now() / 1000)
     this.runner.run()
   }
@@ -210,6 +216,7 @@ export class Proxier {
     const revision = this.o.store.revision
     const asked = this.fullAsked
     // Changes queued from here on are not in this sync (the trackers are applied just below).
+    this.initialized = true
     this.o.health.syncStarting(this.o.family)
     const pendingSince = [this.svcTracker.firstPendingAt(), this.epTracker.firstPendingAt()].filter((t): t is number => t !== undefined)
     const full = this.needFullSync || start - this.lastFullSyncAt >= FULL_SYNC_PERIOD_MS

@@ -130,6 +130,44 @@ t.test('health: a change that arrives while a sync runs stays queued after that 
   await proxier.stop()
 })
 
+t.test('health: changes before the first sync do not count (kube-proxy counts them once initialized)', async t => {
+  const { clock, store, backend, proxier, health } = setup()
+  proxier.start()
+  // A huge or slow first list: its changes arrive long before the store is synced and the first sync runs.
+  store.upsert(svc())
+  await clock.advance(60_000)
+  store.upsert(slice({ endpoints: [sliceEp('10.180.0.1')] }))
+  await clock.advance(61_000)
+  t.same(backend.syncs, [], 'nothing programmed yet')
+  t.ok(health.report().healthy, '/healthz and /livez stay 200 while the first list is pending')
+  t.notOk(health.hasSynced('IPv4'), 'but the family has not synced: /readyz stays 503')
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.requestSync()
+  await clock.advance(1000)
+  t.equal(backend.syncs.length, 1, 'the first sync')
+  t.ok(health.hasSynced('IPv4'))
+  t.ok(health.report().healthy)
+  await proxier.stop()
+})
+
+t.test('health: once the first sync has started, a change counts even if that sync fails', async t => {
+  const { clock, store, backend, proxier, health } = setup()
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  backend.failNext = 1000
+  proxier.start()
+  await clock.advance(1000)
+  t.equal(backend.syncs.length, 1, 'the first sync ran and failed')
+  t.ok(health.report().healthy, 'the first list alone never makes it unhealthy')
+  store.upsert(slice({ endpoints: [sliceEp('10.180.0.2')] }))
+  await clock.advance(61_000)
+  t.notOk(health.report().healthy, 'a change after the first sync started waits past 2 x syncPeriod: unhealthy')
+  t.notOk(health.hasSynced('IPv4'))
+  backend.failNext = 0
+  await clock.advance(30_000)
+  t.ok(health.report().healthy, 'a successful sync heals it')
+  await proxier.stop()
+})
+
 t.test('a zone label on our Node changes topology and forces a full sync', async t => {
   const { clock, store, backend, proxier } = setup()
   const node = (zone?: string): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, ...(zone !== undefined ? { labels: { 'topology.kubernetes.io/zone': zone } } : {}) }, spec: {} })
