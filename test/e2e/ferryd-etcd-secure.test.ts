@@ -101,7 +101,8 @@ t.test('TLS flags that cannot work stop ferryd at start-up with the flag and fil
   const bad = await ferryd(t, ['--etcd-endpoints', 'https://admin:s3cr3t-v4lue@127.0.0.1:2379', '--etcd-cafile', join(pki.dir, 'missing-ca.pem')])
   const code = await exited(bad)
   t.not(code, 0)
-  t.match(bad.logs(), /FERRY_ERR_CONFIG: --etcd-cafile .*missing-ca\.pem: ENOENT/)
+  // The fatal error is a JSON log line: the message, then the error's code.
+  t.match(bad.logs(), /"msg":"--etcd-cafile [^"]*missing-ca\.pem: ENOENT[^\n]*"code":"FERRY_ERR_CONFIG"/)
   t.notMatch(bad.logs(), 's3cr3t-v4lue')
   const half = await ferryd(t, ['--etcd-endpoints', ETCD, '--etcd-certfile', pki.client.cert])
   const c2 = await exited(half)

@@ -131,6 +131,6 @@ t.test('an IPv6-only network config is refused with a clear error', async t => {
   await etcd.put(`${OVERLAY_LAB.etcdPrefix}/network/config`).value(JSON.stringify({ EnableIPv4: false, EnableIPv6: true, IPv6Network: OVERLAY_LAB.networkIPv6, Backend: { Type: 'vxlan' } }))
   const err = await c.startFerryd(a).then(() => '', (e: unknown) => String(e))
   t.match(err, /ferryd exited [1-9]/, 'ferryd exits')
-  t.match(err, /FERRY_ERR_CONFIG[\s\S]*IPv4/, 'naming the missing IPv4 network')
+  t.match(err, /"level":"error","msg":"[^"]*IPv4[^\n]*"code":"FERRY_ERR_CONFIG"/, 'naming the missing IPv4 network')
   t.equal((await c.leases()).length, 0, 'and leases nothing')
 })
