@@ -14,6 +14,22 @@ import { NODE, slice, sliceEp, svc } from '../helpers/fixtures.js'
 
 const KEY = 'ns1/svc1:p80/tcp'
 
+/**
+ * Holds the backend's next sync until release(), then lets it apply. Later syncs apply too, or with
+ * `laterFail` are refused.
+ */
+function holdNextSync (backend: FakeBackend, laterFail = false): { release: () => void, held: () => boolean } {
+  const sync = backend.sync.bind(backend)
+  let release: () => void = () => {}
+  let held = false
+  backend.sync = async (state, changed) => {
+    if (held && laterFail) throw new Error('apply failure')
+    if (!held) { held = true; await new Promise<void>(resolve => { release = resolve }) }
+    return await sync(state, changed)
+  }
+  return { release: () => { release() }, held: () => held }
+}
+
 function setup (): { clock: FakeClock, store: ClusterStore, backend: FakeBackend, proxier: Proxier, health: ProxyHealth, registry: Registry } {
   const clock = new FakeClock(1_000_000)
   const store = new ClusterStore()
@@ -106,22 +122,14 @@ t.test('health: a change that arrives while a sync runs stays queued after that 
   store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
   proxier.start()
   await clock.advance(1000)
-  const sync = backend.sync.bind(backend)
-  let release: () => void = () => {}
-  let held = false
   // The first sync from here is held, then lands; every later one fails, so the second change never lands.
-  backend.sync = async (state, changed) => {
-    if (held) throw new Error('apply failure')
-    held = true
-    await new Promise<void>(resolve => { release = resolve })
-    return await sync(state, changed)
-  }
+  const hold = holdNextSync(backend, true)
   store.upsert(slice({ endpoints: [sliceEp('10.180.0.2')] }))
   await clock.advance(1000)
-  t.equal(held, true, 'the sync carrying the first change is in flight')
+  t.equal(hold.held(), true, 'the sync carrying the first change is in flight')
   await clock.advance(5000)
   store.upsert(slice({ endpoints: [sliceEp('10.180.0.3')] })) // not in the sync that is running
-  release()
+  hold.release()
   await clock.advance(1000)
   t.equal(backend.programmed.get(KEY)?.clusterEndpoints?.[0]?.ip, '10.180.0.2', 'the held sync landed, the second change did not')
   t.ok(health.report().healthy, 'the second change has waited only briefly')
@@ -225,19 +233,13 @@ t.test('a flush found while a sync runs still makes the next sync full', async t
   store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
   proxier.start()
   await clock.advance(1000)
-  const sync = backend.sync.bind(backend)
-  let release: () => void = () => {}
-  let held = false
-  backend.sync = async (state, changed) => {
-    if (!held) { held = true; await new Promise<void>(resolve => { release = resolve }) }
-    return await sync(state, changed)
-  }
+  const hold = holdNextSync(backend)
   store.upsert(slice({ endpoints: [sliceEp('10.180.0.1'), sliceEp('10.180.0.2')] }))
   await clock.advance(1000)
-  t.equal(held, true, 'the partial sync is in flight')
+  t.equal(hold.held(), true, 'the partial sync is in flight')
   backend.flush()
   await clock.advance(28_000) // the canary check (every syncPeriod) runs while that sync is held
-  release()
+  hold.release()
   await clock.advance(1000)
   await clock.advance(1000)
   t.same(backend.syncs.map(s => s.changed), [null, [KEY], null], 'the held partial sync, then a full one')
