@@ -2,40 +2,12 @@
 // at half the interval, and stops at shutdown; a WATCHDOG_PID of another process leaves it off. A fake
 // systemd-notify on PATH records its arguments. ferryd runs in its own namespace (fy-ops2-*).
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { run } from '../../pkg/exec/exec.js'
-import { startFerryd, type FerrydHost } from '../../pkg/lab/ferryd.js'
+import { startFerryd } from '../../pkg/lab/ferryd.js'
+import { BARE_FERRYD_ARGS, bareHost } from '../helpers/bare-host.js'
 import { EMPTY_SVC, waitUntil } from '../helpers/web-lab.js'
-
-/** A bare namespace (loopback only) named fy-ops2-*, removed with everything started in it. */
-async function bareHost (t: Test): Promise<FerrydHost> {
-  const ns = `fy-ops2-${randomBytes(3).toString('hex')}`
-  const procs: ChildProcess[] = []
-  await run(['ip', 'netns', 'add', ns])
-  t.teardown(async () => {
-    for (const p of procs) {
-      if (p.exitCode !== null || p.signalCode !== null) continue
-      p.kill('SIGKILL')
-      await new Promise(resolve => p.once('exit', resolve))
-    }
-    await run(['ip', 'netns', 'del', ns])
-  })
-  const sh = async (argv: string[], where = ns, stdin?: string): Promise<string> => await run(['ip', 'netns', 'exec', where, ...argv], stdin)
-  await sh(['ip', 'link', 'set', 'lo', 'up'])
-  return {
-    nodeNs: ns,
-    sh,
-    spawn: (argv, where = ns, opts = {}) => {
-      const p = spawn('ip', ['netns', 'exec', where, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env })
-      procs.push(p)
-      return p
-    },
-  }
-}
 
 /** Manifests and a fake systemd-notify that appends its arguments to `calls`, one line per run. */
 async function workdir (t: Test): Promise<{ dir: string, env: NodeJS.ProcessEnv, calls: () => Promise<string[]> }> {
@@ -50,13 +22,11 @@ async function workdir (t: Test): Promise<{ dir: string, env: NodeJS.ProcessEnv,
   return { dir, env, calls }
 }
 
-// No CNI server: its file would land in the host's /run/ferry.
-const ARGS = ['--node-name', 'n1', '--cluster-cidr', '10.244.0.0/16', '--cni-listen', '']
 
 t.test('WATCHDOG=1 after READY=1 at half WATCHDOG_USEC, none after STOPPING=1', async t => {
-  const host = await bareHost(t)
+  const host = await bareHost(t, 'fy-ops2-')
   const w = await workdir(t)
-  const ferryd = startFerryd(host, ['--manifests', w.dir, ...ARGS], { env: { ...w.env, WATCHDOG_USEC: '400000' } })
+  const ferryd = startFerryd(host, ['--manifests', w.dir, ...BARE_FERRYD_ARGS], { env: { ...w.env, WATCHDOG_USEC: '400000' } })
   await ferryd.waitReady()
   await waitUntil('three pings', async () => (await w.calls()).filter(c => c === 'WATCHDOG=1').length >= 3, 5000)
   const calls = await w.calls()
@@ -70,9 +40,9 @@ t.test('WATCHDOG=1 after READY=1 at half WATCHDOG_USEC, none after STOPPING=1', 
 })
 
 t.test('a WATCHDOG_PID naming another process leaves the watchdog off', async t => {
-  const host = await bareHost(t)
+  const host = await bareHost(t, 'fy-ops2-')
   const w = await workdir(t)
-  const ferryd = startFerryd(host, ['--manifests', w.dir, ...ARGS], { env: { ...w.env, WATCHDOG_USEC: '200000', WATCHDOG_PID: '1' } })
+  const ferryd = startFerryd(host, ['--manifests', w.dir, ...BARE_FERRYD_ARGS], { env: { ...w.env, WATCHDOG_USEC: '200000', WATCHDOG_PID: '1' } })
   await ferryd.waitReady()
   await new Promise(resolve => setTimeout(resolve, 800))
   t.same((await w.calls()).filter(c => c === 'WATCHDOG=1'), [], 'no ping')
