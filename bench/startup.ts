@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnExec } from '../pkg/exec/exec.js'
@@ -132,7 +132,22 @@ function vmHWM (pid: number): number {
   return m?.[1] !== undefined ? Number(m[1]) / 1024 : NaN
 }
 
-interface FerrydRun { ms: number, sourceSyncedMs: number, rssMiB: number, child: ChildProcess, stderr: () => string }
+/** Milliseconds per clock tick of /proc/PID/stat's CPU fields (USER_HZ: 100 on Linux). */
+const TICK_MS = 10
+
+/**
+ * CPU a process used, all its threads, and what its reaped children used (`ip netns exec` execs, so a
+ * tool it runs is a direct child), in ms, from /proc/PID/stat (fields 14-17, after the command name).
+ */
+function cpuMs (pid: number | 'self'): { own: number, children: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number)
+  // f[0] is field 3 (state): utime, stime, cutime, cstime are fields 14-17.
+  const at = (field: number): number => f[field - 3] ?? NaN
+  return { own: (at(14) + at(15)) * TICK_MS, children: (at(16) + at(17)) * TICK_MS }
+}
+
+interface FerrydRun { ms: number, sourceSyncedMs: number, rssMiB: number, cpuMs: number, childCpuMs: number, child: ChildProcess, stderr: () => string }
 
 /**
  * ferryd's environment as its systemd unit gives it: without the shell's NODE_OPTIONS and
@@ -171,9 +186,10 @@ async function startFerryd (ns: string, sourceArgs: string[], extra: string[], l
     const readyAt = await Promise.race([readyP, exited, timeout])
     const pid = child.pid ?? 0 // `ip netns exec` and bin/ferryd both exec: this is node's pid
     const rssMiB = vmHWM(pid)
+    const cpu = cpuMs(pid)
     const probe = await spawnExec(['ip', 'netns', 'exec', ns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${HTTP_PORT}/readyz`])
     if (probe.stdout !== '200') throw new Error(`ferryd logged ready but /readyz answered ${probe.stdout}`)
-    return { ms: readyAt - t0, sourceSyncedMs: sourceSyncedAt - t0, rssMiB, child, stderr: () => err }
+    return { ms: readyAt - t0, sourceSyncedMs: sourceSyncedAt - t0, rssMiB, cpuMs: cpu.own, childCpuMs: cpu.children, child, stderr: () => err }
   } catch (e) {
     child.kill('SIGKILL')
     throw e
@@ -190,18 +206,24 @@ async function stopFerryd (r: FerrydRun): Promise<void> {
   clearTimeout(t)
 }
 
-/** Times one whole `ip netns exec NS ARGV... < payload` process. */
-async function timedStdin (ns: string, argv: string[], payload: string): Promise<number> {
+/**
+ * Times one whole `ip netns exec NS ARGV... < payload` process: wall ms, and its CPU as this process's
+ * reaped-children CPU grows (nothing else is reaped meanwhile: etcd and ferryd outlive it).
+ */
+async function timedStdin (ns: string, argv: string[], payload: string): Promise<Timed> {
+  const c0 = cpuMs('self').children
   const t0 = performance.now()
   return await new Promise((resolve, reject) => {
     const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['pipe', 'ignore', 'pipe'] })
     let err = ''
     child.stderr.on('data', (b: Buffer) => { err += b.toString() })
     child.stdin.on('error', () => {})
-    child.on('close', code => { if (code !== 0) reject(new Error(`bare ${argv[0] ?? ''} failed: ${err.slice(0, 2000)}`)); else resolve(performance.now() - t0) })
+    child.on('close', code => { if (code !== 0) reject(new Error(`bare ${argv[0] ?? ''} failed: ${err.slice(0, 2000)}`)); else resolve({ ms: performance.now() - t0, cpuMs: cpuMs('self').children - c0 }) })
     child.stdin.end(payload)
   })
 }
+
+interface Timed { readonly ms: number, readonly cpuMs: number }
 
 /** What differs between the modes: how to read the kernel, load the peer, and see an edit land. */
 interface ModeBench {
@@ -210,7 +232,7 @@ interface ModeBench {
   /** Objects in the dump (rules, or rules and map elements); throws unless the last Service is there. */
   readonly verify: (dump: string, n: number) => number
   readonly unit: string
-  readonly bare: (ns: string, payload: string) => Promise<number>
+  readonly bare: (ns: string, payload: string) => Promise<Timed>
   /** Starts watching `ns`; the promise it returns settles when `ip` is a DNAT target in the kernel. */
   readonly watch: (ns: string, ip: string) => Promise<{ readonly landed: Promise<void> }>
 }
@@ -328,9 +350,12 @@ async function linkToEtcd (e: Etcd, ns: string, idx: number): Promise<void> {
 // ---- the bench ----
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
+/** Cores this host runs ferryd and its tools on. */
+const CORES = availableParallelism()
+
 const f0 = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : '-'
 
-interface Row { n: number, source: SourceKind, mode: Mode, unit: string, rounds: number, ferryMs: number, syncedMs: number, bareMs: number, ratio: number, rssMiB: number, rules: number }
+interface Row { n: number, source: SourceKind, mode: Mode, unit: string, rounds: number, ferryMs: number, syncedMs: number, bareMs: number, ratio: number, rssMiB: number, rules: number, cpuMs: number, childCpuMs: number, bareCpuMs: number, floor: number }
 
 async function main (): Promise<void> {
   if (process.argv[2] === '--load') { await loadMode(process.argv[3] ?? '', Number(process.argv[4])); return }
@@ -365,6 +390,7 @@ async function main (): Promise<void> {
         }
         const rounds = n > 10000 ? a.bigRounds : a.rounds
         const fr: number[] = []; const sy: number[] = []; const br: number[] = []; const rss: number[] = []; const ratios: number[] = []
+        const cpu: number[] = []; const childCpu: number[] = []; const bareCpu: number[] = []; const floors: number[] = []
         let rules = 0
         let payload = ''
         const limitMs = Math.max(120_000, n * 20)
@@ -379,7 +405,7 @@ async function main (): Promise<void> {
           const ferry = async (): Promise<void> => {
             const r = await startFerryd(ferryNs, sourceArgs, ['--proxy-mode', modeName, ...a.ferrydArgs], limitMs)
             ferryMs = r.ms
-            fr.push(r.ms); sy.push(r.sourceSyncedMs); rss.push(r.rssMiB)
+            fr.push(r.ms); sy.push(r.sourceSyncedMs); rss.push(r.rssMiB); cpu.push(r.cpuMs); childCpu.push(r.childCpuMs)
             // The peer's payload: everything ferryd put in the kernel, every table.
             payload = await mode.dump(ferryNs)
             rules = mode.verify(payload, n)
@@ -388,25 +414,29 @@ async function main (): Promise<void> {
           }
           const bare = async (): Promise<void> => {
             if (payload === '') throw new Error('no payload yet')
-            bareMs = await mode.bare(bareNs, payload)
-            br.push(bareMs)
+            const b = await mode.bare(bareNs, payload)
+            bareMs = b.ms
+            br.push(bareMs); bareCpu.push(b.cpuMs)
           }
           // The first round needs ferry's payload, so ferry goes first there; later rounds alternate.
           if (round % 2 === 0) { await ferry(); await bare() } else { await bare(); await ferry() }
           ratios.push(ferryMs / bareMs)
+          // The best ratio this host allows for this much work: all of ferryd's CPU (its threads and
+          // the tools it ran) spread perfectly over every core, against the bare load's wall time.
+          floors.push(((cpu.at(-1) ?? NaN) + (childCpu.at(-1) ?? NaN)) / CORES / bareMs)
           console.error(`# ${n} ${source} ${modeName} round ${round}: ferry ${f0(ferryMs)} ms, bare ${f0(bareMs)} ms, ratio ${(ferryMs / bareMs).toFixed(2)}`)
           await netnsDel(ferryNs)
           await netnsDel(bareNs)
         }
-        rows.push({ n, source, mode: modeName, unit: mode.unit, rounds, ferryMs: median(fr), syncedMs: median(sy), bareMs: median(br), ratio: median(ratios), rssMiB: Math.max(...rss), rules })
+        rows.push({ n, source, mode: modeName, unit: mode.unit, rounds, ferryMs: median(fr), syncedMs: median(sy), bareMs: median(br), ratio: median(ratios), rssMiB: Math.max(...rss), rules, cpuMs: median(cpu), childCpuMs: median(childCpu), bareCpuMs: median(bareCpu), floor: median(floors) })
       }
       rmSync(dir, { recursive: true, force: true })
     }
   } finally {
     await cleanup()
   }
-  const header = ['services', 'source', 'mode', 'rounds', 'kernel objects', 'source synced ms', 'ferryd ready ms', 'bare load ms', 'ferry/bare', 'ferryd VmHWM MiB']
-  const body = rows.map(r => [String(r.n), r.source, r.mode, String(r.rounds), `${r.rules} ${r.unit}`, f0(r.syncedMs), f0(r.ferryMs), f0(r.bareMs), r.ratio.toFixed(2), f0(r.rssMiB)])
+  const header = ['services', 'source', 'mode', 'rounds', 'kernel objects', 'source synced ms', 'ferryd ready ms', 'bare load ms', 'ferry/bare', 'ferryd VmHWM MiB', 'ferryd CPU ms (own + tools)', 'bare CPU ms', `CPU floor (${CORES} cores)`]
+  const body = rows.map(r => [String(r.n), r.source, r.mode, String(r.rounds), `${r.rules} ${r.unit}`, f0(r.syncedMs), f0(r.ferryMs), f0(r.bareMs), r.ratio.toFixed(2), f0(r.rssMiB), `${f0(r.cpuMs)} + ${f0(r.childCpuMs)}`, f0(r.bareCpuMs), r.floor.toFixed(2)])
   const widths = header.map((h, i) => Math.max(h.length, ...body.map(b => (b[i] ?? '').length)))
   const fmt = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |'
   console.log(`start-up bench (peer: a bare iptables-legacy-restore or nft -f of what ferryd put in the kernel): bin/ferryd from process start to its ready log line (then /readyz 200); ${FILES} JSON List files or etcd; ${ENDPOINTS} endpoints per service, a NodePort on every 20th`)
