@@ -75,14 +75,37 @@ function bad (key: string, msg: string): never {
   throw new FerryError('FERRY_ERR_PARSE', `etcd key ${key}: ${msg}`, { origin: key })
 }
 
-/** Stored JSON → attributes; keys case-insensitive as in flannel. Throws FERRY_ERR_PARSE naming the key. */
-export function decodeAttrs (key: string, value: Buffer | string): LeaseAttrs {
+/** The stored value as a JSON object, or why it is not one. */
+function parseObject (value: Buffer | string): object | string {
   let raw: unknown
   try { raw = JSON.parse(typeof value === 'string' ? value : value.toString('utf8')) } catch (e) {
-    return bad(key, `value is not valid JSON: ${errorMessage(e)}`)
+    return `value is not valid JSON: ${errorMessage(e)}`
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad(key, 'value must be a JSON object')
-  const get = (o: object, k: string): unknown => Object.entries(o).find(([n]) => n.toLowerCase() === k.toLowerCase())?.[1]
+  return typeof raw !== 'object' || raw === null || Array.isArray(raw) ? 'value must be a JSON object' : raw
+}
+
+/** A field by name, case-insensitively as in flannel. */
+function get (o: object, k: string): unknown {
+  return Object.entries(o).find(([n]) => n.toLowerCase() === k.toLowerCase())?.[1]
+}
+
+/**
+ * The value's IPv4 PublicIP alone, undefined if it has none. flannel knows its own lease or reservation by
+ * PublicIP only, so a node must find its key even when the rest does not decode (flannel's older VNI-less
+ * vxlan form, a reservation written by hand, another backend's data): it rewrites the whole value anyway.
+ */
+export function decodePublicIP (value: Buffer | string): string | undefined {
+  const raw = parseObject(value)
+  if (typeof raw === 'string') return undefined
+  const ip = get(raw, 'PublicIP')
+  const p = typeof ip === 'string' ? parseIP(ip) : null
+  return p?.family === 'IPv4' ? p.ip : undefined
+}
+
+/** Stored JSON → attributes; keys case-insensitive as in flannel. Throws FERRY_ERR_PARSE naming the key. */
+export function decodeAttrs (key: string, value: Buffer | string): LeaseAttrs {
+  const raw = parseObject(value)
+  if (typeof raw === 'string') return bad(key, raw)
   const ip = get(raw, 'PublicIP')
   const p4 = typeof ip === 'string' ? parseIP(ip) : null
   if (p4 === null || p4.family !== 'IPv4') bad(key, `PublicIP: want an IPv4 address, got ${JSON.stringify(ip)}`)

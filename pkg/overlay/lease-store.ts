@@ -4,8 +4,19 @@ import type { Etcd3, ICompare, IRequestOp } from 'etcd3'
 import { FerryError, errorMessage } from '../errors/errors.js'
 import { prefixRangeEnd } from '../etcd/keys.js'
 import type { Cidr } from '../net/cidr.js'
-import { configKey, decodeAttrs, parseLeaseKey, subnetsPrefix, type Lease } from './lease-codec.js'
+import { configKey, decodeAttrs, decodePublicIP, parseLeaseKey, subnetsPrefix, type Lease } from './lease-codec.js'
 import { parseNetworkConfig, type NetworkConfig } from './network-config.js'
+
+/** A lease key whose value ferry cannot read as a peer (a VNI-less vxlan lease, another backend's). */
+export interface UnreadableLease {
+  readonly key: string
+  readonly subnet: Cidr
+  /** The value's PublicIP when that much reads: the node it names may reuse the key. */
+  readonly publicIP?: string | undefined
+  /** "0" for a reservation, as in Lease. */
+  readonly leaseId: string
+  readonly modRevision: string
+}
 
 export interface LeaseList {
   readonly revision: string
@@ -13,8 +24,8 @@ export interface LeaseList {
   readonly leases: Map<string, Lease>
   /** Keys under subnets/ that are not leases ferry can read; they still occupy their subnet when parseable. */
   readonly errors: FerryError[]
-  /** The subnets those unreadable keys name (a value ferry rejects, e.g. another backend's): never handed out. */
-  readonly occupied: Cidr[]
+  /** The unreadable keys that name a subnet: never handed out, except to the node their PublicIP names. */
+  readonly unreadable: UnreadableLease[]
 }
 
 /** Every lease at one revision (one range read: a cluster holds at most thousands of nodes). */
@@ -23,17 +34,22 @@ export async function listLeases (client: Etcd3, prefix?: string): Promise<Lease
   const res = await client.kv.range({ key: Buffer.from(start), range_end: prefixRangeEnd(start) })
   const leases = new Map<string, Lease>()
   const errors: FerryError[] = []
-  const occupied: Cidr[] = []
+  const unreadable: UnreadableLease[] = []
   for (const kv of res.kvs) {
     const key = kv.key.toString('utf8')
     const r = toLease(key, kv.value, kv.lease, kv.mod_revision, prefix)
     if (r instanceof FerryError) {
       errors.push(r)
       const subnet = parseLeaseKey(key, prefix)
-      if (subnet !== null) occupied.push(subnet)
+      if (subnet !== null) unreadable.push({ key, subnet, publicIP: decodePublicIP(kv.value), leaseId: leaseIdOf(kv.lease), modRevision: kv.mod_revision })
     } else leases.set(r.key, r)
   }
-  return { revision: res.header.revision, leases, errors, occupied }
+  return { revision: res.header.revision, leases, errors, unreadable }
+}
+
+/** A key without an etcd lease (lease 0, or empty) is a reservation: "0" throughout. */
+function leaseIdOf (lease: string): string {
+  return lease === '' ? '0' : lease
 }
 
 /** One stored key → a Lease, or the FerryError saying why it is not one. */
@@ -41,7 +57,7 @@ export function toLease (key: string, value: Buffer, leaseId: string, modRevisio
   const subnet = parseLeaseKey(key, prefix)
   if (subnet === null) return new FerryError('FERRY_ERR_PARSE', `etcd key ${key}: not a lease key (want ${subnetsPrefix(prefix)}<ip>-<prefix length>)`, { origin: key })
   try {
-    return { key, subnet, attrs: decodeAttrs(key, value), leaseId: leaseId === '' ? '0' : leaseId, modRevision }
+    return { key, subnet, attrs: decodeAttrs(key, value), leaseId: leaseIdOf(leaseId), modRevision }
   } catch (e) {
     return e instanceof FerryError ? e : new FerryError('FERRY_ERR_PARSE', `etcd key ${key}: ${errorMessage(e)}`, { origin: key })
   }

@@ -1,11 +1,12 @@
 // This node's subnet lease in etcd (flannel's semantics, OVERLAY.md §1, minus its bugs):
 //
-// - acquire: list all leases; per family reuse the lease carrying our PublicIP if it still fits the
-//   config (a reservation, etcd lease 0, stays one), else a preferred subnet (the last subnet file) if
-//   free, else one picked at random among the first 100 free subnets from SubnetMin. Random, as flannel:
-//   nodes starting together would otherwise all race for the same first free subnet. All families are
-//   written in one transaction: new keys guarded by Version == 0, reused ones by their mod revision, under
-//   one new etcd lease of `ttlSeconds` (default 24 h); the old lease of a reused key is then revoked.
+// - acquire: list all leases; per family reuse the key carrying our PublicIP if it still fits the config,
+//   whatever else its value holds (a VNI-less or hand-written one is rewritten with our attrs; a
+//   reservation, etcd lease 0, stays one and wins over a lease), else a preferred subnet (the last subnet
+//   file) if free, else one picked at random among the first 100 free subnets from SubnetMin. Random, as
+//   flannel: nodes starting together would otherwise all race for the same first free subnet. All families
+//   are written in one transaction: new keys guarded by Version == 0, reused ones by their mod revision,
+//   under one new etcd lease of `ttlSeconds` (default 24 h); the old lease of a reused key is then revoked.
 //   A lost race re-lists and retries in-process (flannel exits), at most `raceRetries` times.
 // - renew: an etcd keepalive every `renewMs` (default a third of the TTL), retried with backoff on
 //   failure. A lease etcd no longer has (expired through an outage, revoked) is claimed again, preferring
@@ -18,7 +19,7 @@ import { connector, type ConnectOptions, type EtcdConnector } from '../etcd/clie
 import { describe } from '../etcd/access.js'
 import { containsCidr, overlaps, parseCidr, subnetsBetween, type Cidr } from '../net/cidr.js'
 import { encodeAttrs, leaseKey, type Lease, type LeaseAttrs } from './lease-codec.js'
-import { claim, keepAlive, listLeases, readNetworkConfig, revoke, type ClaimPut } from './lease-store.js'
+import { claim, keepAlive, listLeases, readNetworkConfig, revoke, type ClaimPut, type LeaseList } from './lease-store.js'
 import { LeaseWatcher, type LeaseHandler } from './lease-watch.js'
 import { families, type FamilyNetwork, type NetworkConfig } from './network-config.js'
 
@@ -73,6 +74,64 @@ export function chooseSubnet (net: FamilyNetwork, taken: readonly Cidr[], opts: 
 /** The subnet has the config's length and lies within SubnetMin..SubnetMax. */
 export function fits (net: FamilyNetwork, c: Cidr): boolean {
   return c.family === net.family && c.prefix === net.subnetLen && c.base >= net.subnetMin.base && c.base <= net.subnetMax.base && containsCidr(net.network, c)
+}
+
+/** A key this node already holds: a lease ferry reads, or an unreadable one naming its PublicIP. */
+type Held = Pick<Lease, 'key' | 'subnet' | 'leaseId' | 'modRevision'>
+
+export interface ClaimPlan {
+  /** One per family the config routes, IPv4 first: the subnet and the guarded put that claims it. */
+  readonly claims: ReadonlyArray<{ readonly subnet: Cidr, readonly put: ClaimPut }>
+  /** This node's other keys of a claimed family (stale, or no longer fitting the config). */
+  readonly deletes: string[]
+  /** The etcd leases of reused keys, revoked once the claim is in. */
+  readonly oldLeases: ReadonlySet<string>
+}
+
+export interface PlanOptions {
+  prefix?: string | undefined
+  random?: (() => number) | undefined
+  preferred?: { ipv4?: Cidr | undefined, ipv6?: Cidr | undefined } | undefined
+}
+
+/**
+ * Pure: what one claim writes, given every key under subnets/. Per family, a key naming our PublicIP that
+ * fits the config is reused, read or not (flannel matches on PublicIP alone: a VNI-less or hand-written
+ * value is still ours), and rewritten with `attrs`, so it carries the VNI and VtepMAC the backend needs; a
+ * reservation stays one. Else a free subnet is chosen. Throws FERRY_ERR_SUBNETS_EXHAUSTED.
+ */
+export function planClaim (config: NetworkConfig, list: Pick<LeaseList, 'leases' | 'unreadable'>, attrs: LeaseAttrs, opts: PlanOptions = {}): ClaimPlan {
+  const mine = (ip: string | undefined): boolean => ip === attrs.publicIP
+  const readable = [...list.leases.values()]
+  // Reservations first: a node that once missed its (unread) reservation claimed a lease beside it, and
+  // reusing that lease would delete the reservation as a stale key of ours.
+  const ours: Held[] = [...readable.filter(l => mine(l.attrs.publicIP)), ...list.unreadable.filter(u => mine(u.publicIP))]
+    .sort((a, b) => Number(b.leaseId === '0') - Number(a.leaseId === '0') || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  // Every other key holds its subnet, readable or not: handing it out lost every race for it (the same
+  // key) or overlapped it (another length).
+  const taken = [...readable.filter(l => !mine(l.attrs.publicIP)), ...list.unreadable.filter(u => !mine(u.publicIP))].map(l => l.subnet)
+  const value = encodeAttrs(attrs)
+  const claims: Array<{ subnet: Cidr, put: ClaimPut }> = []
+  const deletes: string[] = []
+  const oldLeases = new Set<string>()
+  for (const net of families(config)) {
+    const reuse = ours.find(l => fits(net, l.subnet))
+    for (const l of ours) if (l.subnet.family === net.family && l !== reuse) deletes.push(l.key)
+    if (reuse !== undefined) {
+      const reservation = reuse.leaseId === '0'
+      if (!reservation) oldLeases.add(reuse.leaseId)
+      claims.push({ subnet: reuse.subnet, put: { key: reuse.key, value, expectModRevision: reuse.modRevision, noLease: reservation } })
+      continue
+    }
+    const pick = chooseSubnet(net, taken, { random: opts.random, preferred: net.family === 'IPv4' ? opts.preferred?.ipv4 : opts.preferred?.ipv6 })
+    if (pick === null) {
+      throw new FerryError('FERRY_ERR_SUBNETS_EXHAUSTED',
+        `out of subnets: every /${net.subnetLen} of ${net.network.text} from ${net.subnetMin.text} to ${net.subnetMax.text} is leased to another node`,
+        { family: net.family, network: net.network.text, subnetMin: net.subnetMin.text, subnetMax: net.subnetMax.text })
+    }
+    claims.push({ subnet: pick, put: { key: leaseKey(pick, opts.prefix), value, expectModRevision: '0' } })
+  }
+  return { claims, deletes, oldLeases }
 }
 
 export type LeaseLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
@@ -202,53 +261,22 @@ export class EtcdSubnetManager implements SubnetManager {
   private async claimOnce (config: NetworkConfig, attrs: LeaseAttrs, preferred: { ipv4?: Cidr | undefined, ipv6?: Cidr | undefined }): Promise<NodeLeases | null> {
     const client = this.etcd()
     const list = await wrap('listing subnet leases', async () => await listLeases(client, this.opts.prefix))
-    const all = [...list.leases.values()]
-    const ours = all.filter(l => l.attrs.publicIP === attrs.publicIP)
-    // A key whose value ferry cannot read (another backend's, a hand-written reservation) still holds its
-    // subnet: handing it out lost every race for it (the same key) or overlapped it (another length).
-    const taken = [...all.filter(l => l.attrs.publicIP !== attrs.publicIP).map(l => l.subnet), ...list.occupied]
-    const value = encodeAttrs(attrs)
-    const puts: ClaimPut[] = []
-    const deletes: string[] = []
-    const oldLeases = new Set<string>()
-    const chosen: { ipv4?: Cidr, ipv6?: Cidr } = {}
-    for (const net of families(config)) {
-      const fam = net.family === 'IPv4' ? 'ipv4' : 'ipv6'
-      const reuse = ours.find(l => fits(net, l.subnet))
-      for (const l of ours) if (l.subnet.family === net.family && l !== reuse) deletes.push(l.key) // stale or incompatible
-      if (reuse !== undefined) {
-        chosen[fam] = reuse.subnet
-        const reservation = reuse.leaseId === '0'
-        if (!reservation) oldLeases.add(reuse.leaseId)
-        puts.push({ key: reuse.key, value, expectModRevision: reuse.modRevision, noLease: reservation })
-        continue
-      }
-      const pick = chooseSubnet(net, taken, { random: this.opts.random, preferred: preferred[fam] })
-      if (pick === null) {
-        throw new FerryError('FERRY_ERR_SUBNETS_EXHAUSTED',
-          `out of subnets: every /${net.subnetLen} of ${net.network.text} from ${net.subnetMin.text} to ${net.subnetMax.text} is leased to another node`,
-          { family: net.family, network: net.network.text, subnetMin: net.subnetMin.text, subnetMax: net.subnetMax.text })
-      }
-      chosen[fam] = pick
-      puts.push({ key: leaseKey(pick, this.opts.prefix), value, expectModRevision: '0' })
-    }
-    const res = await wrap('claiming a subnet lease', async () => await claim(client, puts, deletes, this.ttl))
+    const plan = planClaim(config, list, attrs, { prefix: this.opts.prefix, random: this.opts.random, preferred })
+    const puts = plan.claims.map(c => c.put)
+    const res = await wrap('claiming a subnet lease', async () => await claim(client, puts, plan.deletes, this.ttl))
     if (!res.ok) return null
     this.leaseId = res.leaseId
-    for (const id of oldLeases) {
+    for (const id of plan.oldLeases) {
       if (id !== res.leaseId) await revoke(client, id).catch((e: unknown) => { this.log('debug', 'revoking the previous etcd lease failed', { error: describe(e) }) })
     }
-    const reused = puts.filter(p => p.expectModRevision !== '0').length
-    const leaseOf = (c: Cidr | undefined, i: number): Lease | undefined => {
-      const p = puts[i]
-      if (c === undefined || p === undefined) return undefined
-      return { key: p.key, subnet: c, attrs, leaseId: p.noLease === true ? '0' : res.leaseId, modRevision: '0' }
+    const got: { ipv4?: Lease, ipv6?: Lease } = {}
+    for (const c of plan.claims) {
+      got[c.subnet.family === 'IPv4' ? 'ipv4' : 'ipv6'] = { key: c.put.key, subnet: c.subnet, attrs, leaseId: c.put.noLease === true ? '0' : res.leaseId, modRevision: '0' }
     }
-    const ipv4 = leaseOf(chosen.ipv4, 0)
-    const ipv6 = leaseOf(chosen.ipv6, chosen.ipv4 !== undefined ? 1 : 0)
-    this.log('info', reused > 0 ? 'reusing this node\'s subnet lease' : 'claimed a subnet lease',
-      { ipv4: ipv4?.subnet.text, ipv6: ipv6?.subnet.text, ttlSeconds: this.ttl, leaseId: res.leaseId })
-    return { config, ...(ipv4 !== undefined ? { ipv4 } : {}), ...(ipv6 !== undefined ? { ipv6 } : {}) }
+    const reused = puts.some(p => p.expectModRevision !== '0')
+    this.log('info', reused ? 'reusing this node\'s subnet lease' : 'claimed a subnet lease',
+      { ipv4: got.ipv4?.subnet.text, ipv6: got.ipv6?.subnet.text, ttlSeconds: this.ttl, leaseId: res.leaseId })
+    return { config, ...got }
   }
 
   reclaim (): void {

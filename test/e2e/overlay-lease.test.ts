@@ -185,6 +185,53 @@ t.test('watch: changed on a new VtepMAC, full resync after a compaction', async 
   t.same(events.map(e => [e.type, e.lease.subnet.text]), [['removed', '10.244.5.0/24']])
 })
 
+t.test('this node\'s own key is reused whether or not its value carries a VNI; the VNI is written back', async t => {
+  const c = await cluster(t, { Network: '10.244.0.0/16' })
+  const key = (s: string): string => `${c.prefix}/network/subnets/${s}`
+  const put = async (k: string, v: unknown, lease = '0'): Promise<void> => { await admin.kv.put({ key: Buffer.from(k), value: Buffer.from(JSON.stringify(v)), lease }) }
+  const value = async (k: string): Promise<{ json: unknown, lease: string } | undefined> => {
+    const kv = (await admin.get(k).exec()).kvs[0]
+    return kv === undefined ? undefined : { json: JSON.parse(kv.value.toString()), lease: kv.lease }
+  }
+  const want = (i: number): unknown => ({ PublicIP: `192.0.2.${i}`, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: `02:00:00:00:00:${i.toString(16).padStart(2, '0')}` } })
+  // Another node's VNI-less reservation: left as it is, and its subnet stays taken.
+  const other = { PublicIP: '192.0.2.99', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:99' } }
+  await put(key('10.244.99.0-24'), other)
+  const cases: Array<{ name: string, i: number, subnet: string, stored: unknown }> = [
+    { name: 'flannel\'s older vxlan form (VtepMAC, no VNI)', i: 61, subnet: '10.244.61.0', stored: { PublicIP: '192.0.2.61', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:aa' } } },
+    { name: 'by hand: PublicIP and BackendType only', i: 62, subnet: '10.244.62.0', stored: { PublicIP: '192.0.2.62', BackendType: 'vxlan' } },
+    { name: 'by hand: PublicIP only, lower-case key', i: 63, subnet: '10.244.63.0', stored: { publicip: '192.0.2.63' } },
+    { name: 'another backend\'s data', i: 64, subnet: '10.244.64.0', stored: { PublicIP: '192.0.2.64', BackendType: 'udp' } },
+  ]
+  for (const k of cases) {
+    await put(key(`${k.subnet}-24`), k.stored)
+    const got = await c.manager({ ttlSeconds: 30 }).acquire(node(k.i))
+    t.equal(got.ipv4?.subnet.text, `${k.subnet}/24`, `${k.name}: the reservation is reused`)
+    t.equal(got.ipv4?.leaseId, '0', `${k.name}: and stays a reservation`)
+    t.same(await value(key(`${k.subnet}-24`)), { json: want(k.i), lease: '0' }, `${k.name}: rewritten with the VNI and VtepMAC, no TTL`)
+  }
+  t.same(Object.keys(await subnetKeys(c.prefix)).sort(), [...cases.map(k => key(`${k.subnet}-24`)), key('10.244.99.0-24')].sort(), 'no second key for any node')
+  t.same(await value(key('10.244.99.0-24')), { json: other, lease: '0' }, 'the other node\'s reservation untouched')
+  // A VNI-less lease with a TTL (written by an older version): reused, moved onto a fresh etcd lease.
+  const old = (await admin.leaseClient.leaseGrant({ TTL: 60 })).ID
+  await put(key('10.244.65.0-24'), { PublicIP: '192.0.2.65', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:bb' } }, old)
+  const m = c.manager({ ttlSeconds: 30 })
+  const got = await m.acquire(node(65))
+  t.equal(got.ipv4?.subnet.text, '10.244.65.0/24', 'a VNI-less lease is reused')
+  t.same(await value(key('10.244.65.0-24')), { json: want(65), lease: m.etcdLeaseId })
+  t.not(m.etcdLeaseId, old)
+  t.equal(Number((await admin.leaseClient.leaseTimeToLive({ ID: old })).TTL), -1, 'the old etcd lease is revoked')
+  // After the old bug: the node claimed a lease elsewhere beside its unread reservation. The reservation wins
+  // and the stray lease goes (reusing the lease would have deleted the reservation as a stale key of ours).
+  const stray = (await admin.leaseClient.leaseGrant({ TTL: 60 })).ID
+  await put(key('10.244.66.0-24'), { PublicIP: '192.0.2.66', BackendType: 'vxlan' })
+  await put(key('10.244.166.0-24'), want(66), stray)
+  const r = await c.manager({ ttlSeconds: 30 }).acquire(node(66))
+  t.equal(r.ipv4?.subnet.text, '10.244.66.0/24')
+  t.same(await value(key('10.244.66.0-24')), { json: want(66), lease: '0' })
+  t.equal(await value(key('10.244.166.0-24')), undefined, 'the stray lease is deleted')
+})
+
 t.test('a key ferry cannot read still holds its subnet: never claimed, preferred or overlapped', async t => {
   const c = await cluster(t, { Network: '10.7.0.0/21', SubnetLen: 24 })
   // A hand-written reservation in flannel's older form (no VNI) and another backend's lease spanning two /24s.

@@ -1,7 +1,9 @@
 import t from 'tap'
+import type { Etcd3 } from 'etcd3'
 import { parseCidr, type Cidr } from '../../pkg/net/cidr.js'
-import { chooseSubnet, fits } from '../../pkg/overlay/lease.js'
-import { decodeAttrs, encodeAttrs, leaseKey, parseLeaseKey } from '../../pkg/overlay/lease-codec.js'
+import { chooseSubnet, fits, planClaim } from '../../pkg/overlay/lease.js'
+import { decodeAttrs, decodePublicIP, encodeAttrs, leaseKey, parseLeaseKey, type LeaseAttrs } from '../../pkg/overlay/lease-codec.js'
+import { listLeases, type LeaseList } from '../../pkg/overlay/lease-store.js'
 import { StaticSubnetManager } from '../../pkg/overlay/lease-static.js'
 import { validateNetworkConfig } from '../../pkg/overlay/network-config.js'
 
@@ -61,4 +63,89 @@ t.test('StaticSubnetManager serves --pod-cidr with the same interface', async t 
   await m.close()
   t.throws(() => new StaticSubnetManager({ network: '10.244.0.0/16', podCIDR: '10.245.0.0/24' }), { code: 'FERRY_ERR_CONFIG', message: /--pod-cidr/ })
   t.throws(() => new StaticSubnetManager({ network: '10.244.0.0/16', podCIDR: '10.244.0.0/24', networkIPv6: 'fd00::/56' }), { code: 'FERRY_ERR_CONFIG' })
+})
+
+t.test('decodePublicIP: the owner of values decodeAttrs rejects', async t => {
+  const cases: Array<[string, string | undefined]> = [
+    ['{"PublicIP":"192.0.2.1","BackendType":"vxlan","BackendData":{"VtepMAC":"02:00:00:00:00:01"}}', '192.0.2.1'],
+    ['{"PublicIP":"192.0.2.1","BackendType":"vxlan"}', '192.0.2.1'],
+    ['{"publicip":"192.0.2.1"}', '192.0.2.1'],
+    ['{"PublicIP":"192.0.2.1","BackendType":"udp"}', '192.0.2.1'],
+    ['{"PublicIP":"2001:db8::1"}', undefined],
+    ['{"PublicIP":7}', undefined],
+    ['{"BackendType":"vxlan"}', undefined],
+    ['nope', undefined],
+    ['["192.0.2.1"]', undefined],
+  ]
+  for (const [v, want] of cases) t.equal(decodePublicIP(v), want, v)
+})
+
+/** What listLeases makes of these keys (subnet → value, etcd lease; mod revision = index + 1), from a range-only fake. */
+async function listOf (keys: Array<[string, unknown, string?]>): Promise<LeaseList> {
+  const kvs = keys.map(([subnet, v, lease], i) => ({
+    key: Buffer.from(`/ferry/network/subnets/${subnet.replace('/', '-')}`), value: Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)),
+    lease: lease ?? '0', mod_revision: String(i + 1), create_revision: String(i + 1), version: '1',
+  }))
+  const client = { kv: { range: async () => ({ header: { revision: String(keys.length) }, kvs }) } } as unknown as Etcd3
+  return await listLeases(client)
+}
+
+const me: LeaseAttrs = { publicIP: '192.0.2.1', backendType: 'vxlan', backendData: { vni: 1, vtepMAC: '02:00:00:00:00:01' } }
+const dual = validateNetworkConfig({ Network: '10.9.0.0/22', EnableIPv6: true, IPv6Network: 'fd00:9::/62' })
+const v4only = validateNetworkConfig({ Network: '10.9.0.0/22' })
+
+t.test('planClaim: this node\'s key is reused whether or not its value carries a VNI, and gets the VNI back', async t => {
+  const forms: Array<[string, unknown]> = [
+    ['current form', JSON.parse(encodeAttrs({ ...me, backendData: { vni: 1, vtepMAC: '02:00:00:00:00:aa' } }))],
+    ['older vxlan form, no VNI', { PublicIP: '192.0.2.1', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:aa' } }],
+    ['by hand: PublicIP and BackendType', { PublicIP: '192.0.2.1', BackendType: 'vxlan' }],
+    ['by hand: PublicIP only', { PublicIP: '192.0.2.1' }],
+    ['host-gw', { PublicIP: '192.0.2.1', BackendType: 'host-gw' }],
+    ['another backend', { PublicIP: '192.0.2.1', BackendType: 'udp' }],
+    ['another VNI', { PublicIP: '192.0.2.1', BackendType: 'vxlan', BackendData: { VNI: 7, VtepMAC: '02:00:00:00:00:aa' } }],
+  ]
+  for (const [name, value] of forms) {
+    for (const lease of ['0', '694d854330fc5110']) {
+      const what = `${name}, ${lease === '0' ? 'reservation' : 'lease'}`
+      // random() = 0 would pick 10.9.1.0/24 if the key were not reused.
+      const list = await listOf([['10.9.3.0/24', value, lease], ['fd00:9:0:3::/64', value, lease]])
+      const plan = planClaim(dual, list, me, { random: () => 0 })
+      t.same(plan.claims.map(c => [c.subnet.text, c.put.expectModRevision, c.put.noLease]),
+        [['10.9.3.0/24', '1', lease === '0'], ['fd00:9:0:3::/64', '2', lease === '0']], `${what}: both keys reused, guarded by their revision`)
+      for (const c of plan.claims) t.same(JSON.parse(c.put.value), { PublicIP: '192.0.2.1', BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02:00:00:00:00:01' } }, `${what}: rewritten with the VNI`)
+      t.same(plan.deletes, [], what)
+      t.same([...plan.oldLeases], lease === '0' ? [] : [lease], `${what}: the old etcd lease is revoked after`)
+    }
+  }
+})
+
+t.test('planClaim: other nodes\' keys are never reused or deleted, readable or not', async t => {
+  const list = await listOf([
+    ['10.9.1.0/24', { PublicIP: '192.0.2.2', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:02' } }],
+    ['10.9.2.0/24', { BackendType: 'vxlan' }],
+    ['10.9.3.0/24', encodeAttrs({ ...me, publicIP: '192.0.2.3' }), '7'],
+  ])
+  t.throws(() => planClaim(v4only, list, me), { code: 'FERRY_ERR_SUBNETS_EXHAUSTED' }, 'all three hold their subnet')
+  const wide = validateNetworkConfig({ Network: '10.9.0.0/21', SubnetLen: 24 })
+  const plan = planClaim(wide, list, me, { random: () => 0 })
+  t.same(plan.claims.map(c => [c.subnet.text, c.put.expectModRevision]), [['10.9.4.0/24', '0']], 'a new key on a free subnet')
+  t.same(plan.deletes, [])
+  t.same([...plan.oldLeases], [])
+})
+
+t.test('planClaim: a reservation of ours wins over a lease of ours, which is deleted', async t => {
+  // Left by the old bug: the unread reservation, and the lease claimed beside it.
+  const list = await listOf([
+    ['10.9.1.0/24', encodeAttrs(me), '9'],
+    ['10.9.3.0/24', { PublicIP: '192.0.2.1', BackendType: 'vxlan' }],
+  ])
+  const plan = planClaim(v4only, list, me)
+  t.same(plan.claims.map(c => [c.subnet.text, c.put.noLease]), [['10.9.3.0/24', true]])
+  t.same(plan.deletes, ['/ferry/network/subnets/10.9.1.0-24'])
+  t.same([...plan.oldLeases], [])
+  // A key of ours that no longer fits the config goes, unread or not.
+  const misfit = await listOf([['10.9.2.0/25', { PublicIP: '192.0.2.1' }]])
+  const p2 = planClaim(v4only, misfit, me, { random: () => 0 })
+  t.same(p2.claims.map(c => c.subnet.text), ['10.9.1.0/24'])
+  t.same(p2.deletes, ['/ferry/network/subnets/10.9.2.0-25'])
 })
