@@ -2,6 +2,7 @@
 // rules in the kernel, and stops resolving in the same step as its rules go. Cache changes carry the
 // store revision they happened at; each proxier reports through which revision its kernel state is
 // programmed, and a change reaches the DNS index only when every proxier has programmed it.
+import { lastChangeTriggerTime } from '../api/trigger-time.js'
 import type { EndpointSlice, Pod, Service } from '../api/types.js'
 import type { ClusterStore } from '../cache/store.js'
 
@@ -40,8 +41,6 @@ export interface PublisherOptions {
   observeProgramming?: (slice: EndpointSlice, seconds: number) => void
   now?: () => number
 }
-
-export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time'
 
 export class Publisher {
   private readonly queue: Change[] = []
@@ -114,8 +113,7 @@ export class Publisher {
       return
     }
     sink.upsertSlice(c.cur)
-    const trigger = c.cur.metadata.annotations?.[TRIGGER_TIME_ANNOTATION]
-    const at = trigger === undefined ? NaN : Date.parse(trigger)
-    if (this.o.observeProgramming !== undefined && Number.isFinite(at)) this.o.observeProgramming(c.cur, Math.max(0, this.now() - at) / 1000)
+    const at = lastChangeTriggerTime(c.cur.metadata)
+    if (this.o.observeProgramming !== undefined && at !== undefined) this.o.observeProgramming(c.cur, Math.max(0, this.now() - at) / 1000)
   }
 }

@@ -219,6 +219,7 @@ export class Proxier {
     this.initialized = true
     this.o.health.syncStarting(this.o.family)
     const pendingSince = [this.svcTracker.firstPendingAt(), this.epTracker.firstPendingAt()].filter((t): t is number => t !== undefined)
+    const programmingStarts = this.programmingStarts()
     const full = this.needFullSync || start - this.lastFullSyncAt >= FULL_SYNC_PERIOD_MS
     // A full sync recomputes every key and tells the backend none: the trackers need not compare.
     const changed = this.svcTracker.apply(this.svcMap, !full)
@@ -263,7 +264,8 @@ export class Proxier {
     const seconds = (end - start) / 1000
     this.o.metrics.syncDuration.observe({ ip_family: family }, seconds)
     ;(result.kind === 'full' ? this.o.metrics.syncFullDuration : this.o.metrics.syncPartialDuration).observe({ ip_family: family }, seconds)
-    for (const t of pendingSince) this.o.metrics.networkProgramming.observe({ ip_family: family }, (end - t) / 1000)
+    // Clamped: a trigger time ahead of our clock (skew with the controller's) is no negative latency.
+    for (const t of programmingStarts) this.o.metrics.networkProgramming.observe({ ip_family: family }, Math.max(0, end - t) / 1000)
     this.o.metrics.lastSyncTimestamp.set({ ip_family: family }, end / 1000)
     this.recordNoLocal()
     this.o.health.updated(family)
@@ -278,6 +280,22 @@ export class Proxier {
     }
     this.resolveFirstSync()
     for (const fn of this.programmedListeners) fn()
+  }
+
+  /**
+   * Where the programming latency of the pending changes starts. As in kube-proxy, a changed slice
+   * carrying a valid last-change-trigger-time (set after our tracker started) counts from the earliest
+   * such time among its pending updates, one observation per slice. Without one (ferry's file and etcd
+   * sources), changes count from receipt as before: one observation from the earliest such slice
+   * change, one from the earliest Service change whose Service has no triggered slice change here.
+   */
+  private programmingStarts (): number[] {
+    const ep = this.epTracker.programmingStarts()
+    const starts = ep.triggers
+    if (ep.firstUntriggeredAt !== undefined) starts.push(ep.firstUntriggeredAt)
+    const svcAt = this.svcTracker.firstPendingAt(ep.covered)
+    if (svcAt !== undefined) starts.push(svcAt)
+    return starts
   }
 
   /** Keeps the no-local-endpoints sets per recomputed key, so the gauges cost nothing per unchanged service. */

@@ -1,6 +1,7 @@
 // Change trackers (kube-proxy's servicechangetracker / endpointschangetracker): event handlers only record
 // what changed since the last sync and drop no-op changes; the sync applies everything at once.
 import { sameJSON } from '../cache/same.js'
+import { lastChangeTriggerTime } from '../api/trigger-time.js'
 import type { EndpointSlice, Service } from '../api/types.js'
 import { namespacedName } from '../api/types.js'
 import type { IPFamily } from '../net/ip.js'
@@ -83,9 +84,15 @@ export class ServiceChangeTracker {
     return this.items.size
   }
 
-  /** When the oldest still-pending change was recorded, or undefined when nothing is pending. */
-  firstPendingAt (): number | undefined {
-    return earliest(this.items.values())
+  /**
+   * When the oldest still-pending change was recorded, or undefined when nothing is pending; with
+   * `except`, among the Services ("namespace/name") not in it.
+   */
+  firstPendingAt (except?: ReadonlySet<string>): number | undefined {
+    if (except === undefined || except.size === 0) return earliest(this.items.values())
+    let min: number | undefined
+    for (const [nn, { since }] of this.items) if (!except.has(nn) && (min === undefined || since < min)) min = since
+    return min
   }
 
   /**
@@ -123,7 +130,22 @@ function sameSlice (a: EndpointSlice | null | undefined, b: EndpointSlice | null
 interface EndpointsChange {
   /** Slice name → new content, null for removed from this Service. */
   readonly slices: Map<string, EndpointSlice | null>
+  /**
+   * Slice name → the earliest last-change-trigger-time among its pending updates, made on the first
+   * one; slices without one count from `since`.
+   */
+  triggers: Map<string, number> | undefined
   readonly since: number
+}
+
+/** When pending slice changes began, for the programming-latency histogram (see programmingStarts). */
+export interface ProgrammingStarts {
+  /** One per slice change that carries a trigger time: the earliest among its pending updates. */
+  readonly triggers: number[]
+  /** The Services ("namespace/name") those slice changes belong to. */
+  readonly covered: ReadonlySet<string>
+  /** The earliest receipt among Services with a slice change that carries none. */
+  readonly firstUntriggeredAt: number | undefined
 }
 
 /**
@@ -134,6 +156,8 @@ export class EndpointsChangeTracker {
   readonly family: IPFamily
   readonly nodeName: string
   private readonly now: Now
+  /** Trigger times up to here predate us (a first list's slices): kube-proxy ignores them too. */
+  private readonly startedAt: number
   /** Service → slice name → slice, as of the last apply. */
   private readonly applied = new Map<string, Map<string, EndpointSlice>>()
   /** Service → pending slice changes. */
@@ -147,6 +171,7 @@ export class EndpointsChangeTracker {
     this.family = family
     this.nodeName = nodeName
     this.now = now
+    this.startedAt = now()
   }
 
   private serviceOf (s: EndpointSlice | undefined): string | undefined {
@@ -161,14 +186,26 @@ export class EndpointsChangeTracker {
       // Same as applied: drop any pending change for this slice.
       if (change === undefined) return
       change.slices.delete(sliceName)
+      change.triggers?.delete(sliceName)
       if (change.slices.size === 0) this.pending.delete(svc)
       return
     }
     if (change === undefined) {
-      change = { slices: new Map(), since: this.now() }
+      change = { slices: new Map(), triggers: undefined, since: this.now() }
       this.pending.set(svc, change)
     }
     change.slices.set(sliceName, slice)
+    if (slice === null) {
+      // A removed slice's annotation dates from its last update, not from the removal (kube-proxy
+      // ignores it too): the removal counts from receipt.
+      change.triggers?.delete(sliceName)
+      return
+    }
+    const at = lastChangeTriggerTime(slice.metadata)
+    if (at === undefined || at <= this.startedAt) return
+    const prior = change.triggers?.get(sliceName)
+    // Superseded updates keep the earliest: the slice has been out of date since then.
+    if (prior === undefined || at < prior) (change.triggers ??= new Map()).set(sliceName, at)
   }
 
   /** Records prev → cur (undefined for add/delete). True if a Service this slice touches has a pending change. */
@@ -196,6 +233,26 @@ export class EndpointsChangeTracker {
   /** When the oldest still-pending change was recorded, or undefined when nothing is pending. */
   firstPendingAt (): number | undefined {
     return earliest(this.pending.values())
+  }
+
+  /**
+   * When the pending slice changes began: per slice, the earliest valid last-change-trigger-time among
+   * its pending updates (kube-proxy's LastChangeTriggerTimes); apart from those, the earliest receipt.
+   */
+  programmingStarts (): ProgrammingStarts {
+    const triggers: number[] = []
+    const covered = new Set<string>()
+    let firstUntriggeredAt: number | undefined
+    for (const [svc, change] of this.pending) {
+      const mine = change.triggers
+      if (mine !== undefined && mine.size > 0) {
+        covered.add(svc)
+        for (const at of mine.values()) triggers.push(at)
+      }
+      // Trigger times are kept only for pending slices: more slices than times means some have none.
+      if (change.slices.size > (mine?.size ?? 0) && (firstUntriggeredAt === undefined || change.since < firstUntriggeredAt)) firstUntriggeredAt = change.since
+    }
+    return { triggers, covered, firstUntriggeredAt }
   }
 
   /** The slices currently applied for a Service ("namespace/name"), sorted by name. */

@@ -1,7 +1,8 @@
 // The publisher holds each Service and slice change back until every proxier has programmed it.
 import t from 'tap'
 import { ClusterStore } from '../../pkg/cache/store.js'
-import { Publisher, TRIGGER_TIME_ANNOTATION, type ProgrammedGate, type PublishSink } from '../../pkg/dns/publish.js'
+import { TRIGGER_TIME_ANNOTATION } from '../../pkg/api/trigger-time.js'
+import { Publisher, type ProgrammedGate, type PublishSink } from '../../pkg/dns/publish.js'
 import { slice, sliceEp, svc } from '../helpers/fixtures.js'
 
 class Gate implements ProgrammedGate {
@@ -75,6 +76,8 @@ t.test('no proxy: published as it comes; programming latency from the trigger ti
   t.same(sink.log, ['+slice c-abcde'])
   t.same(seen, [2.5])
   t.equal(pub.revision, store.revision)
+  store.upsert({ ...sl, metadata: { ...sl.metadata, annotations: { [TRIGGER_TIME_ANNOTATION]: '2026-01-01T00:00:01' } } })
+  t.same(seen, [2.5], 'a trigger time without a zone is not RFC 3339: not observed')
 })
 
 t.test('a first list arrives in batches and is held back as a whole until programmed', async t => {

@@ -9,7 +9,8 @@ import { FakeClock } from '../../pkg/proxy/fake-clock.js'
 import { ProxyHealth } from '../../pkg/proxy/health.js'
 import { createProxyMetrics } from '../../pkg/proxy/metrics.js'
 import { Proxier } from '../../pkg/proxy/proxier.js'
-import type { Node } from '../../pkg/api/types.js'
+import { TRIGGER_TIME_ANNOTATION } from '../../pkg/api/trigger-time.js'
+import type { EndpointSlice, Node } from '../../pkg/api/types.js'
 import { NODE, slice, sliceEp, svc } from '../helpers/fixtures.js'
 
 const KEY = 'ns1/svc1:p80/tcp'
@@ -28,6 +29,15 @@ function holdNextSync (backend: FakeBackend, laterFail = false): { release: () =
     return await sync(state, changed)
   }
   return { release: () => { release() }, held: () => held }
+}
+
+/** Every sync of the backend takes `ms` of the fake clock, so latencies measured from receipt are not 0. */
+function slowSyncs (backend: FakeBackend, clock: FakeClock, ms: number): void {
+  const sync = backend.sync.bind(backend)
+  backend.sync = async (state, changed) => {
+    await new Promise<void>(resolve => { clock.setTimeout(resolve, ms) })
+    return await sync(state, changed)
+  }
 }
 
 function setup (): { clock: FakeClock, store: ClusterStore, backend: FakeBackend, proxier: Proxier, health: ProxyHealth, registry: Registry } {
@@ -271,5 +281,98 @@ t.test('programmedRevision: a change counts as programmed only after the sync th
   t.equal(proxier.programmedRevision(), store.revision, 'programmed once the retry lands')
   store.upsert({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'q', namespace: 'ns1' }, spec: {} })
   t.equal(proxier.programmedRevision(), store.revision, 'a change the proxy ignores is programmed at once')
+  await proxier.stop()
+})
+
+const PROGRAMMING = 'kubeproxy_network_programming_duration_seconds'
+
+/** The programming-latency histogram's observation count and sum (seconds, to the millisecond). */
+async function programming (r: Registry): Promise<{ count: number, sum: number }> {
+  const value = async (suffix: string): Promise<number> =>
+    Number(/ip_family="IPv4"} (\S+)$/.exec(await metric(r, `${PROGRAMMING}_${suffix}`))?.[1] ?? 0)
+  return { count: await value('count'), sum: Math.round(await value('sum') * 1000) / 1000 }
+}
+
+/** The slice of svc1 with one endpoint, annotated with a trigger time (epoch ms, or any text) if given. */
+function triggered (ip: string, at?: number | string, name?: string): EndpointSlice {
+  const s = slice({ ...(name !== undefined ? { name } : {}), endpoints: [sliceEp(ip)] })
+  if (at !== undefined) s.metadata.annotations = { [TRIGGER_TIME_ANNOTATION]: typeof at === 'number' ? new Date(at).toISOString() : at }
+  return s
+}
+
+t.test('programming latency counts from a changed slice\'s last-change-trigger-time, else from receipt', async t => {
+  const { clock, store, backend, proxier, registry } = setup() // the proxier starts at 1_000_000
+  slowSyncs(backend, clock, 2000)
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.start()
+  await clock.advance(10_000)
+  // Each change lands at `now`, its sync starts at once and ends 2 s later.
+  const cases: Array<{ name: string, at?: (now: number) => number | string, want: number }> = [
+    { name: 'annotated: from the trigger time', at: now => now - 4000, want: 6 },
+    { name: 'no annotation: from receipt', want: 2 },
+    { name: 'an invalid annotation: from receipt', at: () => 'yesterday', want: 2 },
+    { name: 'not RFC 3339 (no zone): from receipt', at: now => new Date(now - 4000).toISOString().replace('Z', ''), want: 2 },
+    { name: 'a trigger time from before ferry started: from receipt', at: () => 999_000, want: 2 },
+    { name: 'a trigger time ahead of our clock: 0, never negative', at: now => now + 60_000, want: 0 },
+  ]
+  for (const [i, c] of cases.entries()) {
+    const before = await programming(registry)
+    store.upsert(triggered(`10.180.0.${10 + i}`, c.at?.(clock.now())))
+    await clock.advance(10_000)
+    const after = await programming(registry)
+    t.same({ count: after.count - before.count, seconds: after.sum - before.sum }, { count: 1, seconds: c.want }, c.name)
+  }
+  await proxier.stop()
+})
+
+t.test('programming latency: updates superseded before a sync count once, from the earliest trigger', async t => {
+  const { clock, store, backend, proxier, registry } = setup()
+  slowSyncs(backend, clock, 2000)
+  store.replace([svc(), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.start()
+  await clock.advance(10_000)
+  const before = await programming(registry)
+  const now = clock.now()
+  store.upsert(triggered('10.180.0.2', now - 6000))
+  store.upsert(triggered('10.180.0.3', now - 3000)) // the same slice again, before any sync
+  await clock.advance(10_000)
+  t.same(backend.programmed.get(KEY)?.clusterEndpoints?.map(e => e.ip), ['10.180.0.3'])
+  const after = await programming(registry)
+  t.same({ count: after.count - before.count, seconds: after.sum - before.sum }, { count: 1, seconds: 8 })
+  await proxier.stop()
+})
+
+t.test('programming latency: a Service change counts from receipt unless a triggered slice of it changed too', async t => {
+  const { clock, store, backend, proxier, registry } = setup()
+  slowSyncs(backend, clock, 2000)
+  const svc2 = (port: number): ReturnType<typeof svc> => svc({ name: 'svc2', clusterIP: '172.30.0.42', ports: [{ name: 'p80', port }] })
+  store.replace([svc(), svc2(80), slice({ endpoints: [sliceEp('10.180.0.1')] })])
+  proxier.start()
+  await clock.advance(10_000)
+  const steps: Array<{ name: string, change: (now: number) => void, want: { count: number, seconds: number } }> = [
+    { name: 'a Service alone: from receipt', change: () => { store.upsert(svc2(81)) }, want: { count: 1, seconds: 2 } },
+    {
+      name: 'a Service and its triggered slice: once, from the trigger time',
+      change: now => { store.upsert(svc({ ports: [{ name: 'p80', port: 8080 }] })); store.upsert(triggered('10.180.0.2', now - 4000)) },
+      want: { count: 1, seconds: 6 },
+    },
+    {
+      name: 'another Service and a triggered slice: each from its own start',
+      change: now => { store.upsert(svc2(82)); store.upsert(triggered('10.180.0.3', now - 4000)) },
+      want: { count: 2, seconds: 8 },
+    },
+    {
+      name: 'a triggered slice and an unannotated one of the same Service: the trigger time, and the receipt',
+      change: now => { store.upsert(triggered('10.180.0.4', now - 4000)); store.upsert(triggered('10.180.0.5', undefined, 'svc1-other')) },
+      want: { count: 2, seconds: 8 },
+    },
+  ]
+  for (const step of steps) {
+    const before = await programming(registry)
+    step.change(clock.now())
+    await clock.advance(10_000)
+    const after = await programming(registry)
+    t.same({ count: after.count - before.count, seconds: after.sum - before.sum }, step.want, step.name)
+  }
   await proxier.stop()
 })

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { TRIGGER_TIME_ANNOTATION } from '../../pkg/api/trigger-time.js'
 import { SERVICE_PROXY_NAME_LABEL, type EndpointSlice } from '../../pkg/api/types.js'
 import { EndpointsChangeTracker, ServiceChangeTracker } from '../../pkg/proxy/tracker.js'
 import type { EndpointInfo, ServicePortInfo } from '../../pkg/proxy/types.js'
@@ -109,6 +110,17 @@ t.test('ServiceChangeTracker', async t => {
     tr.update(a, svc({ ports: [{ name: 'p80', port: 80, protocol: 'UDP' }] }))
     t.same(sorted(tr.apply(map)), ['ns1/svc1:p80/tcp', 'ns1/svc1:p80/udp'])
     t.same([...map.keys()], ['ns1/svc1:p80/udp'])
+  })
+
+  t.test('first pending time, except some Services', async t => {
+    const c = clock()
+    const tr = new ServiceChangeTracker('IPv4', c.now)
+    tr.update(undefined, a)
+    c.set(2000)
+    tr.update(undefined, svc({ name: 'svc2', clusterIP: '172.30.0.42' }))
+    t.equal(tr.firstPendingAt(), 1000)
+    t.equal(tr.firstPendingAt(new Set(['ns1/svc1'])), 2000)
+    t.equal(tr.firstPendingAt(new Set(['ns1/svc1', 'ns1/svc2'])), undefined)
   })
 
   t.test('IPv6 tracker sees only the IPv6 side of a dual-stack Service', async t => {
@@ -300,6 +312,36 @@ t.test('EndpointsChangeTracker', async t => {
     tr.apply(new Map())
     t.equal(tr.pendingCount(), 0)
     t.equal(tr.firstPendingAt(), undefined)
+  })
+
+  t.test('programming starts: per slice the earliest pending trigger time, else the receipt', async t => {
+    const triggered = (s: EndpointSlice, at: number | string): EndpointSlice =>
+      ({ ...s, metadata: { ...s.metadata, annotations: { [TRIGGER_TIME_ANNOTATION]: typeof at === 'number' ? new Date(at).toISOString() : at } } })
+    const c = clock() // the tracker starts at 1000
+    const tr = new EndpointsChangeTracker('IPv4', NODE, c.now)
+    tr.update(undefined, s1)
+    tr.apply(new Map())
+    c.set(5000)
+    tr.update(s1, triggered(s1b, 3000))
+    tr.update(s1b, triggered(slice({ name: 'svc1-a', endpoints: [sliceEp('10.180.0.3')] }), 4000))
+    c.set(5100)
+    tr.update(undefined, triggered(slice({ name: 'svc1-b', endpoints: [sliceEp('10.180.0.4')] }), 2000))
+    c.set(5200)
+    tr.update(undefined, slice({ service: 'svc2', endpoints: [sliceEp('10.180.0.8')] }))
+    c.set(5300)
+    tr.update(undefined, triggered(slice({ service: 'svc3', endpoints: [sliceEp('10.180.0.9')] }), 'not a time'))
+    tr.update(undefined, triggered(slice({ service: 'svc4', endpoints: [sliceEp('10.180.0.10')] }), 900))
+    t.same(tr.programmingStarts(), { triggers: [3000, 2000], covered: new Set(['ns1/svc1']), firstUntriggeredAt: 5200 },
+      'svc1-a superseded: its earliest trigger; svc2 without one, svc3 with a bad one and svc4 with one from before we started: receipts')
+    tr.update(undefined, slice({ name: 'svc1-c', endpoints: [sliceEp('10.180.0.5')] }))
+    t.equal(tr.programmingStarts().firstUntriggeredAt, 5000, 'an untriggered slice of svc1 counts from svc1\'s receipt')
+    tr.update(slice({ name: 'svc1-c', endpoints: [sliceEp('10.180.0.5')] }), undefined)
+    tr.update(triggered(slice({ name: 'svc1-b', endpoints: [sliceEp('10.180.0.4')] }), 2000), undefined)
+    t.same(tr.programmingStarts().triggers, [3000], 'a change dropped before apply takes its trigger time along')
+    tr.update(triggered(slice({ name: 'svc1-a', endpoints: [sliceEp('10.180.0.3')] }), 4000), undefined)
+    t.same(tr.programmingStarts(), { triggers: [], covered: new Set(), firstUntriggeredAt: 5000 }, 'a removal counts from receipt')
+    tr.apply(new Map())
+    t.same(tr.programmingStarts(), { triggers: [], covered: new Set(), firstUntriggeredAt: undefined })
   })
 
   t.test('only this node is local', async t => {
