@@ -17,6 +17,8 @@ export interface OverlayPeer {
   /** The peer's underlay IP of the subnet's family (IPv6 subnets: its PublicIPv6). */
   readonly publicIP: string
   readonly vtepMAC?: string
+  /** The VNI its vxlan lease names, if any: informational, the configured VNI is used for every peer. */
+  readonly vni?: number
 }
 
 export interface LocalSubnets {

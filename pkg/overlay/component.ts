@@ -249,7 +249,8 @@ export function peersFor (leases: Iterable<Lease>, o: { own: (l: Lease) => boole
  */
 export function leasePeer (l: Lease, ipv6Underlay: boolean): OverlayPeer {
   const v6 = l.subnet.family === 'IPv6' && ipv6Underlay ? l.attrs.publicIPv6 : undefined
-  return { key: l.key, subnet: l.subnet, publicIP: v6 ?? l.attrs.publicIP, ...(l.attrs.backendData?.vtepMAC !== undefined ? { vtepMAC: l.attrs.backendData.vtepMAC } : {}) }
+  const d = l.attrs.backendData
+  return { key: l.key, subnet: l.subnet, publicIP: v6 ?? l.attrs.publicIP, ...(d !== undefined ? { vtepMAC: d.vtepMAC } : {}), ...(d?.vni !== undefined ? { vni: d.vni } : {}) }
 }
 
 /** The subnets of the last node file, preferred when no lease carries this node's address any more. */

@@ -13,21 +13,34 @@ import { parseCidr, type Cidr } from '../net/cidr.js'
 import { parseIP } from '../net/ip.js'
 import { BACKEND_TYPES, type BackendType } from './network-config.js'
 
+/** vxlan BackendData as this node publishes it: always with the configured VNI. */
 export interface VxlanData { readonly vni: number, readonly vtepMAC: string }
 
-/** What a node publishes with its subnet. */
-export interface LeaseAttrs {
+/**
+ * vxlan BackendData as read from any node's lease. The VNI may be absent (flannel's older form, a value
+ * written by hand): flannel routes to a peer by its VtepMAC and PublicIP alone, every vxlan device using
+ * the network's configured VNI, so the peer's VNI is informational and only the VtepMAC is required.
+ */
+export interface StoredVxlanData { readonly vni?: number | undefined, readonly vtepMAC: string }
+
+interface Attrs<D> {
   readonly publicIP: string
   readonly publicIPv6?: string | undefined
   readonly backendType: BackendType
   /** vxlan: the VNI and the device's MAC; host-gw: none. */
-  readonly backendData?: VxlanData | undefined
+  readonly backendData?: D | undefined
 }
+
+/** What a node publishes with its subnet: a vxlan node's own lease always names its VNI. */
+export type LeaseAttrs = Attrs<VxlanData>
+
+/** What a lease read from etcd holds: a peer's vxlan VNI may be missing. */
+export type StoredAttrs = Attrs<StoredVxlanData>
 
 export interface Lease {
   readonly key: string
   readonly subnet: Cidr
-  readonly attrs: LeaseAttrs
+  readonly attrs: StoredAttrs
   /** etcd lease ID (decimal text); "0" marks a reservation: a key written by hand with no TTL. */
   readonly leaseId: string
   readonly modRevision: string
@@ -63,11 +76,12 @@ export function parseLeaseKey (key: string, prefix?: string): Cidr | null {
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i
 
-export function encodeAttrs (a: LeaseAttrs): string {
+export function encodeAttrs (a: StoredAttrs): string {
   const v: Record<string, unknown> = { PublicIP: a.publicIP }
   if (a.publicIPv6 !== undefined) v.PublicIPv6 = a.publicIPv6
   v.BackendType = a.backendType
-  if (a.backendData !== undefined) v.BackendData = { VNI: a.backendData.vni, VtepMAC: a.backendData.vtepMAC }
+  const d = a.backendData
+  if (d !== undefined) v.BackendData = d.vni !== undefined ? { VNI: d.vni, VtepMAC: d.vtepMAC } : { VtepMAC: d.vtepMAC }
   return JSON.stringify(v)
 }
 
@@ -91,8 +105,8 @@ function get (o: object, k: string): unknown {
 
 /**
  * The value's IPv4 PublicIP alone, undefined if it has none. flannel knows its own lease or reservation by
- * PublicIP only, so a node must find its key even when the rest does not decode (flannel's older VNI-less
- * vxlan form, a reservation written by hand, another backend's data): it rewrites the whole value anyway.
+ * PublicIP only, so a node must find its key even when the rest does not decode (a vxlan value without
+ * a VtepMAC, a reservation written by hand, another backend's data): it rewrites the whole value anyway.
  */
 export function decodePublicIP (value: Buffer | string): string | undefined {
   const raw = parseObject(value)
@@ -102,8 +116,12 @@ export function decodePublicIP (value: Buffer | string): string | undefined {
   return p?.family === 'IPv4' ? p.ip : undefined
 }
 
-/** Stored JSON → attributes; keys case-insensitive as in flannel. Throws FERRY_ERR_PARSE naming the key. */
-export function decodeAttrs (key: string, value: Buffer | string): LeaseAttrs {
+/**
+ * Stored JSON → attributes; keys case-insensitive as in flannel. Throws FERRY_ERR_PARSE naming the key.
+ * vxlan needs a VtepMAC; a VNI is optional (absent or null), but one that is there must be a valid VNI:
+ * flannel's typed decoding skips such a peer too.
+ */
+export function decodeAttrs (key: string, value: Buffer | string): StoredAttrs {
   const raw = parseObject(value)
   if (typeof raw === 'string') return bad(key, raw)
   const ip = get(raw, 'PublicIP')
@@ -119,20 +137,21 @@ export function decodeAttrs (key: string, value: Buffer | string): LeaseAttrs {
   const t = get(raw, 'BackendType')
   const backendType = BACKEND_TYPES.find(b => b === t)
   if (backendType === undefined) bad(key, `BackendType: want one of ${BACKEND_TYPES.join(', ')}, got ${JSON.stringify(t)}`)
-  let backendData: VxlanData | undefined
+  let backendData: StoredVxlanData | undefined
   const d = get(raw, 'BackendData')
   if (backendType === 'vxlan') {
-    if (typeof d !== 'object' || d === null) bad(key, 'BackendData: vxlan leases carry {"VNI", "VtepMAC"}')
-    const vni = get(d, 'VNI')
+    if (typeof d !== 'object' || d === null) bad(key, 'BackendData: vxlan leases carry {"VtepMAC"} (and "VNI")')
     const mac = get(d, 'VtepMAC')
-    if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 0xffffff) bad(key, `BackendData.VNI: want 0..16777215, got ${JSON.stringify(vni)}`)
     if (typeof mac !== 'string' || !MAC.test(mac)) bad(key, `BackendData.VtepMAC: want a MAC address, got ${JSON.stringify(mac)}`)
-    backendData = { vni, vtepMAC: mac.toLowerCase() }
+    const vni = get(d, 'VNI')
+    if (vni === undefined || vni === null) backendData = { vtepMAC: mac.toLowerCase() }
+    else if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 0xffffff) bad(key, `BackendData.VNI: want 0..16777215 or none, got ${JSON.stringify(vni)}`)
+    else backendData = { vni, vtepMAC: mac.toLowerCase() }
   }
   return { publicIP: p4.ip, ...(publicIPv6 !== undefined ? { publicIPv6 } : {}), backendType, ...(backendData !== undefined ? { backendData } : {}) }
 }
 
-/** Same node, same backend data: what decides "changed" in the watch and "nothing to rewrite" on reuse. */
-export function sameAttrs (a: LeaseAttrs, b: LeaseAttrs): boolean {
+/** Same node, same backend data: what decides "changed" in the watch. */
+export function sameAttrs (a: StoredAttrs, b: StoredAttrs): boolean {
   return encodeAttrs(a) === encodeAttrs(b)
 }

@@ -7,7 +7,7 @@ import type { Cidr } from '../net/cidr.js'
 import { configKey, decodeAttrs, decodePublicIP, parseLeaseKey, subnetsPrefix, type Lease } from './lease-codec.js'
 import { parseNetworkConfig, type NetworkConfig } from './network-config.js'
 
-/** A lease key whose value ferry cannot read as a peer (a VNI-less vxlan lease, another backend's). */
+/** A lease key whose value ferry cannot read as a peer (vxlan without a VtepMAC, another backend's). */
 export interface UnreadableLease {
   readonly key: string
   readonly subnet: Cidr

@@ -3,7 +3,9 @@
 // neighbour `<peer subnet base> lladdr <VtepMAC>`, an FDB entry `<VtepMAC> dst <peer PublicIP>` and the
 // route `<peer subnet> via <peer subnet base> dev ferry.<vni> onlink`. Unlike flannel it deletes the FDB
 // entry of a changed MAC (§2.6), moves a MAC whose PublicIP changed with `fdb replace` (append would not),
-// and recreates a deleted device with the published MAC and every peer entry (§2.8).
+// and recreates a deleted device with the published MAC and every peer entry (§2.8). A peer's VNI plays no
+// part, as in flannel: every node's device uses the network's VNI; one naming another is routed all the
+// same, with one warning (its device may not be on our VNI, and then the traffic goes nowhere).
 import type { Cidr } from '../net/cidr.js'
 import { bigIntToIP } from '../net/cidr.js'
 import { parseIP, type IPFamily } from '../net/ip.js'
@@ -33,6 +35,8 @@ class VxlanBackend implements OverlayBackend {
   private local: readonly Cidr[] = []
   private peers: readonly OverlayPeer[] = []
   private skipped: Array<{ key: string, reason: string }> = []
+  /** Peers whose lease names another VNI, key → that VNI: warned about once while it stays so. */
+  private otherVNI = new Map<string, number>()
   private readonly neighs = new EntryTable<Neigh>((a, b) => a.vtep === b.vtep && a.mac === b.mac)
   private readonly fdb = new EntryTable<FdbDst>((a, b) => a.vtep === b.vtep && a.dst === b.dst)
   private readonly routes = new EntryTable<Route>((a, b) => a.vtep === b.vtep && a.gateway === b.gateway && a.onlink === b.onlink)
@@ -100,8 +104,9 @@ class VxlanBackend implements OverlayBackend {
       vtepMAC: this.mac ?? null,
       devices: [...this.vteps.values()].map(v => ({ name: v.spec.name, index: v.index, underlay: v.spec.family, local: v.spec.local, mtu: v.spec.mtu })),
       local: this.local.map(s => s.text),
-      peers: this.peers.map(p => ({ key: p.key, subnet: p.subnet.text, publicIP: p.publicIP, vtepMAC: p.vtepMAC ?? null })),
+      peers: this.peers.map(p => ({ key: p.key, subnet: p.subnet.text, publicIP: p.publicIP, vtepMAC: p.vtepMAC ?? null, vni: p.vni ?? null })),
       skipped: this.skipped,
+      otherVNI: [...this.otherVNI].map(([key, vni]) => ({ key, vni })),
       neighbours: this.neighs.values().map(n => ({ device: this.name(n.vtep), ip: n.ip, mac: n.mac })),
       fdb: this.fdb.values().map(f => ({ device: this.name(f.vtep), mac: f.mac, dst: f.dst })),
       routes: this.routes.values().map(r => ({ dst: r.dst, via: r.gateway, device: this.name(r.vtep), onlink: r.onlink })),
@@ -150,6 +155,13 @@ class VxlanBackend implements OverlayBackend {
       if (!this.skipped.some(o => o.key === s.key && o.reason === s.reason)) this.deps.log('warn', 'vxlan: peer skipped', s)
     }
     this.skipped = skipped
+    const otherVNI = new Map<string, number>()
+    for (const p of this.peers) {
+      if (p.vni === undefined || p.vni === this.opts.vni || skipped.some(s => s.key === p.key)) continue
+      otherVNI.set(p.key, p.vni)
+      if (this.otherVNI.get(p.key) !== p.vni) this.deps.log('warn', 'vxlan: peer lease names another VNI; routed with ours, as flannel does', { key: p.key, vni: p.vni, ours: this.opts.vni })
+    }
+    this.otherVNI = otherVNI
     this.neighs.desired = neighs
     this.fdb.desired = fdb
     this.routes.desired = routes

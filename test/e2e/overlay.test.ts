@@ -104,3 +104,48 @@ t.test('a node that lost its subnet while cut off routes to the node that took i
   await t.resolves(waitFor('a routes to its old subnet', async () => /via .* dev ferry\.1 .*onlink/.test((await c.sh(['ip', 'route', 'show', old], a.ns)).trim()), 15_000),
     `a routes ${old} to the node that took it`)
 })
+
+// flannel routes to a vxlan peer by its lease's VtepMAC and PublicIP alone: every node's device uses the
+// network's VNI, so a lease without one (flannel's older form, one written by hand) or naming another is
+// still a peer. Node b's lease is rewritten without its VNI before node a starts (a reads it in its first
+// list); two more leases arrive by the watch once a runs: one naming VNI 7, one without a VtepMAC.
+t.test('a vxlan peer whose lease carries no VNI, or another VNI, is routed to; one without a VtepMAC is not', async t => {
+  const c = await OverlayCluster.create(['a', 'b'], 'vxlan')
+  t.teardown(async () => { await c.close() })
+  const [a, b] = c.nodes as [OverlayNode, OverlayNode]
+  const etcd = new Etcd3({ hosts: c.etcdEndpoint })
+  t.teardown(() => { etcd.close() })
+  const ok = async (argv: string[], ns: string): Promise<boolean> => await c.sh(argv, ns).then(() => true, () => false)
+  const dev = OVERLAY_LAB.vxlanDevice
+  const subnets = `${OVERLAY_LAB.etcdPrefix}/network/subnets/`
+  await c.startFerryd(b, ['--subnet-lease-ttl', '60s'])
+  const [bLease] = await c.leases()
+  const bNet = bLease?.subnet ?? ''
+  const bMAC = String(bLease?.backendData.VtepMAC ?? '')
+  t.match(bLease?.backendData, { VNI: 1, VtepMAC: /^[0-9a-f:]{17}$/ }, `node b leased ${bNet} with VNI 1 and its VtepMAC`)
+  // ignoreLease: the key stays on b's etcd lease, so b keeps renewing it and never rewrites it.
+  await etcd.put(`${subnets}${bNet.replace('/', '-')}`).value(JSON.stringify({ PublicIP: b.ip, BackendType: 'vxlan', BackendData: { VtepMAC: bMAC } })).ignoreLease()
+  t.same((await c.leases())[0]?.backendData, { VtepMAC: bMAC }, 'b\'s lease now has no VNI')
+
+  await c.startFerryd(a, ['--subnet-lease-ttl', '60s'])
+  const bBase = bNet.replace(/\/24$/, '')
+  await t.resolves(waitFor('a routes to b', async () => (await c.sh(['ip', 'route', 'show', bNet], a.ns)).trim() !== '', 10_000), 'node a routes to b\'s subnet')
+  t.match((await c.sh(['ip', 'route', 'show', bNet], a.ns)).trim(), new RegExp(`^${bNet.replace(/\./g, '\\.')} via ${bBase.replace(/\./g, '\\.')} dev ${dev.replace('.', '\\.')} .*onlink`), 'the route: via b\'s subnet base, onlink on the vxlan device')
+  t.match(await c.sh(['ip', 'neigh', 'show', 'dev', dev], a.ns), new RegExp(`^${bBase.replace(/\./g, '\\.')} lladdr ${bMAC} PERMANENT`, 'm'), 'a permanent neighbour entry: b\'s subnet base at b\'s VtepMAC')
+  t.match(await c.sh(['bridge', 'fdb', 'show', 'dev', dev], a.ns), new RegExp(`^${bMAC} dst ${b.ip.replace(/\./g, '\\.')} self permanent`, 'm'), 'an FDB entry: b\'s VtepMAC to b\'s address')
+  const pa = await c.addPod(a, 'x')
+  const pb = await c.addPod(b, 'y')
+  await c.serve(pb)
+  await t.resolves(waitFor('pod on a reaches pod on b', async () => await ok(['ping', '-c1', '-W1', pb.ip], pa.ns)), `pod ${pa.ip} on a pings pod ${pb.ip} on b`)
+  t.match(await c.get(`http://${pb.ip}:8080/`, pa.ns), { ok: true, body: `y ${pa.ip}` }, 'and fetches over HTTP from it')
+
+  await etcd.put(`${subnets}10.244.250.0-24`).value(JSON.stringify({ PublicIP: '192.168.92.50', BackendType: 'vxlan', BackendData: { VNI: 7, VtepMAC: '02:00:00:00:00:50' } }))
+  await etcd.put(`${subnets}10.244.251.0-24`).value(JSON.stringify({ PublicIP: '192.168.92.51', BackendType: 'vxlan', BackendData: { VNI: 1 } }))
+  await t.resolves(waitFor('a routes to the VNI 7 peer', async () => (await c.sh(['ip', 'route', 'show', '10.244.250.0/24'], a.ns)).trim() !== '', 10_000), 'a lease naming VNI 7 is routed to, as flannel does')
+  t.match(await c.sh(['bridge', 'fdb', 'show', 'dev', dev], a.ns), /^02:00:00:00:00:50 dst 192\.168\.92\.50 self permanent/m, 'with its FDB entry')
+  const logs = (): string => a.ferryd?.logs() ?? ''
+  t.equal(logs().split('\n').filter(l => l.includes('another VNI') && l.includes('10.244.250.0-24')).length, 1, 'and one warning that it names another VNI')
+  await t.resolves(waitFor('a reports the lease without a VtepMAC', async () => /10\.244\.251\.0-24: BackendData\.VtepMAC: want a MAC address/.test(logs()), 10_000), 'a lease without a VtepMAC is reported, naming its key')
+  t.equal((await c.sh(['ip', 'route', 'show', '10.244.251.0/24'], a.ns)).trim(), '', 'and not routed to')
+  await c.delPod(pa)
+})

@@ -175,6 +175,32 @@ t.test('vxlan setPeers programs neighbour, FDB, then route per peer; a repeat ma
   t.match(b.state(), { type: 'vxlan', vni: 1, devices: [{ name: 'ferry.1', mtu: 1450 }], local: ['10.244.1.0/24'], peers: [{ key: peer(3).key }, { key: peer(2).key }], skipped: [] })
 })
 
+t.test('vxlan: a peer\'s VNI plays no part (as in flannel); another one is routed and warned about once', async t => {
+  const n = await node()
+  const logs: Array<[string, string, Record<string, unknown> | undefined]> = []
+  const b = createOverlayBackend('vxlan', { netlink: n.nl, uplink: n.uplink, publicIP: '192.168.91.1', log: (level, msg, fields) => { logs.push([level, msg, fields]) } }, {})
+  await b.prepare()
+  await b.configure({ subnets: [cidr('10.244.1.0/24')] })
+  const warns = (): Array<Record<string, unknown> | undefined> => logs.filter(([l, m]) => l === 'warn' && m.includes('another VNI')).map(([, , f]) => f)
+  // Peer 2's lease names no VNI (flannel's older form), peer 3's VNI 7: both get all three entries.
+  await b.setPeers([peer(2), peer(3, { vni: 7 })])
+  t.same(await tables(n.fake, 'ferry.1'), PEERS_2_3, 'neighbour, FDB entry and route to both')
+  t.same(warns(), [{ key: peer(3).key, vni: 7, ours: 1 }], 'one warning, for peer 3')
+  t.match(b.state(), { otherVNI: [{ key: peer(3).key, vni: 7 }], skipped: [] })
+  await b.setPeers([peer(2), peer(3, { vni: 7 })])
+  await b.reconcile()
+  t.equal(warns().length, 1, 'not repeated while it stays so')
+  await b.setPeers([peer(2, { vni: 1 }), peer(3, { vni: 1 })])
+  t.match(b.state(), { otherVNI: [] }, 'our VNI: nothing to say')
+  await b.setPeers([peer(2), peer(3, { vni: 8 })])
+  t.same(warns().map(f => f?.vni), [7, 8], 'warned again once it differs again')
+  t.same(await tables(n.fake, 'ferry.1'), PEERS_2_3, 'the entries never moved')
+  // A peer with no usable VtepMAC is skipped whatever its VNI, and not warned about for the VNI.
+  await b.setPeers([peer(2), peer(4, { vtepMAC: 'ff:ff:ff:ff:ff:ff', vni: 9 })])
+  t.same(warns().length, 2)
+  t.match(b.state(), { skipped: [{ key: peer(4).key }], otherVNI: [] })
+})
+
 t.test('vxlan setPeers diffs: removal, changed MAC, changed public IP, changed subnet', async t => {
   const { n, b } = await running()
   await b.setPeers([peer(2)])

@@ -107,6 +107,9 @@ t.test('leasePeer: an IPv6 subnet goes to PublicIPv6 only when both ends have an
   }
   const hg: Lease = { ...lease('10.244.3.0/24'), attrs: { publicIP: '192.168.92.11', backendType: 'host-gw' } }
   t.notOk('vtepMAC' in leasePeer(hg, true), 'host-gw leases carry no MAC')
+  t.equal(leasePeer(lease('10.244.3.0/24'), false).vni, 1, 'the lease\'s VNI goes along, for the backend to compare')
+  const noVNI: Lease = { ...lease('10.244.3.0/24'), attrs: { publicIP: '192.168.92.11', backendType: 'vxlan', backendData: { vtepMAC: '02:00:00:00:00:0b' } } }
+  t.same(leasePeer(noVNI, false), { key: noVNI.key, subnet: noVNI.subnet, publicIP: '192.168.92.11', vtepMAC: '02:00:00:00:00:0b' }, 'a VNI-less lease is a peer by its VtepMAC')
 })
 
 t.test('peersFor: this node\'s leases and other backends\' leases are not programmed (flannel ignores them)', async t => {

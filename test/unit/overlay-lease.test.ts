@@ -36,6 +36,47 @@ t.test('lease values: flannel field names, case-insensitive, errors name the key
   for (const [v, re] of bad) t.throws(() => decodeAttrs('/k', v), { code: 'FERRY_ERR_PARSE', message: re }, v)
 })
 
+t.test('vxlan lease values: a VtepMAC is required, a VNI is not (flannel routes a peer by its VtepMAC alone)', async t => {
+  const v = (data: unknown): string => JSON.stringify({ PublicIP: '192.0.2.2', BackendType: 'vxlan', BackendData: data })
+  const ok: Array<[string, unknown, object]> = [
+    ['flannel\'s older form: no VNI', { VtepMAC: '02:00:00:00:00:AA' }, { vtepMAC: '02:00:00:00:00:aa' }],
+    ['VNI null', { VNI: null, VtepMAC: '02:00:00:00:00:aa' }, { vtepMAC: '02:00:00:00:00:aa' }],
+    ['another VNI: kept, for the backend to warn about', { VNI: 7, VtepMAC: '02:00:00:00:00:aa' }, { vni: 7, vtepMAC: '02:00:00:00:00:aa' }],
+    ['a VNI above flannel\'s uint16', { vni: 70000, vtepmac: '02:00:00:00:00:aa' }, { vni: 70000, vtepMAC: '02:00:00:00:00:aa' }],
+  ]
+  for (const [name, data, want] of ok) {
+    const a = decodeAttrs('/k', v(data))
+    t.same(a, { publicIP: '192.0.2.2', backendType: 'vxlan', backendData: want }, name)
+    t.same(Object.keys(a.backendData ?? {}).sort(), Object.keys(want).sort(), `${name}: exactly these keys`)
+    t.same(decodeAttrs('/k', encodeAttrs(a)), a, `${name}: round-trips`)
+  }
+  t.equal(encodeAttrs(decodeAttrs('/k', v({ VtepMAC: '02:00:00:00:00:aa' }))), v({ VtepMAC: '02:00:00:00:00:aa' }), 'a VNI-less value re-encodes without one')
+  // Without a usable VtepMAC there is nothing to route by: the same clear error as before, naming the key.
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['VNI only', { VNI: 1 }, /^etcd key \/k: BackendData\.VtepMAC: want a MAC address, got undefined$/],
+    ['empty', {}, /BackendData\.VtepMAC/],
+    ['VtepMAC null', { VNI: 1, VtepMAC: null }, /BackendData\.VtepMAC: want a MAC address, got null/],
+    ['VtepMAC not a MAC', { VtepMAC: 'c6:d2' }, /BackendData\.VtepMAC/],
+    ['BackendData not an object', 'x', /^etcd key \/k: BackendData: vxlan leases carry/],
+    // A VNI that is there must be one: flannel's typed decoding skips such a peer too.
+    ['VNI a string', { VNI: '1', VtepMAC: '02:00:00:00:00:aa' }, /BackendData\.VNI: want 0\.\.16777215 or none, got "1"/],
+    ['VNI negative', { VNI: -1, VtepMAC: '02:00:00:00:00:aa' }, /BackendData\.VNI/],
+    ['VNI fractional', { VNI: 1.5, VtepMAC: '02:00:00:00:00:aa' }, /BackendData\.VNI/],
+    ['VNI out of range', { VNI: 16777216, VtepMAC: '02:00:00:00:00:aa' }, /BackendData\.VNI/],
+  ]
+  for (const [name, data, re] of bad) t.throws(() => decodeAttrs('/k', v(data)), { code: 'FERRY_ERR_PARSE', message: re }, name)
+})
+
+t.test('listLeases: another node\'s VNI-less vxlan lease is a readable peer; one without a VtepMAC is not', async t => {
+  const list = await listOf([
+    ['10.9.1.0/24', { PublicIP: '192.0.2.2', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:02' } }, '5'],
+    ['10.9.2.0/24', { PublicIP: '192.0.2.3', BackendType: 'vxlan', BackendData: { VNI: 1 } }, '5'],
+  ])
+  t.same([...list.leases.values()].map(l => [l.subnet.text, l.attrs.backendData]), [['10.9.1.0/24', { vtepMAC: '02:00:00:00:00:02' }]])
+  t.same(list.unreadable.map(u => [u.subnet.text, u.publicIP]), [['10.9.2.0/24', '192.0.2.3']], 'still holds its subnet')
+  t.match(list.errors.map(e => e.message), [/10\.9\.2\.0-24: BackendData\.VtepMAC/])
+})
+
 t.test('chooseSubnet: preferred if free, random among free, null when full', async t => {
   const net = validateNetworkConfig({ Network: '10.9.0.0/22' }).ipv4
   if (net === undefined) throw new Error('fixture')
