@@ -8,8 +8,8 @@ PKGS=(iptables nftables ipset conntrack iproute2 curl iputils-ping dnsutils etcd
 # kernel and busybox are fetched by test/vm/build-image.sh with apt-get download, so the apt lists
 # must exist even when every package above is installed already.
 PKGS+=(qemu-system-x86 ipvsadm cpio)
-# DNS: nsd is the tests' second DNS server (the forwarder's upstream) and, with unbound, the peer of
-# bench/dns-*.sh; dnsperf drives those benches.
+# DNS: nsd and unbound are the tests' other DNS servers (unbound the forwarder's upstream, resolving
+# from nsd) and the peers of bench/dns-*.sh; dnsperf drives those benches.
 PKGS+=(nsd unbound dnsperf)
 # CNI: podman (runc, CNI backend) drives ferry-cni in the tests; the reference plugins are the bench's
 # peer and portmap chains after ferry-cni; busybox-static fills the test containers' rootfs.

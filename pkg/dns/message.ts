@@ -79,6 +79,12 @@ export interface Answer {
   readonly answer: readonly ResourceRecord[]
   readonly authority: readonly ResourceRecord[]
   readonly additional: readonly ResourceRecord[]
+  /**
+   * Recursion available: only an answer made from an upstream's reply (autopath's CNAME over a forwarded
+   * answer) carries it, copied from that reply. ferry's own answers and errors clear it, as CoreDNS's
+   * kubernetes plugin and server do (DNS.md §2.1); raw replies keep the upstream's header as sent.
+   */
+  readonly ra: boolean
 }
 
 /**
@@ -109,8 +115,8 @@ export interface Request {
 export type Handler = (req: Request) => Reply | Promise<Reply>
 export type Plugin = (next: Handler) => Handler
 
-export function answer (rcode: Rcode, answer: readonly ResourceRecord[] = [], authority: readonly ResourceRecord[] = [], additional: readonly ResourceRecord[] = [], aa = true): Answer {
-  return { kind: 'answer', rcode, aa, answer, authority, additional }
+export function answer (rcode: Rcode, answer: readonly ResourceRecord[] = [], authority: readonly ResourceRecord[] = [], additional: readonly ResourceRecord[] = [], aa = true, ra = false): Answer {
+  return { kind: 'answer', rcode, aa, answer, authority, additional, ra }
 }
 
 /** ASCII-only lower-casing: DNS compares case-insensitively over ASCII only (RFC 4343). */

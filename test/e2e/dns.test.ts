@@ -1,16 +1,20 @@
 // Cluster DNS end to end: ferryd serving a manifest directory in a lab node, asked by real dig over UDP
-// and TCP, forwarding to a real NSD, and a pod's own resolver (resolv.conf with the search path and
-// ndots:5) resolving a short name and connecting through ferry's rules.
+// and TCP, forwarding to a real resolver (unbound, resolving example.test from a real NSD), and a pod's
+// own resolver (resolv.conf with the search path and ndots:5) resolving a short name and connecting
+// through ferry's rules.
 import t from 'tap'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startFerryd } from '../../pkg/lab/ferryd.js'
 import { LAB, type Lab } from '../../pkg/lab/lab.js'
 import { startNsd } from '../helpers/nsd.js'
+import { startUnbound } from '../helpers/unbound.js'
 import { webLab, webManifests, waitUntil } from '../helpers/web-lab.js'
 
 const DNS = '127.0.0.1'
-const UPSTREAM = { address: '127.0.0.2', port: 53 }
+// ferryd forwards to a resolver (which sets RA, as a cluster's upstream does); it asks the authority.
+const AUTHORITY = { address: '127.0.0.2', port: 53 }
+const UPSTREAM = { address: '127.0.0.3', port: 53 }
 
 async function dig (lab: Lab, args: string[], ns?: string): Promise<string> {
   return (await lab.sh(['dig', `@${DNS}`, '+time=2', '+tries=1', ...args], ns)).trim()
@@ -42,8 +46,10 @@ endpoints: [{addresses: ["10.244.0.11"], conditions: {ready: true}}]
 t.test('ferryd answers cluster names, forwards the rest, and publishes a name only once it routes', async t => {
   const { lab, dir, client } = await webLab(t)
   await writeFile(join(dir, 'web.yaml'), webManifests(['10.244.0.11', '10.244.0.12', '10.244.0.13']))
-  const nsd = await startNsd(lab, { ...UPSTREAM, zone: 'example.test', records: ['www IN A 198.51.100.7', 'big IN TXT "' + 'x'.repeat(200) + '"'] })
+  const nsd = await startNsd(lab, { ...AUTHORITY, zone: 'example.test', records: ['www IN A 198.51.100.7', 'big IN TXT "' + 'x'.repeat(200) + '"'] })
   t.teardown(nsd.stop)
+  const unbound = await startUnbound(lab, { ...UPSTREAM, stub: { zone: 'example.test', ...AUTHORITY } })
+  t.teardown(unbound.stop)
   // The pod's resolver, as kubelet writes it (DNS.md §3.1); `ip netns exec` mounts it over /etc/resolv.conf.
   const etc = `/etc/netns/${client.ns}`
   await mkdir(etc, { recursive: true })
@@ -71,7 +77,7 @@ t.test('ferryd answers cluster names, forwards the rest, and publishes a name on
     t.same(await ask(lab, 'nope.demo.svc.cluster.local'), { status: 'NXDOMAIN', answers: [] })
   })
 
-  await t.test('other names go to the upstream (a real NSD), over UDP and TCP', async t => {
+  await t.test('other names go to the upstream (a real resolver), over UDP and TCP', async t => {
     t.same(await ask(lab, 'www.example.test'), { status: 'NOERROR', answers: ['198.51.100.7'] })
     t.same(await ask(lab, 'www.example.test', 'A', ['+tcp']), { status: 'NOERROR', answers: ['198.51.100.7'] })
     t.same((await ask(lab, 'missing.example.test')).status, 'NXDOMAIN')
@@ -81,6 +87,21 @@ t.test('ferryd answers cluster names, forwards the rest, and publishes a name on
     const ttl = (s: string): number => Number(s.split(/\s+/)[1])
     t.ok(ttl(again) < ttl(first), `the cached answer's TTL counts down (${ttl(first)} then ${ttl(again)})`)
     t.match((await ferryd.http('/metrics')).body, /coredns_cache_hits_total\{[^}]*type="success"[^}]*\} [1-9]/, 'served from the cache')
+  })
+
+  // CoreDNS's kubernetes plugin writes AA without RA (dig warns "recursion requested but not available");
+  // forward passes the upstream's flags on, RA included, and cache keeps them.
+  await t.test('header flags: a cluster answer is AA without RA, a forwarded one keeps the resolver\'s RA', async t => {
+    const flags = async (name: string): Promise<{ flags: string[], out: string }> => {
+      const out = await dig(lab, ['+noall', '+comments', name, 'A'])
+      return { flags: (/flags: ([a-z ]*);/.exec(out)?.[1] ?? '').trim().split(/\s+/), out }
+    }
+    const cluster = await flags('web.demo.svc.cluster.local')
+    t.same(cluster.flags, ['qr', 'aa', 'rd'], 'cluster name: aa, no ra')
+    t.match(cluster.out, /recursion requested but not available/, 'dig warns, as it does against CoreDNS')
+    // Asked above, so this is a cache hit: AA added, the resolver's RA kept.
+    t.same((await flags('www.example.test')).flags, ['qr', 'aa', 'rd', 'ra'], 'forwarded name (cached): ra')
+    t.same((await flags('fresh.example.test')).flags, ['qr', 'rd', 'ra'], 'forwarded name (a miss): the resolver\'s own flags')
   })
 
   await t.test('a pod resolves a short name through its search path and connects to it', async t => {
@@ -135,7 +156,7 @@ t.test('ferryd answers cluster names, forwards the rest, and publishes a name on
     const m = (await ferryd.http('/metrics')).body
     t.match(m, /coredns_dns_requests_total\{server="dns:\/\/127\.0\.0\.1:53",zone="\.",view="",proto="tcp",family="1",type="A"\} [1-9]/)
     t.match(m, /coredns_dns_responses_total\{[^}]*rcode="NXDOMAIN"[^}]*\} [1-9]/)
-    t.match(m, /coredns_proxy_request_duration_seconds_count\{[^}]*proxy_name="forward"[^}]*to="127\.0\.0\.2:53"/)
+    t.match(m, /coredns_proxy_request_duration_seconds_count\{[^}]*proxy_name="forward"[^}]*to="127\.0\.0\.3:53"/)
     t.match(m, /coredns_dns_request_duration_seconds_bucket/)
     t.equal((await ferryd.http('/readyz')).status, 200)
   })

@@ -1,5 +1,5 @@
 // A real second DNS server for the tests: NSD serving one zone on a given address inside a lab
-// namespace, as the upstream ferry forwards to.
+// namespace, as the authority behind the resolver ferry forwards to (unbound.ts). NSD never sets RA.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -15,6 +15,8 @@ interface Shape {
   soa?: [number, number]
   tc?: boolean
   opt?: boolean
+  /** RA (default set, as from a recursive resolver). */
+  ra?: boolean
 }
 
 function encodeName (name: string): Buffer {
@@ -27,7 +29,7 @@ function upstreamReply (q: Query, s: Shape): Uint8Array {
   const answers = s.answers ?? []
   const head = Buffer.alloc(12)
   head.writeUInt16BE(0xdead, 0)
-  head.writeUInt16BE(0x8180 | (s.tc === true ? 0x0200 : 0) | (s.rcode ?? 0), 2)
+  head.writeUInt16BE(0x8100 | (s.ra === false ? 0 : 0x0080) | (s.tc === true ? 0x0200 : 0) | (s.rcode ?? 0), 2)
   head.writeUInt16BE(1, 4)
   head.writeUInt16BE(answers.length, 6)
   head.writeUInt16BE(s.soa !== undefined ? 1 : 0, 8)
@@ -104,6 +106,20 @@ t.test('a hit counts down from the stored TTL (the min over RRs), with AA and th
   clock.ms += 1000
   t.same(view(await handler(request())).ttls, [120, 120, 120], 'expired: fetched again')
   t.equal(next.calls, 2)
+})
+
+t.test('a hit keeps the upstream\'s RA, set or clear; AA is the only flag it adds', async t => {
+  for (const ra of [true, false]) {
+    const { handler, next } = setup(req => req.query.question.lname === 'nx.example' ? { rcode: RCODE.NXDOMAIN, soa: [60, 60], ra } : { answers: [60], ra })
+    for (const name of ['www.example.com', 'nx.example']) {
+      const miss = inspect(view(await handler(request(name))).bytes)
+      const hit = inspect(view(await handler(request(name))).bytes)
+      t.equal(miss.ra, ra, `${name}, upstream RA=${Number(ra)}: the miss`)
+      t.equal(hit.ra, ra, `${name}, upstream RA=${Number(ra)}: the hit`)
+      t.match(hit, { aa: true, rd: true, tc: false, cd: false }, `${name}: AA added, nothing else`)
+    }
+    t.equal(next.calls, 2, 'both served from the cache the second time')
+  }
 })
 
 t.test('TTL clamps', async t => {

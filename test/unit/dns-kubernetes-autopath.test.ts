@@ -9,7 +9,7 @@ import { CLIENT, ResponseRecorder, ZONE, clusterIndex, show, upstream } from './
 const RCODE_NAME = new Map<number, string>(Object.entries(RCODE).map(([k, v]) => [v, k]))
 
 const EXAMPLE: Answer = {
-  kind: 'answer', rcode: RCODE.NOERROR, aa: false, authority: [], additional: [],
+  kind: 'answer', rcode: RCODE.NOERROR, aa: false, authority: [], additional: [], ra: true,
   answer: [{ name: 'example.com', ttl: 60, data: { type: TYPE.A, address: '93.184.215.14' } }],
 }
 
@@ -58,11 +58,35 @@ t.test('a raw upstream reply is read back to carry the CNAME', async t => {
   p.answers.push(new dns2.Packet.Resource({ name: 'example.com', type: dns2.Packet.TYPE.AAAA, class: dns2.Packet.CLASS.IN, ttl: 30, address: '2001:db8::1' }))
   const raw: Handler = req => req.query.question.lname === 'example.com'
     ? { kind: 'raw', bytes: new Uint8Array(p.toBuffer()) }
-    : { kind: 'answer', rcode: RCODE.NXDOMAIN, aa: false, answer: [], authority: [], additional: [] }
+    : { kind: 'answer', rcode: RCODE.NXDOMAIN, aa: false, answer: [], authority: [], additional: [], ra: true }
   const { rec } = chain([], raw)
   t.same(show(await rec.serve('example.com.shop.svc.cluster.local', TYPE.AAAA)).answer, [
     'example.com.shop.svc.cluster.local 30 CNAME example.com', 'example.com 30 AAAA 2001:db8::1',
   ])
+})
+
+// CoreDNS writes the found reply with its own flags: the upstream's RA, or none from the cluster.
+t.test('the answer behind the CNAME keeps the found reply\'s RA: the upstream\'s, clear from the cluster', async t => {
+  const rawA = (name: string, ra: boolean): Uint8Array => {
+    const p = new dns2.Packet()
+    Object.assign(p.header, { qr: 1, rd: 1, ra: ra ? 1 : 0 })
+    p.questions.push(new dns2.Packet.Question(name, dns2.Packet.TYPE.A, dns2.Packet.CLASS.IN))
+    p.answers.push(new dns2.Packet.Resource({ name, type: dns2.Packet.TYPE.A, class: dns2.Packet.CLASS.IN, ttl: 30, address: '192.0.2.7' }))
+    return new Uint8Array(p.toBuffer())
+  }
+  for (const ra of [true, false]) {
+    const raw: Handler = req => req.query.question.lname === 'example.com'
+      ? { kind: 'raw', bytes: rawA('example.com', ra) }
+      : answer(RCODE.NXDOMAIN, [], [], [], false, true)
+    const { rec } = chain([], raw)
+    const r = await rec.serve('example.com.shop.svc.cluster.local', TYPE.A)
+    t.equal(show(r).answer.length, 2, 'CNAME and the forwarded record')
+    t.equal(r.kind === 'answer' && r.ra, ra, `a raw upstream reply with RA=${Number(ra)}`)
+  }
+  const structured = await chain().rec.serve('example.com.shop.svc.cluster.local', TYPE.A)
+  t.equal(structured.kind === 'answer' && structured.ra, true, 'a structured upstream answer\'s RA')
+  const cluster = await chain().rec.serve('kube-dns.kube-system.shop.svc.cluster.local', TYPE.A)
+  t.equal(cluster.kind === 'answer' && cluster.ra, false, 'a cluster answer: RA=0')
 })
 
 t.test('NODATA is a hit and comes back without a CNAME', async t => {

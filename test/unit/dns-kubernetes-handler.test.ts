@@ -146,8 +146,11 @@ const rows: Row[] = [
 t.test('the §2 table: every record form and rcode rule, answered synchronously', async t => {
   const rec = recorder()
   for (const [name, type, want] of rows) {
-    const got = show(rec.serveSync(name, TYPE[type]))
+    const reply = rec.serveSync(name, TYPE[type])
+    const got = show(reply)
     t.match(got, { aa: true, ...want }, `${name} ${type}`)
+    // CoreDNS's kubernetes plugin never sets RA on its own replies (DNS.md §2.1).
+    t.equal(reply.ra, false, `${name} ${type}: RA=0`)
     if (want.answer !== undefined) t.same(got.answer, want.answer, `${name} ${type} answer`)
     if (want.additional !== undefined) t.same(got.additional, want.additional, `${name} ${type} additional`)
     if (got.rcode === 'NXDOMAIN' || (got.rcode === 'NOERROR' && got.answer.length === 0)) t.equal(got.authority.length, 1, `${name} ${type}: one SOA`)
@@ -198,7 +201,7 @@ t.test('until synced, a would-be NXDOMAIN is SERVFAIL; existing names answer', a
 
 t.test('names outside the zones go to next; reverse fallthrough hands unknown IPs on', async t => {
   const index = clusterIndex()
-  const up = upstream({ 'example.org A': { kind: 'answer', rcode: RCODE.NOERROR, aa: false, answer: [{ name: 'example.org', ttl: 60, data: { type: TYPE.A, address: '192.0.2.1' } }], authority: [], additional: [] } })
+  const up = upstream({ 'example.org A': { kind: 'answer', rcode: RCODE.NOERROR, aa: false, answer: [{ name: 'example.org', ttl: 60, data: { type: TYPE.A, address: '192.0.2.1' } }], authority: [], additional: [], ra: true } })
   const plain = new ResponseRecorder(kubernetesPlugin(index)(up.next))
   t.same(show(await plain.serve('example.org', TYPE.A)).answer, ['example.org 60 A 192.0.2.1'])
   t.same(show(await plain.serve('1.1.1.1.in-addr.arpa', TYPE.PTR)).rcode, 'NXDOMAIN')
@@ -213,15 +216,17 @@ t.test('names outside the zones go to next; reverse fallthrough hands unknown IP
 t.test('ExternalName targets resolve through next (§2.10)', async t => {
   const index = clusterIndex()
   const target: Answer = {
-    kind: 'answer', rcode: RCODE.NOERROR, aa: false, authority: [], additional: [],
+    kind: 'answer', rcode: RCODE.NOERROR, aa: false, authority: [], additional: [], ra: true,
     answer: [{ name: 'example.com', ttl: 60, data: { type: TYPE.A, address: '93.184.215.14' } }],
   }
   const up = upstream({ 'example.com A': target })
   const rec = new ResponseRecorder(kubernetesPlugin(index)(up.next))
-  t.same(show(await rec.serve(`Ext.${S}`, TYPE.A)), {
+  const merged = await rec.serve(`Ext.${S}`, TYPE.A)
+  t.same(show(merged), {
     rcode: 'NOERROR', aa: true, authority: [], additional: [],
     answer: [`Ext.${S} 5 CNAME example.com`, 'example.com 60 A 93.184.215.14'],
   })
+  t.equal(merged.kind === 'answer' && merged.ra, false, 'the plugin\'s own answer: RA=0 though the target\'s came with RA=1')
   t.same(show(await rec.serve(`extnx.${S}`, TYPE.A)), { rcode: 'NOERROR', aa: true, answer: [`extnx.${S} 5 CNAME nx.example`], authority: [], additional: [] }, 'target NXDOMAIN: the CNAME alone')
   t.same(up.asked, ['example.com A', 'nx.example A'])
 

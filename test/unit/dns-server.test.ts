@@ -2,18 +2,22 @@
 // names) behind UDP and TCP listeners on 127.0.0.1, queried with packets dns2 encodes and replies dns2
 // decodes (the independent witness). Covers the server-level rules of DNS.md §5, EDNS sizes and
 // truncation, 0x20 echo through the memoized encodings, upstream OPT scrubbing, handler failures and the
-// CoreDNS metrics.
+// CoreDNS metrics, and which replies carry RA.
 import t, { type Test } from 'tap'
 import { createSocket } from 'node:dgram'
 import { connect, type Socket as TcpSocket } from 'node:net'
 import { Packet } from 'dns2'
 import { Registry } from 'prom-client'
+import { cachePlugin } from '../../pkg/dns/cache/cache.js'
+import { forwardPlugin } from '../../pkg/dns/forward/forward.js'
+import { autopathPlugin } from '../../pkg/dns/kubernetes/autopath.js'
 import { kubernetesPlugin } from '../../pkg/dns/kubernetes/handler.js'
 import type { Handler, Reply, Request } from '../../pkg/dns/message.js'
 import { createDnsMetrics } from '../../pkg/dns/metrics.js'
 import { DnsServer } from '../../pkg/dns/server.js'
 import { silentLogger } from '../../pkg/log/log.js'
 import { clusterIndex, ep, port, slice, svc } from './fixtures/dns-cluster.js'
+import { inspect } from './fixtures/dns-raw.js'
 
 const S = 'shop.svc.cluster.local'
 const BIG = 60
@@ -398,6 +402,104 @@ t.test('TCP: a client that ends its side after sending still gets every reply, f
   t.same(replies.find(r => r.header.id === 52)?.answers.map(a => a.address), ['203.0.113.9'], 'the slow forwarded one included')
   const ended = await Promise.race([closed.then(() => true), new Promise<boolean>(resolve => { setTimeout(() => { resolve(false) }, 2000).unref() })])
   t.ok(ended, 'the server ends its side once nothing is left to answer')
+})
+
+/**
+ * An upstream on 127.0.0.1 answering one A record with RA set (a recursive resolver), except: names
+ * starting `nora.` get RA clear (an authoritative-only server such as NSD), `wrong.` a reply to another
+ * question, `silent.` nothing. Returns its port and how many queries each name drew.
+ */
+async function upstreamStub (t: Test): Promise<{ port: number, seen: Map<string, number> }> {
+  const sock = createSocket('udp4')
+  await new Promise<void>(resolve => { sock.bind(0, '127.0.0.1', resolve) })
+  t.teardown(async () => { await new Promise<void>(resolve => { sock.close(() => { resolve() }) }) })
+  const seen = new Map<string, number>()
+  sock.on('message', (q, r) => {
+    const v = inspect(q)
+    const name = v.question?.lname ?? ''
+    seen.set(name, (seen.get(name) ?? 0) + 1)
+    if (name.startsWith('silent.')) return
+    const head = Buffer.from(q.subarray(0, v.questionEnd))
+    head.writeUInt16BE(name.startsWith('nora.') ? 0x8500 : 0x8180, 2)
+    head.writeUInt16BE(1, 6); head.writeUInt16BE(0, 8); head.writeUInt16BE(0, 10)
+    if (name.startsWith('wrong.')) head[13] = 0x78
+    sock.send(Buffer.concat([head, Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 53])]), r.port, r.address)
+  })
+  return { port: sock.address().port, seen }
+}
+
+// CoreDNS 1.12: the kubernetes plugin and the server write their own replies with SetReply/SetRcode and
+// never set RA (dig: "recursion requested but not available"); forward passes the upstream's message on
+// and cache keeps its RA. So RA is the upstream's on forwarded data and clear on everything ferry makes.
+t.test('RA: clear on cluster answers and ferry\'s own errors, the upstream\'s on forwarded and cached replies', async t => {
+  const up = await upstreamStub(t)
+  const index = clusterIndex()
+  const fwd = forwardPlugin({ upstreams: [{ host: '127.0.0.1', port: up.port }], tryTimeoutMs: 100, overallTimeoutMs: 300, healthCheckIntervalMs: 50 })
+  t.teardown(() => { fwd.close() })
+  // As ferryd chains them; every client is a pod of namespace shop, so autopath walks names under it.
+  const chain = [autopathPlugin({ zone: 'cluster.local', podNamespace: () => 'shop', searchDomains: [] }), kubernetesPlugin(index), cachePlugin(), fwd]
+  const handler = chain.reduceRight<Handler>((next, p) => p(next), () => { throw new Error('end of the chain') })
+  const registry = new Registry()
+  const server = new DnsServer({ listen: [{ host: '127.0.0.1', port: 0 }], handler, metrics: createDnsMetrics(registry, 'dns://127.0.0.1:0', 'test'), log: silentLogger })
+  await server.start()
+  t.teardown(async () => { await server.stop() })
+  const p = server.addresses()[0]?.port ?? 0
+  const flags = async (msg: Buffer, o: { ms?: number, tcp?: boolean } = {}): Promise<{ rcode: number, aa: number, ra: number, answers: number }> => {
+    let b: Buffer | null | undefined
+    if (o.tcp === true) {
+      const c = await Tcp.open(p)
+      c.send(msg)
+      b = (await c.read(1))[0]
+      c.close()
+    } else {
+      b = await udp(p, msg, o.ms)
+    }
+    const h = decode(b).header
+    return { rcode: h.rcode, aa: h.aa, ra: h.ra, answers: h.ancount }
+  }
+
+  const own: Array<[string, Buffer, number]> = [
+    ['positive', query(`web.${S}`, 1), 0],
+    ['positive, again (the memoized template)', query(`web.${S}`, 1, { id: 2 }), 0],
+    ['positive with EDNS', query(`WEB.${S}`, 1, { udpSize: 1232 }), 0],
+    ['NODATA', query(`web.${S}`, 28), 0],
+    ['NXDOMAIN (outside the client\'s namespace: no autopath)', query('nope.lonely.svc.cluster.local', 1), 3],
+    ['reverse PTR', query('20.0.30.172.in-addr.arpa', 12), 0],
+    ['ExternalName: a CNAME over forwarded records is still the plugin\'s own', query(`ext.${S}`, 1), 0],
+  ]
+  for (const [what, msg, rcode] of own) {
+    t.match(await flags(msg), { rcode, aa: 1, ra: 0 }, `cluster ${what}: AA=1, RA=0`)
+  }
+  t.match(await flags(query(`web.${S}`, 1, { id: 3 }), { tcp: true }), { aa: 1, ra: 0 }, 'over TCP too')
+
+  const two = new Packet()
+  two.questions.push({ name: `web.${S}`, type: 1, class: 1 } as Question, { name: `db.${S}`, type: 1, class: 1 } as Question)
+  const notimp = Buffer.from(query(`web.${S}`, 1)); notimp[2] = ((notimp[2] as number) & 0x87) | (5 << 3)
+  const errors: Array<[string, Buffer, number]> = [
+    ['REFUSED (class CH)', query('version.bind', 16, { cls: 3 }), 5],
+    ['REFUSED (AXFR)', query(S, 252), 5],
+    ['BADVERS', query(`web.${S}`, 1, { version: 1 }), 16],
+    ['FORMERR (two questions)', two.toBuffer(), 1],
+    ['NOTIMP (UPDATE)', notimp, 4],
+    ['forward\'s FORMERR (a reply to another question)', query('wrong.example', 1), 1],
+    ['forward\'s SERVFAIL (every try timed out)', query('silent.example', 1), 2],
+  ]
+  for (const [what, msg, rcode] of errors) {
+    t.match(await flags(msg, { ms: 1000 }), { rcode, ra: 0 }, `${what}: RA=0`)
+  }
+
+  t.match(await flags(query('www.example', 1)), { rcode: 0, aa: 0, ra: 1, answers: 1 }, 'forwarded: the upstream\'s RA=1')
+  t.match(await flags(query('WWW.example', 1, { id: 4 })), { rcode: 0, aa: 1, ra: 1, answers: 1 }, 'a cache hit: AA=1, RA=1 kept')
+  t.match(await flags(query('www.example', 1, { id: 5, udpSize: 1232 }), { tcp: true }), { aa: 1, ra: 1 }, 'a cache hit over TCP with EDNS')
+  t.equal(up.seen.get('www.example'), 1, 'the upstream was asked once')
+  t.match(await flags(query('nora.example', 1)), { aa: 1, ra: 0, answers: 1 }, 'an upstream without RA: not forced on')
+  t.match(await flags(query('nora.example', 1, { id: 6 })), { aa: 1, ra: 0 }, 'nor on its cache hit')
+  t.equal(up.seen.get('nora.example'), 1, 'and asked once')
+
+  // autopath's CNAME over a found answer: the found reply's flags, as CoreDNS writes it.
+  t.match(await flags(query(`www.example.${S}`, 1)), { rcode: 0, ra: 1, answers: 2 }, 'autopath over a forwarded answer: RA=1')
+  t.match(await flags(query(`nora.example.${S}`, 1)), { rcode: 0, ra: 0, answers: 2 }, 'autopath over an upstream without RA: RA=0')
+  t.match(await flags(query(`web.${S}.${S}`, 1)), { rcode: 0, aa: 1, ra: 0, answers: 2 }, 'autopath over a cluster answer: RA=0')
 })
 
 /** Milliseconds until the server closes `c` (its FIN or a reset), or null if it is still open after `ms`. */

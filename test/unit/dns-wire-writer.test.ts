@@ -29,7 +29,7 @@ const SOA = (zone: string): ResourceRecord => ({
 t.test('byte-exact: one A answer, owner as a pointer to the question', async t => {
   const { buf, p } = query(0xabcd, 'Web.Ns.svc.cluster.local', 1)
   const out = encodeReply(buf, p, answer(RCODE.NOERROR, [A('web.ns.svc.cluster.local', '10.0.0.1')]), { limit: 512 })
-  const want = 'abcd' + '8580' + '0001' + '0001' + '0000' + '0000' +
+  const want = 'abcd' + '8500' + '0001' + '0001' + '0000' + '0000' +
     label('Web') + label('Ns') + label('svc') + label('cluster') + label('local') + '00' + '0001' + '0001' +
     'c00c' + '0001' + '0001' + '00000005' + '0004' + '0a000001'
   t.equal(hex(out), want)
@@ -39,7 +39,7 @@ t.test('byte-exact: NXDOMAIN with the SOA compressed into the question, and OPT'
   const { buf, p } = query(7, 'nope.svc.Cluster.local', 1, { udpSize: 4096, do: true })
   const out = encodeReply(buf, p, answer(RCODE.NXDOMAIN, [], [SOA('cluster.local')]), { limit: replyLimit(p.query, 'udp') })
   // "Cluster" starts at 12 + 5 + 4 = 21 (0x15); the zone's owner and the SOA names point there.
-  const want = '0007' + '8583' + '0001' + '0000' + '0001' + '0001' +
+  const want = '0007' + '8503' + '0001' + '0000' + '0001' + '0001' +
     label('nope') + label('svc') + label('Cluster') + label('local') + '00' + '0001' + '0001' +
     'c015' + '0006' + '0001' + '00000005' + (3 + 4 + 2 + 11 + 2 + 20).toString(16).padStart(4, '0') +
     label('ns') + label('dns') + 'c015' + label('hostmaster') + 'c015' +
@@ -55,7 +55,7 @@ t.test('byte-exact: SRV target is never compressed; the glue owner points into t
     [], [A('web.ns.svc.cluster.local', '10.0.0.9')]), { limit: 512 })
   const qname = label('_http') + label('_tcp') + label('web') + label('ns') + label('svc') + label('cluster') + label('local') + '00'
   const target = label('web') + label('ns') + label('svc') + label('cluster') + label('local') + '00'
-  const want = '0001' + '8580' + '0001' + '0001' + '0000' + '0001' + qname + '0021' + '0001' +
+  const want = '0001' + '8500' + '0001' + '0001' + '0000' + '0001' + qname + '0021' + '0001' +
     'c00c' + '0021' + '0001' + '00000005' + (6 + 26).toString(16).padStart(4, '0') + '0000' + '0064' + '0050' + target +
     'c017' + '0001' + '0001' + '00000005' + '0004' + '0a000009'
   t.equal(hex(out), want)
@@ -75,7 +75,7 @@ t.test('round trips decoded by dns2: every record type ferry writes', async t =>
   const out = encodeReply(buf, p, answer(RCODE.NOERROR, rrs,
     [{ name: 'mixed.example', ttl: 60, data: { type: 2, target: 'ns.dns.mixed.example' } }], [SOA('mixed.example')]), { limit: 65535 })
   const w = witness(out)
-  t.match(w.header, { id: 4242, qr: 1, opcode: 0, aa: 1, tc: 0, rd: 1, ra: 1, rcode: 0, qdcount: 1, ancount: 6, nscount: 1, arcount: 2 })
+  t.match(w.header, { id: 4242, qr: 1, opcode: 0, aa: 1, tc: 0, rd: 1, ra: 0, rcode: 0, qdcount: 1, ancount: 6, nscount: 1, arcount: 2 })
   t.match(w.questions, [{ name: 'Mixed.Example', type: 255, class: 1 }])
   t.match(w.answers, [
     { name: 'Mixed.Example', type: 1, class: 1, ttl: 30, address: '192.0.2.1' },
@@ -184,12 +184,30 @@ t.test('a template patched for a query of another opcode carries that opcode (NO
   }
 })
 
+t.test('RA comes from the answer: clear on ferry\'s own, set when it carries an upstream\'s; templates keep their own', async t => {
+  const RA = 0x80
+  const rrs = [A('web.ns.svc.cluster.local', '10.0.0.1')]
+  const first = query(1, 'web.ns.svc.cluster.local', 1)
+  const own = encodeReply(first.buf, first.p, answer(RCODE.NOERROR, rrs), { limit: 512 })
+  const relayed = encodeReply(first.buf, first.p, answer(RCODE.NOERROR, rrs, [], [], false, true), { limit: 512 })
+  t.equal((own[3] as number) & RA, 0, 'an own answer: RA=0')
+  t.equal((relayed[3] as number) & RA, RA, 'an answer carrying an upstream\'s RA: RA=1')
+  t.match(witness(own).header, { aa: 1, ra: 0 })
+  t.match(witness(relayed).header, { aa: 0, ra: 1 })
+  // A client may send any bits in the flags' second octet; only CD is taken from the query.
+  const q = query(2, 'WEB.ns.svc.cluster.local', 1, { cd: true })
+  const odd = Uint8Array.from(q.buf)
+  odd[3] = (odd[3] as number) | RA
+  t.equal((patchReply(own, odd, q.p)[3] as number) & (RA | 0x10), 0x10, 'the own template stays RA=0, CD from the query')
+  t.equal((patchReply(relayed, q.buf, q.p)[3] as number) & (RA | 0x10), RA | 0x10, 'the relayed template stays RA=1')
+})
+
 t.test('rejections and empty replies', async t => {
-  t.equal(hex(encodeRejection({ reject: 'formerr', id: 0x0102, opcode: 0, rd: true })), '0102' + '8181' + '0000'.repeat(4))
-  t.equal(hex(encodeRejection({ reject: 'notimp', id: 3, opcode: 2, rd: false }, { ra: false })), '0003' + '9004' + '0000'.repeat(4))
+  t.equal(hex(encodeRejection({ reject: 'formerr', id: 0x0102, opcode: 0, rd: true })), '0102' + '8101' + '0000'.repeat(4))
+  t.equal(hex(encodeRejection({ reject: 'notimp', id: 3, opcode: 2, rd: false })), '0003' + '9004' + '0000'.repeat(4))
   const q = query(5, 'Zone.Transfer', 252)
   const refused = encodeEmpty(q.buf, q.p, RCODE.REFUSED, { limit: 512 })
-  t.equal(hex(refused), '0005' + '8185' + '0001' + '0000'.repeat(3) + hex(q.buf.subarray(12, q.p.questionEnd)))
+  t.equal(hex(refused), '0005' + '8105' + '0001' + '0000'.repeat(3) + hex(q.buf.subarray(12, q.p.questionEnd)))
   // BADVERS (16): 0 in the header, 1 in OPT's extended rcode, version 0.
   const v1 = Uint8Array.from(encodeQuery(6, 'x.example', 1, { udpSize: 4096 }))
   v1[v1.length - 5] = 1
@@ -197,7 +215,7 @@ t.test('rejections and empty replies', async t => {
   if (isRejection(pv)) throw new Error('rejected')
   t.equal(pv.query.edns?.version, 1)
   const badvers = encodeEmpty(v1, pv, RCODE.BADVERS, { limit: 4096 })
-  t.equal(hex(badvers.subarray(2, 4)), '8180')
+  t.equal(hex(badvers.subarray(2, 4)), '8100')
   t.equal(hex(badvers.subarray(badvers.length - 11)), '00' + '0029' + '04d0' + '01' + '00' + '0000' + '0000')
   t.match(witness(badvers).header, { rcode: 16 })
 })

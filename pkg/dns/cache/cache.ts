@@ -3,7 +3,8 @@
 // through uncached: they are cheap to make again and must not outlive the state that made them.
 //
 // Every reply this returns is a fresh buffer the caller may patch in place, already carrying the client's
-// ID and question case; hits carry AA=1 and TTLs counted down from the stored one.
+// ID and question case; hits carry AA=1, the upstream's other flags (RA) and TTLs counted down from the
+// stored one.
 import type { Registry } from 'prom-client'
 import { TYPE, type Handler, type Plugin, type Query, type Reply, type Request } from '../message.js'
 import { inspectReply, patchId, patchQuestionCase, rewriteTtls, type RawInfo } from '../wire/raw.js'

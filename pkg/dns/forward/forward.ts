@@ -1,6 +1,7 @@
 // CoreDNS's `forward` (DNS.md §4.1–4.4) as the last link of the chain. Upstream replies pass through as
-// raw bytes; the errors ferry makes itself (SERVFAIL when every try failed, REFUSED over max_concurrent,
-// FORMERR for a reply to another question) are structured answers, so the cache never stores them.
+// raw bytes, header flags (RA) as the upstream set them; the errors ferry makes itself (SERVFAIL when
+// every try failed, REFUSED over max_concurrent, FORMERR for a reply to another question) are structured
+// answers without RA, as CoreDNS writes them, so the cache never stores them.
 import type { Registry } from 'prom-client'
 import { formatHostPort, loopingUpstreams, type HostPort } from '../../config/dns-addresses.js'
 import { FerryError } from '../../errors/errors.js'

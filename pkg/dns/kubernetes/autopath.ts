@@ -44,7 +44,8 @@ export function autopathPlugin (opts: AutopathOptions): Plugin {
       const head = a.answer[0]
       if (head === undefined) return a // NODATA comes back without a CNAME, as in CoreDNS
       const cname = { name: q.name, ttl: head.ttl, data: { type: TYPE.CNAME, target: head.name } } as const
-      return answer(a.rcode, [cname, ...a.answer], a.authority, a.additional, a.aa)
+      // The found reply's flags, as CoreDNS writes it: RA from a forwarded one, clear from the cluster's.
+      return answer(a.rcode, [cname, ...a.answer], a.authority, a.additional, a.aa, a.ra)
     }
 
     const walk = (from: number, firstReply: Reply | undefined): Reply | Promise<Reply> => {

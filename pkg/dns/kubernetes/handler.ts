@@ -58,7 +58,8 @@ export function kubernetesPlugin (index: RecordIndex, opts: KubernetesPluginOpti
 /**
  * A/AAAA on an ExternalName (§2.10): the CNAME plus the target's records. A target in the cluster zone
  * is followed in the index (nothing found: NODATA, no CNAME); any other goes through `next` with a
- * synthetic request (target NXDOMAIN: the CNAME alone; the lookup failing: NODATA).
+ * synthetic request (target NXDOMAIN: the CNAME alone; the lookup failing: NODATA). The merged answer
+ * is the plugin's own, so RA stays clear even with forwarded records in it, as in CoreDNS.
  */
 function externalName (index: RecordIndex, next: Handler, req: Request, target: string, zone: string): Reply | Promise<Reply> {
   const q = req.query.question
@@ -110,5 +111,5 @@ export function withCase (ans: Answer, req: Request): Answer {
     if (n !== '' && lname.endsWith(n) && lname.charCodeAt(lname.length - n.length - 1) === 46) return { ...r, name: name.slice(name.length - n.length) }
     return r
   })
-  return { kind: 'answer', rcode: ans.rcode, aa: ans.aa, answer: fix(ans.answer), authority: fix(ans.authority), additional: ans.additional }
+  return { kind: 'answer', rcode: ans.rcode, aa: ans.aa, answer: fix(ans.answer), authority: fix(ans.authority), additional: ans.additional, ra: ans.ra }
 }

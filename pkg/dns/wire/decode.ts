@@ -32,7 +32,7 @@ export function replyAnswer (reply: Reply, opts: DecodeOptions = {}): Answer | n
 }
 
 /**
- * A reply message as an Answer: its rcode (extended bits included), AA, and the answer, authority and
+ * A reply message as an Answer: its rcode (extended bits included), AA, RA, and the answer, authority and
  * additional records. OPT is dropped (the server writes its own). Null when the message is malformed or
  * holds a record type the model cannot carry (unless `skipUnknown` leaves those records out).
  */
@@ -66,7 +66,7 @@ function decodeRecords (buf: Uint8Array, info: RawInfo, skipUnknown: boolean): A
       ;(sections[s] as ResourceRecord[]).push({ name, ttl: u32(buf, end + 4), data })
     }
   }
-  return answer(info.rcode as Rcode, sections[0], sections[1], sections[2], info.aa)
+  return answer(info.rcode as Rcode, sections[0], sections[1], sections[2], info.aa, info.ra)
 }
 
 /** The record types rdata() decodes. */

@@ -25,8 +25,6 @@ export interface ReplyOptions {
   readonly limit: number
   /** What ferry's OPT advertises (default 1232). OPT is written only when the query carried one. */
   readonly edns?: { readonly udpSize: number }
-  /** The RA bit (default true: ferry forwards what it is not authoritative for). */
-  readonly ra?: boolean
 }
 
 /** DNS.md §5.3: TCP 65535; UDP 512 without OPT, else max(512, the client's size). */
@@ -76,7 +74,7 @@ export function encodeReply (queryBuf: Uint8Array, parsed: ParsedQuery, a: Answe
   if (a.aa) flags |= AA
   if (!full) flags |= TC
   if (q.rd) flags |= RD
-  if (opts.ra !== false) flags |= RA
+  if (a.ra) flags |= RA
   if (q.cd) flags |= CD
   writeHeader(q.id, flags, 1, an, ns, ar + (optLen > 0 ? 1 : 0))
   enc.pos = end
@@ -116,18 +114,17 @@ const EMPTY: Answer['answer'] = Object.freeze([])
 
 /** A reply with the question echoed and no records: REFUSED, SERVFAIL, BADVERS (16, carried by OPT). */
 export function encodeEmpty (queryBuf: Uint8Array, parsed: ParsedQuery, rcode: Rcode, opts: ReplyOptions): Uint8Array {
-  return encodeReply(queryBuf, parsed, { kind: 'answer', rcode, aa: false, answer: EMPTY, authority: EMPTY, additional: EMPTY }, opts)
+  return encodeReply(queryBuf, parsed, { kind: 'answer', rcode, aa: false, answer: EMPTY, authority: EMPTY, additional: EMPTY, ra: false }, opts)
 }
 
 /**
  * The reply to a query parseQuery refused: header only, no question (it may not have parsed), as miekg
- * does. `r.reject` picks NOTIMP or FORMERR.
+ * does. `r.reject` picks NOTIMP or FORMERR. No RA: miekg's SetRcode leaves it clear.
  */
-export function encodeRejection (r: QueryRefusal, opts: { readonly ra?: boolean } = {}): Uint8Array {
+export function encodeRejection (r: QueryRefusal): Uint8Array {
   const rcode = r.reject === 'notimp' ? RCODE.NOTIMP : RCODE.FORMERR
   let flags = QR | (r.opcode << 11) | rcode
   if (r.rd) flags |= RD
-  if (opts.ra !== false) flags |= RA
   enc.reset()
   writeHeader(r.id, flags, 0, 0, 0, 0)
   return take()
@@ -139,6 +136,7 @@ export function encodeRejection (r: QueryRefusal, opts: { readonly ra?: boolean 
  * (see fitsLimit): copies it and patches in the query's ID, opcode, RD and CD bits and the question
  * name's bytes, so the client's case comes back in the question and in every owner pointing at it.
  * The opcode too: a template made for a NOTIFY must not answer a QUERY as NOTIFY (resolvers drop it).
+ * AA, RA and the rcode stay the template's: they belong to the answer, not to the query.
  */
 export function patchReply (template: Uint8Array, queryBuf: Uint8Array, parsed: ParsedQuery): Uint8Array {
   const out = Buffer.allocUnsafe(template.length)
