@@ -15,7 +15,8 @@ export const HELP = `ferryctl: manage ferry's cluster state in etcd
 Usage:
   ferryctl apply  -f FILE|DIR [-f ...]     validate all objects, then write the changed ones to etcd
   ferryctl delete -f FILE|DIR [-f ...]     delete the objects the manifests name
-  ferryctl get RESOURCE [NAME] [-n NS | -A] [-o table|json|yaml]
+  ferryctl get RESOURCE [NAME...] [-n NS | -A] [-o table|json|yaml]
+  ferryctl get RESOURCE/NAME...            (one resource type at a time)
   ferryctl trace SRC DST:PORT[/PROTO]      ask the running ferryd which service entry point a new
                                            connection from SRC hits, and which endpoints can answer
                                            (masqueraded or not); DST in IPv6 as [IP]:PORT, PROTO tcp|udp|sctp
@@ -30,7 +31,7 @@ Flags:
                              apply/delete: manifests name their namespace (none: "default")
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column)
   -o, --output FORMAT        get: table (default), json or yaml
-      --ignore-not-found     delete: objects that do not exist are not an error
+      --ignore-not-found     delete, get NAME: objects that do not exist are not an error
       --etcd-endpoints URLS  comma-separated etcd client URLs (env FERRY_ETCD_ENDPOINTS;
                              default ${DEFAULT_ENDPOINTS})
                              (http://user:password@host:2379 logs in as user, but any local user
@@ -54,7 +55,8 @@ Flags:
   -h, --help                 show this help
 
 Errors print "error: <message>" (naming the file, object and field) to stderr and exit 1; when any
-object is invalid nothing is written.
+object is invalid nothing is written. get NAME... prints the objects it finds, then one
+"error: <kind> "<namespace>/<name>" not found" per missing name, and exits 1 if there was any.
 
 apply prints "<kind>/<namespace>/<name> created|configured|unchanged" per object on stdout, in input
 order; delete prints "<kind>/<namespace>/<name> deleted". Changes that fit one etcd transaction
@@ -65,13 +67,6 @@ error says how many were and were not written; apply is idempotent, so running i
 Passwords in endpoint URLs are shown as "***" in every message.
 `
 
-const RESOURCES: Record<string, Kind> = {
-  services: 'Service', service: 'Service', svc: 'Service',
-  endpointslices: 'EndpointSlice', endpointslice: 'EndpointSlice', eps: 'EndpointSlice',
-  nodes: 'Node', node: 'Node', no: 'Node',
-  pods: 'Pod', pod: 'Pod', po: 'Pod',
-}
-
 export interface CtlIO {
   env: NodeJS.ProcessEnv
   stdout: (s: string) => void
@@ -81,6 +76,11 @@ export interface CtlIO {
 }
 
 class UsageError extends Error {}
+
+/** `fn`'s result; a mistake in the arguments it parses becomes a UsageError (which points at --help). */
+function usage<T> (fn: () => T): T {
+  try { return fn() } catch (e) { throw new UsageError(e instanceof Error ? e.message : String(e)) }
+}
 
 /** Runs one command; returns the exit code. Never throws. */
 export async function main (argv: string[], io: CtlIO): Promise<number> {
@@ -194,11 +194,8 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       } finally { store.close() }
     }
     case 'get': {
-      const [resource, name, extra] = rest
-      if (resource === undefined) throw new UsageError('get: which resource? (services, endpointslices, nodes, pods)')
-      if (extra !== undefined) throw new UsageError(`get: unexpected argument ${JSON.stringify(extra)}`)
-      const kind = RESOURCES[resource.toLowerCase()]
-      if (kind === undefined) throw new UsageError(`get: unknown resource ${JSON.stringify(resource)} (services, endpointslices, nodes, pods)`)
+      const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
+      const { kind, names } = usage(() => parseResourceArgs('get', rest))
       const output = v.output ?? 'table'
       if (!['table', 'json', 'yaml'].includes(output)) throw new UsageError(`--output: must be table, json or yaml, got ${JSON.stringify(output)}`)
       if (v['all-namespaces'] === true && v.namespace !== undefined) throw new UsageError('-n and -A cannot be used together')
@@ -211,13 +208,13 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
         for (const e of res.errors) io.stderr(`warning: ${e.message}\n`)
         objects = res.objects
       } finally { store.close() }
-      if (name !== undefined) {
-        objects = objects.filter(o => o.metadata.name === name)
-        if (objects.length === 0) {
-          throw new Error(`${kind.toLowerCase()} "${ns !== undefined ? ns + '/' : ''}${name}" not found`)
-        }
-      }
-      return await print(kind, objects, { output, all, ns, single: name !== undefined }, io)
+      if (names.length === 0) return await print(kind, objects, { output, all, ns, single: false }, io)
+      // As kubectl: the found objects print (in argument order), then each missing name is an error.
+      const found = names.flatMap(n => objects.filter(o => o.metadata.name === n))
+      const missing = v['ignore-not-found'] === true ? [] : names.filter(n => !objects.some(o => o.metadata.name === n))
+      if (found.length > 0) await print(kind, found, { output, all, ns, single: names.length === 1 }, io)
+      io.stderr(missing.map(n => `error: ${kind.toLowerCase()} "${ns !== undefined ? ns + '/' : ''}${n}" not found\n`).join(''))
+      return missing.length > 0 ? 1 : 0
     }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)} (apply, delete, get)`)

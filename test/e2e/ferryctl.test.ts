@@ -9,7 +9,7 @@ import { startEtcd } from '../helpers/etcd.js'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const bin = join(root, 'dist/cmd/ferryctl.js')
 if (!existsSync(bin)) throw new Error(`${bin} is missing: run "npm run build" before this test`)
-const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/etcd/store.ts', 'pkg/etcd/keys.ts', 'pkg/etcd/codec.ts', 'pkg/etcd/client.ts',
+const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/ctl/resource-args.ts', 'pkg/etcd/store.ts', 'pkg/etcd/keys.ts', 'pkg/etcd/codec.ts', 'pkg/etcd/client.ts',
   'pkg/etcd/access.ts', 'pkg/etcd/url.ts', 'pkg/etcd/chunks.ts']
 const stale = sources.filter(s => existsSync(join(root, s)) && statSync(join(root, s)).mtimeMs > statSync(bin).mtimeMs)
 if (stale.length > 0) throw new Error(`${bin} is older than ${stale.join(', ')}: run "npm run build" before this test`)
@@ -208,4 +208,42 @@ t.test('--etcd-endpoints and --etcd-prefix', async t => {
   const down = await ctl(['get', 'svc', '--etcd-endpoints', 'http://127.0.0.1:1'])
   t.equal(down.code, 1)
   t.match(down.stderr, /^error: etcd list failed: .*UNAVAILABLE/)
+})
+
+t.test('get NAME...: several names or TYPE/NAME, found ones printed, each missing one an error (kubectl get)', async t => {
+  const db = web.replace('name: web', 'name: db').replace('10.96.0.10', '10.96.0.20')
+  const file = join(t.testdir({ 'svcs.yaml': web + '---\n' + db }), 'svcs.yaml')
+  t.equal((await ctl(['apply', '-f', file])).code, 0)
+  t.teardown(async () => { await ctl(['delete', '-f', file, '--ignore-not-found']) })
+  const names = (r: Run): string[] => (JSON.parse(r.stdout) as { kind: string, items: Array<{ metadata: { name: string } }> }).items.map(i => i.metadata.name)
+
+  const two = await ctl(['get', 'services', 'db', 'web', '-o', 'json'])
+  t.equal(two.code, 0, two.stderr)
+  t.same(names(two), ['db', 'web'], 'a List, in argument order')
+  const slash = await ctl(['get', 'svc/db', 'service/web', '-o', 'json'])
+  t.equal(slash.code, 0, slash.stderr)
+  t.same(names(slash), ['db', 'web'], 'TYPE/NAME form')
+  const one = JSON.parse((await ctl(['get', 'svc/web', '-o', 'json'])).stdout) as { kind: string }
+  t.equal(one.kind, 'Service', 'one TYPE/NAME is the object itself')
+
+  const partial = await ctl(['get', 'svc', 'web', 'nope', 'gone'])
+  t.equal(partial.code, 1, 'a missing name fails the command')
+  t.match(partial.stdout, /^NAME .*\nweb\s+ClusterIP\s+10\.96\.0\.10/, 'the found ones still print')
+  t.equal(partial.stderr, 'error: service "default/nope" not found\nerror: service "default/gone" not found\n')
+  const partialJson = await ctl(['get', 'svc', 'web', 'nope', '-o', 'json'])
+  t.equal(partialJson.code, 1)
+  t.same(names(partialJson), ['web'], 'stdout still parses')
+  const missing = await ctl(['get', 'svc/nope'])
+  t.same([missing.code, missing.stdout, missing.stderr], [1, '', 'error: service "default/nope" not found\n'])
+  const ignored = await ctl(['get', 'svc', 'web', 'nope', '--ignore-not-found', '-o', 'json'])
+  t.same([ignored.code, names(ignored), ignored.stderr], [0, ['web'], ''], '--ignore-not-found skips the missing')
+  const none = await ctl(['get', 'svc', 'nope', '--ignore-not-found'])
+  t.same([none.code, none.stdout, none.stderr], [0, '', ''], 'nothing found and nothing to say, as kubectl')
+
+  const mixed = await ctl(['get', 'svc', 'svc/web'])
+  t.equal(mixed.code, 1)
+  t.match(mixed.stderr, /^error: get: there is no need to specify a resource type as a separate argument when passing arguments in resource\/name form/)
+  const kinds = await ctl(['get', 'svc/web', 'node/node-1'])
+  t.equal(kinds.code, 1)
+  t.match(kinds.stderr, /^error: get: one resource type at a time/)
 })
