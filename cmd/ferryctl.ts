@@ -15,7 +15,7 @@ export const HELP = `ferryctl: manage ferry's cluster state in etcd
 Usage:
   ferryctl apply  -f FILE|DIR [-f ...]     validate all objects, then write the changed ones to etcd
   ferryctl delete -f FILE|DIR [-f ...]     delete the objects the manifests name
-  ferryctl get RESOURCE [NAME...] [-n NS | -A] [-o table|json|yaml]
+  ferryctl get RESOURCE [NAME...] [-n NS | -A] [-o table|json|yaml|name]
   ferryctl get RESOURCE/NAME...            (one resource type at a time)
   ferryctl trace SRC DST:PORT[/PROTO]      ask the running ferryd which service entry point a new
                                            connection from SRC hits, and which endpoints can answer
@@ -30,7 +30,8 @@ Flags:
   -n, --namespace NS         namespace for get (default "default"); ignored for nodes. Not for
                              apply/delete: manifests name their namespace (none: "default")
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column)
-  -o, --output FORMAT        get: table (default), json or yaml
+  -o, --output FORMAT        get: table (default), json, yaml or name (kubectl's TYPE/NAME lines,
+                             e.g. service/web, endpointslice.discovery.k8s.io/web-abc)
       --ignore-not-found     delete, get NAME: objects that do not exist are not an error
       --etcd-endpoints URLS  comma-separated etcd client URLs (env FERRY_ETCD_ENDPOINTS;
                              default ${DEFAULT_ENDPOINTS})
@@ -197,7 +198,7 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
       const { kind, names } = usage(() => parseResourceArgs('get', rest))
       const output = v.output ?? 'table'
-      if (!['table', 'json', 'yaml'].includes(output)) throw new UsageError(`--output: must be table, json or yaml, got ${JSON.stringify(output)}`)
+      if (!['table', 'json', 'yaml', 'name'].includes(output)) throw new UsageError(`--output: must be table, json, yaml or name, got ${JSON.stringify(output)}`)
       if (v['all-namespaces'] === true && v.namespace !== undefined) throw new UsageError('-n and -A cannot be used together')
       const all = v['all-namespaces'] === true
       const ns = kind === 'Node' || all ? undefined : (v.namespace ?? 'default')
@@ -278,6 +279,11 @@ async function del (store: Store, objects: KObject[], ignoreNotFound: boolean, i
 async function print (kind: Kind, objects: KObject[], o: { output: string, all: boolean, ns: string | undefined, single: boolean }, io: CtlIO): Promise<number> {
   const doc = o.single && objects.length === 1 ? objects[0] : { apiVersion: 'v1', kind: 'List', items: objects }
   if (o.output === 'json') { io.stdout(JSON.stringify(doc, null, 2) + '\n'); return 0 }
+  if (o.output === 'name') {
+    const { formatNames } = await import('../pkg/ctl/printers.js')
+    io.stdout(formatNames(objects))
+    return 0
+  }
   if (o.output === 'yaml') {
     const { stringify } = await import('yaml')
     io.stdout(stringify(doc))

@@ -214,7 +214,6 @@ t.test('get NAME...: several names or TYPE/NAME, found ones printed, each missin
   const db = web.replace('name: web', 'name: db').replace('10.96.0.10', '10.96.0.20')
   const file = join(t.testdir({ 'svcs.yaml': web + '---\n' + db }), 'svcs.yaml')
   t.equal((await ctl(['apply', '-f', file])).code, 0)
-  t.teardown(async () => { await ctl(['delete', '-f', file, '--ignore-not-found']) })
   const names = (r: Run): string[] => (JSON.parse(r.stdout) as { kind: string, items: Array<{ metadata: { name: string } }> }).items.map(i => i.metadata.name)
 
   const two = await ctl(['get', 'services', 'db', 'web', '-o', 'json'])
@@ -246,4 +245,18 @@ t.test('get NAME...: several names or TYPE/NAME, found ones printed, each missin
   const kinds = await ctl(['get', 'svc/web', 'node/node-1'])
   t.equal(kinds.code, 1)
   t.match(kinds.stderr, /^error: get: one resource type at a time/)
+  t.equal((await ctl(['delete', '-f', file])).code, 0)
+})
+
+t.test('get -o name prints kubectl\'s TYPE/NAME lines, which get takes back', async t => {
+  const dir = t.testdir({ 'web.yaml': web, 'slice.json': JSON.stringify(slice), 'nodes.yaml': nodeList })
+  t.equal((await ctl(['apply', '-f', dir])).code, 0)
+  const name = async (args: string[]): Promise<Run> => await ctl(['get', ...args, '-o', 'name'])
+  t.same(await name(['svc']), { code: 0, stdout: 'service/web\n', stderr: '' })
+  t.same(await name(['svc', '-A']), { code: 0, stdout: 'service/web\n', stderr: '' }, 'no namespace, as kubectl')
+  t.same(await name(['endpointslices']), { code: 0, stdout: 'endpointslice.discovery.k8s.io/web-abc\n', stderr: '' })
+  t.same(await name(['nodes']), { code: 0, stdout: 'node/node-1\nnode/node-2\n', stderr: '' })
+  t.same(await name(['endpointslice.discovery.k8s.io/web-abc']), { code: 0, stdout: 'endpointslice.discovery.k8s.io/web-abc\n', stderr: '' }, 'round trip')
+  t.same(await name(['pods']), { code: 0, stdout: '', stderr: '' }, 'nothing found: no output, as kubectl -o name')
+  t.equal((await ctl(['delete', '-f', dir])).code, 0)
 })
