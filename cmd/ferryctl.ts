@@ -305,6 +305,8 @@ function isEntry (): boolean {
 }
 
 if (isEntry()) {
+  const { exitOnBrokenPipe } = await import('../pkg/ctl/broken-pipe.js')
+  exitOnBrokenPipe([process.stdout, process.stderr])
   const code = await main(process.argv.slice(2), {
     env: process.env,
     stdout: s => { process.stdout.write(s) },

@@ -1,5 +1,6 @@
 // The compiled ferryctl against a real etcd. Needs `npm run build` first (the test script does it).
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,7 +10,7 @@ import { startEtcd } from '../helpers/etcd.js'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const bin = join(root, 'dist/cmd/ferryctl.js')
 if (!existsSync(bin)) throw new Error(`${bin} is missing: run "npm run build" before this test`)
-const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/ctl/resource-args.ts', 'pkg/etcd/store.ts', 'pkg/etcd/keys.ts', 'pkg/etcd/codec.ts', 'pkg/etcd/client.ts',
+const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/ctl/resource-args.ts', 'pkg/ctl/broken-pipe.ts', 'pkg/etcd/store.ts', 'pkg/etcd/keys.ts', 'pkg/etcd/codec.ts', 'pkg/etcd/client.ts',
   'pkg/etcd/access.ts', 'pkg/etcd/url.ts', 'pkg/etcd/chunks.ts']
 const stale = sources.filter(s => existsSync(join(root, s)) && statSync(join(root, s)).mtimeMs > statSync(bin).mtimeMs)
 if (stale.length > 0) throw new Error(`${bin} is older than ${stale.join(', ')}: run "npm run build" before this test`)
@@ -259,4 +260,22 @@ t.test('get -o name prints kubectl\'s TYPE/NAME lines, which get takes back', as
   t.same(await name(['endpointslice.discovery.k8s.io/web-abc']), { code: 0, stdout: 'endpointslice.discovery.k8s.io/web-abc\n', stderr: '' }, 'round trip')
   t.same(await name(['pods']), { code: 0, stdout: '', stderr: '' }, 'nothing found: no output, as kubectl -o name')
   t.equal((await ctl(['delete', '-f', dir])).code, 0)
+})
+
+t.test('a reader that stops early (get ... | head -1) ends ferryctl quietly, with the shell\'s SIGPIPE status', async t => {
+  const many = Array.from({ length: 1000 }, (_, i) =>
+    ({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s-${i}`, namespace: 'pipe' }, spec: { ports: [{ port: 80 }] } }))
+  const file = join(t.testdir({ 'many.json': JSON.stringify({ apiVersion: 'v1', kind: 'List', items: many }) }), 'many.json')
+  t.equal((await ctl(['apply', '-f', file])).code, 0)
+  // Read the first chunk, then close the pipe: the rest of the (~300 kB) output meets EPIPE.
+  const child = spawn(process.execPath, [bin, 'get', 'svc', '-n', 'pipe', '-o', 'yaml'], {
+    env: { PATH: process.env.PATH ?? '', FERRY_ETCD_ENDPOINTS: etcd.endpoint }, stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  child.stdout.once('data', () => { child.stdout.destroy() })
+  const [code, signal] = await once(child, 'exit') as [number | null, string | null]
+  t.equal(stderr, '', 'no stack trace')
+  t.same({ code, signal }, { code: 141, signal: null }, '128 + SIGPIPE, what a shell shows for kubectl here')
+  t.equal((await ctl(['delete', '-f', file])).code, 0)
 })
