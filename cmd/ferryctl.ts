@@ -15,6 +15,7 @@ export const HELP = `ferryctl: manage ferry's cluster state in etcd
 Usage:
   ferryctl apply  -f FILE|DIR [-f ...]     validate all objects, then write the changed ones to etcd
   ferryctl delete -f FILE|DIR [-f ...]     delete the objects the manifests name
+  ferryctl delete RESOURCE NAME... [-n NS] delete objects by name (or RESOURCE/NAME..., as get -o name prints)
   ferryctl get RESOURCE [NAME...] [-n NS | -A] [-o table|json|yaml|name]
   ferryctl get RESOURCE/NAME...            (one resource type at a time)
   ferryctl trace SRC DST:PORT[/PROTO]      ask the running ferryd which service entry point a new
@@ -27,8 +28,8 @@ Flags:
   -f, --filename PATH        manifest file, a directory of *.yaml, *.yml, *.json (not recursive,
                              no dot-files, read in name order), or - for standard input; repeatable.
                              Multi-document YAML and kind: List work.
-  -n, --namespace NS         namespace for get (default "default"); ignored for nodes. Not for
-                             apply/delete: manifests name their namespace (none: "default")
+  -n, --namespace NS         namespace for get and delete NAME (default "default"); ignored for nodes.
+                             Not with -f: manifests name their namespace (none: "default")
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column)
   -o, --output FORMAT        get: table (default), json, yaml or name (kubectl's TYPE/NAME lines,
                              e.g. service/web, endpointslice.discovery.k8s.io/web-abc)
@@ -60,7 +61,8 @@ object is invalid nothing is written. get NAME... prints the objects it finds, t
 "error: <kind> "<namespace>/<name>" not found" per missing name, and exits 1 if there was any.
 
 apply prints "<kind>/<namespace>/<name> created|configured|unchanged" per object on stdout, in input
-order; delete prints "<kind>/<namespace>/<name> deleted". Changes that fit one etcd transaction
+order; delete prints "<kind>/<namespace>/<name> deleted", and "error: <kind>/<namespace>/<name> not
+found" on stderr (exit 1) for each that was not there. Changes that fit one etcd transaction
 (--max-txn-ops operations, --max-request-bytes) are written atomically. Larger ones are written in
 consecutive transactions, with "applied N/M objects" progress and a summary on stderr; such a write is
 NOT atomic across transactions. If one fails, the objects already written are listed on stdout and the
@@ -163,6 +165,21 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
     })
   }
 
+  /** `delete TYPE NAME...` or `delete TYPE/NAME...`: kubectl's everyday form, by key, no manifest needed. */
+  const deleteNamed = async (args: string[]): Promise<number> => {
+    if (v.filename !== undefined) throw new UsageError('delete: when -f is given, you may not specify resource arguments as well')
+    if (v['all-namespaces'] === true) throw new UsageError('delete: -A applies to get only; name the namespace with -n')
+    const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
+    const { kind, names } = usage(() => parseResourceArgs('delete', args))
+    if (names.length === 0) throw new UsageError('delete: resource(s) were provided, but no name was specified')
+    const { isNamespaced, keyForName } = await import('../pkg/etcd/keys.js')
+    const ns = isNamespaced(kind) ? (v.namespace ?? 'default') : undefined
+    const store = await openStore()
+    try {
+      return await del(store, names.map(n => keyForName(kind, ns, n, store.prefix)), v['ignore-not-found'] === true, io)
+    } finally { store.close() }
+  }
+
   switch (command) {
     case 'trace': {
       const { DEFAULT_SERVER, parseTraceArgs, trace } = await import('../pkg/ctl/trace.js')
@@ -174,12 +191,13 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
     }
     case 'apply':
     case 'delete': {
+      if (command === 'delete' && rest.length > 0) return await deleteNamed(rest)
       if (rest.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(rest[0])} (use -f FILE|DIR|-)`)
       const files = v.filename ?? []
       if (files.length === 0) throw new UsageError(`${command}: -f FILE|DIR|- is required`)
       // kubectl users expect -n to place namespace-less objects; ignoring it wrote them to "default".
       if (v.namespace !== undefined || v['all-namespaces'] === true) {
-        throw new UsageError(`${command}: -n/-A apply to get only; set metadata.namespace in the manifests (objects without one go to "default")`)
+        throw new UsageError(`${command} -f: -n/-A do not apply to manifests; set metadata.namespace in them (objects without one go to "default")`)
       }
       const { readManifests } = await import('../pkg/ctl/read-manifests.js')
       const read = await readManifests(files, io.stdin)
@@ -255,7 +273,8 @@ async function apply (store: Store, objects: KObject[], io: CtlIO): Promise<numb
   return 0
 }
 
-async function del (store: Store, objects: KObject[], ignoreNotFound: boolean, io: CtlIO): Promise<number> {
+/** Deletes objects (from manifests) or keys in the layout (named on the command line). */
+async function del (store: Store, objects: ReadonlyArray<KObject | string>, ignoreNotFound: boolean, io: CtlIO): Promise<number> {
   const { displayName } = await import('../pkg/etcd/keys.js')
   const { PartialWriteError } = await import('../pkg/etcd/store.js')
   let code = 0

@@ -277,3 +277,28 @@ t.test('a reader that stops early (get ... | head -1) ends ferryctl quietly, wit
   t.same({ code, signal }, { code: 141, signal: null }, '128 + SIGPIPE, what a shell shows for kubectl here')
   t.equal((await ctl(['delete', '-f', file])).code, 0)
 })
+
+t.test('delete TYPE NAME... and TYPE/NAME... (kubectl delete svc web): missing ones are errors, exit 1', async t => {
+  const db = web.replace('name: web', 'name: db').replace('10.96.0.10', '10.96.0.20')
+  const dir = t.testdir({ 'svcs.yaml': web + '---\n' + db + '---\n' + lb, 'slice.json': JSON.stringify(slice), 'nodes.yaml': nodeList })
+  t.equal((await ctl(['apply', '-f', dir])).code, 0)
+
+  t.same(await ctl(['delete', 'svc', 'web', 'db']), { code: 0, stdout: 'service/default/web deleted\nservice/default/db deleted\n', stderr: '' })
+  t.same(await ctl(['delete', 'service/lb', '-n', 'shop']), { code: 0, stdout: 'service/shop/lb deleted\n', stderr: '' }, '-n names the namespace')
+  const names = (await ctl(['get', 'eps', '-o', 'name'])).stdout.trim().split('\n')
+  t.same(await ctl(['delete', ...names]), { code: 0, stdout: 'endpointslice/default/web-abc deleted\n', stderr: '' }, 'get -o name feeds delete')
+  t.same(await ctl(['delete', 'nodes', 'node-1', 'nope']),
+    { code: 1, stdout: 'node/node-1 deleted\n', stderr: 'error: node/nope not found\n' }, 'the found ones go, the missing fail the command')
+  t.same(await ctl(['delete', 'no/node-2', 'no/nope', '--ignore-not-found']), { code: 0, stdout: 'node/node-2 deleted\n', stderr: '' })
+  t.same(await keys(), [])
+
+  const noName = await ctl(['delete', 'svc'])
+  t.equal(noName.code, 1)
+  t.match(noName.stderr, /^error: delete: resource\(s\) were provided, but no name was specified/)
+  const both = await ctl(['delete', 'svc', 'web', '-f', dir])
+  t.equal(both.code, 1)
+  t.match(both.stderr, /^error: delete: when -f is given, you may not specify resource arguments as well/)
+  const all = await ctl(['delete', 'svc', 'web', '-A'])
+  t.equal(all.code, 1)
+  t.match(all.stderr, /^error: delete: -A/)
+})
