@@ -25,9 +25,11 @@ Usage:
 Resources: services (svc), endpointslices (eps), nodes (no), pods (po)
 
 Flags:
-  -f, --filename PATH        manifest file, a directory of *.yaml, *.yml, *.json (not recursive,
-                             no dot-files, read in name order), or - for standard input; repeatable.
-                             Multi-document YAML and kind: List work.
+  -f, --filename PATH        manifest file, a directory of *.yaml, *.yml, *.json (no dot-files, read
+                             in name order; subdirectories only with -R), or - for standard input;
+                             repeatable. Multi-document YAML and kind: List work.
+  -R, --recursive            apply/delete -f DIR: also read its subdirectories, depth first in name
+                             order as kubectl -R does (dot-directories and symlinked ones skipped)
   -n, --namespace NS         namespace for get and delete NAME (default "default"); ignored for nodes.
                              Not with -f: manifests name their namespace (none: "default")
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column)
@@ -107,6 +109,7 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       strict: true,
       options: {
         filename: { type: 'string', short: 'f', multiple: true },
+        recursive: { type: 'boolean', short: 'R' },
         namespace: { type: 'string', short: 'n' },
         'all-namespaces': { type: 'boolean', short: 'A' },
         output: { type: 'string', short: 'o' },
@@ -180,6 +183,11 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
     } finally { store.close() }
   }
 
+  // Refused rather than ignored: a script passing -R to get expects something from it.
+  if (v.recursive === true && ((command !== 'apply' && command !== 'delete') || v.filename === undefined)) {
+    throw new UsageError(`${command}: -R applies to -f only (apply -f DIR -R, delete -f DIR -R)`)
+  }
+
   switch (command) {
     case 'trace': {
       const { DEFAULT_SERVER, parseTraceArgs, trace } = await import('../pkg/ctl/trace.js')
@@ -200,7 +208,7 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
         throw new UsageError(`${command} -f: -n/-A do not apply to manifests; set metadata.namespace in them (objects without one go to "default")`)
       }
       const { readManifests } = await import('../pkg/ctl/read-manifests.js')
-      const read = await readManifests(files, io.stdin)
+      const read = await readManifests(files, io.stdin, { recursive: v.recursive === true })
       if (read.errors.length > 0) {
         for (const e of read.errors) io.stderr(`error: ${e.message}\n`)
         io.stderr(`error: ${read.errors.length} problem(s) found; nothing was ${command === 'apply' ? 'written' : 'deleted'}\n`)

@@ -302,3 +302,16 @@ t.test('delete TYPE NAME... and TYPE/NAME... (kubectl delete svc web): missing o
   t.equal(all.code, 1)
   t.match(all.stderr, /^error: delete: -A/)
 })
+
+t.test('apply/delete -R (--recursive) read nested directories, as kubectl; without it they are skipped', async t => {
+  const dir = t.testdir({ 'web.yaml': web, shop: { 'lb.yaml': lb, nodes: { 'nodes.yml': nodeList } }, '.git': { 'x.yaml': 'not: [read' } })
+  t.same(await ctl(['apply', '-f', dir, '-R']), {
+    code: 0, stdout: 'service/shop/lb created\nnode/node-1 created\nnode/node-2 created\nservice/default/web created\n', stderr: '',
+  }, 'depth first in name order (kubectl\'s walk), dot-directories skipped')
+  t.equal((await ctl(['apply', '-f', dir])).stdout, 'service/default/web unchanged\n', 'not recursive without -R')
+  t.equal((await ctl(['delete', '--recursive', '-f', dir])).code, 0)
+  t.same(await keys(), [])
+  const get = await ctl(['get', 'svc', '-R'])
+  t.equal(get.code, 1)
+  t.match(get.stderr, /^error: get: -R applies to -f only/)
+})
