@@ -15,7 +15,9 @@ export const HELP = `ferryctl: manage ferry's cluster state in etcd
 Usage:
   ferryctl apply  -f FILE|DIR [-f ...]     validate all objects, then write the changed ones to etcd
   ferryctl delete -f FILE|DIR [-f ...]     delete the objects the manifests name
-  ferryctl get RESOURCE [NAME] [-n NS | -A] [-o table|json|yaml]
+  ferryctl delete RESOURCE NAME... [-n NS] delete objects by name (or RESOURCE/NAME..., as get -o name prints)
+  ferryctl get RESOURCE [NAME...] [-n NS | -A] [-o table|json|yaml|name]
+  ferryctl get RESOURCE/NAME...            (one resource type at a time)
   ferryctl trace SRC DST:PORT[/PROTO]      ask the running ferryd which service entry point a new
                                            connection from SRC hits, and which endpoints can answer
                                            (masqueraded or not); DST in IPv6 as [IP]:PORT, PROTO tcp|udp|sctp
@@ -23,14 +25,17 @@ Usage:
 Resources: services (svc), endpointslices (eps), nodes (no), pods (po)
 
 Flags:
-  -f, --filename PATH        manifest file, a directory of *.yaml, *.yml, *.json (not recursive,
-                             no dot-files, read in name order), or - for standard input; repeatable.
-                             Multi-document YAML and kind: List work.
-  -n, --namespace NS         namespace for get (default "default"); ignored for nodes. Not for
-                             apply/delete: manifests name their namespace (none: "default")
+  -f, --filename PATH        manifest file, a directory of *.yaml, *.yml, *.json (no dot-files, read
+                             in name order; subdirectories only with -R), or - for standard input;
+                             repeatable. Multi-document YAML and kind: List work.
+  -R, --recursive            apply/delete -f DIR: also read its subdirectories, depth first in name
+                             order as kubectl -R does (dot-directories and symlinked ones skipped)
+  -n, --namespace NS         namespace for get and delete NAME (default "default"); ignored for nodes.
+                             Not with -f: manifests name their namespace (none: "default")
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column)
-  -o, --output FORMAT        get: table (default), json or yaml
-      --ignore-not-found     delete: objects that do not exist are not an error
+  -o, --output FORMAT        get: table (default), json, yaml or name (kubectl's TYPE/NAME lines,
+                             e.g. service/web, endpointslice.discovery.k8s.io/web-abc)
+      --ignore-not-found     delete, get NAME: objects that do not exist are not an error
       --etcd-endpoints URLS  comma-separated etcd client URLs (env FERRY_ETCD_ENDPOINTS;
                              default ${DEFAULT_ENDPOINTS})
                              (http://user:password@host:2379 logs in as user, but any local user
@@ -54,23 +59,18 @@ Flags:
   -h, --help                 show this help
 
 Errors print "error: <message>" (naming the file, object and field) to stderr and exit 1; when any
-object is invalid nothing is written.
+object is invalid nothing is written. get NAME... prints the objects it finds, then one
+"error: <kind> "<namespace>/<name>" not found" per missing name, and exits 1 if there was any.
 
 apply prints "<kind>/<namespace>/<name> created|configured|unchanged" per object on stdout, in input
-order; delete prints "<kind>/<namespace>/<name> deleted". Changes that fit one etcd transaction
+order; delete prints "<kind>/<namespace>/<name> deleted", and "error: <kind>/<namespace>/<name> not
+found" on stderr (exit 1) for each that was not there. Changes that fit one etcd transaction
 (--max-txn-ops operations, --max-request-bytes) are written atomically. Larger ones are written in
 consecutive transactions, with "applied N/M objects" progress and a summary on stderr; such a write is
 NOT atomic across transactions. If one fails, the objects already written are listed on stdout and the
 error says how many were and were not written; apply is idempotent, so running it again finishes.
 Passwords in endpoint URLs are shown as "***" in every message.
 `
-
-const RESOURCES: Record<string, Kind> = {
-  services: 'Service', service: 'Service', svc: 'Service',
-  endpointslices: 'EndpointSlice', endpointslice: 'EndpointSlice', eps: 'EndpointSlice',
-  nodes: 'Node', node: 'Node', no: 'Node',
-  pods: 'Pod', pod: 'Pod', po: 'Pod',
-}
 
 export interface CtlIO {
   env: NodeJS.ProcessEnv
@@ -81,6 +81,11 @@ export interface CtlIO {
 }
 
 class UsageError extends Error {}
+
+/** `fn`'s result; a mistake in the arguments it parses becomes a UsageError (which points at --help). */
+function usage<T> (fn: () => T): T {
+  try { return fn() } catch (e) { throw new UsageError(e instanceof Error ? e.message : String(e)) }
+}
 
 /** Runs one command; returns the exit code. Never throws. */
 export async function main (argv: string[], io: CtlIO): Promise<number> {
@@ -104,6 +109,7 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       strict: true,
       options: {
         filename: { type: 'string', short: 'f', multiple: true },
+        recursive: { type: 'boolean', short: 'R' },
         namespace: { type: 'string', short: 'n' },
         'all-namespaces': { type: 'boolean', short: 'A' },
         output: { type: 'string', short: 'o' },
@@ -162,6 +168,26 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
     })
   }
 
+  /** `delete TYPE NAME...` or `delete TYPE/NAME...`: kubectl's everyday form, by key, no manifest needed. */
+  const deleteNamed = async (args: string[]): Promise<number> => {
+    if (v.filename !== undefined) throw new UsageError('delete: when -f is given, you may not specify resource arguments as well')
+    if (v['all-namespaces'] === true) throw new UsageError('delete: -A applies to get only; name the namespace with -n')
+    const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
+    const { kind, names } = usage(() => parseResourceArgs('delete', args))
+    if (names.length === 0) throw new UsageError('delete: resource(s) were provided, but no name was specified')
+    const { isNamespaced, keyForName } = await import('../pkg/etcd/keys.js')
+    const ns = isNamespaced(kind) ? (v.namespace ?? 'default') : undefined
+    const store = await openStore()
+    try {
+      return await del(store, names.map(n => keyForName(kind, ns, n, store.prefix)), v['ignore-not-found'] === true, io)
+    } finally { store.close() }
+  }
+
+  // Refused rather than ignored: a script passing -R to get expects something from it.
+  if (v.recursive === true && ((command !== 'apply' && command !== 'delete') || v.filename === undefined)) {
+    throw new UsageError(`${command}: -R applies to -f only (apply -f DIR -R, delete -f DIR -R)`)
+  }
+
   switch (command) {
     case 'trace': {
       const { DEFAULT_SERVER, parseTraceArgs, trace } = await import('../pkg/ctl/trace.js')
@@ -173,15 +199,16 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
     }
     case 'apply':
     case 'delete': {
+      if (command === 'delete' && rest.length > 0) return await deleteNamed(rest)
       if (rest.length > 0) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(rest[0])} (use -f FILE|DIR|-)`)
       const files = v.filename ?? []
       if (files.length === 0) throw new UsageError(`${command}: -f FILE|DIR|- is required`)
       // kubectl users expect -n to place namespace-less objects; ignoring it wrote them to "default".
       if (v.namespace !== undefined || v['all-namespaces'] === true) {
-        throw new UsageError(`${command}: -n/-A apply to get only; set metadata.namespace in the manifests (objects without one go to "default")`)
+        throw new UsageError(`${command} -f: -n/-A do not apply to manifests; set metadata.namespace in them (objects without one go to "default")`)
       }
       const { readManifests } = await import('../pkg/ctl/read-manifests.js')
-      const read = await readManifests(files, io.stdin)
+      const read = await readManifests(files, io.stdin, { recursive: v.recursive === true })
       if (read.errors.length > 0) {
         for (const e of read.errors) io.stderr(`error: ${e.message}\n`)
         io.stderr(`error: ${read.errors.length} problem(s) found; nothing was ${command === 'apply' ? 'written' : 'deleted'}\n`)
@@ -194,13 +221,10 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       } finally { store.close() }
     }
     case 'get': {
-      const [resource, name, extra] = rest
-      if (resource === undefined) throw new UsageError('get: which resource? (services, endpointslices, nodes, pods)')
-      if (extra !== undefined) throw new UsageError(`get: unexpected argument ${JSON.stringify(extra)}`)
-      const kind = RESOURCES[resource.toLowerCase()]
-      if (kind === undefined) throw new UsageError(`get: unknown resource ${JSON.stringify(resource)} (services, endpointslices, nodes, pods)`)
+      const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
+      const { kind, names } = usage(() => parseResourceArgs('get', rest))
       const output = v.output ?? 'table'
-      if (!['table', 'json', 'yaml'].includes(output)) throw new UsageError(`--output: must be table, json or yaml, got ${JSON.stringify(output)}`)
+      if (!['table', 'json', 'yaml', 'name'].includes(output)) throw new UsageError(`--output: must be table, json, yaml or name, got ${JSON.stringify(output)}`)
       if (v['all-namespaces'] === true && v.namespace !== undefined) throw new UsageError('-n and -A cannot be used together')
       const all = v['all-namespaces'] === true
       const ns = kind === 'Node' || all ? undefined : (v.namespace ?? 'default')
@@ -211,13 +235,13 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
         for (const e of res.errors) io.stderr(`warning: ${e.message}\n`)
         objects = res.objects
       } finally { store.close() }
-      if (name !== undefined) {
-        objects = objects.filter(o => o.metadata.name === name)
-        if (objects.length === 0) {
-          throw new Error(`${kind.toLowerCase()} "${ns !== undefined ? ns + '/' : ''}${name}" not found`)
-        }
-      }
-      return await print(kind, objects, { output, all, ns, single: name !== undefined }, io)
+      if (names.length === 0) return await print(kind, objects, { output, all, ns, single: false }, io)
+      // As kubectl: the found objects print (in argument order), then each missing name is an error.
+      const found = names.flatMap(n => objects.filter(o => o.metadata.name === n))
+      const missing = v['ignore-not-found'] === true ? [] : names.filter(n => !objects.some(o => o.metadata.name === n))
+      if (found.length > 0) await print(kind, found, { output, all, ns, single: names.length === 1 }, io)
+      io.stderr(missing.map(n => `error: ${kind.toLowerCase()} "${ns !== undefined ? ns + '/' : ''}${n}" not found\n`).join(''))
+      return missing.length > 0 ? 1 : 0
     }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)} (apply, delete, get)`)
@@ -257,7 +281,8 @@ async function apply (store: Store, objects: KObject[], io: CtlIO): Promise<numb
   return 0
 }
 
-async function del (store: Store, objects: KObject[], ignoreNotFound: boolean, io: CtlIO): Promise<number> {
+/** Deletes objects (from manifests) or keys in the layout (named on the command line). */
+async function del (store: Store, objects: ReadonlyArray<KObject | string>, ignoreNotFound: boolean, io: CtlIO): Promise<number> {
   const { displayName } = await import('../pkg/etcd/keys.js')
   const { PartialWriteError } = await import('../pkg/etcd/store.js')
   let code = 0
@@ -281,6 +306,11 @@ async function del (store: Store, objects: KObject[], ignoreNotFound: boolean, i
 async function print (kind: Kind, objects: KObject[], o: { output: string, all: boolean, ns: string | undefined, single: boolean }, io: CtlIO): Promise<number> {
   const doc = o.single && objects.length === 1 ? objects[0] : { apiVersion: 'v1', kind: 'List', items: objects }
   if (o.output === 'json') { io.stdout(JSON.stringify(doc, null, 2) + '\n'); return 0 }
+  if (o.output === 'name') {
+    const { formatNames } = await import('../pkg/ctl/printers.js')
+    io.stdout(formatNames(objects))
+    return 0
+  }
   if (o.output === 'yaml') {
     const { stringify } = await import('yaml')
     io.stdout(stringify(doc))
@@ -302,6 +332,8 @@ function isEntry (): boolean {
 }
 
 if (isEntry()) {
+  const { exitOnBrokenPipe } = await import('../pkg/ctl/broken-pipe.js')
+  exitOnBrokenPipe([process.stdout, process.stderr])
   const code = await main(process.argv.slice(2), {
     env: process.env,
     stdout: s => { process.stdout.write(s) },

@@ -60,3 +60,13 @@ export function formatTable (kind: Kind, objects: readonly KObject[], withNamesp
   })
   return renderTable(withNamespace && kind !== 'Node' ? ['NAMESPACE', ...t.header] : t.header, rows)
 }
+
+// kubectl's -o name: the singular resource, qualified by its API group outside the core group.
+const NAME_PREFIX: { [K in Kind]: string } = {
+  Service: 'service', EndpointSlice: 'endpointslice.discovery.k8s.io', Node: 'node', Pod: 'pod',
+}
+
+/** `-o name`: one `<resource>/<name>` line per object, no namespace (as kubectl), in the order given. */
+export function formatNames (objects: readonly KObject[]): string {
+  return objects.map(o => `${NAME_PREFIX[o.kind]}/${o.metadata.name}\n`).join('')
+}

@@ -1,5 +1,6 @@
-// `-f FILE|DIR|-` for ferryctl: a file, a directory's *.yaml, *.yml, *.json (not recursive, sorted by
-// name; the names ferryd reads, so no dot-files), or `-` for standard input, decoded and validated.
+// `-f FILE|DIR|-` for ferryctl: a file, a directory's *.yaml, *.yml, *.json (sorted by name, nested
+// directories only with -R; the names ferryd reads, so no dot-files), or `-` for standard input,
+// decoded and validated.
 // Every problem is collected so the user sees all of them at once.
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -17,18 +18,26 @@ export interface ReadResult {
   files: string[]
 }
 
-export async function manifestFiles (path: string): Promise<string[]> {
+/**
+ * The manifests `path` names: itself if a file, else its manifest files in name order and, when
+ * `recursive` (-R), its subdirectories' in the same walk, depth first, as kubectl's -R reads them.
+ * Dot-directories (.git) are skipped and symlinked ones not followed, so a link cannot loop the walk.
+ */
+export async function manifestFiles (path: string, recursive = false): Promise<string[]> {
   let st
   try { st = await stat(path) } catch (e) {
     throw new FerryError('FERRY_ERR_CONFIG', `${path}: ${errorMessage(e)}`, { origin: path })
   }
   if (!st.isDirectory()) return [path]
-  // The names ferryd reads: an editor's dot-file (emacs's `.#web.yaml` lock, a dangling link) fails a stat.
-  const names = (await readdir(path)).filter(isManifestName).sort()
   const files: string[] = []
-  for (const n of names) {
-    const f = join(path, n)
-    if ((await stat(f)).isFile()) files.push(f)
+  for (const entry of (await readdir(path, { withFileTypes: true })).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
+    const f = join(path, entry.name)
+    if (entry.isDirectory()) {
+      if (recursive && !entry.name.startsWith('.')) files.push(...await manifestFiles(f, true))
+      continue
+    }
+    // The names ferryd reads: an editor's dot-file (emacs's `.#web.yaml` lock, a dangling link) fails a stat.
+    if (isManifestName(entry.name) && (await stat(f)).isFile()) files.push(f)
   }
   return files
 }
@@ -56,7 +65,7 @@ export async function readStdinText (input: AsyncIterable<Buffer | string>, maxB
  * Reads every path (file, directory, or `-` for `stdin`, at most once) in order; duplicates across
  * files are errors too.
  */
-export async function readManifests (paths: readonly string[], stdin?: () => Promise<string>): Promise<ReadResult> {
+export async function readManifests (paths: readonly string[], stdin?: () => Promise<string>, opts: { recursive?: boolean } = {}): Promise<ReadResult> {
   const out: ReadResult = { objects: [], errors: [], files: [] }
   const origin = new Map<string, string>()
   for (const p of paths) {
@@ -73,11 +82,11 @@ export async function readManifests (paths: readonly string[], stdin?: () => Pro
       continue
     }
     let files: string[]
-    try { files = await manifestFiles(p) } catch (e) {
+    try { files = await manifestFiles(p, opts.recursive === true) } catch (e) {
       out.errors.push(e instanceof FerryError ? e : new FerryError('FERRY_ERR_CONFIG', `${p}: ${errorMessage(e)}`))
       continue
     }
-    if (files.length === 0) out.errors.push(new FerryError('FERRY_ERR_CONFIG', `${p}: no ${MANIFEST_EXTENSIONS.join(', ')} files in this directory`, { origin: p }))
+    if (files.length === 0) out.errors.push(new FerryError('FERRY_ERR_CONFIG', `${p}: no ${MANIFEST_EXTENSIONS.join(', ')} files in this directory${opts.recursive === true ? ' or below it' : ''}`, { origin: p }))
     for (const f of files) {
       out.files.push(f)
       let text: string

@@ -49,7 +49,8 @@ const CONFLICT_RETRIES = 5
 interface Current { value: string, modRevision: string }
 
 export class EtcdStore {
-  private readonly prefix: string | undefined
+  /** The key prefix as given (keys.ts normalizes it), for callers that name keys themselves. */
+  readonly prefix: string | undefined
   readonly maxTxnOps: number
   private readonly budget: number
   private readonly access: EtcdAccess

@@ -1,5 +1,6 @@
 // The compiled ferryctl against a real etcd. Needs `npm run build` first (the test script does it).
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,7 +10,7 @@ import { startEtcd } from '../helpers/etcd.js'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const bin = join(root, 'dist/cmd/ferryctl.js')
 if (!existsSync(bin)) throw new Error(`${bin} is missing: run "npm run build" before this test`)
-const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/etcd/store.ts', 'pkg/etcd/keys.ts', 'pkg/etcd/codec.ts', 'pkg/etcd/client.ts',
+const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/ctl/resource-args.ts', 'pkg/ctl/broken-pipe.ts', 'pkg/etcd/store.ts', 'pkg/etcd/keys.ts', 'pkg/etcd/codec.ts', 'pkg/etcd/client.ts',
   'pkg/etcd/access.ts', 'pkg/etcd/url.ts', 'pkg/etcd/chunks.ts']
 const stale = sources.filter(s => existsSync(join(root, s)) && statSync(join(root, s)).mtimeMs > statSync(bin).mtimeMs)
 if (stale.length > 0) throw new Error(`${bin} is older than ${stale.join(', ')}: run "npm run build" before this test`)
@@ -208,4 +209,109 @@ t.test('--etcd-endpoints and --etcd-prefix', async t => {
   const down = await ctl(['get', 'svc', '--etcd-endpoints', 'http://127.0.0.1:1'])
   t.equal(down.code, 1)
   t.match(down.stderr, /^error: etcd list failed: .*UNAVAILABLE/)
+})
+
+t.test('get NAME...: several names or TYPE/NAME, found ones printed, each missing one an error (kubectl get)', async t => {
+  const db = web.replace('name: web', 'name: db').replace('10.96.0.10', '10.96.0.20')
+  const file = join(t.testdir({ 'svcs.yaml': web + '---\n' + db }), 'svcs.yaml')
+  t.equal((await ctl(['apply', '-f', file])).code, 0)
+  const names = (r: Run): string[] => (JSON.parse(r.stdout) as { kind: string, items: Array<{ metadata: { name: string } }> }).items.map(i => i.metadata.name)
+
+  const two = await ctl(['get', 'services', 'db', 'web', '-o', 'json'])
+  t.equal(two.code, 0, two.stderr)
+  t.same(names(two), ['db', 'web'], 'a List, in argument order')
+  const slash = await ctl(['get', 'svc/db', 'service/web', '-o', 'json'])
+  t.equal(slash.code, 0, slash.stderr)
+  t.same(names(slash), ['db', 'web'], 'TYPE/NAME form')
+  const one = JSON.parse((await ctl(['get', 'svc/web', '-o', 'json'])).stdout) as { kind: string }
+  t.equal(one.kind, 'Service', 'one TYPE/NAME is the object itself')
+
+  const partial = await ctl(['get', 'svc', 'web', 'nope', 'gone'])
+  t.equal(partial.code, 1, 'a missing name fails the command')
+  t.match(partial.stdout, /^NAME .*\nweb\s+ClusterIP\s+10\.96\.0\.10/, 'the found ones still print')
+  t.equal(partial.stderr, 'error: service "default/nope" not found\nerror: service "default/gone" not found\n')
+  const partialJson = await ctl(['get', 'svc', 'web', 'nope', '-o', 'json'])
+  t.equal(partialJson.code, 1)
+  t.same(names(partialJson), ['web'], 'stdout still parses')
+  const missing = await ctl(['get', 'svc/nope'])
+  t.same([missing.code, missing.stdout, missing.stderr], [1, '', 'error: service "default/nope" not found\n'])
+  const ignored = await ctl(['get', 'svc', 'web', 'nope', '--ignore-not-found', '-o', 'json'])
+  t.same([ignored.code, names(ignored), ignored.stderr], [0, ['web'], ''], '--ignore-not-found skips the missing')
+  const none = await ctl(['get', 'svc', 'nope', '--ignore-not-found'])
+  t.same([none.code, none.stdout, none.stderr], [0, '', ''], 'nothing found and nothing to say, as kubectl')
+
+  const mixed = await ctl(['get', 'svc', 'svc/web'])
+  t.equal(mixed.code, 1)
+  t.match(mixed.stderr, /^error: get: there is no need to specify a resource type as a separate argument when passing arguments in resource\/name form/)
+  const kinds = await ctl(['get', 'svc/web', 'node/node-1'])
+  t.equal(kinds.code, 1)
+  t.match(kinds.stderr, /^error: get: one resource type at a time/)
+  t.equal((await ctl(['delete', '-f', file])).code, 0)
+})
+
+t.test('get -o name prints kubectl\'s TYPE/NAME lines, which get takes back', async t => {
+  const dir = t.testdir({ 'web.yaml': web, 'slice.json': JSON.stringify(slice), 'nodes.yaml': nodeList })
+  t.equal((await ctl(['apply', '-f', dir])).code, 0)
+  const name = async (args: string[]): Promise<Run> => await ctl(['get', ...args, '-o', 'name'])
+  t.same(await name(['svc']), { code: 0, stdout: 'service/web\n', stderr: '' })
+  t.same(await name(['svc', '-A']), { code: 0, stdout: 'service/web\n', stderr: '' }, 'no namespace, as kubectl')
+  t.same(await name(['endpointslices']), { code: 0, stdout: 'endpointslice.discovery.k8s.io/web-abc\n', stderr: '' })
+  t.same(await name(['nodes']), { code: 0, stdout: 'node/node-1\nnode/node-2\n', stderr: '' })
+  t.same(await name(['endpointslice.discovery.k8s.io/web-abc']), { code: 0, stdout: 'endpointslice.discovery.k8s.io/web-abc\n', stderr: '' }, 'round trip')
+  t.same(await name(['pods']), { code: 0, stdout: '', stderr: '' }, 'nothing found: no output, as kubectl -o name')
+  t.equal((await ctl(['delete', '-f', dir])).code, 0)
+})
+
+t.test('a reader that stops early (get ... | head -1) ends ferryctl quietly, with the shell\'s SIGPIPE status', async t => {
+  const file = join(t.testdir({ 'web.yaml': web }), 'web.yaml')
+  t.equal((await ctl(['apply', '-f', file])).code, 0)
+  const child = spawn(process.execPath, [bin, 'get', 'svc', '-o', 'name'], {
+    env: { PATH: process.env.PATH ?? '', FERRY_ETCD_ENDPOINTS: etcd.endpoint }, stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  // Closed before ferryctl has started (let alone read etcd), so its first write meets EPIPE.
+  child.stdout.destroy()
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const [code, signal] = await once(child, 'exit') as [number | null, string | null]
+  t.equal(stderr, '', 'no stack trace')
+  t.same({ code, signal }, { code: 141, signal: null }, '128 + SIGPIPE, what a shell shows for kubectl here')
+  t.equal((await ctl(['delete', '-f', file])).code, 0)
+})
+
+t.test('delete TYPE NAME... and TYPE/NAME... (kubectl delete svc web): missing ones are errors, exit 1', async t => {
+  const db = web.replace('name: web', 'name: db').replace('10.96.0.10', '10.96.0.20')
+  const dir = t.testdir({ 'svcs.yaml': web + '---\n' + db + '---\n' + lb, 'slice.json': JSON.stringify(slice), 'nodes.yaml': nodeList })
+  t.equal((await ctl(['apply', '-f', dir])).code, 0)
+
+  t.same(await ctl(['delete', 'svc', 'web', 'db']), { code: 0, stdout: 'service/default/web deleted\nservice/default/db deleted\n', stderr: '' })
+  t.same(await ctl(['delete', 'service/lb', '-n', 'shop']), { code: 0, stdout: 'service/shop/lb deleted\n', stderr: '' }, '-n names the namespace')
+  const names = (await ctl(['get', 'eps', '-o', 'name'])).stdout.trim().split('\n')
+  t.same(await ctl(['delete', ...names]), { code: 0, stdout: 'endpointslice/default/web-abc deleted\n', stderr: '' }, 'get -o name feeds delete')
+  t.same(await ctl(['delete', 'nodes', 'node-1', 'nope']),
+    { code: 1, stdout: 'node/node-1 deleted\n', stderr: 'error: node/nope not found\n' }, 'the found ones go, the missing fail the command')
+  t.same(await ctl(['delete', 'no/node-2', 'no/nope', '--ignore-not-found']), { code: 0, stdout: 'node/node-2 deleted\n', stderr: '' })
+  t.same(await keys(), [])
+
+  const noName = await ctl(['delete', 'svc'])
+  t.equal(noName.code, 1)
+  t.match(noName.stderr, /^error: delete: resource\(s\) were provided, but no name was specified/)
+  const both = await ctl(['delete', 'svc', 'web', '-f', dir])
+  t.equal(both.code, 1)
+  t.match(both.stderr, /^error: delete: when -f is given, you may not specify resource arguments as well/)
+  const all = await ctl(['delete', 'svc', 'web', '-A'])
+  t.equal(all.code, 1)
+  t.match(all.stderr, /^error: delete: -A/)
+})
+
+t.test('apply/delete -R (--recursive) read nested directories, as kubectl; without it they are skipped', async t => {
+  const dir = t.testdir({ 'web.yaml': web, shop: { 'lb.yaml': lb, nodes: { 'nodes.yml': nodeList } }, '.git': { 'x.yaml': 'not: [read' } })
+  t.same(await ctl(['apply', '-f', dir, '-R']), {
+    code: 0, stdout: 'service/shop/lb created\nnode/node-1 created\nnode/node-2 created\nservice/default/web created\n', stderr: '',
+  }, 'depth first in name order (kubectl\'s walk), dot-directories skipped')
+  t.equal((await ctl(['apply', '-f', dir])).stdout, 'service/default/web unchanged\n', 'not recursive without -R')
+  t.equal((await ctl(['delete', '--recursive', '-f', dir])).code, 0)
+  t.same(await keys(), [])
+  const get = await ctl(['get', 'svc', '-R'])
+  t.equal(get.code, 1)
+  t.match(get.stderr, /^error: get: -R applies to -f only/)
 })

@@ -2,7 +2,7 @@
 // at once (not waited on), and JSON goes through JSON.parse.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { main } from '../../cmd/ferryctl.js'
@@ -67,4 +67,22 @@ t.test('apply -f - reads standard input (kubectl apply -f -), named STDIN in err
   t.equal(code, 1)
   t.match(err, /STDIN/)
   t.match(err, /nothing was written/)
+})
+
+t.test('-R walks subdirectories depth first in name order, and never a symlinked one (no loop)', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferryctl-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const node = (name: string): string => `apiVersion: v1\nkind: Node\nmetadata: {name: ${name}}\nspec: {}\n`
+  await mkdir(join(dir, 'b', 'c'), { recursive: true })
+  await mkdir(join(dir, '.git'))
+  await writeFile(join(dir, 'a.yaml'), node('a'))
+  await writeFile(join(dir, 'b', 'c', 'c.yaml'), node('c'))
+  await writeFile(join(dir, 'b', 'd.yaml'), node('d'))
+  await writeFile(join(dir, 'e.yaml'), node('e'))
+  await writeFile(join(dir, '.git', 'x.yaml'), node('git'))
+  await symlink('..', join(dir, 'b', 'loop'))
+  const r = await readManifests([dir], undefined, { recursive: true })
+  t.same(r.errors.map(e => e.message), [])
+  t.same(r.objects.map(o => o.metadata.name), ['a', 'c', 'd', 'e'])
+  t.same((await readManifests([dir])).objects.map(o => o.metadata.name), ['a', 'e'], 'without -R: this directory only')
 })
