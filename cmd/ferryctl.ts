@@ -32,7 +32,8 @@ Flags:
                              order as kubectl -R does (dot-directories and symlinked ones skipped)
   -n, --namespace NS         namespace for get and delete NAME (default "default"); ignored for nodes.
                              Not with -f: manifests name their namespace (none: "default")
-  -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column)
+  -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column); wins over -n, and
+                             takes no NAME, as in kubectl
   -o, --output FORMAT        get: table (default), json, yaml or name (kubectl's TYPE/NAME lines,
                              e.g. service/web, endpointslice.discovery.k8s.io/web-abc)
       --ignore-not-found     delete, get NAME: objects that do not exist are not an error
@@ -225,8 +226,9 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       const { kind, names } = usage(() => parseResourceArgs('get', rest))
       const output = v.output ?? 'table'
       if (!['table', 'json', 'yaml', 'name'].includes(output)) throw new UsageError(`--output: must be table, json, yaml or name, got ${JSON.stringify(output)}`)
-      if (v['all-namespaces'] === true && v.namespace !== undefined) throw new UsageError('-n and -A cannot be used together')
+      // As kubectl: -A wins over -n, and names are looked up in one namespace only.
       const all = v['all-namespaces'] === true
+      if (all && names.length > 0) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces')
       const ns = kind === 'Node' || all ? undefined : (v.namespace ?? 'default')
       const store = await openStore()
       let objects: KObject[]

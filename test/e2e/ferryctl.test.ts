@@ -246,6 +246,13 @@ t.test('get NAME...: several names or TYPE/NAME, found ones printed, each missin
   const kinds = await ctl(['get', 'svc/web', 'node/node-1'])
   t.equal(kinds.code, 1)
   t.match(kinds.stderr, /^error: get: one resource type at a time/)
+  // kubectl refuses names with -A, and lets -A win over -n.
+  const byNameEverywhere = await ctl(['get', 'svc', 'web', '-A'])
+  t.same([byNameEverywhere.code, byNameEverywhere.stdout], [1, ''])
+  t.match(byNameEverywhere.stderr, /^error: get: a resource cannot be retrieved by name across all namespaces/)
+  const both = await ctl(['get', 'svc', '-n', 'elsewhere', '-A'])
+  t.equal(both.code, 0, both.stderr)
+  t.match(both.stdout, /^NAMESPACE\s+NAME .*\ndefault\s+db\s+ClusterIP\s+10\.96\.0\.20\s.*\ndefault\s+web\s+ClusterIP/s, '-A wins over -n: every namespace, with the NAMESPACE column')
   t.equal((await ctl(['delete', '-f', file])).code, 0)
 })
 
