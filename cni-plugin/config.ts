@@ -49,6 +49,10 @@ export function parseNetConf (stdin: string): NetConf {
   // A null field is an absent one, as Go's encoding/json (libcni, the reference plugins) reads it: a runtime
   // that writes an unset prevResult, dns or mtu as null must not have its ADD, or its DEL, refused.
   const raw = Object.fromEntries(Object.entries(parsed).filter(([, v]) => v !== null))
+  // Not a version we lack (1) but content that does not decode (6), as for the Go plugins; absent is 0.1.0.
+  if (raw.cniVersion !== undefined && typeof raw.cniVersion !== 'string') {
+    throw new CniError(CniCode.DECODE, 'decoding network configuration failed', `field "cniVersion" must be a string, got ${JSON.stringify(raw.cniVersion)}`)
+  }
   const str = (k: string, dflt?: string): string | undefined => {
     const v = raw[k]
     if (v === undefined) return dflt
