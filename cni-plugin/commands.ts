@@ -118,15 +118,15 @@ export function makeFuncs (deps: Deps): Funcs {
 
     async del (a, conf) {
       // Best effort in every step; the first failure is reported after all ran (SPEC: DEL must converge).
+      // The node file is not read: release needs no ranges, and a file that is gone, unreadable or
+      // hand-broken must not fail every DEL (SPEC: a repeated DEL succeeds once the resources are gone).
       const errors: unknown[] = []
-      const sf = await loadNodeFile(deps, conf.subnetFile).catch((e: unknown) => { errors.push(e); return null })
-      const families = sf === null ? [] : nodeFamilies(sf)
       await dp.removeVeth(hostVethName(a.containerID, a.ifname)).catch((e: unknown) => errors.push(e))
       // Always, whatever the setting says now: ipMasq or FERRY_IPMASQ may have changed since ADD, and the
       // chain is named by the attachment alone, so this finds ADD's rules (and only them) or nothing.
       await dp.unmasquerade(masqChainName(conf.name, a.containerID, a.ifname)).catch((e: unknown) => errors.push(e))
       try {
-        const ipam = await openIpam(conf, families)
+        const ipam = await openIpam(conf, [])
         await ipam.release({ containerID: a.containerID, ifname: a.ifname })
       } catch (e) { errors.push(e) }
       if (errors.length > 0) throw toCniError(errors[0])
@@ -175,9 +175,9 @@ export function makeFuncs (deps: Deps): Funcs {
       const valid = conf.validAttachments
       if (valid === undefined) throw new CniError(CniCode.INVALID_CONFIG, 'GC needs cni.dev/valid-attachments')
       const errors: unknown[] = []
-      const sf = await loadNodeFile(deps, conf.subnetFile).catch((e: unknown) => { errors.push(e); return null })
       try {
-        const ipam = await openIpam(conf, sf === null ? [] : nodeFamilies(sf))
+        // No ranges, so no node file (see del): GC goes by the entries' owners.
+        const ipam = await openIpam(conf, [])
         await ipam.gc(valid)
       } catch (e) { errors.push(e) }
       const keepVeths = new Set(valid.map(v => hostVethName(v.containerID, v.ifname)))

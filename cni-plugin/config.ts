@@ -41,11 +41,18 @@ function isObject (v: unknown): v is Record<string, unknown> {
 
 /** Decodes stdin: bad JSON → 6, wrong or missing fields → 7 naming the field. cniVersion is checked by the caller. */
 export function parseNetConf (stdin: string): NetConf {
-  let raw: unknown
-  try { raw = JSON.parse(stdin) } catch (e) {
+  let parsed: unknown
+  try { parsed = JSON.parse(stdin) } catch (e) {
     throw new CniError(CniCode.DECODE, 'decoding network configuration failed', e instanceof Error ? e.message : String(e))
   }
-  if (!isObject(raw)) throw new CniError(CniCode.DECODE, 'decoding network configuration failed', 'not a JSON object')
+  if (!isObject(parsed)) throw new CniError(CniCode.DECODE, 'decoding network configuration failed', 'not a JSON object')
+  // A null field is an absent one, as Go's encoding/json (libcni, the reference plugins) reads it: a runtime
+  // that writes an unset prevResult, dns or mtu as null must not have its ADD, or its DEL, refused.
+  const raw = Object.fromEntries(Object.entries(parsed).filter(([, v]) => v !== null))
+  // Not a version we lack (1) but content that does not decode (6), as for the Go plugins; absent is 0.1.0.
+  if (raw.cniVersion !== undefined && typeof raw.cniVersion !== 'string') {
+    throw new CniError(CniCode.DECODE, 'decoding network configuration failed', `field "cniVersion" must be a string, got ${JSON.stringify(raw.cniVersion)}`)
+  }
   const str = (k: string, dflt?: string): string | undefined => {
     const v = raw[k]
     if (v === undefined) return dflt
@@ -87,10 +94,9 @@ export function parseNetConf (stdin: string): NetConf {
     conf.prevResult = raw.prevResult
   }
   // spec-v1.1.0 named the list cni.dev/attachments; libcni sends both (cni#1101). An empty list can come as
-  // null: libcni marshals a nil Go slice that way, when the runtime has no attachment left on this network.
-  const list = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments']
-  if (list === null) conf.validAttachments = []
-  else if (list !== undefined) conf.validAttachments = attachments(list)
+  // null, under either key: libcni marshals a nil Go slice that way, when the runtime has no attachment left.
+  const key = ['cni.dev/valid-attachments', 'cni.dev/attachments'].find(k => k in parsed)
+  if (key !== undefined) conf.validAttachments = parsed[key] === null ? [] : attachments(parsed[key])
   return Object.freeze(conf)
 }
 

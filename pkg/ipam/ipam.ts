@@ -16,8 +16,8 @@ function checkAttachment (a: Attachment): void {
 
 /**
  * createIpam's twin for tests and other stores; openDiskIpam wires the disk store. No ranges is allowed for
- * release and gc, which go by the records and the entries' owners: ferry-cni's DEL and GC open the store
- * that way when the node file is gone (ferryd not running yet, or removed), and must still free addresses.
+ * release and gc, which go by the records and the entries' owners: ferry-cni's DEL and GC always open the
+ * store that way, so a missing or broken node file never keeps them from freeing addresses.
  */
 export function createIpam (store: IpamStore, configured: readonly IpamRange[]): Ipam {
   const ranges = configured.length === 0 ? [] : resolveRanges(configured)

@@ -96,6 +96,11 @@ async function scenario (t: Test, p: Plugin): Promise<void> {
   t.equal(del.code, 0, `DEL with the netns already deleted: ${del.raw}`)
   t.equal((await inNs(NODE, 'ip', 'link', 'show', hostVethName('fycid1', 'eth0'))).code, 1, 'its host veth is gone')
   t.notMatch((await inNs(NODE, 'iptables-save', '-t', 'nat')).stdout, chain, 'its masquerade chain is gone')
+  // A repeated DEL succeeds whatever the node file holds (DEL does not read it), and with a null prevResult
+  // (Go's decoder, hence bridge, reads null as absent).
+  writeFileSync(String(conf.subnetFile), 'garbage\n')
+  const again1 = await cni(p, 'DEL', podEnv(1), { ...masqConf, prevResult: null })
+  t.same([again1.code, again1.raw], [0, ''], 'DEL again with a broken node file and prevResult null')
 
   const ver = await cni(p, 'VERSION', {}, { cniVersion: '1.1.0' })
   t.same(ver.out, { cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] })

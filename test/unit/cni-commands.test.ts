@@ -233,6 +233,24 @@ t.test('DEL and GC without the node file release the reservation in the real dis
   t.same(reserved(), [], 'GC released B\'s address')
 })
 
+t.test('DEL and GC succeed, every time, with a node file that cannot be read or parsed: they need nothing from it', async t => {
+  // SPEC (DEL): a repeated DEL returns success once the attachment's resources are gone. DEL and GC used to read
+  // the node file and report its error after cleaning up, so a hand-broken or unreadable file failed every DEL.
+  for (const [what, text] of [['garbage', 'garbage\n'], ['a bad value', NODE_V4.replace('FERRY_MTU=1450', 'FERRY_MTU=abc')]]) {
+    const h = harness()
+    const c = conf('1.1.0', { ipMasq: true })
+    for (const e of [env('ADD'), envB('ADD')]) t.equal((await h.run(e, c)).code, 0)
+    h.files.set(NODE_FILE, text ?? '')
+    for (const n of [1, 2]) t.same(await h.run(env('DEL'), c), { code: 0, raw: '', out: null }, `${what}: DEL #${n}`)
+    t.equal(h.dp.link('', HOST_A), undefined, `${what}: veth gone`)
+    t.notOk(h.dp.chains.has(masqChainName('ferry', CID_A, 'eth0')), `${what}: chain gone`)
+    t.same(await h.ipam().reserved({ containerID: CID_A, ifname: 'eth0' }), [], `${what}: A's address released`)
+    const gc = await h.run({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, conf('1.1.0', { 'cni.dev/valid-attachments': [] }))
+    t.same(gc, { code: 0, raw: '', out: null }, `${what}: GC`)
+    t.same(await h.ipam().available(), [253], `${what}: GC released B's address`)
+  }
+})
+
 t.test('GC with the list null (how libcni sends a nil Go slice: no attachment is valid) releases everything', async t => {
   const h = harness()
   for (const e of [env('ADD'), envB('ADD')]) t.equal((await h.run(e, conf())).code, 0)

@@ -1,5 +1,6 @@
 // ferry-cni's network configuration: the network name rule (SPEC §"Configuration format", libcni's
-// ValidateNetworkName), which every verb enforces before the name reaches a path, a chain or a comment.
+// ValidateNetworkName), which every verb enforces before the name reaches a path, a chain or a comment;
+// and how fields are decoded (null as absent, like the Go plugins).
 import t from 'tap'
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -74,4 +75,28 @@ t.test('network name: a hostile name creates nothing beside or outside the IPAM 
   }
   t.same(readdirSync(dataDir), [], 'no store created under dataDir')
   t.same(readdirSync(root), ['networks'], 'nothing created beside it')
+})
+
+t.test('a null field is an absent one, as Go\'s encoding/json reads it (libcni, the reference plugins)', async t => {
+  // Every optional key ferry-cni reads, null. These were refused with code 7 ("must be an object"), DEL too.
+  const nulls = { type: null, bridge: null, subnetFile: null, dataDir: null, mtu: null, ipMasq: null, hairpinMode: null, dns: null, prevResult: null }
+  const plain = harness()
+  const want = await plain.run(env('ADD'), conf('1.0.0'))
+  const h = harness()
+  const add = await h.run(env('ADD'), conf('1.0.0', nulls))
+  t.same([add.code, add.out], [0, want.out], 'ADD as without the fields')
+  const check = await h.run(env('CHECK'), conf('1.0.0', { ...nulls, prevResult: add.out }))
+  t.same([check.code, check.raw], [0, ''], 'CHECK')
+  for (const n of [1, 2]) t.same(await h.run(env('DEL'), conf('1.0.0', nulls)), { code: 0, raw: '', out: null }, `DEL #${n}`)
+  t.same(await h.ipam().available(), [253], 'DEL released the address')
+})
+
+t.test('GC: the list null under either key alone means no attachment is valid', async t => {
+  for (const key of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
+    const h = harness()
+    t.equal((await h.run(env('ADD'), conf())).code, 0)
+    const r = await h.run({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, conf('1.1.0', { [key]: null }))
+    t.same([r.code, r.raw], [0, ''], key)
+    t.same(await h.ipam().available(), [253], `${key}: released`)
+  }
 })

@@ -31,6 +31,7 @@ t.test('every error code, as spec JSON on stdout with exit 1', async t => {
     { name: 'ipMasq not a boolean', env: env('ADD'), stdin: conf('1.0.0', { ipMasq: 'yes' }), code: 7, msg: /"ipMasq"/ },
     { name: 'bridge name too long', env: env('ADD'), stdin: conf('1.0.0', { bridge: 'a-very-long-bridge-name' }), code: 7, msg: /"bridge"/ },
     { name: 'unknown version', env: env('ADD'), stdin: conf('9.9.9'), code: 1, msg: /^incompatible CNI versions$/, details: /config is "9\.9\.9", plugin supports \["0\.3\.0" "0\.3\.1" "0\.4\.0" "1\.0\.0" "1\.1\.0"\]/ },
+    { name: 'version not a string (was code 1, "config is 0.1.0")', env: env('DEL'), stdin: { cniVersion: 1, name: 'ferry' }, code: 6, msg: /decoding/, details: /"cniVersion" must be a string, got 1/ },
     { name: 'missing version means 0.1.0', env: env('ADD'), stdin: { name: 'ferry' }, code: 1, msg: /incompatible/, details: /config is "0\.1\.0"/ },
     { name: 'CHECK below 0.4.0', env: env('CHECK'), stdin: conf('0.3.1'), code: 1, msg: /does not allow CHECK/ },
     { name: 'GC below 1.1.0', env: env('GC'), stdin: conf('1.0.0', { 'cni.dev/valid-attachments': [] }), code: 1, msg: /does not allow GC/ },
