@@ -1,9 +1,10 @@
 // A real second DNS server for the tests: NSD serving one zone on a given address inside a lab
 // namespace, as the authority behind the resolver ferry forwards to (unbound.ts). NSD never sets RA.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Lab } from '../../pkg/lab/lab.js'
+import { untilServing } from './dns-process.js'
 
 export interface Nsd { readonly address: string, readonly port: number, stop: () => Promise<void> }
 
@@ -30,24 +31,8 @@ zone:
   zonefile: zone
 `)
   await writeFile(join(dir, 'zone'), [`$ORIGIN ${o.zone}.`, '$TTL 300', `@ IN SOA ns.${o.zone}. admin.${o.zone}. 1 3600 600 86400 60`, `@ IN NS ns.${o.zone}.`, ...o.records, ''].join('\n'))
-  const proc = lab.spawn(['nsd', '-d', '-c', join(dir, 'nsd.conf')], o.ns ?? lab.nodeNs)
   const ns = o.ns ?? lab.nodeNs
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM')
-      await new Promise(resolve => { proc.once('exit', resolve) })
-    }
-    await rm(dir, { recursive: true, force: true })
-  }
-  const end = Date.now() + 10_000
-  for (;;) {
-    const out = await lab.sh(['dig', `@${o.address}`, '-p', String(o.port), '+short', '+time=1', '+tries=1', o.zone, 'SOA'], ns).catch(() => '')
-    if (out.startsWith(`ns.${o.zone}.`)) break
-    if (Date.now() > end || proc.exitCode !== null) {
-      await stop()
-      throw new Error(`nsd did not start (exit ${String(proc.exitCode)})`)
-    }
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
+  const proc = lab.spawn(['nsd', '-d', '-c', join(dir, 'nsd.conf')], ns)
+  const stop = await untilServing(lab, proc, { name: 'nsd', dir, address: o.address, port: o.port, zone: o.zone, ns })
   return { address: o.address, port: o.port, stop }
 }

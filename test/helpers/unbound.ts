@@ -1,10 +1,11 @@
 // A real recursive resolver for the tests: unbound inside a lab namespace, resolving one zone from an
 // authoritative server (NSD, test/helpers/nsd.ts) through a stub zone. Unlike NSD it answers with RA=1,
 // as the resolvers ferry forwards to in a cluster do.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Lab } from '../../pkg/lab/lab.js'
+import { untilServing } from './dns-process.js'
 
 export interface Unbound { readonly address: string, readonly port: number, stop: () => Promise<void> }
 
@@ -37,22 +38,6 @@ stub-zone:
 `)
   const ns = o.ns ?? lab.nodeNs
   const proc = lab.spawn(['unbound', '-d', '-c', join(dir, 'unbound.conf')], ns)
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM')
-      await new Promise(resolve => { proc.once('exit', resolve) })
-    }
-    await rm(dir, { recursive: true, force: true })
-  }
-  const end = Date.now() + 10_000
-  for (;;) {
-    const out = await lab.sh(['dig', `@${o.address}`, '-p', String(o.port), '+short', '+time=1', '+tries=1', o.stub.zone, 'SOA'], ns).catch(() => '')
-    if (out.startsWith(`ns.${o.stub.zone}.`)) break
-    if (Date.now() > end || proc.exitCode !== null) {
-      await stop()
-      throw new Error(`unbound did not start (exit ${String(proc.exitCode)})`)
-    }
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
+  const stop = await untilServing(lab, proc, { name: 'unbound', dir, address: o.address, port: o.port, zone: o.stub.zone, ns })
   return { address: o.address, port: o.port, stop }
 }
