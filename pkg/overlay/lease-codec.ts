@@ -110,7 +110,11 @@ function get (o: object, k: string): unknown {
  */
 export function decodePublicIP (value: Buffer | string): string | undefined {
   const raw = parseObject(value)
-  if (typeof raw === 'string') return undefined
+  return typeof raw === 'string' ? undefined : publicIPv4(raw)
+}
+
+/** The object's PublicIP when it is an IPv4 address, in canonical form. */
+function publicIPv4 (raw: object): string | undefined {
   const ip = get(raw, 'PublicIP')
   const p = typeof ip === 'string' ? parseIP(ip) : null
   return p?.family === 'IPv4' ? p.ip : undefined
@@ -124,9 +128,8 @@ export function decodePublicIP (value: Buffer | string): string | undefined {
 export function decodeAttrs (key: string, value: Buffer | string): StoredAttrs {
   const raw = parseObject(value)
   if (typeof raw === 'string') return bad(key, raw)
-  const ip = get(raw, 'PublicIP')
-  const p4 = typeof ip === 'string' ? parseIP(ip) : null
-  if (p4 === null || p4.family !== 'IPv4') bad(key, `PublicIP: want an IPv4 address, got ${JSON.stringify(ip)}`)
+  const publicIP = publicIPv4(raw)
+  if (publicIP === undefined) bad(key, `PublicIP: want an IPv4 address, got ${JSON.stringify(get(raw, 'PublicIP'))}`)
   const ip6 = get(raw, 'PublicIPv6')
   let publicIPv6: string | undefined
   if (ip6 !== undefined && ip6 !== null && ip6 !== '') {
@@ -148,7 +151,7 @@ export function decodeAttrs (key: string, value: Buffer | string): StoredAttrs {
     else if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 0xffffff) bad(key, `BackendData.VNI: want 0..16777215 or none, got ${JSON.stringify(vni)}`)
     else backendData = { vni, vtepMAC: mac.toLowerCase() }
   }
-  return { publicIP: p4.ip, ...(publicIPv6 !== undefined ? { publicIPv6 } : {}), backendType, ...(backendData !== undefined ? { backendData } : {}) }
+  return { publicIP, ...(publicIPv6 !== undefined ? { publicIPv6 } : {}), backendType, ...(backendData !== undefined ? { backendData } : {}) }
 }
 
 /** Same node, same backend data: what decides "changed" in the watch. */
