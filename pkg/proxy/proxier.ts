@@ -283,9 +283,9 @@ export class Proxier {
   }
 
   /**
-   * Where the programming latency of the pending changes starts. As in kube-proxy, a changed slice
-   * carrying a valid last-change-trigger-time (set after our tracker started) counts from the earliest
-   * such time among its pending updates, one observation per slice. Without one (ferry's file and etcd
+   * Where the programming latency of the pending changes starts. As in kube-proxy, every pending slice
+   * update carrying a valid last-change-trigger-time (set after our tracker started) is one observation
+   * from that time, superseded updates included. Without one (ferry's file and etcd
    * sources), changes count from receipt as before: one observation from the earliest such slice
    * change, one from the earliest Service change whose Service has no triggered slice change here.
    */

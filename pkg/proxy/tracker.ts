@@ -131,16 +131,16 @@ interface EndpointsChange {
   /** Slice name → new content, null for removed from this Service. */
   readonly slices: Map<string, EndpointSlice | null>
   /**
-   * Slice name → the earliest last-change-trigger-time among its pending updates, made on the first
-   * one; slices without one count from `since`.
+   * Slice name → the last-change-trigger-time of each of its pending updates that carries a valid one,
+   * made on the first; slices without any count from `since`.
    */
-  triggers: Map<string, number> | undefined
+  triggers: Map<string, number[]> | undefined
   readonly since: number
 }
 
 /** When pending slice changes began, for the programming-latency histogram (see programmingStarts). */
 export interface ProgrammingStarts {
-  /** One per slice change that carries a trigger time: the earliest among its pending updates. */
+  /** One per pending slice update that carries a trigger time (kube-proxy observes each). */
   readonly triggers: number[]
   /** The Services ("namespace/name") those slice changes belong to. */
   readonly covered: ReadonlySet<string>
@@ -195,17 +195,16 @@ export class EndpointsChangeTracker {
       this.pending.set(svc, change)
     }
     change.slices.set(sliceName, slice)
-    if (slice === null) {
-      // A removed slice's annotation dates from its last update, not from the removal (kube-proxy
-      // ignores it too): the removal counts from receipt.
-      change.triggers?.delete(sliceName)
-      return
-    }
+    // A removed slice's annotation dates from its last update, not from the removal (kube-proxy ignores
+    // it too); the times of its earlier pending updates stay, as kube-proxy keeps them.
+    if (slice === null) return
     const at = lastChangeTriggerTime(slice.metadata)
     if (at === undefined || at <= this.startedAt) return
-    const prior = change.triggers?.get(sliceName)
-    // Superseded updates keep the earliest: the slice has been out of date since then.
-    if (prior === undefined || at < prior) (change.triggers ??= new Map()).set(sliceName, at)
+    // Every update is one observation, superseded or not, as kube-proxy's LastChangeTriggerTimes.
+    const triggers = change.triggers ??= new Map<string, number[]>()
+    const times = triggers.get(sliceName)
+    if (times === undefined) triggers.set(sliceName, [at])
+    else times.push(at)
   }
 
   /** Records prev → cur (undefined for add/delete). True if a Service this slice touches has a pending change. */
@@ -236,8 +235,8 @@ export class EndpointsChangeTracker {
   }
 
   /**
-   * When the pending slice changes began: per slice, the earliest valid last-change-trigger-time among
-   * its pending updates (kube-proxy's LastChangeTriggerTimes); apart from those, the earliest receipt.
+   * When the pending slice changes began: the valid last-change-trigger-time of every pending update
+   * (kube-proxy's LastChangeTriggerTimes); apart from those, the earliest receipt.
    */
   programmingStarts (): ProgrammingStarts {
     const triggers: number[] = []
@@ -247,7 +246,7 @@ export class EndpointsChangeTracker {
       const mine = change.triggers
       if (mine !== undefined && mine.size > 0) {
         covered.add(svc)
-        for (const at of mine.values()) triggers.push(at)
+        for (const times of mine.values()) triggers.push(...times)
       }
       // Trigger times are kept only for pending slices: more slices than times means some have none.
       if (change.slices.size > (mine?.size ?? 0) && (firstUntriggeredAt === undefined || change.since < firstUntriggeredAt)) firstUntriggeredAt = change.since

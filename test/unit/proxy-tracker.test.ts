@@ -314,7 +314,7 @@ t.test('EndpointsChangeTracker', async t => {
     t.equal(tr.firstPendingAt(), undefined)
   })
 
-  t.test('programming starts: per slice the earliest pending trigger time, else the receipt', async t => {
+  t.test('programming starts: the trigger time of every pending update, else the receipt', async t => {
     const triggered = (s: EndpointSlice, at: number | string): EndpointSlice =>
       ({ ...s, metadata: { ...s.metadata, annotations: { [TRIGGER_TIME_ANNOTATION]: typeof at === 'number' ? new Date(at).toISOString() : at } } })
     const c = clock() // the tracker starts at 1000
@@ -331,17 +331,21 @@ t.test('EndpointsChangeTracker', async t => {
     c.set(5300)
     tr.update(undefined, triggered(slice({ service: 'svc3', endpoints: [sliceEp('10.180.0.9')] }), 'not a time'))
     tr.update(undefined, triggered(slice({ service: 'svc4', endpoints: [sliceEp('10.180.0.10')] }), 900))
-    t.same(tr.programmingStarts(), { triggers: [3000, 2000], covered: new Set(['ns1/svc1']), firstUntriggeredAt: 5200 },
-      'svc1-a superseded: its earliest trigger; svc2 without one, svc3 with a bad one and svc4 with one from before we started: receipts')
+    t.same(tr.programmingStarts(), { triggers: [3000, 4000, 2000], covered: new Set(['ns1/svc1']), firstUntriggeredAt: 5200 },
+      'svc1-a superseded: both its updates\' triggers; svc2 without one, svc3 with a bad one and svc4 with one from before we started: receipts')
     tr.update(undefined, slice({ name: 'svc1-c', endpoints: [sliceEp('10.180.0.5')] }))
     t.equal(tr.programmingStarts().firstUntriggeredAt, 5000, 'an untriggered slice of svc1 counts from svc1\'s receipt')
     tr.update(slice({ name: 'svc1-c', endpoints: [sliceEp('10.180.0.5')] }), undefined)
     tr.update(triggered(slice({ name: 'svc1-b', endpoints: [sliceEp('10.180.0.4')] }), 2000), undefined)
-    t.same(tr.programmingStarts().triggers, [3000], 'a change dropped before apply takes its trigger time along')
+    t.same(tr.programmingStarts().triggers, [3000, 4000], 'a change dropped before apply takes its trigger time along')
     tr.update(triggered(slice({ name: 'svc1-a', endpoints: [sliceEp('10.180.0.3')] }), 4000), undefined)
-    t.same(tr.programmingStarts(), { triggers: [], covered: new Set(), firstUntriggeredAt: 5000 }, 'a removal counts from receipt')
+    t.same(tr.programmingStarts(), { triggers: [3000, 4000], covered: new Set(['ns1/svc1']), firstUntriggeredAt: 5200 },
+      'a removal keeps the trigger times of the slice\'s earlier pending updates, as kube-proxy does: svc1 no longer counts from receipt')
     tr.apply(new Map())
     t.same(tr.programmingStarts(), { triggers: [], covered: new Set(), firstUntriggeredAt: undefined })
+    c.set(6000)
+    tr.update(slice({ service: 'svc2', endpoints: [sliceEp('10.180.0.8')] }), undefined)
+    t.same(tr.programmingStarts(), { triggers: [], covered: new Set(), firstUntriggeredAt: 6000 }, 'a removal alone counts from receipt')
   })
 
   t.test('only this node is local', async t => {
