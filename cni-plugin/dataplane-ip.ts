@@ -1,10 +1,12 @@
 // The real dataplane: the host side in ONE `ip -batch -`, the pod side in ONE `nsenter --net=NETNS ip
 // -batch -` or `ip -n NAME -batch -` (OVERLAY.md §5.3(a)), masquerade with iptables-restore. Reads go to
-// /sys and /proc where they can, since every spawned process costs milliseconds of an ADD.
+// /sys and /proc where they can, since every spawned process costs milliseconds of an ADD. Commands are
+// argument lists (ip-batch.ts): a name the batch reader cannot carry ("#") runs as one ip per command.
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { spawnExec, type Exec } from '../pkg/exec/exec.js'
 import type { BridgeSpec, Dataplane, MasqSpec, Observed, PodSpec, VethSpec } from './dataplane.js'
 import { CniCode, CniError } from './errors.js'
+import { HOST_IP, renderBatch, type IpCommand, type IpTarget } from './ip-batch.js'
 
 const sysNet = (name: string): string => `/sys/class/net/${name}`
 
@@ -72,18 +74,21 @@ export class IpDataplane implements Dataplane {
   }
 
   private async hostBatch (bridge: BridgeSpec, veth: VethSpec): Promise<string> {
-    const lines: string[] = []
-    const exists = await this.linkExists(bridge.name)
-    if (!exists) lines.push(`link add ${bridge.name} address ${bridge.mac} mtu ${bridge.mtu} type bridge`)
-    else for (const stale of await this.staleBridgeAddresses(bridge)) lines.push(`addr del ${stale} dev ${bridge.name}`)
-    for (const a of bridge.addresses) lines.push(`addr replace ${a} dev ${bridge.name}${a.includes(':') ? ' nodad' : ''}`)
-    lines.push(`link set ${bridge.name} mtu ${bridge.mtu} up`)
+    const br = bridge.name
+    const lines: IpCommand[] = []
+    const exists = await this.linkExists(br)
+    if (!exists) lines.push(['link', 'add', 'name', br, 'address', bridge.mac, 'mtu', String(bridge.mtu), 'type', 'bridge'])
+    else for (const stale of await this.staleBridgeAddresses(bridge)) lines.push(['addr', 'del', stale, 'dev', br])
+    for (const a of bridge.addresses) lines.push(['addr', 'replace', a, 'dev', br, ...(a.includes(':') ? ['nodad'] : [])])
+    lines.push(['link', 'set', 'dev', br, 'mtu', String(bridge.mtu), 'up'])
     const vethLine = lines.length + 1
-    lines.push(`link add ${veth.hostName} mtu ${veth.mtu} address ${veth.hostMac} type veth peer name ${veth.podName} mtu ${veth.mtu} address ${veth.podMac} netns ${veth.netns}`)
-    lines.push(`link set ${veth.hostName} master ${bridge.name} up`)
-    if (veth.hairpin) lines.push(`link set ${veth.hostName} type bridge_slave hairpin on`)
+    const mtu = String(veth.mtu)
+    lines.push(['link', 'add', 'name', veth.hostName, 'mtu', mtu, 'address', veth.hostMac, 'type', 'veth',
+      'peer', 'name', veth.podName, 'mtu', mtu, 'address', veth.podMac, 'netns', veth.netns])
+    lines.push(['link', 'set', 'dev', veth.hostName, 'master', br, 'up'])
+    if (veth.hairpin) lines.push(['link', 'set', 'dev', veth.hostName, 'type', 'bridge_slave', 'hairpin', 'on'])
     try {
-      await this.batch(['ip', '-batch', '-'], lines)
+      await this.batch(HOST_IP, lines)
     } catch (e) {
       if (e instanceof BatchError && e.line === vethLine && /File exists/.test(e.message)) {
         throw new CniError(CniCode.INTERFACE_EXISTS, `container veth name "${veth.podName}" already exists in ${veth.netns}`)
@@ -129,13 +134,13 @@ export class IpDataplane implements Dataplane {
   }
 
   async setupPod (pod: PodSpec): Promise<void> {
-    const lines: string[] = []
-    for (const a of pod.addresses) lines.push(`addr add ${a.ip}/${a.prefix} dev ${pod.ifname}${a.family === 'IPv6' ? ' nodad' : ''}`)
-    lines.push(`link set ${pod.ifname} up`)
+    const lines: IpCommand[] = []
+    for (const a of pod.addresses) lines.push(['addr', 'add', `${a.ip}/${a.prefix}`, 'dev', pod.ifname, ...(a.family === 'IPv6' ? ['nodad'] : [])])
+    lines.push(['link', 'set', 'dev', pod.ifname, 'up'])
     // append, not add: the netns may already have a default route (another attachment, eth1 beside eth0),
     // and add would fail on it with "File exists" where the bridge plugin appends (RouteAddEcmp).
-    for (const a of pod.addresses) lines.push(`route append default via ${a.gateway} dev ${pod.ifname}`)
-    await this.batch(podArgv(pod), lines)
+    for (const a of pod.addresses) lines.push(['route', 'append', 'default', 'via', a.gateway, 'dev', pod.ifname])
+    await this.batch(podTarget(pod), lines)
   }
 
   async enableForwarding (families: ReadonlyArray<'IPv4' | 'IPv6'>): Promise<void> {
@@ -237,13 +242,27 @@ export class IpDataplane implements Dataplane {
     if (r.code !== 0) throw new Error(`${argv[0] ?? ''}: exit ${r.code}: ${r.stderr.trim()}`)
   }
 
-  private async batch (argv: string[], lines: string[]): Promise<void> {
-    const r = await this.exec(argv, lines.join('\n') + '\n')
+  /**
+   * The commands in order, stopping at the first that fails (BatchError with its 1-based line): as one
+   * `ip -batch -`, or as one ip each when a word cannot be written in a batch (ip-batch.ts).
+   */
+  private async batch (target: IpTarget, commands: readonly IpCommand[]): Promise<void> {
+    const text = renderBatch(commands)
+    if (text === null) {
+      for (const [i, cmd] of commands.entries()) {
+        const argv = target.single(cmd)
+        const r = await this.exec(argv)
+        if (r.code !== 0) throw new BatchError(`${argv.join(' ')}: ${r.stderr.trim()}`, i + 1)
+      }
+      return
+    }
+    const r = await this.exec(target.batch, text)
     if (r.code === 0) return
     // ip -batch stops at the first failing line and reports "Command failed -:N".
     const m = /Command failed -:(\d+)/.exec(r.stderr)
     const line = m?.[1] === undefined ? 0 : Number(m[1])
-    throw new BatchError(`${argv.join(' ')}: ${r.stderr.trim()}${line > 0 ? ` (at "${lines[line - 1] ?? ''}")` : ''}`, line)
+    const at = line > 0 ? ` (at "${text.split('\n')[line - 1] ?? ''}")` : ''
+    throw new BatchError(`${target.batch.join(' ')}: ${r.stderr.trim()}${at}`, line)
   }
 }
 
@@ -256,12 +275,22 @@ const RUN_NETNS = /^\/run\/netns\/([^/]+)$/
  * enters it itself, one exec instead of nsenter's two (~0.6 ms of an ADD here).
  */
 export function podArgv (pod: PodSpec): string[] {
+  return podIp(pod, ['-batch', '-'])
+}
+
+/** argv running `ip ARGS` inside the pod's netns, as podArgv says. */
+function podIp (pod: PodSpec, args: readonly string[]): string[] {
   if (pod.addresses.some(a => a.family === 'IPv6')) {
-    return ['nsenter', `--net=${pod.netns}`, 'sh', '-c', 'echo 0 > "/proc/sys/net/ipv6/conf/$1/accept_dad" && exec ip -batch -', 'sh', pod.ifname]
+    return ['nsenter', `--net=${pod.netns}`, 'sh', '-c', 'echo 0 > "/proc/sys/net/ipv6/conf/$1/accept_dad" && shift && exec ip "$@"', 'sh', pod.ifname, ...args]
   }
   const name = RUN_NETNS.exec(pod.netns)?.[1]
-  if (name !== undefined && name !== '.' && name !== '..') return ['ip', '-n', name, '-batch', '-']
-  return ['nsenter', `--net=${pod.netns}`, 'ip', '-batch', '-']
+  if (name !== undefined && name !== '.' && name !== '..') return ['ip', '-n', name, ...args]
+  return ['nsenter', `--net=${pod.netns}`, 'ip', ...args]
+}
+
+/** The pod side's batch, or its commands one by one, inside the pod's netns. */
+export function podTarget (pod: PodSpec): IpTarget {
+  return { batch: podArgv(pod), single: cmd => podIp(pod, cmd) }
 }
 
 class BatchError extends Error {

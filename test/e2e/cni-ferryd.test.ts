@@ -229,3 +229,25 @@ t.test('50 parallel ADDs via ferryd get 50 distinct IPs; 50 parallel DELs empty 
   t.equal((await inNs(NODE, 'ip', '-o', 'link', 'show', 'master', 'fybr0')).stdout.trim(), '', 'no host veth left')
   t.equal(await served(), before + 100)
 })
+
+t.test('interface names ip -batch misreads ("help", "#", a quote) work through ferryd too', async t => {
+  // ferryd makes the host side over rtnetlink, but the pod side is still an `ip -batch -` in the pod's netns.
+  const c = await setup(t, ['fycdP1'])
+  const names = ['help', 'a#b', 'q"x']
+  const before = await served()
+  const e = (ifname: string): Record<string, string> => ({ ...podEnv('fycd1', 'fycdP1'), CNI_IFNAME: ifname })
+  for (const ifname of names) {
+    const add = await cni(c.serverFile, 'ADD', e(ifname), c.conf)
+    t.equal(add.code, 0, `ADD ${ifname}: ${add.raw}`)
+    const check = await cni(c.serverFile, 'CHECK', e(ifname), { ...c.conf, prevResult: add.out })
+    t.equal(check.code, 0, `CHECK ${ifname}: ${check.raw}`)
+  }
+  const links = JSON.parse((await inNs('fycdP1', 'ip', '-j', 'addr', 'show')).stdout) as Array<{ ifname: string, flags: string[], addr_info: Array<{ scope: string }> }>
+  for (const ifname of names) {
+    const l = links.find(x => x.ifname === ifname)
+    t.same([l?.flags.includes('UP'), l?.addr_info.filter(a => a.scope === 'global').length], [true, 1], `${ifname} is up with its address`)
+  }
+  for (const ifname of names) t.same(await cni(c.serverFile, 'DEL', e(ifname), c.conf).then(r => [r.code, r.raw]), [0, ''], `DEL ${ifname}`)
+  t.equal(await served(), before + 3 * names.length, 'every verb went through ferryd')
+  t.same((JSON.parse((await inNs('fycdP1', 'ip', '-j', 'link', 'show')).stdout) as Array<{ ifname: string }>).map(l => l.ifname), ['lo'], 'only lo left')
+})

@@ -156,3 +156,35 @@ t.test('a second attachment in a pod netns that already has a default route (eth
   t.match(routes6, /via fd00:99:0:1::1 dev eth1/)
   for (const ifname of ['eth1', 'eth0']) t.equal((await cni(plugin, 'DEL', e(ifname), conf)).code, 0, `DEL ${ifname}`)
 })
+
+t.test('interface names ip -batch misreads: "help" and its prefixes, "#", quotes, a trailing backslash', async t => {
+  // ip -batch read "help" (and "h") standing as a device name as the keyword, cut a line at "#" (quoted or
+  // not) and joined a line ending in "\" to the next: each ADD failed with code 999. Linux allows them all.
+  const { dir, conf } = await setup(t)
+  const names = ['help', 'h', 'a#b', 'q"x', "'x", 'a\\']
+  const plugin = [join(ROOT, 'bin/ferry-cni')]
+  const dual = 'FERRY_NETWORK_IPV6=fd00:99::/56\nFERRY_SUBNET_IPV6=fd00:99:0:1::1/64\n'
+  // Pod 0 IPv4 only (ip -n NAME), pod 1 dual-stack (nsenter, DAD off first); the bridge is named "help" too.
+  for (const [i, v6] of [[0, false], [1, true]] as const) {
+    if (v6) writeFileSync(join(dir, 'subnet.env'), `FERRY_NETWORK=10.99.0.0/16\nFERRY_SUBNET=10.99.1.1/24\nFERRY_MTU=1400\nFERRY_IPMASQ=false\n${dual}`)
+    const c = { ...conf, bridge: 'help' }
+    const e = (ifname: string): Record<string, string> => ({ ...podEnv(i), CNI_IFNAME: ifname })
+    for (const ifname of names) {
+      const add = await cni(plugin, 'ADD', e(ifname), c)
+      t.equal(add.code, 0, `pod ${i} ADD ${ifname}: ${add.raw}`)
+      const check = await cni(plugin, 'CHECK', e(ifname), { ...c, prevResult: add.out })
+      t.equal(check.code, 0, `pod ${i} CHECK ${ifname}: ${check.raw}`)
+    }
+    const ns = PODS[i] ?? ''
+    const links = JSON.parse((await inNs(ns, 'ip', '-j', 'addr', 'show')).stdout) as Array<{ ifname: string, flags: string[], addr_info: Array<{ family: string, scope: string }> }>
+    for (const ifname of names) {
+      const l = links.find(x => x.ifname === ifname)
+      t.ok(l?.flags.includes('UP'), `pod ${i}: ${ifname} is up`)
+      t.same(l?.addr_info.filter(a => a.scope === 'global').map(a => a.family), v6 ? ['inet', 'inet6'] : ['inet'], `pod ${i}: ${ifname} has its addresses`)
+    }
+    t.equal((await inNs(ns, 'ping', '-c1', '-W2', '-I', 'a#b', '10.99.1.1')).code, 0, `pod ${i}: the gateway answers through a#b`)
+    for (const ifname of names) t.equal((await cni(plugin, 'DEL', e(ifname), c)).code, 0, `pod ${i} DEL ${ifname}`)
+    t.same((JSON.parse((await inNs(ns, 'ip', '-j', 'link', 'show')).stdout) as Array<{ ifname: string }>).map(l => l.ifname), ['lo'], `pod ${i}: only lo left`)
+  }
+  t.equal((await inNs(NODE, 'ip', '-o', 'link', 'show', 'master', 'help')).stdout.trim(), '', 'no host veth left on the bridge "help"')
+})
