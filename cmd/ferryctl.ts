@@ -60,16 +60,18 @@ Flags:
   -h, --help                 show this help
 
 Errors print "error: <message>" (naming the file, object and field) to stderr and exit 1; when any
-object is invalid nothing is written. get NAME... prints the objects it finds, then one
-"error: <kind> "<namespace>/<name>" not found" per missing name, and exits 1 if there was any.
+object is invalid nothing is written. get NAME... prints the objects it finds, then kubectl's line
+"Error from server (NotFound): <resource> "<name>" not found" (e.g. services "web") per missing name,
+and exits 1 if there was any.
 
 apply prints "<kind>/<namespace>/<name> created|configured|unchanged" per object on stdout, in input
-order; delete prints "<kind>/<namespace>/<name> deleted", and "error: <kind>/<namespace>/<name> not
-found" on stderr (exit 1) for each that was not there. Changes that fit one etcd transaction
-(--max-txn-ops operations, --max-request-bytes) are written atomically. Larger ones are written in
-consecutive transactions, with "applied N/M objects" progress and a summary on stderr; such a write is
-NOT atomic across transactions. If one fails, the objects already written are listed on stdout and the
-error says how many were and were not written; apply is idempotent, so running it again finishes.
+order; delete prints "<kind>/<namespace>/<name> deleted", and the same NotFound line on stderr (exit 1)
+for each that was not there (after -f, as kubectl: ...(NotFound): error when deleting "FILE": ...).
+Changes that fit one etcd transaction (--max-txn-ops operations, --max-request-bytes) are written
+atomically. Larger ones are written in consecutive transactions, with "applied N/M objects" progress
+and a summary on stderr; such a write is NOT atomic across transactions. If one fails, the objects
+already written are listed on stdout and the error says how many were and were not written; apply is
+idempotent, so running it again finishes.
 Passwords in endpoint URLs are shown as "***" in every message.
 `
 
@@ -218,7 +220,7 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       if (read.objects.length === 0) throw new Error(`no objects found in ${files.join(', ')}`)
       const store = await openStore()
       try {
-        return command === 'apply' ? await apply(store, read.objects, io) : await del(store, read.objects, v['ignore-not-found'] === true, io)
+        return command === 'apply' ? await apply(store, read.objects, io) : await del(store, read.objects, v['ignore-not-found'] === true, io, read.sources)
       } finally { store.close() }
     }
     case 'get': {
@@ -242,7 +244,8 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       const found = names.flatMap(n => objects.filter(o => o.metadata.name === n))
       const missing = v['ignore-not-found'] === true ? [] : names.filter(n => !objects.some(o => o.metadata.name === n))
       if (found.length > 0) await print(kind, found, { output, all, ns, single: names.length === 1 }, io)
-      io.stderr(missing.map(n => `error: ${kind.toLowerCase()} "${ns !== undefined ? ns + '/' : ''}${n}" not found\n`).join(''))
+      const { notFound, notFoundLine } = await import('../pkg/ctl/not-found.js')
+      io.stderr(missing.map(n => notFoundLine(notFound({ kind, name: n, namespace: ns }))).join(''))
       return missing.length > 0 ? 1 : 0
     }
     default:
@@ -283,16 +286,21 @@ async function apply (store: Store, objects: KObject[], io: CtlIO): Promise<numb
   return 0
 }
 
-/** Deletes objects (from manifests) or keys in the layout (named on the command line). */
-async function del (store: Store, objects: ReadonlyArray<KObject | string>, ignoreNotFound: boolean, io: CtlIO): Promise<number> {
+/**
+ * Deletes objects (from manifests, `sources` naming each one's file) or keys in the layout (named on the
+ * command line). A missing one is kubectl's NotFound line, naming the file as kubectl delete -f does.
+ */
+async function del (store: Store, objects: ReadonlyArray<KObject | string>, ignoreNotFound: boolean, io: CtlIO, sources: readonly string[] = []): Promise<number> {
   const { displayName } = await import('../pkg/etcd/keys.js')
   const { PartialWriteError } = await import('../pkg/etcd/store.js')
+  const { notFound, notFoundLine } = await import('../pkg/ctl/not-found.js')
   let code = 0
+  // Results come back in target order, so the i-th result is the i-th object and its source.
   const report = (results: Array<{ target: import('../pkg/etcd/keys.js').ParsedKey, deleted: boolean }>): void => {
     io.stdout(results.filter(r => r.deleted).map(r => `${displayName(r.target)} deleted\n`).join(''))
-    const missing = results.filter(r => !r.deleted)
+    const missing = results.flatMap((r, i) => r.deleted ? [] : [notFound({ ...r.target, source: sources[i] }, 'deleting')])
     if (!ignoreNotFound && missing.length > 0) {
-      io.stderr(missing.map(r => `error: ${displayName(r.target)} not found\n`).join(''))
+      io.stderr(missing.map(notFoundLine).join(''))
       code = 1
     }
   }

@@ -1,0 +1,59 @@
+// ferryctl's get and delete print what kubectl prints for the same command: NotFound errors, -o wide
+// columns, several resource types at once. The compiled binary against a real etcd, with manifests
+// applied from real directories. Needs `npm run build` first (the test script does it).
+import { join } from 'node:path'
+import t from 'tap'
+import { startEtcd } from '../helpers/etcd.js'
+import { ferryctl } from '../helpers/ferryctl.js'
+
+const etcd = await startEtcd(t)
+const ctl = ferryctl({ FERRY_ETCD_ENDPOINTS: etcd.endpoint })
+
+const service = (name: string, ns: string, clusterIP: string, extra = ''): string => `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  clusterIP: ${clusterIP}
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+${extra}`
+const slice = (name: string, ns: string, svc: string, addresses: string[]): string => JSON.stringify({
+  apiVersion: 'discovery.k8s.io/v1',
+  kind: 'EndpointSlice',
+  metadata: { name, namespace: ns, labels: { 'kubernetes.io/service-name': svc } },
+  addressType: 'IPv4',
+  endpoints: addresses.map(a => ({ addresses: [a] })),
+  ports: [{ name: 'http', port: 8080 }],
+})
+
+t.test('a missing object is kubectl\'s NotFound line: resource plural (group-qualified), quoted name, exit 1', async t => {
+  const dir = t.testdir({
+    'svc.yaml': service('web', 'default', '10.96.0.10'),
+    'slice.json': slice('web-abc', 'default', 'web', ['10.244.1.2']),
+    'node.yaml': 'apiVersion: v1\nkind: Node\nmetadata: { name: node-1 }\nspec: { podCIDR: 10.244.1.0/24 }\n',
+  })
+  t.equal((await ctl(['apply', '-f', dir])).code, 0)
+
+  t.same(await ctl(['get', 'svc', 'nope']), { code: 1, stdout: '', stderr: 'Error from server (NotFound): services "nope" not found\n' })
+  t.same(await ctl(['get', 'endpointslices/nope']), { code: 1, stdout: '', stderr: 'Error from server (NotFound): endpointslices.discovery.k8s.io "nope" not found\n' },
+    'a resource outside the core group is qualified by it')
+  t.same(await ctl(['get', 'no', 'nope']), { code: 1, stdout: '', stderr: 'Error from server (NotFound): nodes "nope" not found\n' })
+  t.same(await ctl(['get', 'pods', 'nope', '-n', 'shop']), { code: 1, stdout: '', stderr: 'Error from server (NotFound): pods "nope" not found\n' },
+    'no namespace in the message, as the API server words it')
+
+  const partial = await ctl(['get', 'services', 'nope', 'web', 'gone'])
+  t.equal(partial.code, 1)
+  t.equal(partial.stdout, 'NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)\nweb    ClusterIP   10.96.0.10   <none>        80/TCP\n', 'the found one still prints')
+  t.equal(partial.stderr, 'Error from server (NotFound): services "nope" not found\nError from server (NotFound): services "gone" not found\n', 'one line per missing name, in order')
+  t.same(await ctl(['get', 'svc', 'nope', 'web', '--ignore-not-found', '-o', 'name']), { code: 0, stdout: 'service/web\n', stderr: '' }, '--ignore-not-found')
+
+  t.same(await ctl(['delete', 'svc', 'nope', 'web']), {
+    code: 1, stdout: 'service/default/web deleted\n', stderr: 'Error from server (NotFound): services "nope" not found\n',
+  }, 'delete NAME: the found one goes, the missing one is NotFound')
+  t.same(await ctl(['delete', 'eps/nope', 'eps/gone', '--ignore-not-found']), { code: 0, stdout: '', stderr: '' })
+  const file = join(dir, 'svc.yaml')
+  t.same(await ctl(['delete', '-f', file, '-f', join(dir, 'node.yaml')]), {
+    code: 1, stdout: 'node/node-1 deleted\n', stderr: `Error from server (NotFound): error when deleting "${file}": services "web" not found\n`,
+  }, 'delete -f names the file, as kubectl delete -f does')
+  t.same(await ctl(['delete', '-f', file, '--ignore-not-found']), { code: 0, stdout: '', stderr: '' })
+  t.equal((await ctl(['delete', '-f', dir, '--ignore-not-found'])).code, 0)
+})
