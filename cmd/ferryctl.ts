@@ -16,7 +16,7 @@ Usage:
   ferryctl apply  -f FILE|DIR [-f ...]     validate all objects, then write the changed ones to etcd
   ferryctl delete -f FILE|DIR [-f ...]     delete the objects the manifests name
   ferryctl delete RESOURCE NAME... [-n NS] delete objects by name (or RESOURCE/NAME..., as get -o name prints)
-  ferryctl get RESOURCE [NAME...] [-n NS | -A] [-o table|json|yaml|name]
+  ferryctl get RESOURCE [NAME...] [-n NS | -A] [-o table|wide|json|yaml|name]
   ferryctl get RESOURCE/NAME...            (one resource type at a time)
   ferryctl trace SRC DST:PORT[/PROTO]      ask the running ferryd which service entry point a new
                                            connection from SRC hits, and which endpoints can answer
@@ -34,8 +34,12 @@ Flags:
                              Not with -f: manifests name their namespace (none: "default")
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column); wins over -n, and
                              takes no NAME, as in kubectl
-  -o, --output FORMAT        get: table (default), json, yaml or name (kubectl's TYPE/NAME lines,
-                             e.g. service/web, endpointslice.discovery.k8s.io/web-abc)
+  -o, --output FORMAT        get: table (default); wide, the table with kubectl's -o wide columns
+                             (services: SELECTOR; nodes: EXTERNAL-IP OS-IMAGE KERNEL-VERSION
+                             CONTAINER-RUNTIME; pods: NOMINATED NODE, READINESS GATES; fields ferry
+                             does not store show as kubectl shows them unset); json; yaml; or name
+                             (kubectl's TYPE/NAME lines, e.g. service/web,
+                             endpointslice.discovery.k8s.io/web-abc)
       --ignore-not-found     delete, get NAME: objects that do not exist are not an error
       --etcd-endpoints URLS  comma-separated etcd client URLs (env FERRY_ETCD_ENDPOINTS;
                              default ${DEFAULT_ENDPOINTS})
@@ -227,7 +231,7 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
       const { kind, names } = usage(() => parseResourceArgs('get', rest))
       const output = v.output ?? 'table'
-      if (!['table', 'json', 'yaml', 'name'].includes(output)) throw new UsageError(`--output: must be table, json, yaml or name, got ${JSON.stringify(output)}`)
+      if (!['table', 'wide', 'json', 'yaml', 'name'].includes(output)) throw new UsageError(`--output: must be table, wide, json, yaml or name, got ${JSON.stringify(output)}`)
       // As kubectl: -A wins over -n, and names are looked up in one namespace only.
       const all = v['all-namespaces'] === true
       if (all && names.length > 0) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces')
@@ -331,7 +335,7 @@ async function print (kind: Kind, objects: KObject[], o: { output: string, all: 
     return 0
   }
   const { formatTable } = await import('../pkg/ctl/printers.js')
-  io.stdout(formatTable(kind, objects, o.all))
+  io.stdout(formatTable(kind, objects, { withNamespace: o.all, wide: o.output === 'wide' }))
   return 0
 }
 

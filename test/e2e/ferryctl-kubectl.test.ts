@@ -9,6 +9,7 @@ import { ferryctl } from '../helpers/ferryctl.js'
 const etcd = await startEtcd(t)
 const ctl = ferryctl({ FERRY_ETCD_ENDPOINTS: etcd.endpoint })
 
+/** A Service; `extra` goes on in its spec (indented two spaces). */
 const service = (name: string, ns: string, clusterIP: string, extra = ''): string => `apiVersion: v1
 kind: Service
 metadata: { name: ${name}, namespace: ${ns} }
@@ -56,4 +57,55 @@ t.test('a missing object is kubectl\'s NotFound line: resource plural (group-qua
   }, 'delete -f names the file, as kubectl delete -f does')
   t.same(await ctl(['delete', '-f', file, '--ignore-not-found']), { code: 0, stdout: '', stderr: '' })
   t.equal((await ctl(['delete', '-f', dir, '--ignore-not-found'])).code, 0)
+})
+
+t.test('get -o wide adds kubectl\'s wide columns for each kind', async t => {
+  const dir = t.testdir({
+    'svc.yaml': service('web', 'default', '10.96.0.10', '  selector: { tier: front, app: web }\n') + '---\n' + service('db', 'shop', '10.96.0.20'),
+    'slice.json': slice('web-abc', 'default', 'web', ['10.244.1.2', '10.244.1.3']),
+    'nodes.yaml': `apiVersion: v1
+kind: List
+items:
+  - { apiVersion: v1, kind: Node, metadata: { name: node-1 }, spec: { podCIDR: 10.244.1.0/24 },
+      status: { addresses: [{ type: InternalIP, address: 192.168.1.11 }, { type: ExternalIP, address: 203.0.113.11 }] } }
+  - { apiVersion: v1, kind: Node, metadata: { name: node-2 }, spec: { podCIDR: 10.244.2.0/24 } }
+`,
+    'pod.yaml': 'apiVersion: v1\nkind: Pod\nmetadata: { name: web-1, namespace: default }\nspec: { nodeName: node-1 }\nstatus: { phase: Running, podIP: 10.244.1.2 }\n',
+  })
+  const applied = await ctl(['apply', '-f', dir])
+  t.equal(applied.code, 0, applied.stderr)
+
+  t.same(await ctl(['get', 'svc', '-o', 'wide']), {
+    code: 0,
+    stdout: 'NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   SELECTOR\n' +
+      'web    ClusterIP   10.96.0.10   <none>        80/TCP    app=web,tier=front\n',
+    stderr: '',
+  }, 'services: SELECTOR, labels in key order')
+  t.equal((await ctl(['get', 'svc', '-A', '-o', 'wide'])).stdout,
+    'NAMESPACE   NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   SELECTOR\n' +
+    'default     web    ClusterIP   10.96.0.10   <none>        80/TCP    app=web,tier=front\n' +
+    'shop        db     ClusterIP   10.96.0.20   <none>        80/TCP    <none>\n', 'with -A, and <none> for no selector')
+  t.equal((await ctl(['get', 'svc', 'db', '-n', 'shop', '-o', 'wide'])).stdout,
+    'NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   SELECTOR\ndb     ClusterIP   10.96.0.20   <none>        80/TCP    <none>\n', 'by name')
+  const eps = await ctl(['get', 'eps', '-o', 'wide'])
+  t.same(eps, await ctl(['get', 'eps']), 'endpointslices: no wide columns, as kubectl')
+  t.equal(eps.stdout, 'NAME      ADDRESSTYPE   PORTS   ENDPOINTS\nweb-abc   IPv4          8080    10.244.1.2,10.244.1.3\n')
+  t.same(await ctl(['get', 'nodes', '-o', 'wide']), {
+    code: 0,
+    stdout: 'NAME     INTERNAL-IP    POD-CIDRS       EXTERNAL-IP    OS-IMAGE    KERNEL-VERSION   CONTAINER-RUNTIME\n' +
+      'node-1   192.168.1.11   10.244.1.0/24   203.0.113.11   <unknown>   <unknown>        <unknown>\n' +
+      'node-2   <none>         10.244.2.0/24   <none>         <unknown>   <unknown>        <unknown>\n',
+    stderr: '',
+  }, 'nodes: EXTERNAL-IP, and the node info ferry does not keep as kubectl shows it unset')
+  t.same(await ctl(['get', 'pods', '-o', 'wide']), {
+    code: 0,
+    stdout: 'NAME    STATUS    IP           NODE     NOMINATED NODE   READINESS GATES\n' +
+      'web-1   Running   10.244.1.2   node-1   <none>           <none>\n',
+    stderr: '',
+  }, 'pods: NOMINATED NODE, READINESS GATES')
+  t.same(await ctl(['get', 'pods', '-n', 'empty', '-o', 'wide']), { code: 0, stdout: '', stderr: 'No resources found in empty namespace.\n' })
+  const bad = await ctl(['get', 'svc', '-o', 'jsonpath'])
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /^error: --output: must be table, wide, json, yaml or name, got "jsonpath"/)
+  t.equal((await ctl(['delete', '-f', dir])).code, 0)
 })
