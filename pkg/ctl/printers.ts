@@ -95,16 +95,20 @@ export interface TableOptions {
   withNamespace?: boolean
   /** kubectl's -o wide: the extra columns. */
   wide?: boolean
+  /** NAME as `service/web`, as kubectl prints it when one get shows objects of several types. */
+  withKind?: boolean
 }
 
-/** A table of objects of one kind. */
+/**
+ * A table of objects of one kind, in the order given: kubectl prints a list in the server's (key) order
+ * and named objects in argument order.
+ */
 export function formatTable (kind: Kind, objects: readonly KObject[], opts: TableOptions = {}): string {
   const c = COLUMNS[kind]
   const ns = opts.withNamespace === true && kind !== 'Node'
-  const sorted = [...objects].sort((a, b) =>
-    (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || a.metadata.name.localeCompare(b.metadata.name))
-  const rows = sorted.map(o => {
+  const rows = objects.map(o => {
     const r = opts.wide === true ? [...cells(o), ...wideCells(o)] : cells(o)
+    if (opts.withKind === true) r[0] = `${qualifiedKind(o.kind)}/${r[0] ?? ''}`
     return ns ? [o.metadata.namespace ?? '', ...r] : r
   })
   const header = opts.wide === true ? [...c.header, ...c.wide] : c.header

@@ -109,3 +109,93 @@ items:
   t.match(bad.stderr, /^error: --output: must be table, wide, json, yaml or name, got "jsonpath"/)
   t.equal((await ctl(['delete', '-f', dir])).code, 0)
 })
+
+t.test('get svc,eps (and TYPE/NAME of several types) lists each type in turn, as kubectl', async t => {
+  const dir = t.testdir({
+    'a-svc.yaml': service('web', 'default', '10.96.0.10') + '---\n' + service('db', 'default', '10.96.0.20') + '---\n' + service('lb', 'shop', '10.96.0.30'),
+    'b-slices.yaml': slice('web-abc', 'default', 'web', ['10.244.1.2']) + '\n---\n' + slice('lb-xyz', 'shop', 'lb', ['10.244.2.2', '10.244.2.3']),
+    'c-node.yaml': 'apiVersion: v1\nkind: Node\nmetadata: { name: node-1 }\nspec: { podCIDR: 10.244.1.0/24 }\n',
+  })
+  const applied = await ctl(['apply', '-f', dir])
+  t.equal(applied.code, 0, applied.stderr)
+
+  t.same(await ctl(['get', 'svc,eps']), {
+    code: 0,
+    stdout: [
+      'NAME          TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)',
+      'service/db    ClusterIP   10.96.0.20   <none>        80/TCP',
+      'service/web   ClusterIP   10.96.0.10   <none>        80/TCP',
+      '',
+      'NAME                                     ADDRESSTYPE   PORTS   ENDPOINTS',
+      'endpointslice.discovery.k8s.io/web-abc   IPv4          8080    10.244.1.2',
+      '',
+    ].join('\n'),
+    stderr: '',
+  }, 'a table per type, a blank line between, TYPE/NAME names')
+  t.same(await ctl(['get', 'services,endpointslices', '-n', 'shop']), {
+    code: 0,
+    stdout: [
+      'NAME         TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)',
+      'service/lb   ClusterIP   10.96.0.30   <none>        80/TCP',
+      '',
+      'NAME                                    ADDRESSTYPE   PORTS   ENDPOINTS',
+      'endpointslice.discovery.k8s.io/lb-xyz   IPv4          8080    10.244.2.2,10.244.2.3',
+      '',
+    ].join('\n'),
+    stderr: '',
+  }, '-n')
+  t.same(await ctl(['get', 'svc,eps,no', '-A']), {
+    code: 0,
+    stdout: [
+      'NAMESPACE   NAME          TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)',
+      'default     service/db    ClusterIP   10.96.0.20   <none>        80/TCP',
+      'default     service/web   ClusterIP   10.96.0.10   <none>        80/TCP',
+      'shop        service/lb    ClusterIP   10.96.0.30   <none>        80/TCP',
+      '',
+      'NAMESPACE   NAME                                     ADDRESSTYPE   PORTS   ENDPOINTS',
+      'default     endpointslice.discovery.k8s.io/web-abc   IPv4          8080    10.244.1.2',
+      'shop        endpointslice.discovery.k8s.io/lb-xyz    IPv4          8080    10.244.2.2,10.244.2.3',
+      '',
+      'NAME          INTERNAL-IP   POD-CIDRS',
+      'node/node-1   <none>        10.244.1.0/24',
+      '',
+    ].join('\n'),
+    stderr: '',
+  }, '-A: NAMESPACE for the namespaced types')
+  t.same(await ctl(['get', 'svc,pods']), {
+    code: 0, stdout: 'NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)\ndb     ClusterIP   10.96.0.20   <none>        80/TCP\nweb    ClusterIP   10.96.0.10   <none>        80/TCP\n', stderr: '',
+  }, 'only one type has objects: a plain table, as kubectl')
+  t.same(await ctl(['get', 'pods,eps', '-n', 'empty']), { code: 0, stdout: '', stderr: 'No resources found in empty namespace.\n' }, 'nothing of any type: said once')
+
+  t.same(await ctl(['get', 'svc,eps', '-o', 'name']), {
+    code: 0, stdout: 'service/db\nservice/web\nendpointslice.discovery.k8s.io/web-abc\n', stderr: '',
+  })
+  const json = await ctl(['get', 'svc,eps', '-o', 'json'])
+  t.equal(json.code, 0, json.stderr)
+  const list = JSON.parse(json.stdout) as { apiVersion: string, kind: string, items: Array<{ kind: string, metadata: { name: string } }> }
+  t.same([list.apiVersion, list.kind, list.items.map(i => `${i.kind}/${i.metadata.name}`)], ['v1', 'List', ['Service/db', 'Service/web', 'EndpointSlice/web-abc']], 'one kind: List')
+  const yaml = await ctl(['get', 'svc/web', 'eps/web-abc', '-o', 'yaml'])
+  t.equal(yaml.code, 0, yaml.stderr)
+  t.match(yaml.stdout, /^apiVersion: v1\nkind: List\nitems:\n {2}- apiVersion: v1\n {4}kind: Service\n[^]*\n {2}- apiVersion: discovery\.k8s\.io\/v1\n {4}kind: EndpointSlice\n/)
+
+  const named = await ctl(['get', 'svc,eps', 'web', 'web-abc'])
+  t.equal(named.code, 1, 'svc,eps web web-abc is svc/web svc/web-abc eps/web eps/web-abc')
+  t.equal(named.stdout, [
+    'NAME          TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)',
+    'service/web   ClusterIP   10.96.0.10   <none>        80/TCP',
+    '',
+    'NAME                                     ADDRESSTYPE   PORTS   ENDPOINTS',
+    'endpointslice.discovery.k8s.io/web-abc   IPv4          8080    10.244.1.2',
+    '',
+  ].join('\n'))
+  t.equal(named.stderr, 'Error from server (NotFound): services "web-abc" not found\nError from server (NotFound): endpointslices.discovery.k8s.io "web" not found\n')
+  t.same(await ctl(['get', 'svc/db', 'no/node-1', '-o', 'name']), { code: 0, stdout: 'service/db\nnode/node-1\n', stderr: '' }, 'TYPE/NAME of different types')
+  const all = await ctl(['get', 'svc,eps', 'web', '-A'])
+  t.equal(all.code, 1)
+  t.match(all.stderr, /^error: get: a resource cannot be retrieved by name across all namespaces/)
+
+  t.same(await ctl(['delete', 'svc,eps', 'web', 'web-abc', '--ignore-not-found']), {
+    code: 0, stdout: 'service/default/web deleted\nendpointslice/default/web-abc deleted\n', stderr: '',
+  }, 'delete takes the same forms')
+  t.equal((await ctl(['delete', '-f', dir, '--ignore-not-found'])).code, 0)
+})

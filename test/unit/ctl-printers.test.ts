@@ -22,12 +22,13 @@ t.test('service columns by type', async t => {
     svc('noports', { clusterIP: 'None' }),
   ]).split('\n')
   t.equal(rows[0], 'NAME         TYPE           CLUSTER-IP   EXTERNAL-IP                            PORT(S)')
-  t.match(rows[1], /^ext\s+ExternalName\s+<none>\s+db\.example\.com\s+<none>$/)
+  // In the order given: the caller orders (a list in key order, named objects in argument order).
+  t.match(rows[1], /^plain\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+80\/TCP$/)
   t.match(rows[2], /^headless\s+ClusterIP\s+None\s+<none>\s+80\/TCP,53\/UDP$/)
-  t.match(rows[3], /^lb\s+LoadBalancer\s+10\.96\.0\.3\s+192\.0\.2\.1,203\.0\.113\.7,lb\.example\.com\s+443\/TCP$/)
+  t.match(rows[3], /^ext\s+ExternalName\s+<none>\s+db\.example\.com\s+<none>$/)
   t.match(rows[4], /^lb-pending\s+LoadBalancer\s+10\.96\.0\.2\s+<pending>\s+443:30443\/TCP$/)
-  t.match(rows[5], /^noports\s+ClusterIP\s+None\s+<none>\s+<none>$/)
-  t.match(rows[6], /^plain\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+80\/TCP$/)
+  t.match(rows[5], /^lb\s+LoadBalancer\s+10\.96\.0\.3\s+192\.0\.2\.1,203\.0\.113\.7,lb\.example\.com\s+443\/TCP$/)
+  t.match(rows[6], /^noports\s+ClusterIP\s+None\s+<none>\s+<none>$/)
 })
 
 t.test('slices, nodes, pods; -A adds NAMESPACE except for nodes', async t => {
@@ -36,7 +37,7 @@ t.test('slices, nodes, pods; -A adds NAMESPACE except for nodes', async t => {
     addressType: 'IPv6', endpoints: [{ addresses: ['fd00::1'] }], ports: [{ port: 80 }, { name: 'x' }],
   })
   const empty = v({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'e', namespace: 'ns0' }, addressType: 'IPv4', endpoints: [], ports: [] })
-  t.equal(formatTable('EndpointSlice', [slice, empty], { withNamespace: true }),
+  t.equal(formatTable('EndpointSlice', [empty, slice], { withNamespace: true }),
     'NAMESPACE   NAME   ADDRESSTYPE   PORTS        ENDPOINTS\n' +
     'ns0         e      IPv4          <unset>      <unset>\n' +
     'ns1         s      IPv6          80,<unset>   fd00::1\n')
@@ -52,8 +53,8 @@ t.test('-o wide appends kubectl\'s priority-1 columns; fields ferry does not kee
     svc('ext', { type: 'ExternalName', externalName: 'db.example.com' }),
   ], { wide: true }),
   'NAME   TYPE           CLUSTER-IP   EXTERNAL-IP      PORT(S)   SELECTOR\n' +
-  'ext    ExternalName   <none>       db.example.com   <none>    <none>\n' +
-  'web    ClusterIP      10.96.0.1    <none>           80/TCP    app=shop,tier=web\n', 'SELECTOR: labels in key order')
+  'web    ClusterIP      10.96.0.1    <none>           80/TCP    app=shop,tier=web\n' +
+  'ext    ExternalName   <none>       db.example.com   <none>    <none>\n', 'SELECTOR: labels in key order')
   const slice = v({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's', namespace: 'ns1' }, addressType: 'IPv4', endpoints: [], ports: [] })
   t.equal(formatTable('EndpointSlice', [slice], { wide: true }), formatTable('EndpointSlice', [slice]), 'EndpointSlices: none, as kubectl')
   const nodes = [
@@ -76,4 +77,15 @@ t.test('formatLabels is kubectl\'s labels.FormatLabels', async t => {
   t.equal(formatLabels(undefined), '<none>')
   t.equal(formatLabels({}), '<none>')
   t.equal(formatLabels({ b: '2', 'a.io/x': '', a: '1' }), 'a=1,a.io/x=,b=2', 'byte order of keys, empty values kept')
+})
+
+t.test('withKind: NAME as kubectl prints it when one get shows several types (service/web), after NAMESPACE', async t => {
+  const web = svc('web', { clusterIP: '10.96.0.1', ports: [{ port: 80 }] })
+  t.equal(formatTable('Service', [web], { withKind: true, withNamespace: true }),
+    'NAMESPACE   NAME          TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)\n' +
+    'default     service/web   ClusterIP   10.96.0.1    <none>        80/TCP\n')
+  const slice = v({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'web-abc', namespace: 'default' }, addressType: 'IPv4', endpoints: [], ports: [] })
+  t.equal(formatTable('EndpointSlice', [slice], { withKind: true, wide: true }),
+    'NAME                                     ADDRESSTYPE   PORTS     ENDPOINTS\n' +
+    'endpointslice.discovery.k8s.io/web-abc   IPv4          <unset>   <unset>\n', 'group-qualified, as -o name')
 })
