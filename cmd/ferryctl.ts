@@ -3,7 +3,7 @@
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import type { KObject, Kind } from '../pkg/api/types.js'
+import type { KObject } from '../pkg/api/types.js'
 
 export const DEFAULT_ENDPOINTS = 'http://127.0.0.1:2379'
 // Mirrors pkg/etcd/chunks.ts (not imported: --help loads no etcd modules).
@@ -16,13 +16,15 @@ Usage:
   ferryctl apply  -f FILE|DIR [-f ...]     validate all objects, then write the changed ones to etcd
   ferryctl delete -f FILE|DIR [-f ...]     delete the objects the manifests name
   ferryctl delete RESOURCE NAME... [-n NS] delete objects by name (or RESOURCE/NAME..., as get -o name prints)
-  ferryctl get RESOURCE [NAME...] [-n NS | -A] [-o table|json|yaml|name]
-  ferryctl get RESOURCE/NAME...            (one resource type at a time)
+  ferryctl get RESOURCE[,RESOURCE...] [NAME...] [-n NS | -A] [-o table|wide|json|yaml|name]
+  ferryctl get RESOURCE/NAME...            (types may differ: svc/web node/node-1)
   ferryctl trace SRC DST:PORT[/PROTO]      ask the running ferryd which service entry point a new
                                            connection from SRC hits, and which endpoints can answer
                                            (masqueraded or not); DST in IPv6 as [IP]:PORT, PROTO tcp|udp|sctp
 
-Resources: services (svc), endpointslices (eps), nodes (no), pods (po)
+Resources: services (svc), endpointslices (eps), nodes (no), pods (po). Several types, as kubectl:
+"get svc,eps" prints one table per type (a blank line between, names as service/web when the objects
+are of more than one type); -o json/yaml one kind: List of them all; "get svc,eps web" is svc/web eps/web.
 
 Flags:
   -f, --filename PATH        manifest file, a directory of *.yaml, *.yml, *.json (no dot-files, read
@@ -34,8 +36,12 @@ Flags:
                              Not with -f: manifests name their namespace (none: "default")
   -A, --all-namespaces       get: list every namespace (adds a NAMESPACE column); wins over -n, and
                              takes no NAME, as in kubectl
-  -o, --output FORMAT        get: table (default), json, yaml or name (kubectl's TYPE/NAME lines,
-                             e.g. service/web, endpointslice.discovery.k8s.io/web-abc)
+  -o, --output FORMAT        get: table (default); wide, the table with kubectl's -o wide columns
+                             (services: SELECTOR; nodes: EXTERNAL-IP OS-IMAGE KERNEL-VERSION
+                             CONTAINER-RUNTIME; pods: NOMINATED NODE, READINESS GATES; fields ferry
+                             does not store show as kubectl shows them unset); json; yaml; or name
+                             (kubectl's TYPE/NAME lines, e.g. service/web,
+                             endpointslice.discovery.k8s.io/web-abc)
       --ignore-not-found     delete, get NAME: objects that do not exist are not an error
       --etcd-endpoints URLS  comma-separated etcd client URLs (env FERRY_ETCD_ENDPOINTS;
                              default ${DEFAULT_ENDPOINTS})
@@ -60,16 +66,18 @@ Flags:
   -h, --help                 show this help
 
 Errors print "error: <message>" (naming the file, object and field) to stderr and exit 1; when any
-object is invalid nothing is written. get NAME... prints the objects it finds, then one
-"error: <kind> "<namespace>/<name>" not found" per missing name, and exits 1 if there was any.
+object is invalid nothing is written. get NAME... prints the objects it finds, then kubectl's line
+"Error from server (NotFound): <resource> "<name>" not found" (e.g. services "web") per missing name,
+and exits 1 if there was any.
 
 apply prints "<kind>/<namespace>/<name> created|configured|unchanged" per object on stdout, in input
-order; delete prints "<kind>/<namespace>/<name> deleted", and "error: <kind>/<namespace>/<name> not
-found" on stderr (exit 1) for each that was not there. Changes that fit one etcd transaction
-(--max-txn-ops operations, --max-request-bytes) are written atomically. Larger ones are written in
-consecutive transactions, with "applied N/M objects" progress and a summary on stderr; such a write is
-NOT atomic across transactions. If one fails, the objects already written are listed on stdout and the
-error says how many were and were not written; apply is idempotent, so running it again finishes.
+order; delete prints "<kind>/<namespace>/<name> deleted", and the same NotFound line on stderr (exit 1)
+for each that was not there (after -f, as kubectl: ...(NotFound): error when deleting "FILE": ...).
+Changes that fit one etcd transaction (--max-txn-ops operations, --max-request-bytes) are written
+atomically. Larger ones are written in consecutive transactions, with "applied N/M objects" progress
+and a summary on stderr; such a write is NOT atomic across transactions. If one fails, the objects
+already written are listed on stdout and the error says how many were and were not written; apply is
+idempotent, so running it again finishes.
 Passwords in endpoint URLs are shown as "***" in every message.
 `
 
@@ -174,13 +182,13 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
     if (v.filename !== undefined) throw new UsageError('delete: when -f is given, you may not specify resource arguments as well')
     if (v['all-namespaces'] === true) throw new UsageError('delete: -A applies to get only; name the namespace with -n')
     const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
-    const { kind, names } = usage(() => parseResourceArgs('delete', args))
-    if (names.length === 0) throw new UsageError('delete: resource(s) were provided, but no name was specified')
+    const { targets } = usage(() => parseResourceArgs('delete', args))
+    if (targets.length === 0) throw new UsageError('delete: resource(s) were provided, but no name was specified')
     const { isNamespaced, keyForName } = await import('../pkg/etcd/keys.js')
-    const ns = isNamespaced(kind) ? (v.namespace ?? 'default') : undefined
     const store = await openStore()
     try {
-      return await del(store, names.map(n => keyForName(kind, ns, n, store.prefix)), v['ignore-not-found'] === true, io)
+      const keys = targets.map(t => keyForName(t.kind, isNamespaced(t.kind) ? (v.namespace ?? 'default') : undefined, t.name, store.prefix))
+      return await del(store, keys, v['ignore-not-found'] === true, io)
     } finally { store.close() }
   }
 
@@ -218,32 +226,22 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
       if (read.objects.length === 0) throw new Error(`no objects found in ${files.join(', ')}`)
       const store = await openStore()
       try {
-        return command === 'apply' ? await apply(store, read.objects, io) : await del(store, read.objects, v['ignore-not-found'] === true, io)
+        return command === 'apply' ? await apply(store, read.objects, io) : await del(store, read.objects, v['ignore-not-found'] === true, io, read.sources)
       } finally { store.close() }
     }
     case 'get': {
       const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
-      const { kind, names } = usage(() => parseResourceArgs('get', rest))
+      const { GET_OUTPUTS, get, isGetOutput } = await import('../pkg/ctl/get.js')
+      const args = usage(() => parseResourceArgs('get', rest))
       const output = v.output ?? 'table'
-      if (!['table', 'json', 'yaml', 'name'].includes(output)) throw new UsageError(`--output: must be table, json, yaml or name, got ${JSON.stringify(output)}`)
+      if (!isGetOutput(output)) throw new UsageError(`--output: must be ${GET_OUTPUTS.slice(0, -1).join(', ')} or ${GET_OUTPUTS[GET_OUTPUTS.length - 1] ?? ''}, got ${JSON.stringify(output)}`)
       // As kubectl: -A wins over -n, and names are looked up in one namespace only.
       const all = v['all-namespaces'] === true
-      if (all && names.length > 0) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces')
-      const ns = kind === 'Node' || all ? undefined : (v.namespace ?? 'default')
+      if (all && args.targets.length > 0) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces')
       const store = await openStore()
-      let objects: KObject[]
       try {
-        const res = await store.list(kind, ns)
-        for (const e of res.errors) io.stderr(`warning: ${e.message}\n`)
-        objects = res.objects
+        return await get(store, { args, namespace: v.namespace ?? 'default', all, output, ignoreNotFound: v['ignore-not-found'] === true }, io)
       } finally { store.close() }
-      if (names.length === 0) return await print(kind, objects, { output, all, ns, single: false }, io)
-      // As kubectl: the found objects print (in argument order), then each missing name is an error.
-      const found = names.flatMap(n => objects.filter(o => o.metadata.name === n))
-      const missing = v['ignore-not-found'] === true ? [] : names.filter(n => !objects.some(o => o.metadata.name === n))
-      if (found.length > 0) await print(kind, found, { output, all, ns, single: names.length === 1 }, io)
-      io.stderr(missing.map(n => `error: ${kind.toLowerCase()} "${ns !== undefined ? ns + '/' : ''}${n}" not found\n`).join(''))
-      return missing.length > 0 ? 1 : 0
     }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)} (apply, delete, get)`)
@@ -283,16 +281,21 @@ async function apply (store: Store, objects: KObject[], io: CtlIO): Promise<numb
   return 0
 }
 
-/** Deletes objects (from manifests) or keys in the layout (named on the command line). */
-async function del (store: Store, objects: ReadonlyArray<KObject | string>, ignoreNotFound: boolean, io: CtlIO): Promise<number> {
+/**
+ * Deletes objects (from manifests, `sources` naming each one's file) or keys in the layout (named on the
+ * command line). A missing one is kubectl's NotFound line, naming the file as kubectl delete -f does.
+ */
+async function del (store: Store, objects: ReadonlyArray<KObject | string>, ignoreNotFound: boolean, io: CtlIO, sources: readonly string[] = []): Promise<number> {
   const { displayName } = await import('../pkg/etcd/keys.js')
   const { PartialWriteError } = await import('../pkg/etcd/store.js')
+  const { notFound, notFoundLine } = await import('../pkg/ctl/not-found.js')
   let code = 0
+  // Results come back in target order, so the i-th result is the i-th object and its source.
   const report = (results: Array<{ target: import('../pkg/etcd/keys.js').ParsedKey, deleted: boolean }>): void => {
     io.stdout(results.filter(r => r.deleted).map(r => `${displayName(r.target)} deleted\n`).join(''))
-    const missing = results.filter(r => !r.deleted)
+    const missing = results.flatMap((r, i) => r.deleted ? [] : [notFound({ ...r.target, source: sources[i] }, 'deleting')])
     if (!ignoreNotFound && missing.length > 0) {
-      io.stderr(missing.map(r => `error: ${displayName(r.target)} not found\n`).join(''))
+      io.stderr(missing.map(notFoundLine).join(''))
       code = 1
     }
   }
@@ -303,28 +306,6 @@ async function del (store: Store, objects: ReadonlyArray<KObject | string>, igno
   }
   report(results)
   return code
-}
-
-async function print (kind: Kind, objects: KObject[], o: { output: string, all: boolean, ns: string | undefined, single: boolean }, io: CtlIO): Promise<number> {
-  const doc = o.single && objects.length === 1 ? objects[0] : { apiVersion: 'v1', kind: 'List', items: objects }
-  if (o.output === 'json') { io.stdout(JSON.stringify(doc, null, 2) + '\n'); return 0 }
-  if (o.output === 'name') {
-    const { formatNames } = await import('../pkg/ctl/printers.js')
-    io.stdout(formatNames(objects))
-    return 0
-  }
-  if (o.output === 'yaml') {
-    const { stringify } = await import('yaml')
-    io.stdout(stringify(doc))
-    return 0
-  }
-  if (objects.length === 0) {
-    io.stderr(o.ns !== undefined ? `No resources found in ${o.ns} namespace.\n` : 'No resources found\n')
-    return 0
-  }
-  const { formatTable } = await import('../pkg/ctl/printers.js')
-  io.stdout(formatTable(kind, objects, o.all))
-  return 0
 }
 
 function isEntry (): boolean {

@@ -1,5 +1,6 @@
 // kubectl-style tables for `ferryctl get`. Pure: objects in, text out.
 import type { EndpointSlice, KObject, Kind, Node, Pod, Service } from '../api/types.js'
+import { qualifiedKind } from './kinds.js'
 
 type Row = string[]
 
@@ -42,31 +43,79 @@ function podRow (p: Pod): Row {
   return [p.metadata.name, p.status?.phase ?? '<unknown>', ips.length === 0 ? '<none>' : ips.join(','), p.spec.nodeName ?? '<none>']
 }
 
-const TABLES: { [K in Kind]: { header: Row, row: (o: never) => Row } } = {
-  Service: { header: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)'], row: serviceRow },
-  EndpointSlice: { header: ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS'], row: sliceRow },
-  Node: { header: ['NAME', 'INTERNAL-IP', 'POD-CIDRS'], row: nodeRow },
-  Pod: { header: ['NAME', 'STATUS', 'IP', 'NODE'], row: podRow },
+/** kubectl's labels.FormatLabels: k=v pairs in key order, comma-separated; "<none>" when there are none. */
+export function formatLabels (labels: Readonly<Record<string, string>> | undefined): string {
+  const keys = Object.keys(labels ?? {}).sort((a, b) => a < b ? -1 : a > b ? 1 : 0)
+  return keys.length === 0 ? '<none>' : keys.map(k => `${k}=${labels?.[k] ?? ''}`).join(',')
 }
 
-/** A table of objects of one kind; `withNamespace` adds kubectl's -A NAMESPACE column. */
-export function formatTable (kind: Kind, objects: readonly KObject[], withNamespace: boolean): string {
-  const t = TABLES[kind]
-  const sorted = [...objects].sort((a, b) =>
-    (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || a.metadata.name.localeCompare(b.metadata.name))
-  const rows = sorted.map(o => {
-    const r = (t.row as (o: KObject) => Row)(o)
-    return withNamespace && kind !== 'Node' ? [o.metadata.namespace ?? '', ...r] : r
+/** The first address of `type`, as kubectl's -o wide shows a node's INTERNAL-IP and EXTERNAL-IP. */
+function nodeAddress (n: Node, type: string): string {
+  return n.status?.addresses?.find(a => a.type === type)?.address ?? '<none>'
+}
+
+interface Columns { header: Row, wide: Row }
+
+/**
+ * Each kind's columns, and the ones kubectl's -o wide appends (its printers' priority-1 columns that
+ * ferry's table does not already show). EndpointSlices have none in kubectl either.
+ */
+const COLUMNS: { readonly [K in Kind]: Columns } = {
+  Service: { header: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)'], wide: ['SELECTOR'] },
+  EndpointSlice: { header: ['NAME', 'ADDRESSTYPE', 'PORTS', 'ENDPOINTS'], wide: [] },
+  Node: { header: ['NAME', 'INTERNAL-IP', 'POD-CIDRS'], wide: ['EXTERNAL-IP', 'OS-IMAGE', 'KERNEL-VERSION', 'CONTAINER-RUNTIME'] },
+  Pod: { header: ['NAME', 'STATUS', 'IP', 'NODE'], wide: ['NOMINATED NODE', 'READINESS GATES'] },
+}
+
+/**
+ * The -o wide cells. Ferry's objects keep only the fields the data plane reads, so a node's nodeInfo and
+ * a pod's nominatedNodeName and readinessGates are never there: kubectl shows such empty fields as
+ * "<unknown>" (nodeInfo) and "<none>" (the pod's).
+ */
+function wideCells (o: KObject): Row {
+  switch (o.kind) {
+    case 'Service': return [formatLabels(o.spec.selector)]
+    case 'EndpointSlice': return []
+    case 'Node': return [nodeAddress(o, 'ExternalIP'), '<unknown>', '<unknown>', '<unknown>']
+    case 'Pod': return ['<none>', '<none>']
+  }
+}
+
+function cells (o: KObject): Row {
+  switch (o.kind) {
+    case 'Service': return serviceRow(o)
+    case 'EndpointSlice': return sliceRow(o)
+    case 'Node': return nodeRow(o)
+    case 'Pod': return podRow(o)
+  }
+}
+
+export interface TableOptions {
+  /** kubectl's -A: a NAMESPACE column first (not for cluster-scoped kinds). */
+  withNamespace?: boolean
+  /** kubectl's -o wide: the extra columns. */
+  wide?: boolean
+  /** NAME as `service/web`, as kubectl prints it when one get shows objects of several types. */
+  withKind?: boolean
+}
+
+/**
+ * A table of objects of one kind, in the order given: kubectl prints a list in the server's (key) order
+ * and named objects in argument order.
+ */
+export function formatTable (kind: Kind, objects: readonly KObject[], opts: TableOptions = {}): string {
+  const c = COLUMNS[kind]
+  const ns = opts.withNamespace === true && kind !== 'Node'
+  const rows = objects.map(o => {
+    const r = opts.wide === true ? [...cells(o), ...wideCells(o)] : cells(o)
+    if (opts.withKind === true) r[0] = `${qualifiedKind(o.kind)}/${r[0] ?? ''}`
+    return ns ? [o.metadata.namespace ?? '', ...r] : r
   })
-  return renderTable(withNamespace && kind !== 'Node' ? ['NAMESPACE', ...t.header] : t.header, rows)
+  const header = opts.wide === true ? [...c.header, ...c.wide] : c.header
+  return renderTable(ns ? ['NAMESPACE', ...header] : header, rows)
 }
 
-// kubectl's -o name: the singular resource, qualified by its API group outside the core group.
-const NAME_PREFIX: { [K in Kind]: string } = {
-  Service: 'service', EndpointSlice: 'endpointslice.discovery.k8s.io', Node: 'node', Pod: 'pod',
-}
-
-/** `-o name`: one `<resource>/<name>` line per object, no namespace (as kubectl), in the order given. */
+/** `-o name`: one `<kind>/<name>` line per object (kind group-qualified, no namespace, as kubectl), in the order given. */
 export function formatNames (objects: readonly KObject[]): string {
-  return objects.map(o => `${NAME_PREFIX[o.kind]}/${o.metadata.name}\n`).join('')
+  return objects.map(o => `${qualifiedKind(o.kind)}/${o.metadata.name}\n`).join('')
 }

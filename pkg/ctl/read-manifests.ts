@@ -14,6 +14,8 @@ export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json']
 
 export interface ReadResult {
   objects: KObject[]
+  /** The file (or STDIN) each object came from, index for index: what kubectl's messages name. */
+  sources: string[]
   errors: FerryError[]
   files: string[]
 }
@@ -66,7 +68,7 @@ export async function readStdinText (input: AsyncIterable<Buffer | string>, maxB
  * files are errors too.
  */
 export async function readManifests (paths: readonly string[], stdin?: () => Promise<string>, opts: { recursive?: boolean } = {}): Promise<ReadResult> {
-  const out: ReadResult = { objects: [], errors: [], files: [] }
+  const out: ReadResult = { objects: [], sources: [], errors: [], files: [] }
   const origin = new Map<string, string>()
   for (const p of paths) {
     if (p === '-') {
@@ -114,5 +116,6 @@ function take (out: ReadResult, origin: Map<string, string>, f: string, text: st
     }
     if (first === undefined) origin.set(k, f)
     out.objects.push(o)
+    out.sources.push(f)
   }
 }

@@ -1,5 +1,5 @@
-// The objects a ferryctl command line names, in kubectl's two spellings: `TYPE [NAME...]` or
-// `TYPE/NAME...`. Pure: arguments in, one kind and its names out.
+// The objects a ferryctl command line names, in kubectl's two spellings: `TYPE[,TYPE...] [NAME...]` or
+// `TYPE/NAME...` (types may differ). Pure: arguments in, the kinds and the named objects out.
 import type { Kind } from '../api/types.js'
 import { FerryError } from '../errors/errors.js'
 
@@ -14,16 +14,28 @@ export const RESOURCE_ALIASES: Readonly<Record<string, Kind>> = {
 
 export const RESOURCE_LIST = 'services, endpointslices, nodes, pods'
 
+export interface Target { kind: Kind, name: string }
+
 export interface ResourceArgs {
-  kind: Kind
-  /** In argument order, each once; empty: every object of the kind. */
-  names: string[]
+  /** The types named, in argument order, each once (`svc,services` is one type, as kubectl takes it). */
+  kinds: Kind[]
+  /**
+   * The objects named, each once, in the order kubectl visits them: `TYPE1,TYPE2 A B` is each type's
+   * names in turn (kubectl rewrites it as TYPE1/A TYPE1/B TYPE2/A TYPE2/B); TYPE/NAME arguments as
+   * given. Empty: every object of `kinds`.
+   */
+  targets: Target[]
 }
 
 function kindOf (verb: string, resource: string): Kind {
   const kind = RESOURCE_ALIASES[resource.toLowerCase()]
   if (kind === undefined) throw new FerryError('FERRY_ERR_CONFIG', `${verb}: unknown resource ${JSON.stringify(resource)} (${RESOURCE_LIST})`)
   return kind
+}
+
+/** `svc,eps` → [Service, EndpointSlice]; each kind once, in order. */
+function kindsOf (verb: string, types: string): Kind[] {
+  return [...new Set(types.split(',').map(r => kindOf(verb, r)))]
 }
 
 /** Throws FERRY_ERR_CONFIG for a usage mistake, with kubectl's wording where kubectl has one. */
@@ -36,17 +48,22 @@ export function parseResourceArgs (verb: string, args: readonly string[]): Resou
       throw new FerryError('FERRY_ERR_CONFIG', `${verb}: there is no need to specify a resource type as a separate argument when passing arguments in resource/name form ` +
         `(e.g. 'ferryctl ${verb} ${misplaced}' instead of 'ferryctl ${verb} ${first} ${misplaced}')`)
     }
-    return { kind: kindOf(verb, first), names: checkNames(verb, rest) }
+    const kinds = kindsOf(verb, first)
+    const names = checkNames(verb, rest)
+    return { kinds, targets: kinds.flatMap(kind => names.map(name => ({ kind, name }))) }
   }
-  const pairs = args.map(a => {
+  const targets = args.map(a => {
     const slash = a.indexOf('/')
-    if (slash < 0) throw new FerryError('FERRY_ERR_CONFIG', `${verb}: arguments in resource/name form must have a single resource and name, got ${JSON.stringify(a)}`)
+    if (slash < 0 || a.slice(0, slash).includes(',')) {
+      throw new FerryError('FERRY_ERR_CONFIG', `${verb}: arguments in resource/name form must have a single resource and name, got ${JSON.stringify(a)}`)
+    }
     return { kind: kindOf(verb, a.slice(0, slash)), name: a.slice(slash + 1) }
   })
-  const kind = kindOf(verb, first.slice(0, first.indexOf('/')))
-  const other = pairs.find(p => p.kind !== kind)
-  if (other !== undefined) throw new FerryError('FERRY_ERR_CONFIG', `${verb}: one resource type at a time, got ${kind} and ${other.kind}`)
-  return { kind, names: checkNames(verb, pairs.map(p => p.name)) }
+  checkNames(verb, targets.map(t => t.name))
+  // `svc/web service/web` is one object, shown (or deleted) once: the first mention keeps its place.
+  const unique: Target[] = []
+  for (const t of targets) if (!unique.some(u => u.kind === t.kind && u.name === t.name)) unique.push(t)
+  return { kinds: [...new Set(unique.map(t => t.kind))], targets: unique }
 }
 
 /** Each name once; names never hold "/" (DNS-1123), so one that does would make a key outside the layout. */

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { KObject } from '../../pkg/api/types.js'
 import { validateObject } from '../../pkg/api/validate.js'
-import { formatTable, renderTable } from '../../pkg/ctl/printers.js'
+import { formatLabels, formatTable, renderTable } from '../../pkg/ctl/printers.js'
 
 const v = (o: Record<string, unknown>): KObject => validateObject(o)
 const svc = (name: string, spec: Record<string, unknown>, extra: Record<string, unknown> = {}): KObject =>
@@ -20,14 +20,15 @@ t.test('service columns by type', async t => {
     svc('lb', { type: 'LoadBalancer', clusterIP: '10.96.0.3', externalIPs: ['192.0.2.1'], ports: [{ port: 443 }] },
       { status: { loadBalancer: { ingress: [{ ip: '203.0.113.7' }, { hostname: 'lb.example.com' }] } } }),
     svc('noports', { clusterIP: 'None' }),
-  ], false).split('\n')
+  ]).split('\n')
   t.equal(rows[0], 'NAME         TYPE           CLUSTER-IP   EXTERNAL-IP                            PORT(S)')
-  t.match(rows[1], /^ext\s+ExternalName\s+<none>\s+db\.example\.com\s+<none>$/)
+  // In the order given: the caller orders (a list in key order, named objects in argument order).
+  t.match(rows[1], /^plain\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+80\/TCP$/)
   t.match(rows[2], /^headless\s+ClusterIP\s+None\s+<none>\s+80\/TCP,53\/UDP$/)
-  t.match(rows[3], /^lb\s+LoadBalancer\s+10\.96\.0\.3\s+192\.0\.2\.1,203\.0\.113\.7,lb\.example\.com\s+443\/TCP$/)
+  t.match(rows[3], /^ext\s+ExternalName\s+<none>\s+db\.example\.com\s+<none>$/)
   t.match(rows[4], /^lb-pending\s+LoadBalancer\s+10\.96\.0\.2\s+<pending>\s+443:30443\/TCP$/)
-  t.match(rows[5], /^noports\s+ClusterIP\s+None\s+<none>\s+<none>$/)
-  t.match(rows[6], /^plain\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+80\/TCP$/)
+  t.match(rows[5], /^lb\s+LoadBalancer\s+10\.96\.0\.3\s+192\.0\.2\.1,203\.0\.113\.7,lb\.example\.com\s+443\/TCP$/)
+  t.match(rows[6], /^noports\s+ClusterIP\s+None\s+<none>\s+<none>$/)
 })
 
 t.test('slices, nodes, pods; -A adds NAMESPACE except for nodes', async t => {
@@ -36,12 +37,55 @@ t.test('slices, nodes, pods; -A adds NAMESPACE except for nodes', async t => {
     addressType: 'IPv6', endpoints: [{ addresses: ['fd00::1'] }], ports: [{ port: 80 }, { name: 'x' }],
   })
   const empty = v({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'e', namespace: 'ns0' }, addressType: 'IPv4', endpoints: [], ports: [] })
-  t.equal(formatTable('EndpointSlice', [slice, empty], true),
+  t.equal(formatTable('EndpointSlice', [empty, slice], { withNamespace: true }),
     'NAMESPACE   NAME   ADDRESSTYPE   PORTS        ENDPOINTS\n' +
     'ns0         e      IPv4          <unset>      <unset>\n' +
     'ns1         s      IPv6          80,<unset>   fd00::1\n')
   const node = v({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDRs: ['10.244.1.0/24', 'fd00:1::/64'] } })
-  t.equal(formatTable('Node', [node], true), 'NAME   INTERNAL-IP   POD-CIDRS\nn1     <none>        10.244.1.0/24,fd00:1::/64\n')
+  t.equal(formatTable('Node', [node], { withNamespace: true }), 'NAME   INTERNAL-IP   POD-CIDRS\nn1     <none>        10.244.1.0/24,fd00:1::/64\n')
   const pod = v({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec: { nodeName: 'n1' }, status: { podIP: '10.244.1.9', phase: 'Running' } })
-  t.equal(formatTable('Pod', [pod], false), 'NAME   STATUS    IP           NODE\np      Running   10.244.1.9   n1\n')
+  t.equal(formatTable('Pod', [pod]), 'NAME   STATUS    IP           NODE\np      Running   10.244.1.9   n1\n')
+})
+
+t.test('-o wide appends kubectl\'s priority-1 columns; fields ferry does not keep show as kubectl shows them unset', async t => {
+  t.equal(formatTable('Service', [
+    svc('web', { clusterIP: '10.96.0.1', selector: { tier: 'web', app: 'shop' }, ports: [{ port: 80 }] }),
+    svc('ext', { type: 'ExternalName', externalName: 'db.example.com' }),
+  ], { wide: true }),
+  'NAME   TYPE           CLUSTER-IP   EXTERNAL-IP      PORT(S)   SELECTOR\n' +
+  'web    ClusterIP      10.96.0.1    <none>           80/TCP    app=shop,tier=web\n' +
+  'ext    ExternalName   <none>       db.example.com   <none>    <none>\n', 'SELECTOR: labels in key order')
+  const slice = v({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's', namespace: 'ns1' }, addressType: 'IPv4', endpoints: [], ports: [] })
+  t.equal(formatTable('EndpointSlice', [slice], { wide: true }), formatTable('EndpointSlice', [slice]), 'EndpointSlices: none, as kubectl')
+  const nodes = [
+    v({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24' }, status: { addresses: [
+      { type: 'Hostname', address: 'n1' }, { type: 'InternalIP', address: '192.168.1.11' },
+      { type: 'ExternalIP', address: '203.0.113.1' }, { type: 'ExternalIP', address: '203.0.113.2' }] } }),
+    v({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n2' }, spec: {} }),
+  ]
+  t.equal(formatTable('Node', nodes, { wide: true, withNamespace: true }),
+    'NAME   INTERNAL-IP    POD-CIDRS       EXTERNAL-IP   OS-IMAGE    KERNEL-VERSION   CONTAINER-RUNTIME\n' +
+    'n1     192.168.1.11   10.244.1.0/24   203.0.113.1   <unknown>   <unknown>        <unknown>\n' +
+    'n2     <none>         <none>          <none>        <unknown>   <unknown>        <unknown>\n', 'the first ExternalIP; no nodeInfo in ferry: <unknown>')
+  const pod = v({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec: {}, status: { podIP: '10.244.1.9' } })
+  t.equal(formatTable('Pod', [pod], { wide: true, withNamespace: true }),
+    'NAMESPACE   NAME   STATUS      IP           NODE     NOMINATED NODE   READINESS GATES\n' +
+    'shop        p      <unknown>   10.244.1.9   <none>   <none>           <none>\n')
+})
+
+t.test('formatLabels is kubectl\'s labels.FormatLabels', async t => {
+  t.equal(formatLabels(undefined), '<none>')
+  t.equal(formatLabels({}), '<none>')
+  t.equal(formatLabels({ b: '2', 'a.io/x': '', a: '1' }), 'a=1,a.io/x=,b=2', 'byte order of keys, empty values kept')
+})
+
+t.test('withKind: NAME as kubectl prints it when one get shows several types (service/web), after NAMESPACE', async t => {
+  const web = svc('web', { clusterIP: '10.96.0.1', ports: [{ port: 80 }] })
+  t.equal(formatTable('Service', [web], { withKind: true, withNamespace: true }),
+    'NAMESPACE   NAME          TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)\n' +
+    'default     service/web   ClusterIP   10.96.0.1    <none>        80/TCP\n')
+  const slice = v({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'web-abc', namespace: 'default' }, addressType: 'IPv4', endpoints: [], ports: [] })
+  t.equal(formatTable('EndpointSlice', [slice], { withKind: true, wide: true }),
+    'NAME                                     ADDRESSTYPE   PORTS     ENDPOINTS\n' +
+    'endpointslice.discovery.k8s.io/web-abc   IPv4          <unset>   <unset>\n', 'group-qualified, as -o name')
 })

@@ -33,6 +33,7 @@ t.test('apply -f DIR reads the files ferryd would: dot-files (an editor\'s lock 
   const r = await readManifests([dir])
   t.same(r.errors.map(e => e.message), [])
   t.same(r.objects.map(o => o.metadata.name), ['b', 'a'], 'name order, as ferryd merges them')
+  t.same(r.sources, [join(dir, 'B.YAML'), join(dir, 'a.yaml')], 'each object\'s file, for kubectl\'s "error when deleting FILE"')
 })
 
 t.test('apply/delete -n is refused, not ignored: a namespace-less object would land in "default"', async t => {
@@ -53,6 +54,7 @@ t.test('apply -f - reads standard input (kubectl apply -f -), named STDIN in err
   const read = await readManifests(['-'], async () => `${node('a')}---\n${node('b')}`)
   t.same(read.objects.map(o => o.metadata.name), ['a', 'b'])
   t.same(read.files, ['STDIN'])
+  t.same(read.sources, ['STDIN', 'STDIN'])
   const bad = await readManifests(['-'], async () => 'apiVersion: v1\nkind: Node\nmetadata: {}\n')
   t.match(bad.errors.map(e => e.message).join('\n'), /STDIN/, 'an invalid object names STDIN')
   t.match((await readManifests(['-', '-'], async () => node('a'))).errors.map(e => e.message), [/can be given once/])
