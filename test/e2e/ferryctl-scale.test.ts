@@ -2,29 +2,14 @@
 // --max-request-bytes 1.5 MiB): 20k objects apply in chunked transactions, read back, re-apply as
 // unchanged and delete; one invalid object among them writes nothing; objects too big to share a
 // transaction are split by bytes; a transaction failing part way reports what was and was not written.
-import { execFile } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import { startEtcd } from '../helpers/etcd.js'
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const bin = join(root, 'dist/cmd/ferryctl.js')
-if (!existsSync(bin)) throw new Error(`${bin} is missing: run "npm run build" before this test`)
+import { ferryctl } from '../helpers/ferryctl.js'
 
 const etcd = await startEtcd(t)
-
-interface Run { code: number, stdout: string, stderr: string }
-async function ctl (args: string[]): Promise<Run> {
-  return await new Promise(resolve => {
-    execFile(process.execPath, [bin, ...args], {
-      env: { PATH: process.env.PATH ?? '', FERRY_ETCD_ENDPOINTS: etcd.endpoint }, timeout: 120_000, maxBuffer: 256 * 1024 * 1024,
-    }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
-    })
-  })
-}
+const ctl = ferryctl({ FERRY_ETCD_ENDPOINTS: etcd.endpoint }, { timeoutMs: 120_000, maxBuffer: 256 * 1024 * 1024 })
 
 const ip = (i: number, base: string): string => `${base}.${Math.floor(i / 250) % 250}.${(i % 250) + 1}`
 const service = (i: number): Record<string, unknown> => ({

@@ -1,33 +1,16 @@
 // The compiled ferryctl against a real etcd. Needs `npm run build` first (the test script does it).
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, statSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
 import { startEtcd } from '../helpers/etcd.js'
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const bin = join(root, 'dist/cmd/ferryctl.js')
-if (!existsSync(bin)) throw new Error(`${bin} is missing: run "npm run build" before this test`)
-const sources = ['cmd/ferryctl.ts', 'pkg/ctl/printers.ts', 'pkg/ctl/read-manifests.ts', 'pkg/ctl/resource-args.ts', 'pkg/ctl/broken-pipe.ts', 'pkg/etcd/store.ts', 'pkg/etcd/keys.ts', 'pkg/etcd/codec.ts', 'pkg/etcd/client.ts',
-  'pkg/etcd/access.ts', 'pkg/etcd/url.ts', 'pkg/etcd/chunks.ts']
-const stale = sources.filter(s => existsSync(join(root, s)) && statSync(join(root, s)).mtimeMs > statSync(bin).mtimeMs)
-if (stale.length > 0) throw new Error(`${bin} is older than ${stale.join(', ')}: run "npm run build" before this test`)
-
-interface Run { code: number, stdout: string, stderr: string }
+import { FERRYCTL_BIN as bin, ferryctl, type CtlRun } from '../helpers/ferryctl.js'
 
 const etcd = await startEtcd(t)
 
-async function ctl (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return await new Promise(resolve => {
-    execFile(process.execPath, [bin, ...args], {
-      env: { PATH: process.env.PATH ?? '', FERRY_ETCD_ENDPOINTS: etcd.endpoint, ...env }, timeout: 30_000,
-    }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
-      resolve({ code, stdout, stderr })
-    })
-  })
+/** The built ferryctl against this test's etcd; the helper refuses a stale build of any of its sources. */
+async function ctl (args: string[], env: Record<string, string> = {}): Promise<CtlRun> {
+  return await ferryctl({ FERRY_ETCD_ENDPOINTS: etcd.endpoint, ...env })(args)
 }
 
 const web = `apiVersion: v1
@@ -215,7 +198,7 @@ t.test('get NAME...: several names or TYPE/NAME, found ones printed, each missin
   const db = web.replace('name: web', 'name: db').replace('10.96.0.10', '10.96.0.20')
   const file = join(t.testdir({ 'svcs.yaml': web + '---\n' + db }), 'svcs.yaml')
   t.equal((await ctl(['apply', '-f', file])).code, 0)
-  const names = (r: Run): string[] => (JSON.parse(r.stdout) as { kind: string, items: Array<{ metadata: { name: string } }> }).items.map(i => i.metadata.name)
+  const names = (r: CtlRun): string[] => (JSON.parse(r.stdout) as { kind: string, items: Array<{ metadata: { name: string } }> }).items.map(i => i.metadata.name)
 
   const two = await ctl(['get', 'services', 'db', 'web', '-o', 'json'])
   t.equal(two.code, 0, two.stderr)
@@ -259,7 +242,7 @@ t.test('get NAME...: several names or TYPE/NAME, found ones printed, each missin
 t.test('get -o name prints kubectl\'s TYPE/NAME lines, which get takes back', async t => {
   const dir = t.testdir({ 'web.yaml': web, 'slice.json': JSON.stringify(slice), 'nodes.yaml': nodeList })
   t.equal((await ctl(['apply', '-f', dir])).code, 0)
-  const name = async (args: string[]): Promise<Run> => await ctl(['get', ...args, '-o', 'name'])
+  const name = async (args: string[]): Promise<CtlRun> => await ctl(['get', ...args, '-o', 'name'])
   t.same(await name(['svc']), { code: 0, stdout: 'service/web\n', stderr: '' })
   t.same(await name(['svc', '-A']), { code: 0, stdout: 'service/web\n', stderr: '' }, 'no namespace, as kubectl')
   t.same(await name(['endpointslices']), { code: 0, stdout: 'endpointslice.discovery.k8s.io/web-abc\n', stderr: '' })

@@ -27,11 +27,12 @@ function checkBuild (): void {
   if (stale.length > 0) throw new Error(`${FERRYCTL_BIN} is older than ${stale.join(', ')}: run "npm run build" before this test`)
 }
 
-/** A runner with `env` (plus PATH) as ferryctl's whole environment. */
-export function ferryctl (env: Record<string, string>): (args: string[]) => Promise<CtlRun> {
+/** A runner with `env` (plus PATH) as ferryctl's whole environment; big runs raise the time and output limits. */
+export function ferryctl (env: Record<string, string>, limits: { timeoutMs?: number, maxBuffer?: number } = {}): (args: string[]) => Promise<CtlRun> {
   checkBuild()
+  const opts = { env: { PATH: process.env.PATH ?? '', ...env }, timeout: limits.timeoutMs ?? 30_000, ...(limits.maxBuffer !== undefined ? { maxBuffer: limits.maxBuffer } : {}) }
   return async args => await new Promise(resolve => {
-    execFile(process.execPath, [FERRYCTL_BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [FERRYCTL_BIN, ...args], opts, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr })
     })
   })
