@@ -1,8 +1,9 @@
 // Does the order of an iptables-restore payload change what the restore costs? For N services x 5
 // endpoints, ferry's own full-sync payload (chains declared in descending name order, then the rules
-// chain by chain) against the same lines in two other orders: iptables-save's (declared ascending, then
-// the rules) and dependency-first (each chain declared and written just before the first chain that
-// jumps to it). Each is timed as a whole `iptables-legacy-restore --noflush --counters` process in a
+// chain by chain) against the same lines in three other orders: iptables-save's (declared ascending, then
+// the rules), dependency-first (each chain declared and written just before the first chain that
+// jumps to it) and streamed (what a restore fed while the source still loads would get: per batch of 50
+// services, their chains declared and written; the top-level rules last). Each is timed as a whole `iptables-legacy-restore --noflush --counters` process in a
 // fresh netns, once with --test (parse only, no commit) and once for real; rounds rotate which order
 // goes first; ratios are against ferry's order in the same round. Root only.
 //
@@ -11,13 +12,16 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { spawnExec } from '../pkg/exec/exec.js'
 import { syntheticState } from '../pkg/proxy/iptables/fixtures.js'
+import { isPerServiceChain } from '../pkg/proxy/iptables/names.js'
 import { renderFull } from '../pkg/proxy/iptables/render.js'
 import { fullSyncExtras, jumps } from '../pkg/proxy/iptables/restore.js'
 
 const ENDPOINTS = 5
 const RENDER = { family: 'IPv4' as const, clusterCIDR: '10.0.0.0/8' }
-type Order = 'ferry' | 'save' | 'dependency-first'
-const ORDERS: readonly Order[] = ['ferry', 'save', 'dependency-first']
+type Order = 'ferry' | 'save' | 'dependency-first' | 'streamed'
+const ORDERS: readonly Order[] = ['ferry', 'save', 'dependency-first', 'streamed']
+/** Services per batch in the streamed order: one file of the start-up bench's 200. */
+const BATCH = 50
 
 /** The payload's nat table split into its parts, the rest kept as text around it. */
 interface NatParts { readonly before: string, readonly after: string, readonly declared: string[], readonly rules: Map<string, string[]>, readonly other: string[] }
@@ -50,6 +54,43 @@ function reorder (p: NatParts, order: Order): string {
     const asc = [...p.declared].sort()
     for (const c of asc) lines.push(`:${c} - [0:0]`)
     for (const c of asc) lines.push(...(p.rules.get(c) ?? []))
+  } else if (order === 'streamed') {
+    // As a restore fed while the source loads: the top-level chains declared first; then per batch of
+    // services (in service order), their chains declared in descending name order and their rules;
+    // the top-level rules last.
+    const top = p.declared.filter(c => !isPerServiceChain(c))
+    for (const c of top) lines.push(`:${c} - [0:0]`)
+    const done = new Set<string>(top)
+    const group = (c: string, into: string[]): void => {
+      if (done.has(c) || !p.rules.has(c)) return
+      done.add(c)
+      into.push(c)
+      for (const l of p.rules.get(c) ?? []) {
+        const target = JUMP.exec(l)?.[1]
+        if (target !== undefined) group(target, into)
+      }
+    }
+    let batch: string[] = []
+    let services = 0
+    const flush = (): void => {
+      const desc = [...batch].sort().reverse()
+      for (const c of desc) lines.push(`:${c} - [0:0]`)
+      for (const c of [...desc].reverse()) lines.push(...(p.rules.get(c) ?? []))
+      batch = []
+      services = 0
+    }
+    for (const c of top) {
+      for (const l of p.rules.get(c) ?? []) {
+        const target = JUMP.exec(l)?.[1]
+        if (target === undefined || done.has(target)) continue
+        group(target, batch)
+        if (++services === BATCH) flush()
+      }
+    }
+    flush()
+    for (const c of p.declared) if (!done.has(c)) group(c, batch)
+    flush()
+    for (const c of top) lines.push(...(p.rules.get(c) ?? []))
   } else {
     // Depth first over the jumps: a chain's targets are declared and written before the chain itself.
     const done = new Set<string>()
@@ -107,7 +148,7 @@ async function main (): Promise<void> {
   const state = syntheticState(n, ENDPOINTS)
   const ferry = renderFull(state, RENDER, new Set(), fullSyncExtras(jumps('IPv4'))).payload
   const parts = splitNat(ferry)
-  const payloads = new Map<Order, string>([['ferry', ferry], ['save', reorder(parts, 'save')], ['dependency-first', reorder(parts, 'dependency-first')]])
+  const payloads = new Map<Order, string>(ORDERS.map(o => [o, o === 'ferry' ? ferry : reorder(parts, o)]))
   for (const p of payloads.values()) if (p.length !== ferry.length) throw new Error('a reordered payload lost lines')
   const sfx = randomBytes(3).toString('hex')
   const ms = new Map<string, number[]>()
