@@ -130,6 +130,27 @@ const rows: Row[] = [
   ['1-2-3-4.nope.pod.cluster.local', 'A', NXDOMAIN],
   ['not-an-ip.shop.pod.cluster.local', 'A', NXDOMAIN],
   ['shop.pod.cluster.local', 'A', NODATA],
+  // Labels left of the dashed IP: CoreDNS's parser reads one as an endpoint and two as port and protocol,
+  // and findPods ignores all three, so the pod's address answers under the longer name; three or more
+  // labels is "too long" (parse.go parseRequest, kubernetes.go findPods).
+  ['x.1-2-3-4.shop.pod.cluster.local', 'A', positive('x.1-2-3-4.shop.pod.cluster.local 5 A 1.2.3.4')],
+  ['*.1-2-3-4.shop.pod.cluster.local', 'A', positive('*.1-2-3-4.shop.pod.cluster.local 5 A 1.2.3.4')],
+  ['_http._tcp.1-2-3-4.shop.pod.cluster.local', 'A', positive('_http._tcp.1-2-3-4.shop.pod.cluster.local 5 A 1.2.3.4')],
+  ['x.fd00-10--1-5.shop.pod.cluster.local', 'AAAA', positive('x.fd00-10--1-5.shop.pod.cluster.local 5 AAAA fd00:10::1:5')],
+  ['x.1-2-3-4.shop.pod.cluster.local', 'AAAA', NODATA],
+  ['x.1-2-3-4.shop.pod.cluster.local', 'TXT', NODATA],
+  ['a.b.c.1-2-3-4.shop.pod.cluster.local', 'A', NXDOMAIN],
+  ['x.not-an-ip.shop.pod.cluster.local', 'A', NXDOMAIN],
+  ['x.1-2-3-4.nope.pod.cluster.local', 'A', NXDOMAIN],
+  // Wildcards went in CoreDNS 1.9: `*` is a plain label, so neither an IP nor a namespace.
+  ['*.shop.pod.cluster.local', 'A', NXDOMAIN],
+  ['1-2-3-4.*.pod.cluster.local', 'A', NXDOMAIN],
+  // The IP as derived from the dashes, CoreDNS's way (3 dashes without "--": IPv4; else IPv6).
+  ['2001-db8-0-0-0-0-0-1.shop.pod.cluster.local', 'AAAA', positive('2001-db8-0-0-0-0-0-1.shop.pod.cluster.local 5 AAAA 2001:db8::1')],
+  ['--1.shop.pod.cluster.local', 'AAAA', positive('--1.shop.pod.cluster.local 5 AAAA ::1')],
+  ['1-2-3.shop.pod.cluster.local', 'A', NXDOMAIN],
+  ['01-2-3-4.shop.pod.cluster.local', 'A', NXDOMAIN],
+  ['1-2-3-4-5.shop.pod.cluster.local', 'A', NXDOMAIN],
   // PTR (§2.12), both families: ClusterIPs, then endpoints.
   ['20.0.30.172.in-addr.arpa', 'PTR', positive(`20.0.30.172.in-addr.arpa 5 PTR web.${S}`)],
   [V6_REV_SVC, 'PTR', positive(`${V6_REV_SVC} 5 PTR v6only.${S}`)],
@@ -169,6 +190,9 @@ t.test('pod records in the three modes', async t => {
     ['verified', '10-0-1-8.shop.pod.cluster.local', 'A', 'NXDOMAIN'], // terminating
     ['verified', '10-0-1-1.lonely.pod.cluster.local', 'A', 'NXDOMAIN'], // wrong namespace
     ['verified', 'shop.pod.cluster.local', 'A', 'NOERROR'],
+    ['verified', 'x.10-0-1-1.shop.pod.cluster.local', 'A', '10.0.1.1'],
+    ['verified', 'x.1-2-3-4.shop.pod.cluster.local', 'A', 'NXDOMAIN'],
+    ['disabled', 'x.10-0-1-1.shop.pod.cluster.local', 'A', 'NXDOMAIN'],
     ['insecure', '10-0-1-9.shop.pod.cluster.local', 'A', '10.0.1.9'],
   ]
   for (const [mode, name, type, want] of cases) {

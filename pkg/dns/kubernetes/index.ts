@@ -332,17 +332,20 @@ export class RecordIndex {
   }
 
   /**
-   * Names that cannot be listed ahead: pod names (any dashed IP in insecure mode; memoised until pods or
-   * namespaces change) and the rare port forms without underscores or with a lone "_" wildcard label.
+   * Names that cannot be listed ahead: pod names (any dashed IP in insecure mode, with up to two labels
+   * in front; memoised until pods or namespaces change) and the rare port forms without underscores or
+   * with a lone "_" wildcard label.
    */
   private dynamicEntry (lname: string): NameEntry | undefined {
     if (!inZone(lname, this.zone) || lname === this.zone) return undefined
     const labels = labelsUnder(lname, this.zone)
     const kind = labels[labels.length - 1]
-    if (kind === 'pod' && labels.length === 3) {
+    // CoreDNS parses one or two labels left of the dashed IP (as endpoint, or port and protocol) and
+    // findPods ignores them, so they answer as the pod name itself; three or more are NXDOMAIN.
+    if (kind === 'pod' && labels.length >= 3 && labels.length <= 5) {
       const memo = this.podMemo.get(lname)
       if (memo !== undefined) return memo ?? undefined
-      const e = this.podEntry(lname, labels[0] as string, labels[1] as string)
+      const e = this.podEntry(lname, labels[labels.length - 3] as string, labels[labels.length - 2] as string)
       if (this.podMemo.size >= POD_MEMO_LIMIT) this.podMemo.clear()
       this.podMemo.set(lname, e ?? null)
       return e
