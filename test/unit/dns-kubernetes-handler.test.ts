@@ -4,7 +4,7 @@ import type { Answer } from '../../pkg/dns/message.js'
 import { kubernetesPlugin } from '../../pkg/dns/kubernetes/handler.js'
 import { RecordIndex } from '../../pkg/dns/kubernetes/index.js'
 import type { PodRecords } from '../../pkg/dns/kubernetes/index.js'
-import { NOW, ResponseRecorder, ZONE, clusterIndex, show, upstream } from './fixtures/dns-cluster.js'
+import { NOW, ResponseRecorder, ZONE, clusterIndex, pod, show, upstream } from './fixtures/dns-cluster.js'
 
 const S = 'shop.svc.cluster.local'
 const SOA = 'cluster.local 5 SOA ns.dns.cluster.local hostmaster.cluster.local 1700000000 7200 1800 86400 5'
@@ -139,6 +139,20 @@ const rows: Row[] = [
   ['x.fd00-10--1-5.shop.pod.cluster.local', 'AAAA', positive('x.fd00-10--1-5.shop.pod.cluster.local 5 AAAA fd00:10::1:5')],
   ['x.1-2-3-4.shop.pod.cluster.local', 'AAAA', NODATA],
   ['x.1-2-3-4.shop.pod.cluster.local', 'TXT', NODATA],
+  // SRV on a pod name: findPods's item has port 0 (not the -1 "no ports" mark), so backend_lookup.go SRV
+  // writes a port-0 record whose target is the pod name from the item's key, with its address as glue.
+  ['1-2-3-4.shop.pod.cluster.local', 'SRV', {
+    answer: ['1-2-3-4.shop.pod.cluster.local 5 SRV 0 100 0 1-2-3-4.shop.pod.cluster.local'],
+    additional: ['1-2-3-4.shop.pod.cluster.local 5 A 1.2.3.4'],
+  }],
+  ['_http._tcp.1-2-3-4.shop.pod.cluster.local', 'SRV', {
+    answer: ['_http._tcp.1-2-3-4.shop.pod.cluster.local 5 SRV 0 100 0 1-2-3-4.shop.pod.cluster.local'],
+    additional: ['1-2-3-4.shop.pod.cluster.local 5 A 1.2.3.4'],
+  }],
+  ['fd00-10--1-5.shop.pod.cluster.local', 'SRV', {
+    answer: ['fd00-10--1-5.shop.pod.cluster.local 5 SRV 0 100 0 fd00-10--1-5.shop.pod.cluster.local'],
+    additional: ['fd00-10--1-5.shop.pod.cluster.local 5 AAAA fd00:10::1:5'],
+  }],
   ['a.b.c.1-2-3-4.shop.pod.cluster.local', 'A', NXDOMAIN],
   ['x.not-an-ip.shop.pod.cluster.local', 'A', NXDOMAIN],
   ['x.1-2-3-4.nope.pod.cluster.local', 'A', NXDOMAIN],
@@ -200,6 +214,21 @@ t.test('pod records in the three modes', async t => {
     if (want === 'NXDOMAIN' || want === 'NOERROR') t.match(got, { rcode: want, answer: [] }, `${mode} ${name}`)
     else t.same(got.answer, [`${name} 5 ${type} ${want}`], `${mode} ${name}`)
   }
+})
+
+t.test('verified pod SRV: weight floor(100/n) over the matching pods (hostNetwork pods share an IP)', async t => {
+  const index = clusterIndex('verified')
+  index.upsertPod(pod('shop', 'host-a', '10.0.0.5'))
+  index.upsertPod(pod('shop', 'host-b', '10.0.0.5'))
+  index.upsertPod(pod('lonely', 'host-c', '10.0.0.5'))
+  const rec = new ResponseRecorder(kubernetesPlugin(index)(upstream({}).next))
+  const name = '10-0-0-5.shop.pod.cluster.local'
+  t.same(show(rec.serveSync(name, TYPE.SRV)), {
+    rcode: 'NOERROR', aa: true, authority: [],
+    answer: [`${name} 5 SRV 0 50 0 ${name}`],
+    additional: [`${name} 5 A 10.0.0.5`],
+  })
+  t.same(show(rec.serveSync(name, TYPE.A)).answer, [`${name} 5 A 10.0.0.5`], 'one A however many pods')
 })
 
 t.test('case: owners equal to the question (and the SOA zone) keep the question bytes', async t => {

@@ -364,15 +364,19 @@ export class RecordIndex {
     if (this.podRecords === 'disabled' || !this.nsCount.has(namespace)) return undefined
     const ip = podNameIP(label)
     if (ip === null) return undefined
+    // One item per pod CoreDNS's findPods yields: the SRV weight is floor(100/n) over them.
+    let n = 1
     if (this.podRecords === 'verified') {
-      let found = false
+      n = 0
       for (const k of this.podsByIP.get(ip) ?? []) {
         const pod = this.pods.get(k)
-        if (pod !== undefined && pod.metadata.namespace === namespace && watchedPod(pod)) { found = true; break }
+        if (pod !== undefined && pod.metadata.namespace === namespace && watchedPod(pod)) n++
       }
-      if (!found) return undefined
+      if (n === 0) return undefined
     }
-    return this.newEntry(addressAnswers(lname, [parseIP(ip)?.ip ?? ip], this.ttl), 'nodata')
+    // Port 0, not the -1 "no ports" mark: CoreDNS writes a port-0 SRV to the pod name (no extra labels).
+    const item = { host: parseIP(ip)?.ip ?? ip, port: 0, target: join(`${label}.${namespace}.pod`, this.zone) }
+    return this.newEntry(itemAnswers(lname, Array<typeof item>(n).fill(item), this.ttl), 'nodata')
   }
 }
 
