@@ -186,6 +186,14 @@ const rows: Row[] = [
   // The IP as derived from the dashes, CoreDNS's way (3 dashes without "--": IPv4; else IPv6).
   ['2001-db8-0-0-0-0-0-1.shop.pod.cluster.local', 'AAAA', positive('2001-db8-0-0-0-0-0-1.shop.pod.cluster.local 5 AAAA 2001:db8::1')],
   ['--1.shop.pod.cluster.local', 'AAAA', positive('--1.shop.pod.cluster.local 5 AAAA ::1')],
+  // An IPv4-mapped IPv6 is an IPv4 address to Go (To4 in msg.Service HostType): A, not AAAA.
+  ['--ffff-102-304.shop.pod.cluster.local', 'A', positive('--ffff-102-304.shop.pod.cluster.local 5 A 1.2.3.4')],
+  ['--ffff-102-304.shop.pod.cluster.local', 'AAAA', NODATA],
+  ['0-0-0-0-0-ffff-a00-101.shop.pod.cluster.local', 'SRV', {
+    answer: ['0-0-0-0-0-ffff-a00-101.shop.pod.cluster.local 5 SRV 0 100 0 0-0-0-0-0-ffff-a00-101.shop.pod.cluster.local'],
+    additional: ['0-0-0-0-0-ffff-a00-101.shop.pod.cluster.local 5 A 10.0.1.1'],
+  }],
+  ['--102-304.shop.pod.cluster.local', 'AAAA', positive('--102-304.shop.pod.cluster.local 5 AAAA ::102:304')],
   ['1-2-3.shop.pod.cluster.local', 'A', NXDOMAIN],
   ['01-2-3-4.shop.pod.cluster.local', 'A', NXDOMAIN],
   ['1-2-3-4-5.shop.pod.cluster.local', 'A', NXDOMAIN],

@@ -7,10 +7,9 @@
 // EndpointSlice or Pod in it (CoreDNS asks its namespace watch instead, DNS.md §2.4).
 import { SERVICE_NAME_LABEL } from '../../api/types.js'
 import type { EndpointSlice, Pod, Service } from '../../api/types.js'
-import { parseIP } from '../../net/ip.js'
 import { RCODE, TYPE } from '../message.js'
 import type { Answer } from '../message.js'
-import { REVERSE_V4, REVERSE_V6, inZone, labelsUnder, podNameIP, reverseName } from './names.js'
+import { REVERSE_V4, REVERSE_V6, inZone, labelsUnder, podAddress, podNameIP, reverseName } from './names.js'
 import { addressAnswers, join, negativeAnswer, nsAnswer, ptrAnswer, sameAnswers, soaAnswer, txtAnswer } from './records.js'
 import type { NameEntry } from './records.js'
 import { buildServiceView, portItems } from './service-view.js'
@@ -379,7 +378,7 @@ export class RecordIndex {
       if (n === 0) return undefined
     }
     // Port 0, not the -1 "no ports" mark: CoreDNS writes a port-0 SRV to the pod name (no extra labels).
-    const item = { host: parseIP(ip)?.ip ?? ip, port: 0, target: join(`${label}.${namespace}.pod`, this.zone) }
+    const item = { host: podAddress(ip), port: 0, target: join(`${label}.${namespace}.pod`, this.zone) }
     return this.newEntry(itemAnswers(lname, Array<typeof item>(n).fill(item), this.ttl), 'nodata')
   }
 }

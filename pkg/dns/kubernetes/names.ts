@@ -38,6 +38,21 @@ export function podNameIP (label: string): string | null {
   return isIPv4(ip) || isIPv6(ip) ? ip : null
 }
 
+/**
+ * The address a pod name's IP answers with: canonical text, an IPv4-mapped IPv6 (::ffff:a.b.c.d) read as
+ * its IPv4 address, as Go's To4 reads it in CoreDNS (msg.Service HostType), so it is A, not AAAA.
+ */
+export function podAddress (ip: string): string {
+  const p = parseIP(ip)
+  if (p === null) return ip
+  if (p.family === 'IPv4') return p.ip
+  const g = expandV6(p.ip)
+  if (g.length !== 8 || g.slice(0, 5).some(x => x !== 0) || g[5] !== 0xffff) return p.ip
+  const hi = g[6] ?? 0
+  const lo = g[7] ?? 0
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+}
+
 /** The PTR owner of an address (lower case, no trailing dot), or null when it is not an IP. */
 export function reverseName (ip: string): string | null {
   const p = parseIP(ip)
