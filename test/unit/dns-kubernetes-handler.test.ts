@@ -194,6 +194,8 @@ const rows: Row[] = [
     additional: ['0-0-0-0-0-ffff-a00-101.shop.pod.cluster.local 5 A 10.0.1.1'],
   }],
   ['--102-304.shop.pod.cluster.local', 'AAAA', positive('--102-304.shop.pod.cluster.local 5 AAAA ::102:304')],
+  // A zone ID ("%" is legal in a label) is no address to Go's ParseIP: NXDOMAIN, not an unencodable AAAA.
+  ['fe80--1%eth0.shop.pod.cluster.local', 'AAAA', NXDOMAIN],
   ['1-2-3.shop.pod.cluster.local', 'A', NXDOMAIN],
   ['01-2-3-4.shop.pod.cluster.local', 'A', NXDOMAIN],
   ['1-2-3-4-5.shop.pod.cluster.local', 'A', NXDOMAIN],

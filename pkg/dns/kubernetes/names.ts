@@ -35,7 +35,8 @@ export function podNameIP (label: string): string | null {
   let dashes = 0
   for (let i = 0; i < label.length; i++) if (label.charCodeAt(i) === 45) dashes++
   const ip = dashes === 3 && !label.includes('--') ? label.replaceAll('-', '.') : label.replaceAll('-', ':')
-  return isIPv4(ip) || isIPv6(ip) ? ip : null
+  // isIPv6 takes a zone ID ("fe80::1%eth0"), which Go's ParseIP refuses and no AAAA can carry.
+  return isIPv4(ip) || (isIPv6(ip) && !ip.includes('%')) ? ip : null
 }
 
 /**
