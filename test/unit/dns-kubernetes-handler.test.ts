@@ -102,10 +102,11 @@ const rows: Row[] = [
   ['dns-version.cluster.local', 'A', NXDOMAIN],
   ['ns.dns.cluster.local', 'A', positive('ns.dns.cluster.local 5 A 172.30.0.10')],
   ['ns.dns.cluster.local', 'AAAA', positive('ns.dns.cluster.local 5 AAAA fd00:30::a')],
-  // ns.dns is answered ahead of Records (kubernetes.go Services, isDefaultNS) for every type but TXT and
-  // PTR, which go to Records (Services' TXT case; reverse.go Reverse), whose parser rejects "dns".
-  ['ns.dns.cluster.local', 'TXT', NXDOMAIN],
-  ['ns.dns.cluster.local', 'PTR', NXDOMAIN],
+  // CoreDNS says NXDOMAIN for TXT and PTR here (they miss its isDefaultNS shortcut and its parser rejects
+  // "dns"), though the name holds A records: a resolver caching that NXDOMAIN (RFC 8020) would then hide
+  // them. Ferry answers NODATA, as for every other type.
+  ['ns.dns.cluster.local', 'TXT', NODATA],
+  ['ns.dns.cluster.local', 'PTR', NODATA],
   ['ns.dns.cluster.local', 'MX', NODATA],
   ['ns.dns.cluster.local', 'SRV', NODATA],
   ['ns.dns.cluster.local', 'ANY', NODATA],

@@ -49,7 +49,7 @@ export function kubernetesPlugin (index: RecordIndex, opts: KubernetesPluginOpti
       if (entry.externalName !== undefined && (type === TYPE.A || type === TYPE.AAAA)) {
         return externalName(index, next, req, entry.externalName, zone)
       }
-      if (entry.otherTypes === 'nxdomain' || entry.nxdomainTypes?.has(type) === true) return nameError(req, zone)
+      if (entry.otherTypes === 'nxdomain') return nameError(req, zone)
       return withCase(index.negative(RCODE.NOERROR, zone), req)
     }
   }

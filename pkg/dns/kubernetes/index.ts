@@ -35,7 +35,6 @@ export interface RecordIndexOptions {
 export const DNS_SCHEMA_VERSION = '1.1.0'
 const DNS_VERSION_TTL = 28800
 const POD_MEMO_LIMIT = 10000
-const NS_DNS_NXDOMAIN: ReadonlySet<number> = new Set([TYPE.TXT, TYPE.PTR])
 
 type Negative = typeof RCODE.NOERROR | typeof RCODE.NXDOMAIN | typeof RCODE.SERVFAIL
 
@@ -87,11 +86,8 @@ export class RecordIndex {
     this.setEntry(join('pod', z), new Map(), 'nodata')
     const version = join('dns-version', z)
     this.setEntry(version, new Map([[TYPE.TXT, txtAnswer(version, DNS_SCHEMA_VERSION, DNS_VERSION_TTL)]]), 'nxdomain')
-    // CoreDNS answers ns.dns ahead of its name parser for every type but TXT and PTR, which reach the
-    // parser and are NXDOMAIN there: "dns" is neither svc nor pod (kubernetes.go Services, reverse.go).
     const ns = join('ns.dns', z)
-    const nsEntry: NameEntry = { ...this.newEntry(addressAnswers(ns, this.nsAddresses, this.ttl), 'nodata'), nxdomainTypes: NS_DNS_NXDOMAIN }
-    this.entries.set(ns, Object.freeze(nsEntry))
+    this.setEntry(ns, addressAnswers(ns, this.nsAddresses, this.ttl), 'nodata')
   }
 
   /** Changes whenever any entry changes. */

@@ -16,8 +16,6 @@ export interface NameEntry {
   readonly answers: ReadonlyMap<number, Answer>
   /** What types without an answer get: NODATA, or NXDOMAIN for dns-version and reverse names. */
   readonly otherTypes: 'nodata' | 'nxdomain'
-  /** Types without an answer that are NXDOMAIN even where `otherTypes` says NODATA (ns.dns: TXT, PTR). */
-  readonly nxdomainTypes?: ReadonlySet<number>
   /** ExternalName target (no trailing dot): A/AAAA chase it, which is the handler's job. */
   readonly externalName?: string
 }
