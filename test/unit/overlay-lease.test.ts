@@ -43,6 +43,9 @@ t.test('vxlan lease values: a VtepMAC is required, a VNI is not (flannel routes 
     ['VNI null', { VNI: null, VtepMAC: '02:00:00:00:00:aa' }, { vtepMAC: '02:00:00:00:00:aa' }],
     ['another VNI: kept, for the backend to warn about', { VNI: 7, VtepMAC: '02:00:00:00:00:aa' }, { vni: 7, vtepMAC: '02:00:00:00:00:aa' }],
     ['a VNI above flannel\'s uint16', { vni: 70000, vtepmac: '02:00:00:00:00:aa' }, { vni: 70000, vtepMAC: '02:00:00:00:00:aa' }],
+    // flannel decodes VtepMAC with Go's net.ParseMAC: dashes and Cisco dots too; stored as the kernel prints it.
+    ['a dashed VtepMAC', { VNI: 1, VtepMAC: '02-00-00-00-00-AA' }, { vni: 1, vtepMAC: '02:00:00:00:00:aa' }],
+    ['a dotted VtepMAC', { VNI: 1, VtepMAC: '0200.0000.00Aa' }, { vni: 1, vtepMAC: '02:00:00:00:00:aa' }],
   ]
   for (const [name, data, want] of ok) {
     const a = decodeAttrs('/k', v(data))
@@ -57,6 +60,8 @@ t.test('vxlan lease values: a VtepMAC is required, a VNI is not (flannel routes 
     ['empty', {}, /BackendData\.VtepMAC/],
     ['VtepMAC null', { VNI: 1, VtepMAC: null }, /BackendData\.VtepMAC: want a MAC address, got null/],
     ['VtepMAC not a MAC', { VtepMAC: 'c6:d2' }, /BackendData\.VtepMAC/],
+    ['VtepMAC with mixed separators', { VtepMAC: '02:00-00:00:00:aa' }, /^etcd key \/k: BackendData\.VtepMAC: want a MAC address, got "02:00-00:00:00:aa"$/],
+    ['VtepMAC of 8 bytes (Go takes EUI-64; a VTEP is Ethernet)', { VtepMAC: '02:00:00:00:00:aa:bb:cc' }, /BackendData\.VtepMAC/],
     ['BackendData not an object', 'x', /^etcd key \/k: BackendData: vxlan leases carry/],
     // A VNI that is there must be one: flannel's typed decoding skips such a peer too.
     ['VNI a string', { VNI: '1', VtepMAC: '02:00:00:00:00:aa' }, /BackendData\.VNI: want 0\.\.16777215 or none, got "1"/],
