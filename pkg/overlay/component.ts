@@ -14,7 +14,7 @@ import { createOverlayBackend, type OverlayBackend, type OverlayPeer } from './b
 import type { Lease } from './lease-codec.js'
 import type { NodeLeases, SubnetManager } from './lease.js'
 import { StaticSubnetManager } from './lease-static.js'
-import type { BackendType, NetworkConfig } from './network-config.js'
+import { flannelVNIWarning, type BackendType, type NetworkConfig } from './network-config.js'
 import { readSubnetFile, subnetFileFor, writeSubnetFile } from './subnet-file.js'
 import { findUplink, type Uplink } from './uplink.js'
 
@@ -59,6 +59,9 @@ export class OverlayComponent implements Component {
       throw new FerryError('FERRY_ERR_CONFIG', 'network config: EnableIPv4 is false: ferry needs an IPv4 Network (IPv6 rides alongside with EnableIPv6); IPv6-only networks are not supported', { field: 'EnableIPv4' })
     }
     const type = etcd !== undefined ? network.backend.type : cfg.overlayBackend
+    // Leases are shared only through etcd: a mixed cluster with older or Windows flannel nodes would split.
+    const vniWarning = etcd !== undefined ? flannelVNIWarning(network.backend) : undefined
+    if (vniWarning !== undefined) log.warn(`overlay: ${vniWarning}`, { vni: network.backend.vni })
     const backend = this.backend = createOverlayBackend(type, {
       netlink: nl, uplink, publicIP: uplink.publicIP, ...(uplink.publicIPv6 !== undefined ? { publicIPv6: uplink.publicIPv6 } : {}),
       log: (level, msg, fields) => { log[level](msg, fields) },

@@ -11,6 +11,7 @@ import { FerryError, errorMessage } from '../errors/errors.js'
 import { normalizePrefix } from '../etcd/keys.js'
 import { parseCidr, type Cidr } from '../net/cidr.js'
 import { parseIP } from '../net/ip.js'
+import { parseMAC } from '../net/mac.js'
 import { BACKEND_TYPES, type BackendType } from './network-config.js'
 
 /** vxlan BackendData as this node publishes it: always with the configured VNI. */
@@ -73,8 +74,6 @@ export function parseLeaseKey (key: string, prefix?: string): Cidr | null {
   const c = parseCidr(`${rest.slice(0, dash)}/${rest.slice(dash + 1)}`, { strict: true })
   return c !== null && leaseKey(c, prefix) === key ? c : null
 }
-
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i
 
 export function encodeAttrs (a: StoredAttrs): string {
   const v: Record<string, unknown> = { PublicIP: a.publicIP }
@@ -144,12 +143,14 @@ export function decodeAttrs (key: string, value: Buffer | string): StoredAttrs {
   const d = get(raw, 'BackendData')
   if (backendType === 'vxlan') {
     if (typeof d !== 'object' || d === null) bad(key, 'BackendData: vxlan leases carry {"VtepMAC"} (and "VNI")')
-    const mac = get(d, 'VtepMAC')
-    if (typeof mac !== 'string' || !MAC.test(mac)) bad(key, `BackendData.VtepMAC: want a MAC address, got ${JSON.stringify(mac)}`)
+    // Any notation flannel's Go decoding takes (aa-bb-…, aabb.ccdd.eeff), stored as the kernel prints it.
+    const given = get(d, 'VtepMAC')
+    const mac = typeof given === 'string' ? parseMAC(given) : null
+    if (mac === null) bad(key, `BackendData.VtepMAC: want a MAC address, got ${JSON.stringify(given)}`)
     const vni = get(d, 'VNI')
-    if (vni === undefined || vni === null) backendData = { vtepMAC: mac.toLowerCase() }
+    if (vni === undefined || vni === null) backendData = { vtepMAC: mac }
     else if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 0xffffff) bad(key, `BackendData.VNI: want 0..16777215 or none, got ${JSON.stringify(vni)}`)
-    else backendData = { vni, vtepMAC: mac.toLowerCase() }
+    else backendData = { vni, vtepMAC: mac }
   }
   return { publicIP, ...(publicIPv6 !== undefined ? { publicIPv6 } : {}), backendType, ...(backendData !== undefined ? { backendData } : {}) }
 }

@@ -6,7 +6,8 @@
 //   file) if free, else one picked at random among the first 100 free subnets from SubnetMin. Random, as
 //   flannel: nodes starting together would otherwise all race for the same first free subnet. All families
 //   are written in one transaction: new keys guarded by Version == 0, reused ones by their mod revision,
-//   under one new etcd lease of `ttlSeconds` (default 24 h); the old lease of a reused key is then revoked.
+//   under one new etcd lease of `ttlSeconds` (default 24 h); the old lease of a reused key is then revoked,
+//   and so is the lease of a stale key of ours the transaction deleted, once no other key uses it.
 //   A lost race re-lists and retries in-process (flannel exits), at most `raceRetries` times.
 // - renew: an etcd keepalive every `renewMs` (default a third of the TTL), retried with backoff on
 //   failure. A lease etcd no longer has (expired through an outage, revoked) is claimed again, preferring
@@ -86,6 +87,11 @@ export interface ClaimPlan {
   readonly deletes: string[]
   /** The etcd leases of reused keys, revoked once the claim is in. */
   readonly oldLeases: ReadonlySet<string>
+  /**
+   * The etcd leases of deleted keys that no key left after the claim still hangs on: revoked once the claim
+   * is in, so they do not linger until their TTL (flannel deletes such a key and leaves its lease).
+   */
+  readonly staleLeases: ReadonlySet<string>
 }
 
 export interface PlanOptions {
@@ -131,7 +137,18 @@ export function planClaim (config: NetworkConfig, list: Pick<LeaseList, 'leases'
     }
     claims.push({ subnet: pick, put: { key: leaseKey(pick, opts.prefix), value, expectModRevision: '0' } })
   }
-  return { claims, deletes, oldLeases }
+  const stale = staleLeases(list, deletes, claims)
+  for (const id of oldLeases) stale.delete(id) // revoked once, as an old lease
+  return { claims, deletes, oldLeases, staleLeases: stale }
+}
+
+/** Leases of `deletes` that no surviving key uses: every key not deleted and not re-put (under a new lease) keeps its own. */
+function staleLeases (list: Pick<LeaseList, 'leases' | 'unreadable'>, deletes: readonly string[], claims: ReadonlyArray<{ readonly put: ClaimPut }>): Set<string> {
+  const gone = new Set([...deletes, ...claims.map(c => c.put.key)])
+  const all: Held[] = [...list.leases.values(), ...list.unreadable]
+  const kept = new Set(all.filter(l => !gone.has(l.key)).map(l => l.leaseId))
+  const dropped = new Set(deletes)
+  return new Set(all.filter(l => dropped.has(l.key) && l.leaseId !== '0' && !kept.has(l.leaseId)).map(l => l.leaseId))
 }
 
 export type LeaseLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
@@ -268,6 +285,13 @@ export class EtcdSubnetManager implements SubnetManager {
     this.leaseId = res.leaseId
     for (const id of plan.oldLeases) {
       if (id !== res.leaseId) await revoke(client, id).catch((e: unknown) => { this.log('debug', 'revoking the previous etcd lease failed', { error: describe(e) }) })
+    }
+    // The stale keys are gone already; a lease left behind only waits out its TTL, so a failure is no reason to stop.
+    for (const id of plan.staleLeases) {
+      if (id === res.leaseId) continue
+      await revoke(client, id).catch((e: unknown) => {
+        this.log('warn', `revoking the etcd lease of a deleted stale subnet key failed; it expires at its TTL: ${describe(e)}`, { leaseId: id, keys: plan.deletes })
+      })
     }
     const got: { ipv4?: Lease, ipv6?: Lease } = {}
     for (const c of plan.claims) {

@@ -174,6 +174,18 @@ export function parseNetworkConfig (text: string | Buffer): NetworkConfig {
   return validateNetworkConfig(raw)
 }
 
+/**
+ * Why a vxlan VNI may split a cluster shared with flannel nodes, or undefined. flannel's lease field is a
+ * uint16 on Windows (every release) and was one on Linux before v0.24.0 (uint32 since, flannel-io/flannel
+ * 634aeba7): such a node writes its VNI cut to 16 bits and cannot decode a lease naming a VNI above 65535,
+ * so it skips ferry's leases and never routes to ferry's nodes. Current Linux flannel takes any VNI and
+ * has no range check of its own, so ferry does not refuse: it warns. (Windows also wants VNI ≥ 4096.)
+ */
+export function flannelVNIWarning (backend: BackendConfig): string | undefined {
+  if (backend.type !== 'vxlan' || backend.vni <= 0xffff) return undefined
+  return `Backend.VNI ${backend.vni} is above 65535: flannel nodes on Windows or older than v0.24.0 store the VNI as 16 bits, cannot read this node's lease and will not route to it; fine if every node runs ferry or Linux flannel ≥ v0.24.0`
+}
+
 /** How many node subnets a family's range holds (SubnetMin..SubnetMax). */
 export function leasableSubnets (n: FamilyNetwork): bigint {
   return subnetCount(n.family, n.subnetLen, n.subnetMin.base, n.subnetMax.base)

@@ -159,7 +159,11 @@ class VxlanBackend implements OverlayBackend {
     for (const p of this.peers) {
       if (p.vni === undefined || p.vni === this.opts.vni || skipped.some(s => s.key === p.key)) continue
       otherVNI.set(p.key, p.vni)
-      if (this.otherVNI.get(p.key) !== p.vni) this.deps.log('warn', 'vxlan: peer lease names another VNI; routed with ours, as flannel does', { key: p.key, vni: p.vni, ours: this.opts.vni })
+      // Our VNI cut to 16 bits: a Windows or pre-v0.24.0 flannel node on the same network (network-config.ts flannelVNIWarning).
+      const cut = this.opts.vni > 0xffff && p.vni === (this.opts.vni & 0xffff)
+        ? { hint: `${p.vni} is ${this.opts.vni} cut to 16 bits: a flannel node on Windows or older than v0.24.0, which cannot read our lease` }
+        : {}
+      if (this.otherVNI.get(p.key) !== p.vni) this.deps.log('warn', 'vxlan: peer lease names another VNI; routed with ours, as flannel does', { key: p.key, vni: p.vni, ours: this.opts.vni, ...cut })
     }
     this.otherVNI = otherVNI
     this.neighs.desired = neighs

@@ -230,6 +230,45 @@ t.test('this node\'s own key is reused whether or not its value carries a VNI; t
   t.equal(r.ipv4?.subnet.text, '10.244.66.0/24')
   t.same(await value(key('10.244.66.0-24')), { json: want(66), lease: '0' })
   t.equal(await value(key('10.244.166.0-24')), undefined, 'the stray lease is deleted')
+  t.equal(Number((await admin.leaseClient.leaseTimeToLive({ ID: stray })).TTL), -1, 'and its etcd lease revoked, not left to its TTL')
+})
+
+t.test('a deleted stale key\'s etcd lease is revoked; a failed revoke is a warning, and the claim stands', async t => {
+  const c = await cluster(t, { Network: '10.244.0.0/16', SubnetLen: 24 })
+  const key = (s: string): string => `${c.prefix}/network/subnets/${s}`
+  const put = async (k: string, v: unknown, lease: string): Promise<void> => { await admin.kv.put({ key: Buffer.from(k), value: Buffer.from(JSON.stringify(v)), lease }) }
+  // This node's keys after a config change: a /25 that no longer fits (stale), and a /24 that does (reused).
+  const stale = (await admin.leaseClient.leaseGrant({ TTL: 600 })).ID
+  const kept = (await admin.leaseClient.leaseGrant({ TTL: 600 })).ID
+  await put(key('10.244.70.0-25'), { PublicIP: '192.0.2.70', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:70' } }, stale)
+  await put(key('10.244.71.0-24'), { PublicIP: '192.0.2.70', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:70' } }, kept)
+  const m = c.manager({ ttlSeconds: 30 })
+  const got = await m.acquire(node(70))
+  t.equal(got.ipv4?.subnet.text, '10.244.71.0/24')
+  t.same(Object.keys(await subnetKeys(c.prefix)), [key('10.244.71.0-24')], 'the stale key is deleted')
+  t.equal(Number((await admin.leaseClient.leaseTimeToLive({ ID: stale })).TTL), -1, 'its etcd lease is gone, not left to its TTL')
+  t.ok(Number((await admin.leaseClient.leaseTimeToLive({ ID: m.etcdLeaseId })).TTL) > 0, 'the lease ferry keeps is alive')
+  // The same again with etcd refusing that one revoke: a warning, the claim is in all the same.
+  const stale2 = (await admin.leaseClient.leaseGrant({ TTL: 600 })).ID
+  await put(key('10.244.72.0-25'), { PublicIP: '192.0.2.72' }, stale2)
+  const warnings: string[] = []
+  const flaky = c.manager({
+    ttlSeconds: 30,
+    log: (level, msg) => { if (level === 'warn') warnings.push(msg) },
+    clientFactory: hosts => {
+      const client = new Etcd3({ hosts })
+      const revoke = client.leaseClient.leaseRevoke.bind(client.leaseClient)
+      client.leaseClient.leaseRevoke = async (req, opts) => req.ID === stale2 ? await Promise.reject(new Error('injected: etcd unavailable')) : await revoke(req, opts)
+      return client
+    },
+  })
+  const got2 = await flaky.acquire(node(72))
+  t.not(got2.ipv4?.subnet.text, '10.244.72.0/25', `claimed ${got2.ipv4?.subnet.text ?? ''}`)
+  t.equal((await admin.get(key('10.244.72.0-25')).exec()).kvs.length, 0, 'the stale key is deleted')
+  t.match(warnings, [/revoking the etcd lease of a deleted stale subnet key failed; it expires at its TTL: .*injected/], 'a warning')
+  t.equal(warnings.length, 1, 'just the one')
+  t.ok(Number((await admin.leaseClient.leaseTimeToLive({ ID: stale2 })).TTL) > 0, 'that lease is left to its TTL')
+  await admin.leaseClient.leaseRevoke({ ID: stale2 })
 })
 
 t.test('a key ferry cannot read still holds its subnet: never claimed, preferred or overlapped', async t => {

@@ -108,7 +108,8 @@ t.test('a node that lost its subnet while cut off routes to the node that took i
 // flannel routes to a vxlan peer by its lease's VtepMAC and PublicIP alone: every node's device uses the
 // network's VNI, so a lease without one (flannel's older form, one written by hand) or naming another is
 // still a peer. Node b's lease is rewritten without its VNI before node a starts (a reads it in its first
-// list); two more leases arrive by the watch once a runs: one naming VNI 7, one without a VtepMAC.
+// list); three more leases arrive by the watch once a runs: one naming VNI 7, one with a dashed VtepMAC, one
+// without a VtepMAC.
 t.test('a vxlan peer whose lease carries no VNI, or another VNI, is routed to; one without a VtepMAC is not', async t => {
   const c = await OverlayCluster.create(['a', 'b'], 'vxlan')
   t.teardown(async () => { await c.close() })
@@ -145,6 +146,11 @@ t.test('a vxlan peer whose lease carries no VNI, or another VNI, is routed to; o
   t.match(await c.sh(['bridge', 'fdb', 'show', 'dev', dev], a.ns), /^02:00:00:00:00:50 dst 192\.168\.92\.50 self permanent/m, 'with its FDB entry')
   const logs = (): string => a.ferryd?.logs() ?? ''
   t.equal(logs().split('\n').filter(l => l.includes('another VNI') && l.includes('10.244.250.0-24')).length, 1, 'and one warning that it names another VNI')
+  // flannel reads VtepMAC with Go's net.ParseMAC, so a dashed (or dotted) one is a peer too; the kernel gets the colon form.
+  await etcd.put(`${subnets}10.244.252.0-24`).value(JSON.stringify({ PublicIP: '192.168.92.52', BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: '02-00-00-00-00-5A' } }))
+  await t.resolves(waitFor('a routes to the dashed-MAC peer', async () => (await c.sh(['ip', 'route', 'show', '10.244.252.0/24'], a.ns)).trim() !== '', 10_000), 'a lease with a dashed VtepMAC is routed to')
+  t.match(await c.sh(['bridge', 'fdb', 'show', 'dev', dev], a.ns), /^02:00:00:00:00:5a dst 192\.168\.92\.52 self permanent/m, 'with its FDB entry')
+  t.match(await c.sh(['ip', 'neigh', 'show', 'dev', dev], a.ns), /^10\.244\.252\.0 lladdr 02:00:00:00:00:5a PERMANENT/m, 'and its neighbour entry')
   await t.resolves(waitFor('a reports the lease without a VtepMAC', async () => /10\.244\.251\.0-24: BackendData\.VtepMAC: want a MAC address/.test(logs()), 10_000), 'a lease without a VtepMAC is reported, naming its key')
   t.equal((await c.sh(['ip', 'route', 'show', '10.244.251.0/24'], a.ns)).trim(), '', 'and not routed to')
   await c.delPod(pa)

@@ -201,6 +201,18 @@ t.test('vxlan: a peer\'s VNI plays no part (as in flannel); another one is route
   t.match(b.state(), { skipped: [{ key: peer(4).key }], otherVNI: [] })
 })
 
+t.test('vxlan: with a VNI above 65535, a peer naming its low 16 bits is flagged as a 16-bit flannel node', async t => {
+  const n = await node()
+  const logs: Array<Record<string, unknown> | undefined> = []
+  const b = createOverlayBackend('vxlan', { netlink: n.nl, uplink: n.uplink, publicIP: '192.168.91.1', log: (level, msg, fields) => { if (level === 'warn' && msg.includes('another VNI')) logs.push(fields) } }, { vni: 70000 })
+  await b.prepare()
+  await b.configure({ subnets: [cidr('10.244.1.0/24')] })
+  // 70000 & 0xffff = 4464: what flannel on Windows or before v0.24.0 writes for VNI 70000.
+  await b.setPeers([peer(2, { vni: 4464 }), peer(3, { vni: 7 })])
+  t.match(logs, [{ key: peer(2).key, vni: 4464, ours: 70000, hint: /4464 is 70000 cut to 16 bits: a flannel node on Windows or older than v0\.24\.0/ }, { key: peer(3).key, vni: 7, ours: 70000 }])
+  t.equal(logs[1]?.hint, undefined, 'another VNI, not ours cut: no hint')
+})
+
 t.test('vxlan setPeers diffs: removal, changed MAC, changed public IP, changed subnet', async t => {
   const { n, b } = await running()
   await b.setPeers([peer(2)])

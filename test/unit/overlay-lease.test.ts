@@ -43,6 +43,9 @@ t.test('vxlan lease values: a VtepMAC is required, a VNI is not (flannel routes 
     ['VNI null', { VNI: null, VtepMAC: '02:00:00:00:00:aa' }, { vtepMAC: '02:00:00:00:00:aa' }],
     ['another VNI: kept, for the backend to warn about', { VNI: 7, VtepMAC: '02:00:00:00:00:aa' }, { vni: 7, vtepMAC: '02:00:00:00:00:aa' }],
     ['a VNI above flannel\'s uint16', { vni: 70000, vtepmac: '02:00:00:00:00:aa' }, { vni: 70000, vtepMAC: '02:00:00:00:00:aa' }],
+    // flannel decodes VtepMAC with Go's net.ParseMAC: dashes and Cisco dots too; stored as the kernel prints it.
+    ['a dashed VtepMAC', { VNI: 1, VtepMAC: '02-00-00-00-00-AA' }, { vni: 1, vtepMAC: '02:00:00:00:00:aa' }],
+    ['a dotted VtepMAC', { VNI: 1, VtepMAC: '0200.0000.00Aa' }, { vni: 1, vtepMAC: '02:00:00:00:00:aa' }],
   ]
   for (const [name, data, want] of ok) {
     const a = decodeAttrs('/k', v(data))
@@ -57,6 +60,8 @@ t.test('vxlan lease values: a VtepMAC is required, a VNI is not (flannel routes 
     ['empty', {}, /BackendData\.VtepMAC/],
     ['VtepMAC null', { VNI: 1, VtepMAC: null }, /BackendData\.VtepMAC: want a MAC address, got null/],
     ['VtepMAC not a MAC', { VtepMAC: 'c6:d2' }, /BackendData\.VtepMAC/],
+    ['VtepMAC with mixed separators', { VtepMAC: '02:00-00:00:00:aa' }, /^etcd key \/k: BackendData\.VtepMAC: want a MAC address, got "02:00-00:00:00:aa"$/],
+    ['VtepMAC of 8 bytes (Go takes EUI-64; a VTEP is Ethernet)', { VtepMAC: '02:00:00:00:00:aa:bb:cc' }, /BackendData\.VtepMAC/],
     ['BackendData not an object', 'x', /^etcd key \/k: BackendData: vxlan leases carry/],
     // A VNI that is there must be one: flannel's typed decoding skips such a peer too.
     ['VNI a string', { VNI: '1', VtepMAC: '02:00:00:00:00:aa' }, /BackendData\.VNI: want 0\.\.16777215 or none, got "1"/],
@@ -184,9 +189,38 @@ t.test('planClaim: a reservation of ours wins over a lease of ours, which is del
   t.same(plan.claims.map(c => [c.subnet.text, c.put.noLease]), [['10.9.3.0/24', true]])
   t.same(plan.deletes, ['/ferry/network/subnets/10.9.1.0-24'])
   t.same([...plan.oldLeases], [])
+  t.same([...plan.staleLeases], ['9'], 'the deleted key\'s etcd lease is revoked after, not left to its TTL')
   // A key of ours that no longer fits the config goes, unread or not.
   const misfit = await listOf([['10.9.2.0/25', { PublicIP: '192.0.2.1' }]])
   const p2 = planClaim(v4only, misfit, me, { random: () => 0 })
   t.same(p2.claims.map(c => c.subnet.text), ['10.9.1.0/24'])
   t.same(p2.deletes, ['/ferry/network/subnets/10.9.2.0-25'])
+  t.same([...p2.staleLeases], [], 'a reservation has no etcd lease to revoke')
+})
+
+t.test('planClaim: a deleted key\'s etcd lease is revoked only when no key left after the claim uses it', async t => {
+  const list = await listOf([
+    ['10.9.1.0/24', encodeAttrs(me), '9'], // stale: deleted, its lease also holds our IPv6 key
+    ['10.9.2.0/25', { PublicIP: '192.0.2.1' }, '8'], // stale misfit: its lease holds nothing else
+    ['10.9.3.0/24', { PublicIP: '192.0.2.1', BackendType: 'vxlan' }], // our reservation: reused
+    ['fd00:9:0:1::/64', encodeAttrs(me), '9'], // IPv6, which this config no longer routes: left alone, keeps lease 9
+    ['10.9.0.0/25', { PublicIP: '192.0.2.2', BackendType: 'vxlan', BackendData: { VtepMAC: '02:00:00:00:00:02' } }, '8'], // another node's key on lease 8 (by hand)
+  ])
+  const plan = planClaim(v4only, list, me)
+  t.same(plan.deletes.sort(), ['/ferry/network/subnets/10.9.1.0-24', '/ferry/network/subnets/10.9.2.0-25'])
+  t.same([...plan.staleLeases], [], 'both leases still hold a key that stays')
+  const alone = await listOf([
+    ['10.9.1.0/24', encodeAttrs(me), '7'], // our lease (the first that fits): reused under a new etcd lease, so 7 is an old lease, not a stale one
+    ['10.9.2.0/25', { PublicIP: '192.0.2.1' }, '8'],
+    ['10.9.3.0/24', encodeAttrs(me), '9'],
+  ])
+  const p2 = planClaim(v4only, alone, me)
+  t.same(p2.deletes.sort(), ['/ferry/network/subnets/10.9.2.0-25', '/ferry/network/subnets/10.9.3.0-24'])
+  t.same([...p2.staleLeases].sort(), ['8', '9'])
+  t.same([...p2.oldLeases], ['7'])
+  // A stale key on the reused key's lease: that lease is revoked once, as the old lease.
+  const shared = await listOf([['10.9.1.0/24', encodeAttrs(me), '7'], ['10.9.3.0/24', encodeAttrs(me), '7']])
+  const p3 = planClaim(v4only, shared, me)
+  t.same([p3.claims.map(c => c.subnet.text), p3.deletes, [...p3.oldLeases]], [['10.9.1.0/24'], ['/ferry/network/subnets/10.9.3.0-24'], ['7']])
+  t.same([...p3.staleLeases], [], 'the reused key moves to the new lease, so nothing else holds 7: one revoke, as the old lease')
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { isFerryError } from '../../pkg/errors/errors.js'
-import { leasableSubnets, parseNetworkConfig, validateNetworkConfig } from '../../pkg/overlay/network-config.js'
+import { flannelVNIWarning, leasableSubnets, parseNetworkConfig, validateNetworkConfig } from '../../pkg/overlay/network-config.js'
 
 t.test('defaults follow flannel', async t => {
   const cases: Array<{ name: string, cfg: Record<string, unknown>, len: number, min: string, max: string }> = [
@@ -75,4 +75,14 @@ t.test('errors name the field', async t => {
     }
   }
   t.throws(() => parseNetworkConfig('{"Network":'), { code: 'FERRY_ERR_PARSE' })
+})
+
+t.test('a vxlan VNI above 65535 is accepted, with a warning: older and Windows flannel keep the lease VNI in 16 bits', async t => {
+  const backend = (b: Record<string, unknown>): ReturnType<typeof validateNetworkConfig>['backend'] => validateNetworkConfig({ Network: '10.244.0.0/16', Backend: b }).backend
+  for (const vni of [1, 4096, 65535]) t.equal(flannelVNIWarning(backend({ Type: 'vxlan', VNI: vni })), undefined, `VNI ${vni}: no warning`)
+  for (const vni of [65536, 70000, 16777215]) {
+    t.equal(backend({ Type: 'vxlan', VNI: vni }).vni, vni, `VNI ${vni} accepted (current Linux flannel takes it)`)
+    t.match(flannelVNIWarning(backend({ Type: 'vxlan', VNI: vni })), new RegExp(`^Backend\\.VNI ${vni} is above 65535: flannel nodes on Windows or older than v0\\.24\\.0 .* will not route to it`), `VNI ${vni}: warned`)
+  }
+  t.equal(flannelVNIWarning(backend({ Type: 'host-gw', VNI: 70000 })), undefined, 'host-gw leases carry no VNI')
 })
