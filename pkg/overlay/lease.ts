@@ -85,7 +85,7 @@ export interface ClaimPlan {
   readonly claims: ReadonlyArray<{ readonly subnet: Cidr, readonly put: ClaimPut }>
   /** This node's other keys of a claimed family (stale, or no longer fitting the config). */
   readonly deletes: string[]
-  /** The etcd leases of reused keys, revoked once the claim is in. */
+  /** The etcd leases of reused keys that no key left after the claim still uses: revoked once the claim is in. */
   readonly oldLeases: ReadonlySet<string>
   /**
    * The etcd leases of deleted keys that no key left after the claim still hangs on: revoked once the claim
@@ -137,18 +137,14 @@ export function planClaim (config: NetworkConfig, list: Pick<LeaseList, 'leases'
     }
     claims.push({ subnet: pick, put: { key: leaseKey(pick, opts.prefix), value, expectModRevision: '0' } })
   }
-  const stale = staleLeases(list, deletes, claims)
-  for (const id of oldLeases) stale.delete(id) // revoked once, as an old lease
-  return { claims, deletes, oldLeases, staleLeases: stale }
-}
-
-/** Leases of `deletes` that no surviving key uses: every key not deleted and not re-put (under a new lease) keeps its own. */
-function staleLeases (list: Pick<LeaseList, 'leases' | 'unreadable'>, deletes: readonly string[], claims: ReadonlyArray<{ readonly put: ClaimPut }>): Set<string> {
-  const gone = new Set([...deletes, ...claims.map(c => c.put.key)])
+  // Revoking a lease deletes every key on it: never one that a key surviving the claim still uses.
   const all: Held[] = [...list.leases.values(), ...list.unreadable]
+  const gone = new Set([...deletes, ...claims.map(c => c.put.key)]) // re-put keys move to the new lease
   const kept = new Set(all.filter(l => !gone.has(l.key)).map(l => l.leaseId))
+  const old = new Set([...oldLeases].filter(id => !kept.has(id)))
   const dropped = new Set(deletes)
-  return new Set(all.filter(l => dropped.has(l.key) && l.leaseId !== '0' && !kept.has(l.leaseId)).map(l => l.leaseId))
+  const stale = new Set(all.filter(l => dropped.has(l.key) && l.leaseId !== '0' && !kept.has(l.leaseId) && !old.has(l.leaseId)).map(l => l.leaseId))
+  return { claims, deletes, oldLeases: old, staleLeases: stale }
 }
 
 export type LeaseLog = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
@@ -284,7 +280,11 @@ export class EtcdSubnetManager implements SubnetManager {
     if (!res.ok) return null
     this.leaseId = res.leaseId
     for (const id of plan.oldLeases) {
-      if (id !== res.leaseId) await revoke(client, id).catch((e: unknown) => { this.log('debug', 'revoking the previous etcd lease failed', { error: describe(e) }) })
+      if (id !== res.leaseId) {
+        await revoke(client, id).catch((e: unknown) => {
+          this.log('warn', `revoking the previous etcd lease of a reused subnet key failed; it expires at its TTL: ${describe(e)}`, { leaseId: id })
+        })
+      }
     }
     // The stale keys are gone already; a lease left behind only waits out its TTL, so a failure is no reason to stop.
     for (const id of plan.staleLeases) {

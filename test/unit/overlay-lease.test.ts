@@ -223,4 +223,10 @@ t.test('planClaim: a deleted key\'s etcd lease is revoked only when no key left 
   const p3 = planClaim(v4only, shared, me)
   t.same([p3.claims.map(c => c.subnet.text), p3.deletes, [...p3.oldLeases]], [['10.9.1.0/24'], ['/ferry/network/subnets/10.9.3.0-24'], ['7']])
   t.same([...p3.staleLeases], [], 'the reused key moves to the new lease, so nothing else holds 7: one revoke, as the old lease')
+  // The reused key's old lease also holds a key the claim leaves alone (IPv6, no longer routed): revoking
+  // it would delete that key long before its TTL.
+  const kept = await listOf([['10.9.1.0/24', encodeAttrs(me), '7'], ['fd00:9:0:1::/64', encodeAttrs(me), '7']])
+  const p4 = planClaim(v4only, kept, me)
+  t.same([p4.claims.map(c => c.subnet.text), p4.deletes, [...p4.oldLeases], [...p4.staleLeases]], [['10.9.1.0/24'], [], [], []],
+    'lease 7 still holds the IPv6 key: not revoked')
 })
