@@ -48,12 +48,12 @@ t.test('a missing object is kubectl\'s NotFound line: resource plural (group-qua
   t.same(await ctl(['get', 'svc', 'nope', 'web', '--ignore-not-found', '-o', 'name']), { code: 0, stdout: 'service/web\n', stderr: '' }, '--ignore-not-found')
 
   t.same(await ctl(['delete', 'svc', 'nope', 'web']), {
-    code: 1, stdout: 'service/default/web deleted\n', stderr: 'Error from server (NotFound): services "nope" not found\n',
+    code: 1, stdout: 'service "web" deleted from default namespace\n', stderr: 'Error from server (NotFound): services "nope" not found\n',
   }, 'delete NAME: the found one goes, the missing one is NotFound')
   t.same(await ctl(['delete', 'eps/nope', 'eps/gone', '--ignore-not-found']), { code: 0, stdout: '', stderr: '' })
   const file = join(dir, 'svc.yaml')
   t.same(await ctl(['delete', '-f', file, '-f', join(dir, 'node.yaml')]), {
-    code: 1, stdout: 'node/node-1 deleted\n', stderr: `Error from server (NotFound): error when deleting "${file}": services "web" not found\n`,
+    code: 1, stdout: 'node "node-1" deleted\n', stderr: `Error from server (NotFound): error when deleting "${file}": services "web" not found\n`,
   }, 'delete -f names the file, as kubectl delete -f does')
   t.same(await ctl(['delete', '-f', file, '--ignore-not-found']), { code: 0, stdout: '', stderr: '' })
   t.equal((await ctl(['delete', '-f', dir, '--ignore-not-found'])).code, 0)
@@ -195,7 +195,7 @@ t.test('get svc,eps (and TYPE/NAME of several types) lists each type in turn, as
   t.match(all.stderr, /^error: get: a resource cannot be retrieved by name across all namespaces/)
 
   t.same(await ctl(['delete', 'svc,eps', 'web', 'web-abc', '--ignore-not-found']), {
-    code: 0, stdout: 'service/default/web deleted\nendpointslice/default/web-abc deleted\n', stderr: '',
+    code: 0, stdout: 'service "web" deleted from default namespace\nendpointslice.discovery.k8s.io "web-abc" deleted from default namespace\n', stderr: '',
   }, 'delete takes the same forms')
   t.equal((await ctl(['delete', '-f', dir, '--ignore-not-found'])).code, 0)
 })
