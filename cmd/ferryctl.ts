@@ -183,8 +183,9 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
   const deleteNamed = async (args: string[]): Promise<number> => {
     if (v.filename !== undefined) throw new UsageError('delete: when -f is given, you may not specify resource arguments as well')
     if (v['all-namespaces'] === true) throw new UsageError('delete: -A applies to get only; name the namespace with -n')
-    const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
-    const { targets } = usage(() => parseResourceArgs('delete', args))
+    const { parseResourceArgs, uniqueTargets } = await import('../pkg/ctl/resource-args.js')
+    // One etcd transaction may not name a key twice, so a repeated object is deleted (and reported) once.
+    const targets = uniqueTargets(usage(() => parseResourceArgs('delete', args)).targets)
     if (targets.length === 0) throw new UsageError('delete: resource(s) were provided, but no name was specified')
     const { isNamespaced, keyForName } = await import('../pkg/etcd/keys.js')
     const store = await openStore()

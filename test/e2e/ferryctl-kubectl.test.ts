@@ -194,6 +194,9 @@ t.test('get svc,eps (and TYPE/NAME of several types) lists each type in turn, as
   t.equal(all.code, 1)
   t.match(all.stderr, /^error: get: a resource cannot be retrieved by name across all namespaces/)
 
+  t.same(await ctl(['get', 'svc/db', 'service/db', '-o', 'name']), { code: 0, stdout: 'service/db\nservice/db\n', stderr: '' }, 'a repeated object: once per mention, as kubectl')
+  t.same(await ctl(['delete', 'svc', 'db', 'db']), { code: 0, stdout: 'service "db" deleted from default namespace\n', stderr: '' }, 'delete acts on it once')
+
   t.same(await ctl(['delete', 'svc,eps', 'web', 'web-abc', '--ignore-not-found']), {
     code: 0, stdout: 'service "web" deleted from default namespace\nendpointslice.discovery.k8s.io "web-abc" deleted from default namespace\n', stderr: '',
   }, 'delete takes the same forms')

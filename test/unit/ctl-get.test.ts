@@ -92,6 +92,17 @@ t.test('named objects: kubectl\'s order, a new table whenever the type changes, 
   t.same(await run(store(objects), ['svc,eps', 'web'], { ignoreNotFound: true }), { code: 0, stdout: both.stdout, stderr: '' })
 })
 
+t.test('a repeated name or TYPE/NAME prints once per mention, as kubectl visits each argument', async t => {
+  const row = 'web    ClusterIP   10.96.0.10   <none>        80/TCP\n'
+  t.same(await run(store(objects), ['svc', 'web', 'web']), { code: 0, stdout: 'NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)\n' + row + row, stderr: '' })
+  t.same(await run(store(objects), ['svc/web', 'service/web'], { output: 'name' }), { code: 0, stdout: 'service/web\nservice/web\n', stderr: '' })
+  const json = JSON.parse((await run(store(objects), ['svc/web', 'svc/web'], { output: 'json' })).stdout) as { kind: string, items: KObject[] }
+  t.same([json.kind, json.items.length], ['List', 2], 'two mentions: a List of two')
+  t.same(await run(store(objects), ['svc', 'nope', 'nope']), {
+    code: 1, stdout: '', stderr: 'Error from server (NotFound): services "nope" not found\n'.repeat(2),
+  }, 'a missing one, once per mention')
+})
+
 t.test('-o name and -o json/yaml: one stream, one List, whatever the types', async t => {
   t.same(await run(store(objects), ['svc,eps,no'], { output: 'name' }), {
     code: 0, stdout: 'service/db\nservice/web\nendpointslice.discovery.k8s.io/web-abc\nnode/n1\n', stderr: '',
