@@ -172,11 +172,12 @@ t.test('get svc,eps (and TYPE/NAME of several types) lists each type in turn, as
   })
   const json = await ctl(['get', 'svc,eps', '-o', 'json'])
   t.equal(json.code, 0, json.stderr)
-  const list = JSON.parse(json.stdout) as { apiVersion: string, kind: string, items: Array<{ kind: string, metadata: { name: string } }> }
+  const list = JSON.parse(json.stdout) as { apiVersion: string, kind: string, items: Array<{ kind: string, metadata: { name: string } }>, metadata: unknown }
   t.same([list.apiVersion, list.kind, list.items.map(i => `${i.kind}/${i.metadata.name}`)], ['v1', 'List', ['Service/db', 'Service/web', 'EndpointSlice/web-abc']], 'one kind: List')
+  t.same([Object.keys(list), list.metadata], [['apiVersion', 'items', 'kind', 'metadata'], { resourceVersion: '' }], 'as kubectl prints a List it built')
   const yaml = await ctl(['get', 'svc/web', 'eps/web-abc', '-o', 'yaml'])
   t.equal(yaml.code, 0, yaml.stderr)
-  t.match(yaml.stdout, /^apiVersion: v1\nkind: List\nitems:\n {2}- apiVersion: v1\n {4}kind: Service\n[^]*\n {2}- apiVersion: discovery\.k8s\.io\/v1\n {4}kind: EndpointSlice\n/)
+  t.match(yaml.stdout, /^apiVersion: v1\nitems:\n {2}- apiVersion: v1\n {4}kind: Service\n[^]*\n {2}- apiVersion: discovery\.k8s\.io\/v1\n {4}kind: EndpointSlice\n[^]*\nkind: List\nmetadata:\n {2}resourceVersion: ""\n$/)
 
   const named = await ctl(['get', 'svc,eps', 'web', 'web-abc'])
   t.equal(named.code, 1, 'svc,eps web web-abc is svc/web svc/web-abc eps/web eps/web-abc')
