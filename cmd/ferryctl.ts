@@ -70,9 +70,11 @@ object is invalid nothing is written. get NAME... prints the objects it finds, t
 "Error from server (NotFound): <resource> "<name>" not found" (e.g. services "web") per missing name,
 and exits 1 if there was any.
 
-apply prints "<kind>/<namespace>/<name> created|configured|unchanged" per object on stdout, in input
-order; delete prints "<kind>/<namespace>/<name> deleted", and the same NotFound line on stderr (exit 1)
-for each that was not there (after -f, as kubectl: ...(NotFound): error when deleting "FILE": ...).
+apply prints kubectl's "<kind>/<name> created|configured|unchanged" per object on stdout, in input
+order (e.g. service/web created, endpointslice.discovery.k8s.io/web-abc unchanged); delete prints
+kubectl's '<kind> "<name>" deleted from <namespace> namespace' (nodes: 'node "node-1" deleted'), and
+the same NotFound line on stderr (exit 1) for each that was not there (after -f, as kubectl:
+...(NotFound): error when deleting "FILE": ...).
 Changes that fit one etcd transaction (--max-txn-ops operations, --max-request-bytes) are written
 atomically. Larger ones are written in consecutive transactions, with "applied N/M objects" progress
 and a summary on stderr; such a write is NOT atomic across transactions. If one fails, the objects
@@ -181,8 +183,9 @@ async function run (argv: string[], io: CtlIO): Promise<number> {
   const deleteNamed = async (args: string[]): Promise<number> => {
     if (v.filename !== undefined) throw new UsageError('delete: when -f is given, you may not specify resource arguments as well')
     if (v['all-namespaces'] === true) throw new UsageError('delete: -A applies to get only; name the namespace with -n')
-    const { parseResourceArgs } = await import('../pkg/ctl/resource-args.js')
-    const { targets } = usage(() => parseResourceArgs('delete', args))
+    const { parseResourceArgs, uniqueTargets } = await import('../pkg/ctl/resource-args.js')
+    // One etcd transaction may not name a key twice, so a repeated object is deleted (and reported) once.
+    const targets = uniqueTargets(usage(() => parseResourceArgs('delete', args)).targets)
     if (targets.length === 0) throw new UsageError('delete: resource(s) were provided, but no name was specified')
     const { isNamespaced, keyForName } = await import('../pkg/etcd/keys.js')
     const store = await openStore()
@@ -260,10 +263,9 @@ function progressTo (io: CtlIO, verb: string): (p: Progress) => void {
 }
 
 async function apply (store: Store, objects: KObject[], io: CtlIO): Promise<number> {
-  const { displayName } = await import('../pkg/etcd/keys.js')
+  const { appliedLine } = await import('../pkg/ctl/success.js')
   const { PartialWriteError } = await import('../pkg/etcd/store.js')
-  const line = (r: { object: KObject, action: string }): string =>
-    `${displayName({ kind: r.object.kind, namespace: r.object.metadata.namespace, name: r.object.metadata.name })} ${r.action}\n`
+  const line = (r: { object: KObject, action: string }): string => appliedLine({ kind: r.object.kind, name: r.object.metadata.name }, r.action)
   let txns = 0
   const progress = progressTo(io, 'applied')
   let results
@@ -286,13 +288,13 @@ async function apply (store: Store, objects: KObject[], io: CtlIO): Promise<numb
  * command line). A missing one is kubectl's NotFound line, naming the file as kubectl delete -f does.
  */
 async function del (store: Store, objects: ReadonlyArray<KObject | string>, ignoreNotFound: boolean, io: CtlIO, sources: readonly string[] = []): Promise<number> {
-  const { displayName } = await import('../pkg/etcd/keys.js')
+  const { deletedLine } = await import('../pkg/ctl/success.js')
   const { PartialWriteError } = await import('../pkg/etcd/store.js')
   const { notFound, notFoundLine } = await import('../pkg/ctl/not-found.js')
   let code = 0
   // Results come back in target order, so the i-th result is the i-th object and its source.
   const report = (results: Array<{ target: import('../pkg/etcd/keys.js').ParsedKey, deleted: boolean }>): void => {
-    io.stdout(results.filter(r => r.deleted).map(r => `${displayName(r.target)} deleted\n`).join(''))
+    io.stdout(results.filter(r => r.deleted).map(r => deletedLine(r.target)).join(''))
     const missing = results.flatMap((r, i) => r.deleted ? [] : [notFound({ ...r.target, source: sources[i] }, 'deleting')])
     if (!ignoreNotFound && missing.length > 0) {
       io.stderr(missing.map(notFoundLine).join(''))

@@ -76,12 +76,13 @@ function select (args: ResourceArgs, listed: ReadonlyMap<Kind, KObject[]>, nsFor
 /**
  * kubectl's -o json/yaml: the object itself when exactly one was named and found; else a List, even an
  * empty one, except that with --ignore-not-found nothing found prints nothing, and one missing named
- * object prints only its error.
+ * object prints only its error. kubectl builds that List itself, so it has no resourceVersion, yet
+ * prints the empty one; its keys come in kubectl's (sorted) order.
  */
 function document (found: KObject[], req: GetRequest): object | undefined {
   if (req.args.targets.length === 1) return found[0]
   if (found.length === 0 && req.ignoreNotFound) return undefined
-  return { apiVersion: 'v1', kind: 'List', items: found }
+  return { apiVersion: 'v1', items: found, kind: 'List', metadata: { resourceVersion: '' } }
 }
 
 /** One table per run of objects of one type, a blank line between; TYPE/NAME names when types are mixed. */

@@ -11,17 +11,47 @@ export function renderTable (header: Row, rows: Row[]): string {
   return all.map(r => r.map((c, i) => i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3)).join('').trimEnd()).join('\n') + '\n'
 }
 
-function serviceRow (s: Service): Row {
+const byBytes = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+
+/** kubectl clips the load-balancer part of EXTERNAL-IP to this many characters outside -o wide. */
+const LOAD_BALANCER_WIDTH = 16
+
+/**
+ * A LoadBalancer's ingress addresses as kubectl shows them: each entry's IP, else its hostname, each
+ * once, sorted, comma-separated; outside -o wide clipped to 16 characters, the last three "...".
+ */
+function loadBalancerAddresses (s: Service, wide: boolean): string {
+  const found = (s.status?.loadBalancer?.ingress ?? []).map(i => i.ip !== undefined && i.ip !== '' ? i.ip : i.hostname ?? '')
+  const text = [...new Set(found.filter(a => a !== ''))].sort(byBytes).join(',')
+  return !wide && text.length > LOAD_BALANCER_WIDTH ? `${text.slice(0, LOAD_BALANCER_WIDTH - 3)}...` : text
+}
+
+/**
+ * kubectl's EXTERNAL-IP: spec.externalIPs for ClusterIP and NodePort Services (their ingress is not
+ * shown); for a LoadBalancer its ingress addresses first, then spec.externalIPs (never clipped), or
+ * "<pending>" when it has neither; an ExternalName Service's name.
+ */
+function serviceExternalIP (s: Service, wide: boolean): string {
+  const external = s.spec.externalIPs ?? []
+  switch (s.spec.type) {
+    case 'ClusterIP':
+    case 'NodePort':
+      return external.length > 0 ? external.join(',') : '<none>'
+    case 'LoadBalancer': {
+      const lb = loadBalancerAddresses(s, wide)
+      if (external.length > 0) return [...(lb === '' ? [] : [lb]), ...external].join(',')
+      return lb === '' ? '<pending>' : lb
+    }
+    case 'ExternalName':
+      return s.spec.externalName ?? ''
+  }
+}
+
+function serviceRow (s: Service, wide: boolean): Row {
   const sp = s.spec
   const clusterIP = sp.type === 'ExternalName' ? '<none>' : (sp.clusterIP ?? '') === '' ? '<none>' : sp.clusterIP ?? '<none>'
-  const ingress = (s.status?.loadBalancer?.ingress ?? []).map(i => i.ip ?? i.hostname ?? '').filter(x => x !== '')
-  const external = [...(sp.externalIPs ?? []), ...ingress]
-  let ext: string
-  if (sp.type === 'ExternalName') ext = sp.externalName ?? '<none>'
-  else if (external.length > 0) ext = external.join(',')
-  else ext = sp.type === 'LoadBalancer' ? '<pending>' : '<none>'
   const ports = sp.ports.map(p => `${p.port}${p.nodePort !== undefined ? `:${p.nodePort}` : ''}/${p.protocol}`).join(',')
-  return [s.metadata.name, sp.type, clusterIP, ext, ports === '' ? '<none>' : ports]
+  return [s.metadata.name, sp.type, clusterIP, serviceExternalIP(s, wide), ports === '' ? '<none>' : ports]
 }
 
 function sliceRow (s: EndpointSlice): Row {
@@ -45,7 +75,7 @@ function podRow (p: Pod): Row {
 
 /** kubectl's labels.FormatLabels: k=v pairs in key order, comma-separated; "<none>" when there are none. */
 export function formatLabels (labels: Readonly<Record<string, string>> | undefined): string {
-  const keys = Object.keys(labels ?? {}).sort((a, b) => a < b ? -1 : a > b ? 1 : 0)
+  const keys = Object.keys(labels ?? {}).sort(byBytes)
   return keys.length === 0 ? '<none>' : keys.map(k => `${k}=${labels?.[k] ?? ''}`).join(',')
 }
 
@@ -81,9 +111,9 @@ function wideCells (o: KObject): Row {
   }
 }
 
-function cells (o: KObject): Row {
+function cells (o: KObject, wide: boolean): Row {
   switch (o.kind) {
-    case 'Service': return serviceRow(o)
+    case 'Service': return serviceRow(o, wide)
     case 'EndpointSlice': return sliceRow(o)
     case 'Node': return nodeRow(o)
     case 'Pod': return podRow(o)
@@ -107,7 +137,7 @@ export function formatTable (kind: Kind, objects: readonly KObject[], opts: Tabl
   const c = COLUMNS[kind]
   const ns = opts.withNamespace === true && kind !== 'Node'
   const rows = objects.map(o => {
-    const r = opts.wide === true ? [...cells(o), ...wideCells(o)] : cells(o)
+    const r = opts.wide === true ? [...cells(o, true), ...wideCells(o)] : cells(o, false)
     if (opts.withKind === true) r[0] = `${qualifiedKind(o.kind)}/${r[0] ?? ''}`
     return ns ? [o.metadata.namespace ?? '', ...r] : r
   })

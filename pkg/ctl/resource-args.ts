@@ -17,12 +17,13 @@ export const RESOURCE_LIST = 'services, endpointslices, nodes, pods'
 export interface Target { kind: Kind, name: string }
 
 export interface ResourceArgs {
-  /** The types named, in argument order, each once (`svc,services` is one type, as kubectl takes it). */
+  /** The types named, in argument order, each once (`svc,services` is one type, as kubectl lists it). */
   kinds: Kind[]
   /**
-   * The objects named, each once, in the order kubectl visits them: `TYPE1,TYPE2 A B` is each type's
-   * names in turn (kubectl rewrites it as TYPE1/A TYPE1/B TYPE2/A TYPE2/B); TYPE/NAME arguments as
-   * given. Empty: every object of `kinds`.
+   * The objects named, in the order kubectl visits them: `TYPE1,TYPE2 A B` is each type's names in turn
+   * (kubectl rewrites it as TYPE1/A TYPE1/B TYPE2/A TYPE2/B); TYPE/NAME arguments as given. A repeated
+   * name or TYPE/NAME is kept: kubectl fetches (and prints) it once per mention. Empty: every object of
+   * `kinds`.
    */
   targets: Target[]
 }
@@ -33,10 +34,15 @@ function kindOf (verb: string, resource: string): Kind {
   return kind
 }
 
-/** `svc,eps` → [Service, EndpointSlice]; each kind once, in order. */
-function kindsOf (verb: string, types: string): Kind[] {
-  return [...new Set(types.split(',').map(r => kindOf(verb, r)))]
+/**
+ * `svc,eps` → its type names, each spelling once, as kubectl splits them: `svc,svc` is one type, but
+ * `svc,services` two spellings of one, which kubectl lists once yet visits twice by name.
+ */
+function typesOf (verb: string, types: string): Array<{ kind: Kind, spelling: string }> {
+  return [...new Set(types.split(','))].map(spelling => ({ kind: kindOf(verb, spelling), spelling }))
 }
+
+const uniqueKinds = (kinds: readonly Kind[]): Kind[] => [...new Set(kinds)]
 
 /** Throws FERRY_ERR_CONFIG for a usage mistake, with kubectl's wording where kubectl has one. */
 export function parseResourceArgs (verb: string, args: readonly string[]): ResourceArgs {
@@ -48,9 +54,9 @@ export function parseResourceArgs (verb: string, args: readonly string[]): Resou
       throw new FerryError('FERRY_ERR_CONFIG', `${verb}: there is no need to specify a resource type as a separate argument when passing arguments in resource/name form ` +
         `(e.g. 'ferryctl ${verb} ${misplaced}' instead of 'ferryctl ${verb} ${first} ${misplaced}')`)
     }
-    const kinds = kindsOf(verb, first)
+    const types = typesOf(verb, first)
     const names = checkNames(verb, rest)
-    return { kinds, targets: kinds.flatMap(kind => names.map(name => ({ kind, name }))) }
+    return { kinds: uniqueKinds(types.map(t => t.kind)), targets: types.flatMap(({ kind }) => names.map(name => ({ kind, name }))) }
   }
   const targets = args.map(a => {
     const slash = a.indexOf('/')
@@ -60,15 +66,19 @@ export function parseResourceArgs (verb: string, args: readonly string[]): Resou
     return { kind: kindOf(verb, a.slice(0, slash)), name: a.slice(slash + 1) }
   })
   checkNames(verb, targets.map(t => t.name))
-  // `svc/web service/web` is one object, shown (or deleted) once: the first mention keeps its place.
-  const unique: Target[] = []
-  for (const t of targets) if (!unique.some(u => u.kind === t.kind && u.name === t.name)) unique.push(t)
-  return { kinds: [...new Set(unique.map(t => t.kind))], targets: unique }
+  return { kinds: uniqueKinds(targets.map(t => t.kind)), targets }
 }
 
-/** Each name once; names never hold "/" (DNS-1123), so one that does would make a key outside the layout. */
+/** Each mention of the same object once, the first keeping its place: what delete acts on. */
+export function uniqueTargets (targets: readonly Target[]): Target[] {
+  const unique: Target[] = []
+  for (const t of targets) if (!unique.some(u => u.kind === t.kind && u.name === t.name)) unique.push(t)
+  return unique
+}
+
+/** Names never hold "/" (DNS-1123), so one that does would make a key outside the layout. */
 function checkNames (verb: string, names: readonly string[]): string[] {
   const bad = names.find(n => n === '' || n.includes('/'))
   if (bad !== undefined) throw new FerryError('FERRY_ERR_CONFIG', `${verb}: invalid name ${JSON.stringify(bad)}`)
-  return [...new Set(names)]
+  return [...names]
 }

@@ -48,12 +48,12 @@ t.test('a missing object is kubectl\'s NotFound line: resource plural (group-qua
   t.same(await ctl(['get', 'svc', 'nope', 'web', '--ignore-not-found', '-o', 'name']), { code: 0, stdout: 'service/web\n', stderr: '' }, '--ignore-not-found')
 
   t.same(await ctl(['delete', 'svc', 'nope', 'web']), {
-    code: 1, stdout: 'service/default/web deleted\n', stderr: 'Error from server (NotFound): services "nope" not found\n',
+    code: 1, stdout: 'service "web" deleted from default namespace\n', stderr: 'Error from server (NotFound): services "nope" not found\n',
   }, 'delete NAME: the found one goes, the missing one is NotFound')
   t.same(await ctl(['delete', 'eps/nope', 'eps/gone', '--ignore-not-found']), { code: 0, stdout: '', stderr: '' })
   const file = join(dir, 'svc.yaml')
   t.same(await ctl(['delete', '-f', file, '-f', join(dir, 'node.yaml')]), {
-    code: 1, stdout: 'node/node-1 deleted\n', stderr: `Error from server (NotFound): error when deleting "${file}": services "web" not found\n`,
+    code: 1, stdout: 'node "node-1" deleted\n', stderr: `Error from server (NotFound): error when deleting "${file}": services "web" not found\n`,
   }, 'delete -f names the file, as kubectl delete -f does')
   t.same(await ctl(['delete', '-f', file, '--ignore-not-found']), { code: 0, stdout: '', stderr: '' })
   t.equal((await ctl(['delete', '-f', dir, '--ignore-not-found'])).code, 0)
@@ -172,11 +172,12 @@ t.test('get svc,eps (and TYPE/NAME of several types) lists each type in turn, as
   })
   const json = await ctl(['get', 'svc,eps', '-o', 'json'])
   t.equal(json.code, 0, json.stderr)
-  const list = JSON.parse(json.stdout) as { apiVersion: string, kind: string, items: Array<{ kind: string, metadata: { name: string } }> }
+  const list = JSON.parse(json.stdout) as { apiVersion: string, kind: string, items: Array<{ kind: string, metadata: { name: string } }>, metadata: unknown }
   t.same([list.apiVersion, list.kind, list.items.map(i => `${i.kind}/${i.metadata.name}`)], ['v1', 'List', ['Service/db', 'Service/web', 'EndpointSlice/web-abc']], 'one kind: List')
+  t.same([Object.keys(list), list.metadata], [['apiVersion', 'items', 'kind', 'metadata'], { resourceVersion: '' }], 'as kubectl prints a List it built')
   const yaml = await ctl(['get', 'svc/web', 'eps/web-abc', '-o', 'yaml'])
   t.equal(yaml.code, 0, yaml.stderr)
-  t.match(yaml.stdout, /^apiVersion: v1\nkind: List\nitems:\n {2}- apiVersion: v1\n {4}kind: Service\n[^]*\n {2}- apiVersion: discovery\.k8s\.io\/v1\n {4}kind: EndpointSlice\n/)
+  t.match(yaml.stdout, /^apiVersion: v1\nitems:\n {2}- apiVersion: v1\n {4}kind: Service\n[^]*\n {2}- apiVersion: discovery\.k8s\.io\/v1\n {4}kind: EndpointSlice\n[^]*\nkind: List\nmetadata:\n {2}resourceVersion: ""\n$/)
 
   const named = await ctl(['get', 'svc,eps', 'web', 'web-abc'])
   t.equal(named.code, 1, 'svc,eps web web-abc is svc/web svc/web-abc eps/web eps/web-abc')
@@ -194,8 +195,11 @@ t.test('get svc,eps (and TYPE/NAME of several types) lists each type in turn, as
   t.equal(all.code, 1)
   t.match(all.stderr, /^error: get: a resource cannot be retrieved by name across all namespaces/)
 
+  t.same(await ctl(['get', 'svc/db', 'service/db', '-o', 'name']), { code: 0, stdout: 'service/db\nservice/db\n', stderr: '' }, 'a repeated object: once per mention, as kubectl')
+  t.same(await ctl(['delete', 'svc', 'db', 'db']), { code: 0, stdout: 'service "db" deleted from default namespace\n', stderr: '' }, 'delete acts on it once')
+
   t.same(await ctl(['delete', 'svc,eps', 'web', 'web-abc', '--ignore-not-found']), {
-    code: 0, stdout: 'service/default/web deleted\nendpointslice/default/web-abc deleted\n', stderr: '',
+    code: 0, stdout: 'service "web" deleted from default namespace\nendpointslice.discovery.k8s.io "web-abc" deleted from default namespace\n', stderr: '',
   }, 'delete takes the same forms')
   t.equal((await ctl(['delete', '-f', dir, '--ignore-not-found'])).code, 0)
 })

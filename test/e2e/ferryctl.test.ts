@@ -78,7 +78,7 @@ t.test('apply a directory, get, delete', async t => {
   const applied = await ctl(['apply', '-f', dir])
   t.equal(applied.code, 0, applied.stderr)
   t.equal(applied.stdout, [
-    'service/default/web created', 'service/shop/lb created', 'endpointslice/default/web-abc created',
+    'service/web created', 'service/lb created', 'endpointslice.discovery.k8s.io/web-abc created',
     'node/node-1 created', 'node/node-2 created', '',
   ].join('\n'), 'files in name order, non-recursive')
   t.same(await keys(), [
@@ -86,7 +86,7 @@ t.test('apply a directory, get, delete', async t => {
     '/ferry/v1/services/default/web', '/ferry/v1/services/shop/lb',
   ])
   const again = await ctl(['apply', '-f', join(dir, '10-web.yaml')])
-  t.equal(again.stdout, 'service/default/web unchanged\nservice/shop/lb unchanged\n')
+  t.equal(again.stdout, 'service/web unchanged\nservice/lb unchanged\n', 'kubectl\'s words: kind/name, no namespace')
 
   const table = await ctl(['get', 'services'])
   t.equal(table.code, 0, table.stderr)
@@ -132,7 +132,7 @@ t.test('apply a directory, get, delete', async t => {
 
   const deleted = await ctl(['delete', '-f', join(dir, '10-web.yaml')])
   t.equal(deleted.code, 0, deleted.stderr)
-  t.equal(deleted.stdout, 'service/default/web deleted\nservice/shop/lb deleted\n')
+  t.equal(deleted.stdout, 'service "web" deleted from default namespace\nservice "lb" deleted from shop namespace\n', 'kubectl\'s delete words')
   const gone = await ctl(['delete', '-f', join(dir, '10-web.yaml')])
   t.equal(gone.code, 1)
   t.match(gone.stderr, /^Error from server \(NotFound\): error when deleting ".*10-web\.yaml": services "web" not found\n/)
@@ -273,13 +273,13 @@ t.test('delete TYPE NAME... and TYPE/NAME... (kubectl delete svc web): missing o
   const dir = t.testdir({ 'svcs.yaml': web + '---\n' + db + '---\n' + lb, 'slice.json': JSON.stringify(slice), 'nodes.yaml': nodeList })
   t.equal((await ctl(['apply', '-f', dir])).code, 0)
 
-  t.same(await ctl(['delete', 'svc', 'web', 'db']), { code: 0, stdout: 'service/default/web deleted\nservice/default/db deleted\n', stderr: '' })
-  t.same(await ctl(['delete', 'service/lb', '-n', 'shop']), { code: 0, stdout: 'service/shop/lb deleted\n', stderr: '' }, '-n names the namespace')
+  t.same(await ctl(['delete', 'svc', 'web', 'db']), { code: 0, stdout: 'service "web" deleted from default namespace\nservice "db" deleted from default namespace\n', stderr: '' })
+  t.same(await ctl(['delete', 'service/lb', '-n', 'shop']), { code: 0, stdout: 'service "lb" deleted from shop namespace\n', stderr: '' }, '-n names the namespace')
   const names = (await ctl(['get', 'eps', '-o', 'name'])).stdout.trim().split('\n')
-  t.same(await ctl(['delete', ...names]), { code: 0, stdout: 'endpointslice/default/web-abc deleted\n', stderr: '' }, 'get -o name feeds delete')
+  t.same(await ctl(['delete', ...names]), { code: 0, stdout: 'endpointslice.discovery.k8s.io "web-abc" deleted from default namespace\n', stderr: '' }, 'get -o name feeds delete')
   t.same(await ctl(['delete', 'nodes', 'node-1', 'nope']),
-    { code: 1, stdout: 'node/node-1 deleted\n', stderr: 'Error from server (NotFound): nodes "nope" not found\n' }, 'the found ones go, the missing fail the command')
-  t.same(await ctl(['delete', 'no/node-2', 'no/nope', '--ignore-not-found']), { code: 0, stdout: 'node/node-2 deleted\n', stderr: '' })
+    { code: 1, stdout: 'node "node-1" deleted\n', stderr: 'Error from server (NotFound): nodes "nope" not found\n' }, 'the found ones go, the missing fail the command')
+  t.same(await ctl(['delete', 'no/node-2', 'no/nope', '--ignore-not-found']), { code: 0, stdout: 'node "node-2" deleted\n', stderr: '' })
   t.same(await keys(), [])
 
   const noName = await ctl(['delete', 'svc'])
@@ -296,9 +296,9 @@ t.test('delete TYPE NAME... and TYPE/NAME... (kubectl delete svc web): missing o
 t.test('apply/delete -R (--recursive) read nested directories, as kubectl; without it they are skipped', async t => {
   const dir = t.testdir({ 'web.yaml': web, shop: { 'lb.yaml': lb, nodes: { 'nodes.yml': nodeList } }, '.git': { 'x.yaml': 'not: [read' } })
   t.same(await ctl(['apply', '-f', dir, '-R']), {
-    code: 0, stdout: 'service/shop/lb created\nnode/node-1 created\nnode/node-2 created\nservice/default/web created\n', stderr: '',
+    code: 0, stdout: 'service/lb created\nnode/node-1 created\nnode/node-2 created\nservice/web created\n', stderr: '',
   }, 'depth first in name order (kubectl\'s walk), dot-directories skipped')
-  t.equal((await ctl(['apply', '-f', dir])).stdout, 'service/default/web unchanged\n', 'not recursive without -R')
+  t.equal((await ctl(['apply', '-f', dir])).stdout, 'service/web unchanged\n', 'not recursive without -R')
   t.equal((await ctl(['delete', '--recursive', '-f', dir])).code, 0)
   t.same(await keys(), [])
   const get = await ctl(['get', 'svc', '-R'])

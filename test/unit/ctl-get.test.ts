@@ -92,6 +92,17 @@ t.test('named objects: kubectl\'s order, a new table whenever the type changes, 
   t.same(await run(store(objects), ['svc,eps', 'web'], { ignoreNotFound: true }), { code: 0, stdout: both.stdout, stderr: '' })
 })
 
+t.test('a repeated name or TYPE/NAME prints once per mention, as kubectl visits each argument', async t => {
+  const row = 'web    ClusterIP   10.96.0.10   <none>        80/TCP\n'
+  t.same(await run(store(objects), ['svc', 'web', 'web']), { code: 0, stdout: 'NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)\n' + row + row, stderr: '' })
+  t.same(await run(store(objects), ['svc/web', 'service/web'], { output: 'name' }), { code: 0, stdout: 'service/web\nservice/web\n', stderr: '' })
+  const json = JSON.parse((await run(store(objects), ['svc/web', 'svc/web'], { output: 'json' })).stdout) as { kind: string, items: KObject[] }
+  t.same([json.kind, json.items.length], ['List', 2], 'two mentions: a List of two')
+  t.same(await run(store(objects), ['svc', 'nope', 'nope']), {
+    code: 1, stdout: '', stderr: 'Error from server (NotFound): services "nope" not found\n'.repeat(2),
+  }, 'a missing one, once per mention')
+})
+
 t.test('-o name and -o json/yaml: one stream, one List, whatever the types', async t => {
   t.same(await run(store(objects), ['svc,eps,no'], { output: 'name' }), {
     code: 0, stdout: 'service/db\nservice/web\nendpointslice.discovery.k8s.io/web-abc\nnode/n1\n', stderr: '',
@@ -100,18 +111,21 @@ t.test('-o name and -o json/yaml: one stream, one List, whatever the types', asy
   const list = JSON.parse(json.stdout) as { apiVersion: string, kind: string, items: KObject[] }
   t.same([list.apiVersion, list.kind, list.items.map(o => `${o.kind}/${o.metadata.name}`)], ['v1', 'List', ['Service/db', 'Service/web', 'EndpointSlice/web-abc']])
   const yaml = await run(store(objects), ['svc/web', 'eps/web-abc'], { output: 'yaml' })
-  t.match(yaml.stdout, /^apiVersion: v1\nkind: List\nitems:\n {2}- apiVersion: v1\n {4}kind: Service\n/)
+  t.match(yaml.stdout, /^apiVersion: v1\nitems:\n {2}- apiVersion: v1\n {4}kind: Service\n/)
+  t.match(yaml.stdout, /\nkind: List\nmetadata:\n {2}resourceVersion: ""\n$/, 'kubectl\'s List: kind, then metadata with an empty resourceVersion')
   t.match(yaml.stdout, /\n {2}- apiVersion: discovery\.k8s\.io\/v1\n {4}kind: EndpointSlice\n/)
   const one = JSON.parse((await run(store(objects), ['svc/web'], { output: 'json' })).stdout) as KObject
   t.equal(one.kind, 'Service', 'one named object: the object itself')
   t.same(JSON.parse((await run(store(objects), ['svc', 'web', 'nope'], { output: 'json' })).stdout).items.length, 1, 'two named, one found: a List')
   const none = await run(store(objects), ['svc,eps', 'nope'], { output: 'json' })
-  t.same([none.code, JSON.parse(none.stdout)], [1, { apiVersion: 'v1', kind: 'List', items: [] }], 'none of several found: an empty List, as kubectl')
+  t.same([none.code, JSON.parse(none.stdout)], [1, { apiVersion: 'v1', items: [], kind: 'List', metadata: { resourceVersion: '' } }], 'none of several found: an empty List, as kubectl')
   t.equal(none.stderr.split('\n').length - 1, 2)
   t.same(await run(store(objects), ['svc/nope'], { output: 'json' }), { code: 1, stdout: '', stderr: 'Error from server (NotFound): services "nope" not found\n' },
     'one named, missing: only the error')
   t.same(await run(store(objects), ['svc,eps', 'nope'], { output: 'json', ignoreNotFound: true }), { code: 0, stdout: '', stderr: '' })
-  t.same(await run(store([]), ['pods'], { output: 'json' }), { code: 0, stdout: '{\n  "apiVersion": "v1",\n  "kind": "List",\n  "items": []\n}\n', stderr: '' })
+  t.same(await run(store([]), ['pods'], { output: 'json' }), {
+    code: 0, stdout: '{\n  "apiVersion": "v1",\n  "items": [],\n  "kind": "List",\n  "metadata": {\n    "resourceVersion": ""\n  }\n}\n', stderr: '',
+  }, 'kubectl\'s List: keys in its order, metadata.resourceVersion ""')
 })
 
 t.test('nothing found: one "No resources found" for all the types, none with --ignore-not-found', async t => {

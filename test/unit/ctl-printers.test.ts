@@ -21,14 +21,39 @@ t.test('service columns by type', async t => {
       { status: { loadBalancer: { ingress: [{ ip: '203.0.113.7' }, { hostname: 'lb.example.com' }] } } }),
     svc('noports', { clusterIP: 'None' }),
   ]).split('\n')
-  t.equal(rows[0], 'NAME         TYPE           CLUSTER-IP   EXTERNAL-IP                            PORT(S)')
+  t.equal(rows[0], 'NAME         TYPE           CLUSTER-IP   EXTERNAL-IP                  PORT(S)')
   // In the order given: the caller orders (a list in key order, named objects in argument order).
   t.match(rows[1], /^plain\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+80\/TCP$/)
   t.match(rows[2], /^headless\s+ClusterIP\s+None\s+<none>\s+80\/TCP,53\/UDP$/)
   t.match(rows[3], /^ext\s+ExternalName\s+<none>\s+db\.example\.com\s+<none>$/)
   t.match(rows[4], /^lb-pending\s+LoadBalancer\s+10\.96\.0\.2\s+<pending>\s+443:30443\/TCP$/)
-  t.match(rows[5], /^lb\s+LoadBalancer\s+10\.96\.0\.3\s+192\.0\.2\.1,203\.0\.113\.7,lb\.example\.com\s+443\/TCP$/)
+  t.match(rows[5], /^lb\s+LoadBalancer\s+10\.96\.0\.3\s+203\.0\.113\.7,l\.\.\.,192\.0\.2\.1\s+443\/TCP$/, 'ingress (clipped) before externalIPs')
   t.match(rows[6], /^noports\s+ClusterIP\s+None\s+<none>\s+<none>$/)
+})
+
+t.test('EXTERNAL-IP as kubectl\'s printer has it: ingress first, sorted and once, clipped to 16 outside -o wide', async t => {
+  const ingress = (...xs: Array<{ ip?: string, hostname?: string }>): Record<string, unknown> => ({ status: { loadBalancer: { ingress: xs } } })
+  const cases: Array<[string, Record<string, unknown>, Record<string, unknown>, string, string]> = [
+    // [what, spec, extra, table cell, -o wide cell]
+    ['ClusterIP: externalIPs only, ingress not shown', { externalIPs: ['192.0.2.1', '192.0.2.2'] }, ingress({ ip: '203.0.113.7' }), '192.0.2.1,192.0.2.2', '192.0.2.1,192.0.2.2'],
+    ['ClusterIP with ingress and no externalIPs', {}, ingress({ ip: '203.0.113.7' }), '<none>', '<none>'],
+    ['NodePort', { type: 'NodePort', ports: [{ port: 80, nodePort: 30080 }] }, {}, '<none>', '<none>'],
+    ['LoadBalancer, nothing yet', { type: 'LoadBalancer' }, {}, '<pending>', '<pending>'],
+    ['LoadBalancer, externalIPs only', { type: 'LoadBalancer', externalIPs: ['192.0.2.1'] }, {}, '192.0.2.1', '192.0.2.1'],
+    ['16 characters: not clipped (sorted as bytes)', { type: 'LoadBalancer' }, ingress({ ip: '10.0.0.1' }, { ip: '1.0.0.2' }), '1.0.0.2,10.0.0.1', '1.0.0.2,10.0.0.1'],
+    ['17: the first 13 and "..."', { type: 'LoadBalancer' }, ingress({ ip: '10.0.0.2' }, { ip: '10.0.0.1' }), '10.0.0.1,10.0...', '10.0.0.1,10.0.0.2'],
+    ['one address', { type: 'LoadBalancer' }, ingress({ ip: '10.0.0.22' }, { ip: '10.0.0.22' }), '10.0.0.22', '10.0.0.22'],
+    ['sorted, each once, hostname when no IP', { type: 'LoadBalancer', externalIPs: ['192.0.2.9'] },
+      ingress({ ip: '10.1.0.2' }, { hostname: 'a.example' }, { hostname: 'b.example' }, { ip: '10.1.0.2' }),
+      '10.1.0.2,a.ex...,192.0.2.9', '10.1.0.2,a.example,b.example,192.0.2.9'],
+    ['ExternalName', { type: 'ExternalName', externalName: 'db.example.com' }, {}, 'db.example.com', 'db.example.com'],
+  ]
+  for (const [what, spec, extra, cell, wideCell] of cases) {
+    const o = svc('s', { clusterIP: '10.96.0.1', ports: [{ port: 80 }], ...spec }, extra)
+    const column = (wide: boolean): string => (formatTable('Service', [o], { wide }).split('\n')[1] ?? '').split(/ {3,}/)[3] ?? ''
+    t.equal(column(false), cell, what)
+    t.equal(column(true), wideCell, `${what} (-o wide)`)
+  }
 })
 
 t.test('slices, nodes, pods; -A adds NAMESPACE except for nodes', async t => {
