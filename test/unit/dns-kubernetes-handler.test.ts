@@ -84,10 +84,6 @@ const rows: Row[] = [
   [`ext.${S}`, 'CNAME', positive(`ext.${S} 5 CNAME example.com`)],
   [`ext.${S}`, 'SRV', NODATA],
   [`ext.${S}`, 'TXT', NODATA],
-  // PTR on a forward name lists the Records items that are names (backend_lookup.go PTR via reverse.go
-  // Reverse): only an ExternalName's target is one.
-  [`ext.${S}`, 'PTR', positive(`ext.${S} 5 PTR example.com`)],
-  [`extin.${S}`, 'PTR', positive(`extin.${S} 5 PTR web.shop.svc.cluster.local`)],
   [`_http._tcp.ext.${S}`, 'SRV', NXDOMAIN],
   [`x.ext.${S}`, 'A', NXDOMAIN],
   [`extip.${S}`, 'A', NXDOMAIN],

@@ -2,10 +2,9 @@
 // <svc>.<ns>.svc.<zone> with its answers, and the addresses it claims for PTR. Pure; the index calls it
 // for the one Service that changed (CoreDNS findServices, DNS.md §1.3–§1.6, §2.6, §2.8–§2.10).
 import type { EndpointSlice, Service } from '../../api/types.js'
-import { TYPE } from '../message.js'
 import type { Answer } from '../message.js'
 import { endpointLabel, ipFamily } from './names.js'
-import { cnameAnswer, itemAnswers, ptrAnswer } from './records.js'
+import { cnameAnswer, itemAnswers } from './records.js'
 import type { Item } from './records.js'
 
 /** A port as CoreDNS matches it: name and protocol lower-cased ("" when unnamed). */
@@ -76,9 +75,7 @@ export function buildServiceView (namespace: string, name: string, svc: Service 
     const target = (svc.spec.externalName ?? '').replace(/\.$/, '')
     // An IP as externalName is not a CNAME: CoreDNS then has nothing for the name (NXDOMAIN).
     if (target !== '' && ipFamily(target) === 0) {
-      // PTR at the name gives the target too: CoreDNS's PTR lists every Records item that is a name.
-      const answers = new Map([[TYPE.CNAME, cnameAnswer(svcName, target, ttl)], [TYPE.PTR, ptrAnswer(svcName, [target], ttl)]])
-      names.set(svcName, { answers, externalName: target })
+      names.set(svcName, { answers: new Map([[5, cnameAnswer(svcName, target, ttl)]]), externalName: target })
     }
     return { svcName, names, primary, clusterIPs, endpointPtrs }
   }
