@@ -186,7 +186,8 @@ export class EndpointsChangeTracker {
       // Same as applied: drop any pending change for this slice.
       if (change === undefined) return
       change.slices.delete(sliceName)
-      change.triggers?.delete(sliceName)
+      if (slice === null) change.triggers = undefined // a removal: see below
+      else change.triggers?.delete(sliceName)
       if (change.slices.size === 0) this.pending.delete(svc)
       return
     }
@@ -195,9 +196,9 @@ export class EndpointsChangeTracker {
       this.pending.set(svc, change)
     }
     change.slices.set(sliceName, slice)
-    // A removed slice's annotation dates from its last update, not from the removal (kube-proxy ignores
-    // it too); the times of its earlier pending updates stay, as kube-proxy keeps them.
-    if (slice === null) return
+    // A removed slice's annotation dates from its last update, not from the removal. kube-proxy then drops
+    // every pending trigger time of the Service, and so does ferry: its change counts from receipt.
+    if (slice === null) { change.triggers = undefined; return }
     const at = lastChangeTriggerTime(slice.metadata)
     if (at === undefined || at <= this.startedAt) return
     // Every update is one observation, superseded or not, as kube-proxy's LastChangeTriggerTimes.

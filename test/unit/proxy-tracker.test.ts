@@ -336,11 +336,12 @@ t.test('EndpointsChangeTracker', async t => {
     tr.update(undefined, slice({ name: 'svc1-c', endpoints: [sliceEp('10.180.0.5')] }))
     t.equal(tr.programmingStarts().firstUntriggeredAt, 5000, 'an untriggered slice of svc1 counts from svc1\'s receipt')
     tr.update(slice({ name: 'svc1-c', endpoints: [sliceEp('10.180.0.5')] }), undefined)
-    tr.update(triggered(slice({ name: 'svc1-b', endpoints: [sliceEp('10.180.0.4')] }), 2000), undefined)
-    t.same(tr.programmingStarts().triggers, [3000, 4000], 'a change dropped before apply takes its trigger time along')
+    t.same(tr.programmingStarts(), { triggers: [], covered: new Set(), firstUntriggeredAt: 5000 },
+      'a removal, even of a slice never applied, drops every pending trigger time of its Service, as kube-proxy does: svc1 counts from receipt')
+    tr.update(undefined, triggered(slice({ name: 'svc1-d', endpoints: [sliceEp('10.180.0.6')] }), 5250))
+    t.same(tr.programmingStarts().triggers, [5250], 'a later update of the Service records its time again')
     tr.update(triggered(slice({ name: 'svc1-a', endpoints: [sliceEp('10.180.0.3')] }), 4000), undefined)
-    t.same(tr.programmingStarts(), { triggers: [3000, 4000], covered: new Set(['ns1/svc1']), firstUntriggeredAt: 5200 },
-      'a removal keeps the trigger times of the slice\'s earlier pending updates, as kube-proxy does: svc1 no longer counts from receipt')
+    t.same(tr.programmingStarts(), { triggers: [], covered: new Set(), firstUntriggeredAt: 5000 }, 'the removal of an applied slice too')
     tr.apply(new Map())
     t.same(tr.programmingStarts(), { triggers: [], covered: new Set(), firstUntriggeredAt: undefined })
     c.set(6000)
