@@ -43,6 +43,9 @@ export interface CniServerOptions {
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 
 /** Counting semaphore: run() waits for a free slot. */
+/** What a queued verb whose front has gone returns instead of running. */
+const ABANDONED = { code: 11, stdout: '' }
+
 class Slots {
   private free: number
   private readonly waiting: Array<() => void> = []
@@ -156,7 +159,15 @@ export class CniServer {
       return
     }
     const command = req.env.get('CNI_COMMAND') ?? ''
+    // A front that gave up waiting (FERRY_CNI_TIMEOUT) has closed: a verb still queued then must not run,
+    // since the runtime's cleanup DEL may already have run (a late ADD would leak its IP and chains).
+    let gone = false
+    socket.once('end', () => { gone = true })
+    socket.once('close', () => { gone = true })
+    socket.on('data', () => { /* nothing more is expected; reading only to see the end */ })
+    socket.resume()
     const work = this.slots.run(async () => {
+      if (gone) return ABANDONED
       this.running++
       try { return await this.o.run(req) } finally { this.running-- }
     }).catch((e: unknown): { code: number, stdout: string } => {
@@ -164,6 +175,7 @@ export class CniServer {
       this.o.log.error('CNI verb failed outside the plugin', { command, err: e })
       return { code: 1, stdout: JSON.stringify({ cniVersion: '1.1.0', code: 999, msg: `ferryd: ${e instanceof Error ? e.message : String(e)}` }) }
     }).then(r => {
+      if (r === ABANDONED) { this.o.log.debug('CNI request dropped: its front gave up before a slot was free', { command, containerID: req.env.get('CNI_CONTAINERID') }); return }
       this.o.metrics?.served(command, r.code)
       this.o.log.debug('CNI request served', { command, containerID: req.env.get('CNI_CONTAINERID'), code: r.code })
       if (!socket.destroyed) socket.end(encodeResponse(r.code, r.stdout))

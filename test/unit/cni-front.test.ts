@@ -129,9 +129,12 @@ t.test('a hung ferryd that still accepts: a bounded wait, then 11 (50 for STATUS
     ['STATUS', { FERRY_CNI_TIMEOUT: '1' }, 50, 'plugin not available'],
     ['ADD', { FERRY_CNI_TIMEOUT: '0.5' }, 11, 'try again later'],
     ['DEL', { FERRY_CNI_TIMEOUT: '1' }, 11, 'try again later'],
-    ['STATUS', {}, 50, 'plugin not available'], // the default: 10 s
-    ['GC', { FERRY_CNI_TIMEOUT: 'soon' }, 11, 'try again later'], // malformed: the default
-    ['CHECK', { FERRY_CNI_TIMEOUT: '0' }, 11, 'try again later'], // zero would poll: the default
+    ['GC', { FERRY_CNI_TIMEOUT: '1' }, 11, 'try again later'],
+    ['CHECK', { FERRY_CNI_TIMEOUT: '1' }, 11, 'try again later'],
+    ['STATUS', {}, 50, 'plugin not available'], // STATUS's default: 10 s (60 for the others)
+    ['STATUS', { FERRY_CNI_TIMEOUT: 'soon' }, 50, 'plugin not available'], // malformed: the default
+    ['STATUS', { FERRY_CNI_TIMEOUT: '0' }, 50, 'plugin not available'], // zero would poll: the default
+    ['STATUS', { FERRY_CNI_TIMEOUT: '99999999999999999999' }, 50, 'plugin not available'], // read -t may refuse it: the default
   ]
   const runs = await Promise.all(cases.map(async ([cmd, env]) => await run({ CNI_COMMAND: cmd, FERRY_CNI_SERVER_FILE: f, ...env }, conf, 'bash', 15_000)))
   for (const [i, [cmd, env, code, msg]] of cases.entries()) {

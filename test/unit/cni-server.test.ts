@@ -121,6 +121,31 @@ t.test('at most maxConcurrent verbs run at once; the rest wait in line and are a
   t.equal(peak, 3)
 })
 
+t.test('a verb still queued when its front gives up (closes) is dropped, never run', async t => {
+  // The front answers 11 after FERRY_CNI_TIMEOUT and the runtime runs its cleanup DEL: a late ADD would
+  // then allocate an IP and chains nobody releases.
+  let release: () => void = () => {}
+  const h = await start(t, { maxConcurrent: 1 }, async req => {
+    if (req.env.get('CNI_CONTAINERID') === 'busy') await new Promise<void>(resolve => { release = resolve })
+    return { code: 0, stdout: req.env.get('CNI_CONTAINERID') ?? '' }
+  })
+  const busy = send(h.port, add(TOKEN, 'busy'))
+  while (h.ran.length === 0) await new Promise(resolve => setTimeout(resolve, 5))
+  const quitter = connect(h.port, '127.0.0.1')
+  quitter.on('error', () => {})
+  quitter.write(add(TOKEN, 'gave-up'))
+  const patient = send(h.port, add(TOKEN, 'patient'))
+  while (h.server.stats().queued < 2) await new Promise(resolve => setTimeout(resolve, 5))
+  quitter.destroy()
+  await new Promise(resolve => setTimeout(resolve, 50))
+  release()
+  t.equal((await busy).text, '0\nbusy')
+  t.equal((await patient).text, '0\npatient', 'a caller still waiting is served')
+  t.same(h.ran.map(r => r.env.get('CNI_CONTAINERID')), ['busy', 'patient'], 'the request whose front had gone never ran')
+  t.same(h.counts, ['served ADD 0', 'served ADD 0'], 'and is not counted as served')
+  t.ok(h.logs.some(l => l.includes('its front gave up') && l.includes('gave-up')), 'the drop is logged with the container')
+})
+
 t.test('close() stops accepting and lets a running verb answer', async t => {
   let release: () => void = () => {}
   const h = await start(t, {}, async () => { await new Promise<void>(resolve => { release = resolve }); return { code: 1, stdout: 'late' } })
