@@ -65,8 +65,15 @@ function select (args: ResourceArgs, listed: ReadonlyMap<Kind, KObject[]>, nsFor
   if (args.targets.length === 0) return { found: args.kinds.flatMap(k => listed.get(k) ?? []), missing: [] }
   const found: KObject[] = []
   const missing: FerryError[] = []
+  // By name per kind: thousands of names against thousands of objects stay linear (the first wins, as find did).
+  const byName = new Map<Kind, Map<string, KObject>>()
+  for (const [kind, objects] of listed) {
+    const m = new Map<string, KObject>()
+    for (const o of objects) if (!m.has(o.metadata.name)) m.set(o.metadata.name, o)
+    byName.set(kind, m)
+  }
   for (const t of args.targets) {
-    const o = (listed.get(t.kind) ?? []).find(x => x.metadata.name === t.name)
+    const o = byName.get(t.kind)?.get(t.name)
     if (o !== undefined) found.push(o)
     else missing.push(notFound({ kind: t.kind, name: t.name, namespace: nsFor(t.kind) }))
   }

@@ -71,8 +71,12 @@ export function parseResourceArgs (verb: string, args: readonly string[]): Resou
 
 /** Each mention of the same object once, the first keeping its place: what delete acts on. */
 export function uniqueTargets (targets: readonly Target[]): Target[] {
+  const seen = new Set<string>()
   const unique: Target[] = []
-  for (const t of targets) if (!unique.some(u => u.kind === t.kind && u.name === t.name)) unique.push(t)
+  for (const t of targets) {
+    const k = `${t.kind}/${t.name}` // names never hold "/" (checkNames)
+    if (!seen.has(k)) { seen.add(k); unique.push(t) }
+  }
   return unique
 }
 

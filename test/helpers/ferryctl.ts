@@ -14,10 +14,11 @@ export const FERRYCTL_BIN = join(root, 'dist/cmd/ferryctl.js')
 
 export interface CtlRun { code: number, stdout: string, stderr: string }
 
-/** ferryctl's own sources: newer than the build means the build is stale. */
+/** Every source ferryctl may import (cmd/ and pkg/, walked whole): newer than the build means the build is stale. */
 function sources (): string[] {
-  const dir = (d: string): string[] => readdirSync(join(root, d)).filter(f => f.endsWith('.ts')).map(f => join(root, d, f))
-  return [join(root, 'cmd/ferryctl.ts'), ...dir('pkg/ctl'), ...dir('pkg/etcd')]
+  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap(e =>
+    e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : [])
+  return [...walk(join(root, 'cmd')), ...walk(join(root, 'pkg'))]
 }
 
 function checkBuild (): void {
