@@ -176,7 +176,7 @@ t.test('ferryctl apply and get over TLS (flags and environment) and with a login
   const tlsFlags = ['--etcd-endpoints', tlsEtcd.endpoint, '--etcd-cafile', pki.ca, '--etcd-certfile', pki.client.cert, '--etcd-keyfile', pki.client.key]
   const applied = await ctl(['apply', '-f', dir, ...tlsFlags])
   t.equal(applied.code, 0, applied.stderr)
-  t.equal(applied.stdout, 'service/default/web created\n')
+  t.equal(applied.stdout, 'service/web created\n')
   const env = { FERRY_ETCD_ENDPOINTS: tlsEtcd.endpoint, FERRY_ETCD_CAFILE: pki.ca, FERRY_ETCD_CERTFILE: pki.client.cert, FERRY_ETCD_KEYFILE: pki.client.key }
   const got = await ctl(['get', 'svc', 'web'], env)
   t.equal(got.code, 0, got.stderr)
@@ -195,7 +195,7 @@ t.test('ferryctl apply and get over TLS (flags and environment) and with a login
   const login = ['--etcd-endpoints', authEtcd.endpoint, '--etcd-username', 'root', '--etcd-password-file', passwordFile]
   const authApplied = await ctl(['apply', '-f', dir, ...login])
   t.equal(authApplied.code, 0, authApplied.stderr)
-  t.equal(authApplied.stdout, 'service/default/web created\n')
+  t.equal(authApplied.stdout, 'service/web created\n')
   const envLogin = await ctl(['get', 'svc', 'web'], { FERRY_ETCD_ENDPOINTS: authEtcd.endpoint, FERRY_ETCD_USERNAME: 'root', FERRY_ETCD_PASSWORD: PASSWORD })
   t.equal(envLogin.code, 0, envLogin.stderr)
   t.match(envLogin.stdout, /^NAME/, 'FERRY_ETCD_USERNAME + FERRY_ETCD_PASSWORD')
