@@ -42,10 +42,10 @@ export interface CniServerOptions {
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 
-/** Counting semaphore: run() waits for a free slot. */
 /** What a queued verb whose front has gone returns instead of running. */
 const ABANDONED = { code: 11, stdout: '' }
 
+/** Counting semaphore: run() waits for a free slot. */
 class Slots {
   private free: number
   private readonly waiting: Array<() => void> = []
