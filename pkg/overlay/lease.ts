@@ -271,6 +271,13 @@ export class EtcdSubnetManager implements SubnetManager {
   }
 
   /** One list → decide → transaction; null when another writer got in between. */
+  /** The claim is in: a lease it left behind only waits out its TTL, so a failed revoke is a warning, never a stop. */
+  private async revokeLeftover (client: Etcd3, id: string, what: string, fields: Record<string, unknown> = {}): Promise<void> {
+    await revoke(client, id).catch((e: unknown) => {
+      this.log('warn', `revoking ${what} failed; it expires at its TTL: ${describe(e)}`, { leaseId: id, ...fields })
+    })
+  }
+
   private async claimOnce (config: NetworkConfig, attrs: LeaseAttrs, preferred: { ipv4?: Cidr | undefined, ipv6?: Cidr | undefined }): Promise<NodeLeases | null> {
     const client = this.etcd()
     const list = await wrap('listing subnet leases', async () => await listLeases(client, this.opts.prefix))
@@ -279,20 +286,8 @@ export class EtcdSubnetManager implements SubnetManager {
     const res = await wrap('claiming a subnet lease', async () => await claim(client, puts, plan.deletes, this.ttl))
     if (!res.ok) return null
     this.leaseId = res.leaseId
-    for (const id of plan.oldLeases) {
-      if (id !== res.leaseId) {
-        await revoke(client, id).catch((e: unknown) => {
-          this.log('warn', `revoking the previous etcd lease of a reused subnet key failed; it expires at its TTL: ${describe(e)}`, { leaseId: id })
-        })
-      }
-    }
-    // The stale keys are gone already; a lease left behind only waits out its TTL, so a failure is no reason to stop.
-    for (const id of plan.staleLeases) {
-      if (id === res.leaseId) continue
-      await revoke(client, id).catch((e: unknown) => {
-        this.log('warn', `revoking the etcd lease of a deleted stale subnet key failed; it expires at its TTL: ${describe(e)}`, { leaseId: id, keys: plan.deletes })
-      })
-    }
+    for (const id of plan.oldLeases) if (id !== res.leaseId) await this.revokeLeftover(client, id, 'the previous etcd lease of a reused subnet key')
+    for (const id of plan.staleLeases) if (id !== res.leaseId) await this.revokeLeftover(client, id, 'the etcd lease of a deleted stale subnet key', { keys: plan.deletes })
     const got: { ipv4?: Lease, ipv6?: Lease } = {}
     for (const c of plan.claims) {
       got[c.subnet.family === 'IPv4' ? 'ipv4' : 'ipv6'] = { key: c.put.key, subnet: c.subnet, attrs, leaseId: c.put.noLease === true ? '0' : res.leaseId, modRevision: '0' }
