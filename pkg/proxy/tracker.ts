@@ -182,12 +182,15 @@ export class EndpointsChangeTracker {
   private record (svc: string, sliceName: string, slice: EndpointSlice | null): void {
     const appliedSlice = this.applied.get(svc)?.get(sliceName)
     let change = this.pending.get(svc)
+    // A removed slice's annotation dates from its last update, not from the removal. kube-proxy then drops
+    // every pending trigger time of the Service (applied slice or not), and so does ferry: its change
+    // counts from receipt.
+    if (slice === null && change !== undefined) change.triggers = undefined
     if (sameSlice(appliedSlice, slice)) {
       // Same as applied: drop any pending change for this slice.
       if (change === undefined) return
       change.slices.delete(sliceName)
-      if (slice === null) change.triggers = undefined // a removal: see below
-      else change.triggers?.delete(sliceName)
+      change.triggers?.delete(sliceName)
       if (change.slices.size === 0) this.pending.delete(svc)
       return
     }
@@ -196,9 +199,7 @@ export class EndpointsChangeTracker {
       this.pending.set(svc, change)
     }
     change.slices.set(sliceName, slice)
-    // A removed slice's annotation dates from its last update, not from the removal. kube-proxy then drops
-    // every pending trigger time of the Service, and so does ferry: its change counts from receipt.
-    if (slice === null) { change.triggers = undefined; return }
+    if (slice === null) return
     const at = lastChangeTriggerTime(slice.metadata)
     if (at === undefined || at <= this.startedAt) return
     // Every update is one observation, superseded or not, as kube-proxy's LastChangeTriggerTimes.
