@@ -48,6 +48,11 @@ function splitNat (payload: string): NatParts {
 
 const JUMP = / -j (\S+)/
 
+/** The chains and targets `chain`'s rules jump to, in rule order. */
+function jumpTargets (p: NatParts, chain: string): string[] {
+  return (p.rules.get(chain) ?? []).flatMap(l => JUMP.exec(l)?.[1] ?? [])
+}
+
 function reorder (p: NatParts, order: Order): string {
   const lines: string[] = []
   if (order === 'save') {
@@ -65,24 +70,20 @@ function reorder (p: NatParts, order: Order): string {
       if (done.has(c) || !p.rules.has(c)) return
       done.add(c)
       into.push(c)
-      for (const l of p.rules.get(c) ?? []) {
-        const target = JUMP.exec(l)?.[1]
-        if (target !== undefined) group(target, into)
-      }
+      for (const target of jumpTargets(p, c)) group(target, into)
     }
     let batch: string[] = []
     let services = 0
     const flush = (): void => {
-      const desc = [...batch].sort().reverse()
-      for (const c of desc) lines.push(`:${c} - [0:0]`)
-      for (const c of [...desc].reverse()) lines.push(...(p.rules.get(c) ?? []))
+      const asc = [...batch].sort()
+      for (const c of [...asc].reverse()) lines.push(`:${c} - [0:0]`)
+      for (const c of asc) lines.push(...(p.rules.get(c) ?? []))
       batch = []
       services = 0
     }
     for (const c of top) {
-      for (const l of p.rules.get(c) ?? []) {
-        const target = JUMP.exec(l)?.[1]
-        if (target === undefined || done.has(target)) continue
+      for (const target of jumpTargets(p, c)) {
+        if (done.has(target)) continue
         group(target, batch)
         if (++services === BATCH) flush()
       }
@@ -97,10 +98,7 @@ function reorder (p: NatParts, order: Order): string {
     const emit = (c: string): void => {
       if (done.has(c)) return
       done.add(c)
-      for (const l of p.rules.get(c) ?? []) {
-        const target = JUMP.exec(l)?.[1]
-        if (target !== undefined && p.rules.has(target)) emit(target)
-      }
+      for (const target of jumpTargets(p, c)) if (p.rules.has(target)) emit(target)
       lines.push(`:${c} - [0:0]`, ...(p.rules.get(c) ?? []))
     }
     for (const c of p.declared) emit(c)
